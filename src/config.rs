@@ -1,0 +1,229 @@
+//! Protocol configuration and the deployment presets.
+//!
+//! Each preset is a complete, consistent set of numbers; the comments say why each number is
+//! what it is. Runtime settings (addresses, names, the config file) live in `settings`.
+
+use std::time::Duration;
+
+/// The knobs of the protocol core.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// How often a node probes the next member of its round-robin list (SWIM's protocol period).
+    /// Lifeguard stretches it by the local health score.
+    pub probe_interval: Duration,
+    /// How long a direct ping waits for its ack before indirect probes are sent; stretched by
+    /// the local health score. Must be under `probe_interval`.
+    pub probe_timeout: Duration,
+    /// How many members are asked to ping a silent target on our behalf (SWIM's k).
+    pub indirect_checks: usize,
+    /// Upper bound of the Lifeguard local health score; timeouts stretch by `score + 1`.
+    pub awareness_max: u32,
+    /// Minimum suspicion timeout for clusters up to 10 members; scales with `log10(N)`.
+    pub suspicion_base: Duration,
+    /// An unconfirmed suspicion lasts this many times the minimum (Lifeguard's α/β).
+    pub suspicion_max_mult: u32,
+    /// Independent confirmations that shrink a suspicion to its minimum (Lifeguard's K).
+    pub suspicion_confirmations: u32,
+    /// On hearing a suspicion, about this many members in all probe the suspect at once.
+    /// The probe carries the suspicion (buddy system), so a live suspect refutes within one
+    /// round trip, and a dead one collects confirmations within one probe timeout.
+    pub confirm_probes: u32,
+    /// How often queued updates are gossiped in their own datagrams when nothing else carries them.
+    pub gossip_interval: Duration,
+    /// How many random members each gossip round (and each eager push) goes to.
+    pub gossip_fanout: usize,
+    /// A new update is pushed at once, but pushes are spaced at least this far apart so that a
+    /// burst of updates shares datagrams.
+    pub eager_push_spacing: Duration,
+    /// Each update is sent about `retransmit_mult * ceil(log10(N + 1))` times.
+    pub retransmit_mult: u32,
+    /// Byte budget of every datagram, envelope included: stays under a 1,500-byte Ethernet MTU
+    /// with IP and UDP headers and some tunnel overhead.
+    pub packet_bytes_max: usize,
+    /// How often a node compares a membership digest with one random member (anti-entropy).
+    pub sync_interval: Duration,
+    /// How often a node tries to reach one failed member again, so that healed partitions
+    /// find each other without an operator.
+    pub reconnect_interval: Duration,
+    /// Failed members are retried and kept this long, then forgotten.
+    pub failed_reap_after: Duration,
+    /// Members that left gracefully are kept (as `left`) this long, then forgotten.
+    pub left_reap_after: Duration,
+    /// First retry of an unanswered join; doubles up to `join_retry_max`.
+    pub join_retry_interval: Duration,
+    pub join_retry_max: Duration,
+    /// A leaving node keeps answering and gossiping its departure this long before it stops.
+    pub leave_propagate: Duration,
+    /// Expected cluster size, if known: quorum is then a majority of the larger of this and
+    /// the number of members known.
+    pub expected_members: Option<usize>,
+}
+
+/// A named set of defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Lan,
+    Wan,
+    Local,
+}
+
+impl Preset {
+    pub fn parse(s: &str) -> Option<Preset> {
+        match s {
+            "lan" => Some(Preset::Lan),
+            "wan" => Some(Preset::Wan),
+            "local" => Some(Preset::Local),
+            _ => None,
+        }
+    }
+
+    pub fn config(self) -> Config {
+        match self {
+            Preset::Lan => Config::lan(),
+            Preset::Wan => Config::wan(),
+            Preset::Local => Config::local(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::lan()
+    }
+}
+
+impl Config {
+    /// One data centre: sub-millisecond round trips, rare loss.
+    ///
+    /// One probe a second keeps idle traffic at one ping and one ack per node per second. The
+    /// 400 ms probe timeout is hundreds of LAN round trips, and Lifeguard stretches it on a
+    /// slow node. A crash is suspected within one probe period and, once confirmed by
+    /// the members that probe the suspect on hearing of it, declared failed after
+    /// 1.5 s · max(1, log10 N): about 3.5 s end to end for 32 nodes, where memberlist's LAN
+    /// profile takes 6 s of suspicion alone. The short minimum is safe because a live suspect
+    /// hears of its suspicion within a round trip (buddy pings) and refutes at once.
+    pub fn lan() -> Config {
+        Config {
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(400),
+            indirect_checks: 3,
+            awareness_max: 8,
+            suspicion_base: Duration::from_millis(1_500),
+            suspicion_max_mult: 4,
+            suspicion_confirmations: 3,
+            confirm_probes: 3,
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            eager_push_spacing: Duration::from_millis(5),
+            retransmit_mult: 4,
+            packet_bytes_max: 1_400,
+            sync_interval: Duration::from_secs(30),
+            reconnect_interval: Duration::from_secs(10),
+            failed_reap_after: Duration::from_secs(24 * 3600),
+            left_reap_after: Duration::from_secs(3600),
+            join_retry_interval: Duration::from_secs(1),
+            join_retry_max: Duration::from_secs(30),
+            leave_propagate: Duration::from_millis(600),
+            expected_members: None,
+        }
+    }
+
+    /// Across data centres: round trips up to a few hundred milliseconds and bursty loss.
+    ///
+    /// Timeouts are several WAN round trips; suspicion starts at 6 s so that a burst of loss
+    /// on one link is refuted before it becomes a failure; updates go to one more member and
+    /// are sent one more time per log10 N; retries are slower to spare the long links.
+    pub fn wan() -> Config {
+        Config {
+            probe_interval: Duration::from_secs(2),
+            probe_timeout: Duration::from_millis(1_500),
+            indirect_checks: 3,
+            awareness_max: 8,
+            suspicion_base: Duration::from_secs(6),
+            suspicion_max_mult: 4,
+            suspicion_confirmations: 3,
+            confirm_probes: 3,
+            gossip_interval: Duration::from_millis(500),
+            gossip_fanout: 4,
+            eager_push_spacing: Duration::from_millis(20),
+            retransmit_mult: 5,
+            packet_bytes_max: 1_400,
+            sync_interval: Duration::from_secs(60),
+            reconnect_interval: Duration::from_secs(30),
+            failed_reap_after: Duration::from_secs(72 * 3600),
+            left_reap_after: Duration::from_secs(3600),
+            join_retry_interval: Duration::from_secs(2),
+            join_retry_max: Duration::from_secs(60),
+            leave_propagate: Duration::from_secs(2),
+            expected_members: None,
+        }
+    }
+
+    /// One machine (tests, development): loopback round trips are microseconds, so every
+    /// timeout is short and forgotten members go quickly.
+    pub fn local() -> Config {
+        Config {
+            probe_interval: Duration::from_millis(500),
+            probe_timeout: Duration::from_millis(100),
+            indirect_checks: 3,
+            awareness_max: 8,
+            suspicion_base: Duration::from_millis(1_000),
+            suspicion_max_mult: 4,
+            suspicion_confirmations: 3,
+            confirm_probes: 3,
+            gossip_interval: Duration::from_millis(100),
+            gossip_fanout: 3,
+            eager_push_spacing: Duration::from_millis(2),
+            retransmit_mult: 4,
+            packet_bytes_max: 1_400,
+            sync_interval: Duration::from_secs(10),
+            reconnect_interval: Duration::from_secs(2),
+            failed_reap_after: Duration::from_secs(120),
+            left_reap_after: Duration::from_secs(60),
+            join_retry_interval: Duration::from_millis(200),
+            join_retry_max: Duration::from_secs(5),
+            leave_propagate: Duration::from_millis(300),
+            expected_members: None,
+        }
+    }
+
+    /// Problems that would make the protocol misbehave, in words an operator can act on.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.probe_timeout >= self.probe_interval {
+            out.push("probe_timeout must be shorter than probe_interval".to_string());
+        }
+        if self.probe_interval.is_zero() || self.gossip_interval.is_zero() {
+            out.push("probe_interval and gossip_interval must be above zero".to_string());
+        }
+        if self.packet_bytes_max < 512 || self.packet_bytes_max > crate::wire::DATAGRAM_MAX_BYTES {
+            out.push(format!(
+                "packet_bytes_max must be between 512 and {}",
+                crate::wire::DATAGRAM_MAX_BYTES
+            ));
+        }
+        if self.suspicion_max_mult < 1 {
+            out.push("suspicion_max_mult must be at least 1".to_string());
+        }
+        if self.gossip_fanout == 0 {
+            out.push("gossip_fanout must be at least 1".to_string());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_consistent() {
+        for preset in [Preset::Lan, Preset::Wan, Preset::Local] {
+            let c = preset.config();
+            assert!(c.problems().is_empty(), "{preset:?}: {:?}", c.problems());
+        }
+        let mut c = Config::lan();
+        c.probe_timeout = c.probe_interval;
+        assert_eq!(c.problems().len(), 1);
+    }
+}

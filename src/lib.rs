@@ -1,0 +1,37 @@
+//! hera: a decentralised service registry.
+//!
+//! Every node runs SWIM with the Lifeguard extensions over UDP and replicates the registry as
+//! last-writer-wins deltas piggybacked on the same datagrams. The crate is one sans-IO protocol
+//! core and the thin shells around it:
+//!
+//! | module | job |
+//! |---|---|
+//! | [`node`] | the state machine: membership, dissemination, registry; its I/O contract |
+//! | [`time`] | the core's own `Instant`; the core never reads a clock |
+//! | [`wire`] | datagram envelope (magic, version, flags, CRC32), messages, typed decode errors |
+//! | [`swim`] | the merge rule, probing, suspicion, Lifeguard awareness, the gossip queue |
+//! | [`timers`] | the deadline table behind `Node::poll_timeout` |
+//! | [`config`] | protocol knobs and the lan / wan / local presets |
+//! | [`stats`] | plain counters; only the shell exports them |
+//! | `driver` | tokio: the socket, the task that owns the `Node`, the only clock read |
+//! | `http` | axum: the HTTP faces over a `NodeHandle` |
+//! | `cli` | clap: `hera run` and the client subcommands |
+//!
+//! The shells sit behind the default `runtime` feature, so the core builds without tokio; the
+//! simulator in `sim/` and the fuzz targets use the core alone.
+
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+pub mod config;
+pub mod names;
+pub mod node;
+pub mod stats;
+pub mod swim;
+pub mod time;
+pub mod timers;
+pub mod wire;
+
+
+pub use node::{Command, Event, Node, Transmit};
+pub use time::Instant;

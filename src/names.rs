@@ -1,0 +1,167 @@
+//! Validated names: parse, don't validate.
+//!
+//! A value of these types is always well-formed, whether it came from the config, the HTTP API
+//! or a datagram, so the rest of the code never re-checks a name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use compact_str::CompactString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    Empty { what: &'static str },
+    TooLong { what: &'static str, len: usize, max: usize },
+    BadCharacter { what: &'static str, ch: char },
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty { what } => write!(f, "{what} must not be empty"),
+            NameError::TooLong { what, len, max } => {
+                write!(f, "{what} is {len} bytes long, the limit is {max}")
+            }
+            NameError::BadCharacter { what, ch } => write!(
+                f,
+                "{what} may contain only ASCII letters, digits, '.', '_' and '-', not {ch:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+fn check(what: &'static str, s: &str, max: usize) -> Result<(), NameError> {
+    if s.is_empty() {
+        return Err(NameError::Empty { what });
+    }
+    if s.len() > max {
+        return Err(NameError::TooLong { what, len: s.len(), max });
+    }
+    match s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        Some(ch) => Err(NameError::BadCharacter { what, ch }),
+        None => Ok(()),
+    }
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $ty(CompactString);
+
+        impl $ty {
+            /// The longest accepted name, in bytes.
+            pub const MAX_BYTES: usize = $max;
+            const WHAT: &'static str = $what;
+
+            pub fn new(s: &str) -> Result<Self, NameError> {
+                check(Self::WHAT, s, Self::MAX_BYTES)?;
+                Ok($ty(CompactString::from(s)))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                $ty::new(s)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.0.as_str(), f)
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $ty::new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl bincode::Encode for $ty {
+            fn encode<E: bincode::enc::Encoder>(
+                &self,
+                e: &mut E,
+            ) -> Result<(), bincode::error::EncodeError> {
+                crate::wire::bounded::encode_str(self.as_str(), e)
+            }
+        }
+
+        impl<C> bincode::Decode<C> for $ty {
+            fn decode<D: bincode::de::Decoder<Context = C>>(
+                d: &mut D,
+            ) -> Result<Self, bincode::error::DecodeError> {
+                let s = crate::wire::bounded::decode_str(d, Self::MAX_BYTES)?;
+                $ty::new(&s).map_err(|_| bincode::error::DecodeError::Other(crate::wire::bounded::INVALID_NAME))
+            }
+        }
+
+        bincode::impl_borrow_decode!($ty);
+    };
+}
+
+name_type!(
+    /// A node's name, unique in the cluster: 1 to 64 bytes of `[A-Za-z0-9._-]`.
+    NodeName,
+    "node name",
+    64
+);
+
+name_type!(
+    /// A data-centre label or tag key: 1 to 32 bytes of `[A-Za-z0-9._-]`.
+    Label,
+    "label",
+    32
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_are_checked() {
+        assert!(NodeName::new("n1.dc-a_2").is_ok());
+        assert_eq!(NodeName::new(""), Err(NameError::Empty { what: "node name" }));
+        assert!(matches!(NodeName::new(&"x".repeat(65)), Err(NameError::TooLong { len: 65, .. })));
+        assert!(matches!(NodeName::new("a b"), Err(NameError::BadCharacter { ch: ' ', .. })));
+        assert!(matches!(NodeName::new("é"), Err(NameError::BadCharacter { .. })));
+        assert!(Label::new(&"d".repeat(32)).is_ok());
+        assert!(Label::new(&"d".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn serde_refuses_bad_names() {
+        let ok: Result<NodeName, _> = serde_json::from_str("\"web-1\"");
+        assert!(ok.is_ok());
+        let bad: Result<NodeName, _> = serde_json::from_str("\"web 1\"");
+        assert!(bad.is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! Getting news around (SWIM §4.1): piggybacking on every datagram, eager pushes and gossip
+//! rounds to random members, and the push-pull exchange behind join, anti-entropy and
+//! reconnects.
+
+use std::net::SocketAddr;
+
+use super::membership::Source;
+use super::{Event, Node, Transmit};
+use crate::swim::gossip::retransmit_limit;
+use crate::swim::probe::sample;
+use crate::time::Instant;
+use crate::timers::Timer;
+use crate::wire::bounded::BoundedVec;
+use crate::wire::{
+    encode_message, DatagramBuilder, MemberUpdate, Message, PushPull, SyncProbe,
+    PUSH_PULL_MEMBERS_MAX,
+};
+
+/// Bytes a push-pull message adds around its records: kind, flag and a length prefix.
+const PUSH_PULL_FRAME_BYTES: usize = 8;
+
+impl Node {
+    /// Send `messages` to `to` in one datagram, filling the rest of the budget with queued
+    /// updates when `piggyback` is set.
+    pub(super) fn send(&mut self, to: SocketAddr, messages: &[Message], piggyback: bool) {
+        let mut datagram = DatagramBuilder::new(self.config.packet_bytes_max);
+        for message in messages {
+            let encoded = encode_message(message);
+            if datagram.try_push(&encoded) {
+                self.stats.message_out(message.kind());
+            }
+        }
+        if piggyback {
+            self.fill_piggyback(&mut datagram);
+        }
+        if !datagram.is_empty() {
+            self.transmit(to, datagram);
+        }
+    }
+
+    fn fill_piggyback(&mut self, datagram: &mut DatagramBuilder) {
+        let limit = retransmit_limit(self.config.retransmit_mult, self.cluster_size());
+        let added = self.broadcasts.fill(datagram, limit);
+        for _ in 0..added {
+            self.stats.message_out("member");
+        }
+    }
+
+    fn transmit(&mut self, to: SocketAddr, datagram: DatagramBuilder) {
+        let payload = datagram.finish();
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += payload.len() as u64;
+        self.outbox.push_back(Transmit { to, payload: payload.into() });
+    }
+
+    /// Something new was queued: push it soon, at most once per `eager_push_spacing`.
+    pub(super) fn want_push(&mut self) {
+        if self.push_scheduled {
+            return;
+        }
+        self.push_scheduled = true;
+        let at = match self.last_push {
+            Some(last) => last + self.config.eager_push_spacing,
+            None => Instant::ZERO,
+        };
+        self.timers.schedule(at, Timer::EagerPush);
+    }
+
+    pub(super) fn on_eager_push(&mut self, now: Instant) {
+        self.push_scheduled = false;
+        self.last_push = Some(now);
+        self.gossip_round();
+    }
+
+    pub(super) fn on_gossip_tick(&mut self, now: Instant) {
+        self.timers.schedule(now + self.config.gossip_interval, Timer::GossipTick);
+        self.gossip_round();
+    }
+
+    /// Send queued updates to `gossip_fanout` random live members, one datagram each.
+    fn gossip_round(&mut self) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        let me = self.name.clone();
+        let targets = sample(self.members.live(), self.config.gossip_fanout, &mut self.rng, |n| *n == me);
+        for target in targets {
+            if self.broadcasts.is_empty() {
+                break;
+            }
+            let Some(addr) = self.members.get(&target).map(|m| m.profile.addr) else { continue };
+            let mut datagram = DatagramBuilder::new(self.config.packet_bytes_max);
+            self.fill_piggyback(&mut datagram);
+            if !datagram.is_empty() {
+                self.transmit(addr, datagram);
+            }
+        }
+    }
+
+    /// Send our whole table to `to`, in as many datagrams as it takes.
+    pub(super) fn send_push_pull(&mut self, to: SocketAddr, reply_wanted: bool) {
+        self.stats.push_pulls_sent += 1;
+        let mut records = vec![self.own_update()];
+        records.extend(self.members.iter().map(|(name, m)| MemberUpdate {
+            name: name.clone(),
+            incarnation: m.incarnation,
+            claim: self.claim_for(name, m.state),
+            profile: (*m.profile).clone(),
+        }));
+        self.send_records(to, reply_wanted, records);
+    }
+
+    /// Pack member records into push-pull datagrams no larger than the budget.
+    pub(super) fn send_records(&mut self, to: SocketAddr, reply_wanted: bool, records: Vec<MemberUpdate>) {
+        let room = self.config.packet_bytes_max - crate::wire::OVERHEAD_BYTES - PUSH_PULL_FRAME_BYTES;
+        let mut chunk: Vec<MemberUpdate> = Vec::new();
+        let mut chunk_bytes = 0;
+        for record in records {
+            let size = bincode::encode_to_vec(&record, crate::wire::wire_config()).map_or(room, |v| v.len());
+            if !chunk.is_empty() && (chunk_bytes + size > room || chunk.len() == PUSH_PULL_MEMBERS_MAX) {
+                let full = std::mem::take(&mut chunk);
+                self.send_push_pull_chunk(to, reply_wanted, full);
+                chunk_bytes = 0;
+            }
+            chunk_bytes += size;
+            chunk.push(record);
+        }
+        if !chunk.is_empty() {
+            self.send_push_pull_chunk(to, reply_wanted, chunk);
+        }
+    }
+
+    fn send_push_pull_chunk(&mut self, to: SocketAddr, reply_wanted: bool, members: Vec<MemberUpdate>) {
+        let message = Message::PushPull(PushPull { reply_wanted, members: BoundedVec::new(members) });
+        self.send(to, &[message], false);
+    }
+
+    fn claim_for(&self, name: &crate::names::NodeName, state: crate::swim::State) -> crate::wire::Claim {
+        use crate::swim::State;
+        use crate::wire::Claim;
+        let by = || {
+            self.suspicions.get(name).map_or_else(|| self.name.clone(), |s| s.first_suspecter().clone())
+        };
+        match state {
+            State::Alive => Claim::Alive,
+            State::Suspect => Claim::Suspect { by: by() },
+            State::Failed => Claim::Failed { by: self.name.clone() },
+            State::Left => Claim::Left,
+        }
+    }
+
+    pub(super) fn on_push_pull(&mut self, now: Instant, from: SocketAddr, push_pull: PushPull) {
+        for record in push_pull.members.0 {
+            self.apply_update(now, record, Source::PushPull);
+        }
+        if push_pull.reply_wanted {
+            self.send_push_pull(from, false);
+        } else if self.join.take().is_some() {
+            self.emit(Event::Joined { via: from });
+        }
+    }
+
+    pub(super) fn on_sync_tick(&mut self, now: Instant) {
+        self.timers.schedule(now + self.config.sync_interval, Timer::SyncTick);
+        let me = self.name.clone();
+        let Some(peer) = sample(self.members.live(), 1, &mut self.rng, |n| *n == me).pop() else {
+            return;
+        };
+        if let Some(addr) = self.members.get(&peer).map(|m| m.profile.addr) {
+            self.stats.sync_rounds += 1;
+            self.send_sync_probe(addr);
+        }
+    }
+
+    pub(super) fn send_sync_probe(&mut self, to: SocketAddr) {
+        let probe = SyncProbe { members_digest: self.full_digest() };
+        self.send(to, &[Message::SyncProbe(probe)], true);
+    }
+
+    /// A digest that differs from ours starts a push-pull, which brings both sides level.
+    pub(super) fn on_sync_probe(&mut self, _now: Instant, from: SocketAddr, probe: SyncProbe) {
+        if probe.members_digest != self.full_digest() {
+            self.send_push_pull(from, true);
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Applying membership claims: the merge rule in action, suspicion with Lifeguard's
+//! confirmations, refutation of claims about ourselves (SWIM §4.2, Lifeguard §4.2).
+
+use std::sync::Arc;
+
+use super::{Event, Lifecycle, Node};
+use crate::names::NodeName;
+use crate::swim::gossip::Subject;
+use crate::swim::members::{supersedes, State};
+use crate::swim::probe::{uniform, ProbeKind};
+use crate::swim::suspicion::{self, Suspicion};
+use crate::time::Instant;
+use crate::timers::Timer;
+use crate::wire::{encode_message, Claim, Incarnation, MemberUpdate, Message};
+
+/// Where a claim came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// Our own probe or timer.
+    Local,
+    /// Gossip: news, to be believed as stated.
+    Gossip,
+    /// Another node's whole table: its failures may be stale views from the far side of a
+    /// partition, so they count only as suspicions here, which a live member can refute
+    /// (memberlist does the same).
+    PushPull,
+}
+
+impl Node {
+    /// Merge one claim into the table; true if it changed anything (and was queued to gossip).
+    pub(super) fn apply_update(&mut self, now: Instant, update: MemberUpdate, source: Source) -> bool {
+        if update.name == self.name {
+            return self.apply_update_about_me(update);
+        }
+        let claim = match (source, update.claim) {
+            (Source::PushPull, Claim::Failed { by }) => Claim::Suspect { by },
+            (_, claim) => claim,
+        };
+        let incoming = State::of(&claim);
+        let name = update.name;
+        let Some(current) = self.members.get(&name) else {
+            // Strangers are learnt of through good news only, so a reaped member is not
+            // brought back by a late rumour of its death.
+            if incoming != State::Alive {
+                return false;
+            }
+            let addr = update.profile.addr;
+            self.members.set(&name, update.incarnation, State::Alive, Arc::new(update.profile.clone()), now);
+            self.probe_order.insert(name.clone(), &mut self.rng);
+            self.emit(Event::MemberJoined { name: name.clone(), addr });
+            self.queue_member(MemberUpdate { name, claim, ..update });
+            return true;
+        };
+        let (cur_inc, cur_state) = (current.incarnation, current.state);
+        let cur_profile = current.profile.clone();
+
+        if let Claim::Suspect { by } = &claim {
+            if cur_state == State::Suspect && cur_inc == update.incarnation {
+                self.confirm_suspicion(now, &name, by);
+                return false;
+            }
+        }
+        if !supersedes((cur_inc, cur_state), (update.incarnation, incoming)) {
+            return false;
+        }
+        if incoming == State::Alive && cur_state.is_live() && cur_profile.addr != update.profile.addr {
+            self.stats.name_conflicts += 1;
+            self.emit(Event::NameConflict {
+                name,
+                known: cur_profile.addr,
+                claimed: update.profile.addr,
+            });
+            return false;
+        }
+        let profile = if incoming == State::Alive { Arc::new(update.profile.clone()) } else { cur_profile };
+        self.members.set(&name, update.incarnation, incoming, profile.clone(), now);
+        match &claim {
+            Claim::Alive => {
+                self.suspicions.remove(&name);
+                match cur_state {
+                    State::Suspect => {
+                        self.stats.suspicions_refuted += 1;
+                        self.emit(Event::MemberRecovered { name: name.clone() });
+                    }
+                    State::Failed | State::Left => {
+                        self.probe_order.insert(name.clone(), &mut self.rng);
+                        self.emit(Event::MemberRecovered { name: name.clone() });
+                    }
+                    State::Alive => {}
+                }
+            }
+            Claim::Suspect { by } => self.start_suspicion(now, &name, update.incarnation, by),
+            Claim::Failed { .. } => {
+                self.suspicions.remove(&name);
+                self.emit(Event::MemberFailed { name: name.clone() });
+            }
+            Claim::Left => {
+                self.suspicions.remove(&name);
+                self.emit(Event::MemberLeft { name: name.clone() });
+            }
+        }
+        let profile = (*profile).clone();
+        self.queue_member(MemberUpdate { name, incarnation: update.incarnation, claim, profile });
+        true
+    }
+
+    fn start_suspicion(&mut self, now: Instant, name: &NodeName, incarnation: Incarnation, by: &NodeName) {
+        let window = suspicion::bounds(
+            self.config.suspicion_base,
+            self.config.suspicion_max_mult,
+            self.cluster_size(),
+        );
+        let suspicion =
+            Suspicion::new(incarnation, by.clone(), now, window, self.config.suspicion_confirmations);
+        let deadline = suspicion.deadline();
+        self.suspicions.insert(name.clone(), suspicion);
+        self.timers.schedule(deadline, Timer::Suspicion { member: name.clone(), incarnation });
+        if *by == self.name {
+            self.stats.suspicions_raised += 1;
+        } else {
+            self.maybe_confirm_probe(now, name);
+        }
+        self.emit(Event::MemberSuspected { name: name.clone(), by: by.clone() });
+    }
+
+    /// Probe a suspect at once, with probability chosen so that about `confirm_probes`
+    /// members do so in all: a dead suspect is confirmed within one probe timeout, a live one
+    /// is told (buddy system) and refutes.
+    fn maybe_confirm_probe(&mut self, now: Instant, name: &NodeName) {
+        if self.lifecycle != Lifecycle::Active || self.probes.values().any(|p| p.target == *name) {
+            return;
+        }
+        let others = self.members.live().len().max(1);
+        let wanted = self.config.confirm_probes as usize;
+        if uniform(&mut self.rng, others) < wanted {
+            self.start_probe(now, name.clone(), ProbeKind::Confirm);
+        }
+    }
+
+    fn confirm_suspicion(&mut self, now: Instant, name: &NodeName, by: &NodeName) {
+        let Some(suspicion) = self.suspicions.get_mut(name) else { return };
+        if !suspicion.confirm(by) {
+            return;
+        }
+        let (incarnation, deadline) = (suspicion.incarnation, suspicion.deadline());
+        self.timers.schedule(deadline.max(now), Timer::Suspicion { member: name.clone(), incarnation });
+        // Pass the confirmation on, so that others shrink their timers too.
+        if let Some(member) = self.members.get(name) {
+            let update = MemberUpdate {
+                name: name.clone(),
+                incarnation,
+                claim: Claim::Suspect { by: by.clone() },
+                profile: (*member.profile).clone(),
+            };
+            self.queue_member(update);
+        }
+    }
+
+    pub(super) fn on_suspicion_timeout(&mut self, now: Instant, name: &NodeName, incarnation: Incarnation) {
+        let Some(suspicion) = self.suspicions.get(name) else { return };
+        if suspicion.incarnation != incarnation || now < suspicion.deadline() {
+            // Refuted and suspected anew, or a confirmation moved the deadline: another timer
+            // guards the live suspicion.
+            return;
+        }
+        if self.lifecycle != Lifecycle::Active {
+            return;
+        }
+        let Some(member) = self.members.get(name) else { return };
+        let update = MemberUpdate {
+            name: name.clone(),
+            incarnation,
+            claim: Claim::Failed { by: self.name.clone() },
+            profile: (*member.profile).clone(),
+        };
+        if self.apply_update(now, update, Source::Local) {
+            self.stats.suspicions_confirmed += 1;
+        }
+    }
+
+    /// A claim about this node. Anything that says we are not alive, or that a newer us
+    /// exists, is refuted by outbidding its incarnation (SWIM §4.2).
+    fn apply_update_about_me(&mut self, update: MemberUpdate) -> bool {
+        if self.lifecycle != Lifecycle::Active {
+            return false;
+        }
+        let stale = update.incarnation < self.incarnation;
+        let refute = match &update.claim {
+            Claim::Alive => {
+                let impostor = update.profile.addr != self.profile.addr;
+                if impostor && !stale {
+                    self.stats.name_conflicts += 1;
+                    self.emit(Event::NameConflict {
+                        name: self.name.clone(),
+                        known: self.profile.addr,
+                        claimed: update.profile.addr,
+                    });
+                }
+                // An alive claim at our incarnation with our address is our own news echoing.
+                update.incarnation > self.incarnation || (impostor && !stale)
+            }
+            Claim::Suspect { .. } | Claim::Failed { .. } | Claim::Left => !stale,
+        };
+        if !refute {
+            return false;
+        }
+        if matches!(update.claim, Claim::Suspect { .. } | Claim::Failed { .. }) {
+            // Lifeguard: being suspected is a sign we may be the slow one.
+            self.awareness.apply(1);
+        }
+        self.incarnation = update.incarnation.max(self.incarnation).saturating_add(1);
+        self.stats.refutations += 1;
+        self.emit(Event::Refuted { incarnation: self.incarnation });
+        self.queue_member(self.own_update());
+        true
+    }
+
+    /// Our own current claim: alive, or left once we are leaving.
+    pub(super) fn own_update(&self) -> MemberUpdate {
+        let claim = match self.lifecycle {
+            Lifecycle::Active => Claim::Alive,
+            Lifecycle::Leaving | Lifecycle::Stopped => Claim::Left,
+        };
+        MemberUpdate {
+            name: self.name.clone(),
+            incarnation: self.incarnation,
+            claim,
+            profile: (*self.profile).clone(),
+        }
+    }
+
+    /// Queue a membership update for dissemination and push it out soon.
+    pub(super) fn queue_member(&mut self, update: MemberUpdate) {
+        let subject = Subject::Member(update.name.clone());
+        let payload = encode_message(&Message::Member(update));
+        self.broadcasts.push(subject, payload.into());
+        self.version += 1;
+        self.want_push();
+    }
+}

@@ -1,0 +1,92 @@
+//! Plain counters kept by the core. Only the shell exports them (to Prometheus).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Message kinds, in wire order, for per-kind counters.
+pub const MESSAGE_KINDS: [&str; 7] =
+    ["ping", "ack", "ping_req", "nack", "member", "push_pull", "sync_probe"];
+
+/// Decode error kinds, for per-kind counters.
+pub const DECODE_ERROR_KINDS: [&str; 13] = [
+    "too_short",
+    "too_long",
+    "bad_magic",
+    "unsupported_version",
+    "unknown_flags",
+    "truncated",
+    "trailing_bytes",
+    "checksum",
+    "authentication",
+    "oversized",
+    "unknown_kind",
+    "too_many_messages",
+    "invalid_field",
+];
+
+/// Probe round trips kept for the shell to drain into a histogram.
+const RTT_SAMPLES_MAX: usize = 1_024;
+
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Messages received and sent, by kind (indexed as `MESSAGE_KINDS`).
+    pub messages_in: [u64; MESSAGE_KINDS.len()],
+    pub messages_out: [u64; MESSAGE_KINDS.len()],
+    /// Rejected datagrams, by error kind (indexed as `DECODE_ERROR_KINDS`).
+    pub decode_errors: [u64; DECODE_ERROR_KINDS.len()],
+    pub probes_sent: u64,
+    pub probes_failed: u64,
+    pub indirect_probes_sent: u64,
+    pub nacks_sent: u64,
+    pub suspicions_raised: u64,
+    /// Suspicions of others that ended with the member refuting (it was alive all along).
+    pub suspicions_refuted: u64,
+    pub suspicions_confirmed: u64,
+    /// Times this node refuted a suspicion or failure about itself.
+    pub refutations: u64,
+    pub name_conflicts: u64,
+    pub sync_rounds: u64,
+    pub push_pulls_sent: u64,
+    pub members_reaped: u64,
+    rtt_samples: VecDeque<Duration>,
+}
+
+impl Stats {
+    pub fn message_in(&mut self, kind: &str) {
+        if let Some(i) = MESSAGE_KINDS.iter().position(|k| *k == kind) {
+            self.messages_in[i] += 1;
+        }
+    }
+
+    pub fn message_out(&mut self, kind: &str) {
+        if let Some(i) = MESSAGE_KINDS.iter().position(|k| *k == kind) {
+            self.messages_out[i] += 1;
+        }
+    }
+
+    pub fn decode_error(&mut self, kind: &str) {
+        if let Some(i) = DECODE_ERROR_KINDS.iter().position(|k| *k == kind) {
+            self.decode_errors[i] += 1;
+        }
+    }
+
+    pub fn decode_errors_total(&self) -> u64 {
+        self.decode_errors.iter().sum()
+    }
+
+    pub fn record_rtt(&mut self, rtt: Duration) {
+        if self.rtt_samples.len() == RTT_SAMPLES_MAX {
+            self.rtt_samples.pop_front();
+        }
+        self.rtt_samples.push_back(rtt);
+    }
+
+    /// Probe round trips since the last call.
+    pub fn take_rtt_samples(&mut self) -> Vec<Duration> {
+        self.rtt_samples.drain(..).collect()
+    }
+}

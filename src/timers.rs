@@ -1,0 +1,99 @@
+//! The deadline table behind `Node::poll_timeout`.
+//!
+//! Timers are never cancelled: each carries what it guards (a probe's sequence number, a
+//! suspicion's incarnation), and the node ignores one whose subject has moved on. A refuted
+//! suspicion's timer therefore fires and does nothing.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::names::NodeName;
+use crate::time::Instant;
+use crate::wire::{Incarnation, Seq};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// Start the next protocol period's probe.
+    ProbeTick,
+    /// A direct ping went unanswered: ask others to probe indirectly.
+    ProbeTimeout { seq: Seq },
+    /// The end of a probe: no ack means suspicion.
+    ProbeDeadline { seq: Seq },
+    /// We relay an indirect probe; no ack from the target by now means a nack to the origin.
+    RelayTimeout { seq: Seq },
+    /// A suspicion may have run out.
+    Suspicion { member: NodeName, incarnation: Incarnation },
+    /// Gossip queued updates to a few random members.
+    GossipTick,
+    /// A spaced eager push of new updates.
+    EagerPush,
+    /// Anti-entropy: compare membership digests with a random member.
+    SyncTick,
+    /// Try to reach a failed member again.
+    ReconnectTick,
+    /// Forget long-failed and long-departed members.
+    ReapTick,
+    /// Try the seeds again if no one has answered our join.
+    JoinRetry { attempt: u32 },
+    /// A leaving node has said goodbye for long enough.
+    LeaveDone,
+}
+
+#[derive(Debug, Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    next_id: u64,
+}
+
+impl Timers {
+    pub fn schedule(&mut self, at: Instant, timer: Timer) {
+        self.next_id += 1;
+        self.heap.push(Reverse((at, self.next_id, timer)));
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// The earliest timer due at `now`, removed from the table.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        match self.heap.peek() {
+            Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse((_, _, t))| t),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.heap.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pops_in_deadline_order_then_insertion_order() {
+        let mut t = Timers::default();
+        let at = |ms| Instant::from_micros(ms * 1_000);
+        t.schedule(at(30), Timer::GossipTick);
+        t.schedule(at(10), Timer::ProbeTick);
+        t.schedule(at(10), Timer::SyncTick);
+        assert_eq!(t.next_deadline(), Some(at(10)));
+        assert_eq!(t.pop_due(at(5)), None);
+        assert_eq!(t.pop_due(at(10)), Some(Timer::ProbeTick));
+        assert_eq!(t.pop_due(at(10)), Some(Timer::SyncTick));
+        assert_eq!(t.pop_due(at(29)), None);
+        assert_eq!(t.pop_due(at(100)), Some(Timer::GossipTick));
+        assert!(t.is_empty());
+    }
+}

@@ -1,0 +1,99 @@
+//! Why a datagram was rejected. The sender is at fault in every case; the node's state is untouched.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than the fixed header and checksum.
+    TooShort { len: usize },
+    /// Larger than any datagram we accept.
+    TooLong { len: usize },
+    /// Not a hera datagram at all.
+    BadMagic { found: [u8; 2] },
+    /// A hera datagram of a version this node does not speak (a newer peer, most likely).
+    UnsupportedVersion { version: u8 },
+    /// Flag bits this version does not define, or a sealed datagram where none was expected.
+    UnknownFlags { flags: u8 },
+    /// The body is shorter than its declared length, or a message runs past its end.
+    Truncated { declared: usize, actual: usize },
+    /// Bytes after the declared body and checksum.
+    TrailingBytes { extra: usize },
+    /// The CRC32 does not match: corrupted in flight.
+    Checksum { expected: u32, computed: u32 },
+    /// Sealed with a key we do not hold, or tampered with.
+    Authentication,
+    /// A collection or string longer than its limit, or decoding would need too much memory.
+    Oversized,
+    /// A message kind (or enum variant) this version does not know.
+    UnknownKind { kind: u32 },
+    /// More messages than one datagram may carry.
+    TooManyMessages,
+    /// A field that decodes but is not valid (a bad name, invalid UTF-8, a bad value).
+    InvalidField { detail: String },
+}
+
+impl DecodeError {
+    /// A stable label for metrics: `hera_decode_errors_total{kind=...}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::TooShort { .. } => "too_short",
+            DecodeError::TooLong { .. } => "too_long",
+            DecodeError::BadMagic { .. } => "bad_magic",
+            DecodeError::UnsupportedVersion { .. } => "unsupported_version",
+            DecodeError::UnknownFlags { .. } => "unknown_flags",
+            DecodeError::Truncated { .. } => "truncated",
+            DecodeError::TrailingBytes { .. } => "trailing_bytes",
+            DecodeError::Checksum { .. } => "checksum",
+            DecodeError::Authentication => "authentication",
+            DecodeError::Oversized => "oversized",
+            DecodeError::UnknownKind { .. } => "unknown_kind",
+            DecodeError::TooManyMessages => "too_many_messages",
+            DecodeError::InvalidField { .. } => "invalid_field",
+        }
+    }
+
+    /// Map bincode's error for a message whose body spans `declared` bytes of which `actual`
+    /// were present.
+    pub(crate) fn from_bincode(e: bincode::error::DecodeError, body_len: usize) -> Self {
+        use bincode::error::DecodeError as B;
+        match e {
+            B::UnexpectedEnd { additional } => DecodeError::Truncated {
+                declared: body_len + additional,
+                actual: body_len,
+            },
+            B::LimitExceeded => DecodeError::Oversized,
+            B::Other(super::bounded::OVERSIZED) => DecodeError::Oversized,
+            B::UnexpectedVariant { found, .. } => DecodeError::UnknownKind { kind: found },
+            B::OutsideUsizeRange(_) => DecodeError::Oversized,
+            other => DecodeError::InvalidField { detail: other.to_string() },
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::TooShort { len } => write!(f, "datagram of {len} bytes is too short"),
+            DecodeError::TooLong { len } => write!(f, "datagram of {len} bytes is too long"),
+            DecodeError::BadMagic { found } => write!(f, "bad magic {found:02x?}: not hera"),
+            DecodeError::UnsupportedVersion { version } => {
+                write!(f, "protocol version {version} is not supported (this node speaks 1)")
+            }
+            DecodeError::UnknownFlags { flags } => write!(f, "unknown flags {flags:#04x}"),
+            DecodeError::Truncated { declared, actual } => {
+                write!(f, "truncated: needs {declared} bytes, has {actual}")
+            }
+            DecodeError::TrailingBytes { extra } => write!(f, "{extra} trailing bytes"),
+            DecodeError::Checksum { expected, computed } => {
+                write!(f, "checksum mismatch: carried {expected:#010x}, computed {computed:#010x}")
+            }
+            DecodeError::Authentication => write!(f, "authentication failed: unknown key or tampered"),
+            DecodeError::Oversized => write!(f, "a collection exceeds its size limit"),
+            DecodeError::UnknownKind { kind } => write!(f, "unknown message kind {kind}"),
+            DecodeError::TooManyMessages => write!(f, "too many messages in one datagram"),
+            DecodeError::InvalidField { detail } => write!(f, "invalid field: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}

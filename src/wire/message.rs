@@ -1,0 +1,128 @@
+//! The messages of wire format v1. Field-by-field layout: `docs/wire.md`.
+//!
+//! New kinds are only ever appended: a kind's number is its position in [`Message`].
+
+use std::net::SocketAddr;
+
+use bincode::{Decode, Encode};
+
+use super::bounded::{BoundedString, BoundedVec};
+use crate::names::{Label, NodeName};
+
+/// A probe's sequence number; pairs an ack or nack with its ping.
+pub type Seq = u32;
+
+/// A member's incarnation: only the member itself raises it, to refute a suspicion (SWIM §4.2).
+pub type Incarnation = u32;
+
+/// Most tags a member may carry; keeps an alive update well inside one datagram.
+pub const TAGS_MAX: usize = 16;
+/// Longest tag value, in bytes.
+pub const TAG_VALUE_MAX_BYTES: usize = 128;
+/// Most member records in one push-pull datagram (the MTU binds long before this).
+pub const PUSH_PULL_MEMBERS_MAX: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Message {
+    /// Are you alive? Sent by a prober, or by a relay on behalf of one.
+    Ping(Ping),
+    /// Yes: answers a ping, or is relayed back to the member that asked for an indirect probe.
+    Ack(Ack),
+    /// Please ping `target` for me (SWIM §3.1 indirect probe).
+    PingReq(PingReq),
+    /// Lifeguard: the relay asked by a ping-req got no ack in time, but it is itself alive.
+    Nack(Nack),
+    /// A membership change, piggybacked or gossiped.
+    Member(MemberUpdate),
+    /// A whole membership table (in MTU-sized parts): join, anti-entropy and reconnects.
+    PushPull(PushPull),
+    /// Anti-entropy summary: a digest of the sender's membership; a mismatch starts a push-pull.
+    SyncProbe(SyncProbe),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Ping {
+    pub seq: Seq,
+    /// Whom the sender believes it is pinging; a node by another name does not answer.
+    pub target: NodeName,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Ack {
+    pub seq: Seq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PingReq {
+    pub seq: Seq,
+    pub target: NodeName,
+    pub target_addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Nack {
+    pub seq: Seq,
+}
+
+/// Everything a member says about itself when it is alive.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Profile {
+    /// The address it advertises (may differ from the one it binds).
+    pub addr: SocketAddr,
+    /// Its data centre.
+    pub dc: Label,
+    pub tags: BoundedVec<Tag, TAGS_MAX>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct Tag {
+    pub key: Label,
+    pub value: BoundedString<TAG_VALUE_MAX_BYTES>,
+}
+
+/// The SWIM states a member moves through. `by` names who made the claim, so that Lifeguard
+/// can count independent confirmations of a suspicion.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Claim {
+    Alive,
+    Suspect { by: NodeName },
+    Failed { by: NodeName },
+    Left,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct MemberUpdate {
+    pub name: NodeName,
+    pub incarnation: Incarnation,
+    pub claim: Claim,
+    /// Carried with every claim so that whoever first hears of a member can reach it.
+    pub profile: Profile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PushPull {
+    /// True on the first leg: the receiver answers with its own table.
+    pub reply_wanted: bool,
+    pub members: BoundedVec<MemberUpdate, PUSH_PULL_MEMBERS_MAX>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct SyncProbe {
+    /// Order-independent digest of (name, incarnation, state) of every member the sender knows.
+    pub members_digest: u64,
+}
+
+impl Message {
+    /// A short name for logs and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Ping(_) => "ping",
+            Message::Ack(_) => "ack",
+            Message::PingReq(_) => "ping_req",
+            Message::Nack(_) => "nack",
+            Message::Member(_) => "member",
+            Message::PushPull(_) => "push_pull",
+            Message::SyncProbe(_) => "sync_probe",
+        }
+    }
+}
