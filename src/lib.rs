@@ -33,5 +33,5 @@ pub mod timers;
 pub mod wire;
 
 
-pub use node::{Command, Event, Node, Transmit};
+pub use node::{Command, CommandError, Event, Identity, Node, Reply, Sink, Transmit};
 pub use time::Instant;

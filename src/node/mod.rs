@@ -80,6 +80,12 @@ pub enum Command {
     Leave,
 }
 
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Done,
+}
+
 /// Why a command was not carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandError {
@@ -273,15 +279,16 @@ impl Node {
         }
     }
 
-    pub fn handle_command(&mut self, now: Instant, command: Command) -> Result<(), CommandError> {
+    /// An operator's or client's request; the reply says what was done.
+    pub fn handle_command(&mut self, now: Instant, command: Command) -> Result<Reply, CommandError> {
         if self.lifecycle != Lifecycle::Active {
             return Err(CommandError::NotRunning);
         }
         match command {
-            Command::Join { seeds } => self.start_join(now, seeds),
+            Command::Join { seeds } => self.start_join(now, seeds).map(|()| Reply::Done),
             Command::Leave => {
                 self.start_leave(now);
-                Ok(())
+                Ok(Reply::Done)
             }
         }
     }
