@@ -32,6 +32,5 @@ pub mod time;
 pub mod timers;
 pub mod wire;
 
-
 pub use node::{Command, CommandError, Event, Identity, Node, Reply, Sink, Transmit};
 pub use time::Instant;

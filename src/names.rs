@@ -12,9 +12,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameError {
-    Empty { what: &'static str },
-    TooLong { what: &'static str, len: usize, max: usize },
-    BadCharacter { what: &'static str, ch: char },
+    Empty {
+        what: &'static str,
+    },
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    BadCharacter {
+        what: &'static str,
+        ch: char,
+    },
 }
 
 impl fmt::Display for NameError {
@@ -39,9 +48,16 @@ fn check(what: &'static str, s: &str, max: usize) -> Result<(), NameError> {
         return Err(NameError::Empty { what });
     }
     if s.len() > max {
-        return Err(NameError::TooLong { what, len: s.len(), max });
+        return Err(NameError::TooLong {
+            what,
+            len: s.len(),
+            max,
+        });
     }
-    match s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    match s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         Some(ch) => Err(NameError::BadCharacter { what, ch }),
         None => Ok(()),
     }
@@ -149,10 +165,22 @@ mod tests {
     #[test]
     fn node_names_are_checked() {
         assert!(NodeName::new("n1.dc-a_2").is_ok());
-        assert_eq!(NodeName::new(""), Err(NameError::Empty { what: "node name" }));
-        assert!(matches!(NodeName::new(&"x".repeat(65)), Err(NameError::TooLong { len: 65, .. })));
-        assert!(matches!(NodeName::new("a b"), Err(NameError::BadCharacter { ch: ' ', .. })));
-        assert!(matches!(NodeName::new("é"), Err(NameError::BadCharacter { .. })));
+        assert_eq!(
+            NodeName::new(""),
+            Err(NameError::Empty { what: "node name" })
+        );
+        assert!(matches!(
+            NodeName::new(&"x".repeat(65)),
+            Err(NameError::TooLong { len: 65, .. })
+        ));
+        assert!(matches!(
+            NodeName::new("a b"),
+            Err(NameError::BadCharacter { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            NodeName::new("é"),
+            Err(NameError::BadCharacter { .. })
+        ));
         assert!(Label::new(&"d".repeat(32)).is_ok());
         assert!(Label::new(&"d".repeat(33)).is_err());
     }

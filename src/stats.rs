@@ -4,8 +4,15 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Message kinds, in wire order, for per-kind counters.
-pub const MESSAGE_KINDS: [&str; 7] =
-    ["ping", "ack", "ping_req", "nack", "member", "push_pull", "sync_probe"];
+pub const MESSAGE_KINDS: [&str; 7] = [
+    "ping",
+    "ack",
+    "ping_req",
+    "nack",
+    "member",
+    "push_pull",
+    "sync_probe",
+];
 
 /// Decode error kinds, for per-kind counters.
 pub const DECODE_ERROR_KINDS: [&str; 13] = [

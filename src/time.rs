@@ -67,7 +67,10 @@ mod tests {
     fn arithmetic_saturates_instead_of_wrapping() {
         let t = Instant::from_micros(5);
         assert_eq!(t - Duration::from_secs(1), Instant::ZERO);
-        assert_eq!(Instant::from_micros(u64::MAX) + Duration::from_secs(1), Instant::from_micros(u64::MAX));
+        assert_eq!(
+            Instant::from_micros(u64::MAX) + Duration::from_secs(1),
+            Instant::from_micros(u64::MAX)
+        );
         assert_eq!(t.saturating_since(Instant::from_micros(9)), Duration::ZERO);
         assert_eq!(Instant::from_micros(2_500).as_millis(), 2);
     }

@@ -22,7 +22,10 @@ pub enum Timer {
     /// We relay an indirect probe; no ack from the target by now means a nack to the origin.
     RelayTimeout { seq: Seq },
     /// A suspicion may have run out.
-    Suspicion { member: NodeName, incarnation: Incarnation },
+    Suspicion {
+        member: NodeName,
+        incarnation: Incarnation,
+    },
     /// Gossip queued updates to a few random members.
     GossipTick,
     /// A spaced eager push of new updates.

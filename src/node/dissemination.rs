@@ -50,7 +50,10 @@ impl Node {
         let payload = datagram.finish();
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += payload.len() as u64;
-        self.outbox.push_back(Transmit { to, payload: payload.into() });
+        self.outbox.push_back(Transmit {
+            to,
+            payload: payload.into(),
+        });
     }
 
     /// Something new was queued: push it soon, at most once per `eager_push_spacing`.
@@ -73,7 +76,8 @@ impl Node {
     }
 
     pub(super) fn on_gossip_tick(&mut self, now: Instant) {
-        self.timers.schedule(now + self.config.gossip_interval, Timer::GossipTick);
+        self.timers
+            .schedule(now + self.config.gossip_interval, Timer::GossipTick);
         self.gossip_round();
     }
 
@@ -83,12 +87,19 @@ impl Node {
             return;
         }
         let me = self.name.clone();
-        let targets = sample(self.members.live(), self.config.gossip_fanout, &mut self.rng, |n| *n == me);
+        let targets = sample(
+            self.members.live(),
+            self.config.gossip_fanout,
+            &mut self.rng,
+            |n| *n == me,
+        );
         for target in targets {
             if self.broadcasts.is_empty() {
                 break;
             }
-            let Some(addr) = self.members.get(&target).map(|m| m.profile.addr) else { continue };
+            let Some(addr) = self.members.get(&target).map(|m| m.profile.addr) else {
+                continue;
+            };
             let mut datagram = DatagramBuilder::new(self.config.packet_bytes_max);
             self.fill_piggyback(&mut datagram);
             if !datagram.is_empty() {
@@ -111,13 +122,22 @@ impl Node {
     }
 
     /// Pack member records into push-pull datagrams no larger than the budget.
-    pub(super) fn send_records(&mut self, to: SocketAddr, reply_wanted: bool, records: Vec<MemberUpdate>) {
-        let room = self.config.packet_bytes_max - crate::wire::OVERHEAD_BYTES - PUSH_PULL_FRAME_BYTES;
+    pub(super) fn send_records(
+        &mut self,
+        to: SocketAddr,
+        reply_wanted: bool,
+        records: Vec<MemberUpdate>,
+    ) {
+        let room =
+            self.config.packet_bytes_max - crate::wire::OVERHEAD_BYTES - PUSH_PULL_FRAME_BYTES;
         let mut chunk: Vec<MemberUpdate> = Vec::new();
         let mut chunk_bytes = 0;
         for record in records {
-            let size = bincode::encode_to_vec(&record, crate::wire::wire_config()).map_or(room, |v| v.len());
-            if !chunk.is_empty() && (chunk_bytes + size > room || chunk.len() == PUSH_PULL_MEMBERS_MAX) {
+            let size = bincode::encode_to_vec(&record, crate::wire::wire_config())
+                .map_or(room, |v| v.len());
+            if !chunk.is_empty()
+                && (chunk_bytes + size > room || chunk.len() == PUSH_PULL_MEMBERS_MAX)
+            {
                 let full = std::mem::take(&mut chunk);
                 self.send_push_pull_chunk(to, reply_wanted, full);
                 chunk_bytes = 0;
@@ -130,21 +150,37 @@ impl Node {
         }
     }
 
-    fn send_push_pull_chunk(&mut self, to: SocketAddr, reply_wanted: bool, members: Vec<MemberUpdate>) {
-        let message = Message::PushPull(PushPull { reply_wanted, members: BoundedVec::new(members) });
+    fn send_push_pull_chunk(
+        &mut self,
+        to: SocketAddr,
+        reply_wanted: bool,
+        members: Vec<MemberUpdate>,
+    ) {
+        let message = Message::PushPull(PushPull {
+            reply_wanted,
+            members: BoundedVec::new(members),
+        });
         self.send(to, &[message], false);
     }
 
-    fn claim_for(&self, name: &crate::names::NodeName, state: crate::swim::State) -> crate::wire::Claim {
+    fn claim_for(
+        &self,
+        name: &crate::names::NodeName,
+        state: crate::swim::State,
+    ) -> crate::wire::Claim {
         use crate::swim::State;
         use crate::wire::Claim;
         let by = || {
-            self.suspicions.get(name).map_or_else(|| self.name.clone(), |s| s.first_suspecter().clone())
+            self.suspicions
+                .get(name)
+                .map_or_else(|| self.name.clone(), |s| s.first_suspecter().clone())
         };
         match state {
             State::Alive => Claim::Alive,
             State::Suspect => Claim::Suspect { by: by() },
-            State::Failed => Claim::Failed { by: self.name.clone() },
+            State::Failed => Claim::Failed {
+                by: self.name.clone(),
+            },
             State::Left => Claim::Left,
         }
     }
@@ -161,7 +197,8 @@ impl Node {
     }
 
     pub(super) fn on_sync_tick(&mut self, now: Instant) {
-        self.timers.schedule(now + self.config.sync_interval, Timer::SyncTick);
+        self.timers
+            .schedule(now + self.config.sync_interval, Timer::SyncTick);
         let me = self.name.clone();
         let Some(peer) = sample(self.members.live(), 1, &mut self.rng, |n| *n == me).pop() else {
             return;
@@ -173,7 +210,9 @@ impl Node {
     }
 
     pub(super) fn send_sync_probe(&mut self, to: SocketAddr) {
-        let probe = SyncProbe { members_digest: self.full_digest() };
+        let probe = SyncProbe {
+            members_digest: self.full_digest(),
+        };
         self.send(to, &[Message::SyncProbe(probe)], true);
     }
 

@@ -15,8 +15,15 @@ use crate::wire::Message;
 const LEAVE_DIRECT_MAX: usize = 32;
 
 impl Node {
-    pub(super) fn start_join(&mut self, now: Instant, seeds: Vec<SocketAddr>) -> Result<(), CommandError> {
-        let seeds: Vec<SocketAddr> = seeds.into_iter().filter(|s| *s != self.profile.addr).collect();
+    pub(super) fn start_join(
+        &mut self,
+        now: Instant,
+        seeds: Vec<SocketAddr>,
+    ) -> Result<(), CommandError> {
+        let seeds: Vec<SocketAddr> = seeds
+            .into_iter()
+            .filter(|s| *s != self.profile.addr)
+            .collect();
         if seeds.is_empty() {
             return Err(CommandError::NoSeeds);
         }
@@ -27,15 +34,21 @@ impl Node {
 
     /// Introduce ourselves to every seed; the first to answer with its table completes the join.
     fn send_join(&mut self, now: Instant) {
-        let Some(join) = self.join.as_mut() else { return };
+        let Some(join) = self.join.as_mut() else {
+            return;
+        };
         join.attempt += 1;
         let (seeds, attempt) = (join.seeds.clone(), join.attempt);
         for seed in seeds {
             self.send_records(seed, true, vec![self.own_update()]);
         }
-        let backoff = self.config.join_retry_interval.saturating_mul(1 << (attempt - 1).min(16));
+        let backoff = self
+            .config
+            .join_retry_interval
+            .saturating_mul(1 << (attempt - 1).min(16));
         let wait = backoff.min(self.config.join_retry_max);
-        self.timers.schedule(now + wait, Timer::JoinRetry { attempt });
+        self.timers
+            .schedule(now + wait, Timer::JoinRetry { attempt });
     }
 
     pub(super) fn on_join_retry(&mut self, now: Instant, attempt: u32) {
@@ -51,13 +64,19 @@ impl Node {
         let goodbye = self.own_update();
         self.queue_member(goodbye.clone());
         let me = self.name.clone();
-        let direct = sample(self.members.live(), LEAVE_DIRECT_MAX, &mut self.rng, |n| *n == me);
+        let direct = sample(self.members.live(), LEAVE_DIRECT_MAX, &mut self.rng, |n| {
+            *n == me
+        });
         for name in direct {
             if let Some(addr) = self.members.get(&name).map(|m| m.profile.addr) {
                 self.send(addr, &[Message::Member(goodbye.clone())], true);
             }
         }
-        let wait = if self.members.live().is_empty() { Duration::ZERO } else { self.config.leave_propagate };
+        let wait = if self.members.live().is_empty() {
+            Duration::ZERO
+        } else {
+            self.config.leave_propagate
+        };
         self.timers.schedule(now + wait, Timer::LeaveDone);
     }
 
@@ -72,7 +91,8 @@ impl Node {
     /// Reach out to one failed member: if it is alive after all (a healed partition), the
     /// digests differ and a push-pull brings both sides together.
     pub(super) fn on_reconnect_tick(&mut self, now: Instant) {
-        self.timers.schedule(now + self.config.reconnect_interval, Timer::ReconnectTick);
+        self.timers
+            .schedule(now + self.config.reconnect_interval, Timer::ReconnectTick);
         let failed = self.members.counts().failed;
         if failed == 0 || self.lifecycle != Lifecycle::Active {
             return;
@@ -90,14 +110,21 @@ impl Node {
     }
 
     pub(super) fn reap_interval(&self) -> Duration {
-        let shortest = self.config.failed_reap_after.min(self.config.left_reap_after);
+        let shortest = self
+            .config
+            .failed_reap_after
+            .min(self.config.left_reap_after);
         (shortest / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
     }
 
     pub(super) fn on_reap_tick(&mut self, now: Instant) {
-        self.timers.schedule(now + self.reap_interval(), Timer::ReapTick);
-        let (counts, failed_after, left_after) =
-            (self.members.counts(), self.config.failed_reap_after, self.config.left_reap_after);
+        self.timers
+            .schedule(now + self.reap_interval(), Timer::ReapTick);
+        let (counts, failed_after, left_after) = (
+            self.members.counts(),
+            self.config.failed_reap_after,
+            self.config.left_reap_after,
+        );
         if counts.failed + counts.left == 0 {
             return;
         }

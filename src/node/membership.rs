@@ -28,7 +28,12 @@ pub(super) enum Source {
 
 impl Node {
     /// Merge one claim into the table; true if it changed anything (and was queued to gossip).
-    pub(super) fn apply_update(&mut self, now: Instant, update: MemberUpdate, source: Source) -> bool {
+    pub(super) fn apply_update(
+        &mut self,
+        now: Instant,
+        update: MemberUpdate,
+        source: Source,
+    ) -> bool {
         if update.name == self.name {
             return self.apply_update_about_me(update);
         }
@@ -45,10 +50,23 @@ impl Node {
                 return false;
             }
             let addr = update.profile.addr;
-            self.members.set(&name, update.incarnation, State::Alive, Arc::new(update.profile.clone()), now);
+            self.members.set(
+                &name,
+                update.incarnation,
+                State::Alive,
+                Arc::new(update.profile.clone()),
+                now,
+            );
             self.probe_order.insert(name.clone(), &mut self.rng);
-            self.emit(Event::MemberJoined { name: name.clone(), addr });
-            self.queue_member(MemberUpdate { name, claim, ..update });
+            self.emit(Event::MemberJoined {
+                name: name.clone(),
+                addr,
+            });
+            self.queue_member(MemberUpdate {
+                name,
+                claim,
+                ..update
+            });
             return true;
         };
         let (cur_inc, cur_state) = (current.incarnation, current.state);
@@ -63,7 +81,10 @@ impl Node {
         if !supersedes((cur_inc, cur_state), (update.incarnation, incoming)) {
             return false;
         }
-        if incoming == State::Alive && cur_state.is_live() && cur_profile.addr != update.profile.addr {
+        if incoming == State::Alive
+            && cur_state.is_live()
+            && cur_profile.addr != update.profile.addr
+        {
             self.stats.name_conflicts += 1;
             self.emit(Event::NameConflict {
                 name,
@@ -72,8 +93,13 @@ impl Node {
             });
             return false;
         }
-        let profile = if incoming == State::Alive { Arc::new(update.profile.clone()) } else { cur_profile };
-        self.members.set(&name, update.incarnation, incoming, profile.clone(), now);
+        let profile = if incoming == State::Alive {
+            Arc::new(update.profile.clone())
+        } else {
+            cur_profile
+        };
+        self.members
+            .set(&name, update.incarnation, incoming, profile.clone(), now);
         match &claim {
             Claim::Alive => {
                 self.suspicions.remove(&name);
@@ -100,27 +126,52 @@ impl Node {
             }
         }
         let profile = (*profile).clone();
-        self.queue_member(MemberUpdate { name, incarnation: update.incarnation, claim, profile });
+        self.queue_member(MemberUpdate {
+            name,
+            incarnation: update.incarnation,
+            claim,
+            profile,
+        });
         true
     }
 
-    fn start_suspicion(&mut self, now: Instant, name: &NodeName, incarnation: Incarnation, by: &NodeName) {
+    fn start_suspicion(
+        &mut self,
+        now: Instant,
+        name: &NodeName,
+        incarnation: Incarnation,
+        by: &NodeName,
+    ) {
         let window = suspicion::bounds(
             self.config.suspicion_base,
             self.config.suspicion_max_mult,
             self.cluster_size(),
         );
-        let suspicion =
-            Suspicion::new(incarnation, by.clone(), now, window, self.config.suspicion_confirmations);
+        let suspicion = Suspicion::new(
+            incarnation,
+            by.clone(),
+            now,
+            window,
+            self.config.suspicion_confirmations,
+        );
         let deadline = suspicion.deadline();
         self.suspicions.insert(name.clone(), suspicion);
-        self.timers.schedule(deadline, Timer::Suspicion { member: name.clone(), incarnation });
+        self.timers.schedule(
+            deadline,
+            Timer::Suspicion {
+                member: name.clone(),
+                incarnation,
+            },
+        );
         if *by == self.name {
             self.stats.suspicions_raised += 1;
         } else {
             self.maybe_confirm_probe(now, name);
         }
-        self.emit(Event::MemberSuspected { name: name.clone(), by: by.clone() });
+        self.emit(Event::MemberSuspected {
+            name: name.clone(),
+            by: by.clone(),
+        });
     }
 
     /// Probe a suspect at once, with probability chosen so that about `confirm_probes`
@@ -138,12 +189,20 @@ impl Node {
     }
 
     fn confirm_suspicion(&mut self, now: Instant, name: &NodeName, by: &NodeName) {
-        let Some(suspicion) = self.suspicions.get_mut(name) else { return };
+        let Some(suspicion) = self.suspicions.get_mut(name) else {
+            return;
+        };
         if !suspicion.confirm(by) {
             return;
         }
         let (incarnation, deadline) = (suspicion.incarnation, suspicion.deadline());
-        self.timers.schedule(deadline.max(now), Timer::Suspicion { member: name.clone(), incarnation });
+        self.timers.schedule(
+            deadline.max(now),
+            Timer::Suspicion {
+                member: name.clone(),
+                incarnation,
+            },
+        );
         // Pass the confirmation on, so that others shrink their timers too.
         if let Some(member) = self.members.get(name) {
             let update = MemberUpdate {
@@ -156,8 +215,15 @@ impl Node {
         }
     }
 
-    pub(super) fn on_suspicion_timeout(&mut self, now: Instant, name: &NodeName, incarnation: Incarnation) {
-        let Some(suspicion) = self.suspicions.get(name) else { return };
+    pub(super) fn on_suspicion_timeout(
+        &mut self,
+        now: Instant,
+        name: &NodeName,
+        incarnation: Incarnation,
+    ) {
+        let Some(suspicion) = self.suspicions.get(name) else {
+            return;
+        };
         if suspicion.incarnation != incarnation || now < suspicion.deadline() {
             // Refuted and suspected anew, or a confirmation moved the deadline: another timer
             // guards the live suspicion.
@@ -166,11 +232,15 @@ impl Node {
         if self.lifecycle != Lifecycle::Active {
             return;
         }
-        let Some(member) = self.members.get(name) else { return };
+        let Some(member) = self.members.get(name) else {
+            return;
+        };
         let update = MemberUpdate {
             name: name.clone(),
             incarnation,
-            claim: Claim::Failed { by: self.name.clone() },
+            claim: Claim::Failed {
+                by: self.name.clone(),
+            },
             profile: (*member.profile).clone(),
         };
         if self.apply_update(now, update, Source::Local) {
@@ -210,7 +280,9 @@ impl Node {
         }
         self.incarnation = update.incarnation.max(self.incarnation).saturating_add(1);
         self.stats.refutations += 1;
-        self.emit(Event::Refuted { incarnation: self.incarnation });
+        self.emit(Event::Refuted {
+            incarnation: self.incarnation,
+        });
         self.queue_member(self.own_update());
         true
     }

@@ -109,23 +109,48 @@ impl std::error::Error for CommandError {}
 /// Something that happened, for logs, metrics and watchers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    MemberJoined { name: NodeName, addr: SocketAddr },
-    MemberSuspected { name: NodeName, by: NodeName },
+    MemberJoined {
+        name: NodeName,
+        addr: SocketAddr,
+    },
+    MemberSuspected {
+        name: NodeName,
+        by: NodeName,
+    },
     /// A suspect refuted its suspicion, or a failed member came back.
-    MemberRecovered { name: NodeName },
-    MemberFailed { name: NodeName },
-    MemberLeft { name: NodeName },
-    MemberReaped { name: NodeName },
+    MemberRecovered {
+        name: NodeName,
+    },
+    MemberFailed {
+        name: NodeName,
+    },
+    MemberLeft {
+        name: NodeName,
+    },
+    MemberReaped {
+        name: NodeName,
+    },
     /// A second node claimed a live member's name from another address; it was refused.
-    NameConflict { name: NodeName, known: SocketAddr, claimed: SocketAddr },
+    NameConflict {
+        name: NodeName,
+        known: SocketAddr,
+        claimed: SocketAddr,
+    },
     /// This node refuted a suspicion or failure about itself.
-    Refuted { incarnation: Incarnation },
+    Refuted {
+        incarnation: Incarnation,
+    },
     /// A seed answered our join.
-    Joined { via: SocketAddr },
+    Joined {
+        via: SocketAddr,
+    },
     /// A graceful leave has finished; the node is inert.
     LeaveComplete,
     /// A datagram was rejected; nothing in the node changed.
-    Rejected { from: SocketAddr, error: DecodeError },
+    Rejected {
+        from: SocketAddr,
+        error: DecodeError,
+    },
 }
 
 /// A datagram to send.
@@ -280,7 +305,11 @@ impl Node {
     }
 
     /// An operator's or client's request; the reply says what was done.
-    pub fn handle_command(&mut self, now: Instant, command: Command) -> Result<Reply, CommandError> {
+    pub fn handle_command(
+        &mut self,
+        now: Instant,
+        command: Command,
+    ) -> Result<Reply, CommandError> {
         if self.lifecycle != Lifecycle::Active {
             return Err(CommandError::NotRunning);
         }
@@ -383,7 +412,12 @@ impl Node {
         let known = reachable + counts.failed;
         let expected = self.config.expected_members;
         let of = known.max(expected.unwrap_or(0));
-        Quorum { reachable, known, expected, has_quorum: reachable * 2 > of }
+        Quorum {
+            reachable,
+            known,
+            expected,
+            has_quorum: reachable * 2 > of,
+        }
     }
 
     /// Every member, this node first, then the others by name.
@@ -427,9 +461,11 @@ impl Node {
 
     /// Digest of the whole membership view, this node included.
     fn full_digest(&self) -> u64 {
-        self.members
-            .digest()
-            .wrapping_add(member_hash(&self.name, self.incarnation, self.own_state()))
+        self.members.digest().wrapping_add(member_hash(
+            &self.name,
+            self.incarnation,
+            self.own_state(),
+        ))
     }
 
     /// Members the retransmit limit and suspicion window are computed for.
@@ -463,9 +499,11 @@ impl Node {
         self.timers.schedule(gossip_at, Timer::GossipTick);
         let sync_at = now + self.config.sync_interval / 2 + self.jitter(self.config.sync_interval);
         self.timers.schedule(sync_at, Timer::SyncTick);
-        let reconnect_at = now + self.config.reconnect_interval + self.jitter(self.config.reconnect_interval);
+        let reconnect_at =
+            now + self.config.reconnect_interval + self.jitter(self.config.reconnect_interval);
         self.timers.schedule(reconnect_at, Timer::ReconnectTick);
-        self.timers.schedule(now + self.reap_interval(), Timer::ReapTick);
+        self.timers
+            .schedule(now + self.reap_interval(), Timer::ReapTick);
     }
 
     fn handle_timer(&mut self, now: Instant, timer: Timer) {
@@ -474,9 +512,10 @@ impl Node {
             Timer::ProbeTimeout { seq } => self.on_probe_timeout(seq),
             Timer::ProbeDeadline { seq } => self.on_probe_deadline(now, seq),
             Timer::RelayTimeout { seq } => self.on_relay_timeout(now, seq),
-            Timer::Suspicion { member, incarnation } => {
-                self.on_suspicion_timeout(now, &member, incarnation)
-            }
+            Timer::Suspicion {
+                member,
+                incarnation,
+            } => self.on_suspicion_timeout(now, &member, incarnation),
             Timer::GossipTick => self.on_gossip_tick(now),
             Timer::EagerPush => self.on_eager_push(now),
             Timer::SyncTick => self.on_sync_tick(now),

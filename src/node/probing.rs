@@ -14,7 +14,7 @@ use crate::swim::probe::{sample, Probe, ProbeKind, Relay};
 use crate::swim::State;
 use crate::time::Instant;
 use crate::timers::Timer;
-use crate::wire::{Ack, Claim, Message, MemberUpdate, Nack, Ping, PingReq, Seq};
+use crate::wire::{Ack, Claim, MemberUpdate, Message, Nack, Ping, PingReq, Seq};
 
 impl Node {
     pub(super) fn on_probe_tick(&mut self, now: Instant) {
@@ -24,9 +24,11 @@ impl Node {
             return;
         }
         let members = &self.members;
-        let target = self.probe_order.next_target(members.live(), &mut self.rng, |name| {
-            members.get(name).is_some_and(|m| m.state.is_live())
-        });
+        let target = self
+            .probe_order
+            .next_target(members.live(), &mut self.rng, |name| {
+                members.get(name).is_some_and(|m| m.state.is_live())
+            });
         if let Some(target) = target {
             self.start_probe(now, target, ProbeKind::Regular);
         }
@@ -37,31 +39,49 @@ impl Node {
         if self.probes.len() >= PROBES_MAX {
             return;
         }
-        let Some(addr) = self.members.get(&target).map(|m| m.profile.addr) else { return };
+        let Some(addr) = self.members.get(&target).map(|m| m.profile.addr) else {
+            return;
+        };
         let seq = self.next_seq();
         let messages = self.ping_messages(seq, &target);
         self.probes.insert(
             seq,
-            Probe { target, addr, started: now, kind, nacks_expected: 0, nacks_received: 0 },
+            Probe {
+                target,
+                addr,
+                started: now,
+                kind,
+                nacks_expected: 0,
+                nacks_received: 0,
+            },
         );
         self.stats.probes_sent += 1;
         self.send(addr, &messages, true);
         let timeout = self.awareness.scale(self.config.probe_timeout);
         let interval = self.awareness.scale(self.config.probe_interval);
-        self.timers.schedule(now + timeout, Timer::ProbeTimeout { seq });
-        self.timers.schedule(now + interval, Timer::ProbeDeadline { seq });
+        self.timers
+            .schedule(now + timeout, Timer::ProbeTimeout { seq });
+        self.timers
+            .schedule(now + interval, Timer::ProbeDeadline { seq });
     }
 
     /// A ping, and if the target is suspected, the suspicion itself (Lifeguard's buddy
     /// system): a live suspect learns of it from the probe and refutes at once.
     fn ping_messages(&self, seq: Seq, target: &NodeName) -> Vec<Message> {
-        let mut messages = vec![Message::Ping(Ping { seq, target: target.clone() })];
-        if let (Some(member), Some(suspicion)) = (self.members.get(target), self.suspicions.get(target)) {
+        let mut messages = vec![Message::Ping(Ping {
+            seq,
+            target: target.clone(),
+        })];
+        if let (Some(member), Some(suspicion)) =
+            (self.members.get(target), self.suspicions.get(target))
+        {
             if member.state == State::Suspect {
                 messages.push(Message::Member(MemberUpdate {
                     name: target.clone(),
                     incarnation: member.incarnation,
-                    claim: Claim::Suspect { by: suspicion.first_suspecter().clone() },
+                    claim: Claim::Suspect {
+                        by: suspicion.first_suspecter().clone(),
+                    },
                     profile: (*member.profile).clone(),
                 }));
             }
@@ -70,13 +90,22 @@ impl Node {
     }
 
     pub(super) fn on_probe_timeout(&mut self, seq: Seq) {
-        let Some(probe) = self.probes.get(&seq) else { return };
+        let Some(probe) = self.probes.get(&seq) else {
+            return;
+        };
         let (target, addr) = (probe.target.clone(), probe.addr);
         let me = self.name.clone();
-        let helpers = sample(self.members.live(), self.config.indirect_checks, &mut self.rng, |n| {
-            *n == target || *n == me
+        let helpers = sample(
+            self.members.live(),
+            self.config.indirect_checks,
+            &mut self.rng,
+            |n| *n == target || *n == me,
+        );
+        let request = Message::PingReq(PingReq {
+            seq,
+            target: target.clone(),
+            target_addr: addr,
         });
-        let request = Message::PingReq(PingReq { seq, target: target.clone(), target_addr: addr });
         let mut sent = 0;
         for helper in helpers {
             if let Some(helper_addr) = self.members.get(&helper).map(|m| m.profile.addr) {
@@ -91,7 +120,9 @@ impl Node {
     }
 
     pub(super) fn on_probe_deadline(&mut self, now: Instant, seq: Seq) {
-        let Some(probe) = self.probes.remove(&seq) else { return };
+        let Some(probe) = self.probes.remove(&seq) else {
+            return;
+        };
         self.stats.probes_failed += 1;
         if probe.kind == ProbeKind::Regular {
             // Lifeguard §4.1: missing nacks mean we are the slow one; without helpers to
@@ -106,14 +137,18 @@ impl Node {
         if self.lifecycle != Lifecycle::Active {
             return;
         }
-        let Some(member) = self.members.get(&probe.target) else { return };
+        let Some(member) = self.members.get(&probe.target) else {
+            return;
+        };
         if !member.state.is_live() || member.profile.addr != probe.addr {
             return;
         }
         let update = MemberUpdate {
             name: probe.target,
             incarnation: member.incarnation,
-            claim: Claim::Suspect { by: self.name.clone() },
+            claim: Claim::Suspect {
+                by: self.name.clone(),
+            },
             profile: (*member.profile).clone(),
         };
         self.apply_update(now, update, Source::Local);
@@ -136,7 +171,13 @@ impl Node {
             }
         }
         if let Some(relay) = self.relays.remove(&ack.seq) {
-            self.send(relay.origin, &[Message::Ack(Ack { seq: relay.origin_seq })], true);
+            self.send(
+                relay.origin,
+                &[Message::Ack(Ack {
+                    seq: relay.origin_seq,
+                })],
+                true,
+            );
         }
     }
 
@@ -145,18 +186,31 @@ impl Node {
             return;
         }
         let seq = self.next_seq();
-        self.relays.insert(seq, Relay { origin: from, origin_seq: req.seq });
+        self.relays.insert(
+            seq,
+            Relay {
+                origin: from,
+                origin_seq: req.seq,
+            },
+        );
         let messages = self.ping_messages(seq, &req.target);
         self.send(req.target_addr, &messages, true);
         // Nack a little before the requester gives up on us, as memberlist does (80%).
         let wait = self.awareness.scale(self.config.probe_timeout).mul_f64(0.8);
-        self.timers.schedule(now + wait, Timer::RelayTimeout { seq });
+        self.timers
+            .schedule(now + wait, Timer::RelayTimeout { seq });
     }
 
     pub(super) fn on_relay_timeout(&mut self, _now: Instant, seq: Seq) {
         if let Some(relay) = self.relays.remove(&seq) {
             self.stats.nacks_sent += 1;
-            self.send(relay.origin, &[Message::Nack(Nack { seq: relay.origin_seq })], true);
+            self.send(
+                relay.origin,
+                &[Message::Nack(Nack {
+                    seq: relay.origin_seq,
+                })],
+                true,
+            );
         }
     }
 

@@ -88,7 +88,9 @@ impl Broadcasts {
             }
         }
         for key in &sent {
-            let Some(item) = self.queue.remove(key) else { continue };
+            let Some(item) = self.queue.remove(key) else {
+                continue;
+            };
             let transmits = key.0 + 1;
             if transmits >= limit {
                 self.by_subject.remove(&item.subject);
@@ -112,7 +114,16 @@ mod tests {
 
     #[test]
     fn retransmit_limit_grows_with_log_n() {
-        let table = [(0, 4), (1, 4), (9, 4), (10, 8), (99, 8), (100, 12), (1_000, 16), (10_000, 20)];
+        let table = [
+            (0, 4),
+            (1, 4),
+            (9, 4),
+            (10, 8),
+            (99, 8),
+            (100, 12),
+            (1_000, 16),
+            (10_000, 20),
+        ];
         for (n, limit) in table {
             assert_eq!(retransmit_limit(4, n), limit, "n={n}");
         }

@@ -157,7 +157,10 @@ impl Members {
         profile: Arc<Profile>,
         now: Instant,
     ) {
-        let previous = self.map.get(name).map(|m| (m.incarnation, m.state, m.live_slot));
+        let previous = self
+            .map
+            .get(name)
+            .map(|m| (m.incarnation, m.state, m.live_slot));
         let mut live_slot = None;
         if let Some((inc, old_state, slot)) = previous {
             *self.counts.slot(old_state) -= 1;
@@ -165,7 +168,9 @@ impl Members {
             live_slot = slot;
         }
         *self.counts.slot(state) += 1;
-        self.digest = self.digest.wrapping_add(member_hash(name, incarnation, state));
+        self.digest = self
+            .digest
+            .wrapping_add(member_hash(name, incarnation, state));
         match (live_slot, state.is_live()) {
             (None, true) => {
                 live_slot = Some(self.live.len() as u32);
@@ -186,7 +191,14 @@ impl Members {
         let last_ack = self.map.get(name).and_then(|m| m.last_ack);
         self.map.insert(
             name.clone(),
-            Member { incarnation, state, profile, since, last_ack, live_slot },
+            Member {
+                incarnation,
+                state,
+                profile,
+                since,
+                last_ack,
+                live_slot,
+            },
         );
     }
 
@@ -194,7 +206,9 @@ impl Members {
     pub fn remove(&mut self, name: &NodeName) -> Option<Member> {
         let m = self.map.remove(name)?;
         *self.counts.slot(m.state) -= 1;
-        self.digest = self.digest.wrapping_sub(member_hash(name, m.incarnation, m.state));
+        self.digest = self
+            .digest
+            .wrapping_sub(member_hash(name, m.incarnation, m.state));
         if let Some(slot) = m.live_slot {
             self.remove_live(slot);
         }
@@ -260,7 +274,11 @@ mod tests {
             ((0, Alive), (0, Left), true),
         ];
         for (current, incoming, expected) in table {
-            assert_eq!(supersedes(current, incoming), expected, "{current:?} <- {incoming:?}");
+            assert_eq!(
+                supersedes(current, incoming),
+                expected,
+                "{current:?} <- {incoming:?}"
+            );
         }
     }
 
@@ -294,7 +312,9 @@ mod tests {
     fn table_keeps_counts_live_list_and_digest_in_step() {
         let mut m = Members::default();
         let now = Instant::ZERO;
-        let names: Vec<NodeName> = (0..5).map(|i| NodeName::new(&format!("n{i}")).unwrap()).collect();
+        let names: Vec<NodeName> = (0..5)
+            .map(|i| NodeName::new(&format!("n{i}")).unwrap())
+            .collect();
         for n in &names {
             m.set(n, 0, Alive, profile(), now);
         }
@@ -302,10 +322,21 @@ mod tests {
         m.set(&names[1], 0, Suspect, profile(), now);
         m.set(&names[2], 0, Failed, profile(), now);
         m.set(&names[3], 0, Left, profile(), now);
-        assert_eq!(m.counts(), StateCounts { alive: 2, suspect: 1, failed: 1, left: 1 });
+        assert_eq!(
+            m.counts(),
+            StateCounts {
+                alive: 2,
+                suspect: 1,
+                failed: 1,
+                left: 1
+            }
+        );
         let mut live: Vec<_> = m.live().to_vec();
         live.sort();
-        assert_eq!(live, vec![names[0].clone(), names[1].clone(), names[4].clone()]);
+        assert_eq!(
+            live,
+            vec![names[0].clone(), names[1].clone(), names[4].clone()]
+        );
         m.remove(&names[4]);
         m.remove(&names[2]);
         assert_eq!(m.live().len(), 2);

@@ -89,7 +89,13 @@ pub fn sample(
         // Small cluster: shuffle a copy of the indices.
         let mut idx: Vec<usize> = (0..live.len()).collect();
         shuffle(&mut idx, rng);
-        picked.extend(idx.into_iter().map(|i| &live[i]).filter(|n| !excluded(n)).take(k).cloned());
+        picked.extend(
+            idx.into_iter()
+                .map(|i| &live[i])
+                .filter(|n| !excluded(n))
+                .take(k)
+                .cloned(),
+        );
         return picked;
     }
     // Large cluster: rejection sampling, bounded so it always ends.
@@ -140,7 +146,9 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     fn names(n: usize) -> Vec<NodeName> {
-        (0..n).map(|i| NodeName::new(&format!("m{i}")).unwrap()).collect()
+        (0..n)
+            .map(|i| NodeName::new(&format!("m{i}")).unwrap())
+            .collect()
     }
 
     #[test]
@@ -148,7 +156,9 @@ mod tests {
         let live = names(10);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut order = ProbeOrder::default();
-        let mut seen: Vec<NodeName> = (0..10).map(|_| order.next_target(&live, &mut rng, |_| true).unwrap()).collect();
+        let mut seen: Vec<NodeName> = (0..10)
+            .map(|_| order.next_target(&live, &mut rng, |_| true).unwrap())
+            .collect();
         seen.sort();
         assert_eq!(seen, live);
     }
@@ -160,7 +170,10 @@ mod tests {
         let mut order = ProbeOrder::default();
         let only = live[2].clone();
         for _ in 0..6 {
-            assert_eq!(order.next_target(&live, &mut rng, |n| *n == only), Some(only.clone()));
+            assert_eq!(
+                order.next_target(&live, &mut rng, |n| *n == only),
+                Some(only.clone())
+            );
         }
         assert_eq!(order.next_target(&live, &mut rng, |_| false), None);
         assert_eq!(order.next_target(&[], &mut rng, |_| true), None);
@@ -174,7 +187,9 @@ mod tests {
         order.next_target(&live, &mut rng, |_| true);
         let newcomer = NodeName::new("new").unwrap();
         order.insert(newcomer.clone(), &mut rng);
-        let rest: Vec<_> = (0..5).filter_map(|_| order.next_target(&live, &mut rng, |_| true)).collect();
+        let rest: Vec<_> = (0..5)
+            .filter_map(|_| order.next_target(&live, &mut rng, |_| true))
+            .collect();
         assert!(rest.contains(&newcomer));
     }
 

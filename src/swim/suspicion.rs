@@ -51,7 +51,15 @@ impl Suspicion {
         (min, max): (Duration, Duration),
         k: u32,
     ) -> Self {
-        Suspicion { incarnation, started, min, max, k, confirmers: BTreeSet::new(), first: by }
+        Suspicion {
+            incarnation,
+            started,
+            min,
+            max,
+            k,
+            confirmers: BTreeSet::new(),
+            first: by,
+        }
     }
 
     /// Record a confirmation; true if it was new and independent (so worth re-gossiping).
@@ -83,7 +91,13 @@ mod tests {
     #[test]
     fn bounds_scale_with_log10_of_cluster_size() {
         let base = Duration::from_secs(1);
-        let table = [(1, 1_000), (5, 1_000), (10, 1_000), (100, 2_000), (1_000, 3_000)];
+        let table = [
+            (1, 1_000),
+            (5, 1_000),
+            (10, 1_000),
+            (100, 2_000),
+            (1_000, 3_000),
+        ];
         for (n, min_ms) in table {
             let (min, max) = bounds(base, 4, n);
             assert_eq!(min.as_millis(), min_ms, "n={n}");
@@ -95,7 +109,14 @@ mod tests {
     fn timeout_shrinks_with_confirmations() {
         // k = 3, min 2 s, max 8 s: 8 - 6·ln(c+1)/ln 4.
         let (min, max) = (Duration::from_secs(2), Duration::from_secs(8));
-        let table = [(0, 8_000), (1, 5_000), (2, 3_245), (3, 2_000), (4, 2_000), (10, 2_000)];
+        let table = [
+            (0, 8_000),
+            (1, 5_000),
+            (2, 3_245),
+            (3, 2_000),
+            (4, 2_000),
+            (10, 2_000),
+        ];
         for (c, ms) in table {
             assert_eq!(timeout(min, max, 3, c).as_millis(), ms, "c={c}");
         }
@@ -109,7 +130,10 @@ mod tests {
         let window = (Duration::from_secs(2), Duration::from_secs(8));
         let mut s = Suspicion::new(4, name("a"), Instant::from_micros(0), window, 2);
         assert_eq!(s.deadline(), Instant::from_micros(8_000_000));
-        assert!(!s.confirm(&name("a")), "the first suspecter is not a confirmation");
+        assert!(
+            !s.confirm(&name("a")),
+            "the first suspecter is not a confirmation"
+        );
         assert!(s.confirm(&name("b")));
         assert!(!s.confirm(&name("b")), "a repeat is not a confirmation");
         assert!(s.confirm(&name("c")));

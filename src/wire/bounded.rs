@@ -34,7 +34,9 @@ pub fn decode_str<D: Decoder>(d: &mut D, max: usize) -> Result<String, DecodeErr
         None => {
             let mut buf = vec![0u8; len];
             d.reader().read(&mut buf)?;
-            return String::from_utf8(buf).map_err(|e| DecodeError::Utf8 { inner: e.utf8_error() });
+            return String::from_utf8(buf).map_err(|e| DecodeError::Utf8 {
+                inner: e.utf8_error(),
+            });
         }
     };
     d.reader().consume(len);

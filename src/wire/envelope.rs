@@ -7,7 +7,7 @@
 //!
 //! The body length is big-endian u16; the CRC32 (IEEE, crc32fast) covers every byte before it.
 
-use bincode::config::{Configuration, LittleEndian, Limit, Varint};
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 
 use super::error::DecodeError;
 use super::message::Message;
@@ -61,12 +61,17 @@ impl DatagramBuilder {
         buf.push(VERSION);
         buf.push(0);
         buf.extend_from_slice(&[0, 0]);
-        DatagramBuilder { buf, budget_bytes, messages: 0 }
+        DatagramBuilder {
+            buf,
+            budget_bytes,
+            messages: 0,
+        }
     }
 
     /// Body bytes still free.
     pub fn remaining(&self) -> usize {
-        self.budget_bytes.saturating_sub(self.buf.len() + CHECKSUM_BYTES)
+        self.budget_bytes
+            .saturating_sub(self.buf.len() + CHECKSUM_BYTES)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -134,10 +139,15 @@ pub fn open_envelope(bytes: &[u8]) -> Result<&[u8], DecodeError> {
     let body_len = u16::from_be_bytes([bytes[4], bytes[5]]) as usize;
     let expected_len = OVERHEAD_BYTES + body_len;
     if bytes.len() < expected_len {
-        return Err(DecodeError::Truncated { declared: expected_len, actual: bytes.len() });
+        return Err(DecodeError::Truncated {
+            declared: expected_len,
+            actual: bytes.len(),
+        });
     }
     if bytes.len() > expected_len {
-        return Err(DecodeError::TrailingBytes { extra: bytes.len() - expected_len });
+        return Err(DecodeError::TrailingBytes {
+            extra: bytes.len() - expected_len,
+        });
     }
     let crc_at = HEADER_BYTES + body_len;
     let carried = u32::from_le_bytes([
@@ -148,7 +158,10 @@ pub fn open_envelope(bytes: &[u8]) -> Result<&[u8], DecodeError> {
     ]);
     let computed = crc32fast::hash(&bytes[..crc_at]);
     if carried != computed {
-        return Err(DecodeError::Checksum { expected: carried, computed });
+        return Err(DecodeError::Checksum {
+            expected: carried,
+            computed,
+        });
     }
     Ok(&bytes[HEADER_BYTES..crc_at])
 }

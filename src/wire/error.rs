@@ -65,7 +65,9 @@ impl DecodeError {
             B::Other(super::bounded::OVERSIZED) => DecodeError::Oversized,
             B::UnexpectedVariant { found, .. } => DecodeError::UnknownKind { kind: found },
             B::OutsideUsizeRange(_) => DecodeError::Oversized,
-            other => DecodeError::InvalidField { detail: other.to_string() },
+            other => DecodeError::InvalidField {
+                detail: other.to_string(),
+            },
         }
     }
 }
@@ -77,7 +79,10 @@ impl fmt::Display for DecodeError {
             DecodeError::TooLong { len } => write!(f, "datagram of {len} bytes is too long"),
             DecodeError::BadMagic { found } => write!(f, "bad magic {found:02x?}: not hera"),
             DecodeError::UnsupportedVersion { version } => {
-                write!(f, "protocol version {version} is not supported (this node speaks 1)")
+                write!(
+                    f,
+                    "protocol version {version} is not supported (this node speaks 1)"
+                )
             }
             DecodeError::UnknownFlags { flags } => write!(f, "unknown flags {flags:#04x}"),
             DecodeError::Truncated { declared, actual } => {
@@ -85,9 +90,14 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::TrailingBytes { extra } => write!(f, "{extra} trailing bytes"),
             DecodeError::Checksum { expected, computed } => {
-                write!(f, "checksum mismatch: carried {expected:#010x}, computed {computed:#010x}")
+                write!(
+                    f,
+                    "checksum mismatch: carried {expected:#010x}, computed {computed:#010x}"
+                )
             }
-            DecodeError::Authentication => write!(f, "authentication failed: unknown key or tampered"),
+            DecodeError::Authentication => {
+                write!(f, "authentication failed: unknown key or tampered")
+            }
             DecodeError::Oversized => write!(f, "a collection exceeds its size limit"),
             DecodeError::UnknownKind { kind } => write!(f, "unknown message kind {kind}"),
             DecodeError::TooManyMessages => write!(f, "too many messages in one datagram"),
