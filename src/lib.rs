@@ -32,5 +32,18 @@ pub mod time;
 pub mod timers;
 pub mod wire;
 
+#[cfg(feature = "runtime")]
+pub mod app;
+#[cfg(feature = "runtime")]
+pub mod cli;
+#[cfg(feature = "runtime")]
+pub mod driver;
+#[cfg(feature = "runtime")]
+pub mod http;
+#[cfg(feature = "runtime")]
+pub mod settings;
+#[cfg(feature = "runtime")]
+pub mod telemetry;
+
 pub use node::{Command, CommandError, Event, Identity, Node, Reply, Sink, Transmit};
 pub use time::Instant;

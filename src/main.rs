@@ -1,1 +1,85 @@
-fn main() {}
+//! `hera`: run a node, or talk to one.
+
+use clap::Parser;
+
+use hera::app::App;
+use hera::cli::{run_client, Cli, Commands};
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        match &cli.command {
+            Commands::Run(args) => run(args).await,
+            other => run_client(other).await,
+        }
+    });
+    std::process::exit(code);
+}
+
+async fn run(args: &hera::cli::RunArgs) -> i32 {
+    let settings = match args.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = hera::telemetry::init_logging(&settings.log_level) {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    let seed = entropy_seed();
+    let app = match App::start(settings, seed).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    app.run_until(termination()).await;
+    0
+}
+
+/// A seed for the node's protocol randomness, from the operating system.
+fn entropy_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS's random source; no extra dependency needed.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

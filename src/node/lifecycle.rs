@@ -20,12 +20,16 @@ impl Node {
         now: Instant,
         seeds: Vec<SocketAddr>,
     ) -> Result<(), CommandError> {
+        if seeds.is_empty() {
+            return Err(CommandError::NoSeeds);
+        }
+        // A config that lists every node of the cluster names this one too: nothing to do.
         let seeds: Vec<SocketAddr> = seeds
             .into_iter()
             .filter(|s| *s != self.profile.addr)
             .collect();
         if seeds.is_empty() {
-            return Err(CommandError::NoSeeds);
+            return Ok(());
         }
         self.join = Some(PendingJoin { seeds, attempt: 0 });
         self.send_join(now);

@@ -147,13 +147,14 @@ impl Node {
             self.config.suspicion_max_mult,
             self.cluster_size(),
         );
-        let suspicion = Suspicion::new(
-            incarnation,
-            by.clone(),
-            now,
-            window,
-            self.config.suspicion_confirmations,
-        );
+        // Lifeguard §4.2 (as memberlist): when fewer members than K could ever confirm (all
+        // but us and the suspect), waiting for confirmations only delays; start at the minimum.
+        let confirmers_possible = self.cluster_size().saturating_sub(2);
+        let k = match self.config.suspicion_confirmations {
+            k if (k as usize) > confirmers_possible => 0,
+            k => k,
+        };
+        let suspicion = Suspicion::new(incarnation, by.clone(), now, window, k);
         let deadline = suspicion.deadline();
         self.suspicions.insert(name.clone(), suspicion);
         self.timers.schedule(

@@ -1,0 +1,148 @@
+//! The client subcommands: HTTP requests to a running node, printed as tables.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn url(http_addr: &str, path: &str) -> String {
+    if http_addr.starts_with("http://") || http_addr.starts_with("https://") {
+        format!("{}{}", http_addr.trim_end_matches('/'), path)
+    } else {
+        format!("http://{http_addr}{path}")
+    }
+}
+
+fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Send a request and return the JSON body, or the API's error message.
+pub async fn call(
+    method: reqwest::Method,
+    http_addr: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let target = url(http_addr, path);
+    let mut request = client()?.request(method, &target);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {target}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if !status.is_success() {
+        let message = value
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| value.to_string());
+        return Err(format!("{status}: {message}"));
+    }
+    Ok(value)
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".to_string(),
+        Some(other) => other.to_string(),
+    }
+}
+
+pub async fn members(http_addr: &str) -> Result<(), String> {
+    let members = call(reqwest::Method::GET, http_addr, "/v1/agent/members", None).await?;
+    let rows: Vec<[String; 5]> = members
+        .as_array()
+        .ok_or("unexpected answer from /v1/agent/members")?
+        .iter()
+        .map(|m| {
+            [
+                text(m, "Name"),
+                format!("{}:{}", text(m, "Addr"), text(m, "Port")),
+                text(m, "State"),
+                text(m, "Incarnation"),
+                text(m, "Datacenter"),
+            ]
+        })
+        .collect();
+    print_table(&["Node", "Address", "Status", "Incarnation", "DC"], &rows);
+    Ok(())
+}
+
+pub async fn status(http_addr: &str) -> Result<(), String> {
+    let s = call(reqwest::Method::GET, http_addr, "/v1/status", None).await?;
+    println!(
+        "node:        {} ({}, dc {})",
+        text(&s, "node"),
+        text(&s, "addr"),
+        text(&s, "dc")
+    );
+    println!(
+        "lifecycle:   {}   incarnation {}   health score {}",
+        text(&s, "lifecycle"),
+        text(&s, "incarnation"),
+        text(&s, "health_score")
+    );
+    let q = &s["quorum"];
+    println!(
+        "quorum:      {}   (reachable {} of {} known{})",
+        if q["has_quorum"].as_bool() == Some(true) {
+            "yes"
+        } else {
+            "NO"
+        },
+        text(q, "reachable"),
+        text(q, "known"),
+        q.get("expected")
+            .and_then(Value::as_u64)
+            .map(|e| format!(", expected {e}"))
+            .unwrap_or_default()
+    );
+    if let Some(by_state) = s["members_by_state"].as_object() {
+        let parts: Vec<String> = by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("members:     {}", parts.join(", "));
+    }
+    println!(
+        "queue:       {} updates waiting",
+        text(&s, "dissemination_queue")
+    );
+    Ok(())
+}
+
+pub async fn leave(http_addr: &str) -> Result<(), String> {
+    call(reqwest::Method::PUT, http_addr, "/v1/agent/leave", None).await?;
+    println!("the node is leaving the cluster");
+    Ok(())
+}
+
+/// Print rows under headers, columns padded to their widest cell.
+pub fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

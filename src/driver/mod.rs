@@ -1,0 +1,272 @@
+//! The tokio driver: one task owns the [`Node`], feeds it datagrams, commands and deadlines,
+//! sends what it asks, and publishes a [`Snapshot`] for readers.
+//!
+//! ```text
+//! socket ──datagrams──┐
+//! NodeHandle ─commands┼─> task owning Node ──> socket, snapshot (watch), events (broadcast)
+//! sleep_until ─timer──┘
+//! ```
+
+mod clock;
+mod handle;
+mod snapshot;
+mod socket;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+pub use clock::Clock;
+pub use handle::{HandleError, NodeHandle};
+pub use snapshot::Snapshot;
+pub use socket::bind_udp;
+
+use crate::node::{Command, CommandError, Event, Lifecycle, Node, Reply, Sink, Transmit};
+use crate::wire::DATAGRAM_MAX_BYTES;
+
+/// Commands waiting for the task; senders wait when it is full (back-pressure on HTTP).
+const COMMAND_QUEUE_MAX: usize = 1_024;
+/// Events kept for slow subscribers before they start missing some.
+const EVENT_QUEUE_MAX: usize = 4_096;
+/// Datagrams read in one go before the task looks at its other inputs.
+const RECV_BATCH_MAX: usize = 64;
+/// Time a leaving node waits for its goodbye to finish, beyond the configured propagation time.
+const LEAVE_GRACE: Duration = Duration::from_secs(2);
+
+pub(crate) struct Request {
+    pub command: Command,
+    pub reply: oneshot::Sender<Result<Reply, CommandError>>,
+}
+
+/// A running node: its handle, and the task to await for a clean exit.
+#[derive(Debug)]
+pub struct Running {
+    pub handle: NodeHandle,
+    pub task: tokio::task::JoinHandle<()>,
+    pub local_addr: SocketAddr,
+}
+
+/// Start the driver task for `node` on an already bound `socket`. The task leaves the cluster
+/// gracefully and ends when `shutdown` completes (or when a leave requested through the
+/// handle finishes).
+pub fn spawn(
+    node: Node,
+    socket: UdpSocket,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<Running> {
+    let local_addr = socket.local_addr()?;
+    let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::of(&node, clock.now())));
+    let (event_tx, _) = broadcast::channel(EVENT_QUEUE_MAX);
+    let handle = NodeHandle::new(command_tx, snapshot_rx, event_tx.clone());
+    let task = tokio::spawn(run(
+        node,
+        socket,
+        clock,
+        command_rx,
+        snapshot_tx,
+        event_tx,
+        shutdown,
+    ));
+    Ok(Running {
+        handle,
+        task,
+        local_addr,
+    })
+}
+
+/// Collects the node's outputs between awaits.
+#[derive(Default)]
+struct Outbox {
+    transmits: Vec<Transmit>,
+    events: Vec<Event>,
+}
+
+impl Sink for Outbox {
+    fn transmit(&mut self, transmit: Transmit) {
+        self.transmits.push(transmit);
+    }
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+async fn run(
+    mut node: Node,
+    socket: UdpSocket,
+    clock: Clock,
+    mut commands: mpsc::Receiver<Request>,
+    snapshot_tx: watch::Sender<Arc<Snapshot>>,
+    events: broadcast::Sender<Event>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut buf = vec![0u8; DATAGRAM_MAX_BYTES];
+    let mut outbox = Outbox::default();
+    let mut log = log::EventLog::default();
+    let mut published = node.version();
+    let mut shutting_down = false;
+    let mut leave_deadline: Option<tokio::time::Instant> = None;
+    let mut commands_open = true;
+
+    loop {
+        node.drain(&mut outbox);
+        for t in outbox.transmits.drain(..) {
+            if let Err(e) = socket.send_to(&t.payload, t.to).await {
+                log.send_failed(t.to, &e);
+            }
+        }
+        let mut left = false;
+        for event in outbox.events.drain(..) {
+            left |= event == Event::LeaveComplete;
+            log.event(&event);
+            let _ = events.send(event);
+        }
+        if node.version() != published {
+            published = node.version();
+            snapshot_tx.send_replace(Arc::new(Snapshot::of(&node, clock.now())));
+        }
+        if left || node.lifecycle() == Lifecycle::Stopped {
+            break;
+        }
+        let timer = node.poll_timeout().map(|at| clock.deadline(at));
+        let sleep_until = match (timer, leave_deadline) {
+            (Some(t), Some(l)) => Some(t.min(l)),
+            (t, l) => t.or(l),
+        };
+        tokio::select! {
+            biased;
+            () = &mut shutdown, if !shutting_down => {
+                shutting_down = true;
+                tracing::info!("shutting down: leaving the cluster");
+                if node.handle_command(clock.now(), Command::Leave).is_ok() {
+                    leave_deadline = Some(tokio::time::Instant::now() + node.config().leave_propagate + LEAVE_GRACE);
+                } else {
+                    break;
+                }
+            }
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((len, from)) => {
+                    node.handle_datagram(clock.now(), from, &buf[..len]);
+                    // Drain what else is already queued, bounded, before looking elsewhere.
+                    for _ in 1..RECV_BATCH_MAX {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((len, from)) => node.handle_datagram(clock.now(), from, &buf[..len]),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(e) => log.recv_failed(&e),
+            },
+            request = commands.recv(), if commands_open => match request {
+                Some(Request { command, reply }) => {
+                    let result = node.handle_command(clock.now(), command);
+                    let _ = reply.send(result);
+                }
+                None => commands_open = false,
+            },
+            () = sleep(sleep_until) => {
+                if leave_deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    tracing::warn!("leave did not complete in time; stopping anyway");
+                    break;
+                }
+                node.handle_timeout(clock.now());
+            }
+        }
+    }
+    snapshot_tx.send_replace(Arc::new(Snapshot::of(&node, clock.now())));
+    tracing::info!(node = %node.name(), "node stopped");
+}
+
+async fn sleep(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+mod log {
+    //! Logging of node events, with rejected datagrams and socket errors rate-limited so a
+    //! flood of garbage cannot flood the log.
+
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use crate::node::Event;
+
+    const QUIET_FOR: Duration = Duration::from_secs(10);
+
+    #[derive(Default)]
+    pub struct EventLog {
+        last_rejected: Option<tokio::time::Instant>,
+        rejected_since: u64,
+        last_io_error: Option<tokio::time::Instant>,
+    }
+
+    fn due(last: &mut Option<tokio::time::Instant>) -> bool {
+        let now = tokio::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < QUIET_FOR) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    impl EventLog {
+        pub fn event(&mut self, event: &Event) {
+            match event {
+                Event::MemberJoined { name, addr } => {
+                    tracing::info!(member = %name, %addr, "member joined")
+                }
+                Event::MemberSuspected { name, by } => {
+                    tracing::info!(member = %name, by = %by, "member suspected")
+                }
+                Event::MemberRecovered { name } => {
+                    tracing::info!(member = %name, "member alive again")
+                }
+                Event::MemberFailed { name } => tracing::warn!(member = %name, "member failed"),
+                Event::MemberLeft { name } => tracing::info!(member = %name, "member left"),
+                Event::MemberReaped { name } => tracing::debug!(member = %name, "member forgotten"),
+                Event::NameConflict {
+                    name,
+                    known,
+                    claimed,
+                } => tracing::warn!(
+                    member = %name, %known, %claimed,
+                    "refused a second node claiming a live member's name from another address"
+                ),
+                Event::Refuted { incarnation } => {
+                    tracing::info!(incarnation, "refuted a suspicion about this node")
+                }
+                Event::Joined { via } => tracing::info!(%via, "joined the cluster"),
+                Event::LeaveComplete => tracing::info!("left the cluster"),
+                Event::Rejected { from, error } => {
+                    self.rejected_since += 1;
+                    if due(&mut self.last_rejected) {
+                        tracing::warn!(%from, %error, rejected = self.rejected_since, "rejected datagrams (logged at most every 10 s)");
+                        self.rejected_since = 0;
+                    }
+                }
+                #[allow(unreachable_patterns)]
+                other => tracing::debug!(?other, "event"),
+            }
+        }
+
+        pub fn send_failed(&mut self, to: SocketAddr, error: &std::io::Error) {
+            if due(&mut self.last_io_error) {
+                tracing::warn!(%to, %error, "sending a datagram failed (logged at most every 10 s)");
+            }
+        }
+
+        pub fn recv_failed(&mut self, error: &std::io::Error) {
+            if due(&mut self.last_io_error) {
+                tracing::warn!(%error, "receiving a datagram failed (logged at most every 10 s)");
+            }
+        }
+    }
+}

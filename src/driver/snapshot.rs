@@ -1,0 +1,46 @@
+//! What the driver publishes for readers (HTTP, CLI, metrics): a consistent copy of the node's
+//! views, replaced whenever the node's state changes. Readers never lock the node.
+
+use std::net::SocketAddr;
+
+use crate::names::NodeName;
+use crate::node::{Lifecycle, MemberView, Node, Quorum};
+use crate::stats::Stats;
+use crate::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub name: NodeName,
+    pub addr: SocketAddr,
+    pub incarnation: u32,
+    pub lifecycle: Lifecycle,
+    /// This node first, then the others by name.
+    pub members: Vec<MemberView>,
+    pub quorum: Quorum,
+    pub stats: Stats,
+    pub health_score: u32,
+    pub queue_depth: usize,
+    /// The node's change counter when this was taken.
+    pub version: u64,
+    pub taken_at: Instant,
+    pub started: Instant,
+}
+
+impl Snapshot {
+    pub fn of(node: &Node, now: Instant) -> Snapshot {
+        Snapshot {
+            name: node.name().clone(),
+            addr: node.profile().addr,
+            incarnation: node.incarnation(),
+            lifecycle: node.lifecycle(),
+            members: node.member_views(),
+            quorum: node.quorum(),
+            stats: node.stats().clone(),
+            health_score: node.health_score(),
+            queue_depth: node.queue_depth(),
+            version: node.version(),
+            taken_at: now,
+            started: node.started(),
+        }
+    }
+}

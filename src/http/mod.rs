@@ -1,0 +1,55 @@
+//! The HTTP faces of a node, all on one listener (axum):
+//!
+//! - Consul's agent API for membership: [`agent`];
+//! - hera's own status: [`status`].
+//!
+//! Handlers never touch the node: they send commands through the [`NodeHandle`] and read the
+//! published snapshot.
+
+pub mod agent;
+pub mod error;
+pub mod status;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, put};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::driver::NodeHandle;
+pub use error::ApiError;
+
+/// Largest request body accepted on any route.
+pub const BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub node: NodeHandle,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/agent/members", get(agent::members))
+        .route("/v1/agent/join/{*address}", put(agent::join))
+        .route("/v1/agent/leave", put(agent::leave))
+        .route("/v1/status", get(status::status))
+        .layer(DefaultBodyLimit::max(BODY_MAX_BYTES))
+        .with_state(state)
+}
+
+/// Serve `router` on an already bound listener until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

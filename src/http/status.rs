@@ -1,0 +1,99 @@
+//! `GET /v1/status`: this node, the members by state, and quorum.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+
+use super::AppState;
+use crate::driver::Snapshot;
+
+#[derive(Debug, Serialize)]
+pub struct StatusMember {
+    pub name: String,
+    pub addr: String,
+    pub state: &'static str,
+    pub incarnation: u32,
+    pub dc: String,
+    /// Seconds since this node last had an ack from the member (None: never, or itself).
+    pub last_contact_seconds: Option<f64>,
+    pub state_since_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuorumStatus {
+    pub has_quorum: bool,
+    pub reachable: usize,
+    pub known: usize,
+    pub expected: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub node: String,
+    pub addr: String,
+    pub dc: String,
+    pub incarnation: u32,
+    pub lifecycle: String,
+    pub uptime_seconds: f64,
+    pub health_score: u32,
+    pub members_by_state: std::collections::BTreeMap<&'static str, usize>,
+    pub members: Vec<StatusMember>,
+    pub quorum: QuorumStatus,
+    pub dissemination_queue: usize,
+}
+
+pub fn status_of(s: &Snapshot) -> Status {
+    let mut by_state = std::collections::BTreeMap::new();
+    for state in ["alive", "suspect", "failed", "left"] {
+        by_state.insert(state, 0);
+    }
+    let members: Vec<StatusMember> = s
+        .members
+        .iter()
+        .map(|m| {
+            let state = if m.is_self && s.lifecycle != crate::node::Lifecycle::Active {
+                "left"
+            } else {
+                m.state.as_str()
+            };
+            *by_state.entry(state).or_insert(0) += 1;
+            StatusMember {
+                name: m.name.to_string(),
+                addr: m.profile.addr.to_string(),
+                state,
+                incarnation: m.incarnation,
+                dc: m.profile.dc.to_string(),
+                last_contact_seconds: m
+                    .last_ack
+                    .map(|t| s.taken_at.saturating_since(t).as_secs_f64()),
+                state_since_seconds: s.taken_at.saturating_since(m.since).as_secs_f64(),
+            }
+        })
+        .collect();
+    Status {
+        node: s.name.to_string(),
+        addr: s.addr.to_string(),
+        dc: s
+            .members
+            .first()
+            .map(|m| m.profile.dc.to_string())
+            .unwrap_or_default(),
+        incarnation: s.incarnation,
+        lifecycle: format!("{:?}", s.lifecycle).to_lowercase(),
+        uptime_seconds: s.taken_at.saturating_since(s.started).as_secs_f64(),
+        health_score: s.health_score,
+        members_by_state: by_state,
+        members,
+        quorum: QuorumStatus {
+            has_quorum: s.quorum.has_quorum,
+            reachable: s.quorum.reachable,
+            known: s.quorum.known,
+            expected: s.quorum.expected,
+        },
+        dissemination_queue: s.queue_depth,
+    }
+}
+
+pub async fn status(State(app): State<AppState>) -> Json<Status> {
+    Json(status_of(&app.node.snapshot()))
+}
