@@ -138,7 +138,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 1e9 {
+    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
         return Err(format!("{text:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(seconds))
@@ -161,7 +161,7 @@ impl FileSettings {
         toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
             SettingsError {
                 file: None,
                 line,
@@ -415,6 +415,15 @@ mod tests {
                 .contains("probe_interval")
         );
         assert!(bad("name = \"a\"\n[protocol]\nprobe_timeout = \"5s\"").contains("shorter"));
+    }
+
+    #[test]
+    fn the_example_node_toml_is_valid() {
+        let file = FileSettings::parse(include_str!("../node.toml")).expect("node.toml parses");
+        let s = Settings::resolve(Some((Path::new("node.toml"), file)), Overrides::default())
+            .expect("node.toml resolves");
+        assert_eq!(s.name.as_str(), "n1");
+        assert_eq!(s.tags.len(), 1, "tags: {:?}", s.tags);
     }
 
     #[test]

@@ -118,13 +118,13 @@ async fn run(
         node.drain(&mut outbox);
         for t in outbox.transmits.drain(..) {
             if let Err(e) = socket.send_to(&t.payload, t.to).await {
-                log.send_failed(t.to, &e);
+                log.send_failed(t.to, &e, clock.now());
             }
         }
         let mut left = false;
         for event in outbox.events.drain(..) {
             left |= event == Event::LeaveComplete;
-            log.event(&event);
+            log.event(&event, clock.now());
             let _ = events.send(event);
         }
         if node.version() != published {
@@ -145,7 +145,7 @@ async fn run(
                 shutting_down = true;
                 tracing::info!("shutting down: leaving the cluster");
                 if node.handle_command(clock.now(), Command::Leave).is_ok() {
-                    leave_deadline = Some(tokio::time::Instant::now() + node.config().leave_propagate + LEAVE_GRACE);
+                    leave_deadline = Some(clock.deadline(clock.now() + node.config().leave_propagate + LEAVE_GRACE));
                 } else {
                     break;
                 }
@@ -161,7 +161,7 @@ async fn run(
                         }
                     }
                 }
-                Err(e) => log.recv_failed(&e),
+                Err(e) => log.recv_failed(&e, clock.now()),
             },
             request = commands.recv(), if commands_open => match request {
                 Some(Request { command, reply }) => {
@@ -171,7 +171,7 @@ async fn run(
                 None => commands_open = false,
             },
             () = sleep(sleep_until) => {
-                if leave_deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                if leave_deadline.is_some_and(|d| d <= clock.deadline(clock.now())) {
                     tracing::warn!("leave did not complete in time; stopping anyway");
                     break;
                 }
@@ -199,18 +199,19 @@ mod log {
 
     use crate::node::Event;
 
+    use crate::time::Instant;
+
     const QUIET_FOR: Duration = Duration::from_secs(10);
 
     #[derive(Default)]
     pub struct EventLog {
-        last_rejected: Option<tokio::time::Instant>,
+        last_rejected: Option<Instant>,
         rejected_since: u64,
-        last_io_error: Option<tokio::time::Instant>,
+        last_io_error: Option<Instant>,
     }
 
-    fn due(last: &mut Option<tokio::time::Instant>) -> bool {
-        let now = tokio::time::Instant::now();
-        if last.is_some_and(|t| now.duration_since(t) < QUIET_FOR) {
+    fn due(last: &mut Option<Instant>, now: Instant) -> bool {
+        if last.is_some_and(|t| now.saturating_since(t) < QUIET_FOR) {
             return false;
         }
         *last = Some(now);
@@ -218,7 +219,7 @@ mod log {
     }
 
     impl EventLog {
-        pub fn event(&mut self, event: &Event) {
+        pub fn event(&mut self, event: &Event, now: Instant) {
             match event {
                 Event::MemberJoined { name, addr } => {
                     tracing::info!(member = %name, %addr, "member joined")
@@ -247,7 +248,7 @@ mod log {
                 Event::LeaveComplete => tracing::info!("left the cluster"),
                 Event::Rejected { from, error } => {
                     self.rejected_since += 1;
-                    if due(&mut self.last_rejected) {
+                    if due(&mut self.last_rejected, now) {
                         tracing::warn!(%from, %error, rejected = self.rejected_since, "rejected datagrams (logged at most every 10 s)");
                         self.rejected_since = 0;
                     }
@@ -257,14 +258,14 @@ mod log {
             }
         }
 
-        pub fn send_failed(&mut self, to: SocketAddr, error: &std::io::Error) {
-            if due(&mut self.last_io_error) {
+        pub fn send_failed(&mut self, to: SocketAddr, error: &std::io::Error, now: Instant) {
+            if due(&mut self.last_io_error, now) {
                 tracing::warn!(%to, %error, "sending a datagram failed (logged at most every 10 s)");
             }
         }
 
-        pub fn recv_failed(&mut self, error: &std::io::Error) {
-            if due(&mut self.last_io_error) {
+        pub fn recv_failed(&mut self, error: &std::io::Error, now: Instant) {
+            if due(&mut self.last_io_error, now) {
                 tracing::warn!(%error, "receiving a datagram failed (logged at most every 10 s)");
             }
         }
