@@ -53,8 +53,14 @@ pub fn decode_len<D: Decoder>(d: &mut D, max: usize) -> Result<usize, DecodeErro
 }
 
 /// A `Vec` that decodes at most `MAX` elements.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundedVec<T, const MAX: usize>(pub Vec<T>);
+
+impl<T, const MAX: usize> Default for BoundedVec<T, MAX> {
+    fn default() -> Self {
+        BoundedVec(Vec::new())
+    }
+}
 
 impl<T, const MAX: usize> BoundedVec<T, MAX> {
     pub fn new(items: Vec<T>) -> Self {
