@@ -87,7 +87,7 @@ mod tests {
     #[test]
     fn pops_in_deadline_order_then_insertion_order() {
         let mut t = Timers::default();
-        let at = |ms| Instant::from_micros(ms * 1_000);
+        let at = |ms: u64| Instant::from_micros(ms * 1_000);
         t.schedule(at(30), Timer::GossipTick);
         t.schedule(at(10), Timer::ProbeTick);
         t.schedule(at(10), Timer::SyncTick);

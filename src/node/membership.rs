@@ -182,7 +182,8 @@ impl Node {
         if self.lifecycle != Lifecycle::Active || self.probes.values().any(|p| p.target == *name) {
             return;
         }
-        let others = self.members.live().len().max(1);
+        // Those who hear of it: our live list less the suspect and the first suspecter.
+        let others = self.members.live().len().saturating_sub(2).max(1);
         let wanted = self.config.confirm_probes as usize;
         if uniform(&mut self.rng, others) < wanted {
             self.start_probe(now, name.clone(), ProbeKind::Confirm);

@@ -1,6 +1,6 @@
 //! The member table and the merge rule.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::names::NodeName;
@@ -104,7 +104,9 @@ impl StateCounts {
 /// live one and an order-independent digest for anti-entropy.
 #[derive(Debug, Default)]
 pub struct Members {
-    map: HashMap<NodeName, Member>,
+    /// Ordered by name: iteration (push-pull records, reconnect picks, reaping) must be the
+    /// same on every run with the same seed, and a `HashMap`'s order is random per process.
+    map: BTreeMap<NodeName, Member>,
     live: Vec<NodeName>,
     counts: StateCounts,
     digest: u64,
@@ -238,7 +240,15 @@ pub fn member_hash(name: &NodeName, incarnation: Incarnation, state: State) -> u
     eat(name.as_str().as_bytes());
     eat(&incarnation.to_le_bytes());
     eat(&[state.precedence()]);
-    h
+    // Finalise (murmur3's fmix64): the digest is a sum of these hashes, and raw FNV-1a values
+    // of records that differ only in their last bytes cancel out in sums, e.g. two members
+    // going from (0, failed) to (1, alive) could leave the digest unchanged, hiding the
+    // divergence from anti-entropy.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 #[cfg(test)]
@@ -304,7 +314,7 @@ mod tests {
         Arc::new(Profile {
             addr: "127.0.0.1:1".parse().unwrap(),
             dc: Label::new("dc1").unwrap(),
-            tags: BoundedVec::default(),
+            tags: BoundedVec::new(Vec::new()),
         })
     }
 
