@@ -135,8 +135,11 @@ macro_rules! name_type {
             fn decode<D: bincode::de::Decoder<Context = C>>(
                 d: &mut D,
             ) -> Result<Self, bincode::error::DecodeError> {
-                let s = crate::wire::bounded::decode_str(d, Self::MAX_BYTES)?;
-                $ty::new(&s).map_err(|_| bincode::error::DecodeError::Other(crate::wire::bounded::INVALID_NAME))
+                crate::wire::bounded::decode_str_with(d, Self::MAX_BYTES, |s| {
+                    $ty::new(s).map_err(|_| {
+                        bincode::error::DecodeError::Other(crate::wire::bounded::INVALID_NAME)
+                    })
+                })
             }
         }
 

@@ -23,24 +23,29 @@ pub fn encode_str<E: Encoder>(s: &str, e: &mut E) -> Result<(), EncodeError> {
 
 /// Decode a length-prefixed UTF-8 string of at most `max` bytes.
 pub fn decode_str<D: Decoder>(d: &mut D, max: usize) -> Result<String, DecodeError> {
+    decode_str_with(d, max, |s| Ok(s.to_owned()))
+}
+
+/// Decode a length-prefixed UTF-8 string of at most `max` bytes and hand it, borrowed, to
+/// `build`: names are built straight from the datagram's bytes, with no interim `String`.
+pub fn decode_str_with<D: Decoder, T>(
+    d: &mut D,
+    max: usize,
+    build: impl FnOnce(&str) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
     let len = decode_len(d, max)?;
     d.claim_bytes_read(len)?;
     // Only a slice reader can peek; it tells us whether the bytes are there before we allocate.
-    let s = match d.reader().peek_read(len) {
-        Some(bytes) => {
-            let s = std::str::from_utf8(bytes).map_err(|inner| DecodeError::Utf8 { inner })?;
-            s.to_owned()
-        }
-        None => {
-            let mut buf = vec![0u8; len];
-            d.reader().read(&mut buf)?;
-            return String::from_utf8(buf).map_err(|e| DecodeError::Utf8 {
-                inner: e.utf8_error(),
-            });
-        }
-    };
-    d.reader().consume(len);
-    Ok(s)
+    if let Some(bytes) = d.reader().peek_read(len) {
+        let s = std::str::from_utf8(bytes).map_err(|inner| DecodeError::Utf8 { inner })?;
+        let value = build(s)?;
+        d.reader().consume(len);
+        return Ok(value);
+    }
+    let mut buf = vec![0u8; len];
+    d.reader().read(&mut buf)?;
+    let s = std::str::from_utf8(&buf).map_err(|inner| DecodeError::Utf8 { inner })?;
+    build(s)
 }
 
 /// Decode a collection length and refuse one above `max` before anything is allocated.
