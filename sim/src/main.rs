@@ -1,1 +1,181 @@
-fn main() {}
+//! The simulator's command line: run one scenario (or a range of swarm seeds) and print its
+//! report.
+//!
+//! ```text
+//! hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] [--duration SECS]
+//!          [--preset lan|wan|local] [--runs R] [--json] [-v]
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hera::config::Preset;
+use hera_sim::scenario::{self, Params, SCENARIOS};
+
+const USAGE: &str = "usage: hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] \
+[--duration SECS] [--preset lan|wan|local] [--runs R] [--json] [-v]
+  --runs R   run seeds S, S+1, ..., S+R-1 and stop at the first failure
+  --list     list the scenarios";
+
+/// The system allocator, counting live bytes so that the report can weigh the member tables.
+struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed unchanged to the system allocator; the counter only observes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn heap_bytes() -> usize {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+struct Args {
+    params: Params,
+    runs: u64,
+    json: bool,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut p = Params::new("join", 0, 1);
+    let (mut runs, mut json) = (1, false);
+    // Bounded: every iteration consumes at least one argument.
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--scenario" => p.scenario = value("--scenario")?,
+            "--nodes" => p.nodes = number(&value("--nodes")?, "--nodes")?,
+            "--seed" => p.seed = number(&value("--seed")?, "--seed")?,
+            "--runs" => runs = number(&value("--runs")?, "--runs")?,
+            "--loss" => {
+                let l: f64 = number(&value("--loss")?, "--loss")?;
+                if !(0.0..=1.0).contains(&l) {
+                    return Err("--loss is a probability between 0 and 1".into());
+                }
+                p.loss = Some(l);
+            }
+            "--duration" => {
+                let secs: f64 = number(&value("--duration")?, "--duration")?;
+                if !(secs.is_finite() && secs >= 0.0) {
+                    return Err("--duration is a number of seconds".into());
+                }
+                p.duration = Some(Duration::from_secs_f64(secs));
+            }
+            "--preset" => {
+                let v = value("--preset")?;
+                p.preset = Preset::parse(&v).ok_or(format!("unknown preset {v:?}"))?;
+            }
+            "--json" => json = true,
+            "-v" | "--verbose" => p.verbose = true,
+            "--list" => {
+                for (name, _) in SCENARIOS {
+                    println!("{name}");
+                }
+                return Ok(None);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    p.heap_bytes = Some(heap_bytes);
+    if p.nodes == 0 && p.scenario != "swarm" {
+        p.nodes = 32;
+    }
+    Ok(Some(Args {
+        params: p,
+        runs: runs.max(1),
+        json,
+    }))
+}
+
+fn number<T: std::str::FromStr>(s: &str, name: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|_| format!("{name}: not a number: {s:?}"))
+}
+
+/// Peak resident set size of this process, from /proc (Linux only).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+// The one wall-clock read of the simulator: its speed. The world itself never reads a clock.
+#[allow(clippy::disallowed_methods)]
+fn wall_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let first_seed = args.params.seed;
+    for seed in first_seed..first_seed.saturating_add(args.runs) {
+        let mut params = args.params.clone();
+        params.seed = seed;
+        let started = wall_now();
+        let mut outcome = match scenario::run(params) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+        let r = &mut outcome.report;
+        r.wall_s = started.elapsed().as_secs_f64();
+        r.speed = r.simulated_s * outcome.world.len() as f64 / r.wall_s.max(1e-9);
+        r.peak_rss_bytes = peak_rss_bytes();
+        if args.json {
+            match serde_json::to_string_pretty(&r) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("cannot encode the report: {e}"),
+            }
+        } else {
+            println!("{}", r.render());
+        }
+        if !r.passed {
+            eprintln!(
+                "FAILED: scenario {} seed {}: {}\nreplay: {}",
+                r.scenario,
+                r.seed,
+                r.failure.as_deref().unwrap_or(""),
+                r.replay
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
