@@ -13,12 +13,17 @@ use crate::time::Instant;
 use crate::timers::Timer;
 use crate::wire::{encode_message, Claim, Incarnation, MemberUpdate, Message};
 
+/// A re-check after a verifying probe runs just after that probe's own deadline.
+const RECHECK_MARGIN: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Where a claim came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Source {
     /// Our own probe or timer.
     Local,
-    /// Gossip: news, to be believed as stated.
+    /// Gossip: news, believed as stated, except a failure of a member we hold alive: that may
+    /// be a stale verdict from a node that was cut off (a healed partition, an isolated node),
+    /// so it counts as a suspicion here, which the member can refute and we verify ourselves.
     Gossip,
     /// Another node's whole table: its failures may be stale views from the far side of a
     /// partition, so they count only as suspicions here, which a live member can refute
@@ -37,8 +42,10 @@ impl Node {
         if update.name == self.name {
             return self.apply_update_about_me(update);
         }
+        let held_alive = self.members.get(&update.name).map(|m| m.state) == Some(State::Alive);
         let claim = match (source, update.claim) {
             (Source::PushPull, Claim::Failed { by }) => Claim::Suspect { by },
+            (Source::Gossip, Claim::Failed { by }) if held_alive => Claim::Suspect { by },
             (_, claim) => claim,
         };
         let incoming = State::of(&claim);
@@ -154,7 +161,10 @@ impl Node {
             k if (k as usize) > confirmers_possible => 0,
             k => k,
         };
-        let suspicion = Suspicion::new(incarnation, by.clone(), now, window, k);
+        let mut suspicion = Suspicion::new(incarnation, by.clone(), now, window, k);
+        if *by == self.name {
+            suspicion.witness();
+        }
         let deadline = suspicion.deadline();
         self.suspicions.insert(name.clone(), suspicion);
         self.timers.schedule(
@@ -194,6 +204,9 @@ impl Node {
         let Some(suspicion) = self.suspicions.get_mut(name) else {
             return;
         };
+        if *by == self.name {
+            suspicion.witness();
+        }
         if !suspicion.confirm(by) {
             return;
         }
@@ -232,6 +245,25 @@ impl Node {
             return;
         }
         if self.lifecycle != Lifecycle::Active {
+            return;
+        }
+        if !suspicion.witnessed_by(&self.name) {
+            // We only heard of this suspicion; before we call the member failed, probe it
+            // ourselves. A live member answers, and its refutation rides on the ack; a dead one
+            // fails the probe, which witnesses the suspicion, and the timer set here then
+            // declares it. This keeps a refutation we missed, or a stale verdict gossiped by a
+            // node that was cut off, from turning into a false failure.
+            if !self.probes.values().any(|p| p.target == *name) {
+                self.start_probe(now, name.clone(), ProbeKind::Confirm);
+            }
+            let recheck = self.awareness.scale(self.config.probe_interval) + RECHECK_MARGIN;
+            self.timers.schedule(
+                now + recheck,
+                Timer::Suspicion {
+                    member: name.clone(),
+                    incarnation,
+                },
+            );
             return;
         }
         let Some(member) = self.members.get(name) else {
@@ -274,6 +306,11 @@ impl Node {
             Claim::Suspect { .. } | Claim::Failed { .. } | Claim::Left => !stale,
         };
         if !refute {
+            if stale && matches!(update.claim, Claim::Suspect { .. } | Claim::Failed { .. }) {
+                // Someone still holds an old verdict about us: our refutation passed it by.
+                // Send it again; when the verdict came in a buddy ping, it rides on the ack.
+                self.queue_member(self.own_update());
+            }
             return false;
         }
         if matches!(update.claim, Claim::Suspect { .. } | Claim::Failed { .. }) {

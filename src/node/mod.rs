@@ -531,7 +531,7 @@ impl Node {
             Message::Ping(ping) => self.on_ping(now, from, ping),
             Message::Ack(ack) => self.on_ack(now, ack),
             Message::PingReq(req) => self.on_ping_req(now, from, req),
-            Message::Nack(nack) => self.on_nack(nack),
+            Message::Nack(nack) => self.on_nack(now, nack),
             Message::Member(update) => {
                 self.apply_update(now, update, membership::Source::Gossip);
             }

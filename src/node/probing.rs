@@ -66,12 +66,11 @@ impl Node {
     }
 
     /// A ping, and if the target is suspected, the suspicion itself (Lifeguard's buddy
-    /// system): a live suspect learns of it from the probe and refutes at once.
+    /// system): a live suspect learns of it from the probe and refutes at once. The suspicion
+    /// goes first, so the receiver has refuted before it acks, and the refutation rides back
+    /// on the ack.
     fn ping_messages(&self, seq: Seq, target: &NodeName) -> Vec<Message> {
-        let mut messages = vec![Message::Ping(Ping {
-            seq,
-            target: target.clone(),
-        })];
+        let mut messages = Vec::with_capacity(2);
         if let (Some(member), Some(suspicion)) =
             (self.members.get(target), self.suspicions.get(target))
         {
@@ -86,6 +85,10 @@ impl Node {
                 }));
             }
         }
+        messages.push(Message::Ping(Ping {
+            seq,
+            target: target.clone(),
+        }));
         messages
     }
 
@@ -214,9 +217,16 @@ impl Node {
         }
     }
 
-    pub(super) fn on_nack(&mut self, nack: Nack) {
-        if let Some(probe) = self.probes.get_mut(&nack.seq) {
-            probe.nacks_received += 1;
+    /// Lifeguard nacks: each proves a helper is alive yet could not reach the target. Once
+    /// every helper has nacked, waiting out the rest of the period tells us nothing more, so
+    /// the probe ends now and the suspicion starts a few hundred milliseconds sooner.
+    pub(super) fn on_nack(&mut self, now: Instant, nack: Nack) {
+        let Some(probe) = self.probes.get_mut(&nack.seq) else {
+            return;
+        };
+        probe.nacks_received += 1;
+        if probe.nacks_expected > 0 && probe.nacks_received >= probe.nacks_expected {
+            self.on_probe_deadline(now, nack.seq);
         }
     }
 }

@@ -41,7 +41,14 @@ pub struct Suspicion {
     /// Who has confirmed it, the first suspecter excluded; at most `k` are kept.
     confirmers: BTreeSet<NodeName>,
     first: NodeName,
+    /// Our own probes of the member that failed during this suspicion (or started it).
+    own_failed_probes: u8,
 }
+
+/// Failed probes of our own a node needs before it declares a failure it only heard of: two,
+/// so that a single unlucky verification under heavy loss does not condemn a live member
+/// whose refutation we missed. The node that raised the suspicion needs only its own probe.
+const HEARSAY_PROBES_NEEDED: u8 = 2;
 
 impl Suspicion {
     pub fn new(
@@ -59,6 +66,7 @@ impl Suspicion {
             k,
             confirmers: BTreeSet::new(),
             first: by,
+            own_failed_probes: 0,
         }
     }
 
@@ -68,6 +76,21 @@ impl Suspicion {
             return false;
         }
         self.confirmers.insert(by.clone())
+    }
+
+    /// One of our own probes of the member failed during this suspicion (or started it).
+    pub fn witness(&mut self) {
+        self.own_failed_probes = self.own_failed_probes.saturating_add(1);
+    }
+
+    /// Whether `me` has seen enough with its own probes to declare the member failed.
+    pub fn witnessed_by(&self, me: &NodeName) -> bool {
+        let needed = if self.first == *me {
+            1
+        } else {
+            HEARSAY_PROBES_NEEDED
+        };
+        self.own_failed_probes >= needed
     }
 
     pub fn confirmations(&self) -> u32 {
