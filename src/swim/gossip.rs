@@ -100,6 +100,12 @@ impl Broadcasts {
                 self.queue.insert(new_key, item);
             }
         }
+        // A join burst queues an update per member; give the index's memory back once the
+        // burst has gone out, or every member costs its slot for the node's lifetime.
+        if self.by_subject.capacity() > 64 && self.by_subject.len() * 4 < self.by_subject.capacity()
+        {
+            self.by_subject.shrink_to_fit();
+        }
         sent.len()
     }
 }
