@@ -13,6 +13,7 @@
 //! | [`timers`] | the deadline table behind `Node::poll_timeout` |
 //! | [`config`] | protocol knobs and the lan / wan / local presets |
 //! | [`stats`] | plain counters; only the shell exports them |
+//! | [`fuzzing`] | invariant checks shared by the fuzz targets and the seed-replay test |
 //! | `driver` | tokio: the socket, the task that owns the `Node`, the only clock read |
 //! | `http` | axum: the HTTP faces over a `NodeHandle` |
 //! | `cli` | clap: `hera run` and the client subcommands |
@@ -24,6 +25,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod config;
+pub mod fuzzing;
 pub mod names;
 pub mod node;
 pub mod stats;

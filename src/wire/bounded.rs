@@ -57,6 +57,9 @@ pub fn decode_len<D: Decoder>(d: &mut D, max: usize) -> Result<usize, DecodeErro
     }
 }
 
+/// Most bytes a collection reserves up front on the word of its length prefix alone.
+const PREALLOCATE_MAX_BYTES: usize = 1024;
+
 /// A `Vec` that decodes at most `MAX` elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundedVec<T, const MAX: usize>(pub Vec<T>);
@@ -87,7 +90,10 @@ impl<C, T: Decode<C>, const MAX: usize> Decode<C> for BoundedVec<T, MAX> {
     fn decode<D: Decoder<Context = C>>(d: &mut D) -> Result<Self, DecodeError> {
         let len = decode_len(d, MAX)?;
         d.claim_container_read::<T>(len)?;
-        let mut items = Vec::with_capacity(len);
+        // A declared length is only a claim: reserve for what a small prefix costs, and let the
+        // vector grow as elements actually decode (each one consumes datagram bytes).
+        let mut items =
+            Vec::with_capacity(len.min(PREALLOCATE_MAX_BYTES / std::mem::size_of::<T>().max(1)));
         for _ in 0..len {
             d.unclaim_bytes_read(std::mem::size_of::<T>());
             items.push(T::decode(d)?);

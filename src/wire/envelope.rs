@@ -124,12 +124,17 @@ pub fn open_envelope(bytes: &[u8]) -> Result<&[u8], DecodeError> {
         }
         return Err(DecodeError::BadMagic { found });
     }
+    // The version comes before the length check: a newer peer's datagram is told apart from
+    // garbage even if its layout (and so its shortest datagram) differs from ours.
+    match bytes.get(2) {
+        None => return Err(DecodeError::TooShort { len: bytes.len() }),
+        Some(&version) if version != VERSION => {
+            return Err(DecodeError::UnsupportedVersion { version })
+        }
+        Some(_) => {}
+    }
     if bytes.len() < OVERHEAD_BYTES {
         return Err(DecodeError::TooShort { len: bytes.len() });
-    }
-    let version = bytes[2];
-    if version != VERSION {
-        return Err(DecodeError::UnsupportedVersion { version });
     }
     let flag_bits = bytes[3];
     if flag_bits != 0 {

@@ -1,0 +1,383 @@
+//! Property checks on arbitrary input, shared by the fuzz targets in `fuzz/` and the seed-replay
+//! test `tests/fuzz_seeds.rs`.
+//!
+//! Each check takes raw bytes and panics if an invariant is violated; on input it cannot use it
+//! simply returns. Keeping them here rather than in the fuzz crate means `cargo test` replays
+//! the committed corpus with exactly the code the fuzzer runs, without cargo-fuzz installed.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::names::{Label, NodeName};
+use crate::node::{Event, Identity, Lifecycle, Node, Sink, Transmit};
+use crate::swim::State;
+use crate::time::Instant;
+use crate::wire::bounded::BoundedVec;
+use crate::wire::{
+    decode_body, decode_datagram, encode_message, Ack, Claim, DatagramBuilder, MemberUpdate,
+    Message, Nack, Ping, PingReq, Profile, PushPull, SyncProbe, DATAGRAM_MAX_BYTES, OVERHEAD_BYTES,
+};
+
+/// Decoding never panics, and whatever decodes survives a re-encode unchanged.
+///
+/// The bytes go through the whole envelope, as a node receives them, and also straight into
+/// the body decoder: the checksum would otherwise hide the message decoder from the fuzzer.
+pub fn check_decode(data: &[u8]) {
+    match decode_datagram(data) {
+        Ok(messages) => {
+            let again = reencode(&messages);
+            // The encoder writes the shortest form of every integer: never larger than accepted.
+            assert!(again.len() <= data.len(), "re-encoding grew the datagram");
+        }
+        Err(error) => {
+            // Labels and messages are built from attacker-chosen values too.
+            let _ = (error.kind(), error.to_string());
+        }
+    }
+    if data.len() <= DATAGRAM_MAX_BYTES - OVERHEAD_BYTES {
+        if let Ok(messages) = decode_body(data) {
+            let again = reencode(&messages);
+            assert!(
+                again.len() - OVERHEAD_BYTES <= data.len(),
+                "re-encoding grew the body"
+            );
+        }
+    }
+}
+
+/// Encode `messages` into one datagram, check it decodes to the same, and return it.
+fn reencode(messages: &[Message]) -> Vec<u8> {
+    let mut builder = DatagramBuilder::new(DATAGRAM_MAX_BYTES);
+    for message in messages {
+        assert!(
+            builder.try_push(&encode_message(message)),
+            "a decoded message does not fit again: {message:?}"
+        );
+    }
+    let again = builder.finish();
+    assert_eq!(decode_datagram(&again).as_deref(), Ok(messages));
+    again
+}
+
+/// Members the fuzzed node may hear from or about, besides itself.
+const PEERS: u8 = 4;
+/// One time step unit: a step byte advances the clock by up to 2.55 s, a few probe intervals.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Drive one node (lan config, fixed seed) with operations read from `data`, checking its
+/// invariants after each.
+///
+/// The input is a sequence of operations, each a tag byte followed by its arguments; whatever
+/// is left when an operation lacks its arguments is ignored:
+///
+/// | tag % 4 | arguments | operation |
+/// |---|---|---|
+/// | 0 | `from: u8`, `len: u16 BE`, `len` bytes | raw datagram from peer `from % 4` |
+/// | 1 | `step: u8` | advance the clock by `step * 10 ms`, then handle timeouts |
+/// | 2 | `from: u8`, `kind: u8`, `a: u32 LE`, `b: u8` | a valid datagram built by the encoder |
+/// | 3 | `which: u8` | `which % 16 == 0`: leave; otherwise join through peer `which % 4` |
+///
+/// Valid datagrams get the fuzzer past the checksum: see [`valid_message`].
+pub fn check_node(data: &[u8]) {
+    let mut input = Input(data);
+    let mut now = Instant::from_micros(1_700_000_000_000_000);
+    let mut node = Node::new(Config::lan(), identity(), 0x5eed, now);
+    let mut checker = Checker::default();
+    checker.after_input(&mut node, now);
+    while let Some(tag) = input.u8() {
+        match tag % 4 {
+            0 => {
+                let (Some(from), Some(len)) = (input.u8(), input.u16()) else {
+                    return;
+                };
+                let Some(bytes) = input.bytes(usize::from(len)) else {
+                    return;
+                };
+                node.handle_datagram(now, peer_addr(from), bytes);
+            }
+            1 => {
+                let Some(step) = input.u8() else { return };
+                now = now + TICK * u32::from(step);
+            }
+            2 => {
+                let (Some(from), Some(kind), Some(a), Some(b)) =
+                    (input.u8(), input.u8(), input.u32(), input.u8())
+                else {
+                    return;
+                };
+                let message = valid_message(kind, a, b);
+                let mut builder = DatagramBuilder::new(node.config().packet_bytes_max);
+                if builder.try_push(&encode_message(&message)) {
+                    node.handle_datagram(now, peer_addr(from), &builder.finish());
+                }
+            }
+            _ => {
+                let Some(which) = input.u8() else { return };
+                let command = if which % 16 == 0 {
+                    crate::Command::Leave
+                } else {
+                    crate::Command::Join {
+                        seeds: vec![peer_addr(which)],
+                    }
+                };
+                // Refusals (already leaving) are part of the contract, not a violation.
+                let _ = node.handle_command(now, command);
+            }
+        }
+        checker.after_input(&mut node, now);
+    }
+}
+
+/// What the checks remember between inputs.
+#[derive(Debug, Default)]
+struct Checker {
+    incarnation: u32,
+}
+
+impl Checker {
+    /// Run due timers as a driver would, drain, and check every invariant.
+    fn after_input(&mut self, node: &mut Node, now: Instant) {
+        // A driver calls `handle_timeout` whenever the deadline has passed; it must then move
+        // the deadline past `now`, or the driver would spin.
+        if node.poll_timeout().is_some_and(|at| at <= now) {
+            node.handle_timeout(now);
+        }
+        if let Some(at) = node.poll_timeout() {
+            assert!(
+                at > now,
+                "deadline {at} not after now {now} once timeouts ran"
+            );
+        }
+        assert!(
+            node.incarnation() >= self.incarnation,
+            "incarnation went back from {} to {}",
+            self.incarnation,
+            node.incarnation()
+        );
+        self.incarnation = node.incarnation();
+        let views = node.member_views();
+        assert!(views[0].is_self && views.iter().filter(|v| v.is_self).count() == 1);
+        assert!(
+            node.member(node.name()).is_none(),
+            "holds itself as a member"
+        );
+        let active = node.lifecycle() == Lifecycle::Active;
+        if active {
+            assert_eq!(views[0].state, State::Alive, "active, yet not alive");
+        }
+        let mut sink = CheckingSink {
+            name: node.name().clone(),
+            incarnation: node.incarnation(),
+            active,
+            budget_bytes: node.config().packet_bytes_max,
+        };
+        node.drain(&mut sink);
+    }
+}
+
+/// Checks every datagram the node sends as it is drained.
+#[derive(Debug)]
+struct CheckingSink {
+    name: NodeName,
+    incarnation: u32,
+    active: bool,
+    budget_bytes: usize,
+}
+
+impl Sink for CheckingSink {
+    fn transmit(&mut self, transmit: Transmit) {
+        assert!(
+            transmit.payload.len() <= self.budget_bytes,
+            "datagram of {} bytes over the {}-byte budget",
+            transmit.payload.len(),
+            self.budget_bytes
+        );
+        let messages = match decode_datagram(&transmit.payload) {
+            Ok(messages) => messages,
+            Err(error) => panic!("sent a datagram that does not decode: {error}"),
+        };
+        assert!(!messages.is_empty(), "sent an empty datagram");
+        let about_me = messages.iter().flat_map(|m| match m {
+            Message::Member(update) => std::slice::from_ref(update),
+            Message::PushPull(push_pull) => push_pull.members.0.as_slice(),
+            _ => &[],
+        });
+        for update in about_me.filter(|u| u.name == self.name) {
+            assert!(
+                update.incarnation <= self.incarnation,
+                "claims incarnation {} above its own {}",
+                update.incarnation,
+                self.incarnation
+            );
+            if self.active {
+                assert_eq!(
+                    update.claim,
+                    Claim::Alive,
+                    "active, yet tells others otherwise"
+                );
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        if let Event::MemberFailed { name } | Event::MemberLeft { name } = &event {
+            assert_ne!(*name, self.name, "reported its own failure or departure");
+        }
+    }
+}
+
+/// A well-formed message picked by `kind`, its numbers and names taken from `a` and `b`. Claims
+/// about the node itself come up often: they exercise refutation and incarnation handling.
+pub fn valid_message(kind: u8, a: u32, b: u8) -> Message {
+    let subject = if b & 0b1000_0000 == 0 {
+        self_name()
+    } else {
+        peer_name(b)
+    };
+    let by = peer_name(b >> 2);
+    let claim = match (b >> 4) % 4 {
+        0 => Claim::Alive,
+        1 => Claim::Suspect { by },
+        2 => Claim::Failed { by },
+        _ => Claim::Left,
+    };
+    // Usually the subject's own address, sometimes another's: name conflicts and impostors.
+    let addr = match (b & 0b0100_0000 != 0, subject == self_name()) {
+        (false, true) => self_addr(),
+        (false, false) | (true, true) => peer_addr(b),
+        (true, false) => peer_addr(b.wrapping_add(1)),
+    };
+    let update = MemberUpdate {
+        name: subject,
+        incarnation: a,
+        claim,
+        profile: profile(addr),
+    };
+    // Sequence numbers of our own probes start at 1: small ones match outstanding probes.
+    let seq = if kind & 0x80 == 0 { a % 64 } else { a };
+    match kind % 8 {
+        0 => Message::Ping(Ping {
+            seq,
+            target: if b & 1 == 0 {
+                self_name()
+            } else {
+                peer_name(b)
+            },
+        }),
+        1 => Message::Ack(Ack { seq }),
+        2 => Message::PingReq(PingReq {
+            seq,
+            target: peer_name(b),
+            target_addr: peer_addr(b),
+        }),
+        3 => Message::Nack(Nack { seq }),
+        4 | 5 => Message::Member(update),
+        6 => Message::PushPull(PushPull {
+            reply_wanted: b & 1 == 1,
+            members: BoundedVec::new(vec![
+                update,
+                MemberUpdate {
+                    name: peer_name(b.wrapping_add(1)),
+                    incarnation: a / 2,
+                    claim: Claim::Alive,
+                    profile: profile(peer_addr(b.wrapping_add(1))),
+                },
+            ]),
+        }),
+        _ => Message::SyncProbe(SyncProbe {
+            members_digest: u64::from(a) << 32 | u64::from(b),
+        }),
+    }
+}
+
+fn identity() -> Identity {
+    Identity {
+        name: self_name(),
+        addr: self_addr(),
+        dc: dc(),
+        tags: Vec::new(),
+    }
+}
+
+fn profile(addr: SocketAddr) -> Profile {
+    Profile {
+        addr,
+        dc: dc(),
+        tags: BoundedVec::default(),
+    }
+}
+
+fn self_name() -> NodeName {
+    NodeName::new("fuzz-self").expect("a valid constant name")
+}
+
+fn self_addr() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 7946))
+}
+
+fn peer_name(i: u8) -> NodeName {
+    NodeName::new(&format!("peer-{}", i % PEERS)).expect("a valid generated name")
+}
+
+fn peer_addr(i: u8) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(10, 0, 0, 10 + i % PEERS), 7946))
+}
+
+fn dc() -> Label {
+    Label::new("dc1").expect("a valid constant label")
+}
+
+/// A cursor over the fuzzer's bytes.
+#[derive(Debug)]
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.bytes(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.bytes(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.bytes(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_valid_message_kind_decodes() {
+        for kind in 0..=255u8 {
+            for b in [0u8, 0x55, 0xaa, 0xff] {
+                let message = valid_message(kind, 7, b);
+                let mut builder = DatagramBuilder::new(1400);
+                assert!(builder.try_push(&encode_message(&message)));
+                let bytes = builder.finish();
+                check_decode(&bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn short_and_empty_inputs_are_fine() {
+        check_node(&[]);
+        check_node(&[0]);
+        check_node(&[1, 255, 1, 255, 1, 255]);
+        check_decode(&[]);
+    }
+}

@@ -1,0 +1,404 @@
+//! Replays the fuzz corpus seeds under `fuzz/seeds/` through the fuzz targets' checks, so that
+//! `cargo test` covers them without cargo-fuzz.
+//!
+//! The generated seeds are written by the real encoder. `seeds_match_the_encoder` fails when the
+//! encoding changes; regenerate them with
+//! `HERA_WRITE_SEEDS=1 cargo test --no-default-features --test fuzz_seeds seeds_match`.
+
+use std::fs;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use hera::fuzzing::{check_decode, check_node, valid_message};
+use hera::names::{Label, NodeName};
+use hera::wire::bounded::{BoundedString, BoundedVec};
+use hera::wire::{
+    encode_message, flags, Ack, Claim, DatagramBuilder, MemberUpdate, Message, Nack, Ping, PingReq,
+    Profile, PushPull, SyncProbe, Tag, DATAGRAM_MAX_BYTES, TAGS_MAX, TAG_VALUE_MAX_BYTES,
+};
+
+fn seeds_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target)
+}
+
+fn name(s: &str) -> NodeName {
+    NodeName::new(s).expect("valid seed name")
+}
+
+fn label(s: &str) -> Label {
+    Label::new(s).expect("valid seed label")
+}
+
+fn datagram(messages: &[Message]) -> Vec<u8> {
+    let mut builder = DatagramBuilder::new(DATAGRAM_MAX_BYTES);
+    for message in messages {
+        assert!(builder.try_push(&encode_message(message)));
+    }
+    builder.finish()
+}
+
+/// Re-seal `bytes` after an edit: fix the body length and the CRC.
+fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.truncate(bytes.len().saturating_sub(4));
+    let body_len = (bytes.len() - 6) as u16;
+    bytes[4..6].copy_from_slice(&body_len.to_be_bytes());
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+fn member(claim: Claim, addr: SocketAddr, tags: Vec<Tag>) -> MemberUpdate {
+    MemberUpdate {
+        name: name("peer-1"),
+        incarnation: 3,
+        claim,
+        profile: Profile {
+            addr,
+            dc: label("dc1"),
+            tags: BoundedVec::new(tags),
+        },
+    }
+}
+
+fn v4() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(10, 0, 0, 11), 7946))
+}
+
+fn v6() -> SocketAddr {
+    SocketAddr::from((Ipv6Addr::LOCALHOST, 7946))
+}
+
+/// Valid datagrams of every kind, and the edge cases the decoder must reject.
+fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let ping = Message::Ping(Ping {
+        seq: 1,
+        target: name("fuzz-self"),
+    });
+    let full_tags: Vec<Tag> = (0..TAGS_MAX)
+        .map(|i| Tag {
+            key: label(&format!("key-{i}")),
+            value: BoundedString("v".repeat(TAG_VALUE_MAX_BYTES)),
+        })
+        .collect();
+    let ping_bytes = datagram(std::slice::from_ref(&ping));
+    let with = |at: usize, byte: u8| {
+        let mut bytes = ping_bytes.clone();
+        bytes[at] = byte;
+        bytes
+    };
+    vec![
+        ("ping", ping_bytes.clone()),
+        ("ack", datagram(&[Message::Ack(Ack { seq: 70_000 })])),
+        ("nack", datagram(&[Message::Nack(Nack { seq: 2 })])),
+        (
+            "ping-req-v4",
+            datagram(&[Message::PingReq(PingReq {
+                seq: 3,
+                target: name("peer-2"),
+                target_addr: v4(),
+            })]),
+        ),
+        (
+            "ping-req-v6",
+            datagram(&[Message::PingReq(PingReq {
+                seq: 3,
+                target: name("peer-2"),
+                target_addr: v6(),
+            })]),
+        ),
+        (
+            "member-alive",
+            datagram(&[Message::Member(member(Claim::Alive, v4(), vec![]))]),
+        ),
+        (
+            "member-suspect",
+            datagram(&[Message::Member(member(
+                Claim::Suspect { by: name("peer-2") },
+                v4(),
+                vec![],
+            ))]),
+        ),
+        (
+            "member-failed",
+            datagram(&[Message::Member(member(
+                Claim::Failed { by: name("peer-2") },
+                v6(),
+                vec![],
+            ))]),
+        ),
+        (
+            "member-left",
+            datagram(&[Message::Member(member(Claim::Left, v4(), vec![]))]),
+        ),
+        (
+            "member-full-tags",
+            datagram(&[Message::Member(member(Claim::Alive, v6(), full_tags))]),
+        ),
+        (
+            "push-pull",
+            datagram(&[Message::PushPull(PushPull {
+                reply_wanted: true,
+                members: BoundedVec::new(vec![
+                    member(Claim::Alive, v4(), vec![]),
+                    member(Claim::Suspect { by: name("x") }, v6(), vec![]),
+                ]),
+            })]),
+        ),
+        (
+            "sync-probe",
+            datagram(&[Message::SyncProbe(SyncProbe {
+                members_digest: 0x0123_4567_89ab_cdef,
+            })]),
+        ),
+        (
+            "several",
+            datagram(&[
+                ping.clone(),
+                Message::Ack(Ack { seq: 1 }),
+                Message::Member(member(Claim::Alive, v4(), vec![])),
+            ]),
+        ),
+        ("empty-body", DatagramBuilder::new(1400).finish()),
+        ("empty", vec![]),
+        ("bad-magic", with(0, b'x')),
+        ("version-2", with(2, 2)),
+        ("sealed", with(3, flags::SEALED)),
+        ("truncated", ping_bytes[..ping_bytes.len() - 1].to_vec()),
+        ("trailing", [ping_bytes.as_slice(), &[0]].concat()),
+        ("bad-crc", with(ping_bytes.len() - 1, 0)),
+        (
+            "unknown-kind",
+            reseal([&ping_bytes[..6], &[200, 0, 0, 0, 0]].concat()),
+        ),
+        (
+            "name-2-pow-60",
+            reseal(
+                [
+                    &ping_bytes[..6],
+                    &[4, 253],
+                    &(1u64 << 60).to_le_bytes(),
+                    &[0; 4],
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "members-60000",
+            reseal([&ping_bytes[..6], &[5, 1, 251, 0x60, 0xea], &[0; 4]].concat()),
+        ),
+        (
+            "too-many-messages",
+            reseal([&ping_bytes[..6], &[1, 0].repeat(256)[..], &[0; 4]].concat()),
+        ),
+    ]
+}
+
+/// Operation sequences for `check_node` (framing in `hera::fuzzing::check_node`).
+fn node_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    /// Tag 0: a raw datagram from peer `from`.
+    fn raw(from: u8, bytes: &[u8]) -> Vec<u8> {
+        [&[0, from][..], &(bytes.len() as u16).to_be_bytes(), bytes].concat()
+    }
+    /// Tag 2: a valid message built from (kind, a, b).
+    fn valid(from: u8, kind: u8, a: u32, b: u8) -> Vec<u8> {
+        [&[2, from, kind][..], &a.to_le_bytes(), &[b]].concat()
+    }
+    fn tick(steps: u8) -> Vec<u8> {
+        vec![1, steps]
+    }
+    let join = vec![3, 1];
+    let leave = vec![3, 0];
+    // A peer answers the join with its table: the node then has members to probe.
+    let push_pull_reply = datagram(&[Message::PushPull(PushPull {
+        reply_wanted: false,
+        members: BoundedVec::new(
+            (0..4)
+                .map(|i| MemberUpdate {
+                    name: name(&format!("peer-{i}")),
+                    incarnation: 1,
+                    claim: Claim::Alive,
+                    profile: Profile {
+                        addr: SocketAddr::from((Ipv4Addr::new(10, 0, 0, 10 + i), 7946)),
+                        dc: label("dc1"),
+                        tags: BoundedVec::default(),
+                    },
+                })
+                .collect(),
+        ),
+    })]);
+    let cluster = [join.clone(), raw(1, &push_pull_reply)].concat();
+    let ticks = |n: usize| tick(100).repeat(n);
+    // valid_message's `b`: bit 7 picks a peer as subject, bits 4-5 the claim, bit 6 the address.
+    let (alive, suspect, failed, left) = (0x00, 0x10, 0x20, 0x30);
+    vec![
+        ("idle", ticks(10)),
+        ("join-unanswered", [join.clone(), ticks(40)].concat()),
+        ("cluster", [cluster.clone(), ticks(20)].concat()),
+        (
+            "cluster-silent-peers-fail",
+            [cluster.clone(), tick(255).repeat(40)].concat(),
+        ),
+        (
+            "suspected-self",
+            [cluster.clone(), valid(2, 4, 0, suspect), ticks(5)].concat(),
+        ),
+        (
+            "failed-self-high-incarnation",
+            [valid(2, 4, 1_000, failed), ticks(2)].concat(),
+        ),
+        (
+            "left-self-max-incarnation",
+            [
+                valid(2, 4, u32::MAX, left),
+                valid(2, 4, u32::MAX, suspect),
+                ticks(2),
+            ]
+            .concat(),
+        ),
+        (
+            "impostor-alive-self",
+            [valid(3, 4, 5, alive | 0x40), ticks(2)].concat(),
+        ),
+        (
+            "peer-suspected-then-refuted",
+            [
+                cluster.clone(),
+                valid(0, 4, 1, 0x80 | 0x01 | suspect),
+                tick(30),
+                valid(1, 4, 2, 0x80 | 0x01 | alive),
+                ticks(10),
+            ]
+            .concat(),
+        ),
+        (
+            "peer-failed-name-conflict",
+            [
+                cluster.clone(),
+                valid(0, 4, 9, 0x80 | 0x02 | failed),
+                valid(0, 4, 10, 0x80 | 0x02 | 0x40 | alive),
+                ticks(5),
+            ]
+            .concat(),
+        ),
+        (
+            "probes-answered",
+            [
+                cluster.clone(),
+                tick(100),
+                valid(1, 1, 1, 0),
+                tick(100),
+                valid(2, 1, 2, 0),
+                valid(3, 3, 3, 0),
+                ticks(5),
+            ]
+            .concat(),
+        ),
+        (
+            "ping-and-ping-req",
+            [
+                cluster.clone(),
+                valid(1, 0, 4, 0),
+                valid(1, 2, 5, 0x83),
+                ticks(3),
+            ]
+            .concat(),
+        ),
+        (
+            "push-pull-wanting-reply",
+            [valid(1, 6, 7, 0x81), ticks(2)].concat(),
+        ),
+        (
+            "sync-probe",
+            [cluster.clone(), valid(1, 7, 99, 3), ticks(3)].concat(),
+        ),
+        ("leave-alone", [leave.clone(), ticks(5)].concat()),
+        (
+            "leave-in-cluster",
+            [
+                cluster.clone(),
+                tick(50),
+                leave,
+                ticks(10),
+                valid(1, 4, 1, suspect),
+            ]
+            .concat(),
+        ),
+        (
+            "garbage-datagrams",
+            [
+                raw(0, b"hello"),
+                raw(1, &[0x68, 0x72, 2, 0]),
+                raw(2, &push_pull_reply[..push_pull_reply.len() - 1]),
+                ticks(2),
+            ]
+            .concat(),
+        ),
+    ]
+}
+
+fn generated() -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (target, seeds) in [
+        ("decode_datagram", decode_seeds()),
+        ("node_datagrams", node_seeds()),
+    ] {
+        for (seed, bytes) in seeds {
+            out.push((seeds_dir(target).join(format!("{seed}.bin")), bytes));
+        }
+    }
+    out
+}
+
+#[test]
+fn seeds_match_the_encoder() {
+    let write = std::env::var_os("HERA_WRITE_SEEDS").is_some();
+    for (path, bytes) in generated() {
+        if write {
+            fs::create_dir_all(path.parent().expect("seed files live in a directory"))
+                .expect("create the seed directory");
+            fs::write(&path, &bytes).expect("write a seed");
+            continue;
+        }
+        let on_disk = fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; regenerate with HERA_WRITE_SEEDS=1",
+                path.display()
+            )
+        });
+        assert_eq!(
+            on_disk,
+            bytes,
+            "{} is stale; regenerate with HERA_WRITE_SEEDS=1",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_seed_passes_both_checks() {
+    let mut replayed = 0;
+    for target in ["decode_datagram", "node_datagrams"] {
+        let dir = seeds_dir(target);
+        let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            let bytes = fs::read(&path).expect("a readable seed");
+            // Either target's seeds are fair input for the other: a datagram is a short op
+            // sequence, and an op sequence is (usually) garbage to the decoder.
+            check_decode(&bytes);
+            check_node(&bytes);
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 30, "only {replayed} seeds found");
+}
+
+#[test]
+fn valid_messages_cover_every_kind() {
+    let kinds: std::collections::BTreeSet<_> = (0..8)
+        .map(|kind| valid_message(kind, 1, 0).kind())
+        .collect();
+    assert_eq!(kinds.len(), 7);
+}
