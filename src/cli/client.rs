@@ -95,7 +95,7 @@ pub async fn status(http_addr: &str) -> Result<(), String> {
     );
     let q = &s["quorum"];
     println!(
-        "quorum:      {}   (reachable {} of {} known{})",
+        "quorum:      {}   (reachable {} of {} known{}; a majority needs {})",
         if q["has_quorum"].as_bool() == Some(true) {
             "yes"
         } else {
@@ -106,7 +106,8 @@ pub async fn status(http_addr: &str) -> Result<(), String> {
         q.get("expected")
             .and_then(Value::as_u64)
             .map(|e| format!(", expected {e}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        text(q, "needed")
     );
     if let Some(by_state) = s["members_by_state"].as_object() {
         let parts: Vec<String> = by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -116,7 +117,69 @@ pub async fn status(http_addr: &str) -> Result<(), String> {
         "queue:       {} updates waiting",
         text(&s, "dissemination_queue")
     );
+    if let Some(members) = s["members"].as_array() {
+        println!();
+        let rows: Vec<[String; 5]> = members
+            .iter()
+            .map(|m| {
+                [
+                    text(m, "name"),
+                    text(m, "addr"),
+                    text(m, "state"),
+                    text(m, "dc"),
+                    seconds_ago(&m["last_contact_seconds"]),
+                ]
+            })
+            .collect();
+        print_table(&["Member", "Address", "State", "DC", "Last contact"], &rows);
+    }
+    let requests = &s["requests"];
+    if let Some(verbs) = requests["verbs"].as_array().filter(|v| !v.is_empty()) {
+        println!();
+        println!(
+            "requests (latency over the last {} s):",
+            text(requests, "window_seconds")
+        );
+        print_table(&LATENCY_HEADERS, &latency_rows(verbs));
+    }
     Ok(())
+}
+
+const LATENCY_HEADERS: [&str; 8] = [
+    "Method", "Route", "Total", "5xx", "Window", "p50 ms", "p90 ms", "p99 ms",
+];
+
+/// One row per verb of `/v1/status`'s `requests.verbs`.
+fn latency_rows(verbs: &[Value]) -> Vec<[String; 8]> {
+    let ms = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_f64)
+            .map(|x| format!("{x:.3}"))
+            .unwrap_or_else(|| "-".to_string())
+    };
+    verbs
+        .iter()
+        .map(|v| {
+            [
+                text(v, "method"),
+                text(v, "route"),
+                text(v, "requests_total"),
+                text(v, "errors_total"),
+                text(v, "window_requests"),
+                ms(v, "p50_ms"),
+                ms(v, "p90_ms"),
+                ms(v, "p99_ms"),
+            ]
+        })
+        .collect()
+}
+
+fn seconds_ago(v: &Value) -> String {
+    match v.as_f64() {
+        Some(s) if s < 60.0 => format!("{s:.1}s ago"),
+        Some(s) => format!("{:.0}m ago", s / 60.0),
+        None => "-".to_string(),
+    }
 }
 
 pub async fn leave(http_addr: &str) -> Result<(), String> {

@@ -9,12 +9,15 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::{Request, Snapshot};
 use crate::node::{Command, CommandError, Event, Reply};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     commands: mpsc::Sender<Request>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     events: broadcast::Sender<Event>,
+    /// This node's metrics (its own recorder: see `telemetry`).
+    telemetry: Telemetry,
 }
 
 /// Why a command through the handle did not go through.
@@ -42,12 +45,19 @@ impl NodeHandle {
         commands: mpsc::Sender<Request>,
         snapshot: watch::Receiver<Arc<Snapshot>>,
         events: broadcast::Sender<Event>,
+        telemetry: Telemetry,
     ) -> Self {
         NodeHandle {
             commands,
             snapshot,
             events,
+            telemetry,
         }
+    }
+
+    /// This node's metrics and request latencies.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     /// Run a command in the node's task and wait for its reply.

@@ -26,6 +26,7 @@ pub use snapshot::Snapshot;
 pub use socket::bind_udp;
 
 use crate::node::{Command, CommandError, Event, Lifecycle, Node, Reply, Sink, Transmit};
+use crate::telemetry::Telemetry;
 use crate::wire::DATAGRAM_MAX_BYTES;
 
 /// Commands waiting for the task; senders wait when it is full (back-pressure on HTTP).
@@ -36,6 +37,11 @@ const EVENT_QUEUE_MAX: usize = 4_096;
 const RECV_BATCH_MAX: usize = 64;
 /// Time a leaving node waits for its goodbye to finish, beyond the configured propagation time.
 const LEAVE_GRACE: Duration = Duration::from_secs(2);
+/// Republish the snapshot at least this often even without a visible change: acks (last
+/// contact), counters and the queue move without bumping the node's version, and readers
+/// (`/v1/status`, the console) should not show them minutes old. One copy of the member list
+/// a second is cheap even at 10,000 members.
+const SNAPSHOT_REFRESH: Duration = Duration::from_secs(1);
 
 pub(crate) struct Request {
     pub command: Command,
@@ -63,7 +69,8 @@ pub fn spawn(
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::of(&node, clock.now())));
     let (event_tx, _) = broadcast::channel(EVENT_QUEUE_MAX);
-    let handle = NodeHandle::new(command_tx, snapshot_rx, event_tx.clone());
+    let telemetry = Telemetry::for_node(&node, clock);
+    let handle = NodeHandle::new(command_tx, snapshot_rx, event_tx.clone(), telemetry.clone());
     let task = tokio::spawn(run(
         node,
         socket,
@@ -71,6 +78,7 @@ pub fn spawn(
         command_rx,
         snapshot_tx,
         event_tx,
+        telemetry,
         shutdown,
     ));
     Ok(Running {
@@ -96,6 +104,8 @@ impl Sink for Outbox {
     }
 }
 
+// The task's whole world, handed over once at spawn; a struct would only rename the list.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     mut node: Node,
     socket: UdpSocket,
@@ -103,6 +113,7 @@ async fn run(
     mut commands: mpsc::Receiver<Request>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     events: broadcast::Sender<Event>,
+    telemetry: Telemetry,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -110,6 +121,7 @@ async fn run(
     let mut outbox = Outbox::default();
     let mut log = log::EventLog::default();
     let mut published = node.version();
+    let mut published_at = clock.now();
     let mut shutting_down = false;
     let mut leave_deadline: Option<tokio::time::Instant> = None;
     let mut commands_open = true;
@@ -127,8 +139,12 @@ async fn run(
             log.event(&event, clock.now());
             let _ = events.send(event);
         }
-        if node.version() != published {
+        // Counters move without a version change (every datagram), so export every turn.
+        telemetry.observe(&mut node);
+        let stale = clock.now().saturating_since(published_at) >= SNAPSHOT_REFRESH;
+        if node.version() != published || stale {
             published = node.version();
+            published_at = clock.now();
             snapshot_tx.send_replace(Arc::new(Snapshot::of(&node, clock.now())));
         }
         if left || node.lifecycle() == Lifecycle::Stopped {
@@ -179,6 +195,7 @@ async fn run(
             }
         }
     }
+    telemetry.observe(&mut node);
     snapshot_tx.send_replace(Arc::new(Snapshot::of(&node, clock.now())));
     tracing::info!(node = %node.name(), "node stopped");
 }

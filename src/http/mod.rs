@@ -1,14 +1,19 @@
 //! The HTTP faces of a node, all on one listener (axum):
 //!
 //! - Consul's agent API for membership: [`agent`];
-//! - hera's own status: [`status`].
+//! - hera's own status: [`status`];
+//! - operations: Prometheus at `/metrics` ([`metrics`]), the admin console at `/ui`
+//!   ([`console`]), and request timing for every route ([`timing`]).
 //!
 //! Handlers never touch the node: they send commands through the [`NodeHandle`] and read the
 //! published snapshot.
 
 pub mod agent;
+pub mod console;
 pub mod error;
+pub mod metrics;
 pub mod status;
+pub mod timing;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,7 +41,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agent/join/{*address}", put(agent::join))
         .route("/v1/agent/leave", put(agent::leave))
         .route("/v1/status", get(status::status))
+        .route("/metrics", get(metrics::metrics))
+        .merge(console::routes())
         .layer(DefaultBodyLimit::max(BODY_MAX_BYTES))
+        // Outermost, after every route: times each request, unmatched ones included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            timing::track,
+        ))
         .with_state(state)
 }
 

@@ -1,4 +1,5 @@
-//! `GET /v1/status`: this node, the members by state, and quorum.
+//! `GET /v1/status`: this node, the members by state with their last contact, quorum, the
+//! dissemination queue, and request counts with latency percentiles per verb.
 
 use axum::extract::State;
 use axum::Json;
@@ -6,6 +7,8 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::driver::Snapshot;
+use crate::telemetry::latency::{VerbLatency, WINDOW};
+use crate::time::Instant;
 
 #[derive(Debug, Serialize)]
 pub struct StatusMember {
@@ -25,6 +28,15 @@ pub struct QuorumStatus {
     pub reachable: usize,
     pub known: usize,
     pub expected: Option<usize>,
+    /// Reachable members needed for a majority of `max(known, expected)`.
+    pub needed: usize,
+}
+
+/// Requests per verb, and their latency over the recent window.
+#[derive(Debug, Serialize)]
+pub struct RequestStatus {
+    pub window_seconds: u64,
+    pub verbs: Vec<VerbLatency>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,9 +52,13 @@ pub struct Status {
     pub members: Vec<StatusMember>,
     pub quorum: QuorumStatus,
     pub dissemination_queue: usize,
+    pub requests: RequestStatus,
 }
 
-pub fn status_of(s: &Snapshot) -> Status {
+/// The status as of `now`. Times are measured to `now`, not to when the snapshot was taken:
+/// acks do not publish a new snapshot, so a quiet cluster's snapshot can be minutes old, and
+/// an uptime or a last contact measured to it would stand still.
+pub fn status_of(s: &Snapshot, now: Instant) -> Status {
     let mut by_state = std::collections::BTreeMap::new();
     for state in ["alive", "suspect", "failed", "left"] {
         by_state.insert(state, 0);
@@ -63,10 +79,8 @@ pub fn status_of(s: &Snapshot) -> Status {
                 state,
                 incarnation: m.incarnation,
                 dc: m.profile.dc.to_string(),
-                last_contact_seconds: m
-                    .last_ack
-                    .map(|t| s.taken_at.saturating_since(t).as_secs_f64()),
-                state_since_seconds: s.taken_at.saturating_since(m.since).as_secs_f64(),
+                last_contact_seconds: m.last_ack.map(|t| now.saturating_since(t).as_secs_f64()),
+                state_since_seconds: now.saturating_since(m.since).as_secs_f64(),
             }
         })
         .collect();
@@ -80,7 +94,7 @@ pub fn status_of(s: &Snapshot) -> Status {
             .unwrap_or_default(),
         incarnation: s.incarnation,
         lifecycle: format!("{:?}", s.lifecycle).to_lowercase(),
-        uptime_seconds: s.taken_at.saturating_since(s.started).as_secs_f64(),
+        uptime_seconds: now.saturating_since(s.started).as_secs_f64(),
         health_score: s.health_score,
         members_by_state: by_state,
         members,
@@ -89,11 +103,19 @@ pub fn status_of(s: &Snapshot) -> Status {
             reachable: s.quorum.reachable,
             known: s.quorum.known,
             expected: s.quorum.expected,
+            needed: s.quorum.known.max(s.quorum.expected.unwrap_or(0)) / 2 + 1,
         },
         dissemination_queue: s.queue_depth,
+        requests: RequestStatus {
+            window_seconds: WINDOW.as_secs(),
+            verbs: Vec::new(),
+        },
     }
 }
 
 pub async fn status(State(app): State<AppState>) -> Json<Status> {
-    Json(status_of(&app.node.snapshot()))
+    let telemetry = app.node.telemetry();
+    let mut status = status_of(&app.node.snapshot(), telemetry.clock().now());
+    status.requests.verbs = telemetry.latency_summary();
+    Json(status)
 }

@@ -1,0 +1,281 @@
+//! The core's counters and views as Prometheus metrics.
+//!
+//! The core keeps plain cumulative counters ([`Stats`]) and cheap views (state counts, quorum,
+//! Lifeguard score, queue depth). Many of them move without a visible state change (every
+//! datagram bumps a counter, not the node's version), so the published snapshot can be stale
+//! for them. The driver therefore hands the `Node` itself to [`NodeMetrics::observe`] after
+//! every turn of its loop. Every handle is registered once, so an observation is a few dozen
+//! relaxed atomic stores and no lookups.
+
+use metrics::{Counter, Gauge, Histogram};
+
+use crate::node::{Lifecycle, Node};
+use crate::stats::{Stats, DECODE_ERROR_KINDS, MESSAGE_KINDS};
+
+/// Bucket bounds for the probe round trip, in seconds: from a loopback ack (~100 µs) to a
+/// probe answered just inside the wan preset's timeout.
+pub const RTT_BUCKETS: [f64; 14] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Metric names shared with the descriptions, the tests and the docs.
+pub mod names {
+    pub const MEMBERS: &str = "hera_members";
+    pub const QUORUM: &str = "hera_quorum";
+    pub const QUORUM_REACHABLE: &str = "hera_quorum_reachable_members";
+    pub const QUORUM_KNOWN: &str = "hera_quorum_known_members";
+    pub const QUORUM_EXPECTED: &str = "hera_quorum_expected_members";
+    pub const QUORUM_NEEDED: &str = "hera_quorum_needed_members";
+    pub const HEALTH_SCORE: &str = "hera_health_score";
+    pub const QUEUE: &str = "hera_dissemination_queue_length";
+    pub const PROBES: &str = "hera_probes_total";
+    pub const PROBES_FAILED: &str = "hera_probes_failed_total";
+    pub const PROBES_INDIRECT: &str = "hera_probes_indirect_total";
+    pub const NACKS: &str = "hera_nacks_sent_total";
+    pub const SUSPICIONS_RAISED: &str = "hera_suspicions_raised_total";
+    pub const SUSPICIONS_REFUTED: &str = "hera_suspicions_refuted_total";
+    pub const SUSPICIONS_CONFIRMED: &str = "hera_suspicions_confirmed_total";
+    pub const REFUTATIONS: &str = "hera_refutations_total";
+    pub const NAME_CONFLICTS: &str = "hera_name_conflicts_total";
+    pub const REAPED: &str = "hera_members_reaped_total";
+    pub const DATAGRAMS: &str = "hera_gossip_datagrams_total";
+    pub const BYTES: &str = "hera_gossip_bytes_total";
+    pub const MESSAGES: &str = "hera_gossip_messages_total";
+    pub const DECODE_ERRORS: &str = "hera_decode_errors_total";
+    pub const SYNC_ROUNDS: &str = "hera_anti_entropy_rounds_total";
+    pub const PUSH_PULLS: &str = "hera_anti_entropy_push_pulls_sent_total";
+    pub const PROBE_RTT: &str = "hera_probe_rtt_seconds";
+    pub const START_TIME: &str = "hera_start_time_seconds";
+}
+
+/// The member states, as labelled.
+const STATES: [&str; 4] = ["alive", "suspect", "failed", "left"];
+const DIRECTIONS: [&str; 2] = ["in", "out"];
+
+/// Help text for every metric this module exports; called once per recorder.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    use names::*;
+    describe_gauge!(
+        MEMBERS,
+        "Cluster members by state as this node sees them, this node included."
+    );
+    describe_gauge!(
+        QUORUM,
+        "1 when this node sees a majority (of the members it knows of, or of the configured \
+         expected size when larger), else 0."
+    );
+    describe_gauge!(
+        QUORUM_REACHABLE,
+        "Members this node can reach (alive or suspect, itself included)."
+    );
+    describe_gauge!(
+        QUORUM_KNOWN,
+        "Members not gone gracefully: reachable plus failed."
+    );
+    describe_gauge!(
+        QUORUM_EXPECTED,
+        "The configured expected cluster size (0 when not configured)."
+    );
+    describe_gauge!(QUORUM_NEEDED, "Reachable members needed for a majority.");
+    describe_gauge!(
+        HEALTH_SCORE,
+        "Lifeguard local health score: 0 is healthy; higher means this node doubts its own \
+         timeliness and stretches its probe timeouts."
+    );
+    describe_gauge!(
+        QUEUE,
+        "Updates waiting in the dissemination (piggyback) queue."
+    );
+    describe_counter!(PROBES, "Direct probes (pings) this node started.");
+    describe_counter!(
+        PROBES_FAILED,
+        "Probes that got no ack, directly or through helpers."
+    );
+    describe_counter!(
+        PROBES_INDIRECT,
+        "Indirect probe requests (ping-req) this node sent to helpers."
+    );
+    describe_counter!(
+        NACKS,
+        "Nacks sent while relaying indirect probes (Lifeguard)."
+    );
+    describe_counter!(SUSPICIONS_RAISED, "Members this node started to suspect.");
+    describe_counter!(
+        SUSPICIONS_REFUTED,
+        "Suspicions of other members that ended with the member refuting them (false \
+         suspicions)."
+    );
+    describe_counter!(
+        SUSPICIONS_CONFIRMED,
+        "Suspicions that timed out and marked the member failed."
+    );
+    describe_counter!(
+        REFUTATIONS,
+        "Times this node refuted a suspicion or failure about itself."
+    );
+    describe_counter!(
+        NAME_CONFLICTS,
+        "Claims to a live member's name from another address, refused."
+    );
+    describe_counter!(
+        REAPED,
+        "Failed or left members forgotten after the reap delay."
+    );
+    describe_counter!(DATAGRAMS, "Gossip datagrams received (in) and sent (out).");
+    describe_counter!(
+        BYTES,
+        "Gossip bytes received (in) and sent (out), envelopes included."
+    );
+    describe_counter!(
+        MESSAGES,
+        "Protocol messages received (in) and sent (out) by kind; a datagram carries several."
+    );
+    describe_counter!(
+        DECODE_ERRORS,
+        "Datagrams rejected before they changed anything, by reason."
+    );
+    describe_counter!(SYNC_ROUNDS, "Anti-entropy (push-pull) rounds started.");
+    describe_counter!(PUSH_PULLS, "Push-pull datagrams sent for anti-entropy.");
+    describe_histogram!(
+        PROBE_RTT,
+        metrics::Unit::Seconds,
+        "Round trip of successful direct probes."
+    );
+    describe_gauge!(
+        START_TIME,
+        metrics::Unit::Seconds,
+        "When this node started, in seconds since the Unix epoch."
+    );
+}
+
+/// Handles for everything [`NodeMetrics::observe`] updates, registered once.
+#[derive(Debug)]
+pub struct NodeMetrics {
+    members: [Gauge; STATES.len()],
+    quorum: Gauge,
+    reachable: Gauge,
+    known: Gauge,
+    expected: Gauge,
+    needed: Gauge,
+    health_score: Gauge,
+    queue: Gauge,
+    probes: Counter,
+    probes_failed: Counter,
+    probes_indirect: Counter,
+    nacks: Counter,
+    suspicions_raised: Counter,
+    suspicions_refuted: Counter,
+    suspicions_confirmed: Counter,
+    refutations: Counter,
+    name_conflicts: Counter,
+    reaped: Counter,
+    datagrams: [Counter; 2],
+    bytes: [Counter; 2],
+    messages_in: [Counter; MESSAGE_KINDS.len()],
+    messages_out: [Counter; MESSAGE_KINDS.len()],
+    decode_errors: [Counter; DECODE_ERROR_KINDS.len()],
+    sync_rounds: Counter,
+    push_pulls: Counter,
+    rtt: Histogram,
+}
+
+impl NodeMetrics {
+    /// Register every handle with the current recorder (the caller sets a local one).
+    pub fn register() -> NodeMetrics {
+        use metrics::{counter, gauge, histogram};
+        use names::*;
+        let directed = |name: &'static str| DIRECTIONS.map(|d| counter!(name, "direction" => d));
+        let messages = |direction: &'static str| {
+            MESSAGE_KINDS.map(|k| counter!(MESSAGES, "direction" => direction, "kind" => k))
+        };
+        NodeMetrics {
+            members: STATES.map(|s| gauge!(MEMBERS, "state" => s)),
+            quorum: gauge!(QUORUM),
+            reachable: gauge!(QUORUM_REACHABLE),
+            known: gauge!(QUORUM_KNOWN),
+            expected: gauge!(QUORUM_EXPECTED),
+            needed: gauge!(QUORUM_NEEDED),
+            health_score: gauge!(HEALTH_SCORE),
+            queue: gauge!(QUEUE),
+            probes: counter!(PROBES),
+            probes_failed: counter!(PROBES_FAILED),
+            probes_indirect: counter!(PROBES_INDIRECT),
+            nacks: counter!(NACKS),
+            suspicions_raised: counter!(SUSPICIONS_RAISED),
+            suspicions_refuted: counter!(SUSPICIONS_REFUTED),
+            suspicions_confirmed: counter!(SUSPICIONS_CONFIRMED),
+            refutations: counter!(REFUTATIONS),
+            name_conflicts: counter!(NAME_CONFLICTS),
+            reaped: counter!(REAPED),
+            datagrams: directed(DATAGRAMS),
+            bytes: directed(BYTES),
+            messages_in: messages("in"),
+            messages_out: messages("out"),
+            decode_errors: DECODE_ERROR_KINDS.map(|k| counter!(DECODE_ERRORS, "kind" => k)),
+            sync_rounds: counter!(SYNC_ROUNDS),
+            push_pulls: counter!(PUSH_PULLS),
+            rtt: histogram!(PROBE_RTT),
+        }
+    }
+
+    /// Copy the node's counters and views into the handles, and move its probe round trips
+    /// into the histogram (draining them: each sample is recorded exactly once).
+    pub fn observe(&self, node: &mut Node) {
+        let counts = node.counts();
+        // `counts` leaves this node out; count it as the status page does.
+        let own_alive = node.lifecycle() == Lifecycle::Active;
+        let by_state = [
+            counts.alive + usize::from(own_alive),
+            counts.suspect,
+            counts.failed,
+            counts.left + usize::from(!own_alive),
+        ];
+        for (gauge, n) in self.members.iter().zip(by_state) {
+            gauge.set(n as f64);
+        }
+        let q = node.quorum();
+        self.quorum.set(if q.has_quorum { 1.0 } else { 0.0 });
+        self.reachable.set(q.reachable as f64);
+        self.known.set(q.known as f64);
+        self.expected.set(q.expected.unwrap_or(0) as f64);
+        let of = q.known.max(q.expected.unwrap_or(0));
+        self.needed.set((of / 2 + 1) as f64);
+        self.health_score.set(f64::from(node.health_score()));
+        self.queue.set(node.queue_depth() as f64);
+        self.counters(node.stats());
+        for rtt in node.stats_mut().take_rtt_samples() {
+            self.rtt.record(rtt.as_secs_f64());
+        }
+    }
+
+    fn counters(&self, s: &Stats) {
+        // `absolute` keeps the exported value a true counter: it mirrors the core's cumulative
+        // number and never goes down.
+        self.probes.absolute(s.probes_sent);
+        self.probes_failed.absolute(s.probes_failed);
+        self.probes_indirect.absolute(s.indirect_probes_sent);
+        self.nacks.absolute(s.nacks_sent);
+        self.suspicions_raised.absolute(s.suspicions_raised);
+        self.suspicions_refuted.absolute(s.suspicions_refuted);
+        self.suspicions_confirmed.absolute(s.suspicions_confirmed);
+        self.refutations.absolute(s.refutations);
+        self.name_conflicts.absolute(s.name_conflicts);
+        self.reaped.absolute(s.members_reaped);
+        self.datagrams[0].absolute(s.datagrams_in);
+        self.datagrams[1].absolute(s.datagrams_out);
+        self.bytes[0].absolute(s.bytes_in);
+        self.bytes[1].absolute(s.bytes_out);
+        for (c, v) in self.messages_in.iter().zip(s.messages_in) {
+            c.absolute(v);
+        }
+        for (c, v) in self.messages_out.iter().zip(s.messages_out) {
+            c.absolute(v);
+        }
+        for (c, v) in self.decode_errors.iter().zip(s.decode_errors) {
+            c.absolute(v);
+        }
+        self.sync_rounds.absolute(s.sync_rounds);
+        self.push_pulls.absolute(s.push_pulls_sent);
+    }
+}

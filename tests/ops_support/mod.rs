@@ -1,0 +1,189 @@
+//! Shared by the `ops_*` tests: starting nodes on loopback, HTTP helpers, external programs
+//! that die with the test, and bounded polling.
+
+#![allow(dead_code)] // each test file uses a different part of this
+
+pub mod chromium;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hera::app::App;
+use hera::settings::{Overrides, Settings};
+use serde_json::Value;
+
+/// Bound for conditions that take a few protocol periods on the local preset.
+pub const CONVERGE: Duration = Duration::from_secs(20);
+
+pub fn settings(name: &str, join: Vec<String>) -> Settings {
+    Settings::resolve(
+        None,
+        Overrides {
+            name: Some(name.to_string()),
+            bind: Some("127.0.0.1:0".to_string()),
+            http: Some("127.0.0.1:0".to_string()),
+            preset: Some("local".to_string()),
+            join,
+            ..Default::default()
+        },
+    )
+    .expect("valid test settings")
+}
+
+/// Start `n` nodes joined through the first, and wait until every one sees all `n` alive.
+pub async fn cluster(prefix: &str, n: usize) -> Vec<App> {
+    let first = App::start(settings(&format!("{prefix}0"), vec![]), 1)
+        .await
+        .expect("node starts");
+    let seed = first.gossip_addr.to_string();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        let app = App::start(
+            settings(&format!("{prefix}{i}"), vec![seed.clone()]),
+            i as u64 + 1,
+        )
+        .await
+        .expect("node starts");
+        nodes.push(app);
+    }
+    for node in &nodes {
+        let alive = node
+            .handle
+            .wait_for(CONVERGE, |s| {
+                s.members
+                    .iter()
+                    .filter(|m| m.state == hera::swim::State::Alive)
+                    .count()
+                    == n
+            })
+            .await;
+        assert!(alive.is_some(), "cluster of {n} did not converge");
+    }
+    nodes
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+pub async fn get_text(addr: SocketAddr, path: &str) -> String {
+    let response = http()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert!(
+        response.status().is_success(),
+        "GET {path}: {}",
+        response.status()
+    );
+    response.text().await.expect("body")
+}
+
+pub async fn get_json(addr: SocketAddr, path: &str) -> Value {
+    serde_json::from_str(&get_text(addr, path).await).expect("JSON body")
+}
+
+/// Poll `check` every 200 ms until it returns Some, or panic after `limit` with `what`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let attempt = async {
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so a failing assertion or a panic never
+/// leaves it running.
+pub struct KillOnDrop {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl KillOnDrop {
+    pub fn spawn(name: &'static str, command: &mut Command) -> KillOnDrop {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        KillOnDrop { child, name }
+    }
+
+    /// Panic with the program's name if it has already exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited early: {status}", self.name);
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback TCP port free right now (bound and released; good enough for a test).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("port").port()
+}
+
+/// Where a program lives, or None (the test then fails with an install hint).
+pub fn program(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+pub fn require(name: &str, package: &str) -> std::path::PathBuf {
+    program(name).unwrap_or_else(|| {
+        panic!("`{name}` not found: install the Debian package `{package}` (scripts/test.sh does)")
+    })
+}
+
+pub fn quiet<'a>(command: &'a mut Command, log: &Path) -> &'a mut Command {
+    let out = std::fs::File::create(log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+}
+
+/// Register a few services on `node`; returns (service, id) of each instance registered
+/// (none until the registry lands).
+pub async fn register_sample_services(_node: &App) -> Vec<(String, String)> {
+    Vec::new()
+}
+
+/// An instance as the node's API reports it.
+#[derive(Debug)]
+pub struct InstanceState {
+    pub online: bool,
+    pub reason: Option<String>,
+}
+
+/// Ask the node's API (not the console) whether `service/id` is on-line.
+pub async fn instance(addr: SocketAddr, service: &str, id: &str) -> InstanceState {
+    let _ = (addr, service, id);
+    unimplemented!("needs the registry's HTTP face")
+}
