@@ -54,6 +54,12 @@ pub struct Config {
     pub join_retry_max: Duration,
     /// A leaving node keeps answering and gossiping its departure this long before it stops.
     pub leave_propagate: Duration,
+    /// How often the owner of instances checks their TTLs, liveness and due health checks:
+    /// the granularity of expiry.
+    pub registry_tick: Duration,
+    /// Tombstones of deleted instances are kept (and gossiped) this long, so that a slow peer's
+    /// old version cannot bring a deleted instance back; then they are collected.
+    pub tombstone_grace: Duration,
     /// Expected cluster size, if known: quorum is then a majority of the larger of this and
     /// the number of members known.
     pub expected_members: Option<usize>,
@@ -124,6 +130,8 @@ impl Config {
             join_retry_interval: Duration::from_secs(1),
             join_retry_max: Duration::from_secs(30),
             leave_propagate: Duration::from_millis(600),
+            registry_tick: Duration::from_millis(500),
+            tombstone_grace: Duration::from_secs(600),
             expected_members: None,
         }
     }
@@ -155,6 +163,8 @@ impl Config {
             join_retry_interval: Duration::from_secs(2),
             join_retry_max: Duration::from_secs(60),
             leave_propagate: Duration::from_secs(2),
+            registry_tick: Duration::from_secs(1),
+            tombstone_grace: Duration::from_secs(1_800),
             expected_members: None,
         }
     }
@@ -183,6 +193,8 @@ impl Config {
             join_retry_interval: Duration::from_millis(200),
             join_retry_max: Duration::from_secs(5),
             leave_propagate: Duration::from_millis(300),
+            registry_tick: Duration::from_millis(100),
+            tombstone_grace: Duration::from_secs(60),
             expected_members: None,
         }
     }

@@ -9,6 +9,7 @@
 //! | [`node`] | the state machine: membership, dissemination, registry; its I/O contract |
 //! | [`time`] | the core's own `Instant`; the core never reads a clock |
 //! | [`wire`] | datagram envelope (magic, version, flags, CRC32), messages, typed decode errors |
+//! | [`registry`] | service instances, HLC versions, the last-writer-wins merge, tombstones |
 //! | [`swim`] | the merge rule, probing, suspicion, Lifeguard awareness, the gossip queue |
 //! | [`timers`] | the deadline table behind `Node::poll_timeout` |
 //! | [`config`] | protocol knobs and the lan / wan / local presets |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod names;
 pub mod node;
+pub mod registry;
 pub mod stats;
 pub mod swim;
 pub mod time;

@@ -161,6 +161,21 @@ name_type!(
     32
 );
 
+name_type!(
+    /// A service's name: 1 to 64 bytes of `[A-Za-z0-9._-]`.
+    ServiceName,
+    "service name",
+    64
+);
+
+name_type!(
+    /// A service instance's id, unique in the cluster (the registry is keyed by it): 1 to 128
+    /// bytes of `[A-Za-z0-9._-]`; UUIDs fit.
+    InstanceId,
+    "instance id",
+    128
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,12 @@ pub struct Stats {
     pub sync_rounds: u64,
     pub push_pulls_sent: u64,
     pub members_reaped: u64,
+    /// Registry entries sent by anti-entropy (not counting gossip).
+    pub entries_pushed: u64,
+    pub registry_syncs: u64,
+    pub checks_started: u64,
+    pub checks_failed: u64,
+    pub instances_expired: u64,
     rtt_samples: VecDeque<Duration>,
 }
 

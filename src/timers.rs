@@ -40,6 +40,8 @@ pub enum Timer {
     JoinRetry { attempt: u32 },
     /// A leaving node has said goodbye for long enough.
     LeaveDone,
+    /// Enforce TTLs and liveness, start due health checks, collect tombstones.
+    RegistryTick,
 }
 
 #[derive(Debug, Default)]

@@ -247,7 +247,9 @@ impl Monitor {
             | Event::NameConflict { .. }
             | Event::Joined { .. }
             | Event::LeaveComplete
-            | Event::Rejected { .. } => {}
+            | Event::Rejected { .. }
+            | Event::CheckDue { .. }
+            | Event::RegistryChanged { .. } => {}
         }
     }
 

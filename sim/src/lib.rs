@@ -586,7 +586,7 @@ impl World {
         self.eat(&i.to_le_bytes());
         self.eat(&[kind]);
         self.eat(subject.as_bytes());
-        if self.verbose && !matches!(e, Event::Rejected { .. }) {
+        if self.verbose && !matches!(e, Event::Rejected { .. } | Event::RegistryChanged { .. }) {
             let about = match e {
                 Event::MemberSuspected { name, .. }
                 | Event::MemberRecovered { name }
@@ -633,6 +633,8 @@ fn event_key(e: &Event) -> (u8, &str) {
         Event::Joined { .. } => (8, ""),
         Event::LeaveComplete => (9, ""),
         Event::Rejected { .. } => (10, ""),
+        Event::CheckDue { id, .. } => (11, id.as_str()),
+        Event::RegistryChanged { .. } => (12, ""),
     }
 }
 
@@ -652,6 +654,8 @@ fn describe(e: &Event) -> String {
         Event::Joined { via } => format!("joined via {via}"),
         Event::LeaveComplete => "has left".to_string(),
         Event::Rejected { from, error } => format!("rejects a datagram from {from}: {error}"),
+        Event::CheckDue { id, .. } => format!("runs the health check of {id}"),
+        Event::RegistryChanged { index } => format!("registry index {index}"),
     }
 }
 

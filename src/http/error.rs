@@ -54,6 +54,9 @@ impl From<CommandError> for ApiError {
         let status = match &e {
             CommandError::NotRunning => StatusCode::SERVICE_UNAVAILABLE,
             CommandError::NoSeeds => StatusCode::BAD_REQUEST,
+            CommandError::UnknownInstance { .. } => StatusCode::NOT_FOUND,
+            CommandError::IdInUse { .. } => StatusCode::CONFLICT,
+            CommandError::Invalid { .. } => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.to_string())
     }

@@ -46,7 +46,7 @@ impl Node {
         }
     }
 
-    fn transmit(&mut self, to: SocketAddr, datagram: DatagramBuilder) {
+    pub(super) fn transmit(&mut self, to: SocketAddr, datagram: DatagramBuilder) {
         let payload = datagram.finish();
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += payload.len() as u64;
@@ -193,6 +193,7 @@ impl Node {
             self.send_push_pull(from, false);
         } else if self.join.take().is_some() {
             self.emit(Event::Joined { via: from });
+            self.after_join(from);
         }
     }
 
@@ -213,7 +214,8 @@ impl Node {
         let probe = SyncProbe {
             members_digest: self.full_digest(),
         };
-        self.send(to, &[Message::SyncProbe(probe)], true);
+        let registry = self.registry_sync_message();
+        self.send(to, &[Message::SyncProbe(probe), registry], true);
     }
 
     /// A digest that differs from ours starts a push-pull, which brings both sides level.

@@ -126,10 +126,12 @@ impl Node {
             Claim::Failed { .. } => {
                 self.suspicions.remove(&name);
                 self.emit(Event::MemberFailed { name: name.clone() });
+                self.on_member_gone(now);
             }
             Claim::Left => {
                 self.suspicions.remove(&name);
                 self.emit(Event::MemberLeft { name: name.clone() });
+                self.on_member_gone(now);
             }
         }
         let profile = (*profile).clone();

@@ -28,6 +28,7 @@ mod dissemination;
 mod lifecycle;
 mod membership;
 mod probing;
+mod registry_ops;
 #[cfg(test)]
 mod tests;
 
@@ -41,7 +42,8 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
-use crate::names::{Label, NodeName};
+use crate::names::{InstanceId, Label, NodeName, ServiceName};
+use crate::registry::{Health, InstanceSpec, Registry};
 use crate::stats::Stats;
 use crate::swim::awareness::Awareness;
 use crate::swim::gossip::Broadcasts;
@@ -78,12 +80,38 @@ pub enum Command {
     Join { seeds: Vec<SocketAddr> },
     /// Leave gracefully: announce it, keep answering for a moment, then stop.
     Leave,
+    /// Register (or re-register) a service instance; this node becomes its owner.
+    Register(InstanceSpec),
+    /// Heartbeat: resets the instance's liveness and TTL; moves ownership here.
+    Renew { id: InstanceId },
+    /// Delete an instance everywhere (a tombstone).
+    Deregister { id: InstanceId },
+    /// A TTL check's report (pass / warn / fail / update), or an HTTP check's result.
+    SetHealth {
+        id: InstanceId,
+        health: Health,
+        output: String,
+    },
+    /// Take an instance off-line (maintenance) or back on-line.
+    SetMaintenance {
+        id: InstanceId,
+        enable: bool,
+        reason: Option<String>,
+    },
+    /// Run the HTTP checks of the instances this node owns now (optionally one service or
+    /// one instance).
+    RunChecks {
+        service: Option<ServiceName>,
+        id: Option<InstanceId>,
+    },
 }
 
 /// What a command did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Done,
+    Registered { id: InstanceId },
+    ChecksStarted { count: usize },
 }
 
 /// Why a command was not carried out.
@@ -93,6 +121,18 @@ pub enum CommandError {
     NotRunning,
     /// A join with no address to join through.
     NoSeeds,
+    UnknownInstance {
+        id: InstanceId,
+    },
+    /// The id is registered under another service.
+    IdInUse {
+        id: InstanceId,
+        service: ServiceName,
+    },
+    /// The registration breaks a limit.
+    Invalid {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for CommandError {
@@ -100,6 +140,11 @@ impl std::fmt::Display for CommandError {
         match self {
             CommandError::NotRunning => write!(f, "this node is leaving or has left the cluster"),
             CommandError::NoSeeds => write!(f, "no address to join through"),
+            CommandError::UnknownInstance { id } => write!(f, "no instance with id {id}"),
+            CommandError::IdInUse { id, service } => {
+                write!(f, "id {id} is already registered for service {service}")
+            }
+            CommandError::Invalid { detail } => write!(f, "{detail}"),
         }
     }
 }
@@ -150,6 +195,17 @@ pub enum Event {
     Rejected {
         from: SocketAddr,
         error: DecodeError,
+    },
+    /// An HTTP health check of an instance this node owns is due: the shell runs it and
+    /// answers with `Command::SetHealth`.
+    CheckDue {
+        id: InstanceId,
+        url: String,
+        timeout: Duration,
+    },
+    /// The registry changed; its index is now `index`.
+    RegistryChanged {
+        index: u64,
     },
 }
 
@@ -227,6 +283,11 @@ pub struct Node {
     stats: Stats,
     /// Bumped on every change visible through the views, so shells republish only on change.
     version: u64,
+    registry: Registry,
+    /// Deadlines of the instances this node owns (owner-local: never gossiped).
+    owned: HashMap<InstanceId, registry_ops::Owned>,
+    /// Since when instances of failed or departed owners await the purge decision.
+    orphans_since: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +327,9 @@ impl Node {
             events: VecDeque::new(),
             stats: Stats::default(),
             version: 0,
+            registry: Registry::default(),
+            owned: HashMap::new(),
+            orphans_since: None,
         };
         node.start_timers(now);
         node
@@ -318,6 +382,16 @@ impl Node {
             Command::Leave => {
                 self.start_leave(now);
                 Ok(Reply::Done)
+            }
+            Command::Register(spec) => self.register(now, spec),
+            Command::Renew { id } => self.renew(now, &id),
+            Command::Deregister { id } => self.deregister(now, &id),
+            Command::SetHealth { id, health, output } => self.set_health(now, &id, health, &output),
+            Command::SetMaintenance { id, enable, reason } => {
+                self.set_maintenance(now, &id, enable, reason.as_deref())
+            }
+            Command::RunChecks { service, id } => {
+                Ok(self.run_checks(now, service.as_ref(), id.as_ref()))
             }
         }
     }
@@ -394,6 +468,21 @@ impl Node {
 
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// The registry as this node holds it.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Kept only because this node lacks quorum: its owner is failed or gone (Eureka's
+    /// self-preservation, per partition side).
+    pub fn is_stale(&self, instance: &crate::registry::Instance) -> bool {
+        instance.owner != self.name
+            && self
+                .members
+                .get(&instance.owner)
+                .is_some_and(|m| !m.state.is_live())
     }
 
     /// Other members by state (this node not counted).
@@ -504,6 +593,8 @@ impl Node {
         self.timers.schedule(reconnect_at, Timer::ReconnectTick);
         self.timers
             .schedule(now + self.reap_interval(), Timer::ReapTick);
+        self.timers
+            .schedule(now + self.config.registry_tick, Timer::RegistryTick);
     }
 
     fn handle_timer(&mut self, now: Instant, timer: Timer) {
@@ -523,6 +614,7 @@ impl Node {
             Timer::ReapTick => self.on_reap_tick(now),
             Timer::JoinRetry { attempt } => self.on_join_retry(now, attempt),
             Timer::LeaveDone => self.on_leave_done(),
+            Timer::RegistryTick => self.on_registry_tick(now),
         }
     }
 
@@ -537,6 +629,9 @@ impl Node {
             }
             Message::PushPull(push_pull) => self.on_push_pull(now, from, push_pull),
             Message::SyncProbe(probe) => self.on_sync_probe(now, from, probe),
+            Message::Entry(entry) => self.on_entry(now, entry),
+            Message::RegistrySync(sync) => self.on_registry_sync(from, sync),
+            Message::RegistryDigest(digest) => self.on_registry_digest(from, digest),
         }
     }
 }

@@ -1245,3 +1245,5 @@ fn same_seed_same_transmits() {
     }
     assert_ne!(a, run(18));
 }
+
+mod registry;

@@ -16,6 +16,7 @@ use crate::wire::DatagramBuilder;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Subject {
     Member(NodeName),
+    Instance(crate::names::InstanceId),
 }
 
 /// How many times each update is sent in a cluster of `members`.

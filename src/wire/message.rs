@@ -8,6 +8,7 @@ use bincode::{Decode, Encode};
 
 use super::bounded::{BoundedString, BoundedVec};
 use crate::names::{Label, NodeName};
+use crate::registry::Entry;
 
 /// A probe's sequence number; pairs an ack or nack with its ping.
 pub type Seq = u32;
@@ -38,6 +39,37 @@ pub enum Message {
     PushPull(PushPull),
     /// Anti-entropy summary: a digest of the sender's membership; a mismatch starts a push-pull.
     SyncProbe(SyncProbe),
+    /// A registry entry (an instance at a version, or its tombstone), gossiped or pushed.
+    Entry(Entry),
+    /// Anti-entropy for the registry: one hash of everything the sender holds.
+    RegistrySync(RegistrySync),
+    /// Per-origin summaries of a range of origins; the receiver pushes what differs.
+    RegistryDigest(RegistryDigest),
+}
+
+/// Most origin summaries in one digest message (the MTU binds first).
+pub const DIGEST_ORIGINS_MAX: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct RegistrySync {
+    pub digest: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct OriginSummary {
+    pub origin: NodeName,
+    pub count: u32,
+    pub hash: u64,
+}
+
+/// The sender's summaries of every origin in `[from, to)` (None: unbounded), sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct RegistryDigest {
+    /// True on the first leg: the receiver sends its own digest back.
+    pub reply_wanted: bool,
+    pub from: Option<NodeName>,
+    pub to: Option<NodeName>,
+    pub origins: BoundedVec<OriginSummary, DIGEST_ORIGINS_MAX>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -123,6 +155,9 @@ impl Message {
             Message::Member(_) => "member",
             Message::PushPull(_) => "push_pull",
             Message::SyncProbe(_) => "sync_probe",
+            Message::Entry(_) => "entry",
+            Message::RegistrySync(_) => "registry_sync",
+            Message::RegistryDigest(_) => "registry_digest",
         }
     }
 }

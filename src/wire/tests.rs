@@ -451,9 +451,9 @@ fn body_rejections() {
             DecodeError::UnknownKind { kind: 1_000 },
         ),
         (
-            "kind 7, the first unknown",
-            vec![7],
-            DecodeError::UnknownKind { kind: 7 },
+            "kind 10, the first unknown",
+            vec![10],
+            DecodeError::UnknownKind { kind: 10 },
         ),
         (
             "unknown claim",

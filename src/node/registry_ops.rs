@@ -1,0 +1,539 @@
+//! The registry inside the protocol: local writes, merging and gossiping entries, owner-local
+//! TTLs and health checks, purging the instances of failed owners (or keeping them, stale,
+//! without quorum), and anti-entropy for the registry.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{CommandError, Event, Node, Reply};
+use crate::names::{InstanceId, NodeName, ServiceName};
+use crate::registry::{clip, Check, Entry, Health, Instance, InstanceSpec};
+use crate::swim::gossip::Subject;
+use crate::time::Instant;
+use crate::timers::Timer;
+use crate::wire::bounded::BoundedVec;
+use crate::wire::{
+    encode_message, DatagramBuilder, Message, OriginSummary, RegistryDigest, RegistrySync,
+    DIGEST_ORIGINS_MAX,
+};
+
+/// Deadlines of an instance this node owns. Owner-local: a renewal that changes nothing else
+/// moves these and sends nothing, so heartbeats cost no cluster traffic.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Owned {
+    liveness_deadline: Option<Instant>,
+    ttl_deadline: Option<Instant>,
+    critical_since: Option<Instant>,
+    next_check: Option<Instant>,
+}
+
+/// Bytes a digest message adds around its summaries.
+const DIGEST_FRAME_BYTES: usize = 8 + 2 * (1 + crate::names::NodeName::MAX_BYTES + 1);
+
+impl Node {
+    // ---- commands ----
+
+    pub(super) fn register(
+        &mut self,
+        now: Instant,
+        spec: InstanceSpec,
+    ) -> Result<Reply, CommandError> {
+        let id = match spec.id.clone() {
+            Some(id) => id,
+            None => self.new_instance_id(),
+        };
+        let existing = self.registry.get(&id).cloned();
+        if let Some(current) = &existing {
+            if current.service != spec.service {
+                return Err(CommandError::IdInUse {
+                    id,
+                    service: current.service.clone(),
+                });
+            }
+        }
+        let mut instance = spec
+            .into_instance(id.clone(), self.name.clone(), now.as_millis())
+            .map_err(|e| CommandError::Invalid {
+                detail: e.to_string(),
+            })?;
+        if let Some(current) = existing {
+            // Re-registering keeps what the instance's checks and operators established.
+            if current.check == instance.check {
+                instance.health = current.health;
+                instance.output = current.output.clone();
+                instance.health_since_ms = current.health_since_ms;
+            }
+            instance.online = current.online;
+            instance.maintenance_reason = current.maintenance_reason.clone();
+            if *current == instance {
+                self.refresh_deadlines(now, &instance);
+                return Ok(Reply::Registered { id });
+            }
+        }
+        self.refresh_deadlines(now, &instance);
+        if let Some(owned) = self.owned.get_mut(&id) {
+            owned.next_check = Some(now);
+        }
+        self.write(now, id.clone(), Some(instance));
+        Ok(Reply::Registered { id })
+    }
+
+    pub(super) fn renew(&mut self, now: Instant, id: &InstanceId) -> Result<Reply, CommandError> {
+        let current = self.live_instance(id)?;
+        let mut next = (*current).clone();
+        next.owner = self.name.clone();
+        if current.check.ttl().is_some() && current.health == Health::Critical {
+            // A heartbeat is the instance saying it is alive.
+            self.set_health_fields(&mut next, now, Health::Passing, "renewed");
+        }
+        self.refresh_deadlines(now, &next);
+        if next != *current {
+            self.write(now, id.clone(), Some(next));
+        }
+        Ok(Reply::Done)
+    }
+
+    pub(super) fn deregister(
+        &mut self,
+        now: Instant,
+        id: &InstanceId,
+    ) -> Result<Reply, CommandError> {
+        self.live_instance(id)?;
+        self.owned.remove(id);
+        self.write(now, id.clone(), None);
+        Ok(Reply::Done)
+    }
+
+    pub(super) fn set_health(
+        &mut self,
+        now: Instant,
+        id: &InstanceId,
+        health: Health,
+        output: &str,
+    ) -> Result<Reply, CommandError> {
+        let current = self.live_instance(id)?;
+        let mut next = (*current).clone();
+        next.owner = self.name.clone();
+        self.set_health_fields(&mut next, now, health, output);
+        self.refresh_deadlines(now, &next);
+        if next != *current {
+            self.write(now, id.clone(), Some(next));
+        }
+        Ok(Reply::Done)
+    }
+
+    pub(super) fn set_maintenance(
+        &mut self,
+        now: Instant,
+        id: &InstanceId,
+        enable: bool,
+        reason: Option<&str>,
+    ) -> Result<Reply, CommandError> {
+        let current = self.live_instance(id)?;
+        let mut next = (*current).clone();
+        next.online = !enable;
+        next.maintenance_reason = if enable {
+            Some(clip(reason.unwrap_or("maintenance mode")))
+        } else {
+            None
+        };
+        if next != *current {
+            self.write(now, id.clone(), Some(next));
+        }
+        Ok(Reply::Done)
+    }
+
+    /// Start the HTTP checks of owned instances now; checks of instances owned elsewhere are
+    /// their owners' to run.
+    pub(super) fn run_checks(
+        &mut self,
+        now: Instant,
+        service: Option<&ServiceName>,
+        id: Option<&InstanceId>,
+    ) -> Reply {
+        let due: Vec<InstanceId> = self
+            .registry
+            .instances()
+            .filter(|i| i.owner == self.name && matches!(i.check, Check::Http { .. }))
+            .filter(|i| service.is_none_or(|s| i.service == *s) && id.is_none_or(|d| i.id == *d))
+            .map(|i| i.id.clone())
+            .collect();
+        for id in &due {
+            self.start_check(now, id);
+        }
+        Reply::ChecksStarted { count: due.len() }
+    }
+
+    fn live_instance(&self, id: &InstanceId) -> Result<std::sync::Arc<Instance>, CommandError> {
+        self.registry
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CommandError::UnknownInstance { id: id.clone() })
+    }
+
+    fn set_health_fields(&self, next: &mut Instance, now: Instant, health: Health, output: &str) {
+        if next.health != health {
+            next.health_since_ms = now.as_millis();
+        }
+        next.health = health;
+        next.output = clip(output);
+    }
+
+    /// A UUID v4 from the node's seeded generator (deterministic in the simulator).
+    fn new_instance_id(&mut self) -> InstanceId {
+        use rand_core::RngCore;
+        let mut b = [0u8; 16];
+        self.rng.fill_bytes(&mut b);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let text = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        );
+        InstanceId::new(&text).expect("a UUID is a valid instance id")
+    }
+
+    // ---- writing and merging ----
+
+    /// A local write: version it, store it, gossip it at once.
+    fn write(&mut self, now: Instant, id: InstanceId, instance: Option<Instance>) {
+        let version = self.registry.next_version(now, &self.name);
+        let entry = Entry {
+            id,
+            version,
+            instance: instance.map(Box::new),
+        };
+        self.merge(now, entry);
+    }
+
+    /// Merge an entry; if it is news, track ownership, gossip it on and tell the shell.
+    fn merge(&mut self, now: Instant, entry: Entry) -> bool {
+        let id = entry.id.clone();
+        let owner = entry.instance.as_ref().map(|i| i.owner.clone());
+        if !self.registry.apply(entry.clone(), now.as_millis()) {
+            return false;
+        }
+        match owner {
+            Some(owner) if owner == self.name => {
+                if !self.owned.contains_key(&id) {
+                    if let Some(i) = self.registry.get(&id).cloned() {
+                        self.refresh_deadlines(now, &i);
+                    }
+                }
+            }
+            _ => {
+                self.owned.remove(&id);
+            }
+        }
+        let payload = encode_message(&Message::Entry(entry));
+        self.broadcasts.push(Subject::Instance(id), payload.into());
+        self.want_push();
+        self.version += 1;
+        let index = self.registry.index();
+        self.emit(Event::RegistryChanged { index });
+        true
+    }
+
+    pub(super) fn on_entry(&mut self, now: Instant, entry: Entry) {
+        // A late rumour of an instance whose owner has failed must not bring it back (while we
+        // have quorum; without it we keep such instances anyway, marked stale).
+        if let Some(instance) = &entry.instance {
+            let owner_gone = instance.owner != self.name
+                && self
+                    .members
+                    .get(&instance.owner)
+                    .is_some_and(|m| !m.state.is_live());
+            if owner_gone && self.quorum().has_quorum && self.registry.stored(&entry.id).is_none() {
+                return;
+            }
+        }
+        self.merge(now, entry);
+    }
+
+    /// Reset the owner-local deadlines of an instance we own.
+    fn refresh_deadlines(&mut self, now: Instant, instance: &Instance) {
+        let owned = self.owned.entry(instance.id.clone()).or_default();
+        owned.liveness_deadline = instance
+            .liveness_ms
+            .map(|ms| now + Duration::from_millis(ms));
+        owned.ttl_deadline = instance.check.ttl().map(|ttl| now + ttl);
+        if instance.health != Health::Critical {
+            owned.critical_since = None;
+        } else if owned.critical_since.is_none() {
+            owned.critical_since = Some(now);
+        }
+        if let Check::Http { interval_ms, .. } = &instance.check {
+            if owned.next_check.is_none() {
+                owned.next_check = Some(now + Duration::from_millis(*interval_ms));
+            }
+        }
+    }
+
+    fn start_check(&mut self, now: Instant, id: &InstanceId) {
+        let Some(instance) = self.registry.get(id).cloned() else {
+            return;
+        };
+        let Check::Http {
+            url,
+            interval_ms,
+            timeout_ms,
+        } = &instance.check
+        else {
+            return;
+        };
+        if let Some(owned) = self.owned.get_mut(id) {
+            owned.next_check = Some(now + Duration::from_millis(*interval_ms));
+        }
+        self.stats.checks_started += 1;
+        self.emit(Event::CheckDue {
+            id: id.clone(),
+            url: url.0.clone(),
+            timeout: Duration::from_millis(*timeout_ms),
+        });
+    }
+
+    // ---- the owner's tick ----
+
+    pub(super) fn on_registry_tick(&mut self, now: Instant) {
+        self.timers
+            .schedule(now + self.config.registry_tick, Timer::RegistryTick);
+        if self.lifecycle != super::Lifecycle::Active {
+            return;
+        }
+        let mut expire = Vec::new();
+        let mut ttl_lapsed = Vec::new();
+        let mut checks = Vec::new();
+        for (id, owned) in &self.owned {
+            let Some(instance) = self.registry.get(id) else {
+                continue;
+            };
+            if owned.liveness_deadline.is_some_and(|d| now >= d) {
+                expire.push(id.clone());
+                continue;
+            }
+            if let (Some(since), Some(after)) =
+                (owned.critical_since, instance.deregister_critical_after_ms)
+            {
+                if now.saturating_since(since) >= Duration::from_millis(after) {
+                    expire.push(id.clone());
+                    continue;
+                }
+            }
+            if owned.ttl_deadline.is_some_and(|d| now >= d) && instance.health != Health::Critical {
+                ttl_lapsed.push(id.clone());
+            }
+            if owned.next_check.is_some_and(|d| now >= d) {
+                checks.push(id.clone());
+            }
+        }
+        for id in expire {
+            self.stats.instances_expired += 1;
+            self.owned.remove(&id);
+            self.write(now, id, None);
+        }
+        for id in ttl_lapsed {
+            if let Some(current) = self.registry.get(&id).cloned() {
+                let mut next = (*current).clone();
+                self.set_health_fields(&mut next, now, Health::Critical, "TTL expired");
+                if let Some(owned) = self.owned.get_mut(&id) {
+                    owned.critical_since = Some(now);
+                }
+                self.write(now, id, Some(next));
+            }
+        }
+        for id in checks {
+            self.start_check(now, &id);
+        }
+        if let Some(since) = self.orphans_since {
+            let (min, _) = crate::swim::suspicion::bounds(
+                self.config.suspicion_base,
+                self.config.suspicion_max_mult,
+                self.cluster_size(),
+            );
+            if now.saturating_since(since) >= min && self.sees_alive_majority() {
+                self.purge_orphans();
+            }
+        }
+        let collected = self.registry.collect_tombstones(
+            now.as_millis(),
+            self.config.tombstone_grace.as_millis() as u64,
+        );
+        if collected > 0 {
+            self.version += 1;
+        }
+    }
+
+    /// A member failed or left: drop the instances it owned, unless we lack quorum, in which
+    /// case we are probably the cut-off side and keep them (stale) until we see a majority.
+    ///
+    /// The decision waits one minimum suspicion window: a partition shows itself as one
+    /// failure after another, and the first can arrive while the rest of the far side is
+    /// still only suspected. It then counts only members known alive (not suspects).
+    pub(super) fn on_member_gone(&mut self, now: Instant) {
+        if self.orphans_since.is_none() {
+            self.orphans_since = Some(now);
+        }
+    }
+
+    /// A majority of the members we know of is alive (suspects not counted).
+    fn sees_alive_majority(&self) -> bool {
+        let counts = self.members.counts();
+        let alive = counts.alive + 1;
+        let known = alive + counts.suspect + counts.failed;
+        alive * 2 > known.max(self.config.expected_members.unwrap_or(0))
+    }
+
+    fn purge_orphans(&mut self) {
+        self.orphans_since = None;
+        let gone: Vec<InstanceId> = self
+            .registry
+            .instances()
+            .filter(|i| {
+                i.owner != self.name
+                    && self
+                        .members
+                        .get(&i.owner)
+                        .is_some_and(|m| !m.state.is_live())
+            })
+            .map(|i| i.id.clone())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for id in &gone {
+            self.registry.forget(id);
+            self.broadcasts.forget(&Subject::Instance(id.clone()));
+        }
+        self.version += 1;
+        let index = self.registry.index();
+        self.emit(Event::RegistryChanged { index });
+    }
+
+    // ---- anti-entropy ----
+
+    /// Sent beside the membership sync probe: one hash of the whole registry.
+    pub(super) fn registry_sync_message(&self) -> Message {
+        Message::RegistrySync(RegistrySync {
+            digest: self.registry.digest(),
+        })
+    }
+
+    pub(super) fn on_registry_sync(&mut self, from: SocketAddr, sync: RegistrySync) {
+        if sync.digest != self.registry.digest() {
+            self.stats.registry_syncs += 1;
+            self.send_registry_digest(from, true);
+        }
+    }
+
+    /// Our per-origin summaries, in ranges that each fit one datagram.
+    pub(super) fn send_registry_digest(&mut self, to: SocketAddr, reply_wanted: bool) {
+        let all: Vec<OriginSummary> = self
+            .registry
+            .origin_digests()
+            .into_iter()
+            .map(|(origin, d)| OriginSummary {
+                origin,
+                count: d.count,
+                hash: d.hash,
+            })
+            .collect();
+        let room = self.config.packet_bytes_max - crate::wire::OVERHEAD_BYTES - DIGEST_FRAME_BYTES;
+        let mut chunks: Vec<Vec<OriginSummary>> = vec![Vec::new()];
+        let mut used = 0;
+        for summary in all {
+            let size = 1 + summary.origin.as_str().len() + 5 + 9;
+            let chunk = chunks.last_mut().expect("at least one chunk");
+            if !chunk.is_empty() && (used + size > room || chunk.len() == DIGEST_ORIGINS_MAX) {
+                chunks.push(Vec::new());
+                used = 0;
+            }
+            used += size;
+            chunks.last_mut().expect("at least one chunk").push(summary);
+        }
+        let starts: Vec<Option<NodeName>> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 0 {
+                    None
+                } else {
+                    c.first().map(|s| s.origin.clone())
+                }
+            })
+            .collect();
+        for (i, origins) in chunks.into_iter().enumerate() {
+            let digest = RegistryDigest {
+                reply_wanted,
+                from: starts[i].clone(),
+                to: starts.get(i + 1).cloned().flatten(),
+                origins: BoundedVec::new(origins),
+            };
+            self.send(to, &[Message::RegistryDigest(digest)], false);
+        }
+    }
+
+    /// Push every entry of each origin in the digest's range whose summary differs from ours
+    /// (including origins the sender lacks); answer with our own digest on a first leg.
+    pub(super) fn on_registry_digest(&mut self, from: SocketAddr, digest: RegistryDigest) {
+        let in_range = |o: &NodeName| {
+            digest.from.as_ref().is_none_or(|f| o >= f) && digest.to.as_ref().is_none_or(|t| o < t)
+        };
+        let theirs: std::collections::HashMap<&NodeName, (u32, u64)> = digest
+            .origins
+            .0
+            .iter()
+            .map(|s| (&s.origin, (s.count, s.hash)))
+            .collect();
+        let differing: Vec<NodeName> = self
+            .registry
+            .origin_digests()
+            .into_iter()
+            .filter(|(origin, d)| {
+                in_range(origin) && theirs.get(origin) != Some(&(d.count, d.hash))
+            })
+            .map(|(origin, _)| origin)
+            .collect();
+        for origin in differing {
+            let entries: Vec<Entry> = self.registry.entries_from(&origin).collect();
+            self.send_entries(from, entries);
+        }
+        if digest.reply_wanted && digest.from.is_none() {
+            self.send_registry_digest(from, false);
+        }
+    }
+
+    /// Pack entries into datagrams within the budget, without piggybacking.
+    fn send_entries(&mut self, to: SocketAddr, entries: Vec<Entry>) {
+        let mut datagram = DatagramBuilder::new(self.config.packet_bytes_max);
+        for entry in entries {
+            let encoded = encode_message(&Message::Entry(entry));
+            if !datagram.try_push(&encoded) {
+                let full = std::mem::replace(
+                    &mut datagram,
+                    DatagramBuilder::new(self.config.packet_bytes_max),
+                );
+                if !full.is_empty() {
+                    self.transmit(to, full);
+                }
+                if !datagram.try_push(&encoded) {
+                    continue; // cannot happen: entries are bounded to fit one datagram
+                }
+            }
+            self.stats.entries_pushed += 1;
+            self.stats.message_out("entry");
+        }
+        if !datagram.is_empty() {
+            self.transmit(to, datagram);
+        }
+    }
+
+    /// After a join, ask the seed for its registry.
+    pub(super) fn after_join(&mut self, seed: SocketAddr) {
+        self.send_registry_digest(seed, true);
+    }
+}

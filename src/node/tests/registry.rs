@@ -1,0 +1,326 @@
+//! The registry in the core, on the same manual-time harness: replication, renewal and
+//! expiry, health and maintenance, tombstones, ownership, failed owners with and without
+//! quorum, and anti-entropy for a late joiner.
+
+use std::time::Duration;
+
+use super::*;
+use crate::names::{InstanceId, ServiceName};
+use crate::registry::{Entry, Health, InstanceSpec, SpecCheck};
+
+fn id(s: &str) -> InstanceId {
+    InstanceId::new(s).unwrap()
+}
+
+fn spec(service: &str, instance: &str) -> InstanceSpec {
+    let mut s = InstanceSpec::new(ServiceName::new(service).unwrap(), "10.0.0.1", 8080);
+    s.id = Some(id(instance));
+    s
+}
+
+fn holds(c: &Cluster, i: usize, instance: &str) -> bool {
+    c.nodes[i]
+        .as_ref()
+        .is_some_and(|n| n.registry().get(&id(instance)).is_some())
+}
+
+fn everyone_holds(c: &Cluster, set: &[usize], instance: &str) -> bool {
+    set.iter().all(|&i| holds(c, i, instance))
+}
+
+fn nobody_holds(c: &Cluster, set: &[usize], instance: &str) -> bool {
+    set.iter().all(|&i| !holds(c, i, instance))
+}
+
+fn cluster(n: usize) -> Cluster {
+    let mut c = Cluster::new(n, Config::local(), 11);
+    c.join_all();
+    c
+}
+
+/// A few gossip rounds: enough for an eagerly pushed update to reach a small cluster.
+fn spread(c: &Cluster) -> Duration {
+    c.config.gossip_interval * 10
+}
+
+#[test]
+fn a_registration_reaches_every_node_within_a_few_round_trips() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    // Eager push: no wait for a gossip tick, so a handful of one-way latencies.
+    let took = c.run_until_true(spread(&c), |c| everyone_holds(c, &[0, 1, 2], "web-1"));
+    let took = took.expect("registration spread");
+    assert!(
+        took < c.config.gossip_interval,
+        "took {took:?}, not bound to the gossip tick"
+    );
+    let seen = c.node(2).registry().get(&id("web-1")).unwrap().clone();
+    assert_eq!(seen.owner, c.names[0]);
+    assert_eq!(seen.health, Health::Passing);
+}
+
+#[test]
+fn renewal_keeps_an_instance_and_silence_expires_it_everywhere() {
+    let mut c = cluster(3);
+    let liveness = Duration::from_secs(2);
+    let mut s = spec("storage", "s-1");
+    s.liveness = Some(liveness);
+    c.command(0, Command::Register(s)).unwrap();
+    c.run_for(spread(&c));
+    // Renewing more often than the liveness keeps it, and costs no cluster traffic.
+    for _ in 0..4 {
+        c.run_for(liveness / 2);
+        let datagrams_before = c.sent.len();
+        c.command(0, Command::Renew { id: id("s-1") }).unwrap();
+        assert_eq!(
+            c.sent.len(),
+            datagrams_before,
+            "a renewal that changes nothing sends nothing"
+        );
+        assert!(everyone_holds(&c, &[0, 1, 2], "s-1"));
+    }
+    // Silence: gone everywhere after the liveness plus a tick and a few gossip rounds.
+    let bound = liveness + c.config.registry_tick + spread(&c);
+    let gone = c.run_until_true(bound, |c| nobody_holds(c, &[0, 1, 2], "s-1"));
+    assert!(gone.is_some(), "expired instance still held");
+}
+
+#[test]
+fn ttl_checks_start_critical_pass_and_lapse() {
+    let mut c = cluster(3);
+    let ttl = Duration::from_secs(1);
+    let mut s = spec("api", "api-1");
+    s.check = SpecCheck::Ttl { ttl };
+    c.command(1, Command::Register(s)).unwrap();
+    c.run_for(spread(&c));
+    let health = |c: &Cluster, i: usize| c.node(i).registry().get(&id("api-1")).map(|x| x.health);
+    assert_eq!(
+        health(&c, 2),
+        Some(Health::Critical),
+        "critical until the first report"
+    );
+    c.command(
+        1,
+        Command::SetHealth {
+            id: id("api-1"),
+            health: Health::Passing,
+            output: "ok".into(),
+        },
+    )
+    .unwrap();
+    assert!(c
+        .run_until_true(spread(&c), |c| health(c, 0) == Some(Health::Passing))
+        .is_some());
+    // No report within the TTL: critical everywhere.
+    let bound = ttl + c.config.registry_tick + spread(&c);
+    assert!(c
+        .run_until_true(bound, |c| health(c, 0) == Some(Health::Critical))
+        .is_some());
+    assert_eq!(
+        c.node(2).registry().get(&id("api-1")).unwrap().output.0,
+        "TTL expired"
+    );
+}
+
+#[test]
+fn maintenance_takes_an_instance_off_line_everywhere() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    c.run_for(spread(&c));
+    c.command(
+        2,
+        Command::SetMaintenance {
+            id: id("web-1"),
+            enable: true,
+            reason: Some("deploy".into()),
+        },
+    )
+    .unwrap();
+    let offline = |c: &Cluster, i: usize| {
+        c.node(i)
+            .registry()
+            .get(&id("web-1"))
+            .is_some_and(|x| !x.online)
+    };
+    assert!(c
+        .run_until_true(spread(&c), |c| (0..3).all(|i| offline(c, i)))
+        .is_some());
+    let x = c.node(0).registry().get(&id("web-1")).unwrap().clone();
+    assert_eq!(
+        x.maintenance_reason.as_ref().map(|r| r.0.as_str()),
+        Some("deploy")
+    );
+    assert!(!x.is_serving());
+    c.command(
+        1,
+        Command::SetMaintenance {
+            id: id("web-1"),
+            enable: false,
+            reason: None,
+        },
+    )
+    .unwrap();
+    assert!(c
+        .run_until_true(spread(&c), |c| (0..3).all(|i| !offline(c, i)))
+        .is_some());
+}
+
+#[test]
+fn deregistration_is_final_and_an_old_version_does_not_resurrect_it() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    c.run_for(spread(&c));
+    let old: Entry = c.node(2).registry().entry(&id("web-1")).unwrap();
+    c.command(1, Command::Deregister { id: id("web-1") })
+        .unwrap();
+    assert!(c
+        .run_until_true(spread(&c), |c| nobody_holds(c, &[0, 1, 2], "web-1"))
+        .is_some());
+    // A slow peer's old version arrives late: the tombstone is newer, nothing comes back.
+    c.inject(2, addr(0), &[Message::Entry(old)]);
+    c.run_for(spread(&c));
+    assert!(nobody_holds(&c, &[0, 1, 2], "web-1"));
+    assert_eq!(
+        c.command(0, Command::Deregister { id: id("web-1") }),
+        Err(CommandError::UnknownInstance { id: id("web-1") })
+    );
+}
+
+#[test]
+fn a_write_on_another_node_moves_ownership() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    c.run_for(spread(&c));
+    c.command(2, Command::Renew { id: id("web-1") }).unwrap();
+    let owner_is_2 = |c: &Cluster| {
+        (0..3).all(|i| c.node(i).registry().get(&id("web-1")).unwrap().owner == c.names[2])
+    };
+    assert!(c.run_until_true(spread(&c), owner_is_2).is_some());
+}
+
+#[test]
+fn an_id_in_use_by_another_service_is_refused() {
+    let mut c = cluster(2);
+    c.command(0, Command::Register(spec("web", "x-1"))).unwrap();
+    assert_eq!(
+        c.command(0, Command::Register(spec("db", "x-1"))),
+        Err(CommandError::IdInUse {
+            id: id("x-1"),
+            service: ServiceName::new("web").unwrap()
+        })
+    );
+}
+
+#[test]
+fn instances_of_a_failed_owner_leave_every_node_after_the_failure_not_the_suspicion() {
+    let mut c = cluster(5);
+    c.command(4, Command::Register(spec("web", "web-4")))
+        .unwrap();
+    c.run_for(spread(&c));
+    assert!(everyone_holds(&c, &[0, 1, 2, 3], "web-4"));
+    c.crash(4);
+    // While merely suspected, the instance stays.
+    let suspected = c.run_until_true(c.config.probe_interval * 20, |c| {
+        (0..4).any(|i| c.member_state(i, 4) == Some(State::Suspect))
+    });
+    assert!(suspected.is_some());
+    assert!(
+        everyone_holds(&c, &[0, 1, 2, 3], "web-4"),
+        "dropped on a mere suspicion"
+    );
+    let (_, max) = suspicion_window(&c.config, 5);
+    let gone = c.run_until_true(max + spread(&c) * 3, |c| {
+        nobody_holds(c, &[0, 1, 2, 3], "web-4")
+    });
+    assert!(gone.is_some(), "instances of a failed owner still held");
+    assert!(c.all_see(4, State::Failed));
+}
+
+#[test]
+fn the_minority_side_keeps_unreachable_owners_instances_stale_then_purges_them() {
+    let mut c = cluster(5);
+    c.command(4, Command::Register(spec("web", "web-4")))
+        .unwrap();
+    c.run_for(spread(&c));
+    // Partition {0, 1} from {2, 3, 4}: the minority has no quorum.
+    for a in [0, 1] {
+        for b in [2, 3, 4] {
+            c.cut_link(a, b);
+            c.cut_link(b, a);
+        }
+    }
+    let (_, max) = suspicion_window(&c.config, 5);
+    let bound = c.config.probe_interval * 20 + max * 2;
+    let split = c.run_until_true(bound, |c| {
+        [2, 3, 4]
+            .iter()
+            .all(|&j| c.member_state(0, j) == Some(State::Failed))
+    });
+    assert!(
+        split.is_some(),
+        "the minority never marked the far side failed"
+    );
+    assert!(!c.node(0).quorum().has_quorum);
+    c.run_for(c.config.registry_tick * 5);
+    let kept = c
+        .node(0)
+        .registry()
+        .get(&id("web-4"))
+        .cloned()
+        .expect("kept without quorum");
+    assert!(c.node(0).is_stale(&kept), "kept instances are marked stale");
+    // The majority side never lost it.
+    assert!(everyone_holds(&c, &[2, 3, 4], "web-4"));
+
+    // The owner dies for real during the partition, then the partition heals: the minority
+    // regains quorum and purges what belongs to owners that are still failed.
+    c.crash(4);
+    c.cut.clear();
+    let bound = c.config.reconnect_interval * 3 + c.config.sync_interval * 2 + max * 2;
+    let purged = c.run_until_true(bound, |c| {
+        c.node(0).quorum().has_quorum && !holds(c, 0, "web-4")
+    });
+    assert!(
+        purged.is_some(),
+        "stale instances of a still-failed owner were not purged"
+    );
+}
+
+#[test]
+fn a_node_that_joins_late_converges_to_thousands_of_entries() {
+    let mut c = cluster(3);
+    let total = 2_000;
+    for k in 0..total {
+        let owner = k % 3;
+        c.command(owner, Command::Register(spec("bulk", &format!("i-{k}"))))
+            .unwrap();
+    }
+    // A burst this size outruns gossip's retransmit budget; anti-entropy completes it.
+    let settled = c.run_until_true(c.config.sync_interval * 4, |c| {
+        (0..3).all(|i| c.node(i).registry().len() == total)
+    });
+    assert!(
+        settled.is_some(),
+        "the three nodes did not converge on the burst"
+    );
+    // A fourth node joins through node 0 and must end up with all of them.
+    c.start(3, name(3), 77);
+    c.command(
+        3,
+        Command::Join {
+            seeds: vec![addr(0)],
+        },
+    )
+    .unwrap();
+    let bound = c.config.sync_interval * 3;
+    let took = c.run_until_true(bound, |c| c.node(3).registry().len() == total);
+    assert!(
+        took.is_some(),
+        "late joiner holds {} of {total}",
+        c.node(3).registry().len()
+    );
+}
