@@ -103,9 +103,7 @@ impl App {
                 }
             })?;
         let handle = running.handle;
-        let router = http::router(AppState {
-            node: handle.clone(),
-        });
+        let router = http::router(AppState::new(handle.clone(), settings.liveness));
         // HTTP stops when asked, or when the node has stopped (after a leave through the API).
         let node_done = handle.wait_for(std::time::Duration::MAX, |s| {
             s.lifecycle == crate::node::Lifecycle::Stopped

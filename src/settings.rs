@@ -20,6 +20,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:7946";
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8500";
 pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
 pub const DEFAULT_DC: &str = "dc1";
+/// The seed registry's example: five minutes without a PUT and an instance expires.
+pub const DEFAULT_LIVENESS: Duration = Duration::from_secs(300);
 
 /// The config file as written. Every field is optional; unknown fields are errors.
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +39,8 @@ pub struct FileSettings {
     pub preset: Option<String>,
     pub log_level: Option<String>,
     pub expect: Option<usize>,
+    /// Seed API: instances expire this long after their last PUT ("300s", "5m").
+    pub liveness: Option<String>,
     #[serde(default)]
     pub protocol: ProtocolOverrides,
 }
@@ -87,6 +91,8 @@ pub struct Settings {
     pub preset: Preset,
     pub config: Config,
     pub log_level: String,
+    /// Seed API: instances expire this long after their last PUT.
+    pub liveness: Duration,
 }
 
 /// Why the settings were refused.
@@ -273,6 +279,13 @@ impl Settings {
         if !problems.is_empty() {
             return Err(problem(format!("protocol: {}", problems.join("; "))));
         }
+        let liveness = match &file.liveness {
+            Some(text) => parse_duration(text).map_err(|e| problem(format!("liveness: {e}")))?,
+            None => DEFAULT_LIVENESS,
+        };
+        if liveness.is_zero() {
+            return Err(problem("liveness must be above zero"));
+        }
         let mut join = file.join;
         join.extend(cli.join);
         join.dedup();
@@ -290,6 +303,7 @@ impl Settings {
                 .log_level
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_string()),
+            liveness,
         })
     }
 }

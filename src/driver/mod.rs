@@ -7,6 +7,7 @@
 //! sleep_until ─timer──┘
 //! ```
 
+mod checks;
 mod clock;
 mod handle;
 mod snapshot;
@@ -70,12 +71,13 @@ pub fn spawn(
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::of(&node, clock.now())));
     let (event_tx, _) = broadcast::channel(EVENT_QUEUE_MAX);
     let telemetry = Telemetry::for_node(&node, clock);
+    let checks = checks::Checker::new(command_tx.clone());
     let handle = NodeHandle::new(command_tx, snapshot_rx, event_tx.clone(), telemetry.clone());
     let task = tokio::spawn(run(
         node,
         socket,
         clock,
-        command_rx,
+        (command_rx, checks),
         snapshot_tx,
         event_tx,
         telemetry,
@@ -110,7 +112,7 @@ async fn run(
     mut node: Node,
     socket: UdpSocket,
     clock: Clock,
-    mut commands: mpsc::Receiver<Request>,
+    (mut commands, checks): (mpsc::Receiver<Request>, checks::Checker),
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     events: broadcast::Sender<Event>,
     telemetry: Telemetry,
@@ -137,6 +139,9 @@ async fn run(
         for event in outbox.events.drain(..) {
             left |= event == Event::LeaveComplete;
             log.event(&event, clock.now());
+            if let Event::CheckDue { id, url, timeout } = &event {
+                checks.run(id.clone(), url.clone(), *timeout);
+            }
             let _ = events.send(event);
         }
         // Counters move without a version change (every datagram), so export every turn.

@@ -3,8 +3,11 @@
 
 use std::net::SocketAddr;
 
-use crate::names::NodeName;
+use std::collections::BTreeSet;
+
+use crate::names::{InstanceId, NodeName};
 use crate::node::{Lifecycle, MemberView, Node, Quorum};
+use crate::registry::Registry;
 use crate::stats::Stats;
 use crate::time::Instant;
 
@@ -24,6 +27,10 @@ pub struct Snapshot {
     pub version: u64,
     pub taken_at: Instant,
     pub started: Instant,
+    /// The registry (entries are shared, so this copy is cheap).
+    pub registry: Registry,
+    /// Instances kept only for want of quorum: their owners are failed or gone.
+    pub stale: BTreeSet<InstanceId>,
 }
 
 impl Snapshot {
@@ -41,6 +48,13 @@ impl Snapshot {
             version: node.version(),
             taken_at: now,
             started: node.started(),
+            registry: node.registry().clone(),
+            stale: node
+                .registry()
+                .instances()
+                .filter(|i| node.is_stale(i))
+                .map(|i| i.id.clone())
+                .collect(),
         }
     }
 }

@@ -9,11 +9,16 @@
 //! published snapshot.
 
 pub mod agent;
+pub mod blocking;
 pub mod console;
+pub mod consul;
 pub mod error;
+pub mod hera_api;
 pub mod metrics;
+pub mod seed;
 pub mod status;
 pub mod timing;
+pub mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +38,33 @@ pub const BODY_MAX_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub node: NodeHandle,
+    pub shared: std::sync::Arc<Shared>,
+}
+
+/// State of the HTTP layer itself (not the node's).
+#[derive(Debug)]
+pub struct Shared {
+    /// Seed API liveness in milliseconds; changeable at runtime (`PUT /v1/hera/config`).
+    pub liveness_ms: std::sync::atomic::AtomicU64,
+    /// Bounds the blocking queries waiting at once.
+    pub blocking: tokio::sync::Semaphore,
+    /// When each instance was last handed out by the least-recently-picked strategy.
+    pub picked: std::sync::Mutex<std::collections::HashMap<crate::names::InstanceId, u64>>,
+    pub picks: std::sync::atomic::AtomicU64,
+}
+
+impl AppState {
+    pub fn new(node: NodeHandle, liveness: std::time::Duration) -> AppState {
+        AppState {
+            node,
+            shared: std::sync::Arc::new(Shared {
+                liveness_ms: std::sync::atomic::AtomicU64::new(liveness.as_millis() as u64),
+                blocking: tokio::sync::Semaphore::new(blocking::WAITERS_MAX),
+                picked: std::sync::Mutex::new(std::collections::HashMap::new()),
+                picks: std::sync::atomic::AtomicU64::new(0),
+            }),
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -43,6 +75,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/status", get(status::status))
         .route("/metrics", get(metrics::metrics))
         .merge(console::routes())
+        .merge(consul::routes())
+        .merge(hera_api::routes())
+        .merge(seed::routes())
         .layer(DefaultBodyLimit::max(BODY_MAX_BYTES))
         // Outermost, after every route: times each request, unmatched ones included.
         .layer(axum::middleware::from_fn_with_state(

@@ -247,5 +247,3 @@ fn entry_hash(id: &InstanceId, v: &Hlc) -> u64 {
     h ^ (h >> 33)
 }
 
-#[cfg(test)]
-mod tests;

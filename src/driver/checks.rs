@@ -1,0 +1,80 @@
+//! HTTP health checks, run by the shell when the core says one is due: GET the URL with the
+//! check's timeout; 2xx is passing, 429 warning (as Consul), anything else critical. The result
+//! goes back to the node as a command.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::Request;
+use crate::names::InstanceId;
+use crate::node::Command;
+use crate::registry::Health;
+
+/// Checks running at once; more wait for a slot (and count as late, not lost).
+const CHECKS_IN_FLIGHT_MAX: usize = 32;
+/// Bytes of a response body kept as the check's output.
+const OUTPUT_BYTES: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct Checker {
+    commands: mpsc::Sender<Request>,
+    slots: Arc<Semaphore>,
+    client: reqwest::Client,
+}
+
+impl Checker {
+    pub fn new(commands: mpsc::Sender<Request>) -> Checker {
+        Checker {
+            commands,
+            slots: Arc::new(Semaphore::new(CHECKS_IN_FLIGHT_MAX)),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn run(&self, id: InstanceId, url: String, timeout: Duration) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Ok(_slot) = this.slots.acquire().await else {
+                return;
+            };
+            let (health, output) = this.probe(&url, timeout).await;
+            let (reply, _) = oneshot::channel();
+            let command = Command::SetHealth { id, health, output };
+            let _ = this.commands.send(Request { command, reply }).await;
+        });
+    }
+
+    async fn probe(&self, url: &str, timeout: Duration) -> (Health, String) {
+        let timeout = if timeout.is_zero() {
+            Duration::from_secs(10)
+        } else {
+            timeout
+        };
+        match self.client.get(url).timeout(timeout).send().await {
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                let mut output = format!("HTTP GET {url}: {status}");
+                if !body.is_empty() {
+                    let cut: String = body.chars().take(OUTPUT_BYTES).collect();
+                    output.push_str(" Output: ");
+                    output.push_str(&cut);
+                }
+                let health = if status.is_success() {
+                    Health::Passing
+                } else if status.as_u16() == 429 {
+                    Health::Warning
+                } else {
+                    Health::Critical
+                };
+                (health, output)
+            }
+            Err(e) => (Health::Critical, format!("HTTP GET {url}: {e}")),
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! Consul's HTTP API for the verbs the design needs, with Consul's paths, field names, status
+//! codes and headers, so that existing Consul clients work unchanged. As lenient as Consul:
+//! JSON keys in any case, bodies with any content type, booleans as `true`, `True`, `1` or a
+//! bare key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::blocking::{self, consul_duration, flag};
+use super::views;
+use super::{ApiError, AppState};
+use crate::driver::Snapshot;
+use crate::names::{InstanceId, ServiceName};
+use crate::node::{Command, Reply};
+use crate::registry::{Health, Instance, InstanceSpec, SpecCheck};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/agent/service/register", put(register))
+        .route("/v1/agent/service/deregister/{id}", put(deregister))
+        .route("/v1/agent/service/maintenance/{id}", put(maintenance))
+        .route("/v1/agent/check/pass/{check}", put(check_pass))
+        .route("/v1/agent/check/warn/{check}", put(check_warn))
+        .route("/v1/agent/check/fail/{check}", put(check_fail))
+        .route("/v1/agent/check/update/{check}", put(check_update))
+        .route("/v1/agent/services", get(agent_services))
+        .route("/v1/agent/service/{id}", get(agent_service))
+        .route("/v1/agent/checks", get(agent_checks))
+        .route("/v1/agent/health/service/id/{id}", get(agent_health_by_id))
+        .route(
+            "/v1/agent/health/service/name/{name}",
+            get(agent_health_by_name),
+        )
+        .route("/v1/agent/self", get(agent_self))
+        .route("/v1/catalog/services", get(catalog_services))
+        .route("/v1/catalog/service/{name}", get(catalog_service))
+        .route("/v1/health/service/{name}", get(health_service))
+        .route("/v1/health/checks/{name}", get(health_checks))
+        .route("/v1/health/state/{state}", get(health_state))
+        .route("/v1/status/leader", get(status_leader))
+        .route("/v1/status/peers", get(status_peers))
+}
+
+type Q = Query<HashMap<String, String>>;
+
+fn parse_service(name: &str) -> Result<ServiceName, ApiError> {
+    ServiceName::new(name).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+fn parse_id(id: &str) -> Result<InstanceId, ApiError> {
+    InstanceId::new(id).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// A JSON object's field, its key matched without regard to case.
+pub fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    object
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_null())
+}
+
+fn text_field(object: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match field(object, key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{key} must be a string, not {other}"
+        ))),
+    }
+}
+
+fn duration_field(object: &Map<String, Value>, key: &str) -> Result<Option<Duration>, ApiError> {
+    match text_field(object, key)? {
+        None => Ok(None),
+        Some(text) if text.is_empty() => Ok(None),
+        Some(text) => consul_duration(&text)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("{key}: {e}"))),
+    }
+}
+
+/// Parse a JSON body that must be an object, whatever the content type.
+pub fn object_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// A Consul registration body as an instance spec.
+pub fn spec_from_consul(
+    body: &Map<String, Value>,
+    id_required: bool,
+) -> Result<InstanceSpec, ApiError> {
+    let name =
+        text_field(body, "Name")?.ok_or_else(|| ApiError::bad_request("Name is required"))?;
+    let service = parse_service(&name)?;
+    let id = match text_field(body, "ID")? {
+        Some(id) if !id.is_empty() => Some(parse_id(&id)?),
+        _ if id_required => Some(parse_id(&name)?),
+        _ => None,
+    };
+    let port = match field(body, "Port") {
+        None => 0,
+        Some(v) => v
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| ApiError::bad_request("Port must be a number from 0 to 65535"))?,
+    };
+    let mut spec = InstanceSpec::new(
+        service,
+        &text_field(body, "Address")?.unwrap_or_default(),
+        port,
+    );
+    spec.id = id;
+    if let Some(tags) = field(body, "Tags") {
+        let list = tags
+            .as_array()
+            .ok_or_else(|| ApiError::bad_request("Tags must be a list of strings"))?;
+        spec.tags = list
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::bad_request("Tags must be a list of strings"))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(meta) = field(body, "Meta") {
+        let map = meta
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request("Meta must be an object of strings"))?;
+        spec.meta = map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(ApiError::bad_request("Meta values must be strings")),
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+    }
+    let check = match field(body, "Check") {
+        Some(c) => Some(c.clone()),
+        None => field(body, "Checks")
+            .and_then(|cs| cs.as_array())
+            .and_then(|cs| cs.first().cloned()),
+    };
+    if let Some(check) = check {
+        let check = check
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request("Check must be an object"))?;
+        if let Some(ttl) = duration_field(check, "TTL")? {
+            spec.check = SpecCheck::Ttl { ttl };
+        } else if let Some(url) = text_field(check, "HTTP")? {
+            let interval = duration_field(check, "Interval")?
+                .ok_or_else(|| ApiError::bad_request("an HTTP check needs an Interval"))?;
+            let timeout = duration_field(check, "Timeout")?.unwrap_or(Duration::from_secs(10));
+            spec.check = SpecCheck::Http {
+                url,
+                interval,
+                timeout,
+            };
+        }
+        spec.deregister_critical_after = duration_field(check, "DeregisterCriticalServiceAfter")?;
+    }
+    Ok(spec)
+}
+
+async fn register(State(app): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
+    let spec = spec_from_consul(&object_body(&body)?, true)?;
+    app.node.command(Command::Register(spec)).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn deregister(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.node
+        .command(Command::Deregister { id: parse_id(&id)? })
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+async fn maintenance(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<StatusCode, ApiError> {
+    let enable = match q.get("enable") {
+        None => return Err(ApiError::bad_request("missing value for enable")),
+        Some(_) => flag(&q, "enable"),
+    };
+    let reason = q.get("reason").cloned().filter(|r| !r.is_empty());
+    app.node
+        .command(Command::SetMaintenance {
+            id: parse_id(&id)?,
+            enable,
+            reason,
+        })
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `service:<id>` (Consul's form) or a bare instance id.
+fn instance_of_check(check: &str) -> Result<InstanceId, ApiError> {
+    let id = check.strip_prefix("service:").unwrap_or(check);
+    InstanceId::new(id).map_err(|_| ApiError::not_found(format!("unknown check ID {check:?}")))
+}
+
+async fn set_check(
+    app: &AppState,
+    check: &str,
+    health: Health,
+    output: String,
+) -> Result<StatusCode, ApiError> {
+    let id = instance_of_check(check)?;
+    match app
+        .node
+        .command(Command::SetHealth { id, health, output })
+        .await
+    {
+        Ok(_) => Ok(StatusCode::OK),
+        Err(crate::driver::HandleError::Refused(crate::node::CommandError::UnknownInstance {
+            ..
+        })) => Err(ApiError::not_found(format!("unknown check ID {check:?}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn check_pass(
+    State(app): State<AppState>,
+    Path(check): Path<String>,
+    Query(q): Q,
+) -> Result<StatusCode, ApiError> {
+    set_check(
+        &app,
+        &check,
+        Health::Passing,
+        q.get("note").cloned().unwrap_or_default(),
+    )
+    .await
+}
+
+async fn check_warn(
+    State(app): State<AppState>,
+    Path(check): Path<String>,
+    Query(q): Q,
+) -> Result<StatusCode, ApiError> {
+    set_check(
+        &app,
+        &check,
+        Health::Warning,
+        q.get("note").cloned().unwrap_or_default(),
+    )
+    .await
+}
+
+async fn check_fail(
+    State(app): State<AppState>,
+    Path(check): Path<String>,
+    Query(q): Q,
+) -> Result<StatusCode, ApiError> {
+    set_check(
+        &app,
+        &check,
+        Health::Critical,
+        q.get("note").cloned().unwrap_or_default(),
+    )
+    .await
+}
+
+async fn check_update(
+    State(app): State<AppState>,
+    Path(check): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let body = object_body(&body)?;
+    let status =
+        text_field(&body, "Status")?.ok_or_else(|| ApiError::bad_request("Status is required"))?;
+    let health = Health::parse(&status).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Status {status:?} is not passing, warning or critical"
+        ))
+    })?;
+    let output = text_field(&body, "Output")?.unwrap_or_default();
+    set_check(&app, &check, health, output).await
+}
+
+fn owned<'a>(s: &'a Snapshot) -> impl Iterator<Item = &'a std::sync::Arc<Instance>> + 'a {
+    s.registry.instances().filter(move |i| i.owner == s.name)
+}
+
+async fn agent_services(State(app): State<AppState>) -> Json<Map<String, Value>> {
+    let s = app.node.snapshot();
+    Json(
+        owned(&s)
+            .map(|i| (i.id.to_string(), views::agent_service(&s, i)))
+            .collect(),
+    )
+}
+
+async fn agent_service(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let s = app.node.snapshot();
+    let i = s
+        .registry
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("unknown service ID {id}")))?;
+    Ok((blocking::headers(&s), Json(views::agent_service(&s, i))).into_response())
+}
+
+async fn agent_checks(State(app): State<AppState>) -> Json<Map<String, Value>> {
+    let s = app.node.snapshot();
+    let mut out = Map::new();
+    for i in owned(&s) {
+        for c in views::checks(&s, i) {
+            if let Some(id) = c.get("CheckID").and_then(Value::as_str) {
+                out.insert(id.to_string(), c.clone());
+            }
+        }
+    }
+    Json(out)
+}
+
+/// Consul's status codes for a load balancer: 200 passing, 429 warning, 503 critical.
+fn health_status(h: Health) -> StatusCode {
+    match h {
+        Health::Passing => StatusCode::OK,
+        Health::Warning => StatusCode::TOO_MANY_REQUESTS,
+        Health::Critical => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+async fn agent_health_by_id(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let s = app.node.snapshot();
+    let i = s
+        .registry
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("unknown service ID {id}")))?;
+    let h = views::aggregated(i);
+    let body = json!({"AggregatedStatus": h.as_str(), "Service": views::agent_service(&s, i), "Checks": views::checks(&s, i)});
+    Ok((health_status(h), Json(body)).into_response())
+}
+
+async fn agent_health_by_name(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let name = parse_service(&name)?;
+    let s = app.node.snapshot();
+    let found: Vec<_> = s.registry.service(&name).collect();
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!("unknown service {name}")));
+    }
+    let worst = found
+        .iter()
+        .map(|i| views::aggregated(i))
+        .max()
+        .unwrap_or(Health::Passing);
+    let body: Vec<Value> = found
+        .iter()
+        .map(|i| json!({"AggregatedStatus": views::aggregated(i).as_str(), "Service": views::agent_service(&s, i), "Checks": views::checks(&s, i)}))
+        .collect();
+    Ok((health_status(worst), Json(body)).into_response())
+}
+
+async fn agent_self(State(app): State<AppState>) -> Json<Value> {
+    let s = app.node.snapshot();
+    let me = s.members.first();
+    let dc = me.map(|m| m.profile.dc.to_string()).unwrap_or_default();
+    Json(json!({
+        "Config": {
+            "Datacenter": dc,
+            "NodeName": s.name.as_str(),
+            "NodeID": "",
+            "Server": false,
+            "Version": env!("CARGO_PKG_VERSION"),
+            "Product": "hera",
+        },
+        "Member": me.map(|m| super::agent::consul_member(m, s.lifecycle)),
+        "Stats": {"hera": {"incarnation": s.incarnation, "health_score": s.health_score, "registry_index": s.registry.index()}},
+    }))
+}
+
+fn matches_filters(s: &Snapshot, i: &Instance, q: &HashMap<String, String>) -> bool {
+    let tag_ok = q.get("tag").is_none_or(|t| i.tags().any(|x| x == t));
+    let dc_ok = q
+        .get("dc")
+        .filter(|d| !d.is_empty())
+        .is_none_or(|d| views::datacenter(s, i) == *d);
+    tag_ok && dc_ok
+}
+
+async fn catalog_services(State(app): State<AppState>, Query(q): Q) -> Result<Response, ApiError> {
+    let s = blocking::wait(&app, &q).await?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in s.registry.instances() {
+        let tags = out.entry(i.service.to_string()).or_default();
+        for t in i.tags() {
+            if !tags.iter().any(|x| x == t) {
+                tags.push(t.to_string());
+            }
+        }
+    }
+    Ok((blocking::headers(&s), Json(out)).into_response())
+}
+
+async fn catalog_service(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let name = parse_service(&name)?;
+    let s = blocking::wait(&app, &q).await?;
+    let out: Vec<Value> = s
+        .registry
+        .service(&name)
+        .filter(|i| matches_filters(&s, i, &q))
+        .map(|i| views::catalog_entry(&s, i))
+        .collect();
+    Ok((blocking::headers(&s), Json(out)).into_response())
+}
+
+async fn health_service(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let name = parse_service(&name)?;
+    let s = blocking::wait(&app, &q).await?;
+    let passing = flag(&q, "passing");
+    let out: Vec<Value> = s
+        .registry
+        .service(&name)
+        .filter(|i| matches_filters(&s, i, &q))
+        .filter(|i| !passing || views::aggregated(i) == Health::Passing)
+        .map(|i| views::health_entry(&s, i))
+        .collect();
+    Ok((blocking::headers(&s), Json(out)).into_response())
+}
+
+async fn health_checks(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let name = parse_service(&name)?;
+    let s = blocking::wait(&app, &q).await?;
+    let out: Vec<Value> = s
+        .registry
+        .service(&name)
+        .filter(|i| matches_filters(&s, i, &q))
+        .flat_map(|i| views::checks(&s, i))
+        .collect();
+    Ok((blocking::headers(&s), Json(out)).into_response())
+}
+
+async fn health_state(
+    State(app): State<AppState>,
+    Path(state): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let wanted = match state.as_str() {
+        "any" => None,
+        other => Some(
+            Health::parse(other)
+                .filter(|_| other != "pass" && other != "warn" && other != "fail")
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "state {other:?} is not any, passing, warning or critical"
+                    ))
+                })?,
+        ),
+    };
+    let s = blocking::wait(&app, &q).await?;
+    let out: Vec<Value> = s
+        .registry
+        .instances()
+        .flat_map(|i| views::checks(&s, i))
+        .filter(|c| {
+            wanted.is_none_or(|w| c.get("Status").and_then(Value::as_str) == Some(w.as_str()))
+        })
+        .collect();
+    Ok((blocking::headers(&s), Json(out)).into_response())
+}
+
+/// hera has no leader; answering with this node's own address lets clients that wait for a
+/// leader before they start go ahead.
+async fn status_leader(State(app): State<AppState>) -> Json<String> {
+    Json(app.node.snapshot().addr.to_string())
+}
+
+async fn status_peers(State(app): State<AppState>) -> Json<Vec<String>> {
+    let s = app.node.snapshot();
+    Json(
+        s.members
+            .iter()
+            .filter(|m| m.state.is_live())
+            .map(|m| m.profile.addr.to_string())
+            .collect(),
+    )
+}
+
+/// The id a registration produced.
+pub fn registered_id(reply: Reply) -> Option<InstanceId> {
+    match reply {
+        Reply::Registered { id } => Some(id),
+        _ => None,
+    }
+}

@@ -1,0 +1,108 @@
+//! The seed registry's API, exactly as its README has it: `PUT /<service>/<id>` with a JSON
+//! object registers or renews an instance (it expires `liveness` after its last PUT), and
+//! `GET /<service>` returns `{id: object}`; `?pretty` indents.
+//!
+//! A service nobody registered answers `{}`: the seed returns "all registered instances",
+//! which for an unknown service is none.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{Map, Value};
+
+use super::consul::object_body;
+use super::{views, ApiError, AppState};
+use crate::names::{InstanceId, ServiceName};
+use crate::node::Command;
+use crate::registry::InstanceSpec;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/{service}", get(list))
+        .route("/{service}/{id}", get(one).put(put))
+}
+
+fn names(service: &str, id: Option<&str>) -> Result<(ServiceName, Option<InstanceId>), ApiError> {
+    let service = ServiceName::new(service).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let id = id
+        .map(InstanceId::new)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((service, id))
+}
+
+/// `PUT /<service>/<id>`: any content type (curl -d sends a form type), a JSON object body.
+async fn put(
+    State(app): State<AppState>,
+    Path((service, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let (service, id) = names(&service, Some(&id))?;
+    let object = object_body(&body)?;
+    let text = Value::Object(object.clone()).to_string();
+    let address = match object.get("host") {
+        Some(Value::String(h)) => h.clone(),
+        _ => String::new(),
+    };
+    let port = object
+        .get("port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(0);
+    let mut spec = InstanceSpec::new(service, &address, port);
+    spec.id = id;
+    spec.body = Some(text);
+    spec.liveness = Some(Duration::from_millis(
+        app.shared.liveness_ms.load(Ordering::Relaxed),
+    ));
+    app.node.command(Command::Register(spec)).await?;
+    Ok(StatusCode::OK)
+}
+
+fn render(value: &Value, query: &HashMap<String, String>) -> Response {
+    let text = if query.contains_key("pretty") {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }
+    .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], text + "\n").into_response()
+}
+
+async fn list(
+    State(app): State<AppState>,
+    Path(service): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (service, _) = names(&service, None)?;
+    let s = app.node.snapshot();
+    let out: Map<String, Value> = s
+        .registry
+        .service(&service)
+        .map(|i| (i.id.to_string(), views::seed_object(i)))
+        .collect();
+    Ok(render(&Value::Object(out), &query))
+}
+
+async fn one(
+    State(app): State<AppState>,
+    Path((service, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (service, id) = names(&service, Some(&id))?;
+    let id = id.expect("an id was given");
+    let s = app.node.snapshot();
+    match s.registry.get(&id).filter(|i| i.service == service) {
+        Some(i) => Ok(render(&views::seed_object(i), &query)),
+        None => Err(ApiError::not_found(format!(
+            "no instance {id} of service {service}"
+        ))),
+    }
+}
