@@ -16,9 +16,10 @@ pub const WAITERS_MAX: usize = 1_024;
 pub const WAIT_DEFAULT: Duration = Duration::from_secs(300);
 pub const WAIT_MAX: Duration = Duration::from_secs(600);
 
-/// The registry index as Consul reports it (never 0: clients treat 0 as "no index").
+/// The registry index as Consul reports it: one more than the registry's own, so it is never
+/// 0 (clients treat 0 as "no index") and the first change still moves it.
 pub fn index_of(s: &Snapshot) -> u64 {
-    s.registry.index().max(1)
+    s.registry.index() + 1
 }
 
 /// Wait as the query asks, then return the snapshot to answer from.

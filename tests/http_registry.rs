@@ -1,0 +1,568 @@
+//! The registry through real HTTP against real nodes on loopback: the seed API, Consul's API
+//! (with blocking queries) and hera's own, replication between nodes, expiry, maintenance,
+//! deregistration, a failed owner, bad input, and a late joiner.
+
+use std::time::Duration;
+
+use hera::app::App;
+use hera::driver::Snapshot;
+use hera::names::InstanceId;
+use hera::settings::{FileSettings, Overrides, Settings};
+use serde_json::{json, Value};
+
+const CONVERGE: Duration = Duration::from_secs(20);
+
+fn settings(name: &str, join: Vec<String>, liveness: Option<&str>) -> Settings {
+    let mut file = FileSettings::default();
+    file.liveness = liveness.map(str::to_string);
+    Settings::resolve(
+        Some((std::path::Path::new("test.toml"), file)),
+        Overrides {
+            name: Some(name.to_string()),
+            bind: Some("127.0.0.1:0".to_string()),
+            http: Some("127.0.0.1:0".to_string()),
+            preset: Some("local".to_string()),
+            join,
+            ..Default::default()
+        },
+    )
+    .expect("valid test settings")
+}
+
+async fn cluster(n: usize, liveness: Option<&str>) -> Vec<App> {
+    let first = App::start(settings("h0", vec![], liveness), 1)
+        .await
+        .expect("starts");
+    let seed = first.gossip_addr.to_string();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        nodes.push(
+            App::start(
+                settings(&format!("h{i}"), vec![seed.clone()], liveness),
+                i as u64 + 1,
+            )
+            .await
+            .expect("starts"),
+        );
+    }
+    for node in &nodes {
+        let all = node
+            .handle
+            .wait_for(CONVERGE, |s| {
+                s.members.iter().filter(|m| m.state.is_live()).count() == n
+            })
+            .await;
+        assert!(all.is_some(), "cluster did not form");
+    }
+    nodes
+}
+
+fn url(app: &App, path: &str) -> String {
+    format!("http://{}{}", app.http_addr, path)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn has(s: &Snapshot, id: &str) -> bool {
+    s.registry.get(&InstanceId::new(id).unwrap()).is_some()
+}
+
+async fn shutdown(nodes: Vec<App>) {
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_readme_examples_work_as_written() {
+    let nodes = cluster(2, None).await;
+    let c = client();
+    // curl -XPUT -d '{...}' sends application/x-www-form-urlencoded; that must not matter.
+    let put = c
+        .put(url(
+            &nodes[0],
+            "/storage/1f11bbbb-df7a-47c5-8ba7-662f70261673",
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"host":"10.1.1.1", "port": 12345, "updated_at": "2012-12-18T13:27:01Z"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let seen = nodes[1]
+        .handle
+        .wait_for(CONVERGE, |s| has(s, "1f11bbbb-df7a-47c5-8ba7-662f70261673"))
+        .await;
+    assert!(seen.is_some());
+    let pretty = c
+        .get(url(&nodes[1], "/storage?pretty"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expected = json!({"1f11bbbb-df7a-47c5-8ba7-662f70261673": {"host": "10.1.1.1", "port": 12345, "updated_at": "2012-12-18T13:27:01Z"}});
+    assert_eq!(serde_json::from_str::<Value>(&pretty).unwrap(), expected);
+    assert!(pretty.contains("\n  \""), "?pretty indents: {pretty}");
+    // An unknown service has no instances.
+    let none: Value = c
+        .get(url(&nodes[0], "/nothing-here"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none, json!({}));
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_register_health_maintenance_deregister_across_three_nodes() {
+    let nodes = cluster(3, None).await;
+    let c = client();
+    let body = json!({"name": "web", "id": "web-1", "address": "10.0.0.2", "port": 80, "tags": ["v1"], "check": {"ttl": "30s"}});
+    // Lower-case keys and no content type: Consul accepts both.
+    let r = c
+        .put(url(&nodes[0], "/v1/agent/service/register"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for n in &nodes {
+        assert!(n
+            .handle
+            .wait_for(CONVERGE, |s| has(s, "web-1"))
+            .await
+            .is_some());
+    }
+    // A TTL check starts critical: not in ?passing.
+    let passing: Vec<Value> = c
+        .get(url(&nodes[2], "/v1/health/service/web?passing"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(passing.is_empty());
+    assert_eq!(
+        c.put(url(&nodes[0], "/v1/agent/check/pass/service:web-1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let healthy = nodes[2].handle.wait_for(CONVERGE, |s| {
+        s.registry
+            .get(&InstanceId::new("web-1").unwrap())
+            .is_some_and(|i| i.health == hera::registry::Health::Passing)
+    });
+    assert!(healthy.await.is_some());
+    let passing: Vec<Value> = c
+        .get(url(&nodes[2], "/v1/health/service/web?passing=true"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(passing.len(), 1);
+    assert_eq!(passing[0]["Service"]["ID"], "web-1");
+    assert_eq!(
+        c.get(url(&nodes[1], "/v1/agent/health/service/id/web-1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Maintenance: shows as a critical check and is filtered by ?passing.
+    let r = c
+        .put(url(
+            &nodes[1],
+            "/v1/agent/service/maintenance/web-1?enable=true&reason=deploy",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let offline = nodes[2].handle.wait_for(CONVERGE, |s| {
+        s.registry
+            .get(&InstanceId::new("web-1").unwrap())
+            .is_some_and(|i| !i.online)
+    });
+    assert!(offline.await.is_some());
+    let passing: Vec<Value> = c
+        .get(url(&nodes[2], "/v1/health/service/web?passing"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(passing.is_empty(), "an off-line instance is not passing");
+    let all: Vec<Value> = c
+        .get(url(&nodes[2], "/v1/health/service/web"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let checks = all[0]["Checks"].as_array().unwrap();
+    assert!(checks
+        .iter()
+        .any(|c| c["CheckID"] == "_service_maintenance:web-1" && c["Status"] == "critical"));
+    assert_eq!(
+        c.get(url(&nodes[0], "/v1/agent/health/service/id/web-1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+
+    // Deregister: gone everywhere, and it stays gone.
+    assert_eq!(
+        c.put(url(&nodes[2], "/v1/agent/service/deregister/web-1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for n in &nodes {
+        assert!(n
+            .handle
+            .wait_for(CONVERGE, |s| !has(s, "web-1"))
+            .await
+            .is_some());
+    }
+    let catalog: Vec<Value> = c
+        .get(url(&nodes[0], "/v1/catalog/service/web"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(catalog.is_empty());
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_keeps_an_instance_and_silence_expires_it() {
+    let nodes = cluster(2, Some("2s")).await;
+    let c = client();
+    let put = || {
+        c.put(url(&nodes[0], "/svc/a-1"))
+            .body(r#"{"host":"h","port":1}"#)
+            .send()
+    };
+    assert_eq!(put().await.unwrap().status(), 200);
+    assert!(nodes[1]
+        .handle
+        .wait_for(CONVERGE, |s| has(s, "a-1"))
+        .await
+        .is_some());
+    // Renew three times, a second apart: still there after three seconds.
+    for _ in 0..3 {
+        let mut watch = nodes[0].handle.watch();
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                if watch.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert_eq!(put().await.unwrap().status(), 200);
+    }
+    assert!(has(&nodes[1].handle.snapshot(), "a-1"));
+    // Silence: expired on both nodes.
+    for n in &nodes {
+        assert!(
+            n.handle
+                .wait_for(CONVERGE, |s| !has(s, "a-1"))
+                .await
+                .is_some(),
+            "did not expire"
+        );
+    }
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_query_returns_on_change_and_after_its_wait() {
+    let nodes = cluster(2, None).await;
+    let c = client();
+    let first = c
+        .get(url(&nodes[1], "/v1/catalog/services"))
+        .send()
+        .await
+        .unwrap();
+    let index: u64 = first.headers()["x-consul-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(first.headers()["x-consul-knownleader"], "true");
+
+    // Without a change, it returns after its wait with the same index.
+    let started = tokio::time::Instant::now();
+    let r = c
+        .get(url(
+            &nodes[1],
+            &format!("/v1/catalog/services?index={index}&wait=300ms"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        r.headers()["x-consul-index"].to_str().unwrap(),
+        index.to_string()
+    );
+
+    // With a change on another node, it returns promptly with a higher index.
+    let blocked = c
+        .get(url(
+            &nodes[1],
+            &format!("/v1/catalog/services?index={index}&wait=60s"),
+        ))
+        .send();
+    let register = async {
+        c.put(url(&nodes[0], "/v1/agent/service/register"))
+            .body(json!({"Name": "db", "Port": 5432}).to_string())
+            .send()
+            .await
+            .unwrap()
+    };
+    let (answer, reg) = tokio::join!(blocked, register);
+    assert_eq!(reg.status(), 200);
+    let answer = answer.unwrap();
+    let new_index: u64 = answer.headers()["x-consul-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(new_index > index);
+    let services: Value = answer.json().await.unwrap();
+    assert!(services.get("db").is_some(), "{services}");
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_of_a_killed_owner_leave_the_other_nodes() {
+    let mut nodes = cluster(3, None).await;
+    let c = client();
+    let r = c
+        .put(url(&nodes[2], "/v1/agent/service/register"))
+        .body(json!({"Name": "cache", "ID": "cache-2"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for n in &nodes {
+        assert!(n
+            .handle
+            .wait_for(CONVERGE, |s| has(s, "cache-2"))
+            .await
+            .is_some());
+    }
+    nodes.pop().unwrap().abort().await;
+    for n in &nodes {
+        assert!(
+            n.handle
+                .wait_for(CONVERGE, |s| !has(s, "cache-2"))
+                .await
+                .is_some(),
+            "owner's instance stayed"
+        );
+    }
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hera_api_assigns_ids_answers_from_any_node_and_picks() {
+    let nodes = cluster(2, None).await;
+    let c = client();
+    let r = c
+        .post(url(&nodes[0], "/v1/hera/instances"))
+        .body(json!({"Name": "api", "Address": "10.0.0.9", "Port": 9000}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(nodes[1]
+        .handle
+        .wait_for(CONVERGE, |s| has(s, &id))
+        .await
+        .is_some());
+    let one: Value = c
+        .get(url(&nodes[1], &format!("/v1/hera/instances/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["Service"], "api");
+    assert_eq!(one["Owner"], "h0");
+    let services: Value = c
+        .get(url(&nodes[1], "/v1/hera/services"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(services["api"], json!([id]));
+    let picked: Value = c
+        .get(url(&nodes[1], "/v1/hera/pick/api?strategy=lru"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(picked["ID"], id.as_str());
+    // Off-line: nothing to pick.
+    assert_eq!(
+        c.put(url(
+            &nodes[1],
+            &format!("/v1/hera/instances/{id}/offline?reason=x")
+        ))
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
+    assert_eq!(
+        c.get(url(&nodes[1], "/v1/hera/pick/api"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_4xx_with_a_json_error_and_change_nothing() {
+    let nodes = cluster(1, None).await;
+    let c = client();
+    let index_before = nodes[0].handle.snapshot().registry.index();
+    let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
+        (c.put(url(&nodes[0], "/storage/1")).body("[1, 2]"), 400),
+        (c.put(url(&nodes[0], "/storage/1")).body("not json"), 400),
+        (c.put(url(&nodes[0], "/bad%20name/1")).body("{}"), 400),
+        (c.put(url(&nodes[0], "/storage/bad%20id")).body("{}"), 400),
+        (
+            c.put(url(&nodes[0], "/storage/1"))
+                .body(format!("{{\"x\":\"{}\"}}", "y".repeat(2_000))),
+            400,
+        ),
+        (
+            c.put(url(&nodes[0], "/storage/1"))
+                .body(vec![b'{'; 100_000]),
+            413,
+        ),
+        (
+            c.put(url(&nodes[0], "/v1/agent/service/register"))
+                .body(json!({"ID": "x"}).to_string()),
+            400,
+        ),
+        (
+            c.put(url(&nodes[0], "/v1/agent/service/register"))
+                .body(json!({"Name": "a", "Port": 70000}).to_string()),
+            400,
+        ),
+        (
+            c.put(url(&nodes[0], "/v1/agent/service/register"))
+                .body(json!({"Name": "a", "Check": {"TTL": "soon"}}).to_string()),
+            400,
+        ),
+        (
+            c.put(url(&nodes[0], "/v1/agent/service/deregister/nope")),
+            404,
+        ),
+        (
+            c.put(url(&nodes[0], "/v1/agent/check/pass/service:nope")),
+            404,
+        ),
+        (
+            c.put(url(
+                &nodes[0],
+                "/v1/agent/service/maintenance/nope?enable=true",
+            )),
+            404,
+        ),
+        (c.get(url(&nodes[0], "/v1/hera/instances/nope")), 404),
+        (c.get(url(&nodes[0], "/v1/catalog/services?index=abc")), 400),
+    ];
+    for (request, status) in cases {
+        let r = request.send().await.unwrap();
+        let code = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(code, status, "{text}");
+        if status != 413 {
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+            assert!(v["error"].is_string(), "{text}");
+        }
+    }
+    assert_eq!(
+        nodes[0].handle.snapshot().registry.index(),
+        index_before,
+        "a bad request changed the registry"
+    );
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_after_2000_registrations_converges_to_all() {
+    let nodes = cluster(2, None).await;
+    let c = client();
+    for k in 0..2_000 {
+        let r = c
+            .put(url(&nodes[k % 2], "/v1/agent/service/register"))
+            .body(json!({"Name": format!("svc-{}", k % 20), "ID": format!("i-{k}"), "Port": 1000 + k}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let seed = nodes[0].gossip_addr.to_string();
+    let late = App::start(settings("late", vec![seed], None), 99)
+        .await
+        .unwrap();
+    let all = late
+        .handle
+        .wait_for(Duration::from_secs(60), |s| s.registry.len() == 2_000)
+        .await;
+    assert!(
+        all.is_some(),
+        "late joiner holds {}",
+        late.handle.snapshot().registry.len()
+    );
+    late.shutdown().await;
+    shutdown(nodes).await;
+}
