@@ -13,8 +13,10 @@ use serde_json::{json, Value};
 const CONVERGE: Duration = Duration::from_secs(20);
 
 fn settings(name: &str, join: Vec<String>, liveness: Option<&str>) -> Settings {
-    let mut file = FileSettings::default();
-    file.liveness = liveness.map(str::to_string);
+    let file = FileSettings {
+        liveness: liveness.map(str::to_string),
+        ..Default::default()
+    };
     Settings::resolve(
         Some((std::path::Path::new("test.toml"), file)),
         Overrides {
@@ -320,6 +322,7 @@ async fn a_blocking_query_returns_on_change_and_after_its_wait() {
     assert_eq!(first.headers()["x-consul-knownleader"], "true");
 
     // Without a change, it returns after its wait with the same index.
+    #[allow(clippy::disallowed_methods)] // the test measures wall time on purpose
     let started = tokio::time::Instant::now();
     let r = c
         .get(url(
