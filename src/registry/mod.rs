@@ -246,4 +246,3 @@ fn entry_hash(id: &InstanceId, v: &Hlc) -> u64 {
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^ (h >> 33)
 }
-
