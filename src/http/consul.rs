@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -50,6 +50,22 @@ pub fn routes() -> Router<AppState> {
 }
 
 type Q = Query<HashMap<String, String>>;
+
+/// A read answered from the response cache while the node's state is unchanged.
+fn cached_json(app: &AppState, s: &Snapshot, uri: &Uri, build: impl FnOnce() -> Value) -> Response {
+    let key = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string());
+    let body = app.shared.responses.get_or_render(&key, s.version, || {
+        Bytes::from(serde_json::to_vec(&build()).unwrap_or_default())
+    });
+    (
+        blocking::headers(s),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
 
 fn parse_service(name: &str) -> Result<ServiceName, ApiError> {
     ServiceName::new(name).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -428,34 +444,40 @@ async fn catalog_service(
     State(app): State<AppState>,
     Path(name): Path<String>,
     Query(q): Q,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
     let name = parse_service(&name)?;
     let s = blocking::wait(&app, &q).await?;
-    let out: Vec<Value> = s
-        .registry
-        .service(&name)
-        .filter(|i| matches_filters(&s, i, &q))
-        .map(|i| views::catalog_entry(&s, i))
-        .collect();
-    Ok((blocking::headers(&s), Json(out)).into_response())
+    Ok(cached_json(&app, &s, &uri, || {
+        Value::Array(
+            s.registry
+                .service(&name)
+                .filter(|i| matches_filters(&s, i, &q))
+                .map(|i| views::catalog_entry(&s, i))
+                .collect(),
+        )
+    }))
 }
 
 async fn health_service(
     State(app): State<AppState>,
     Path(name): Path<String>,
     Query(q): Q,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
     let name = parse_service(&name)?;
     let s = blocking::wait(&app, &q).await?;
     let passing = flag(&q, "passing");
-    let out: Vec<Value> = s
-        .registry
-        .service(&name)
-        .filter(|i| matches_filters(&s, i, &q))
-        .filter(|i| !passing || views::aggregated(i) == Health::Passing)
-        .map(|i| views::health_entry(&s, i))
-        .collect();
-    Ok((blocking::headers(&s), Json(out)).into_response())
+    Ok(cached_json(&app, &s, &uri, || {
+        Value::Array(
+            s.registry
+                .service(&name)
+                .filter(|i| matches_filters(&s, i, &q))
+                .filter(|i| !passing || views::aggregated(i) == Health::Passing)
+                .map(|i| views::health_entry(&s, i))
+                .collect(),
+        )
+    }))
 }
 
 async fn health_checks(

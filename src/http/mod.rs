@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod blocking;
+pub mod cache;
 pub mod console;
 pub mod consul;
 pub mod error;
@@ -51,6 +52,8 @@ pub struct Shared {
     /// When each instance was last handed out by the least-recently-picked strategy.
     pub picked: std::sync::Mutex<std::collections::HashMap<crate::names::InstanceId, u64>>,
     pub picks: std::sync::atomic::AtomicU64,
+    /// Rendered read responses, valid while the node's state is unchanged.
+    pub responses: cache::ResponseCache,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
                 blocking: tokio::sync::Semaphore::new(blocking::WAITERS_MAX),
                 picked: std::sync::Mutex::new(std::collections::HashMap::new()),
                 picks: std::sync::atomic::AtomicU64::new(0),
+                responses: cache::ResponseCache::default(),
             }),
         }
     }
