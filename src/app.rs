@@ -92,7 +92,10 @@ impl App {
             dc: settings.dc.clone(),
             tags: settings.tags.clone(),
         };
-        let node = Node::new(settings.config.clone(), identity, rng_seed, clock.now());
+        let mut node = Node::new(settings.config.clone(), identity, rng_seed, clock.now());
+        if let Some(key) = &settings.encrypt {
+            node.set_keyring(crate::wire::Keyring::new(key.clone()));
+        }
 
         let (stop, stopped) = watch::channel(false);
         let running =
@@ -103,7 +106,9 @@ impl App {
                 }
             })?;
         let handle = running.handle;
-        let router = http::router(AppState::new(handle.clone(), settings.liveness));
+        let state =
+            AppState::new(handle.clone(), settings.liveness).with_access(settings.access.clone());
+        let router = http::router(state);
         // HTTP stops when asked, or when the node has stopped (after a leave through the API).
         let node_done = handle.wait_for(std::time::Duration::MAX, |s| {
             s.lifecycle == crate::node::Lifecycle::Stopped
@@ -117,7 +122,9 @@ impl App {
         }));
         tracing::info!(
             node = %settings.name, gossip = %gossip_addr, advertise = %advertise, http = %http_addr,
-            dc = %settings.dc, preset = ?settings.preset, "hera node started"
+            dc = %settings.dc, preset = ?settings.preset,
+            gossip_encrypted = settings.encrypt.is_some(),
+            api_token = settings.access.token.is_some(), "hera node started"
         );
         if !settings.join.is_empty() {
             spawn_join(handle.clone(), settings.join.clone());

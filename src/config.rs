@@ -57,8 +57,11 @@ pub struct Config {
     /// How often the owner of instances checks their TTLs, liveness and due health checks:
     /// the granularity of expiry.
     pub registry_tick: Duration,
-    /// Tombstones of deleted instances are kept (and gossiped) this long, so that a slow peer's
-    /// old version cannot bring a deleted instance back; then they are collected.
+    /// Tombstones of deleted instances are kept (and gossiped) this long after the deletion's
+    /// version, so that a slow peer's old version cannot bring a deleted instance back; then
+    /// every node collects them at about the same time. Must exceed how long gossip and a few
+    /// anti-entropy rounds take to reach every node; a peer cut off for longer that sends the
+    /// old instance back meets its owner, which deletes it again.
     pub tombstone_grace: Duration,
     /// Expected cluster size, if known: quorum is then a majority of the larger of this and
     /// the number of members known.
@@ -224,6 +227,65 @@ impl Config {
     }
 }
 
+/// The protocol timings an operator may change on a running node (`PUT /v1/hera/config`).
+/// `None` keeps the current value. Each change takes effect the next time its timer is set
+/// (within one old interval); the rest of [`Config`] (datagram budget, fan-outs, reaping)
+/// shapes state already built and needs a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tuning {
+    pub probe_interval: Option<Duration>,
+    pub probe_timeout: Option<Duration>,
+    pub gossip_interval: Option<Duration>,
+    pub sync_interval: Option<Duration>,
+    pub reconnect_interval: Option<Duration>,
+    pub suspicion_base: Option<Duration>,
+    pub retransmit_mult: Option<u32>,
+}
+
+impl Config {
+    /// This config with `tuning` applied, or why the result would be inconsistent.
+    pub fn tuned(&self, tuning: &Tuning) -> Result<Config, String> {
+        let mut c = self.clone();
+        let set = |slot: &mut Duration, value: Option<Duration>| {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        };
+        set(&mut c.probe_interval, tuning.probe_interval);
+        set(&mut c.probe_timeout, tuning.probe_timeout);
+        set(&mut c.gossip_interval, tuning.gossip_interval);
+        set(&mut c.sync_interval, tuning.sync_interval);
+        set(&mut c.reconnect_interval, tuning.reconnect_interval);
+        set(&mut c.suspicion_base, tuning.suspicion_base);
+        if let Some(m) = tuning.retransmit_mult {
+            c.retransmit_mult = m;
+        }
+        // A zero interval would spin the timer loop; below a millisecond nothing is gained.
+        let intervals = [
+            ("probe_interval", c.probe_interval),
+            ("probe_timeout", c.probe_timeout),
+            ("gossip_interval", c.gossip_interval),
+            ("sync_interval", c.sync_interval),
+            ("reconnect_interval", c.reconnect_interval),
+            ("suspicion_base", c.suspicion_base),
+        ];
+        let mut problems: Vec<String> = intervals
+            .iter()
+            .filter(|(_, d)| *d < Duration::from_millis(1))
+            .map(|(name, _)| format!("{name} must be at least 1ms"))
+            .collect();
+        if c.retransmit_mult == 0 {
+            problems.push("retransmit_mult must be at least 1".to_string());
+        }
+        problems.extend(c.problems());
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +299,35 @@ mod tests {
         let mut c = Config::lan();
         c.probe_timeout = c.probe_interval;
         assert_eq!(c.problems().len(), 1);
+    }
+
+    #[test]
+    fn tuning_changes_only_what_it_names_and_keeps_the_config_consistent() {
+        let lan = Config::lan();
+        let faster = Tuning {
+            probe_interval: Some(Duration::from_millis(500)),
+            ..Tuning::default()
+        };
+        let tuned = lan.tuned(&faster).unwrap();
+        assert_eq!(tuned.probe_interval, Duration::from_millis(500));
+        assert_eq!(tuned.probe_timeout, lan.probe_timeout);
+        assert_eq!(tuned.gossip_interval, lan.gossip_interval);
+        let bad = [
+            Tuning {
+                probe_timeout: Some(Duration::from_secs(2)),
+                ..Tuning::default()
+            },
+            Tuning {
+                gossip_interval: Some(Duration::ZERO),
+                ..Tuning::default()
+            },
+            Tuning {
+                retransmit_mult: Some(0),
+                ..Tuning::default()
+            },
+        ];
+        for t in bad {
+            assert!(lan.tuned(&t).is_err(), "{t:?}");
+        }
     }
 }

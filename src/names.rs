@@ -23,6 +23,8 @@ pub enum NameError {
     BadCharacter {
         what: &'static str,
         ch: char,
+        /// The punctuation this kind of name allows besides ASCII letters and digits.
+        allowed: &'static str,
     },
 }
 
@@ -33,9 +35,9 @@ impl fmt::Display for NameError {
             NameError::TooLong { what, len, max } => {
                 write!(f, "{what} is {len} bytes long, the limit is {max}")
             }
-            NameError::BadCharacter { what, ch } => write!(
+            NameError::BadCharacter { what, ch, allowed } => write!(
                 f,
-                "{what} may contain only ASCII letters, digits, '.', '_' and '-', not {ch:?}"
+                "{what} may contain only ASCII letters, digits and {allowed:?}, not {ch:?}"
             ),
         }
     }
@@ -43,7 +45,7 @@ impl fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
-fn check(what: &'static str, s: &str, max: usize) -> Result<(), NameError> {
+fn check(what: &'static str, s: &str, max: usize, allowed: &'static str) -> Result<(), NameError> {
     if s.is_empty() {
         return Err(NameError::Empty { what });
     }
@@ -56,15 +58,18 @@ fn check(what: &'static str, s: &str, max: usize) -> Result<(), NameError> {
     }
     match s
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .find(|c| !(c.is_ascii_alphanumeric() || allowed.contains(*c)))
     {
-        Some(ch) => Err(NameError::BadCharacter { what, ch }),
+        Some(ch) => Err(NameError::BadCharacter { what, ch, allowed }),
         None => Ok(()),
     }
 }
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident, $what:literal, $max:expr) => {
+        name_type!($(#[$doc])* $ty, $what, $max, "._-");
+    };
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $max:expr, $allowed:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $ty(CompactString);
@@ -73,9 +78,11 @@ macro_rules! name_type {
             /// The longest accepted name, in bytes.
             pub const MAX_BYTES: usize = $max;
             const WHAT: &'static str = $what;
+            /// Punctuation allowed besides ASCII letters and digits.
+            const ALLOWED: &'static str = $allowed;
 
             pub fn new(s: &str) -> Result<Self, NameError> {
-                check(Self::WHAT, s, Self::MAX_BYTES)?;
+                check(Self::WHAT, s, Self::MAX_BYTES, Self::ALLOWED)?;
                 Ok($ty(CompactString::from(s)))
             }
 
@@ -170,10 +177,12 @@ name_type!(
 
 name_type!(
     /// A service instance's id, unique in the cluster (the registry is keyed by it): 1 to 128
-    /// bytes of `[A-Za-z0-9._-]`; UUIDs fit.
+    /// bytes of `[A-Za-z0-9._:-]`; UUIDs fit, and so do the `host:port` style ids that Consul
+    /// users (and tools such as registrator) give their services.
     InstanceId,
     "instance id",
-    128
+    128,
+    "._:-"
 );
 
 #[cfg(test)]
@@ -200,6 +209,11 @@ mod tests {
             Err(NameError::BadCharacter { .. })
         ));
         assert!(Label::new(&"d".repeat(32)).is_ok());
+        assert!(InstanceId::new("redis:10.0.0.7:6379").is_ok());
+        assert!(
+            NodeName::new("a:b").is_err(),
+            "':' is for instance ids only"
+        );
         assert!(Label::new(&"d".repeat(33)).is_err());
     }
 

@@ -12,9 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{Config, Preset};
+use crate::http::guard::{Access, Token};
 use crate::names::{Label, NodeName};
 use crate::wire::bounded::BoundedString;
-use crate::wire::{Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
+use crate::wire::{Key, Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:7946";
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8500";
@@ -41,6 +42,12 @@ pub struct FileSettings {
     pub expect: Option<usize>,
     /// Seed API: instances expire this long after their last PUT ("300s", "5m").
     pub liveness: Option<String>,
+    /// Gossip encryption: the cluster key, base64 of 32 bytes (`hera keygen`).
+    pub encrypt: Option<String>,
+    /// HTTP API token: required for writes (and for reads with `token_reads`).
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_reads: bool,
     #[serde(default)]
     pub protocol: ProtocolOverrides,
 }
@@ -75,6 +82,8 @@ pub struct Overrides {
     pub dc: Option<String>,
     pub preset: Option<String>,
     pub log_level: Option<String>,
+    pub encrypt: Option<String>,
+    pub token: Option<String>,
 }
 
 /// Everything a node needs to start, checked.
@@ -93,6 +102,10 @@ pub struct Settings {
     pub log_level: String,
     /// Seed API: instances expire this long after their last PUT.
     pub liveness: Duration,
+    /// The cluster key: with one, every datagram is sealed and plain ones are refused.
+    pub encrypt: Option<Key>,
+    /// Who may use the HTTP API.
+    pub access: Access,
 }
 
 /// Why the settings were refused.
@@ -289,6 +302,21 @@ impl Settings {
         let mut join = file.join;
         join.extend(cli.join);
         join.dedup();
+        let encrypt = match cli.encrypt.or(file.encrypt) {
+            Some(text) => Some(parse_key(&text).map_err(|e| problem(format!("encrypt: {e}")))?),
+            None => None,
+        };
+        let token = match cli.token.or(file.token) {
+            Some(text) => Some(Token::new(&text).map_err(|e| problem(format!("token: {e}")))?),
+            None => None,
+        };
+        if file.token_reads && token.is_none() {
+            return Err(problem("token_reads needs a token"));
+        }
+        let access = Access {
+            token,
+            token_reads: file.token_reads,
+        };
         Ok(Settings {
             name,
             bind,
@@ -304,8 +332,26 @@ impl Settings {
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_string()),
             liveness,
+            encrypt,
+            access,
         })
     }
+}
+
+/// A cluster key as operators write it: standard base64 of 32 bytes (what `hera keygen` and
+/// `consul keygen` print).
+pub fn parse_key(text: &str) -> Result<Key, String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| "not base64: a key looks like the output of `hera keygen`".to_string())?;
+    Key::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+/// A key as [`parse_key`] reads it.
+pub fn format_key(key: &Key) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
 }
 
 fn apply_overrides(config: &mut Config, o: &ProtocolOverrides) -> Result<(), SettingsError> {
@@ -438,6 +484,32 @@ mod tests {
             .expect("node.toml resolves");
         assert_eq!(s.name.as_str(), "n1");
         assert_eq!(s.tags.len(), 1, "tags: {:?}", s.tags);
+    }
+
+    #[test]
+    fn keys_and_tokens() {
+        let key = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
+        let parsed = parse_key(key).unwrap();
+        assert_eq!(format_key(&parsed), key);
+        assert!(parse_key("c2hvcnQ=").unwrap_err().contains("32 bytes"));
+        assert!(parse_key("not base64!").is_err());
+        let file = FileSettings::parse(&format!(
+            "encrypt = \"{key}\"\ntoken = \"t\"\ntoken_reads = true\n"
+        ))
+        .unwrap();
+        let s = Settings::resolve(Some((Path::new("n.toml"), file)), Overrides::default()).unwrap();
+        assert_eq!(s.encrypt, Some(parsed));
+        assert!(s.access.token.as_ref().is_some_and(|t| t.matches("t")));
+        assert!(s.access.token_reads);
+        let bad = |toml: &str| {
+            let file = FileSettings::parse(toml).unwrap();
+            Settings::resolve(Some((Path::new("n.toml"), file)), Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("encrypt = \"c2hvcnQ=\"").contains("encrypt"));
+        assert!(bad("token_reads = true").contains("token_reads needs a token"));
+        assert!(bad("token = \"\"").contains("token"));
     }
 
     #[test]

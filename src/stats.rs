@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Message kinds, in wire order, for per-kind counters.
-pub const MESSAGE_KINDS: [&str; 7] = [
+pub const MESSAGE_KINDS: [&str; 11] = [
     "ping",
     "ack",
     "ping_req",
@@ -12,10 +12,14 @@ pub const MESSAGE_KINDS: [&str; 7] = [
     "member",
     "push_pull",
     "sync_probe",
+    "entry",
+    "registry_sync",
+    "registry_digest",
+    "registry_buckets",
 ];
 
 /// Decode error kinds, for per-kind counters.
-pub const DECODE_ERROR_KINDS: [&str; 13] = [
+pub const DECODE_ERROR_KINDS: [&str; 14] = [
     "too_short",
     "too_long",
     "bad_magic",
@@ -25,6 +29,7 @@ pub const DECODE_ERROR_KINDS: [&str; 13] = [
     "trailing_bytes",
     "checksum",
     "authentication",
+    "unsealed",
     "oversized",
     "unknown_kind",
     "too_many_messages",
@@ -61,6 +66,10 @@ pub struct Stats {
     pub members_reaped: u64,
     /// Registry entries sent by anti-entropy (not counting gossip).
     pub entries_pushed: u64,
+    /// Entries anti-entropy could not send: larger than this node's datagram budget.
+    pub entries_unsendable: u64,
+    /// Entries we own that a peer sent back after we deleted them, deleted again.
+    pub zombies_deleted: u64,
     pub registry_syncs: u64,
     pub checks_started: u64,
     pub checks_failed: u64,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use ops_support::*;
 
 /// Families every node exports from its first scrape.
-const REQUIRED: [&str; 26] = [
+const REQUIRED: [&str; 35] = [
     "hera_members",
     "hera_quorum",
     "hera_quorum_reachable_members",
@@ -41,6 +41,15 @@ const REQUIRED: [&str; 26] = [
     "hera_node_info",
     "hera_start_time_seconds",
     "hera_members_reaped_total",
+    "hera_registry_instances",
+    "hera_registry_instances_offline",
+    "hera_registry_tombstones",
+    "hera_registry_index",
+    "hera_health_checks_started_total",
+    "hera_health_checks_failed_total",
+    "hera_registry_entries_pushed_total",
+    "hera_registry_syncs_total",
+    "hera_registry_instances_expired_total",
 ];
 
 /// Alerting rules shipped in the docs.
@@ -158,18 +167,57 @@ async fn status_reports_latency_per_verb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_health_checks_are_counted() {
+    let nodes = cluster("f", 1).await;
+    let a = nodes[0].http_addr;
+    // Nothing listens on a port just released, so every check fails to connect.
+    let url = format!("http://127.0.0.1:{}/health", free_port());
+    let body = serde_json::json!({
+        "Name": "flaky", "ID": "flaky-1", "Address": "127.0.0.1", "Port": 1,
+        "Check": {"HTTP": url, "Interval": "1s", "Timeout": "1s"},
+    });
+    let response = http()
+        .put(format!("http://{a}/v1/agent/service/register"))
+        .json(&body)
+        .send()
+        .await
+        .expect("register");
+    assert!(response.status().is_success(), "{}", response.status());
+    eventually(CONVERGE, "a failed check counted", || async {
+        let text = get_text(a, "/metrics").await;
+        let started = sample(&text, "hera_health_checks_started_total").unwrap_or(0.0);
+        let failed = sample(&text, "hera_health_checks_failed_total").unwrap_or(0.0);
+        let critical = sample(&text, r#"hera_registry_instances{health="critical"}"#);
+        (started >= 1.0 && failed >= 1.0 && critical == Some(1.0)).then_some(())
+    })
+    .await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs promtool (Debian package `prometheus`); scripts/test.sh installs it and runs --ignored"]
 async fn promtool_finds_nothing_to_complain_about() {
     let promtool = require("promtool", "prometheus");
     let nodes = cluster("p", 2).await;
     let a = nodes[0].http_addr;
-    ops_support::register_sample_services(&nodes[0]).await;
+    let registered = ops_support::register_sample_services(&nodes[0]).await;
     get_text(a, "/v1/status").await;
     let text = eventually(CONVERGE, "a probe round trip", || async {
         let text = get_text(a, "/metrics").await;
         (sample(&text, "hera_probe_rtt_seconds_count").unwrap_or(0.0) > 0.0).then_some(text)
     })
     .await;
+
+    // The registry's series are set from the snapshot at scrape time: every sample instance
+    // is passing and on-line, nothing has been deleted.
+    let passing = sample(&text, r#"hera_registry_instances{health="passing"}"#);
+    assert_eq!(passing, Some(registered.len() as f64), "{text}");
+    assert_eq!(sample(&text, "hera_registry_instances_offline"), Some(0.0));
+    assert_eq!(sample(&text, "hera_registry_tombstones"), Some(0.0));
+    assert!(sample(&text, "hera_registry_index").is_some_and(|i| i >= registered.len() as f64));
+    assert_eq!(sample(&text, "hera_health_checks_started_total"), Some(0.0));
 
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])

@@ -1,5 +1,6 @@
 //! The client subcommands: HTTP requests to a running node, printed as tables.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,6 +13,14 @@ fn url(http_addr: &str, path: &str) -> String {
     } else {
         format!("http://{http_addr}{path}")
     }
+}
+
+/// The API token from `--token` / `HERA_TOKEN`, set once per process by `run_client`, so that
+/// every subcommand's requests carry it without threading it through each of them.
+static TOKEN: OnceLock<Option<String>> = OnceLock::new();
+
+pub fn set_token(token: Option<String>) {
+    let _ = TOKEN.set(token.filter(|t| !t.trim().is_empty()));
 }
 
 fn client() -> Result<reqwest::Client, String> {
@@ -30,6 +39,9 @@ pub async fn call(
 ) -> Result<Value, String> {
     let target = url(http_addr, path);
     let mut request = client()?.request(method, &target);
+    if let Some(token) = TOKEN.get().and_then(Option::as_deref) {
+        request = request.header("X-Consul-Token", token.trim());
+    }
     if let Some(body) = body {
         request = request.json(&body);
     }

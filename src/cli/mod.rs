@@ -2,6 +2,8 @@
 //! HTTP API, in the spirit of `consul members` / `serf members`.
 
 mod client;
+mod keys;
+mod registry;
 
 use std::path::PathBuf;
 
@@ -30,6 +32,77 @@ pub enum Commands {
     Status(ClientArgs),
     /// Make the node leave the cluster gracefully (it stops afterwards).
     Leave(ClientArgs),
+    /// Gossip encryption keys of one node: list, install, use (make primary), remove.
+    #[command(subcommand)]
+    Keyring(KeyringOp),
+    /// Print a new random cluster key (base64 of 32 bytes) for `encrypt` / `--encrypt`.
+    Keygen,
+    /// List every service with its instance ids.
+    Services(ClientArgs),
+    /// List one service's instances: address, health, on-line status, owner.
+    Instances(InstancesArgs),
+    /// Register a service instance with the node (which becomes its owner); prints its id.
+    Register(RegisterArgs),
+    /// Deregister an instance everywhere.
+    Deregister(IdArgs),
+    /// Take an instance off-line (`on`: maintenance) or back on-line (`off`).
+    Maintenance(MaintenanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstancesArgs {
+    pub service: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The service's name.
+    pub service: String,
+    /// The address clients should connect to.
+    #[arg(long)]
+    pub address: String,
+    #[arg(long)]
+    pub port: u16,
+    /// The instance id, unique in the cluster [default: the node assigns one].
+    #[arg(long)]
+    pub id: Option<String>,
+    /// A tag; repeat for more.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// A TTL check ("15s", "1m"): the instance turns critical unless renewed within it.
+    #[arg(long)]
+    pub ttl: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The instance id.
+    pub id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// The instance id.
+    pub id: String,
+    /// `on` takes the instance off-line, `off` brings it back.
+    pub mode: Switch,
+    /// Why it is off-line (shown in health checks and the console).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +134,32 @@ pub struct RunArgs {
     /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info].
     #[arg(long = "log-level")]
     pub log_level: Option<String>,
+    /// Cluster key (base64 of 32 bytes, from `hera keygen`): seal all gossip with it.
+    #[arg(long)]
+    pub encrypt: Option<String>,
+    /// HTTP API token: required for writes (and reads, with `token_reads` in the file).
+    #[arg(long, env = "HERA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyringOp {
+    /// List the node's keys, the primary (used to seal) marked.
+    List(ClientArgs),
+    /// Accept gossip sealed with this key too (step 1 of a rotation, on every node).
+    Install(KeyArgs),
+    /// Seal with this installed key from now on (step 2, on every node).
+    Use(KeyArgs),
+    /// Stop accepting this key (step 3, on every node); the primary cannot be removed.
+    Remove(KeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The key, base64 of 32 bytes.
+    pub key: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +167,9 @@ pub struct ClientArgs {
     /// The node's HTTP address.
     #[arg(long = "http-addr", env = "HERA_HTTP_ADDR", default_value = crate::settings::DEFAULT_HTTP)]
     pub http_addr: String,
+    /// The node's API token, if it requires one.
+    #[arg(long, env = "HERA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl RunArgs {
@@ -85,17 +187,70 @@ impl RunArgs {
             dc: self.dc.clone(),
             preset: self.preset.clone(),
             log_level: self.log_level.clone(),
+            encrypt: self.encrypt.clone(),
+            token: self.token.clone(),
         };
         Settings::resolve(file, cli)
     }
 }
 
+impl Commands {
+    /// The connection arguments of a client subcommand (None for `run` and `keygen`).
+    fn client_args(&self) -> Option<&ClientArgs> {
+        match self {
+            Commands::Run(_) | Commands::Keygen => None,
+            Commands::Members(a) | Commands::Status(a) | Commands::Leave(a) => Some(a),
+            Commands::Services(a) => Some(a),
+            Commands::Instances(a) => Some(&a.client),
+            Commands::Register(a) => Some(&a.client),
+            Commands::Deregister(a) => Some(&a.client),
+            Commands::Maintenance(a) => Some(&a.client),
+            Commands::Keyring(
+                KeyringOp::List(a)
+                | KeyringOp::Install(KeyArgs { client: a, .. })
+                | KeyringOp::Use(KeyArgs { client: a, .. })
+                | KeyringOp::Remove(KeyArgs { client: a, .. }),
+            ) => Some(a),
+        }
+    }
+}
+
 /// Run a client subcommand; returns the process exit code.
 pub async fn run_client(command: &Commands) -> i32 {
+    if let Some(args) = command.client_args() {
+        client::set_token(args.token.clone());
+    }
     let result = match command {
+        Commands::Keyring(op) => keys::keyring(op).await,
+        Commands::Keygen => keys::keygen(),
         Commands::Members(args) => client::members(&args.http_addr).await,
         Commands::Status(args) => client::status(&args.http_addr).await,
         Commands::Leave(args) => client::leave(&args.http_addr).await,
+        Commands::Services(args) => registry::services(&args.http_addr).await,
+        Commands::Instances(args) => {
+            registry::instances(&args.client.http_addr, &args.service).await
+        }
+        Commands::Register(args) => {
+            let registration = registry::Registration {
+                service: args.service.clone(),
+                address: args.address.clone(),
+                port: args.port,
+                id: args.id.clone(),
+                tags: args.tags.clone(),
+                ttl: args.ttl.clone(),
+            };
+            registry::register(&args.client.http_addr, &registration).await
+        }
+        Commands::Deregister(args) => registry::deregister(&args.client.http_addr, &args.id).await,
+        Commands::Maintenance(args) => {
+            registry::maintenance(
+                &args.client.http_addr,
+                &args.id,
+                args.mode == Switch::On,
+                args.reason.as_deref(),
+            )
+            .await
+        }
         Commands::Run(_) => Ok(()),
     };
     match result {

@@ -11,6 +11,7 @@ use super::Request;
 use crate::names::InstanceId;
 use crate::node::Command;
 use crate::registry::Health;
+use crate::telemetry::Telemetry;
 
 /// Checks running at once; more wait for a slot (and count as late, not lost).
 const CHECKS_IN_FLIGHT_MAX: usize = 32;
@@ -22,11 +23,13 @@ pub struct Checker {
     commands: mpsc::Sender<Request>,
     slots: Arc<Semaphore>,
     client: reqwest::Client,
+    telemetry: Telemetry,
 }
 
 impl Checker {
-    pub fn new(commands: mpsc::Sender<Request>) -> Checker {
+    pub fn new(commands: mpsc::Sender<Request>, telemetry: Telemetry) -> Checker {
         Checker {
+            telemetry,
             commands,
             slots: Arc::new(Semaphore::new(CHECKS_IN_FLIGHT_MAX)),
             client: reqwest::Client::builder()
@@ -43,6 +46,9 @@ impl Checker {
                 return;
             };
             let (health, output) = this.probe(&url, timeout).await;
+            if health != Health::Passing {
+                this.telemetry.check_failed();
+            }
             let (reply, _) = oneshot::channel();
             let command = Command::SetHealth { id, health, output };
             let _ = this.commands.send(Request { command, reply }).await;

@@ -71,7 +71,7 @@ pub fn spawn(
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::of(&node, clock.now())));
     let (event_tx, _) = broadcast::channel(EVENT_QUEUE_MAX);
     let telemetry = Telemetry::for_node(&node, clock);
-    let checks = checks::Checker::new(command_tx.clone());
+    let checks = checks::Checker::new(command_tx.clone(), telemetry.clone());
     let handle = NodeHandle::new(command_tx, snapshot_rx, event_tx.clone(), telemetry.clone());
     let task = tokio::spawn(run(
         node,

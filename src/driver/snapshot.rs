@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use std::collections::BTreeSet;
 
+use crate::config::Config;
 use crate::names::{InstanceId, NodeName};
 use crate::node::{Lifecycle, MemberView, Node, Quorum};
 use crate::registry::Registry;
@@ -31,6 +32,8 @@ pub struct Snapshot {
     pub registry: Registry,
     /// Instances kept only for want of quorum: their owners are failed or gone.
     pub stale: BTreeSet<InstanceId>,
+    /// The protocol timings in force (they change at runtime with `Command::Configure`).
+    pub config: Config,
 }
 
 impl Snapshot {
@@ -55,6 +58,7 @@ impl Snapshot {
                 .filter(|i| node.is_stale(i))
                 .map(|i| i.id.clone())
                 .collect(),
+            config: node.config().clone(),
         }
     }
 }

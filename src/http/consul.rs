@@ -473,7 +473,7 @@ async fn health_service(
             s.registry
                 .service(&name)
                 .filter(|i| matches_filters(&s, i, &q))
-                .filter(|i| !passing || views::aggregated(i) == Health::Passing)
+                .filter(|i| !passing || views::all_checks_pass(&s, i))
                 .map(|i| views::health_entry(&s, i))
                 .collect(),
         )

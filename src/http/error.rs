@@ -6,6 +6,7 @@ use axum::Json;
 
 use crate::driver::HandleError;
 use crate::node::CommandError;
+use crate::wire::KeyringError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -57,6 +58,13 @@ impl From<CommandError> for ApiError {
             CommandError::UnknownInstance { .. } => StatusCode::NOT_FOUND,
             CommandError::IdInUse { .. } => StatusCode::CONFLICT,
             CommandError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            CommandError::Keyring(k) => match k {
+                KeyringError::NotEnabled | KeyringError::BadLength { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                KeyringError::UnknownKey => StatusCode::NOT_FOUND,
+                KeyringError::RemovePrimary | KeyringError::Full { .. } => StatusCode::CONFLICT,
+            },
         };
         ApiError::new(status, e.to_string())
     }

@@ -11,7 +11,7 @@
 //! | list a service's instances (`?healthy`, `?dc=`) | `GET /v1/hera/services/{service}` |
 //! | run health checks now (`?service=`, `?id=`) | `POST /v1/hera/checks` |
 //! | health summary (`?service=`) | `GET /v1/hera/health` |
-//! | runtime configuration | `GET` / `PUT /v1/hera/config` |
+//! | runtime configuration (liveness, protocol timings) | `GET` / `PUT /v1/hera/config` ([`super::hera_config`]) |
 //! | pick one healthy instance for a gateway | `GET /v1/hera/pick/{service}?strategy=random\|lru&dc=` |
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,7 +44,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/hera/services/{service}", get(service))
         .route("/v1/hera/checks", post(run_checks))
         .route("/v1/hera/health", get(health))
-        .route("/v1/hera/config", get(config).put(set_config))
+        .route(
+            "/v1/hera/config",
+            get(super::hera_config::config).put(super::hera_config::set_config),
+        )
         .route("/v1/hera/pick/{service}", get(pick))
 }
 
@@ -207,34 +210,6 @@ async fn health(State(app): State<AppState>, Query(q): Q) -> Result<Json<Value>,
         "Passing": c.passing, "Warning": c.warning, "Critical": c.critical, "Offline": c.offline,
         "Services": per_service,
     })))
-}
-
-async fn config(State(app): State<AppState>) -> Json<Value> {
-    let liveness = app.shared.liveness_ms.load(Ordering::Relaxed);
-    Json(json!({
-        "Liveness": format!("{}ms", liveness),
-        "Note": "liveness (the seed API's expiry) can be changed at runtime; protocol timings come from the preset and the config file",
-    }))
-}
-
-async fn set_config(State(app): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let body = object_body(&body)?;
-    let Some(liveness) = super::consul::field(&body, "Liveness") else {
-        return Err(ApiError::bad_request(
-            "nothing to change: the body may set Liveness",
-        ));
-    };
-    let text = liveness
-        .as_str()
-        .ok_or_else(|| ApiError::bad_request("Liveness must be a duration string"))?;
-    let d = blocking::consul_duration(text).map_err(ApiError::bad_request)?;
-    if d.is_zero() {
-        return Err(ApiError::bad_request("Liveness must be above zero"));
-    }
-    app.shared
-        .liveness_ms
-        .store(d.as_millis() as u64, Ordering::Relaxed);
-    Ok(config(State(app)).await)
 }
 
 async fn pick(

@@ -19,6 +19,20 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], telemetry.render())
 }
 
-/// The registry's instances by health and on-line status (filled in once the registry is in
-/// the snapshot).
-fn registry_gauges(_snapshot: &crate::driver::Snapshot) {}
+/// The registry's instances by health and on-line status, its tombstones and its index. Set on
+/// every scrape rather than kept by the driver: they change only with the registry, and every
+/// registry change publishes a new snapshot, so the snapshot is never behind for them.
+fn registry_gauges(snapshot: &crate::driver::Snapshot) {
+    use crate::telemetry::node_metrics::names::*;
+    let c = snapshot.registry.counts();
+    for (health, n) in [
+        ("passing", c.passing),
+        ("warning", c.warning),
+        ("critical", c.critical),
+    ] {
+        metrics::gauge!(REGISTRY_INSTANCES, "health" => health).set(n as f64);
+    }
+    metrics::gauge!(REGISTRY_OFFLINE).set(c.offline as f64);
+    metrics::gauge!(REGISTRY_TOMBSTONES).set(c.tombstones as f64);
+    metrics::gauge!(REGISTRY_INDEX).set(snapshot.registry.index() as f64);
+}

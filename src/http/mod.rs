@@ -1,9 +1,14 @@
 //! The HTTP faces of a node, all on one listener (axum):
 //!
 //! - Consul's agent API for membership: [`agent`];
+//! - the registry's three faces: the seed API ([`seed`]), Consul's ([`consul`], with blocking
+//!   queries in [`blocking`]) and hera's own ([`hera_api`], [`hera_config`]), all rendered by
+//!   [`views`]; framework rejections are JSON too ([`json_errors`]);
 //! - hera's own status: [`status`];
 //! - operations: Prometheus at `/metrics` ([`metrics`]), the admin console at `/ui`
-//!   ([`console`]), and request timing for every route ([`timing`]).
+//!   ([`console`]), and request timing for every route ([`timing`]);
+//! - security: the API token, request time bounds and the limit on requests in flight
+//!   ([`guard`]), and Consul's keyring operations for gossip encryption ([`keyring`]).
 //!
 //! Handlers never touch the node: they send commands through the [`NodeHandle`] and read the
 //! published snapshot.
@@ -14,7 +19,11 @@ pub mod cache;
 pub mod console;
 pub mod consul;
 pub mod error;
+pub mod guard;
 pub mod hera_api;
+pub mod hera_config;
+pub mod json_errors;
+pub mod keyring;
 pub mod metrics;
 pub mod seed;
 pub mod status;
@@ -40,6 +49,8 @@ pub const BODY_MAX_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub node: NodeHandle,
     pub shared: std::sync::Arc<Shared>,
+    /// Token, request bound and limit on requests in flight: see [`guard`].
+    pub guard: std::sync::Arc<guard::Guard>,
 }
 
 /// State of the HTTP layer itself (not the node's).
@@ -67,6 +78,7 @@ impl AppState {
                 picks: std::sync::atomic::AtomicU64::new(0),
                 responses: cache::ResponseCache::default(),
             }),
+            guard: std::sync::Arc::new(guard::Guard::new(guard::Access::default())),
         }
     }
 }
@@ -81,8 +93,22 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(consul::routes())
         .merge(hera_api::routes())
+        .merge(keyring::routes())
         .merge(seed::routes())
         .layer(DefaultBodyLimit::max(BODY_MAX_BYTES))
+        // The framework's own 4xx (body too large, bad path, wrong method) as JSON too.
+        .layer(axum::middleware::from_fn(json_errors::rewrite))
+        // Inside out: the time bound, then the token, then the bound on requests in flight,
+        // so that a flood is shed before any other work.
+        .layer(axum::middleware::from_fn(guard::deadline))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::limit,
+        ))
         // Outermost, after every route: times each request, unmatched ones included.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -100,6 +100,18 @@ pub fn aggregated(i: &Instance) -> Health {
     }
 }
 
+/// Consul's `?passing`: every check of the health entry passes, the owner's node check
+/// (`serfHealth`) included, so an instance kept stale after its owner failed is left out.
+pub fn all_checks_pass(s: &Snapshot, i: &Instance) -> bool {
+    aggregated(i) == Health::Passing && owner_alive(s, i)
+}
+
+fn owner_alive(s: &Snapshot, i: &Instance) -> bool {
+    s.members
+        .iter()
+        .any(|m| m.name == i.owner && m.state.is_live())
+}
+
 pub fn agent_service(s: &Snapshot, i: &Instance) -> Value {
     json!({
         "ID": i.id.as_str(),
@@ -144,10 +156,7 @@ pub fn catalog_entry(s: &Snapshot, i: &Instance) -> Value {
 pub fn health_entry(s: &Snapshot, i: &Instance) -> Value {
     let (node_addr, dc) = owner_node(s, &i.owner);
     let index = modify_index(s, i);
-    let node_alive = s
-        .members
-        .iter()
-        .any(|m| m.name == i.owner && m.state.is_live());
+    let node_alive = owner_alive(s, i);
     let mut all_checks = vec![json!({
         "Node": i.owner.as_str(),
         "CheckID": "serfHealth",

@@ -23,7 +23,7 @@ impl Node {
     /// Send `messages` to `to` in one datagram, filling the rest of the budget with queued
     /// updates when `piggyback` is set.
     pub(super) fn send(&mut self, to: SocketAddr, messages: &[Message], piggyback: bool) {
-        let mut datagram = DatagramBuilder::new(self.config.packet_bytes_max);
+        let mut datagram = self.new_datagram();
         for message in messages {
             let encoded = encode_message(message);
             if datagram.try_push(&encoded) {
@@ -47,7 +47,7 @@ impl Node {
     }
 
     pub(super) fn transmit(&mut self, to: SocketAddr, datagram: DatagramBuilder) {
-        let payload = datagram.finish();
+        let payload = self.finish_datagram(datagram);
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += payload.len() as u64;
         self.outbox.push_back(Transmit {
@@ -100,7 +100,7 @@ impl Node {
             let Some(addr) = self.members.get(&target).map(|m| m.profile.addr) else {
                 continue;
             };
-            let mut datagram = DatagramBuilder::new(self.config.packet_bytes_max);
+            let mut datagram = self.new_datagram();
             self.fill_piggyback(&mut datagram);
             if !datagram.is_empty() {
                 self.transmit(addr, datagram);
@@ -128,8 +128,7 @@ impl Node {
         reply_wanted: bool,
         records: Vec<MemberUpdate>,
     ) {
-        let room =
-            self.config.packet_bytes_max - crate::wire::OVERHEAD_BYTES - PUSH_PULL_FRAME_BYTES;
+        let room = self.config.packet_bytes_max - self.envelope_overhead() - PUSH_PULL_FRAME_BYTES;
         let mut chunk: Vec<MemberUpdate> = Vec::new();
         let mut chunk_bytes = 0;
         for record in records {

@@ -118,6 +118,7 @@ impl Node {
                     State::Failed | State::Left => {
                         self.probe_order.insert(name.clone(), &mut self.rng);
                         self.emit(Event::MemberRecovered { name: name.clone() });
+                        self.on_member_back(profile.addr);
                     }
                     State::Alive => {}
                 }

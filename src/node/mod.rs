@@ -25,10 +25,12 @@
 //! - join, leave, reconnect and reaping: [`lifecycle`].
 
 mod dissemination;
+mod keyring;
 mod lifecycle;
 mod membership;
 mod probing;
 mod registry_ops;
+mod registry_sync;
 #[cfg(test)]
 mod tests;
 
@@ -41,7 +43,7 @@ use bytes::Bytes;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::Config;
+use crate::config::{Config, Tuning};
 use crate::names::{InstanceId, Label, NodeName, ServiceName};
 use crate::registry::{Health, InstanceSpec, Registry};
 use crate::stats::Stats;
@@ -104,14 +106,41 @@ pub enum Command {
         service: Option<ServiceName>,
         id: Option<InstanceId>,
     },
+    /// List or change the gossip keyring (only on a node started with a cluster key).
+    Keyring(KeyringCommand),
+    /// Change protocol timings on the running node (`PUT /v1/hera/config`).
+    Configure(Tuning),
+}
+
+/// Keyring operations, in the order a rotation uses them: install the new key on every node,
+/// use it on every node, then remove the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyringCommand {
+    List,
+    /// Accept datagrams sealed with this key too.
+    Install(wire::Key),
+    /// Seal with this (installed) key from now on.
+    Use(wire::Key),
+    /// Stop accepting this key; refused for the primary.
+    Remove(wire::Key),
 }
 
 /// What a command did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Done,
-    Registered { id: InstanceId },
-    ChecksStarted { count: usize },
+    Registered {
+        id: InstanceId,
+    },
+    ChecksStarted {
+        count: usize,
+    },
+    /// The keyring after a keyring command.
+    Keyring {
+        primary: wire::Key,
+        /// Every key, the primary first.
+        keys: Vec<wire::Key>,
+    },
 }
 
 /// Why a command was not carried out.
@@ -133,6 +162,8 @@ pub enum CommandError {
     Invalid {
         detail: String,
     },
+    /// A keyring command was refused; the keyring is unchanged.
+    Keyring(wire::KeyringError),
 }
 
 impl std::fmt::Display for CommandError {
@@ -145,6 +176,7 @@ impl std::fmt::Display for CommandError {
                 write!(f, "id {id} is already registered for service {service}")
             }
             CommandError::Invalid { detail } => write!(f, "{detail}"),
+            CommandError::Keyring(e) => write!(f, "{e}"),
         }
     }
 }
@@ -288,6 +320,8 @@ pub struct Node {
     owned: HashMap<InstanceId, registry_ops::Owned>,
     /// Since when instances of failed or departed owners await the purge decision.
     orphans_since: Option<Instant>,
+    /// The cluster key and nonce sequence; None sends and accepts plain datagrams.
+    sealer: Option<wire::Sealer>,
 }
 
 #[derive(Debug, Clone)]
@@ -330,6 +364,7 @@ impl Node {
             registry: Registry::default(),
             owned: HashMap::new(),
             orphans_since: None,
+            sealer: None,
         };
         node.start_timers(now);
         node
@@ -344,7 +379,7 @@ impl Node {
         }
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += bytes.len() as u64;
-        let messages = match wire::decode_datagram(bytes) {
+        let messages = match self.decode(bytes) {
             Ok(messages) => messages,
             Err(error) => {
                 self.stats.decode_error(error.kind());
@@ -389,6 +424,16 @@ impl Node {
             Command::SetHealth { id, health, output } => self.set_health(now, &id, health, &output),
             Command::SetMaintenance { id, enable, reason } => {
                 self.set_maintenance(now, &id, enable, reason.as_deref())
+            }
+            Command::Keyring(op) => self.keyring_command(op),
+            Command::Configure(tuning) => {
+                self.config = self
+                    .config
+                    .tuned(&tuning)
+                    .map_err(|detail| CommandError::Invalid { detail })?;
+                // Readers see the new timings in the next snapshot.
+                self.version += 1;
+                Ok(Reply::Done)
             }
             Command::RunChecks { service, id } => {
                 Ok(self.run_checks(now, service.as_ref(), id.as_ref()))
@@ -475,14 +520,10 @@ impl Node {
         &self.registry
     }
 
-    /// Kept only because this node lacks quorum: its owner is failed or gone (Eureka's
-    /// self-preservation, per partition side).
+    /// Its owner is failed, gone or unknown here: kept only until the purge (Eureka's
+    /// self-preservation, per partition side: without quorum, until quorum returns).
     pub fn is_stale(&self, instance: &crate::registry::Instance) -> bool {
-        instance.owner != self.name
-            && self
-                .members
-                .get(&instance.owner)
-                .is_some_and(|m| !m.state.is_live())
+        self.owner_gone(&instance.owner)
     }
 
     /// Other members by state (this node not counted).
@@ -632,6 +673,7 @@ impl Node {
             Message::Entry(entry) => self.on_entry(now, entry),
             Message::RegistrySync(sync) => self.on_registry_sync(from, sync),
             Message::RegistryDigest(digest) => self.on_registry_digest(from, digest),
+            Message::RegistryBuckets(buckets) => self.on_registry_buckets(from, buckets),
         }
     }
 }

@@ -2,20 +2,15 @@
 //! TTLs and health checks, purging the instances of failed owners (or keeping them, stale,
 //! without quorum), and anti-entropy for the registry.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{CommandError, Event, Node, Reply};
 use crate::names::{InstanceId, NodeName, ServiceName};
-use crate::registry::{clip, Check, Entry, Health, Instance, InstanceSpec};
+use crate::registry::{clip, fit_texts, newer, Check, Entry, Health, Instance, InstanceSpec};
 use crate::swim::gossip::Subject;
 use crate::time::Instant;
 use crate::timers::Timer;
-use crate::wire::bounded::BoundedVec;
-use crate::wire::{
-    encode_message, DatagramBuilder, Message, OriginSummary, RegistryDigest, RegistrySync,
-    DIGEST_ORIGINS_MAX,
-};
+use crate::wire::{encode_message, Message};
 
 /// Deadlines of an instance this node owns. Owner-local: a renewal that changes nothing else
 /// moves these and sends nothing, so heartbeats cost no cluster traffic.
@@ -26,9 +21,6 @@ pub(super) struct Owned {
     critical_since: Option<Instant>,
     next_check: Option<Instant>,
 }
-
-/// Bytes a digest message adds around its summaries.
-const DIGEST_FRAME_BYTES: usize = 8 + 2 * (1 + crate::names::NodeName::MAX_BYTES + 1);
 
 impl Node {
     // ---- commands ----
@@ -133,10 +125,11 @@ impl Node {
         let mut next = (*current).clone();
         next.online = !enable;
         next.maintenance_reason = if enable {
-            Some(clip(reason.unwrap_or("maintenance mode")))
+            Some(clip(reason.unwrap_or("maintenance mode"), usize::MAX))
         } else {
             None
         };
+        fit_texts(&mut next);
         if next != *current {
             self.write(now, id.clone(), Some(next));
         }
@@ -176,7 +169,8 @@ impl Node {
             next.health_since_ms = now.as_millis();
         }
         next.health = health;
-        next.output = clip(output);
+        next.output = clip(output, usize::MAX);
+        fit_texts(next);
     }
 
     /// A UUID v4 from the node's seeded generator (deterministic in the simulator).
@@ -215,7 +209,7 @@ impl Node {
     fn merge(&mut self, now: Instant, entry: Entry) -> bool {
         let id = entry.id.clone();
         let owner = entry.instance.as_ref().map(|i| i.owner.clone());
-        if !self.registry.apply(entry.clone(), now.as_millis()) {
+        if !self.registry.apply(entry.clone()) {
             return false;
         }
         match owner {
@@ -239,20 +233,55 @@ impl Node {
         true
     }
 
+    /// An entry from a peer, gossiped or pushed by anti-entropy.
     pub(super) fn on_entry(&mut self, now: Instant, entry: Entry) {
-        // A late rumour of an instance whose owner has failed must not bring it back (while we
-        // have quorum; without it we keep such instances anyway, marked stale).
+        let grace_ms = self.config.tombstone_grace.as_millis() as u64;
+        if self
+            .registry
+            .is_expired_tombstone(&entry, now.as_millis(), grace_ms)
+        {
+            return;
+        }
         if let Some(instance) = &entry.instance {
-            let owner_gone = instance.owner != self.name
+            let unknown = self.registry.stored(&entry.id).is_none();
+            // A late rumour of an instance whose owner has failed must not bring it back (while
+            // we have quorum; without it we keep such instances anyway, marked stale).
+            let owner_failed = instance.owner != self.name
                 && self
                     .members
                     .get(&instance.owner)
                     .is_some_and(|m| !m.state.is_live());
-            if owner_gone && self.quorum().has_quorum && self.registry.stored(&entry.id).is_none() {
+            if owner_failed && unknown && self.quorum().has_quorum {
                 return;
+            }
+            if instance.owner == self.name && self.is_zombie(&entry) {
+                // We own it but hold nothing newer: we deleted it and the tombstone has been
+                // collected, and a peer cut off for longer than the grace sends it back. The
+                // owner has the last word: delete it again, at a version newer than the rumour.
+                self.stats.zombies_deleted += 1;
+                self.registry.observe(&entry.version);
+                self.write(now, entry.id, None);
+                return;
+            }
+            if instance.owner != self.name && unknown && self.members.get(&instance.owner).is_none()
+            {
+                // An owner we have not heard of: a member too new for its news to have reached
+                // us, or one already reaped. Look again once a purge window has passed.
+                self.on_member_gone(now);
             }
         }
         self.merge(now, entry);
+    }
+
+    /// An entry naming us as owner that we do not hold, written since this node started (so
+    /// not one we forgot by restarting: those we adopt, and enforce their TTLs again).
+    fn is_zombie(&self, entry: &Entry) -> bool {
+        self.registry.get(&entry.id).is_none()
+            && entry.version.wall_ms >= self.started.as_millis()
+            && self
+                .registry
+                .stored(&entry.id)
+                .is_none_or(|s| newer(&s.version, &entry.version))
     }
 
     /// Reset the owner-local deadlines of an instance we own.
@@ -380,6 +409,12 @@ impl Node {
         }
     }
 
+    /// The owner is neither us nor a live member: failed, left, or unknown (reaped, or so new
+    /// that its news has not reached us yet).
+    pub(super) fn owner_gone(&self, owner: &NodeName) -> bool {
+        *owner != self.name && self.members.get(owner).is_none_or(|m| !m.state.is_live())
+    }
+
     /// A majority of the members we know of is alive (suspects not counted).
     fn sees_alive_majority(&self) -> bool {
         let counts = self.members.counts();
@@ -393,13 +428,7 @@ impl Node {
         let gone: Vec<InstanceId> = self
             .registry
             .instances()
-            .filter(|i| {
-                i.owner != self.name
-                    && self
-                        .members
-                        .get(&i.owner)
-                        .is_some_and(|m| !m.state.is_live())
-            })
+            .filter(|i| self.owner_gone(&i.owner))
             .map(|i| i.id.clone())
             .collect();
         if gone.is_empty() {
@@ -412,128 +441,5 @@ impl Node {
         self.version += 1;
         let index = self.registry.index();
         self.emit(Event::RegistryChanged { index });
-    }
-
-    // ---- anti-entropy ----
-
-    /// Sent beside the membership sync probe: one hash of the whole registry.
-    pub(super) fn registry_sync_message(&self) -> Message {
-        Message::RegistrySync(RegistrySync {
-            digest: self.registry.digest(),
-        })
-    }
-
-    pub(super) fn on_registry_sync(&mut self, from: SocketAddr, sync: RegistrySync) {
-        if sync.digest != self.registry.digest() {
-            self.stats.registry_syncs += 1;
-            self.send_registry_digest(from, true);
-        }
-    }
-
-    /// Our per-origin summaries, in ranges that each fit one datagram.
-    pub(super) fn send_registry_digest(&mut self, to: SocketAddr, reply_wanted: bool) {
-        let all: Vec<OriginSummary> = self
-            .registry
-            .origin_digests()
-            .into_iter()
-            .map(|(origin, d)| OriginSummary {
-                origin,
-                count: d.count,
-                hash: d.hash,
-            })
-            .collect();
-        let room = self.config.packet_bytes_max - crate::wire::OVERHEAD_BYTES - DIGEST_FRAME_BYTES;
-        let mut chunks: Vec<Vec<OriginSummary>> = vec![Vec::new()];
-        let mut used = 0;
-        for summary in all {
-            let size = 1 + summary.origin.as_str().len() + 5 + 9;
-            let chunk = chunks.last_mut().expect("at least one chunk");
-            if !chunk.is_empty() && (used + size > room || chunk.len() == DIGEST_ORIGINS_MAX) {
-                chunks.push(Vec::new());
-                used = 0;
-            }
-            used += size;
-            chunks.last_mut().expect("at least one chunk").push(summary);
-        }
-        let starts: Vec<Option<NodeName>> = chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == 0 {
-                    None
-                } else {
-                    c.first().map(|s| s.origin.clone())
-                }
-            })
-            .collect();
-        for (i, origins) in chunks.into_iter().enumerate() {
-            let digest = RegistryDigest {
-                reply_wanted,
-                from: starts[i].clone(),
-                to: starts.get(i + 1).cloned().flatten(),
-                origins: BoundedVec::new(origins),
-            };
-            self.send(to, &[Message::RegistryDigest(digest)], false);
-        }
-    }
-
-    /// Push every entry of each origin in the digest's range whose summary differs from ours
-    /// (including origins the sender lacks); answer with our own digest on a first leg.
-    pub(super) fn on_registry_digest(&mut self, from: SocketAddr, digest: RegistryDigest) {
-        let in_range = |o: &NodeName| {
-            digest.from.as_ref().is_none_or(|f| o >= f) && digest.to.as_ref().is_none_or(|t| o < t)
-        };
-        let theirs: std::collections::HashMap<&NodeName, (u32, u64)> = digest
-            .origins
-            .0
-            .iter()
-            .map(|s| (&s.origin, (s.count, s.hash)))
-            .collect();
-        let differing: Vec<NodeName> = self
-            .registry
-            .origin_digests()
-            .into_iter()
-            .filter(|(origin, d)| {
-                in_range(origin) && theirs.get(origin) != Some(&(d.count, d.hash))
-            })
-            .map(|(origin, _)| origin)
-            .collect();
-        for origin in differing {
-            let entries: Vec<Entry> = self.registry.entries_from(&origin).collect();
-            self.send_entries(from, entries);
-        }
-        if digest.reply_wanted && digest.from.is_none() {
-            self.send_registry_digest(from, false);
-        }
-    }
-
-    /// Pack entries into datagrams within the budget, without piggybacking.
-    fn send_entries(&mut self, to: SocketAddr, entries: Vec<Entry>) {
-        let mut datagram = DatagramBuilder::new(self.config.packet_bytes_max);
-        for entry in entries {
-            let encoded = encode_message(&Message::Entry(entry));
-            if !datagram.try_push(&encoded) {
-                let full = std::mem::replace(
-                    &mut datagram,
-                    DatagramBuilder::new(self.config.packet_bytes_max),
-                );
-                if !full.is_empty() {
-                    self.transmit(to, full);
-                }
-                if !datagram.try_push(&encoded) {
-                    continue; // cannot happen: entries are bounded to fit one datagram
-                }
-            }
-            self.stats.entries_pushed += 1;
-            self.stats.message_out("entry");
-        }
-        if !datagram.is_empty() {
-            self.transmit(to, datagram);
-        }
-    }
-
-    /// After a join, ask the seed for its registry.
-    pub(super) fn after_join(&mut self, seed: SocketAddr) {
-        self.send_registry_digest(seed, true);
     }
 }

@@ -21,9 +21,17 @@ pub const META_VALUE_MAX_BYTES: usize = 512;
 pub const BODY_MAX_BYTES: usize = 1_024;
 pub const OUTPUT_MAX_BYTES: usize = 256;
 pub const URL_MAX_BYTES: usize = 512;
-/// An encoded entry must fit one datagram with room for the envelope and a ping: larger
-/// registrations are refused at the API (413), so every entry can always be gossiped.
-pub const ENTRY_MAX_BYTES: usize = 1_200;
+/// The most a gossiped entry (`Message::Entry`) may encode to at its fullest: health output
+/// and maintenance reason at their limits, the longest node names as owner and writer, the
+/// largest version ([`worst_case_entry_bytes`]). The 100 bytes left of a default 1,400-byte
+/// datagram hold the envelope's header and its checksum or AEAD trailer, so every entry can
+/// always be gossiped, alone if need be, whatever happens to it after registration. Larger
+/// registrations are refused at the API.
+pub const ENTRY_MAX_BYTES: usize = 1_300;
+
+// The header and a trailer of up to 64 bytes (a checksum, or an AEAD nonce and tag) fit beside
+// the largest entry in the default datagram.
+const _: () = assert!(ENTRY_MAX_BYTES + crate::wire::HEADER_BYTES + 64 <= 1_400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
 pub enum Health {
@@ -133,9 +141,73 @@ pub struct Entry {
     pub instance: Option<Box<Instance>>,
 }
 
-/// Truncate `text` to at most `max` bytes on a character boundary.
-pub fn clip<const MAX: usize>(text: &str) -> BoundedString<MAX> {
-    let mut end = text.len().min(MAX);
+/// Room always kept for the health output and for the maintenance reason: an instance at the
+/// size limit can still report why it is critical or off-line. Longer texts are clipped to the
+/// room the entry has left ([`fit_texts`]).
+pub const TEXT_RESERVE_BYTES: usize = 64;
+
+/// What `instance` would encode to as a `Message::Entry` once every field that can grow after
+/// registration has grown: the owner's and writer's names (ownership moves) and the version's
+/// numbers to their limits, the health output and maintenance reason to at least
+/// [`TEXT_RESERVE_BYTES`].
+pub fn worst_case_entry_bytes(instance: &Instance) -> usize {
+    let longest_name = NodeName::new(&"n".repeat(NodeName::MAX_BYTES)).expect("a valid name");
+    let at_least = |text: &str| {
+        let mut grown = text.to_string();
+        while grown.len() < TEXT_RESERVE_BYTES {
+            grown.push('x');
+        }
+        BoundedString::<OUTPUT_MAX_BYTES>(grown)
+    };
+    let mut grown = instance.clone();
+    grown.owner = longest_name.clone();
+    grown.output = at_least(&instance.output.0);
+    grown.maintenance_reason = Some(at_least(
+        instance
+            .maintenance_reason
+            .as_ref()
+            .map_or("", |r| r.0.as_str()),
+    ));
+    grown.health_since_ms = u64::MAX;
+    let entry = Entry {
+        id: instance.id.clone(),
+        version: Hlc {
+            wall_ms: u64::MAX,
+            counter: u32::MAX,
+            node: longest_name,
+        },
+        instance: Some(Box::new(grown)),
+    };
+    crate::wire::encode_message(&crate::wire::Message::Entry(entry)).len()
+}
+
+/// Clip the health output, then the maintenance reason, until the entry is within
+/// [`ENTRY_MAX_BYTES`] at its worst case (never below [`TEXT_RESERVE_BYTES`], which the
+/// registration check left room for).
+pub fn fit_texts(instance: &mut Instance) {
+    let excess = worst_case_entry_bytes(instance).saturating_sub(ENTRY_MAX_BYTES);
+    if excess == 0 {
+        return;
+    }
+    let output = &instance.output.0;
+    let keep = output.len().saturating_sub(excess).max(TEXT_RESERVE_BYTES);
+    if keep < output.len() {
+        instance.output = clip(output, keep);
+    }
+    let excess = worst_case_entry_bytes(instance).saturating_sub(ENTRY_MAX_BYTES);
+    if let (Some(reason), true) = (&instance.maintenance_reason, excess > 0) {
+        let keep = reason
+            .0
+            .len()
+            .saturating_sub(excess)
+            .max(TEXT_RESERVE_BYTES);
+        instance.maintenance_reason = Some(clip(&reason.0, keep));
+    }
+}
+
+/// Truncate `text` to at most `max` bytes (and the type's limit) on a character boundary.
+pub fn clip<const MAX: usize>(text: &str, max: usize) -> BoundedString<MAX> {
+    let mut end = text.len().min(MAX).min(max);
     while !text.is_char_boundary(end) {
         end -= 1;
     }

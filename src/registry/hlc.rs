@@ -102,6 +102,40 @@ mod tests {
     }
 
     #[test]
+    fn clock_table() {
+        // (clock state, seen remote version or None, local wall ms) -> (wall_ms, counter) issued.
+        let table = [
+            ((0, 0), None, 5, (5, 0)),
+            ((5, 0), None, 5, (5, 1)),
+            ((5, 3), None, 4, (5, 4)),
+            ((5, 3), None, 6, (6, 0)),
+            ((5, 3), Some((9, 2)), 6, (9, 3)),
+            ((5, 3), Some((5, 1)), 5, (5, 4)),
+            ((5, 3), Some((4, 8)), 7, (7, 0)),
+            ((5, 3), Some((7, 0)), 7, (7, 1)),
+        ];
+        let me = NodeName::new("me").unwrap();
+        for ((wall_ms, counter), seen, now_ms, expected) in table {
+            let mut clock = HlcClock { wall_ms, counter };
+            if let Some((w, c)) = seen {
+                clock.observe(&v(w, c, "peer"));
+            }
+            let issued = clock.tick(Instant::from_micros(now_ms * 1_000), &me);
+            assert_eq!(
+                (issued.wall_ms, issued.counter),
+                expected,
+                "{wall_ms},{counter} seen {seen:?} at {now_ms}"
+            );
+            if let Some((w, c)) = seen {
+                assert!(
+                    newer(&v(w, c, "zz-peer"), &issued),
+                    "issued after what it saw"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_slow_clock_still_writes_after_what_it_has_seen() {
         let me = NodeName::new("slow").unwrap();
         let mut clock = HlcClock::default();

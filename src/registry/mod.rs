@@ -4,7 +4,12 @@
 //! This module is the data and the merge rule; the [`crate::Node`] decides when to write,
 //! gossips entries, runs anti-entropy and enforces TTLs on the instances it owns
 //! (`src/node/registry_ops.rs`).
+//!
+//! The maps are persistent (`imbl`): the driver clones the registry into a published snapshot
+//! after every change, and a clone shares every node of the trees, so it costs O(1) whatever
+//! the registry's size; a change afterwards copies only the O(log n) path it touches.
 
+mod digest;
 mod entry;
 mod hlc;
 mod spec;
@@ -12,10 +17,14 @@ mod spec;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use imbl::{OrdMap, OrdSet};
+
+pub use digest::{bucket_of, OriginDigest, BUCKETS};
 pub use entry::{
-    clip, Check, Entry, Health, Instance, MetaPair, ADDRESS_MAX_BYTES, BODY_MAX_BYTES,
-    ENTRY_MAX_BYTES, META_KEY_MAX_BYTES, META_MAX, META_VALUE_MAX_BYTES, OUTPUT_MAX_BYTES,
-    TAGS_MAX, TAG_MAX_BYTES, URL_MAX_BYTES,
+    clip, fit_texts, worst_case_entry_bytes, Check, Entry, Health, Instance, MetaPair,
+    ADDRESS_MAX_BYTES, BODY_MAX_BYTES, ENTRY_MAX_BYTES, META_KEY_MAX_BYTES, META_MAX,
+    META_VALUE_MAX_BYTES, OUTPUT_MAX_BYTES, TAGS_MAX, TAG_MAX_BYTES, TEXT_RESERVE_BYTES,
+    URL_MAX_BYTES,
 };
 pub use hlc::{newer, Hlc, HlcClock};
 pub use spec::{InstanceSpec, SpecCheck, SpecError};
@@ -29,8 +38,6 @@ pub struct Stored {
     /// The registry index when this entry last changed here (Consul's ModifyIndex).
     pub modify_index: u64,
     pub instance: Option<Arc<Instance>>,
-    /// Wall milliseconds when a tombstone was written or received, for collection.
-    pub deleted_at_ms: u64,
 }
 
 /// Counts for metrics and status.
@@ -43,18 +50,25 @@ pub struct RegistryCounts {
     pub tombstones: usize,
 }
 
-/// Per-origin summary for anti-entropy: how many entries a writer's latest versions account
-/// for, and an order-independent hash of their (id, version). Gossip arrives in any order, so
-/// "the highest version from each origin" would not show a gap; a count and a hash do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct OriginDigest {
-    pub count: u32,
-    pub hash: u64,
-}
+/// Which of an origin's [`BUCKETS`] to send: bit `b` set means bucket `b`.
+pub type BucketMask = u64;
+
+/// Every bucket.
+pub const ALL_BUCKETS: BucketMask = u64::MAX;
 
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    entries: BTreeMap<InstanceId, Stored>,
+    entries: OrdMap<InstanceId, Stored>,
+    /// Live instances by service: listing in (service, id) order and per-service lookups
+    /// without a scan.
+    by_service: OrdMap<ServiceName, OrdSet<InstanceId>>,
+    /// Tombstones by the wall time of their version, oldest first, for collection.
+    tombstones: OrdSet<(u64, InstanceId)>,
+    /// Per-origin summaries (origin: the node that wrote the version held), kept up to date.
+    origins: OrdMap<NodeName, OriginDigest>,
+    /// The sum of every origin's hash: one number to compare whole registries.
+    digest: u64,
+    live: usize,
     index: u64,
     clock: HlcClock,
 }
@@ -70,62 +84,72 @@ impl Registry {
         self.entries.get(id).and_then(|s| s.instance.as_ref())
     }
 
+    /// An entry by id, tombstones included.
     pub fn stored(&self, id: &InstanceId) -> Option<&Stored> {
         self.entries.get(id)
     }
 
-    /// Live instances, ordered by id.
+    /// Live instances, ordered by (service, id).
     pub fn instances(&self) -> impl Iterator<Item = &Arc<Instance>> {
-        self.entries.values().filter_map(|s| s.instance.as_ref())
+        self.stored_instances().map(|(_, i)| i)
     }
 
-    /// Live instances with their modify index.
+    /// Live instances with their stored entry (version, modify index), by (service, id).
     pub fn stored_instances(&self) -> impl Iterator<Item = (&Stored, &Arc<Instance>)> {
-        self.entries
+        self.by_service
             .values()
-            .filter_map(|s| s.instance.as_ref().map(|i| (s, i)))
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.live_stored(id))
     }
 
+    /// The live instances of one service, by id.
     pub fn service<'a>(
         &'a self,
-        name: &'a ServiceName,
+        name: &ServiceName,
     ) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
-        self.instances().filter(move |i| i.service == *name)
+        self.by_service
+            .get(name)
+            .into_iter()
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.live_stored(id).map(|(_, i)| i))
     }
 
-    /// Every service with the ids of its instances.
+    /// Every service with the ids of its live instances, both sorted.
     pub fn services(&self) -> BTreeMap<ServiceName, Vec<InstanceId>> {
-        let mut out: BTreeMap<ServiceName, Vec<InstanceId>> = BTreeMap::new();
-        for i in self.instances() {
-            out.entry(i.service.clone()).or_default().push(i.id.clone());
-        }
-        out
+        self.by_service
+            .iter()
+            .map(|(name, ids)| (name.clone(), ids.iter().cloned().collect()))
+            .collect()
     }
 
     /// Live instances.
     pub fn len(&self) -> usize {
-        self.instances().count()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.live == 0
     }
 
+    /// Tombstones not yet collected.
+    pub fn tombstones(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// Live instances by health and on-line state, and tombstones (a scan: for metrics).
     pub fn counts(&self) -> RegistryCounts {
-        let mut c = RegistryCounts::default();
-        for s in self.entries.values() {
-            match &s.instance {
-                None => c.tombstones += 1,
-                Some(i) => {
-                    match i.health {
-                        Health::Passing => c.passing += 1,
-                        Health::Warning => c.warning += 1,
-                        Health::Critical => c.critical += 1,
-                    }
-                    if !i.online {
-                        c.offline += 1;
-                    }
-                }
+        let mut c = RegistryCounts {
+            tombstones: self.tombstones.len(),
+            ..RegistryCounts::default()
+        };
+        for i in self.instances() {
+            match i.health {
+                Health::Passing => c.passing += 1,
+                Health::Warning => c.warning += 1,
+                Health::Critical => c.critical += 1,
+            }
+            if !i.online {
+                c.offline += 1;
             }
         }
         c
@@ -136,84 +160,102 @@ impl Registry {
         self.clock.tick(now, me)
     }
 
+    /// Move the clock past a version seen (HLC receive rule), without storing anything.
+    pub fn observe(&mut self, version: &Hlc) {
+        self.clock.observe(version);
+    }
+
     /// Merge an entry (ours or a peer's). True if it replaced what we held.
-    pub fn apply(&mut self, entry: Entry, now_ms: u64) -> bool {
+    pub fn apply(&mut self, entry: Entry) -> bool {
         self.clock.observe(&entry.version);
         if let Some(current) = self.entries.get(&entry.id) {
             if !newer(&current.version, &entry.version) {
                 return false;
             }
         }
+        self.remove(&entry.id);
         self.index += 1;
-        let deleted_at_ms = if entry.instance.is_none() { now_ms } else { 0 };
-        self.entries.insert(
-            entry.id,
-            Stored {
-                version: entry.version,
-                modify_index: self.index,
-                instance: entry.instance.map(|b| Arc::new(*b)),
-                deleted_at_ms,
-            },
-        );
+        let stored = Stored {
+            version: entry.version,
+            modify_index: self.index,
+            instance: entry.instance.map(|b| Arc::new(*b)),
+        };
+        self.insert(entry.id, stored);
         true
     }
 
     /// Forget an entry without a tombstone (its owner failed: if it returns, its entries
     /// come back through anti-entropy at their old versions).
     pub fn forget(&mut self, id: &InstanceId) -> bool {
-        if self.entries.remove(id).is_some() {
+        if self.remove(id).is_some() {
             self.index += 1;
             return true;
         }
         false
     }
 
-    /// Drop tombstones older than `grace_ms`.
+    /// Drop tombstones whose version is `grace_ms` old. Collection goes by the version's wall
+    /// time, not by when a tombstone arrived here, so every node collects one at about the same
+    /// time; a node that has collected it ignores it if a slower peer sends it again
+    /// ([`Registry::is_expired_tombstone`]), so tombstones do not bounce between nodes.
     pub fn collect_tombstones(&mut self, now_ms: u64, grace_ms: u64) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|_, s| {
-            s.instance.is_some() || now_ms.saturating_sub(s.deleted_at_ms) < grace_ms
-        });
-        before - self.entries.len()
+        let mut collected = 0;
+        while let Some((wall_ms, id)) = self.tombstones.get_min().cloned() {
+            if now_ms.saturating_sub(wall_ms) < grace_ms {
+                break;
+            }
+            self.remove(&id);
+            collected += 1;
+        }
+        collected
+    }
+
+    /// A tombstone for an id we do not hold, already past its grace: storing it would only
+    /// make us gossip it back to peers that have collected it.
+    pub fn is_expired_tombstone(&self, entry: &Entry, now_ms: u64, grace_ms: u64) -> bool {
+        entry.instance.is_none()
+            && !self.entries.contains_key(&entry.id)
+            && now_ms.saturating_sub(entry.version.wall_ms) >= grace_ms
     }
 
     /// The entry as it would be gossiped.
     pub fn entry(&self, id: &InstanceId) -> Option<Entry> {
-        self.entries.get(id).map(|s| Entry {
-            id: id.clone(),
-            version: s.version.clone(),
-            instance: s.instance.as_ref().map(|i| Box::new((**i).clone())),
-        })
+        self.entries.get(id).map(|s| to_entry(id, s))
     }
 
-    /// Per-origin digests (origin = the node that wrote the version held).
-    pub fn origin_digests(&self) -> BTreeMap<NodeName, OriginDigest> {
-        let mut out: BTreeMap<NodeName, OriginDigest> = BTreeMap::new();
-        for (id, s) in &self.entries {
-            let d = out.entry(s.version.node.clone()).or_default();
-            d.count += 1;
-            d.hash = d.hash.wrapping_add(entry_hash(id, &s.version));
-        }
-        out
+    /// Per-origin summaries, by origin name.
+    pub fn origin_digests(&self) -> &OrdMap<NodeName, OriginDigest> {
+        &self.origins
     }
 
     /// One number for the whole registry: equal on two nodes that hold the same versions.
     pub fn digest(&self) -> u64 {
-        self.entries.iter().fold(0u64, |acc, (id, s)| {
-            acc.wrapping_add(entry_hash(id, &s.version))
-        })
+        self.digest
     }
 
-    /// Every entry whose held version was written by `origin`.
-    pub fn entries_from<'a>(&'a self, origin: &'a NodeName) -> impl Iterator<Item = Entry> + 'a {
+    /// Summaries of each bucket of the entries written by `origin` (a scan).
+    pub fn bucket_digests(&self, origin: &NodeName) -> [OriginDigest; BUCKETS] {
+        let mut out = [OriginDigest::default(); BUCKETS];
+        for (id, s) in self
+            .entries
+            .iter()
+            .filter(|(_, s)| s.version.node == *origin)
+        {
+            out[bucket_of(id)].add(id, &s.version);
+        }
+        out
+    }
+
+    /// Every entry written by `origin` whose bucket is in `buckets`.
+    pub fn entries_from<'a>(
+        &'a self,
+        origin: &'a NodeName,
+        buckets: BucketMask,
+    ) -> impl Iterator<Item = Entry> + 'a {
         self.entries
             .iter()
-            .filter(move |(_, s)| s.version.node == *origin)
-            .map(|(id, s)| Entry {
-                id: id.clone(),
-                version: s.version.clone(),
-                instance: s.instance.as_ref().map(|i| Box::new((**i).clone())),
-            })
+            .filter(move |(id, s)| s.version.node == *origin && buckets & (1 << bucket_of(id)) != 0)
+            .map(|(id, s)| to_entry(id, s))
     }
 
     /// Ids of live instances owned by `owner`.
@@ -223,26 +265,75 @@ impl Registry {
             .map(|i| i.id.clone())
             .collect()
     }
+
+    // ---- keeping the indexes in step with `entries` ----
+
+    fn live_stored(&self, id: &InstanceId) -> Option<(&Stored, &Arc<Instance>)> {
+        let s = self.entries.get(id)?;
+        s.instance.as_ref().map(|i| (s, i))
+    }
+
+    fn insert(&mut self, id: InstanceId, stored: Stored) {
+        self.origins
+            .entry(stored.version.node.clone())
+            .or_default()
+            .add(&id, &stored.version);
+        self.digest = self
+            .digest
+            .wrapping_add(digest::entry_hash(&id, &stored.version));
+        match &stored.instance {
+            Some(instance) => {
+                self.live += 1;
+                self.by_service
+                    .entry(instance.service.clone())
+                    .or_default()
+                    .insert(id.clone());
+            }
+            None => {
+                self.tombstones.insert((stored.version.wall_ms, id.clone()));
+            }
+        }
+        self.entries.insert(id, stored);
+    }
+
+    fn remove(&mut self, id: &InstanceId) -> Option<Stored> {
+        let stored = self.entries.remove(id)?;
+        let origin = &stored.version.node;
+        if let Some(d) = self.origins.get_mut(origin) {
+            d.remove(id, &stored.version);
+            if d.is_empty() {
+                self.origins.remove(origin);
+            }
+        }
+        self.digest = self
+            .digest
+            .wrapping_sub(digest::entry_hash(id, &stored.version));
+        match &stored.instance {
+            Some(instance) => {
+                self.live -= 1;
+                if let Some(ids) = self.by_service.get_mut(&instance.service) {
+                    ids.remove(id);
+                    if ids.is_empty() {
+                        self.by_service.remove(&instance.service);
+                    }
+                }
+            }
+            None => {
+                self.tombstones
+                    .remove(&(stored.version.wall_ms, id.clone()));
+            }
+        }
+        Some(stored)
+    }
 }
 
-/// A well-mixed 64-bit hash of (id, version), stable across nodes and versions of hera.
-fn entry_hash(id: &InstanceId, v: &Hlc) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    eat(id.as_str().as_bytes());
-    eat(&[0xff]);
-    eat(&v.wall_ms.to_le_bytes());
-    eat(&v.counter.to_le_bytes());
-    eat(v.node.as_str().as_bytes());
-    // Finalise so sums of hashes do not cancel for related inputs.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+fn to_entry(id: &InstanceId, s: &Stored) -> Entry {
+    Entry {
+        id: id.clone(),
+        version: s.version.clone(),
+        instance: s.instance.as_ref().map(|i| Box::new((**i).clone())),
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -50,7 +50,7 @@ pub enum SpecError {
         field: &'static str,
         max: usize,
     },
-    /// The whole entry would not fit one datagram.
+    /// The whole entry, at its fullest, would not fit one datagram ([`ENTRY_MAX_BYTES`]).
     TooLarge {
         bytes: usize,
         max: usize,
@@ -211,8 +211,7 @@ impl InstanceSpec {
             online: true,
             maintenance_reason: None,
         };
-        let bytes = bincode::encode_to_vec(&instance, crate::wire::wire_config())
-            .map_or(usize::MAX, |v| v.len());
+        let bytes = worst_case_entry_bytes(&instance);
         if bytes > ENTRY_MAX_BYTES {
             return Err(SpecError::TooLarge {
                 bytes,

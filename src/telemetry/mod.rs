@@ -84,6 +84,8 @@ struct Inner {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     node: NodeMetrics,
+    /// Counted by the shell, which runs the checks; the core only sees their results.
+    checks_failed: metrics::Counter,
     latency: Mutex<LatencyWindows>,
     clock: Clock,
     last_upkeep_micros: AtomicU64,
@@ -113,7 +115,7 @@ impl Telemetry {
             .expect("bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
-        let node_handles = metrics::with_local_recorder(&recorder, || {
+        let (node_handles, checks_failed) = metrics::with_local_recorder(&recorder, || {
             node_metrics::describe();
             describe_http();
             metrics::describe_gauge!(NODE_INFO, "This node's name and data centre (always 1).");
@@ -126,13 +128,17 @@ impl Telemetry {
             .set(1.0);
             metrics::gauge!(node_metrics::names::START_TIME)
                 .set(node.started().as_micros() as f64 / 1e6);
-            NodeMetrics::register()
+            (
+                NodeMetrics::register(),
+                metrics::counter!(node_metrics::names::CHECKS_FAILED),
+            )
         });
         Telemetry {
             inner: Arc::new(Inner {
                 recorder,
                 handle,
                 node: node_handles,
+                checks_failed,
                 latency: Mutex::new(LatencyWindows::default()),
                 clock,
                 last_upkeep_micros: AtomicU64::new(0),
@@ -150,6 +156,11 @@ impl Telemetry {
             self.inner.last_upkeep_micros.store(now, Ordering::Relaxed);
             self.inner.handle.run_upkeep();
         }
+    }
+
+    /// Count one health check whose result was not passing.
+    pub fn check_failed(&self) {
+        self.inner.checks_failed.increment(1);
     }
 
     /// The clock requests are timed with (the driver's: the one sanctioned clock read).

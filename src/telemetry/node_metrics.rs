@@ -46,6 +46,15 @@ pub mod names {
     pub const PUSH_PULLS: &str = "hera_anti_entropy_push_pulls_sent_total";
     pub const PROBE_RTT: &str = "hera_probe_rtt_seconds";
     pub const START_TIME: &str = "hera_start_time_seconds";
+    pub const REGISTRY_INSTANCES: &str = "hera_registry_instances";
+    pub const REGISTRY_OFFLINE: &str = "hera_registry_instances_offline";
+    pub const REGISTRY_TOMBSTONES: &str = "hera_registry_tombstones";
+    pub const REGISTRY_INDEX: &str = "hera_registry_index";
+    pub const CHECKS_STARTED: &str = "hera_health_checks_started_total";
+    pub const CHECKS_FAILED: &str = "hera_health_checks_failed_total";
+    pub const ENTRIES_PUSHED: &str = "hera_registry_entries_pushed_total";
+    pub const REGISTRY_SYNCS: &str = "hera_registry_syncs_total";
+    pub const INSTANCES_EXPIRED: &str = "hera_registry_instances_expired_total";
 }
 
 /// The member states, as labelled.
@@ -147,6 +156,42 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "When this node started, in seconds since the Unix epoch."
     );
+    describe_gauge!(
+        REGISTRY_INSTANCES,
+        "Registered instances by health (passing, warning, critical), off-line ones included."
+    );
+    describe_gauge!(
+        REGISTRY_OFFLINE,
+        "Registered instances in maintenance (off-line), whatever their health."
+    );
+    describe_gauge!(
+        REGISTRY_TOMBSTONES,
+        "Deleted instances still remembered so the deletion wins over older copies."
+    );
+    describe_gauge!(
+        REGISTRY_INDEX,
+        "The registry's change index here (X-Consul-Index of registry queries)."
+    );
+    describe_counter!(
+        CHECKS_STARTED,
+        "HTTP health checks this node started for the instances it owns."
+    );
+    describe_counter!(
+        CHECKS_FAILED,
+        "HTTP health checks run by this node whose result was not passing."
+    );
+    describe_counter!(
+        ENTRIES_PUSHED,
+        "Registry entries sent by anti-entropy (gossiped ones not counted)."
+    );
+    describe_counter!(
+        REGISTRY_SYNCS,
+        "Registry digests from peers that differed from this node's (each starts a repair)."
+    );
+    describe_counter!(
+        INSTANCES_EXPIRED,
+        "Instances this node owned and deregistered when they expired."
+    );
 }
 
 /// Handles for everything [`NodeMetrics::observe`] updates, registered once.
@@ -177,6 +222,10 @@ pub struct NodeMetrics {
     decode_errors: [Counter; DECODE_ERROR_KINDS.len()],
     sync_rounds: Counter,
     push_pulls: Counter,
+    checks_started: Counter,
+    entries_pushed: Counter,
+    registry_syncs: Counter,
+    instances_expired: Counter,
     rtt: Histogram,
 }
 
@@ -215,6 +264,10 @@ impl NodeMetrics {
             decode_errors: DECODE_ERROR_KINDS.map(|k| counter!(DECODE_ERRORS, "kind" => k)),
             sync_rounds: counter!(SYNC_ROUNDS),
             push_pulls: counter!(PUSH_PULLS),
+            checks_started: counter!(CHECKS_STARTED),
+            entries_pushed: counter!(ENTRIES_PUSHED),
+            registry_syncs: counter!(REGISTRY_SYNCS),
+            instances_expired: counter!(INSTANCES_EXPIRED),
             rtt: histogram!(PROBE_RTT),
         }
     }
@@ -277,5 +330,9 @@ impl NodeMetrics {
         }
         self.sync_rounds.absolute(s.sync_rounds);
         self.push_pulls.absolute(s.push_pulls_sent);
+        self.checks_started.absolute(s.checks_started);
+        self.entries_pushed.absolute(s.entries_pushed);
+        self.registry_syncs.absolute(s.registry_syncs);
+        self.instances_expired.absolute(s.instances_expired);
     }
 }

@@ -6,6 +6,7 @@
 //! ```
 //!
 //! The body length is big-endian u16; the CRC32 (IEEE, crc32fast) covers every byte before it.
+//! A sealed datagram (`flags::SEALED`, cluster key configured) has another layout: `seal`.
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 
@@ -51,11 +52,24 @@ pub struct DatagramBuilder {
     buf: Vec<u8>,
     budget_bytes: usize,
     messages: usize,
+    /// Bytes the finished datagram adds beyond `buf`: the CRC32, or the nonce and tag of a
+    /// sealed one (so that sealing never pushes a datagram over the budget).
+    trailer_bytes: usize,
 }
 
 impl DatagramBuilder {
+    /// A plain datagram (CRC32 trailer) of at most `budget_bytes`.
     pub fn new(budget_bytes: usize) -> Self {
-        let budget_bytes = budget_bytes.clamp(OVERHEAD_BYTES + 1, DATAGRAM_MAX_BYTES);
+        DatagramBuilder::with_trailer(budget_bytes, CHECKSUM_BYTES)
+    }
+
+    /// A datagram to be sealed by [`super::Sealer::seal`]: at most `budget_bytes` once sealed.
+    pub fn sealed(budget_bytes: usize) -> Self {
+        DatagramBuilder::with_trailer(budget_bytes, super::seal::SEAL_TRAILER_BYTES)
+    }
+
+    fn with_trailer(budget_bytes: usize, trailer_bytes: usize) -> Self {
+        let budget_bytes = budget_bytes.clamp(HEADER_BYTES + trailer_bytes + 1, DATAGRAM_MAX_BYTES);
         let mut buf = Vec::with_capacity(budget_bytes);
         buf.extend_from_slice(&MAGIC);
         buf.push(VERSION);
@@ -65,13 +79,14 @@ impl DatagramBuilder {
             buf,
             budget_bytes,
             messages: 0,
+            trailer_bytes,
         }
     }
 
     /// Body bytes still free.
     pub fn remaining(&self) -> usize {
         self.budget_bytes
-            .saturating_sub(self.buf.len() + CHECKSUM_BYTES)
+            .saturating_sub(self.buf.len() + self.trailer_bytes)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -102,6 +117,15 @@ impl DatagramBuilder {
         self.buf.extend_from_slice(&crc.to_le_bytes());
         self.buf
     }
+
+    /// Close the datagram for sealing: header with `flags::SEALED` and the length-prefixed
+    /// body, no checksum (the AEAD tag covers integrity). `wire::seal` encrypts it in place.
+    pub(crate) fn finish_for_sealing(mut self) -> Vec<u8> {
+        let body_len = (self.buf.len() - HEADER_BYTES) as u16;
+        self.buf[3] = flags::SEALED;
+        self.buf[4..6].copy_from_slice(&body_len.to_be_bytes());
+        self.buf
+    }
 }
 
 /// Check the envelope and decode every message in it. Never panics; allocates no more than the
@@ -113,26 +137,7 @@ pub fn decode_datagram(bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
 
 /// Check magic, version, flags, length and checksum; return the body.
 pub fn open_envelope(bytes: &[u8]) -> Result<&[u8], DecodeError> {
-    if bytes.len() > DATAGRAM_MAX_BYTES {
-        return Err(DecodeError::TooLong { len: bytes.len() });
-    }
-    if bytes.len() < 2 || bytes[..2] != MAGIC {
-        let mut found = [0u8; 2];
-        found[..bytes.len().min(2)].copy_from_slice(&bytes[..bytes.len().min(2)]);
-        if bytes.len() < 2 {
-            return Err(DecodeError::TooShort { len: bytes.len() });
-        }
-        return Err(DecodeError::BadMagic { found });
-    }
-    // The version comes before the length check: a newer peer's datagram is told apart from
-    // garbage even if its layout (and so its shortest datagram) differs from ours.
-    match bytes.get(2) {
-        None => return Err(DecodeError::TooShort { len: bytes.len() }),
-        Some(&version) if version != VERSION => {
-            return Err(DecodeError::UnsupportedVersion { version })
-        }
-        Some(_) => {}
-    }
+    check_prefix(bytes)?;
     if bytes.len() < OVERHEAD_BYTES {
         return Err(DecodeError::TooShort { len: bytes.len() });
     }
@@ -169,6 +174,29 @@ pub fn open_envelope(bytes: &[u8]) -> Result<&[u8], DecodeError> {
         });
     }
     Ok(&bytes[HEADER_BYTES..crc_at])
+}
+
+/// The checks plain and sealed datagrams share: size, magic and version. Both layouts start
+/// with the same three bytes, so garbage and newer peers are told apart the same way.
+pub(crate) fn check_prefix(bytes: &[u8]) -> Result<(), DecodeError> {
+    if bytes.len() > DATAGRAM_MAX_BYTES {
+        return Err(DecodeError::TooLong { len: bytes.len() });
+    }
+    if bytes.len() < 2 || bytes[..2] != MAGIC {
+        let mut found = [0u8; 2];
+        found[..bytes.len().min(2)].copy_from_slice(&bytes[..bytes.len().min(2)]);
+        if bytes.len() < 2 {
+            return Err(DecodeError::TooShort { len: bytes.len() });
+        }
+        return Err(DecodeError::BadMagic { found });
+    }
+    // The version comes before the length check: a newer peer's datagram is told apart from
+    // garbage even if its layout (and so its shortest datagram) differs from ours.
+    match bytes.get(2) {
+        None => Err(DecodeError::TooShort { len: bytes.len() }),
+        Some(&version) if version != VERSION => Err(DecodeError::UnsupportedVersion { version }),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Decode the messages of a body that has passed the envelope checks.

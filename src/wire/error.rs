@@ -22,6 +22,9 @@ pub enum DecodeError {
     Checksum { expected: u32, computed: u32 },
     /// Sealed with a key we do not hold, or tampered with.
     Authentication,
+    /// A plain datagram reached a node that holds a cluster key: it is refused, since anyone
+    /// could have sent it.
+    Unsealed,
     /// A collection or string longer than its limit, or decoding would need too much memory.
     Oversized,
     /// A message kind (or enum variant) this version does not know.
@@ -45,6 +48,7 @@ impl DecodeError {
             DecodeError::TrailingBytes { .. } => "trailing_bytes",
             DecodeError::Checksum { .. } => "checksum",
             DecodeError::Authentication => "authentication",
+            DecodeError::Unsealed => "unsealed",
             DecodeError::Oversized => "oversized",
             DecodeError::UnknownKind { .. } => "unknown_kind",
             DecodeError::TooManyMessages => "too_many_messages",
@@ -97,6 +101,9 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::Authentication => {
                 write!(f, "authentication failed: unknown key or tampered")
+            }
+            DecodeError::Unsealed => {
+                write!(f, "plain datagram refused: this cluster seals its gossip")
             }
             DecodeError::Oversized => write!(f, "a collection exceeds its size limit"),
             DecodeError::UnknownKind { kind } => write!(f, "unknown message kind {kind}"),

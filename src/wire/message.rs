@@ -45,6 +45,9 @@ pub enum Message {
     RegistrySync(RegistrySync),
     /// Per-origin summaries of a range of origins; the receiver pushes what differs.
     RegistryDigest(RegistryDigest),
+    /// Per-bucket summaries of one origin's entries, once that origin's summaries differ; the
+    /// receiver pushes that origin's entries in the buckets that differ.
+    RegistryBuckets(RegistryBuckets),
 }
 
 /// Most origin summaries in one digest message (the MTU binds first).
@@ -70,6 +73,26 @@ pub struct RegistryDigest {
     pub from: Option<NodeName>,
     pub to: Option<NodeName>,
     pub origins: BoundedVec<OriginSummary, DIGEST_ORIGINS_MAX>,
+}
+
+/// Bucket summaries in one [`RegistryBuckets`]: one per bucket of the registry's split.
+pub const BUCKETS_MAX: usize = crate::registry::BUCKETS;
+
+/// One bucket of one origin's entries: how many, and the sum of their (id, version) hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct BucketSummary {
+    pub count: u32,
+    pub hash: u64,
+}
+
+/// The sender's summary of each bucket of `origin`'s entries, bucket `b` at position `b`
+/// (positions past the end are empty buckets).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct RegistryBuckets {
+    /// True on the first leg: the receiver sends its own buckets of this origin back.
+    pub reply_wanted: bool,
+    pub origin: NodeName,
+    pub buckets: BoundedVec<BucketSummary, BUCKETS_MAX>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -158,6 +181,7 @@ impl Message {
             Message::Entry(_) => "entry",
             Message::RegistrySync(_) => "registry_sync",
             Message::RegistryDigest(_) => "registry_digest",
+            Message::RegistryBuckets(_) => "registry_buckets",
         }
     }
 }

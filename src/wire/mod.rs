@@ -4,6 +4,7 @@ pub mod bounded;
 mod envelope;
 mod error;
 mod message;
+pub mod seal;
 
 pub use envelope::{
     decode_body, decode_datagram, encode_message, flags, open_envelope, wire_config,
@@ -12,6 +13,7 @@ pub use envelope::{
 };
 pub use error::DecodeError;
 pub use message::*;
+pub use seal::{Key, Keyring, KeyringError, Sealer, SEALED_OVERHEAD_BYTES};
 
 #[cfg(test)]
 mod tests;

@@ -451,9 +451,9 @@ fn body_rejections() {
             DecodeError::UnknownKind { kind: 1_000 },
         ),
         (
-            "kind 10, the first unknown",
-            vec![10],
-            DecodeError::UnknownKind { kind: 10 },
+            "kind 11, the first unknown",
+            vec![11],
+            DecodeError::UnknownKind { kind: 11 },
         ),
         (
             "unknown claim",

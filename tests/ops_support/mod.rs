@@ -169,10 +169,52 @@ pub fn quiet<'a>(command: &'a mut Command, log: &Path) -> &'a mut Command {
         .stderr(Stdio::from(err))
 }
 
-/// Register a few services on `node`; returns (service, id) of each instance registered
-/// (none until the registry lands).
-pub async fn register_sample_services(_node: &App) -> Vec<(String, String)> {
-    Vec::new()
+/// The services `register_sample_services` registers: (service, id, port, tags).
+const SAMPLES: [(&str, &str, u16, &[&str]); 6] = [
+    ("api", "api-1", 8080, &["v2", "primary"]),
+    ("api", "api-2", 8081, &["v2"]),
+    ("billing", "billing-1", 9000, &["eu"]),
+    ("search", "search-1", 9200, &["lucene"]),
+    ("search", "search-2", 9201, &["lucene"]),
+    ("web", "web-1", 3000, &[]),
+];
+
+/// Register a few services on `node` through Consul's agent API; returns (service, id) of each
+/// instance registered, once the node's snapshot holds them all.
+pub async fn register_sample_services(node: &App) -> Vec<(String, String)> {
+    let client = http();
+    let mut out = Vec::new();
+    for (service, id, port, tags) in SAMPLES {
+        let body = serde_json::json!({
+            "Name": service,
+            "ID": id,
+            "Address": "127.0.0.1",
+            "Port": port,
+            "Tags": tags,
+        });
+        let response = client
+            .put(format!(
+                "http://{}/v1/agent/service/register",
+                node.http_addr
+            ))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("register {id}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "register {id}: {}",
+            response.status()
+        );
+        out.push((service.to_string(), id.to_string()));
+    }
+    let n = out.len();
+    let all = node
+        .handle
+        .wait_for(CONVERGE, move |s| s.registry.len() >= n)
+        .await;
+    assert!(all.is_some(), "{n} registrations not in the snapshot");
+    out
 }
 
 /// An instance as the node's API reports it.
@@ -184,6 +226,13 @@ pub struct InstanceState {
 
 /// Ask the node's API (not the console) whether `service/id` is on-line.
 pub async fn instance(addr: SocketAddr, service: &str, id: &str) -> InstanceState {
-    let _ = (addr, service, id);
-    unimplemented!("needs the registry's HTTP face")
+    let v = get_json(addr, &format!("/v1/hera/instances/{id}")).await;
+    assert_eq!(
+        v["Service"], service,
+        "{id} belongs to another service: {v}"
+    );
+    InstanceState {
+        online: v["Online"].as_bool().expect("Online is a boolean"),
+        reason: v["MaintenanceReason"].as_str().map(str::to_string),
+    }
 }

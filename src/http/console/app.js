@@ -192,7 +192,9 @@ function renderInstances(s) {
       h("td", {}, i.tags.map((t) => h("span", { class: "tag" }, t))),
       h("td", {}, i.dc),
       h("td", {}, i.owner),
-      h("td", {}, badge(i.health)),
+      h("td", {}, i.stale
+        ? [badge(i.health), h("span", { class: "reason", title: "kept for want of quorum: its owner is failed or gone" }, "stale")]
+        : badge(i.health)),
       h("td", {}, i.online ? badge("online", "on-line") : [badge("offline", "off-line"),
         i.maintenance_reason ? h("span", { class: "reason", title: i.maintenance_reason }, i.maintenance_reason) : null]),
       h("td", { class: "actions" }, action));

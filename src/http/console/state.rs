@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::driver::Snapshot;
 use crate::http::status::{status_of, QuorumStatus, StatusMember};
+use crate::http::views;
 use crate::http::AppState;
 use crate::time::Instant;
 
@@ -47,6 +48,8 @@ pub struct ConsoleInstance {
     /// The node that registered it, and that node's data centre.
     pub owner: String,
     pub dc: String,
+    /// Kept only for want of quorum: its owner is failed or gone.
+    pub stale: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,9 +127,33 @@ pub fn state_of(s: &Snapshot, now: Instant) -> ConsoleState {
     }
 }
 
-/// The registry's instances, by service then id (empty until the registry is in the snapshot).
-fn instances_of(_s: &Snapshot, _dc_of: &BTreeMap<&str, &str>) -> Vec<ConsoleInstance> {
-    Vec::new()
+/// The registry's instances, by service then id.
+fn instances_of(s: &Snapshot, dc_of: &BTreeMap<&str, &str>) -> Vec<ConsoleInstance> {
+    let mut out: Vec<ConsoleInstance> = s
+        .registry
+        .instances()
+        .map(|i| ConsoleInstance {
+            service: i.service.to_string(),
+            id: i.id.to_string(),
+            address: i.address.0.clone(),
+            port: i.port,
+            tags: i.tags().map(str::to_string).collect(),
+            health: i.health.as_str().to_string(),
+            online: i.online,
+            maintenance_reason: i.maintenance_reason.as_ref().map(|r| r.0.clone()),
+            owner: i.owner.to_string(),
+            // The status view already names every member's data centre; fall back to the
+            // registry's own lookup for an owner the status leaves out.
+            dc: dc_of
+                .get(i.owner.as_str())
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| views::datacenter(s, i)),
+            stale: s.stale.contains(&i.id),
+        })
+        .collect();
+    // The registry orders by id; the page groups by service.
+    out.sort_by(|a, b| (&a.service, &a.id).cmp(&(&b.service, &b.id)));
+    out
 }
 
 #[cfg(test)]

@@ -324,3 +324,101 @@ fn a_node_that_joins_late_converges_to_thousands_of_entries() {
         c.node(3).registry().len()
     );
 }
+
+#[test]
+fn anti_entropy_sends_the_bucket_that_differs_not_the_whole_origin() {
+    let mut c = cluster(3);
+    let total = 640;
+    for k in 0..total {
+        c.command(0, Command::Register(spec("bulk", &format!("i-{k}"))))
+            .unwrap();
+    }
+    let settled = c.run_until_true(c.config.sync_interval * 4, |c| {
+        (0..3).all(|i| c.node(i).registry().len() == total)
+    });
+    assert!(settled.is_some());
+    let drained = c.run_until_true(c.config.sync_interval * 4, |c| {
+        (0..3).all(|i| c.node(i).queue_depth() == 0)
+    });
+    assert!(drained.is_some(), "gossip queues never drained");
+    // Node 2 loses one entry (as if its gossip had never arrived).
+    let lost = id("i-123");
+    assert!(c.node_mut(2).registry.forget(&lost));
+    let pushed_before: u64 = (0..3).map(|i| c.node(i).stats().entries_pushed).sum();
+    let back = c.run_until_true(c.config.sync_interval * 4, |c| holds(c, 2, "i-123"));
+    assert!(
+        back.is_some(),
+        "anti-entropy did not restore the lost entry"
+    );
+    let pushed = (0..3)
+        .map(|i| c.node(i).stats().entries_pushed)
+        .sum::<u64>()
+        - pushed_before;
+    // One bucket is about 640 / 64 entries; allow a few rounds of it, far below the origin.
+    assert!(
+        pushed > 0 && pushed < (total / 8) as u64,
+        "pushed {pushed} entries"
+    );
+}
+
+#[test]
+fn an_owner_deletes_its_instance_again_when_a_peer_resurrects_it() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    c.run_for(spread(&c));
+    let old: Entry = c.node(2).registry().entry(&id("web-1")).unwrap();
+    c.command(0, Command::Deregister { id: id("web-1") })
+        .unwrap();
+    // Past the grace, every node has collected the tombstone.
+    c.run_for(c.config.tombstone_grace + c.config.registry_tick * 2);
+    assert!((0..3).all(|i| c.node(i).registry().tombstones() == 0));
+    // A peer cut off for longer than the grace sends the old instance back.
+    c.inject(1, addr(2), &[Message::Entry(old)]);
+    let gone = c.run_until_true(spread(&c), |c| nobody_holds(c, &[0, 1, 2], "web-1"));
+    assert!(gone.is_some(), "a deleted instance came back for good");
+    assert_eq!(c.node(0).stats().zombies_deleted, 1);
+}
+
+#[test]
+fn collected_tombstones_do_not_come_back() {
+    let mut c = cluster(2);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    c.run_for(spread(&c));
+    c.command(0, Command::Deregister { id: id("web-1") })
+        .unwrap();
+    c.run_for(spread(&c));
+    let tomb: Entry = c.node(1).registry().entry(&id("web-1")).unwrap();
+    assert!(tomb.instance.is_none());
+    c.run_for(c.config.tombstone_grace + c.config.registry_tick * 2);
+    c.inject(0, addr(1), &[Message::Entry(tomb)]);
+    c.run_for(spread(&c));
+    assert!((0..2).all(|i| c.node(i).registry().stored(&id("web-1")).is_none()));
+}
+
+#[test]
+fn a_returning_owner_brings_its_instances_back() {
+    let mut c = cluster(4);
+    c.command(3, Command::Register(spec("web", "web-3")))
+        .unwrap();
+    c.run_for(spread(&c));
+    c.isolate(3);
+    let (_, max) = suspicion_window(&c.config, 4);
+    let gone = c.run_until_true(c.config.probe_interval * 20 + max * 3, |c| {
+        nobody_holds(c, &[0, 1, 2], "web-3")
+    });
+    assert!(
+        gone.is_some(),
+        "the majority kept a failed owner's instance"
+    );
+    // Alone, node 3 has no quorum: it keeps the others' view and its own instance.
+    assert!(holds(&c, 3, "web-3"));
+    c.reconnect(3);
+    let bound = c.config.reconnect_interval * 3 + c.config.sync_interval;
+    let back = c.run_until_true(bound, |c| everyone_holds(c, &[0, 1, 2, 3], "web-3"));
+    assert!(
+        back.is_some(),
+        "the returning owner's instance did not flow back"
+    );
+}

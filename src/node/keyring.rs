@@ -1,0 +1,240 @@
+//! Gossip encryption in the node: which envelope to build, seal and open, and the keyring
+//! commands. The cryptography itself is pure and lives in `wire::seal`.
+//!
+//! A node either has a keyring from the start (every datagram sealed, plain ones refused) or
+//! never has one: mixing would let a keyless node talk to half a cluster.
+
+use rand_chacha::rand_core::RngCore;
+
+use super::{CommandError, KeyringCommand, Node, Reply};
+use crate::wire::{self, DatagramBuilder, DecodeError, Keyring, Message, Sealer};
+
+impl Node {
+    /// Seal every datagram from now on and refuse plain ones. Call once, right after
+    /// [`Node::new`] and before the first input: the nonce sequence starts at a point drawn
+    /// from the node's seeded generator (see `wire::seal` for why it never repeats).
+    pub fn set_keyring(&mut self, keyring: Keyring) {
+        let mut nonce_start = [0u8; wire::seal::NONCE_BYTES];
+        self.rng.fill_bytes(&mut nonce_start);
+        self.sealer = Some(Sealer::new(keyring, nonce_start));
+    }
+
+    /// The keyring, if gossip is encrypted.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.sealer.as_ref().map(Sealer::keyring)
+    }
+
+    pub(super) fn keyring_command(&mut self, op: KeyringCommand) -> Result<Reply, CommandError> {
+        let sealer = self
+            .sealer
+            .as_mut()
+            .ok_or(CommandError::Keyring(wire::KeyringError::NotEnabled))?;
+        let ring = sealer.keyring_mut();
+        let done = match op {
+            KeyringCommand::List => Ok(()),
+            KeyringCommand::Install(key) => ring.install(key),
+            KeyringCommand::Use(key) => ring.use_key(&key),
+            KeyringCommand::Remove(key) => ring.remove(&key),
+        };
+        done.map_err(CommandError::Keyring)?;
+        Ok(Reply::Keyring {
+            primary: ring.primary().clone(),
+            keys: ring.keys().to_vec(),
+        })
+    }
+
+    /// Check the envelope (opening it with the keyring when there is one) and decode.
+    pub(super) fn decode(&self, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
+        match &self.sealer {
+            Some(sealer) => sealer.decode(bytes),
+            None => wire::decode_datagram(bytes),
+        }
+    }
+
+    /// An empty datagram of the right kind, within `packet_bytes_max` once finished.
+    pub(super) fn new_datagram(&self) -> DatagramBuilder {
+        match self.sealer {
+            Some(_) => DatagramBuilder::sealed(self.config.packet_bytes_max),
+            None => DatagramBuilder::new(self.config.packet_bytes_max),
+        }
+    }
+
+    /// Bytes of every datagram that are not messages, for code that packs messages by hand.
+    pub(super) fn envelope_overhead(&self) -> usize {
+        match self.sealer {
+            Some(_) => wire::SEALED_OVERHEAD_BYTES,
+            None => wire::OVERHEAD_BYTES,
+        }
+    }
+
+    /// Close a datagram: a CRC32, or sealed with the primary key and a fresh nonce.
+    pub(super) fn finish_datagram(&mut self, datagram: DatagramBuilder) -> Vec<u8> {
+        match &mut self.sealer {
+            Some(sealer) => sealer.seal(datagram),
+            None => datagram.finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::names::{Label, NodeName};
+    use crate::node::{Command, CommandError, Identity};
+    use crate::stats::DECODE_ERROR_KINDS;
+    use crate::time::Instant;
+    use crate::wire::bounded::BoundedVec;
+    use crate::wire::{encode_message, Claim, Key, KeyringError, MemberUpdate, Profile};
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn node(key: Option<Key>) -> Node {
+        let identity = Identity {
+            name: NodeName::new("n0").unwrap(),
+            addr: addr(7000),
+            dc: Label::new("dc1").unwrap(),
+            tags: Vec::new(),
+        };
+        let mut node = Node::new(Config::local(), identity, 1, Instant::ZERO);
+        if let Some(key) = key {
+            node.set_keyring(Keyring::new(key));
+        }
+        node
+    }
+
+    /// A datagram announcing a new alive member, plain or sealed with `key`.
+    fn intruder(key: Option<&Key>) -> Vec<u8> {
+        let update = Message::Member(MemberUpdate {
+            name: NodeName::new("intruder").unwrap(),
+            incarnation: 1,
+            claim: Claim::Alive,
+            profile: Profile {
+                addr: addr(7999),
+                dc: Label::new("dc1").unwrap(),
+                tags: BoundedVec::default(),
+            },
+        });
+        let encoded = encode_message(&update);
+        match key {
+            None => {
+                let mut d = DatagramBuilder::new(1_400);
+                assert!(d.try_push(&encoded));
+                d.finish()
+            }
+            Some(key) => {
+                let mut d = DatagramBuilder::sealed(1_400);
+                assert!(d.try_push(&encoded));
+                wire::seal::seal_with(key, [7; wire::seal::NONCE_BYTES], d)
+            }
+        }
+    }
+
+    fn errors(node: &Node, kind: &str) -> u64 {
+        let at = DECODE_ERROR_KINDS.iter().position(|k| *k == kind).unwrap();
+        node.stats().decode_errors[at]
+    }
+
+    fn knows_intruder(node: &Node) -> bool {
+        node.member(&NodeName::new("intruder").unwrap()).is_some()
+    }
+
+    #[test]
+    fn only_datagrams_sealed_with_a_ring_key_get_in() {
+        let cluster = Key::from_bytes([1; 32]);
+        let mut n = node(Some(cluster.clone()));
+        n.handle_datagram(Instant::ZERO, addr(7999), &intruder(None));
+        assert_eq!(errors(&n, "unsealed"), 1);
+        n.handle_datagram(
+            Instant::ZERO,
+            addr(7999),
+            &intruder(Some(&Key::from_bytes([2; 32]))),
+        );
+        assert_eq!(errors(&n, "authentication"), 1);
+        let mut tampered = intruder(Some(&cluster));
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        n.handle_datagram(Instant::ZERO, addr(7999), &tampered);
+        assert_eq!(errors(&n, "authentication"), 2);
+        assert!(!knows_intruder(&n), "a rejected datagram changed nothing");
+        n.handle_datagram(Instant::ZERO, addr(7999), &intruder(Some(&cluster)));
+        assert!(
+            knows_intruder(&n),
+            "a datagram sealed with the cluster key is accepted"
+        );
+    }
+
+    #[test]
+    fn a_keyless_node_refuses_sealed_datagrams_and_keyring_commands() {
+        let mut n = node(None);
+        n.handle_datagram(
+            Instant::ZERO,
+            addr(7999),
+            &intruder(Some(&Key::from_bytes([1; 32]))),
+        );
+        assert_eq!(errors(&n, "unknown_flags"), 1);
+        assert!(!knows_intruder(&n));
+        assert_eq!(
+            n.handle_command(Instant::ZERO, Command::Keyring(KeyringCommand::List)),
+            Err(CommandError::Keyring(KeyringError::NotEnabled))
+        );
+    }
+
+    #[test]
+    fn an_encrypted_node_seals_everything_within_the_budget() {
+        let key = Key::from_bytes([1; 32]);
+        let mut n = node(Some(key.clone()));
+        n.handle_command(
+            Instant::ZERO,
+            Command::Join {
+                seeds: vec![addr(7001)],
+            },
+        )
+        .unwrap();
+        n.handle_timeout(Instant::ZERO + std::time::Duration::from_secs(5));
+        let mut sent = 0;
+        while let Some(t) = n.poll_transmit() {
+            sent += 1;
+            assert!(t.payload.len() <= n.config().packet_bytes_max);
+            assert_eq!(t.payload[3], wire::flags::SEALED);
+            assert!(
+                wire::decode_datagram(&t.payload).is_err(),
+                "not readable without the key"
+            );
+            let ring = Sealer::new(Keyring::new(key.clone()), [0; 12]);
+            assert!(ring.decode(&t.payload).is_ok());
+        }
+        assert!(sent > 0);
+    }
+
+    #[test]
+    fn keyring_commands_report_the_ring() {
+        let (a, b) = (Key::from_bytes([1; 32]), Key::from_bytes([2; 32]));
+        let mut n = node(Some(a.clone()));
+        let run = |n: &mut Node, op| n.handle_command(Instant::ZERO, Command::Keyring(op));
+        assert_eq!(
+            run(&mut n, KeyringCommand::Install(b.clone())),
+            Ok(Reply::Keyring {
+                primary: a.clone(),
+                keys: vec![a.clone(), b.clone()]
+            })
+        );
+        assert_eq!(
+            run(&mut n, KeyringCommand::Remove(a.clone())),
+            Err(CommandError::Keyring(KeyringError::RemovePrimary))
+        );
+        run(&mut n, KeyringCommand::Use(b.clone())).unwrap();
+        assert_eq!(
+            run(&mut n, KeyringCommand::Remove(a.clone())),
+            Ok(Reply::Keyring {
+                primary: b.clone(),
+                keys: vec![b.clone()]
+            })
+        );
+        assert_eq!(n.keyring().map(|r| r.primary()), Some(&b));
+    }
+}

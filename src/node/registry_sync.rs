@@ -1,0 +1,236 @@
+//! Anti-entropy for the registry (SWIM §4.1's push-pull, applied to the registry), in three
+//! steps, each smaller than the next:
+//!
+//! 1. beside every membership sync probe, one 8-byte hash of the whole registry
+//!    ([`RegistrySync`]): an idle cluster in step exchanges nothing more;
+//! 2. on a mismatch, per-origin summaries ([`RegistryDigest`], in ranges of origins that each
+//!    fit a datagram); an origin the peer lacks, or a small one, is pushed whole;
+//! 3. for a larger origin that differs, per-bucket summaries ([`RegistryBuckets`]): only the
+//!    buckets that differ are pushed, so one missing entry costs a bucket (about 1/64 of the
+//!    origin), not the origin.
+//!
+//! Summaries are counts and sums of (id, version) hashes, not "the highest version seen from
+//! each origin": gossip is unordered, so a gap below the highest version would not show.
+//! Pushed entries go in MTU-bounded datagrams, as many as it takes; a receiver merges them
+//! like gossip (and gossips what was news to it).
+
+use std::net::SocketAddr;
+
+use super::Node;
+use crate::names::NodeName;
+use crate::registry::{BucketMask, Entry, OriginDigest, ALL_BUCKETS, BUCKETS};
+use crate::wire::bounded::BoundedVec;
+use crate::wire::{
+    encode_message, BucketSummary, Message, OriginSummary, RegistryBuckets, RegistryDigest,
+    RegistrySync, DIGEST_ORIGINS_MAX,
+};
+
+/// Bytes a digest message adds around its summaries: kind, flag, two optional names, length.
+const DIGEST_FRAME_BYTES: usize = 8 + 2 * (1 + NodeName::MAX_BYTES + 1);
+
+/// Largest encoding of one origin summary: name (length byte and bytes), u32 and u64 varints.
+fn summary_bytes(origin: &NodeName) -> usize {
+    1 + origin.as_str().len() + 5 + 9
+}
+
+/// An origin with at most this many entries here is pushed whole when it differs: cheaper than
+/// a round trip of bucket summaries (64 of them, about 900 bytes, each way).
+const PUSH_WHOLE_MAX: u32 = 16;
+
+impl Node {
+    /// Sent beside the membership sync probe: one hash of the whole registry.
+    pub(super) fn registry_sync_message(&self) -> Message {
+        Message::RegistrySync(RegistrySync {
+            digest: self.registry.digest(),
+        })
+    }
+
+    pub(super) fn on_registry_sync(&mut self, from: SocketAddr, sync: RegistrySync) {
+        if sync.digest != self.registry.digest() {
+            self.stats.registry_syncs += 1;
+            self.send_registry_digest(from, true);
+        }
+    }
+
+    /// Our per-origin summaries, in ranges that each fit one datagram.
+    pub(super) fn send_registry_digest(&mut self, to: SocketAddr, reply_wanted: bool) {
+        let room = self.config.packet_bytes_max - self.envelope_overhead() - DIGEST_FRAME_BYTES;
+        let mut chunks: Vec<Vec<OriginSummary>> = vec![Vec::new()];
+        let mut used = 0;
+        for (origin, d) in self.registry.origin_digests().iter() {
+            let size = summary_bytes(origin);
+            let chunk = chunks.last_mut().expect("at least one chunk");
+            if !chunk.is_empty() && (used + size > room || chunk.len() == DIGEST_ORIGINS_MAX) {
+                chunks.push(Vec::new());
+                used = 0;
+            }
+            used += size;
+            chunks
+                .last_mut()
+                .expect("at least one chunk")
+                .push(OriginSummary {
+                    origin: origin.clone(),
+                    count: d.count,
+                    hash: d.hash,
+                });
+        }
+        // Chunk i covers [its first origin, the next chunk's first origin); the first starts
+        // unbounded, so that origins the receiver holds below ours are covered too.
+        let starts: Vec<Option<NodeName>> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match i {
+                0 => None,
+                _ => c.first().map(|s| s.origin.clone()),
+            })
+            .collect();
+        for (i, origins) in chunks.into_iter().enumerate() {
+            let digest = RegistryDigest {
+                reply_wanted,
+                from: starts[i].clone(),
+                to: starts.get(i + 1).cloned().flatten(),
+                origins: BoundedVec::new(origins),
+            };
+            self.send(to, &[Message::RegistryDigest(digest)], false);
+        }
+    }
+
+    /// For each origin in the digest's range whose summary differs from ours: push it whole if
+    /// the sender lacks it or both sides hold few of its entries, else (first leg only, so one
+    /// side starts it) compare buckets. On a first leg, answer with our own digest.
+    pub(super) fn on_registry_digest(&mut self, from: SocketAddr, digest: RegistryDigest) {
+        let in_range = |o: &NodeName| {
+            digest.from.as_ref().is_none_or(|f| o >= f) && digest.to.as_ref().is_none_or(|t| o < t)
+        };
+        let theirs: std::collections::HashMap<&NodeName, OriginDigest> = digest
+            .origins
+            .0
+            .iter()
+            .map(|s| {
+                let d = OriginDigest {
+                    count: s.count,
+                    hash: s.hash,
+                };
+                (&s.origin, d)
+            })
+            .collect();
+        let mut push_whole = Vec::new();
+        let mut compare_buckets = Vec::new();
+        for (origin, ours) in self.registry.origin_digests().iter() {
+            if !in_range(origin) {
+                continue;
+            }
+            // The choice depends only on what both sides see, so both make the same one: the
+            // second leg does not push an origin whose buckets the first leg compares.
+            match theirs.get(origin) {
+                Some(t) if t == ours => {}
+                Some(t) if ours.count.max(t.count) > PUSH_WHOLE_MAX => {
+                    if digest.reply_wanted {
+                        compare_buckets.push(origin.clone());
+                    }
+                }
+                _ => push_whole.push(origin.clone()),
+            }
+        }
+        for origin in push_whole {
+            self.push_entries(from, &origin, ALL_BUCKETS);
+        }
+        for origin in compare_buckets {
+            self.send_registry_buckets(from, origin, true);
+        }
+        if digest.reply_wanted && digest.from.is_none() {
+            self.send_registry_digest(from, false);
+        }
+    }
+
+    fn send_registry_buckets(&mut self, to: SocketAddr, origin: NodeName, reply_wanted: bool) {
+        let buckets = self
+            .registry
+            .bucket_digests(&origin)
+            .iter()
+            .map(|d| BucketSummary {
+                count: d.count,
+                hash: d.hash,
+            })
+            .collect();
+        let message = Message::RegistryBuckets(RegistryBuckets {
+            reply_wanted,
+            origin,
+            buckets: BoundedVec::new(buckets),
+        });
+        self.send(to, &[message], false);
+    }
+
+    /// Push our entries of the origin in every bucket whose summary differs from the sender's;
+    /// on a first leg, answer with our buckets so the sender pushes what we lack.
+    pub(super) fn on_registry_buckets(&mut self, from: SocketAddr, buckets: RegistryBuckets) {
+        let ours = self.registry.bucket_digests(&buckets.origin);
+        let mut differing: BucketMask = 0;
+        for (b, ours) in ours.iter().enumerate().take(BUCKETS) {
+            let theirs = buckets
+                .buckets
+                .0
+                .get(b)
+                .map_or(OriginDigest::default(), |s| OriginDigest {
+                    count: s.count,
+                    hash: s.hash,
+                });
+            if theirs != *ours && !ours.is_empty() {
+                differing |= 1 << b;
+            }
+        }
+        if differing != 0 {
+            self.push_entries(from, &buckets.origin, differing);
+        }
+        if buckets.reply_wanted {
+            self.send_registry_buckets(from, buckets.origin, false);
+        }
+    }
+
+    /// Push our entries written by `origin` in `buckets`.
+    fn push_entries(&mut self, to: SocketAddr, origin: &NodeName, buckets: BucketMask) {
+        let entries: Vec<Entry> = self.registry.entries_from(origin, buckets).collect();
+        self.send_entries(to, entries);
+    }
+
+    /// Pack entries into datagrams within the budget, without piggybacking.
+    fn send_entries(&mut self, to: SocketAddr, entries: Vec<Entry>) {
+        let mut datagram = self.new_datagram();
+        for entry in entries {
+            let encoded = encode_message(&Message::Entry(entry));
+            if !datagram.try_push(&encoded) {
+                let full = std::mem::replace(&mut datagram, self.new_datagram());
+                if !full.is_empty() {
+                    self.transmit(to, full);
+                }
+                if !datagram.try_push(&encoded) {
+                    // Entries are bounded to fit a default datagram (ENTRY_MAX_BYTES); only a
+                    // budget configured below that, or a peer with a larger one, gets here.
+                    self.stats.entries_unsendable += 1;
+                    continue;
+                }
+            }
+            self.stats.entries_pushed += 1;
+            self.stats.message_out("entry");
+        }
+        if !datagram.is_empty() {
+            self.transmit(to, datagram);
+        }
+    }
+
+    /// After a join, ask the seed for its registry (and offer ours).
+    pub(super) fn after_join(&mut self, seed: SocketAddr) {
+        self.send_registry_digest(seed, true);
+    }
+
+    /// A failed or departed member is back: it may hold entries we purged, and lack changes
+    /// made meanwhile. Rather than wait for a random sync round, a couple of the members that
+    /// see it return (each with chance 2/N, so about two in all, not N) compare registries
+    /// with it now.
+    pub(super) fn on_member_back(&mut self, addr: SocketAddr) {
+        let n = self.cluster_size().max(1);
+        if crate::swim::probe::uniform(&mut self.rng, n) < 2 {
+            self.send_registry_digest(addr, true);
+        }
+    }
+}

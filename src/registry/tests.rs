@@ -1,0 +1,266 @@
+//! The store on its own: last-writer-wins whatever the arrival order, indexes kept in step,
+//! snapshots isolated from later changes, tombstones collected by the age of their version,
+//! and the size bound of an entry.
+
+use super::*;
+use crate::time::Instant;
+
+fn v(wall_ms: u64, counter: u32, node: &str) -> Hlc {
+    Hlc {
+        wall_ms,
+        counter,
+        node: NodeName::new(node).unwrap(),
+    }
+}
+
+fn id(s: &str) -> InstanceId {
+    InstanceId::new(s).unwrap()
+}
+
+fn instance(service: &str, instance_id: &str, owner: &str) -> Instance {
+    InstanceSpec::new(ServiceName::new(service).unwrap(), "10.0.0.1", 80)
+        .into_instance(id(instance_id), NodeName::new(owner).unwrap(), 0)
+        .unwrap()
+}
+
+fn live(service: &str, instance_id: &str, version: Hlc) -> Entry {
+    let owner = version.node.to_string();
+    Entry {
+        id: id(instance_id),
+        instance: Some(Box::new(instance(service, instance_id, &owner))),
+        version,
+    }
+}
+
+fn tombstone(instance_id: &str, version: Hlc) -> Entry {
+    Entry {
+        id: id(instance_id),
+        version,
+        instance: None,
+    }
+}
+
+/// Everything a node can observe about the registry, for comparing two of them.
+fn contents(r: &Registry) -> Vec<(InstanceId, Hlc, bool)> {
+    ["x", "y", "z"]
+        .iter()
+        .filter_map(|i| r.stored(&id(i)))
+        .map(|s| {
+            (
+                s.instance.as_ref().map_or(id("gone"), |i| i.id.clone()),
+                s.version.clone(),
+                s.instance.is_some(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_arrival_order_ends_in_the_same_state() {
+    // Writes to one id from three nodes, a delete among them, with a tie on (wall, counter).
+    let writes = [
+        live("web", "x", v(10, 0, "a")),
+        live("web", "x", v(12, 0, "b")),
+        tombstone("x", v(12, 0, "c")),
+        live("web", "x", v(11, 5, "c")),
+        live("db", "y", v(3, 0, "a")),
+        tombstone("y", v(2, 0, "b")),
+    ];
+    let mut expected: Option<(Vec<_>, u64)> = None;
+    // All 720 orders of the six writes.
+    let mut order: Vec<usize> = (0..writes.len()).collect();
+    let mut orders = 0;
+    loop {
+        let mut r = Registry::default();
+        for &k in &order {
+            r.apply(writes[k].clone());
+        }
+        let got = (contents(&r), r.digest());
+        match &expected {
+            None => expected = Some(got),
+            Some(e) => assert_eq!(&got, e, "order {order:?}"),
+        }
+        orders += 1;
+        if !next_permutation(&mut order) {
+            break;
+        }
+    }
+    assert_eq!(orders, 720);
+    let r = {
+        let mut r = Registry::default();
+        writes.iter().for_each(|w| {
+            r.apply(w.clone());
+        });
+        r
+    };
+    // x: (12, 0, "c") beats (12, 0, "b") on the node name: deleted. y: alive at (3, 0, "a").
+    assert!(r.get(&id("x")).is_none());
+    assert_eq!(r.stored(&id("x")).unwrap().version, v(12, 0, "c"));
+    assert_eq!(r.get(&id("y")).unwrap().service.as_str(), "db");
+    assert_eq!((r.len(), r.tombstones()), (1, 1));
+}
+
+fn next_permutation(p: &mut [usize]) -> bool {
+    let Some(i) = (1..p.len()).rev().find(|&i| p[i - 1] < p[i]) else {
+        return false;
+    };
+    let j = (i..p.len()).rev().find(|&j| p[j] > p[i - 1]).unwrap();
+    p.swap(i - 1, j);
+    p[i..].reverse();
+    true
+}
+
+#[test]
+fn indexes_follow_every_change() {
+    let mut r = Registry::default();
+    r.apply(live("web", "w-2", v(1, 0, "a")));
+    r.apply(live("web", "w-1", v(1, 0, "b")));
+    r.apply(live("api", "a-9", v(1, 0, "a")));
+    let listed: Vec<_> = r
+        .instances()
+        .map(|i| (i.service.to_string(), i.id.to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("api", "a-9"), ("web", "w-1"), ("web", "w-2")]
+            .map(|(s, i)| (s.to_string(), i.to_string()))
+    );
+    let web = ServiceName::new("web").unwrap();
+    assert_eq!(r.service(&web).count(), 2);
+    assert_eq!(r.services()[&web], vec![id("w-1"), id("w-2")]);
+    assert_eq!(r.origin_digests().len(), 2);
+
+    // A delete moves an entry from the live indexes to the tombstones; the service goes when
+    // its last instance does; the origin summaries follow the writer of the held version.
+    assert!(r.apply(tombstone("w-1", v(2, 0, "c"))));
+    assert!(r.apply(tombstone("w-2", v(2, 0, "c"))));
+    assert!(!r.services().contains_key(&web));
+    assert_eq!((r.len(), r.tombstones()), (1, 2));
+    assert!(!r
+        .origin_digests()
+        .contains_key(&NodeName::new("b").unwrap()));
+    assert_eq!(r.origin_digests()[&NodeName::new("c").unwrap()].count, 2);
+    assert_eq!(r.counts().tombstones, 2);
+    assert_eq!(r.counts().critical + r.counts().passing, 1);
+    // Forgetting leaves no trace but the index.
+    let index = r.index();
+    assert!(r.forget(&id("a-9")));
+    assert!(r.is_empty());
+    assert!(r.index() > index);
+    assert_eq!(r.origin_digests().len(), 1);
+}
+
+#[test]
+fn a_snapshot_does_not_see_later_changes() {
+    let mut r = Registry::default();
+    for k in 0..1_000 {
+        r.apply(live("bulk", &format!("i-{k}"), v(1, 0, "a")));
+    }
+    let snapshot = r.clone();
+    r.apply(tombstone("i-7", v(2, 0, "a")));
+    r.apply(live("other", "o-1", v(2, 0, "a")));
+    assert_eq!(snapshot.len(), 1_000);
+    assert!(snapshot.get(&id("i-7")).is_some());
+    assert_eq!(r.len(), 1_000);
+    assert!(r.get(&id("i-7")).is_none());
+    assert_ne!(snapshot.digest(), r.digest());
+}
+
+#[test]
+fn tombstones_are_collected_by_the_age_of_their_version() {
+    let grace_ms = 60_000;
+    let mut r = Registry::default();
+    r.apply(tombstone("x", v(1_000, 0, "a")));
+    r.apply(tombstone("y", v(5_000, 0, "a")));
+    assert_eq!(r.collect_tombstones(60_999, grace_ms), 0);
+    assert_eq!(r.collect_tombstones(61_000, grace_ms), 1);
+    assert!(r.stored(&id("x")).is_none() && r.stored(&id("y")).is_some());
+    // Once collected, the same tombstone coming back is recognised as expired and not stored;
+    // a fresh one, or one that replaces an entry we hold, is stored.
+    let table = [
+        (tombstone("x", v(1_000, 0, "a")), true),
+        (tombstone("q", v(60_000, 0, "a")), false),
+        (tombstone("y", v(1_000, 0, "a")), false),
+        (live("web", "x", v(1_000, 0, "a")), false),
+    ];
+    for (entry, expired) in table {
+        assert_eq!(
+            r.is_expired_tombstone(&entry, 61_000, grace_ms),
+            expired,
+            "{entry:?}"
+        );
+    }
+    assert_eq!(r.collect_tombstones(u64::MAX, grace_ms), 1);
+    assert_eq!(r.tombstones(), 0);
+}
+
+#[test]
+fn a_local_write_after_a_remote_one_is_newer_even_with_a_slow_clock() {
+    let mut r = Registry::default();
+    r.apply(live("web", "x", v(9_000_000, 4, "fast")));
+    let me = NodeName::new("slow").unwrap();
+    let mine = r.next_version(Instant::from_micros(1_000_000), &me);
+    assert!(newer(&v(9_000_000, 4, "fast"), &mine), "{mine:?}");
+    assert!(r.apply(tombstone("x", mine)));
+}
+
+#[test]
+fn an_entry_at_its_fullest_fits_one_datagram() {
+    let mut spec = InstanceSpec::new(ServiceName::new(&"s".repeat(64)).unwrap(), "a", 1);
+    spec.id = Some(id(&"i".repeat(128)));
+    spec.body = Some("b".repeat(550));
+    let owner = NodeName::new("n1").unwrap();
+    let fits = spec
+        .clone()
+        .into_instance(spec.id.clone().unwrap(), owner.clone(), 0)
+        .expect("fits");
+    let worst = worst_case_entry_bytes(&fits);
+    assert!(worst <= ENTRY_MAX_BYTES, "{worst}");
+    // The same with a body that would only fit while the output and reason are empty.
+    spec.body = Some("b".repeat(BODY_MAX_BYTES));
+    spec.address = "a".repeat(200);
+    let refused = spec
+        .clone()
+        .into_instance(spec.id.clone().unwrap(), owner, 0);
+    assert!(
+        matches!(
+            refused,
+            Err(SpecError::TooLarge {
+                max: ENTRY_MAX_BYTES,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn long_texts_are_clipped_to_the_room_left() {
+    // Near the limit at registration: the output and reason get what is left, at least the
+    // reserve; with room to spare they keep their full length.
+    let mut spec = InstanceSpec::new(ServiceName::new(&"s".repeat(64)).unwrap(), "a", 1);
+    spec.id = Some(id(&"i".repeat(128)));
+    for body in [500, 0] {
+        spec.body = Some("b".repeat(body));
+        let mut full = spec
+            .clone()
+            .into_instance(spec.id.clone().unwrap(), NodeName::new("n1").unwrap(), 0)
+            .unwrap();
+        full.output = clip(&"o".repeat(1_000), usize::MAX);
+        full.maintenance_reason = Some(clip(&"r".repeat(1_000), usize::MAX));
+        fit_texts(&mut full);
+        assert!(
+            worst_case_entry_bytes(&full) <= ENTRY_MAX_BYTES,
+            "body {body}"
+        );
+        assert!(full.output.0.len() >= TEXT_RESERVE_BYTES);
+        let reason = full.maintenance_reason.as_ref().unwrap().0.len();
+        assert!(reason >= TEXT_RESERVE_BYTES);
+        if body == 0 {
+            assert_eq!(
+                (full.output.0.len(), reason),
+                (OUTPUT_MAX_BYTES, OUTPUT_MAX_BYTES)
+            );
+        }
+    }
+}
