@@ -379,12 +379,14 @@ impl Node {
             self.start_check(now, &id);
         }
         if let Some(since) = self.orphans_since {
-            let (min, _) = crate::swim::suspicion::bounds(
+            // Wait out a whole (unconfirmed) suspicion window: by then the rest of a
+            // partition's far side is suspected too, and no longer counts as alive.
+            let (_, max) = crate::swim::suspicion::bounds(
                 self.config.suspicion_base,
                 self.config.suspicion_max_mult,
                 self.cluster_size(),
             );
-            if now.saturating_since(since) >= min && self.sees_alive_majority() {
+            if now.saturating_since(since) >= max && self.sees_alive_majority() {
                 self.purge_orphans();
             }
         }

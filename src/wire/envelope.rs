@@ -47,7 +47,7 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
 }
 
 /// Packs messages into one datagram without exceeding a byte budget (the MTU).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DatagramBuilder {
     buf: Vec<u8>,
     budget_bytes: usize,
