@@ -27,9 +27,20 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agent/service/register", put(register))
         .route("/v1/agent/service/deregister/{id}", put(deregister))
         .route("/v1/agent/service/maintenance/{id}", put(maintenance))
-        .route("/v1/agent/check/pass/{check}", put(check_pass))
-        .route("/v1/agent/check/warn/{check}", put(check_warn))
-        .route("/v1/agent/check/fail/{check}", put(check_fail))
+        .route(
+            "/v1/agent/check/pass/{check}",
+            put(|s: State<AppState>, p: Path<String>, q: Q| check_report(s, p, q, Health::Passing)),
+        )
+        .route(
+            "/v1/agent/check/warn/{check}",
+            put(|s: State<AppState>, p: Path<String>, q: Q| check_report(s, p, q, Health::Warning)),
+        )
+        .route(
+            "/v1/agent/check/fail/{check}",
+            put(|s: State<AppState>, p: Path<String>, q: Q| {
+                check_report(s, p, q, Health::Critical)
+            }),
+        )
         .route("/v1/agent/check/update/{check}", put(check_update))
         .route("/v1/agent/services", get(agent_services))
         .route("/v1/agent/service/{id}", get(agent_service))
@@ -255,46 +266,15 @@ async fn set_check(
     }
 }
 
-async fn check_pass(
+/// `PUT /v1/agent/check/pass|warn|fail/<check>?note=`: one handler, the status from the route.
+async fn check_report(
     State(app): State<AppState>,
     Path(check): Path<String>,
     Query(q): Q,
+    health: Health,
 ) -> Result<StatusCode, ApiError> {
-    set_check(
-        &app,
-        &check,
-        Health::Passing,
-        q.get("note").cloned().unwrap_or_default(),
-    )
-    .await
-}
-
-async fn check_warn(
-    State(app): State<AppState>,
-    Path(check): Path<String>,
-    Query(q): Q,
-) -> Result<StatusCode, ApiError> {
-    set_check(
-        &app,
-        &check,
-        Health::Warning,
-        q.get("note").cloned().unwrap_or_default(),
-    )
-    .await
-}
-
-async fn check_fail(
-    State(app): State<AppState>,
-    Path(check): Path<String>,
-    Query(q): Q,
-) -> Result<StatusCode, ApiError> {
-    set_check(
-        &app,
-        &check,
-        Health::Critical,
-        q.get("note").cloned().unwrap_or_default(),
-    )
-    .await
+    let note = q.get("note").cloned().unwrap_or_default();
+    set_check(&app, &check, health, note).await
 }
 
 async fn check_update(
