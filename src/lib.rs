@@ -45,6 +45,8 @@ pub mod driver;
 #[cfg(feature = "runtime")]
 pub mod http;
 #[cfg(feature = "runtime")]
+pub mod http_client;
+#[cfg(feature = "runtime")]
 pub mod settings;
 #[cfg(feature = "runtime")]
 pub mod telemetry;

@@ -3,7 +3,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub use axum::http::Method;
 use serde_json::Value;
+
+use crate::http_client::{self, Call};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,34 +26,39 @@ pub fn set_token(token: Option<String>) {
     let _ = TOKEN.set(token.filter(|t| !t.trim().is_empty()));
 }
 
-fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .map_err(|e| e.to_string())
-}
+/// Bytes of an answer the CLI reads: far above any listing a node serves, and a bound all the same.
+const RESPONSE_BYTES_MAX: usize = 64 << 20;
 
 /// Send a request and return the JSON body, or the API's error message.
 pub async fn call(
-    method: reqwest::Method,
+    method: Method,
     http_addr: &str,
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, String> {
     let target = url(http_addr, path);
-    let mut request = client()?.request(method, &target);
+    let mut headers = Vec::new();
     if let Some(token) = TOKEN.get().and_then(Option::as_deref) {
-        request = request.header("X-Consul-Token", token.trim());
+        headers.push(("X-Consul-Token", token.trim().to_string()));
     }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request
-        .send()
+    let call = Call {
+        method,
+        url: &target,
+        headers,
+        json: body.map(|b| b.to_string().into_bytes()),
+        timeout: REQUEST_TIMEOUT,
+        body_limit: RESPONSE_BYTES_MAX,
+    };
+    let response = http_client::send(call)
         .await
         .map_err(|e| format!("cannot reach {target}: {e}"))?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| e.to_string())?;
+    if response.truncated {
+        return Err(format!(
+            "{target}: the answer is larger than {RESPONSE_BYTES_MAX} bytes"
+        ));
+    }
+    let status = response.status;
+    let text = response.text();
     let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if !status.is_success() {
         let message = value
@@ -72,7 +80,7 @@ fn text(v: &Value, key: &str) -> String {
 }
 
 pub async fn members(http_addr: &str) -> Result<(), String> {
-    let members = call(reqwest::Method::GET, http_addr, "/v1/agent/members", None).await?;
+    let members = call(Method::GET, http_addr, "/v1/agent/members", None).await?;
     let rows: Vec<[String; 5]> = members
         .as_array()
         .ok_or("unexpected answer from /v1/agent/members")?
@@ -92,7 +100,7 @@ pub async fn members(http_addr: &str) -> Result<(), String> {
 }
 
 pub async fn status(http_addr: &str) -> Result<(), String> {
-    let s = call(reqwest::Method::GET, http_addr, "/v1/status", None).await?;
+    let s = call(Method::GET, http_addr, "/v1/status", None).await?;
     println!(
         "node:        {} ({}, dc {})",
         text(&s, "node"),
@@ -195,7 +203,7 @@ fn seconds_ago(v: &Value) -> String {
 }
 
 pub async fn leave(http_addr: &str) -> Result<(), String> {
-    call(reqwest::Method::PUT, http_addr, "/v1/agent/leave", None).await?;
+    call(Method::PUT, http_addr, "/v1/agent/leave", None).await?;
     println!("the node is leaving the cluster");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `hera keyring` (one node's gossip keys, over its API) and `hera keygen` (a new key).
 
+use super::client::Method;
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
@@ -23,11 +24,11 @@ pub fn keygen() -> Result<(), String> {
 }
 
 pub async fn keyring(op: &KeyringOp) -> Result<(), String> {
-    let (method, args, done): (reqwest::Method, Option<&KeyArgs>, &str) = match op {
-        KeyringOp::List(_) => (reqwest::Method::GET, None, ""),
-        KeyringOp::Install(a) => (reqwest::Method::POST, Some(a), "installed"),
-        KeyringOp::Use(a) => (reqwest::Method::PUT, Some(a), "now primary"),
-        KeyringOp::Remove(a) => (reqwest::Method::DELETE, Some(a), "removed"),
+    let (method, args, done): (Method, Option<&KeyArgs>, &str) = match op {
+        KeyringOp::List(_) => (Method::GET, None, ""),
+        KeyringOp::Install(a) => (Method::POST, Some(a), "installed"),
+        KeyringOp::Use(a) => (Method::PUT, Some(a), "now primary"),
+        KeyringOp::Remove(a) => (Method::DELETE, Some(a), "removed"),
     };
     let http_addr = match op {
         KeyringOp::List(c) => &c.http_addr,

@@ -2,7 +2,7 @@
 //! one request to a node's HTTP API (hera's own routes for reads, register and deregister;
 //! Consul's for maintenance, which hera's API spells as two verbs).
 
-use reqwest::Method;
+use super::client::Method;
 use serde_json::{json, Map, Value};
 
 use super::client::{call, print_table};

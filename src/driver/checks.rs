@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use axum::http::Method;
+
 use super::Request;
+use crate::http_client::{self, Call};
 use crate::names::InstanceId;
 use crate::node::Command;
 use crate::registry::Health;
@@ -22,7 +25,6 @@ const OUTPUT_BYTES: usize = 200;
 pub struct Checker {
     commands: mpsc::Sender<Request>,
     slots: Arc<Semaphore>,
-    client: reqwest::Client,
     telemetry: Telemetry,
 }
 
@@ -32,10 +34,6 @@ impl Checker {
             telemetry,
             commands,
             slots: Arc::new(Semaphore::new(CHECKS_IN_FLIGHT_MAX)),
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .unwrap_or_default(),
         }
     }
 
@@ -61,10 +59,18 @@ impl Checker {
         } else {
             timeout
         };
-        match self.client.get(url).timeout(timeout).send().await {
+        let call = Call {
+            method: Method::GET,
+            url,
+            headers: Vec::new(),
+            json: None,
+            timeout,
+            body_limit: OUTPUT_BYTES * 4,
+        };
+        match http_client::send(call).await {
             Ok(response) => {
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
+                let status = response.status;
+                let body = response.text();
                 let mut output = format!("HTTP GET {url}: {status}");
                 if !body.is_empty() {
                     let cut: String = body.chars().take(OUTPUT_BYTES).collect();

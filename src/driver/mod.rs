@@ -32,8 +32,11 @@ use crate::wire::DATAGRAM_MAX_BYTES;
 
 /// Commands waiting for the task; senders wait when it is full (back-pressure on HTTP).
 const COMMAND_QUEUE_MAX: usize = 1_024;
-/// Events kept for slow subscribers before they start missing some.
-const EVENT_QUEUE_MAX: usize = 4_096;
+/// Events kept for slow subscribers before they start missing some. The channel reserves every
+/// slot up front (~110 bytes each) whether or not anyone listens, and in production nobody
+/// does: events are notifications for tools and tests watching one node, while state lives in
+/// the snapshot. A subscriber that lags gets `Lagged` and reads the snapshot again.
+const EVENT_QUEUE_MAX: usize = 256;
 /// Datagrams read in one go before the task looks at its other inputs.
 const RECV_BATCH_MAX: usize = 64;
 /// Time a leaving node waits for its goodbye to finish, beyond the configured propagation time.

@@ -25,6 +25,7 @@
 pub mod latency;
 pub mod node_metrics;
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -32,7 +33,9 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::driver::Clock;
 use crate::node::Node;
@@ -59,17 +62,29 @@ const HTTP_BUCKETS: [f64; 16] = [
 /// drain them this often so memory stays bounded.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Install the global tracing subscriber at `level` (`error`…`trace`, or a full filter such as
-/// `hera=debug,tower=warn`). `RUST_LOG` wins when set.
+/// Install the global tracing subscriber at `level` (`error`…`trace`, or per-target levels such
+/// as `hera=debug,tower=warn`). `RUST_LOG` wins when set.
+///
+/// A `Targets` filter rather than an `EnvFilter`: it takes the same `target=level` lists, and
+/// leaves out the regular-expression engine behind span-field matching, which hera never
+/// needs and which every idle node would otherwise carry in its resident pages.
 pub fn init_logging(level: &str) -> Result<(), String> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(env) if !env.is_empty() => EnvFilter::try_new(env),
-        _ => EnvFilter::try_new(level),
-    }
-    .map_err(|e| format!("log level {level:?}: {e}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
+    let spec = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.trim().is_empty() => env,
+        _ => level.to_string(),
+    };
+    let filter: Targets = spec
+        .trim()
+        .parse()
+        .map_err(|e| format!("log level {spec:?}: {e}"))?;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                // Colour codes only for a person at a terminal, not in journald or a log file.
+                .with_ansi(std::io::stdout().is_terminal()),
+        )
+        .with(filter)
         .try_init()
         .map_err(|e| e.to_string())
 }
