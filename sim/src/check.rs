@@ -13,6 +13,12 @@
 //! [`membership_agrees`] (every healthy node sees exactly the healthy nodes alive) and
 //! [`crashes_detected`] (every crash was declared by every node that was up throughout,
 //! within a bound).
+//!
+//! The registry's checkers are in [`registry`]: the monitor also logs every registry write the
+//! simulator makes, follows each to every node (write reach) and watches for deleted entries
+//! coming back.
+
+pub mod registry;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,6 +30,10 @@ use hera::swim::State;
 use serde::Serialize;
 
 use crate::{index_of_name, World};
+
+pub use registry::{
+    no_resurrections, owners_gone, registry_agrees, registry_matches_writes, RegistryLog, Write,
+};
 
 /// Above this many nodes, [`membership_agrees`] compares state counts only: the by-name
 /// comparison is quadratic.
@@ -46,6 +56,10 @@ pub struct Counts {
     /// Suspicions heard (raised or gossiped), one per observer.
     pub suspicions_seen: u64,
     pub refutations: u64,
+    /// Registry writes the simulator made (registrations, updates, deletions).
+    pub registry_writes: u64,
+    /// Times a node held an entry alive again after it had seen the entry's deletion.
+    pub resurrections: u64,
 }
 
 /// What others said about one node.
@@ -116,6 +130,9 @@ pub struct Monitor {
     open_crash: HashMap<u32, usize>,
     watches: Vec<Watch>,
     join_watch: HashMap<u32, usize>,
+    /// Nodes started and not crashed since.
+    up_count: usize,
+    registry: RegistryLog,
 }
 
 impl Monitor {
@@ -139,6 +156,8 @@ impl Monitor {
             open_crash: HashMap::new(),
             watches: Vec::new(),
             join_watch: HashMap::new(),
+            up_count: 0,
+            registry: RegistryLog::default(),
         }
     }
 
@@ -150,6 +169,7 @@ impl Monitor {
         self.excused_until.push(0);
         self.up_since.push(NEVER);
         self.marks.push(Marks::default());
+        self.registry.add_node();
     }
 
     fn excused(&self, i: u32, at: u64) -> bool {
@@ -181,7 +201,12 @@ impl Monitor {
     }
 
     pub(crate) fn on_start(&mut self, i: u32, now: u64) {
+        if self.up_since[i as usize] == NEVER {
+            self.up_count += 1;
+        }
         self.up_since[i as usize] = now;
+        // A new process: it has seen no deletion yet.
+        self.registry.on_start(i);
         if self.excused_until[i as usize] == NEVER {
             self.excused_until[i as usize] = now + self.grace_us;
         }
@@ -189,6 +214,9 @@ impl Monitor {
     }
 
     pub(crate) fn on_crash(&mut self, i: u32, now: u64) {
+        if self.up_since[i as usize] != NEVER {
+            self.up_count -= 1;
+        }
         self.up_since[i as usize] = NEVER;
         self.excused_until[i as usize] = NEVER;
         self.open_crash.insert(i, self.crashes.len());
@@ -198,6 +226,7 @@ impl Monitor {
             first_suspected: None,
             failed_at: vec![NEVER; self.up_since.len()],
         });
+        self.close_held_writes();
     }
 
     /// One event at `observer`; `cause` sent the datagram that produced it, if one did.
@@ -317,18 +346,7 @@ impl Monitor {
 
     /// `observer` has the watched update now; `cause` is the node whose datagram brought it.
     pub fn mark(&mut self, watch: usize, observer: u32, cause: Option<u32>, now: u64) {
-        let w = &mut self.watches[watch];
-        let o = observer as usize;
-        if o >= w.seen_at.len() || w.seen_at[o] != NEVER {
-            return;
-        }
-        w.seen_at[o] = now;
-        // The origin is hop 0; everyone else is one hop further than whoever told it.
-        w.hops[o] = match cause {
-            Some(c) if c == w.subject => 1,
-            Some(c) => w.hops.get(c as usize).map_or(1, |h| h.saturating_add(1)),
-            None => 1,
-        };
+        self.watches[watch].mark(observer, cause, now);
     }
 
     pub fn seen(&self, watch: usize, observer: u32) -> bool {
@@ -347,7 +365,7 @@ impl Monitor {
             .collect();
         times.sort_unstable();
         let mut hops: Vec<u16> = (0..w.seen_at.len())
-            .filter(|&o| w.seen_at[o] != NEVER)
+            .filter(|&o| o != w.subject as usize && w.seen_at[o] != NEVER)
             .map(|o| w.hops[o])
             .collect();
         hops.sort_unstable();
@@ -377,7 +395,30 @@ impl Monitor {
     }
 }
 
-fn sample(samples: &mut Vec<(u64, u32, u32)>, s: (u64, u32, u32)) {
+impl Watch {
+    /// `observer` has the update now; `cause` is the node whose datagram brought it.
+    fn mark(&mut self, observer: u32, cause: Option<u32>, now: u64) {
+        let o = observer as usize;
+        if o >= self.seen_at.len() || self.seen_at[o] != NEVER {
+            return;
+        }
+        self.seen_at[o] = now;
+        // The origin is hop 0; everyone else is one hop further than whoever told it.
+        self.hops[o] = match cause {
+            Some(c) if c == self.subject => 1,
+            Some(c) => self.hops.get(c as usize).map_or(1, |h| h.saturating_add(1)),
+            None => 1,
+        };
+    }
+
+    fn seen(&self, observer: u32) -> bool {
+        self.seen_at
+            .get(observer as usize)
+            .is_some_and(|&t| t != NEVER)
+    }
+}
+
+fn sample<T>(samples: &mut Vec<T>, s: T) {
     if samples.len() < SAMPLES_MAX {
         samples.push(s);
     }

@@ -38,8 +38,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hera::config::Config;
-use hera::names::{Label, NodeName};
+use hera::names::{InstanceId, Label, NodeName};
 use hera::node::{Event, Lifecycle, Sink, Transmit};
+use hera::registry::InstanceSpec;
 use hera::{Command, CommandError, Identity, Instant, Node, Reply};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -350,6 +351,59 @@ impl World {
         self.monitor.excuse(i, until);
     }
 
+    /// A datagram from `from` reaches `to` now, whatever `from` is doing: a replayed or
+    /// forged datagram, for tests of what the core accepts. It still meets partitions.
+    pub fn inject(&mut self, from: u32, to: u32, payload: Bytes) {
+        self.schedule(self.now, What::Deliver { from, to, payload });
+    }
+
+    // ---- registry writes ----
+
+    /// Node `i` registers (or re-registers) an instance through its API, as a client would; a
+    /// write that changed the registry is logged for the registry checkers (and counted in the
+    /// write-reach figures if `timed`). Returns the instance's id.
+    pub fn register(
+        &mut self,
+        i: u32,
+        spec: InstanceSpec,
+        timed: bool,
+    ) -> Result<InstanceId, CommandError> {
+        let id = match self.command(i, Command::Register(spec))? {
+            Reply::Registered { id } => id,
+            other => unreachable!("a registration answered {other:?}"),
+        };
+        self.log_write(i, &id, timed);
+        Ok(id)
+    }
+
+    /// Node `i` deletes an instance everywhere (a tombstone), as a client would.
+    pub fn deregister(&mut self, i: u32, id: &InstanceId, timed: bool) -> Result<(), CommandError> {
+        self.command(i, Command::Deregister { id: id.clone() })?;
+        self.log_write(i, id, timed);
+        Ok(())
+    }
+
+    fn log_write(&mut self, i: u32, id: &InstanceId, timed: bool) {
+        let Some(stored) = self.node(i).and_then(|n| n.registry().stored(id)) else {
+            return;
+        };
+        let version = stored.version.clone();
+        let service = stored.instance.as_ref().map(|x| x.service.clone());
+        let what = if service.is_some() {
+            "writes"
+        } else {
+            "deletes"
+        };
+        self.say(format_args!(
+            "{} {what} {id} @{}.{}",
+            self.name(i),
+            version.wall_ms,
+            version.counter
+        ));
+        self.monitor
+            .on_write(self.now, i, id.clone(), service, version, timed);
+    }
+
     pub fn leave(&mut self, i: u32) {
         self.say(format_args!("leave {}", self.name(i)));
         if let Err(e) = self.command(i, Command::Leave) {
@@ -562,10 +616,18 @@ impl World {
                 }
             }
         }
+        let mut registry_changed = false;
         for e in out.events.drain(..) {
+            registry_changed |= matches!(e, Event::RegistryChanged { .. });
             self.record_event(i, &e);
         }
         self.outputs = out;
+        if registry_changed {
+            if let Some(node) = self.slots[i as usize].node.as_ref() {
+                self.monitor
+                    .on_registry_changed(self.now, i, self.cause, node.registry());
+            }
+        }
         if let Some(deadline) = deadline {
             let slot = &mut self.slots[i as usize];
             let at = deadline

@@ -102,6 +102,85 @@ impl SpreadReport {
     }
 }
 
+/// Across registry writes: how long one write took to reach a fraction of the live nodes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Reach {
+    /// Seconds. A write that never reached the fraction counts as slower than any other, so
+    /// a percentile that falls on one is None.
+    pub p50_s: Option<f64>,
+    pub p99_s: Option<f64>,
+    /// The same times in gossip intervals (the membership figures' rounds).
+    pub p50_rounds: Option<f64>,
+    pub p99_rounds: Option<f64>,
+    /// Datagram hops (gossip generations) the write needed to reach the fraction.
+    pub hops_p50: u16,
+    pub hops_p99: u16,
+}
+
+/// Write reach: for each registry write, the time until 50%, 99% and 100% of the live nodes
+/// (those up since before the write, the writer not counted) held it; percentiles over the
+/// writes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct WriteReachReport {
+    pub writes: usize,
+    /// Writes that reached every live node.
+    pub reached_all: usize,
+    /// Live nodes per write, the writer not counted (the largest).
+    pub population: usize,
+    pub to_half: Reach,
+    pub to_p99: Reach,
+    pub to_all: Reach,
+    pub gossip_interval_s: f64,
+    /// ln N and log2 N, to compare the hops with.
+    pub ln_n: f64,
+    pub log2_n: f64,
+}
+
+impl WriteReachReport {
+    pub fn of(spreads: &[Spread], gossip_interval: Duration) -> WriteReachReport {
+        let gi = gossip_interval.as_secs_f64();
+        let reach = |time: fn(&Spread) -> Option<Duration>, hops: fn(&Spread) -> u16| {
+            // Missing (never reached) sorts last, as infinitely slow.
+            let mut t: Vec<f64> = spreads
+                .iter()
+                .map(|s| time(s).map_or(f64::INFINITY, |d| d.as_secs_f64()))
+                .collect();
+            t.sort_by(f64::total_cmp);
+            let mut h: Vec<u16> = spreads.iter().map(hops).collect();
+            h.sort_unstable();
+            let at = |q: f64| {
+                let k = ((t.len() as f64 * q).ceil() as usize).clamp(1, t.len().max(1));
+                t.get(k - 1).copied().filter(|v| v.is_finite())
+            };
+            let hop = |q: f64| {
+                let k = ((h.len() as f64 * q).ceil() as usize).clamp(1, h.len().max(1));
+                h.get(k - 1).copied().unwrap_or(0)
+            };
+            Reach {
+                p50_s: at(0.5),
+                p99_s: at(0.99),
+                p50_rounds: at(0.5).map(|v| v / gi),
+                p99_rounds: at(0.99).map(|v| v / gi),
+                hops_p50: hop(0.5),
+                hops_p99: hop(0.99),
+            }
+        };
+        let population = spreads.iter().map(|s| s.population).max().unwrap_or(0);
+        let n = (population + 1) as f64;
+        WriteReachReport {
+            writes: spreads.len(),
+            reached_all: spreads.iter().filter(|s| s.all.is_some()).count(),
+            population,
+            to_half: reach(|s| s.p50, |s| s.hops_p50),
+            to_p99: reach(|s| s.p99, |s| s.hops_p99),
+            to_all: reach(|s| s.all, |s| s.hops_max),
+            gossip_interval_s: gi,
+            ln_n: n.ln(),
+            log2_n: n.log2(),
+        }
+    }
+}
+
 /// Traffic per node per simulated second.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Traffic {
@@ -129,8 +208,13 @@ pub struct Report {
     pub detection: Option<DetectionReport>,
     /// From the heal to membership agreeing everywhere.
     pub heal_converged_s: Option<f64>,
-    /// A registry write reaching the other nodes.
-    pub registry_write: Option<SpreadReport>,
+    /// Registry writes reaching the other nodes.
+    pub write_reach: Option<WriteReachReport>,
+    /// From the heal (or the end of the fault) to every node holding the newest write of
+    /// every entry.
+    pub registry_converged_s: Option<f64>,
+    /// From an owner's crash to its entries being gone from every live node.
+    pub owner_entries_gone: Option<Percentiles>,
     pub counts: Counts,
     /// False suspicions per node per simulated minute, over the fault phase.
     pub false_suspicions_per_node_min: Option<f64>,
@@ -181,14 +265,10 @@ impl Report {
         if let Some(b) = self.bootstrap_s {
             let _ = writeln!(s, "  bootstrap: all nodes see all others after {b:.3}s");
         }
-        for (what, w) in [
-            ("join", &self.join),
-            ("registry write", &self.registry_write),
-        ] {
-            let Some(w) = w else { continue };
+        if let Some(w) = &self.join {
             let _ = writeln!(
                 s,
-                "  {what} reached 50% in {}s, 99% {}s, all {}s; hops 50% {} 99% {} max {} \
+                "  join reached 50% in {}s, 99% {}s, all {}s; hops 50% {} 99% {} max {} \
                  (log2 N {:.1}); {}/{} nodes",
                 opt(w.p50_s),
                 opt(w.p99_s),
@@ -199,6 +279,36 @@ impl Report {
                 w.log2_n,
                 w.reached,
                 w.population
+            );
+        }
+        if let Some(w) = &self.write_reach {
+            let _ = writeln!(
+                s,
+                "  registry writes: {} timed, {} reached all {} live nodes (log2 N {:.1}, gossip \
+                 interval {}s)",
+                w.writes, w.reached_all, w.population, w.log2_n, w.gossip_interval_s
+            );
+            let r = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.1}"));
+            for (what, x) in [("50%", &w.to_half), ("99%", &w.to_p99), ("all", &w.to_all)] {
+                let _ = writeln!(
+                    s,
+                    "    to {what:<3}: p50 {}s ({} rounds, {} hops)  p99 {}s ({} rounds, {} hops)",
+                    opt(x.p50_s),
+                    r(x.p50_rounds),
+                    x.hops_p50,
+                    opt(x.p99_s),
+                    r(x.p99_rounds),
+                    x.hops_p99
+                );
+            }
+        }
+        if let Some(p) = &self.owner_entries_gone {
+            let _ = writeln!(
+                s,
+                "  crashed owners' entries gone everywhere: p50 {}s max {}s (n={})",
+                opt(p.p50_s),
+                opt(p.max_s),
+                p.count
             );
         }
         if let Some(d) = &self.detection {
@@ -222,16 +332,25 @@ impl Report {
         if let Some(h) = self.heal_converged_s {
             let _ = writeln!(s, "  after heal, membership agrees everywhere in {h:.3}s");
         }
+        if let Some(h) = self.registry_converged_s {
+            let _ = writeln!(
+                s,
+                "  registry agrees everywhere (newest write of each entry) {h:.3}s after the \
+                 fault ended"
+            );
+        }
         let c = &self.counts;
         let _ = writeln!(
             s,
-            "  false failures {} | false suspicions {} of {} raised ({} /node/min, {} /probe) | refutations {}",
+            "  false failures {} | false suspicions {} of {} raised ({} /node/min, {} /probe) | refutations {} | registry writes {} resurrections {}",
             c.false_failures,
             c.false_suspicions,
             c.suspicions_raised,
             self.false_suspicions_per_node_min.map_or("-".into(), |v| format!("{v:.4}")),
             self.false_suspicions_per_probe.map_or("-".into(), |v| format!("{v:.5}")),
-            c.refutations
+            c.refutations,
+            c.registry_writes,
+            c.resurrections
         );
         let t = &self.traffic;
         let _ = writeln!(

@@ -17,7 +17,15 @@
 //! | `pause` | one node stalls past its suspicion window | it is suspected, wakes, refutes |
 //! | `churn` | random crashes, restarts and leaves | agreement once everyone is back |
 //! | `swarm` | size, loss, duplication, reordering and faults all drawn from the seed | agreement after heal |
-//! | `registry` | a write, a delete, a partition and a failed owner | convergence, no resurrection |
+//! | `registry` | ongoing writes, updates and deletions (optionally under `--loss`) | write reach; every node holds the newest writes; no resurrection |
+//! | `registry-loss` | the same under 10% loss | the same |
+//! | `registry-partition` | 40/60 partition, both sides write the same and new entries | the majority purges, the minority keeps; after heal the last writer wins everywhere |
+//! | `registry-delete` | halves: one updates entries, the other deletes them later | after heal the tombstones win everywhere; no resurrection |
+//! | `owner-crash` | a tenth of the nodes crash, owning instances | their entries gone everywhere within a bound; the rest intact |
+//!
+//! The registry scenarios are in [`registry`].
+
+pub mod registry;
 
 use std::time::Duration;
 
@@ -100,6 +108,11 @@ pub const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("pause", pause),
     ("churn", churn),
     ("swarm", swarm),
+    ("registry", registry::registry),
+    ("registry-loss", registry::registry_loss),
+    ("registry-partition", registry::registry_partition),
+    ("registry-delete", registry::registry_delete),
+    ("owner-crash", registry::owner_crash),
 ];
 
 /// A run in progress: the world, what it is for, and what it measured.

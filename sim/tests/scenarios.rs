@@ -5,7 +5,11 @@
 
 use std::time::Duration;
 
-use hera_sim::scenario::{self, Outcome, Params};
+use bytes::Bytes;
+use hera::registry::Entry;
+use hera::wire::{encode_message, DatagramBuilder, Message};
+use hera_sim::check::{no_resurrections, registry_agrees, registry_matches_writes};
+use hera_sim::scenario::{self, Ctx, Outcome, Params};
 
 fn run(p: Params) -> Outcome {
     let outcome = scenario::run(p).expect("a known scenario");
@@ -104,4 +108,115 @@ fn swarm_seeds() {
         p.duration = Some(Duration::from_secs(90));
         run(p);
     }
+}
+
+#[test]
+fn registry_writes_reach_every_node() {
+    let o = run(params("registry", 40, 1));
+    let r = o.report.write_reach.expect("write reach figures");
+    assert!(r.writes > 100, "{} timed writes", r.writes);
+    assert_eq!(r.population, 39);
+    assert!(r.to_all.p99_s.is_some());
+}
+
+#[test]
+fn registry_under_ten_percent_loss() {
+    let o = run(params("registry-loss", 40, 1));
+    assert!(o.report.traffic.net.lost > 0);
+}
+
+#[test]
+fn registry_partition_last_writer_wins() {
+    run(params("registry-partition", 30, 1));
+}
+
+#[test]
+fn registry_deletion_wins_after_partition() {
+    run(params("registry-delete", 30, 1));
+}
+
+#[test]
+fn crashed_owners_entries_vanish_everywhere() {
+    let o = run(params("owner-crash", 40, 1));
+    let gone = o.report.owner_entries_gone.expect("purge figures");
+    assert_eq!(gone.count, 4);
+}
+
+/// One entry in one datagram, as a peer would send it.
+fn datagram(entry: Entry) -> Bytes {
+    let mut d = DatagramBuilder::new(1_400);
+    assert!(d.try_push(&encode_message(&Message::Entry(entry))));
+    Bytes::from(d.finish())
+}
+
+/// The registry checkers can fail: a write cut off by a partition shows as disagreement, and a
+/// forged newer version of a deleted entry shows as a resurrection (a replayed older one must
+/// not bring it back; the owner deletes the forged one again).
+#[test]
+fn registry_checkers_catch_splits_and_resurrections() {
+    let mut ctx = Ctx::new(params("registry", 8, 1));
+    let fail = |e: String| -> ! { panic!("seed 1: {e}") };
+    ctx.bootstrap().unwrap_or_else(|e| fail(e));
+    let id = ctx
+        .register(1, "api", "x", 80, true)
+        .unwrap_or_else(|e| fail(e));
+    let bound = ctx.registry_bound();
+    ctx.settle_registry("after a write", bound)
+        .unwrap_or_else(|e| fail(e));
+    ctx.world.partition(&[&[1, 2, 3]]);
+    ctx.register(1, "api", "y", 80, true)
+        .unwrap_or_else(|e| fail(e));
+    ctx.world.run_for(Duration::from_secs(1));
+    assert!(registry_agrees(&ctx.world).is_err());
+    assert!(registry_matches_writes(&ctx.world).is_err());
+    ctx.world.heal();
+    ctx.settle_registry("after the heal", bound)
+        .unwrap_or_else(|e| fail(e));
+    let old = ctx.world.node(2).and_then(|n| n.registry().entry(&id));
+    let old = old.expect("n2 holds the entry");
+    ctx.deregister(1, &id).unwrap_or_else(|e| fail(e));
+    ctx.settle_registry("after the deletion", bound)
+        .unwrap_or_else(|e| fail(e));
+    ctx.world.inject(1, 2, datagram(old.clone()));
+    ctx.world.run_for(Duration::from_secs(1));
+    no_resurrections(&ctx.world).unwrap_or_else(|e| fail(e));
+    registry_matches_writes(&ctx.world).unwrap_or_else(|e| fail(e));
+    let mut forged = old;
+    forged.version.wall_ms += 3_600_000;
+    ctx.world.inject(1, 2, datagram(forged));
+    ctx.world.run_for(Duration::from_secs(1));
+    assert!(no_resurrections(&ctx.world).is_err());
+    // The owner, n1, has the last word: it deletes the forged entry again, newer still.
+    ctx.settle_registry("after the forged entry", bound)
+        .unwrap_or_else(|e| fail(e));
+    assert_eq!(
+        ctx.world.node(1).map(|n| n.stats().zombies_deleted),
+        Some(1)
+    );
+}
+
+/// The partition scenarios over a few more seeds, sizes (odd and even) and 5% loss.
+#[test]
+fn registry_partitions_across_seeds() {
+    for seed in 2..=4 {
+        for scenario in ["registry-partition", "registry-delete", "owner-crash"] {
+            let mut p = params(scenario, 17 + seed as usize, seed);
+            p.loss = Some(0.05);
+            run(p);
+        }
+    }
+}
+
+#[test]
+fn registry_runs_are_deterministic() {
+    let mut p = params("registry-partition", 20, 5);
+    p.loss = Some(0.05);
+    let a = run(p.clone());
+    let b = run(p);
+    assert_eq!(a.report.trace_hash, b.report.trace_hash);
+    assert_eq!(
+        a.report.counts.registry_writes,
+        b.report.counts.registry_writes
+    );
+    assert!(a.report.counts.registry_writes > 40);
 }
