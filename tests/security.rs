@@ -389,3 +389,55 @@ async fn the_keyring_over_http_in_consuls_shape() {
     );
     plain.shutdown().await;
 }
+
+/// Send one keep-alive GET on `stream` and read its answer head.
+async fn get_on(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write request");
+    let mut answer = vec![0u8; 512];
+    let n = stream.read(&mut answer).await.expect("read answer");
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_connections_are_bounded_and_a_closed_one_frees_its_slot() {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new().route("/", get(|| async { "ok" }));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(hera::http::serve_bounded(listener, 2, router, async move {
+        let _ = stopped.await;
+    }));
+
+    // Two keep-alive connections, each answered once: both hold a slot.
+    let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    assert!(get_on(&mut first).await.starts_with("HTTP/1.1 200"));
+    assert!(get_on(&mut second).await.starts_with("HTTP/1.1 200"));
+
+    // A third waits in the backlog, unanswered, while both stay open...
+    let mut third = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut waiting = tokio::spawn(async move { get_on(&mut third).await });
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
+    assert!(
+        early.is_err(),
+        "a third connection was served past the bound of 2"
+    );
+
+    // ...and is served once one of them closes.
+    drop(first);
+    let answer = tokio::time::timeout(CONVERGE, waiting)
+        .await
+        .expect("the waiting connection is served after a slot frees")
+        .expect("task");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(second);
+    let _ = stop.send(());
+    server.await.expect("server task").expect("serve");
+}

@@ -8,7 +8,7 @@
 //! - operations: Prometheus at `/metrics` ([`metrics`]), the admin console at `/ui`
 //!   ([`console`]), and request timing for every route ([`timing`]);
 //! - security: the API token, request time bounds and the limit on requests in flight
-//!   ([`guard`]), and Consul's keyring operations for gossip encryption ([`keyring`]).
+//!   ([`guard`]), the bound on open connections ([`connections`]), and Consul's keyring operations for gossip encryption ([`keyring`]).
 //!
 //! Handlers never touch the node: they send commands through the [`NodeHandle`] and read the
 //! published snapshot.
@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod blocking;
 pub mod cache;
+pub mod connections;
 pub mod console;
 pub mod consul;
 pub mod error;
@@ -31,7 +32,6 @@ pub mod timing;
 pub mod views;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, put};
@@ -117,15 +117,26 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve `router` on an already bound listener until `shutdown` completes.
+/// Serve `router` on an already bound listener until `shutdown` completes, with at most
+/// [`connections::CONNECTIONS_MAX`] connections open.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_bounded(listener, connections::CONNECTIONS_MAX, router, shutdown).await
+}
+
+/// [`serve`] with another bound on open connections.
+pub async fn serve_bounded(
+    listener: TcpListener,
+    connections_max: usize,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        connections::BoundedListener::new(listener, connections_max),
+        router.into_make_service(),
     )
     .with_graceful_shutdown(shutdown)
     .await

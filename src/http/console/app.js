@@ -227,6 +227,38 @@ function render() {
   renderMembers(current);
 }
 
+// ---- API token ------------------------------------------------------------------------------
+
+// With a token configured on the node, writes (and reads, if so configured) need it. The
+// console asks when the node answers 403, keeps the token for this tab only, and sends it as
+// Consul's header. After one refusal to give it, only a user's action asks again.
+const TOKEN_KEY = "hera-token";
+let tokenDeclined = false;
+
+function withToken(options) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = Object.assign({}, options.headers || {}, token ? { "X-Consul-Token": token } : {});
+  return Object.assign({}, options, { headers });
+}
+
+function askToken(userAction) {
+  if (tokenDeclined && !userAction) return false;
+  const token = window.prompt("This node requires an API token:");
+  if (token && token.trim()) {
+    sessionStorage.setItem(TOKEN_KEY, token.trim());
+    tokenDeclined = false;
+    return true;
+  }
+  tokenDeclined = true;
+  return false;
+}
+
+async function api(url, options, userAction) {
+  const response = await fetch(url, withToken(options));
+  if (response.status === 403 && askToken(userAction)) return fetch(url, withToken(options));
+  return response;
+}
+
 // ---- live updates ---------------------------------------------------------------------------
 
 function setLive(ok, text) {
@@ -236,7 +268,7 @@ function setLive(ok, text) {
 
 async function refresh(block) {
   const url = block && index ? `/ui/state?index=${index}&wait=${WAIT}` : "/ui/state";
-  const response = await fetch(url, { cache: "no-store" });
+  const response = await api(url, { cache: "no-store" }, false);
   if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
   current = await response.json();
   index = Number(response.headers.get("X-Consul-Index")) || current.index;
@@ -274,7 +306,7 @@ async function setMaintenance(inst, enable, reason, button) {
   const params = new URLSearchParams({ enable: String(enable) });
   if (reason) params.set("reason", reason);
   try {
-    const r = await fetch(`/v1/agent/service/maintenance/${encodeURIComponent(inst.id)}?${params}`, { method: "PUT" });
+    const r = await api(`/v1/agent/service/maintenance/${encodeURIComponent(inst.id)}?${params}`, { method: "PUT" }, true);
     if (!r.ok) {
       let detail = r.statusText;
       try { detail = (await r.json()).error || detail; } catch (_) { /* not JSON */ }
