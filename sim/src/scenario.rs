@@ -385,9 +385,8 @@ pub fn join(ctx: &mut Ctx) -> Result<(), String> {
     ctx.report.note(
         "core sizes",
         format!(
-            "Member {} B, Profile {} B (+16 Arc header, one per record), NodeName {} B",
+            "Member {} B (inline in the table, no allocation of its own), NodeName {} B",
             std::mem::size_of::<hera::swim::Member>(),
-            std::mem::size_of::<hera::wire::Profile>(),
             std::mem::size_of::<hera::names::NodeName>()
         ),
     );

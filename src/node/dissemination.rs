@@ -86,12 +86,12 @@ impl Node {
         if self.broadcasts.is_empty() {
             return;
         }
-        let me = self.name.clone();
+        // The live list never holds this node itself: nothing to exclude.
         let targets = sample(
             self.members.live(),
             self.config.gossip_fanout,
             &mut self.rng,
-            |n| *n == me,
+            |_| false,
         );
         // One round, one set of updates, sent to every target: a transmission counts per
         // round, not per copy, so each update reaches `fanout · limit` members rather than
@@ -103,7 +103,7 @@ impl Node {
             return;
         }
         for target in targets {
-            let Some(addr) = self.members.get(&target).map(|m| m.profile.addr) else {
+            let Some(addr) = self.members.by_id(target).map(|m| m.profile.addr) else {
                 continue;
             };
             self.transmit(addr, datagram.clone());
@@ -118,7 +118,7 @@ impl Node {
             name: name.clone(),
             incarnation: m.incarnation,
             claim: self.claim_for(name, m.state),
-            profile: (*m.profile).clone(),
+            profile: m.profile.to_profile(),
         }));
         self.send_records(to, reply_wanted, records);
     }
@@ -201,11 +201,10 @@ impl Node {
     pub(super) fn on_sync_tick(&mut self, now: Instant) {
         self.timers
             .schedule(now + self.config.sync_interval, Timer::SyncTick);
-        let me = self.name.clone();
-        let Some(peer) = sample(self.members.live(), 1, &mut self.rng, |n| *n == me).pop() else {
+        let Some(peer) = sample(self.members.live(), 1, &mut self.rng, |_| false).pop() else {
             return;
         };
-        if let Some(addr) = self.members.get(&peer).map(|m| m.profile.addr) {
+        if let Some(addr) = self.members.by_id(peer).map(|m| m.profile.addr) {
             self.stats.sync_rounds += 1;
             self.send_sync_probe(addr);
         }

@@ -67,12 +67,11 @@ impl Node {
         self.version += 1;
         let goodbye = self.own_update();
         self.queue_member(goodbye.clone());
-        let me = self.name.clone();
-        let direct = sample(self.members.live(), LEAVE_DIRECT_MAX, &mut self.rng, |n| {
-            *n == me
+        let direct = sample(self.members.live(), LEAVE_DIRECT_MAX, &mut self.rng, |_| {
+            false
         });
-        for name in direct {
-            if let Some(addr) = self.members.get(&name).map(|m| m.profile.addr) {
+        for id in direct {
+            if let Some(addr) = self.members.by_id(id).map(|m| m.profile.addr) {
                 self.send(addr, &[Message::Member(goodbye.clone())], true);
             }
         }
@@ -143,7 +142,9 @@ impl Node {
             .map(|(name, _)| name.clone())
             .collect();
         for name in expired {
-            self.members.remove(&name);
+            if let Some(id) = self.members.remove(&name) {
+                self.probe_order.forget(id);
+            }
             self.broadcasts.forget(&Subject::Member(name.clone()));
             self.stats.members_reaped += 1;
             self.emit(Event::MemberReaped { name });

@@ -1,8 +1,6 @@
 //! Applying membership claims: the merge rule in action, suspicion with Lifeguard's
 //! confirmations, refutation of claims about ourselves (SWIM §4.2, Lifeguard §4.2).
 
-use std::sync::Arc;
-
 use super::{Event, Lifecycle, Node};
 use crate::names::NodeName;
 use crate::swim::gossip::Subject;
@@ -50,21 +48,23 @@ impl Node {
         };
         let incoming = State::of(&claim);
         let name = update.name;
-        let Some(current) = self.members.get(&name) else {
+        let Some((id, current)) = self.members.find(&name) else {
             // Strangers are learnt of through good news only, so a reaped member is not
             // brought back by a late rumour of its death.
             if incoming != State::Alive {
                 return false;
             }
             let addr = update.profile.addr;
-            self.members.set(
+            let Some(id) = self.members.set(
                 &name,
                 update.incarnation,
                 State::Alive,
-                Arc::new(update.profile.clone()),
+                &update.profile,
                 now,
-            );
-            self.probe_order.insert(name.clone(), &mut self.rng);
+            ) else {
+                return false;
+            };
+            self.probe_order.insert(id, &mut self.rng);
             self.emit(Event::MemberJoined {
                 name: name.clone(),
                 addr,
@@ -76,8 +76,8 @@ impl Node {
             });
             return true;
         };
-        let (cur_inc, cur_state) = (current.incarnation, current.state);
-        let cur_profile = current.profile.clone();
+        let (cur_inc, cur_state, cur_addr) =
+            (current.incarnation, current.state, current.profile.addr);
 
         if let Claim::Suspect { by } = &claim {
             if cur_state == State::Suspect && cur_inc == update.incarnation {
@@ -88,25 +88,29 @@ impl Node {
         if !supersedes((cur_inc, cur_state), (update.incarnation, incoming)) {
             return false;
         }
-        if incoming == State::Alive
-            && cur_state.is_live()
-            && cur_profile.addr != update.profile.addr
-        {
+        if incoming == State::Alive && cur_state.is_live() && cur_addr != update.profile.addr {
             self.stats.name_conflicts += 1;
             self.emit(Event::NameConflict {
                 name,
-                known: cur_profile.addr,
+                known: cur_addr,
                 claimed: update.profile.addr,
             });
             return false;
         }
+        // Only good news from the member itself carries a new profile; a verdict about it keeps
+        // the one we hold.
         let profile = if incoming == State::Alive {
-            Arc::new(update.profile.clone())
+            self.members
+                .set(&name, update.incarnation, incoming, &update.profile, now);
+            update.profile
         } else {
-            cur_profile
+            self.members
+                .set_state(id, update.incarnation, incoming, now);
+            match self.members.by_id(id) {
+                Some(member) => member.profile.to_profile(),
+                None => update.profile,
+            }
         };
-        self.members
-            .set(&name, update.incarnation, incoming, profile.clone(), now);
         match &claim {
             Claim::Alive => {
                 self.suspicions.remove(&name);
@@ -116,7 +120,7 @@ impl Node {
                         self.emit(Event::MemberRecovered { name: name.clone() });
                     }
                     State::Failed | State::Left => {
-                        self.probe_order.insert(name.clone(), &mut self.rng);
+                        self.probe_order.insert(id, &mut self.rng);
                         self.emit(Event::MemberRecovered { name: name.clone() });
                         self.on_member_back(profile.addr);
                     }
@@ -135,7 +139,6 @@ impl Node {
                 self.on_member_gone(now);
             }
         }
-        let profile = (*profile).clone();
         self.queue_member(MemberUpdate {
             name,
             incarnation: update.incarnation,
@@ -227,7 +230,7 @@ impl Node {
                 name: name.clone(),
                 incarnation,
                 claim: Claim::Suspect { by: by.clone() },
-                profile: (*member.profile).clone(),
+                profile: member.profile.to_profile(),
             };
             self.queue_member(update);
         }
@@ -278,7 +281,7 @@ impl Node {
             claim: Claim::Failed {
                 by: self.name.clone(),
             },
-            profile: (*member.profile).clone(),
+            profile: member.profile.to_profile(),
         };
         if self.apply_update(now, update, Source::Local) {
             self.stats.suspicions_confirmed += 1;

@@ -567,11 +567,11 @@ impl Node {
             .iter()
             .map(|(name, m)| MemberView {
                 name: name.clone(),
-                profile: m.profile.clone(),
+                profile: Arc::new(m.profile.to_profile()),
                 state: m.state,
                 incarnation: m.incarnation,
                 since: m.since,
-                last_ack: m.last_ack,
+                last_ack: m.last_ack(),
                 is_self: false,
             })
             .collect();

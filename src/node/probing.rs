@@ -26,9 +26,11 @@ impl Node {
         let members = &self.members;
         let target = self
             .probe_order
-            .next_target(members.live(), &mut self.rng, |name| {
-                members.get(name).is_some_and(|m| m.state.is_live())
-            });
+            .next_target(members.live(), &mut self.rng, |id| {
+                members.by_id(id).is_some_and(|m| m.state.is_live())
+            })
+            .and_then(|id| members.by_id(id))
+            .map(|m| m.name().clone());
         if let Some(target) = target {
             self.start_probe(now, target, ProbeKind::Regular);
         }
@@ -81,7 +83,7 @@ impl Node {
                     claim: Claim::Suspect {
                         by: suspicion.first_suspecter().clone(),
                     },
-                    profile: (*member.profile).clone(),
+                    profile: member.profile.to_profile(),
                 }));
             }
         }
@@ -97,12 +99,13 @@ impl Node {
             return;
         };
         let (target, addr) = (probe.target.clone(), probe.addr);
-        let me = self.name.clone();
+        // The table holds neither us nor strangers: excluding the target is enough.
+        let target_id = self.members.id(&target);
         let helpers = sample(
             self.members.live(),
             self.config.indirect_checks,
             &mut self.rng,
-            |n| *n == target || *n == me,
+            |id| Some(*id) == target_id,
         );
         let request = Message::PingReq(PingReq {
             seq,
@@ -111,7 +114,7 @@ impl Node {
         });
         let mut sent = 0;
         for helper in helpers {
-            if let Some(helper_addr) = self.members.get(&helper).map(|m| m.profile.addr) {
+            if let Some(helper_addr) = self.members.by_id(helper).map(|m| m.profile.addr) {
                 self.send(helper_addr, std::slice::from_ref(&request), true);
                 sent += 1;
             }
@@ -152,7 +155,7 @@ impl Node {
             claim: Claim::Suspect {
                 by: self.name.clone(),
             },
-            profile: (*member.profile).clone(),
+            profile: member.profile.to_profile(),
         };
         self.apply_update(now, update, Source::Local);
     }

@@ -5,9 +5,10 @@
 //! probability; the least-sent go first (newest first among equals), and a newer update about
 //! the same subject replaces the queued one, so the queue never holds stale news.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
-use bytes::Bytes;
+use hashbrown::HashTable;
 
 use crate::names::NodeName;
 use crate::wire::DatagramBuilder;
@@ -31,26 +32,52 @@ type Key = (u32, std::cmp::Reverse<u64>);
 #[derive(Debug)]
 struct Queued {
     subject: Subject,
-    payload: Bytes,
+    /// The encoded message, exactly sized: a join burst queues one per member.
+    payload: Box<[u8]>,
 }
 
+/// The queue. Sized for join bursts, when every node holds an update about nearly every other
+/// member at once (10,000 nodes: 10^8 queued updates in a simulation): the subject index holds
+/// bare keys and hashes the subjects kept in `queue`, rather than a second copy of each.
 #[derive(Debug, Default)]
 pub struct Broadcasts {
     queue: BTreeMap<Key, Queued>,
-    by_subject: HashMap<Subject, Key>,
+    /// The key of each subject's queued update.
+    by_subject: HashTable<Key>,
     next_id: u64,
+}
+
+/// The index's hash: SipHash with fixed keys, the same on every run (lookups only).
+fn subject_hash(subject: &Subject) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(subject)
+}
+
+/// The hash of the subject queued under `key`, for the index's own rehashing.
+fn hash_at(queue: &BTreeMap<Key, Queued>, key: &Key) -> u64 {
+    queue.get(key).map_or(0, |item| subject_hash(&item.subject))
 }
 
 impl Broadcasts {
     /// Queue an encoded message, replacing any older one about the same subject.
-    pub fn push(&mut self, subject: Subject, payload: Bytes) {
-        if let Some(old) = self.by_subject.remove(&subject) {
-            self.queue.remove(&old);
-        }
+    pub fn push(&mut self, subject: Subject, payload: Box<[u8]>) {
         self.next_id += 1;
         let key = (0, std::cmp::Reverse(self.next_id));
-        self.by_subject.insert(subject.clone(), key);
-        self.queue.insert(key, Queued { subject, payload });
+        let hash = subject_hash(&subject);
+        let queue = &self.queue;
+        let held = |k: &Key| queue.get(k).is_some_and(|item| item.subject == subject);
+        match self.by_subject.find_entry(hash, held) {
+            Ok(mut entry) => {
+                let old = std::mem::replace(entry.get_mut(), key);
+                self.queue.remove(&old);
+                self.queue.insert(key, Queued { subject, payload });
+            }
+            Err(_) => {
+                self.queue.insert(key, Queued { subject, payload });
+                let queue = &self.queue;
+                self.by_subject
+                    .insert_unique(hash, key, |k| hash_at(queue, k));
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -63,7 +90,10 @@ impl Broadcasts {
 
     /// Drop whatever is queued about `subject`.
     pub fn forget(&mut self, subject: &Subject) {
-        if let Some(key) = self.by_subject.remove(subject) {
+        let queue = &self.queue;
+        let held = |k: &Key| queue.get(k).is_some_and(|item| item.subject == *subject);
+        if let Ok(entry) = self.by_subject.find_entry(subject_hash(subject), held) {
+            let (key, _) = entry.remove();
             self.queue.remove(&key);
         }
     }
@@ -92,12 +122,18 @@ impl Broadcasts {
             let Some(item) = self.queue.remove(key) else {
                 continue;
             };
+            let Ok(mut entry) = self
+                .by_subject
+                .find_entry(subject_hash(&item.subject), |k| k == key)
+            else {
+                continue;
+            };
             let transmits = key.0 + 1;
             if transmits >= limit {
-                self.by_subject.remove(&item.subject);
+                entry.remove();
             } else {
                 let new_key = (transmits, key.1);
-                self.by_subject.insert(item.subject.clone(), new_key);
+                *entry.get_mut() = new_key;
                 self.queue.insert(new_key, item);
             }
         }
@@ -105,7 +141,8 @@ impl Broadcasts {
         // burst has gone out, or every member costs its slot for the node's lifetime.
         if self.by_subject.capacity() > 64 && self.by_subject.len() * 4 < self.by_subject.capacity()
         {
-            self.by_subject.shrink_to_fit();
+            let queue = &self.queue;
+            self.by_subject.shrink_to_fit(|k| hash_at(queue, k));
         }
         sent.len()
     }
@@ -140,7 +177,7 @@ mod tests {
     #[test]
     fn each_update_is_sent_limit_times_then_dropped() {
         let mut q = Broadcasts::default();
-        q.push(subject(1), Bytes::from(vec![1u8; 20]));
+        q.push(subject(1), Box::from(vec![1u8; 20]));
         for round in 0..3 {
             let mut d = DatagramBuilder::new(1_400);
             assert_eq!(q.fill(&mut d, 3), 1, "round {round}");
@@ -151,8 +188,8 @@ mod tests {
     #[test]
     fn newer_update_replaces_older_about_same_subject() {
         let mut q = Broadcasts::default();
-        q.push(subject(1), Bytes::from(vec![1u8; 20]));
-        q.push(subject(1), Bytes::from(vec![2u8; 20]));
+        q.push(subject(1), Box::from(vec![1u8; 20]));
+        q.push(subject(1), Box::from(vec![2u8; 20]));
         assert_eq!(q.len(), 1);
         let mut d = DatagramBuilder::new(1_400);
         assert_eq!(q.fill(&mut d, 5), 1);
@@ -165,7 +202,7 @@ mod tests {
     fn packing_never_exceeds_the_budget_and_least_sent_go_first() {
         let mut q = Broadcasts::default();
         for i in 0..200 {
-            q.push(subject(i), Bytes::from(vec![i as u8; 10 + (i % 50)]));
+            q.push(subject(i), Box::from(vec![i as u8; 10 + (i % 50)]));
         }
         for budget in [64, 100, 512, 1_400] {
             let mut d = DatagramBuilder::new(budget);
@@ -174,10 +211,10 @@ mod tests {
         }
         // An update sent fewer times goes before one sent more often.
         let mut q = Broadcasts::default();
-        q.push(subject(1), Bytes::from(vec![1u8; 600]));
+        q.push(subject(1), Box::from(vec![1u8; 600]));
         let mut d = DatagramBuilder::new(700);
         assert_eq!(q.fill(&mut d, 10), 1);
-        q.push(subject(2), Bytes::from(vec![2u8; 600]));
+        q.push(subject(2), Box::from(vec![2u8; 600]));
         let mut d = DatagramBuilder::new(700);
         assert_eq!(q.fill(&mut d, 10), 1);
         assert!(d.finish().windows(600).any(|w| w == [2u8; 600]));

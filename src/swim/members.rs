@@ -1,11 +1,17 @@
 //! The member table and the merge rule.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
-use crate::names::NodeName;
+use hashbrown::HashTable;
+
+use crate::names::{Label, NodeName};
 use crate::time::Instant;
-use crate::wire::{Claim, Incarnation, Profile};
+use crate::wire::bounded::BoundedVec;
+use crate::wire::{Claim, Incarnation, Profile, Tag};
 
 /// A member's SWIM state, as this node believes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,19 +71,108 @@ pub fn supersedes(current: (Incarnation, State), incoming: (Incarnation, State))
     new_inc > cur_inc || (new_inc == cur_inc && new_state.precedence() > cur_state.precedence())
 }
 
-/// What this node knows of one other member.
-#[derive(Debug, Clone)]
+/// A member's place in the table: valid while the member is there; the table reuses it once
+/// the member is removed, so whoever keeps ids must drop them then (see
+/// [`super::probe::ProbeOrder::forget`]). Non-zero, so `Option<MemberId>` is 4 bytes too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberId(NonZeroU32);
+
+impl MemberId {
+    fn from_index(index: usize) -> Option<MemberId> {
+        let plus_one = u32::try_from(index).ok()?.checked_add(1)?;
+        NonZeroU32::new(plus_one).map(MemberId)
+    }
+
+    fn index(self) -> usize {
+        (self.0.get() - 1) as usize
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(index: usize) -> MemberId {
+        MemberId::from_index(index).expect("a small index")
+    }
+}
+
+/// The most members a table holds: far beyond any cluster SWIM suits, and it keeps a
+/// [`MemberId`] in 4 bytes. Strangers past it are not learnt.
+pub const MEMBERS_MAX: usize = 1 << 24;
+
+/// The parts of a profile that most members share (a cluster has few data centres and tag
+/// sets), kept once per table rather than once per member.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Traits {
+    dc: Label,
+    tags: Box<[Tag]>,
+}
+
+/// A member's profile as the table keeps it: its own address inline, the shared rest by
+/// reference.
+#[derive(Debug)]
+pub struct MemberProfile {
+    pub addr: SocketAddr,
+    traits: Arc<Traits>,
+}
+
+impl MemberProfile {
+    pub fn dc(&self) -> &Label {
+        &self.traits.dc
+    }
+
+    pub fn tags(&self) -> &[Tag] {
+        &self.traits.tags
+    }
+
+    /// The profile as it goes on the wire.
+    pub fn to_profile(&self) -> Profile {
+        Profile {
+            addr: self.addr,
+            dc: self.traits.dc.clone(),
+            tags: BoundedVec::new(self.traits.tags.to_vec()),
+        }
+    }
+}
+
+/// What this node knows of one other member. Not `Clone`: the table counts the holders of
+/// each shared [`Traits`] to know when to drop it.
+#[derive(Debug)]
 pub struct Member {
+    name: NodeName,
     pub incarnation: Incarnation,
     pub state: State,
-    /// Shared: the snapshot for HTTP clones the table often.
-    pub profile: Arc<Profile>,
+    pub profile: MemberProfile,
     /// When the member entered its current state.
     pub since: Instant,
-    /// Last time it answered one of our probes.
-    pub last_ack: Option<Instant>,
+    last_ack: AckTime,
     /// Position in `Members::live`, while live.
     live_slot: Option<u32>,
+}
+
+impl Member {
+    pub fn name(&self) -> &NodeName {
+        &self.name
+    }
+
+    /// Last time it answered one of our probes.
+    pub fn last_ack(&self) -> Option<Instant> {
+        self.last_ack.get()
+    }
+}
+
+/// An `Option<Instant>` in 8 bytes rather than 16, as it is in every member record: the
+/// instant's microseconds plus one, zero meaning never.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct AckTime(Option<NonZeroU64>);
+
+impl AckTime {
+    fn at(instant: Instant) -> AckTime {
+        // Saturates half a million years from the epoch: a microsecond off there.
+        AckTime(NonZeroU64::new(instant.as_micros().saturating_add(1)))
+    }
+
+    fn get(self) -> Option<Instant> {
+        self.0
+            .map(|plus_one| Instant::from_micros(plus_one.get() - 1))
+    }
 }
 
 /// Counts of members by state, kept up to date on every change.
@@ -102,35 +197,68 @@ impl StateCounts {
 
 /// Every other member this node knows of (itself excluded), with an O(1) random pick of a
 /// live one and an order-independent digest for anti-entropy.
+///
+/// Laid out for 10,000 members per node (issue #4: 10,000 simulated nodes hold 10^8 records
+/// between them): a member is one fixed-size slot in a vector, found by name through a hash
+/// table of 4-byte slot numbers; the live list (and the probe order) hold slot numbers, not
+/// names; data centres and tag sets are shared. About 100 B per member in all, where a
+/// `BTreeMap<NodeName, _>` with a private `Arc<Profile>` per member and names in the side lists
+/// cost 310 B (`tests/memory.rs`).
 #[derive(Debug, Default)]
 pub struct Members {
-    /// Ordered by name: iteration (push-pull records, reconnect picks, reaping) must be the
-    /// same on every run with the same seed, and a `HashMap`'s order is random per process.
-    map: BTreeMap<NodeName, Member>,
-    live: Vec<NodeName>,
+    /// Members by [`MemberId`]; None: a free slot, listed in `free`.
+    slots: Vec<Option<Member>>,
+    free: Vec<MemberId>,
+    /// Ids by name, hashing the names kept in `slots`. Only looked up, never iterated, so its
+    /// order does not matter; [`Members::iter`] goes by name.
+    index: HashTable<MemberId>,
+    live: Vec<MemberId>,
+    /// The traits in use, each held by this set and by every member that has it.
+    traits: BTreeSet<Arc<Traits>>,
     counts: StateCounts,
     digest: u64,
 }
 
 impl Members {
     pub fn get(&self, name: &NodeName) -> Option<&Member> {
-        self.map.get(name)
+        self.find(name).map(|(_, m)| m)
+    }
+
+    pub fn id(&self, name: &NodeName) -> Option<MemberId> {
+        let slots = &self.slots;
+        let is_named = |id: &MemberId| member_at(slots, *id).is_some_and(|m| m.name == *name);
+        self.index.find(name_hash(name), is_named).copied()
+    }
+
+    /// A member and its id.
+    pub fn find(&self, name: &NodeName) -> Option<(MemberId, &Member)> {
+        let id = self.id(name)?;
+        Some((id, self.by_id(id)?))
+    }
+
+    pub fn by_id(&self, id: MemberId) -> Option<&Member> {
+        member_at(&self.slots, id)
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
+    /// Every member, ordered by name: push-pull records, reconnect picks and reaping must go
+    /// in the same order on every run with the same seed. Sorts on each call (O(n log n));
+    /// callers are periodic, not per datagram.
     pub fn iter(&self) -> impl Iterator<Item = (&NodeName, &Member)> {
-        self.map.iter()
+        let mut by_name: Vec<&Member> = self.slots.iter().flatten().collect();
+        by_name.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        by_name.into_iter().map(|m| (&m.name, m))
     }
 
     /// Alive and suspect members, in no particular order.
-    pub fn live(&self) -> &[NodeName] {
+    pub fn live(&self) -> &[MemberId] {
         &self.live
     }
 
@@ -145,86 +273,186 @@ impl Members {
     }
 
     pub fn record_ack(&mut self, name: &NodeName, now: Instant) {
-        if let Some(m) = self.map.get_mut(name) {
-            m.last_ack = Some(now);
+        if let Some(id) = self.id(name) {
+            if let Some(m) = member_at_mut(&mut self.slots, id) {
+                m.last_ack = AckTime::at(now);
+            }
         }
     }
 
-    /// Insert or overwrite a member's state. The caller has applied the merge rule.
+    /// Insert a member, or overwrite one's state and profile. The caller has applied the merge
+    /// rule. None: a stranger, and the table is full ([`MEMBERS_MAX`]).
     pub fn set(
         &mut self,
         name: &NodeName,
         incarnation: Incarnation,
         state: State,
-        profile: Arc<Profile>,
+        profile: &Profile,
         now: Instant,
-    ) {
-        let previous = self
-            .map
-            .get(name)
-            .map(|m| (m.incarnation, m.state, m.live_slot));
-        let mut live_slot = None;
-        if let Some((inc, old_state, slot)) = previous {
-            *self.counts.slot(old_state) -= 1;
-            self.digest = self.digest.wrapping_sub(member_hash(name, inc, old_state));
-            live_slot = slot;
+    ) -> Option<MemberId> {
+        if let Some(id) = self.id(name) {
+            let m = member_at_mut(&mut self.slots, id)?;
+            let traits = intern(&mut self.traits, profile, Some(&m.profile.traits));
+            let old = std::mem::replace(&mut m.profile.traits, traits);
+            m.profile.addr = profile.addr;
+            release(&mut self.traits, old);
+            self.set_state(id, incarnation, state, now);
+            return Some(id);
+        }
+        let id = self.free_id()?;
+        let member = Member {
+            name: name.clone(),
+            incarnation,
+            state,
+            profile: MemberProfile {
+                addr: profile.addr,
+                traits: intern(&mut self.traits, profile, None),
+            },
+            since: now,
+            last_ack: AckTime::default(),
+            live_slot: state.is_live().then_some(self.live.len() as u32),
+        };
+        if state.is_live() {
+            super::reserve_gently(&mut self.live);
+            self.live.push(id);
         }
         *self.counts.slot(state) += 1;
         self.digest = self
             .digest
             .wrapping_add(member_hash(name, incarnation, state));
-        match (live_slot, state.is_live()) {
+        let hash = name_hash(name);
+        if id.index() == self.slots.len() {
+            self.slots.push(Some(member));
+        } else {
+            self.slots[id.index()] = Some(member);
+        }
+        let slots = &self.slots;
+        let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| name_hash(&m.name));
+        self.index.insert_unique(hash, id, rehash);
+        Some(id)
+    }
+
+    /// Change a member's state, keeping its profile. The caller has applied the merge rule.
+    pub fn set_state(
+        &mut self,
+        id: MemberId,
+        incarnation: Incarnation,
+        state: State,
+        now: Instant,
+    ) {
+        let Some(m) = member_at_mut(&mut self.slots, id) else {
+            return;
+        };
+        *self.counts.slot(m.state) -= 1;
+        *self.counts.slot(state) += 1;
+        self.digest = self
+            .digest
+            .wrapping_sub(member_hash(&m.name, m.incarnation, m.state))
+            .wrapping_add(member_hash(&m.name, incarnation, state));
+        if m.state != state {
+            m.since = now;
+        }
+        m.incarnation = incarnation;
+        m.state = state;
+        match (m.live_slot, state.is_live()) {
             (None, true) => {
-                live_slot = Some(self.live.len() as u32);
-                self.live.push(name.clone());
+                m.live_slot = Some(self.live.len() as u32);
+                super::reserve_gently(&mut self.live);
+                self.live.push(id);
             }
             (Some(slot), false) => {
+                m.live_slot = None;
                 self.remove_live(slot);
-                live_slot = None;
             }
             _ => {}
         }
-        let since = match previous {
-            Some((_, old_state, _)) if old_state == state => {
-                self.map.get(name).map_or(now, |m| m.since)
-            }
-            _ => now,
-        };
-        let last_ack = self.map.get(name).and_then(|m| m.last_ack);
-        self.map.insert(
-            name.clone(),
-            Member {
-                incarnation,
-                state,
-                profile,
-                since,
-                last_ack,
-                live_slot,
-            },
-        );
     }
 
-    /// Forget a member entirely (reaping).
-    pub fn remove(&mut self, name: &NodeName) -> Option<Member> {
-        let m = self.map.remove(name)?;
+    /// Forget a member entirely (reaping); returns the id it had, now free for reuse.
+    pub fn remove(&mut self, name: &NodeName) -> Option<MemberId> {
+        let id = self.id(name)?;
+        if let Ok(entry) = self.index.find_entry(name_hash(name), |i| *i == id) {
+            entry.remove();
+        }
+        let m = self.slots.get_mut(id.index())?.take()?;
         *self.counts.slot(m.state) -= 1;
         self.digest = self
             .digest
-            .wrapping_sub(member_hash(name, m.incarnation, m.state));
+            .wrapping_sub(member_hash(&m.name, m.incarnation, m.state));
         if let Some(slot) = m.live_slot {
             self.remove_live(slot);
         }
-        Some(m)
+        release(&mut self.traits, m.profile.traits);
+        self.free.push(id);
+        Some(id)
+    }
+
+    /// A slot for a new member: a freed one, or a new one at the end of `slots`.
+    fn free_id(&mut self) -> Option<MemberId> {
+        if let Some(id) = self.free.pop() {
+            return Some(id);
+        }
+        if self.slots.len() >= MEMBERS_MAX {
+            return None;
+        }
+        super::reserve_gently(&mut self.slots);
+        MemberId::from_index(self.slots.len())
     }
 
     fn remove_live(&mut self, slot: u32) {
         let slot = slot as usize;
         self.live.swap_remove(slot);
-        if let Some(moved) = self.live.get(slot) {
-            if let Some(m) = self.map.get_mut(moved) {
+        if let Some(&moved) = self.live.get(slot) {
+            if let Some(m) = member_at_mut(&mut self.slots, moved) {
                 m.live_slot = Some(slot as u32);
             }
         }
+    }
+}
+
+fn member_at(slots: &[Option<Member>], id: MemberId) -> Option<&Member> {
+    slots.get(id.index())?.as_ref()
+}
+
+fn member_at_mut(slots: &mut [Option<Member>], id: MemberId) -> Option<&mut Member> {
+    slots.get_mut(id.index())?.as_mut()
+}
+
+/// The index's hash of a name: SipHash with fixed keys, so the table behaves the same on every
+/// run (its layout never shows: lookups only).
+fn name_hash(name: &NodeName) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
+}
+
+/// The shared traits equal to `profile`'s: `current` when they have not changed (the common
+/// case, without building anything), else the set's copy, else a new one added to the set.
+fn intern(
+    set: &mut BTreeSet<Arc<Traits>>,
+    profile: &Profile,
+    current: Option<&Arc<Traits>>,
+) -> Arc<Traits> {
+    if let Some(current) = current {
+        if current.dc == profile.dc && *current.tags == *profile.tags.0 {
+            return current.clone();
+        }
+    }
+    let traits = Traits {
+        dc: profile.dc.clone(),
+        tags: profile.tags.0.clone().into_boxed_slice(),
+    };
+    if let Some(shared) = set.get(&traits) {
+        return shared.clone();
+    }
+    let shared = Arc::new(traits);
+    set.insert(shared.clone());
+    shared
+}
+
+/// A member lets go of `traits`; the set drops them when no member holds them any more.
+fn release(set: &mut BTreeSet<Arc<Traits>>, traits: Arc<Traits>) {
+    // Two holders left: the set and the one being let go of.
+    if Arc::strong_count(&traits) == 2 {
+        set.remove(&traits);
     }
 }
 
@@ -254,8 +482,6 @@ pub fn member_hash(name: &NodeName, incarnation: Incarnation, state: State) -> u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::Label;
-    use crate::wire::bounded::BoundedVec;
 
     use State::*;
 
@@ -310,28 +536,37 @@ mod tests {
         }
     }
 
-    fn profile() -> Arc<Profile> {
-        Arc::new(Profile {
-            addr: "127.0.0.1:1".parse().unwrap(),
-            dc: Label::new("dc1").unwrap(),
+    fn profile() -> Profile {
+        profile_in("dc1", 1)
+    }
+
+    fn profile_in(dc: &str, port: u16) -> Profile {
+        Profile {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dc: Label::new(dc).unwrap(),
             tags: BoundedVec::new(Vec::new()),
-        })
+        }
+    }
+
+    fn names(n: usize) -> Vec<NodeName> {
+        (0..n)
+            .map(|i| NodeName::new(&format!("n{i}")).unwrap())
+            .collect()
     }
 
     #[test]
     fn table_keeps_counts_live_list_and_digest_in_step() {
         let mut m = Members::default();
         let now = Instant::ZERO;
-        let names: Vec<NodeName> = (0..5)
-            .map(|i| NodeName::new(&format!("n{i}")).unwrap())
-            .collect();
+        let names = names(5);
         for n in &names {
-            m.set(n, 0, Alive, profile(), now);
+            m.set(n, 0, Alive, &profile(), now);
         }
         assert_eq!(m.live().len(), 5);
-        m.set(&names[1], 0, Suspect, profile(), now);
-        m.set(&names[2], 0, Failed, profile(), now);
-        m.set(&names[3], 0, Left, profile(), now);
+        m.set(&names[1], 0, Suspect, &profile(), now);
+        m.set(&names[2], 0, Failed, &profile(), now);
+        let id3 = m.id(&names[3]).unwrap();
+        m.set_state(id3, 0, Left, now);
         assert_eq!(
             m.counts(),
             StateCounts {
@@ -341,24 +576,99 @@ mod tests {
                 left: 1
             }
         );
-        let mut live: Vec<_> = m.live().to_vec();
-        live.sort();
+        let live_names = |m: &Members| {
+            let mut live: Vec<NodeName> = m
+                .live()
+                .iter()
+                .map(|id| m.by_id(*id).unwrap().name().clone())
+                .collect();
+            live.sort();
+            live
+        };
         assert_eq!(
-            live,
+            live_names(&m),
             vec![names[0].clone(), names[1].clone(), names[4].clone()]
         );
         m.remove(&names[4]);
         m.remove(&names[2]);
         assert_eq!(m.live().len(), 2);
-        for n in m.live() {
-            assert!(m.get(n).unwrap().state.is_live());
+        assert_eq!(m.len(), 3);
+        for id in m.live() {
+            assert!(m.by_id(*id).unwrap().state.is_live());
         }
+        assert!(m.get(&names[4]).is_none());
 
         // The digest depends only on the final contents, not on the path.
         let mut other = Members::default();
-        other.set(&names[3], 0, Left, profile(), now);
-        other.set(&names[1], 0, Suspect, profile(), now);
-        other.set(&names[0], 0, Alive, profile(), now);
+        other.set(&names[3], 0, Left, &profile(), now);
+        other.set(&names[1], 0, Suspect, &profile(), now);
+        other.set(&names[0], 0, Alive, &profile(), now);
         assert_eq!(m.digest(), other.digest());
+
+        // A freed slot is reused, and the newcomer is found by name.
+        let newcomer = NodeName::new("late").unwrap();
+        let id = m.set(&newcomer, 0, Alive, &profile(), now).unwrap();
+        assert!(id == m.id(&newcomer).unwrap() && m.by_id(id).unwrap().name() == &newcomer);
+        assert_eq!(m.slots.len(), 5, "a freed slot was reused");
+    }
+
+    #[test]
+    fn iteration_goes_by_name_whatever_the_insertion_order() {
+        let mut m = Members::default();
+        for i in [3, 9, 1, 7, 5, 0, 8, 2, 6, 4] {
+            let name = NodeName::new(&format!("m{i}")).unwrap();
+            m.set(&name, 0, Alive, &profile(), Instant::ZERO);
+        }
+        m.remove(&NodeName::new("m5").unwrap());
+        let order: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            order,
+            ["m0", "m1", "m2", "m3", "m4", "m6", "m7", "m8", "m9"]
+        );
+    }
+
+    #[test]
+    fn traits_are_shared_and_dropped_with_their_last_member() {
+        let mut m = Members::default();
+        let names = names(3);
+        let now = Instant::ZERO;
+        for (i, n) in names.iter().enumerate() {
+            m.set(n, 0, Alive, &profile_in("dc1", i as u16), now);
+        }
+        assert_eq!(m.traits.len(), 1, "one copy of dc1 for three members");
+        let (a, b) = (m.get(&names[0]).unwrap(), m.get(&names[1]).unwrap());
+        assert!(Arc::ptr_eq(&a.profile.traits, &b.profile.traits));
+        assert_eq!(b.profile.to_profile(), profile_in("dc1", 1));
+
+        // A member moving to another dc takes new traits; the old stay while others hold them.
+        m.set(&names[0], 1, Alive, &profile_in("dc2", 7), now);
+        assert_eq!(m.traits.len(), 2);
+        assert_eq!(
+            m.get(&names[0]).unwrap().profile.to_profile(),
+            profile_in("dc2", 7)
+        );
+        m.remove(&names[0]);
+        assert_eq!(m.traits.len(), 1, "dc2 went with its last member");
+        m.remove(&names[1]);
+        m.remove(&names[2]);
+        assert!(m.traits.is_empty());
+    }
+
+    #[test]
+    fn since_moves_only_with_the_state() {
+        let mut m = Members::default();
+        let name = NodeName::new("a").unwrap();
+        let id = m
+            .set(&name, 0, Alive, &profile(), Instant::from_micros(1))
+            .unwrap();
+        m.set(&name, 1, Alive, &profile(), Instant::from_micros(2));
+        assert_eq!(m.by_id(id).unwrap().since, Instant::from_micros(1));
+        m.record_ack(&name, Instant::from_micros(3));
+        m.set_state(id, 1, Suspect, Instant::from_micros(4));
+        let member = m.by_id(id).unwrap();
+        assert_eq!(member.since, Instant::from_micros(4));
+        assert_eq!(member.last_ack(), Some(Instant::from_micros(3)));
+        assert_eq!(AckTime::at(Instant::ZERO).get(), Some(Instant::ZERO));
+        assert_eq!(AckTime::default().get(), None);
     }
 }

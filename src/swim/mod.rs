@@ -12,4 +12,14 @@ pub mod members;
 pub mod probe;
 pub mod suspicion;
 
-pub use members::{Member, Members, State};
+pub use members::{Member, MemberId, MemberProfile, Members, State};
+
+/// Make room for one more item, growing by a sixteenth rather than doubling: the member table
+/// and its side lists hold one entry per member, and at 10,000 members a doubled vector leaves
+/// up to half its capacity (up to 50 B per member) unused. Still amortised O(1) per push; large
+/// vectors are grown in place by the system allocator (`mremap`) rather than copied.
+fn reserve_gently<T>(items: &mut Vec<T>) {
+    if items.len() == items.capacity() {
+        items.reserve_exact((items.len() / 16).max(16));
+    }
+}

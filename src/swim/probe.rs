@@ -8,12 +8,16 @@ use std::net::SocketAddr;
 
 use rand_core::RngCore;
 
+use super::members::MemberId;
 use crate::names::NodeName;
 use crate::time::Instant;
 
 #[derive(Debug, Default)]
 pub struct ProbeOrder {
-    order: Vec<NodeName>,
+    /// The current pass. None: a member removed from the table since the pass began (its id
+    /// may already belong to someone else); kept as a gap so the pass's length, and with it the
+    /// random draws of [`ProbeOrder::insert`], do not depend on reaping.
+    order: Vec<Option<MemberId>>,
     next: usize,
 }
 
@@ -22,21 +26,22 @@ impl ProbeOrder {
     /// starts when the current one is used up. None when no member qualifies.
     pub fn next_target(
         &mut self,
-        live: &[NodeName],
+        live: &[MemberId],
         rng: &mut impl RngCore,
-        probeable: impl Fn(&NodeName) -> bool,
-    ) -> Option<NodeName> {
+        probeable: impl Fn(MemberId) -> bool,
+    ) -> Option<MemberId> {
         for pass in 0..2 {
             while self.next < self.order.len() {
-                let candidate = &self.order[self.next];
+                let candidate = self.order[self.next];
                 self.next += 1;
-                if probeable(candidate) {
-                    return Some(candidate.clone());
+                if let Some(id) = candidate.filter(|id| probeable(*id)) {
+                    return Some(id);
                 }
             }
             if pass == 0 {
                 self.order.clear();
-                self.order.extend_from_slice(live);
+                self.order.reserve_exact(live.len());
+                self.order.extend(live.iter().copied().map(Some));
                 shuffle(&mut self.order, rng);
                 self.next = 0;
             }
@@ -45,10 +50,21 @@ impl ProbeOrder {
     }
 
     /// A member just joined: give it a random slot in the rest of this pass.
-    pub fn insert(&mut self, name: NodeName, rng: &mut impl RngCore) {
+    pub fn insert(&mut self, id: MemberId, rng: &mut impl RngCore) {
         let remaining = self.order.len() - self.next;
         let at = self.next + uniform(rng, remaining + 1);
-        self.order.insert(at, name);
+        super::reserve_gently(&mut self.order);
+        self.order.insert(at, Some(id));
+    }
+
+    /// A member left the table: its id may be given to another, who must not take its turn.
+    /// O(n), but only on reaping.
+    pub fn forget(&mut self, id: MemberId) {
+        for entry in &mut self.order {
+            if *entry == Some(id) {
+                *entry = None;
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -78,13 +94,13 @@ pub fn shuffle<T>(items: &mut [T], rng: &mut impl RngCore) {
 }
 
 /// Up to `k` distinct members of `live` other than those `excluded`, chosen uniformly.
-pub fn sample(
-    live: &[NodeName],
+pub fn sample<T: Copy + PartialEq>(
+    live: &[T],
     k: usize,
     rng: &mut impl RngCore,
-    excluded: impl Fn(&NodeName) -> bool,
-) -> Vec<NodeName> {
-    let mut picked: Vec<NodeName> = Vec::with_capacity(k);
+    excluded: impl Fn(&T) -> bool,
+) -> Vec<T> {
+    let mut picked: Vec<T> = Vec::with_capacity(k);
     if live.len() <= 4 * k.max(1) {
         // Small cluster: shuffle a copy of the indices.
         let mut idx: Vec<usize> = (0..live.len()).collect();
@@ -94,7 +110,7 @@ pub fn sample(
                 .map(|i| &live[i])
                 .filter(|n| !excluded(n))
                 .take(k)
-                .cloned(),
+                .copied(),
         );
         return picked;
     }
@@ -105,7 +121,7 @@ pub fn sample(
         }
         let candidate = &live[uniform(rng, live.len())];
         if !excluded(candidate) && !picked.contains(candidate) {
-            picked.push(candidate.clone());
+            picked.push(*candidate);
         }
     }
     picked
@@ -145,18 +161,16 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    fn names(n: usize) -> Vec<NodeName> {
-        (0..n)
-            .map(|i| NodeName::new(&format!("m{i}")).unwrap())
-            .collect()
+    fn ids(n: usize) -> Vec<MemberId> {
+        (0..n).map(MemberId::for_tests).collect()
     }
 
     #[test]
     fn every_live_member_is_probed_once_per_pass() {
-        let live = names(10);
+        let live = ids(10);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut order = ProbeOrder::default();
-        let mut seen: Vec<NodeName> = (0..10)
+        let mut seen: Vec<MemberId> = (0..10)
             .map(|_| order.next_target(&live, &mut rng, |_| true).unwrap())
             .collect();
         seen.sort();
@@ -165,14 +179,14 @@ mod tests {
 
     #[test]
     fn skips_unprobeable_and_ends_when_none_qualify() {
-        let live = names(4);
+        let live = ids(4);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut order = ProbeOrder::default();
-        let only = live[2].clone();
+        let only = live[2];
         for _ in 0..6 {
             assert_eq!(
-                order.next_target(&live, &mut rng, |n| *n == only),
-                Some(only.clone())
+                order.next_target(&live, &mut rng, |n| n == only),
+                Some(only)
             );
         }
         assert_eq!(order.next_target(&live, &mut rng, |_| false), None);
@@ -181,12 +195,12 @@ mod tests {
 
     #[test]
     fn newcomer_is_probed_within_the_current_pass() {
-        let live = names(5);
+        let live = ids(5);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let mut order = ProbeOrder::default();
         order.next_target(&live, &mut rng, |_| true);
-        let newcomer = NodeName::new("new").unwrap();
-        order.insert(newcomer.clone(), &mut rng);
+        let newcomer = MemberId::for_tests(99);
+        order.insert(newcomer, &mut rng);
         let rest: Vec<_> = (0..5)
             .filter_map(|_| order.next_target(&live, &mut rng, |_| true))
             .collect();
@@ -194,14 +208,29 @@ mod tests {
     }
 
     #[test]
+    fn a_forgotten_member_loses_its_turn_but_the_pass_keeps_its_length() {
+        let live = ids(6);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut order = ProbeOrder::default();
+        let first = order.next_target(&live, &mut rng, |_| true).unwrap();
+        let gone = *live.iter().find(|id| **id != first).unwrap();
+        order.forget(gone);
+        assert_eq!(order.len(), 6);
+        let rest: Vec<_> = (0..4)
+            .filter_map(|_| order.next_target(&live, &mut rng, |_| true))
+            .collect();
+        assert_eq!(rest.len(), 4);
+        assert!(!rest.contains(&gone) && !rest.contains(&first));
+    }
+
+    #[test]
     fn sample_is_distinct_and_respects_exclusions() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         for n in [0, 1, 3, 10, 100] {
-            let live = names(n);
-            let excluded = NodeName::new("m0").unwrap();
-            let picked = sample(&live, 3, &mut rng, |m| *m == excluded);
+            let live: Vec<usize> = (0..n).collect();
+            let picked = sample(&live, 3, &mut rng, |m| *m == 0);
             assert_eq!(picked.len(), 3.min(n.saturating_sub(1)), "n={n}");
-            assert!(!picked.contains(&excluded));
+            assert!(!picked.contains(&0));
             let mut dedup = picked.clone();
             dedup.sort();
             dedup.dedup();

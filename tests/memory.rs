@@ -1,0 +1,278 @@
+//! Memory per member and per registry entry in the core (issues #4 and #7), measured with a
+//! counting allocator on a node holding 10,000 members and on a registry of 10,000 entries.
+//!
+//! Run it alone to read the figures:
+//!
+//! ```text
+//! cargo test --no-default-features --test memory -- --nocapture
+//! ```
+//!
+//! The bounds below keep headroom over the figures measured when they were set (see each
+//! constant); a change that makes a record markedly larger fails here. The allocator counts
+//! bytes requested; the system allocator adds its own header and rounding per allocation
+//! (about 8–16 B), so the allocation counts are printed too.
+//!
+//! A counting global allocator sees every allocation of the test binary, which is why this
+//! lives in its own integration-test binary. Counting is per thread, so the harness's other
+//! threads do not disturb a measurement.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use hera::config::Preset;
+use hera::names::{InstanceId, Label, NodeName, ServiceName};
+use hera::node::{Event, Identity, Node, Sink, Transmit};
+use hera::registry::{Entry, Hlc, InstanceSpec, Registry};
+use hera::time::Instant;
+use hera::wire::bounded::{BoundedString, BoundedVec};
+use hera::wire::{encode_message, Claim, DatagramBuilder, MemberUpdate, Message, Profile, Tag};
+
+/// How many members (and registry entries) the figures are taken at: the scale of issue #4.
+const N: usize = 10_000;
+
+/// Heap bytes one member costs a node once the join burst has been gossiped out (no tags).
+/// Measured 114 B when set (312 B before the table was compacted); the bound leaves headroom.
+const MEMBER_BYTES_MAX: usize = 140;
+
+/// The same with every member's update still queued for gossip, as right after a join (every
+/// node of a bootstrapping cluster is in this state at once, so it sets the simulator's peak).
+/// Measured 290 B when set (372 B with the queue's earlier `HashMap<Subject, _>` index).
+const QUEUED_MEMBER_BYTES_MAX: usize = 360;
+
+/// Heap bytes per registry entry (realistic sizes, see `entry`). Measured 880 B when set: the
+/// `Arc<Instance>` (336 B, most of it optional fields), its 8 small strings and vectors, and
+/// the persistent maps' share (entries by id, ids by service).
+const ENTRY_BYTES_MAX: usize = 1_100;
+
+struct Counting;
+
+thread_local! {
+    /// Live bytes and live allocations made by this thread (frees counted against it).
+    static BYTES: Cell<isize> = const { Cell::new(0) };
+    static ALLOCATIONS: Cell<isize> = const { Cell::new(0) };
+}
+
+fn record(bytes: isize, allocations: isize) {
+    // `try_with`: allocations during thread teardown must not touch a destroyed slot.
+    let _ = BYTES.try_with(|b| b.set(b.get() + bytes));
+    let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + allocations));
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; we only count.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record(layout.size() as isize, 1);
+        System.alloc(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        record(-(layout.size() as isize), -1);
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record(new_size as isize - layout.size() as isize, 0);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Heap held by what `build` returns (bytes, allocations), on this thread.
+fn held<T>(build: impl FnOnce() -> T) -> (T, usize, usize) {
+    let (b0, a0) = (BYTES.with(Cell::get), ALLOCATIONS.with(Cell::get));
+    let value = build();
+    let bytes = BYTES.with(Cell::get) - b0;
+    let allocations = ALLOCATIONS.with(Cell::get) - a0;
+    (value, bytes.max(0) as usize, allocations.max(0) as usize)
+}
+
+/// Drops everything the node puts out: no one answers, nothing is counted against the node.
+struct Discard;
+
+impl Sink for Discard {
+    fn transmit(&mut self, _: Transmit) {}
+    fn event(&mut self, _: Event) {}
+}
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 7946))
+}
+
+fn label(s: &str) -> Label {
+    Label::new(s).expect("a valid label")
+}
+
+/// A node that has heard of `n` members by gossip and, if `settle`, has since gossiped every
+/// one of those updates out (its broadcast queue is empty again): the steady state of a
+/// settled cluster. Without `settle`, each member's update is still queued, as during a join.
+fn node_with_members(n: usize, tags_each: usize, settle: bool) -> Node {
+    let mut config = Preset::Lan.config();
+    // No probes while we drive the clock: nobody would answer, and suspicions are not the
+    // steady state being measured.
+    config.probe_interval = std::time::Duration::from_secs(1_000_000);
+    let identity = Identity {
+        name: NodeName::new("observer").expect("a valid name"),
+        addr: addr(0),
+        dc: label("dc1"),
+        tags: Vec::new(),
+    };
+    let mut node = Node::new(config, identity, 1, Instant::ZERO);
+    let mut now = Instant::ZERO;
+    let roles = ["web", "db", "cache"];
+    let mut datagram = DatagramBuilder::new(1_400);
+    for i in 1..=n {
+        let tags = (0..tags_each)
+            .map(|t| Tag {
+                key: label(["role", "zone"][t % 2]),
+                value: BoundedString(roles[(i + t) % roles.len()].to_string()),
+            })
+            .collect();
+        let update = Message::Member(MemberUpdate {
+            name: NodeName::new(&format!("node-{i:05}")).expect("a valid name"),
+            incarnation: 0,
+            claim: Claim::Alive,
+            profile: Profile {
+                addr: addr(i),
+                dc: label("dc1"),
+                tags: BoundedVec::new(tags),
+            },
+        });
+        let encoded = encode_message(&update);
+        if !datagram.try_push(&encoded) {
+            let full = std::mem::replace(&mut datagram, DatagramBuilder::new(1_400));
+            node.handle_datagram(now, addr(1), &full.finish());
+            node.drain(&mut Discard);
+            assert!(datagram.try_push(&encoded));
+        }
+    }
+    if !datagram.is_empty() {
+        node.handle_datagram(now, addr(1), &datagram.finish());
+        node.drain(&mut Discard);
+    }
+    assert_eq!(node.counts().alive, n);
+    if !settle {
+        return node;
+    }
+    // Let the timers run until every update has been sent its retransmit limit; bounded.
+    for _ in 0..1_000_000 {
+        if node.queue_depth() == 0 {
+            break;
+        }
+        let Some(deadline) = node.poll_timeout() else {
+            break;
+        };
+        now = now.max(deadline);
+        node.handle_timeout(now);
+        node.drain(&mut Discard);
+    }
+    assert_eq!(node.queue_depth(), 0, "the join burst was not gossiped out");
+    assert_eq!(
+        node.counts().alive,
+        n,
+        "a member changed state while measuring"
+    );
+    node
+}
+
+/// Heap per member, net of an empty node's own: (bytes, allocations) per member.
+fn per_member(tags_each: usize, settle: bool) -> (f64, f64) {
+    let (empty, empty_bytes, empty_allocs) = held(|| node_with_members(0, tags_each, settle));
+    let (full, bytes, allocs) = held(|| node_with_members(N, tags_each, settle));
+    let per = |total: usize, base: usize| (total.saturating_sub(base)) as f64 / N as f64;
+    let figures = (per(bytes, empty_bytes), per(allocs, empty_allocs));
+    drop((empty, full));
+    figures
+}
+
+#[test]
+fn bytes_per_member_at_ten_thousand() {
+    let (bytes, allocs) = per_member(0, true);
+    let (tagged_bytes, tagged_allocs) = per_member(2, true);
+    let (queued_bytes, queued_allocs) = per_member(0, false);
+    println!(
+        "member record: {bytes:.1} B/member ({allocs:.2} allocations/member) with no tags; \
+         {tagged_bytes:.1} B/member ({tagged_allocs:.2} allocations/member) with 2 tags; \
+         one node holding {N} members, join burst gossiped out"
+    );
+    println!(
+        "member record with its update still queued for gossip: {queued_bytes:.1} B/member \
+         ({queued_allocs:.2} allocations/member)"
+    );
+    assert!(
+        bytes <= MEMBER_BYTES_MAX as f64,
+        "{bytes:.1} B per member, the bound is {MEMBER_BYTES_MAX}"
+    );
+    assert!(
+        queued_bytes <= QUEUED_MEMBER_BYTES_MAX as f64,
+        "{queued_bytes:.1} B per member with its update queued, the bound is \
+         {QUEUED_MEMBER_BYTES_MAX}"
+    );
+}
+
+/// A realistic registration: a ~12-character service name, two tags, one or two meta pairs,
+/// an IPv4 address, a TTL check, owned by one of 100 nodes.
+fn entry(i: usize) -> Entry {
+    let services = [
+        "payments-api",
+        "checkout-web",
+        "search-index",
+        "user-profile",
+    ];
+    let service = ServiceName::new(services[i % services.len()]).expect("a valid service");
+    let id = InstanceId::new(&format!("{}-{i:05}", service.as_str())).expect("a valid id");
+    let owner = NodeName::new(&format!("node-{:03}", i % 100)).expect("a valid name");
+    let mut spec = InstanceSpec::new(
+        service,
+        &format!("10.0.{}.{}", i / 256 % 256, i % 256),
+        8080,
+    );
+    spec.tags = vec!["v2".to_string(), "primary".to_string()];
+    let mut meta = BTreeMap::from([("version".to_string(), "1.4.2".to_string())]);
+    if i % 2 == 0 {
+        meta.insert("zone".to_string(), "eu-west-1a".to_string());
+    }
+    spec.meta = meta;
+    spec.check = hera::registry::SpecCheck::Ttl {
+        ttl: std::time::Duration::from_secs(30),
+    };
+    let wall_ms = 1_700_000_000_000 + i as u64;
+    let instance = spec
+        .into_instance(id.clone(), owner.clone(), wall_ms)
+        .expect("a valid registration");
+    Entry {
+        id,
+        version: Hlc {
+            wall_ms,
+            counter: 0,
+            node: owner,
+        },
+        instance: Some(Box::new(instance)),
+    }
+}
+
+#[test]
+fn bytes_per_registry_entry_at_ten_thousand() {
+    // Each entry is built inside the measurement (its strings move into the registry); what
+    // building it takes and gives back nets out.
+    let (registry, bytes, allocs) = held(|| {
+        let mut registry = Registry::default();
+        for i in 0..N {
+            assert!(registry.apply(entry(i)));
+        }
+        registry
+    });
+    assert_eq!(registry.len(), N);
+    let (bytes, allocs) = (bytes as f64 / N as f64, allocs as f64 / N as f64);
+    println!(
+        "registry entry: {bytes:.1} B/entry ({allocs:.2} allocations/entry); {N} entries, \
+         4 services, 100 owners, 2 tags, 1-2 meta pairs, TTL check"
+    );
+    assert!(
+        bytes <= ENTRY_BYTES_MAX as f64,
+        "{bytes:.1} B per entry, the bound is {ENTRY_BYTES_MAX}"
+    );
+}
