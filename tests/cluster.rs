@@ -178,3 +178,63 @@ async fn ipv6_loopback_works() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_leave_moves_a_failed_member_to_left_everywhere() {
+    let first = start("f0", "127.0.0.1:0", None, 11).await;
+    let seed = first.gossip_addr;
+    let second = start("f1", "127.0.0.1:0", Some(seed), 12).await;
+    let third = start("f2", "127.0.0.1:0", Some(seed), 13).await;
+    for node in [&first, &second] {
+        let s = node.handle.wait_for(CONVERGE, |s| alive_count(s) == 3).await;
+        assert!(s.is_some(), "{:?}", node.handle.snapshot().members);
+    }
+    third.abort().await;
+    let failed = first
+        .handle
+        .wait_for(CONVERGE, |s| state_of(s, "f2") == Some(State::Failed))
+        .await;
+    assert!(failed.is_some(), "{:?}", first.handle.snapshot().members);
+
+    let http = reqwest::Client::new();
+    let force = |node: &str| {
+        http.put(format!(
+            "http://{}/v1/agent/force-leave/{node}",
+            first.http_addr
+        ))
+        .send()
+    };
+    let unknown = force("nobody").await.expect("request");
+    assert_eq!(unknown.status().as_u16(), 404);
+    let body: serde_json::Value = unknown.json().await.expect("JSON error");
+    assert!(body["error"].as_str().unwrap_or("").contains("nobody"), "{body}");
+    assert_eq!(force("f1").await.expect("request").status().as_u16(), 409, "f1 is alive");
+    assert_eq!(force("bad name!").await.expect("request").status().as_u16(), 400);
+    let done = force("f2").await.expect("request");
+    assert_eq!(done.status().as_u16(), 200);
+
+    // Left on the node asked, and on the other through gossip; shown as Consul's status 3.
+    for node in [&first, &second] {
+        let s = node
+            .handle
+            .wait_for(CONVERGE, |s| state_of(s, "f2") == Some(State::Left))
+            .await;
+        assert!(s.is_some(), "{:?}", node.handle.snapshot().members);
+    }
+    let members: serde_json::Value = http
+        .get(format!("http://{}/v1/agent/members", second.http_addr))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    let f2 = members
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["Name"] == "f2"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(f2["Status"], 3, "{members}");
+    first.shutdown().await;
+    second.shutdown().await;
+}

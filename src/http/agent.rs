@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
 use super::{ApiError, AppState};
+use crate::names::NodeName;
 use crate::node::{Command, Lifecycle, MemberView};
 use crate::swim::State as MemberState;
 
@@ -106,6 +108,19 @@ pub async fn join(
 /// `PUT /v1/agent/leave`: leave the cluster gracefully; the node stops afterwards.
 pub async fn leave(State(app): State<AppState>) -> Result<Json<bool>, ApiError> {
     app.node.command(Command::Leave).await?;
+    Ok(Json(true))
+}
+
+/// `PUT /v1/agent/force-leave/<node>`: move a failed member to `left` everywhere, so its
+/// instances go and nobody waits for it (Consul's verb). 404 for an unknown member, 409 for
+/// one that is not failed.
+pub async fn force_leave(
+    State(app): State<AppState>,
+    Path(node): Path<String>,
+) -> Result<Json<bool>, ApiError> {
+    let name = NodeName::new(&node)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("node name {node:?}: {e}")))?;
+    app.node.command(Command::ForceLeave { name }).await?;
     Ok(Json(true))
 }
 

@@ -58,6 +58,8 @@ impl From<CommandError> for ApiError {
             CommandError::UnknownInstance { .. } => StatusCode::NOT_FOUND,
             CommandError::IdInUse { .. } => StatusCode::CONFLICT,
             CommandError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            CommandError::UnknownMember { .. } => StatusCode::NOT_FOUND,
+            CommandError::MemberLive { .. } => StatusCode::CONFLICT,
             CommandError::Keyring(k) => match k {
                 KeyringError::NotEnabled | KeyringError::BadLength { .. } => {
                     StatusCode::BAD_REQUEST

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agent/members", get(agent::members))
         .route("/v1/agent/join/{*address}", put(agent::join))
         .route("/v1/agent/leave", put(agent::leave))
+        .route("/v1/agent/force-leave/{node}", put(agent::force_leave))
         .route("/v1/status", get(status::status))
         .route("/metrics", get(metrics::metrics))
         .merge(console::routes())

@@ -1,7 +1,7 @@
 //! Applying membership claims: the merge rule in action, suspicion with Lifeguard's
 //! confirmations, refutation of claims about ourselves (SWIM §4.2, Lifeguard §4.2).
 
-use super::{Event, Lifecycle, Node};
+use super::{CommandError, Event, Lifecycle, Node, Reply};
 use crate::names::NodeName;
 use crate::swim::gossip::Subject;
 use crate::swim::members::{supersedes, State};
@@ -333,6 +333,37 @@ impl Node {
     }
 
     /// Our own current claim: alive, or left once we are leaving.
+    /// Consul's force-leave: an operator declares a failed member gone for good. The claim
+    /// becomes `left` at the incarnation we hold, which outranks `failed` at equal incarnation,
+    /// so every node adopts it; it is gossiped like any other news, and the member's instances
+    /// go as any departed owner's do. A live or suspect member is refused: it would refute.
+    pub(super) fn force_leave(
+        &mut self,
+        now: Instant,
+        name: &NodeName,
+    ) -> Result<Reply, CommandError> {
+        if *name == self.name {
+            return Err(CommandError::MemberLive { name: name.clone() });
+        }
+        let Some((_, member)) = self.members.find(name) else {
+            return Err(CommandError::UnknownMember { name: name.clone() });
+        };
+        match member.state {
+            State::Alive | State::Suspect => Err(CommandError::MemberLive { name: name.clone() }),
+            State::Left => Ok(Reply::Done),
+            State::Failed => {
+                let update = MemberUpdate {
+                    name: name.clone(),
+                    incarnation: member.incarnation,
+                    claim: Claim::Left,
+                    profile: member.profile.to_profile(),
+                };
+                self.apply_update(now, update, Source::Gossip);
+                Ok(Reply::Done)
+            }
+        }
+    }
+
     pub(super) fn own_update(&self) -> MemberUpdate {
         let claim = match self.lifecycle {
             Lifecycle::Active => Claim::Alive,

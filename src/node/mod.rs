@@ -110,6 +110,9 @@ pub enum Command {
     Keyring(KeyringCommand),
     /// Change protocol timings on the running node (`PUT /v1/hera/config`).
     Configure(Tuning),
+    /// Consul's force-leave: declare a failed member gone for good (left), so that its
+    /// instances go and nobody waits for it to come back.
+    ForceLeave { name: NodeName },
 }
 
 /// Keyring operations, in the order a rotation uses them: install the new key on every node,
@@ -164,6 +167,13 @@ pub enum CommandError {
     },
     /// A keyring command was refused; the keyring is unchanged.
     Keyring(wire::KeyringError),
+    UnknownMember {
+        name: NodeName,
+    },
+    /// Force-leave of a member that is alive or suspect (it would refute), or of this node.
+    MemberLive {
+        name: NodeName,
+    },
 }
 
 impl std::fmt::Display for CommandError {
@@ -177,6 +187,11 @@ impl std::fmt::Display for CommandError {
             }
             CommandError::Invalid { detail } => write!(f, "{detail}"),
             CommandError::Keyring(e) => write!(f, "{e}"),
+            CommandError::UnknownMember { name } => write!(f, "no member named {name}"),
+            CommandError::MemberLive { name } => write!(
+                f,
+                "{name} is not failed; only a failed member can be forced to leave (a live one leaves by itself)"
+            ),
         }
     }
 }
@@ -418,6 +433,7 @@ impl Node {
                 self.start_leave(now);
                 Ok(Reply::Done)
             }
+            Command::ForceLeave { name } => self.force_leave(now, &name),
             Command::Register(spec) => self.register(now, spec),
             Command::Renew { id } => self.renew(now, &id),
             Command::Deregister { id } => self.deregister(now, &id),
