@@ -122,7 +122,7 @@ impl Node {
                     State::Failed | State::Left => {
                         self.probe_order.insert(id, &mut self.rng);
                         self.emit(Event::MemberRecovered { name: name.clone() });
-                        self.on_member_back(profile.addr);
+                        self.on_member_back(&name, profile.addr);
                     }
                     State::Alive => {}
                 }

@@ -34,7 +34,7 @@ mod registry_sync;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -335,6 +335,9 @@ pub struct Node {
     owned: HashMap<InstanceId, registry_ops::Owned>,
     /// Since when instances of failed or departed owners await the purge decision.
     orphans_since: Option<Instant>,
+    /// Members held failed whose entries we refused: compare registries with them when they
+    /// come back (at most `registry_sync::OWED_SYNCS_MAX`).
+    owed_syncs: BTreeSet<NodeName>,
     /// The cluster key and nonce sequence; None sends and accepts plain datagrams.
     sealer: Option<wire::Sealer>,
 }
@@ -379,6 +382,7 @@ impl Node {
             registry: Registry::default(),
             owned: HashMap::new(),
             orphans_since: None,
+            owed_syncs: BTreeSet::new(),
             sealer: None,
         };
         node.start_timers(now);

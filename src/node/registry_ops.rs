@@ -252,6 +252,10 @@ impl Node {
                     .get(&instance.owner)
                     .is_some_and(|m| !m.state.is_live());
             if owner_failed && unknown && self.quorum().has_quorum {
+                // Unless the owner is back and we have not heard yet: after a heal, its entries
+                // race its refutation. Ask it for them when we see it back.
+                let owner = instance.owner.clone();
+                self.owe_sync(owner);
                 return;
             }
             if instance.owner == self.name && self.is_zombie(&entry) {
@@ -386,7 +390,13 @@ impl Node {
                 self.config.suspicion_max_mult,
                 self.cluster_size(),
             );
-            if now.saturating_since(since) >= max && self.sees_alive_majority() {
+            if !self.sees_alive_majority() {
+                // Cut off: the window starts again once a majority is seen alive. After a heal
+                // the far side comes back one member at a time; purging at the first sight of
+                // a majority would drop what the members not yet seen back own (and nothing
+                // would send it again before an anti-entropy round).
+                self.orphans_since = Some(now);
+            } else if now.saturating_since(since) >= max {
                 self.purge_orphans();
             }
         }
@@ -402,9 +412,11 @@ impl Node {
     /// A member failed or left: drop the instances it owned, unless we lack quorum, in which
     /// case we are probably the cut-off side and keep them (stale) until we see a majority.
     ///
-    /// The decision waits one minimum suspicion window: a partition shows itself as one
-    /// failure after another, and the first can arrive while the rest of the far side is
-    /// still only suspected. It then counts only members known alive (not suspects).
+    /// The decision waits one whole (maximum) suspicion window: a partition shows itself as
+    /// one failure after another, and the first can arrive while the rest of the far side is
+    /// still only suspected. It then counts only members known alive (not suspects). On the
+    /// cut-off side the window runs from when a majority is seen alive again, so that the
+    /// members of a healed partition are all seen back before anything of theirs is purged.
     pub(super) fn on_member_gone(&mut self, now: Instant) {
         if self.orphans_since.is_none() {
             self.orphans_since = Some(now);

@@ -33,6 +33,12 @@ fn summary_bytes(origin: &NodeName) -> usize {
     1 + origin.as_str().len() + 5 + 9
 }
 
+/// Members we owe a registry comparison on their return (see [`Node::owe_sync`]): each costs a
+/// name here and one exchange of bucket summaries (about 900 bytes each way) when it comes
+/// back. Enough for the far side of a partition in a cluster of hundreds; past it, a return is
+/// left to chance and anti-entropy.
+pub(super) const OWED_SYNCS_MAX: usize = 64;
+
 /// An origin with at most this many entries here is pushed whole when it differs: cheaper than
 /// a round trip of bucket summaries (64 of them, about 900 bytes, each way).
 const PUSH_WHOLE_MAX: u32 = 16;
@@ -226,11 +232,30 @@ impl Node {
     /// A failed or departed member is back: it may hold entries we purged, and lack changes
     /// made meanwhile. Rather than wait for a random sync round, a couple of the members that
     /// see it return (each with chance 2/N, so about two in all, not N) compare registries
-    /// with it now.
-    pub(super) fn on_member_back(&mut self, addr: SocketAddr) {
+    /// with it now. And every member that refused entries it owns while holding it failed asks
+    /// it for the entries it wrote (one origin's buckets, not the whole registry): nothing else
+    /// would send them again before an anti-entropy round.
+    pub(super) fn on_member_back(&mut self, name: &NodeName, addr: SocketAddr) {
+        if self.owed_syncs.remove(name) {
+            self.send_registry_buckets(addr, name.clone(), true);
+        }
         let n = self.cluster_size().max(1);
         if crate::swim::probe::uniform(&mut self.rng, n) < 2 {
             self.send_registry_digest(addr, true);
+        }
+    }
+
+    /// We refused an entry because we hold its owner failed: ask the owner for its entries if
+    /// it comes back. Marks of members no longer held failed or left (back by another way, or
+    /// reaped) are dropped to make room.
+    pub(super) fn owe_sync(&mut self, owner: NodeName) {
+        if self.owed_syncs.len() >= OWED_SYNCS_MAX {
+            let members = &self.members;
+            self.owed_syncs
+                .retain(|m| members.get(m).is_some_and(|m| !m.state.is_live()));
+        }
+        if self.owed_syncs.len() < OWED_SYNCS_MAX {
+            self.owed_syncs.insert(owner);
         }
     }
 }

@@ -290,6 +290,117 @@ fn the_minority_side_keeps_unreachable_owners_instances_stale_then_purges_them()
     );
 }
 
+/// A healed partition comes back one member at a time. The cut-off side regains an alive
+/// majority before it has seen every far member back, and must not purge the instances of
+/// those it still holds failed at that moment: they are on their way back, and nothing would
+/// send their instances again before an anti-entropy round.
+#[test]
+fn a_side_that_regains_quorum_keeps_the_instances_of_members_not_yet_seen_back() {
+    let mut c = cluster(5);
+    c.command(4, Command::Register(spec("web", "web-4")))
+        .unwrap();
+    c.run_for(spread(&c));
+    for a in [0, 1] {
+        for b in [2, 3, 4] {
+            c.cut_link(a, b);
+            c.cut_link(b, a);
+        }
+    }
+    let (_, max) = suspicion_window(&c.config, 5);
+    let bound = c.config.probe_interval * 20 + max * 2;
+    let split = c.run_until_true(bound, |c| {
+        [2, 3, 4]
+            .iter()
+            .all(|&j| c.member_state(0, j) == Some(State::Failed))
+    });
+    assert!(
+        split.is_some(),
+        "the minority never marked the far side failed"
+    );
+    c.run_for(max);
+    assert!(holds(&c, 0, "web-4"), "kept (stale) without quorum");
+
+    // The partition heals, but node 0 sees 2 and 3 back well before 4 (here: 4 stays
+    // unreachable for a while; it has not failed).
+    c.isolate(4);
+    c.cut.clear();
+    let bound = c.config.reconnect_interval * 3 + c.config.sync_interval;
+    let majority = c.run_until_true(bound, |c| {
+        c.node(0).quorum().has_quorum
+            && [2, 3]
+                .iter()
+                .all(|&j| c.member_state(0, j) == Some(State::Alive))
+    });
+    assert!(majority.is_some(), "node 0 never saw 2 and 3 back");
+    assert_eq!(c.member_state(0, 4), Some(State::Failed));
+    // Several registry ticks, well inside a suspicion window.
+    c.run_for(c.config.registry_tick * 5);
+    assert!(
+        holds(&c, 0, "web-4"),
+        "purged the instance of a member not yet seen back"
+    );
+
+    // 4 comes back: node 0 holds its instance, no longer stale, without any sync round.
+    c.reconnect(4);
+    let back = c.run_until_true(bound, |c| c.member_state(0, 4) == Some(State::Alive));
+    assert!(back.is_some(), "node 0 never saw 4 back");
+    let kept = c.node(0).registry().get(&id("web-4")).cloned();
+    assert!(kept.is_some_and(|x| !c.node(0).is_stale(&x)));
+}
+
+/// Right after a heal, an owner's entries can reach a node before the news that the owner is
+/// back: the node refuses them (a late rumour of a failed owner's instance must not bring it
+/// back), and nothing would send them again before an anti-entropy round. So it remembers the
+/// owner, and compares registries with it as soon as it sees it back, not by chance.
+#[test]
+fn an_entry_refused_while_its_owner_was_failed_is_fetched_when_the_owner_returns() {
+    let mut c = cluster(6);
+    c.isolate(5);
+    let (_, max) = suspicion_window(&c.config, 6);
+    let failed = c.run_until_true(c.config.probe_interval * 20 + max * 3, |c| {
+        (0..5).all(|i| c.member_state(i, 5) == Some(State::Failed))
+    });
+    assert!(
+        failed.is_some(),
+        "the isolated node was not declared failed"
+    );
+    // Cut off, node 5 registers an instance; its entry reaches node 0, which holds 5 failed.
+    c.command(5, Command::Register(spec("web", "web-5")))
+        .unwrap();
+    let drained = c.run_until_true(c.config.sync_interval, |c| c.node(5).queue_depth() == 0);
+    assert!(drained.is_some(), "node 5 kept gossiping its entry");
+    let entry: Entry = c.node(5).registry().entry(&id("web-5")).unwrap();
+    c.inject(0, addr(5), &[Message::Entry(entry)]);
+    assert!(!holds(&c, 0, "web-5"), "a failed owner's entry was taken");
+
+    // Node 5 can reach node 0 again (only node 0, so no one else hands the entry over), and
+    // node 0 hears that 5 is alive.
+    c.reconnect(5);
+    for j in 1..5 {
+        c.cut_link(5, j);
+        c.cut_link(j, 5);
+    }
+    let incarnation = c.member_incarnation(0, 5).unwrap() + 1;
+    let profile = c.node(5).profile().clone();
+    c.inject(
+        0,
+        addr(1),
+        &[Message::Member(MemberUpdate {
+            name: name(5),
+            incarnation,
+            claim: Claim::Alive,
+            profile,
+        })],
+    );
+    assert_eq!(c.member_state(0, 5), Some(State::Alive));
+    // At once: a round trip or two, within a gossip interval (a sync round is 10 s here).
+    let fetched = c.run_until_true(c.config.gossip_interval, |c| holds(c, 0, "web-5"));
+    assert!(
+        fetched.is_some(),
+        "the refused entry was not fetched when its owner came back"
+    );
+}
+
 #[test]
 fn a_node_that_joins_late_converges_to_thousands_of_entries() {
     let mut c = cluster(3);
