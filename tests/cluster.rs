@@ -186,7 +186,10 @@ async fn force_leave_moves_a_failed_member_to_left_everywhere() {
     let second = start("f1", "127.0.0.1:0", Some(seed), 12).await;
     let third = start("f2", "127.0.0.1:0", Some(seed), 13).await;
     for node in [&first, &second] {
-        let s = node.handle.wait_for(CONVERGE, |s| alive_count(s) == 3).await;
+        let s = node
+            .handle
+            .wait_for(CONVERGE, |s| alive_count(s) == 3)
+            .await;
         assert!(s.is_some(), "{:?}", node.handle.snapshot().members);
     }
     third.abort().await;
@@ -207,9 +210,19 @@ async fn force_leave_moves_a_failed_member_to_left_everywhere() {
     let unknown = force("nobody").await.expect("request");
     assert_eq!(unknown.status().as_u16(), 404);
     let body: serde_json::Value = unknown.json().await.expect("JSON error");
-    assert!(body["error"].as_str().unwrap_or("").contains("nobody"), "{body}");
-    assert_eq!(force("f1").await.expect("request").status().as_u16(), 409, "f1 is alive");
-    assert_eq!(force("bad name!").await.expect("request").status().as_u16(), 400);
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("nobody"),
+        "{body}"
+    );
+    assert_eq!(
+        force("f1").await.expect("request").status().as_u16(),
+        409,
+        "f1 is alive"
+    );
+    assert_eq!(
+        force("bad name!").await.expect("request").status().as_u16(),
+        400
+    );
     let done = force("f2").await.expect("request");
     assert_eq!(done.status().as_u16(), 200);
 
