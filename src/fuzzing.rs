@@ -14,15 +14,19 @@ use crate::node::{Event, Identity, Lifecycle, Node, Sink, Transmit};
 use crate::swim::State;
 use crate::time::Instant;
 use crate::wire::bounded::BoundedVec;
+use crate::wire::seal::{open_with, seal_plaintext, seal_with, NONCE_BYTES};
 use crate::wire::{
-    decode_body, decode_datagram, encode_message, Ack, Claim, DatagramBuilder, MemberUpdate,
-    Message, Nack, Ping, PingReq, Profile, PushPull, SyncProbe, DATAGRAM_MAX_BYTES, OVERHEAD_BYTES,
+    decode_body, decode_body_reference, decode_datagram, encode_message, Ack, Claim,
+    DatagramBuilder, DecodeError, Key, Keyring, MemberUpdate, Message, Nack, Ping, PingReq,
+    Profile, PushPull, Sealer, SyncProbe, DATAGRAM_MAX_BYTES, OVERHEAD_BYTES,
+    SEALED_OVERHEAD_BYTES,
 };
 
-/// Decoding never panics, and whatever decodes survives a re-encode unchanged.
+/// Decoding never panics, whatever decodes survives a re-encode unchanged, and the fast
+/// decoder agrees with the reference (bincode's derived one) on every input, errors included.
 ///
 /// The bytes go through the whole envelope, as a node receives them, and also straight into
-/// the body decoder: the checksum would otherwise hide the message decoder from the fuzzer.
+/// the body decoders: the checksum would otherwise hide the message decoder from the fuzzer.
 pub fn check_decode(data: &[u8]) {
     match decode_datagram(data) {
         Ok(messages) => {
@@ -36,7 +40,13 @@ pub fn check_decode(data: &[u8]) {
         }
     }
     if data.len() <= DATAGRAM_MAX_BYTES - OVERHEAD_BYTES {
-        if let Ok(messages) = decode_body(data) {
+        let fast = decode_body(data);
+        assert_eq!(
+            fast,
+            decode_body_reference(data),
+            "the fast decoder disagrees with the reference"
+        );
+        if let Ok(messages) = fast {
             let again = reencode(&messages);
             assert!(
                 again.len() - OVERHEAD_BYTES <= data.len(),
@@ -58,6 +68,163 @@ fn reencode(messages: &[Message]) -> Vec<u8> {
     let again = builder.finish();
     assert_eq!(decode_datagram(&again).as_deref(), Ok(messages));
     again
+}
+
+/// The keyring of the sealed-datagram checks and their seeds: a primary and an older key still
+/// accepted, as during a rotation. Fixed, so committed seeds sealed with them keep opening.
+pub fn fuzz_keyring() -> Keyring {
+    let mut ring = Keyring::new(Key::from_bytes(*b"hera fuzz: the primary test key."));
+    ring.install(Key::from_bytes(*b"hera fuzz: an older key, rotated"))
+        .expect("a ring of one has room for a second key");
+    ring
+}
+
+/// A key outside [`fuzz_keyring`]: what it seals never opens there.
+pub fn fuzz_foreign_key() -> Key {
+    Key::from_bytes(*b"hera fuzz: a key of another ring")
+}
+
+/// The nonce the checks seal with (one fixed nonce is fine for a test key that guards nothing).
+pub const FUZZ_NONCE: [u8; NONCE_BYTES] = *b"fuzz nonce 1";
+
+/// The sealed decode path never panics, what opens decodes (or is refused) exactly as
+/// [`Sealer::decode`] says, and a sealed datagram changed in any way never opens.
+///
+/// The first byte picks what the rest is (bits 0-1), and for mode 1 which key seals (bit 2):
+///
+/// | mode | rest | check |
+/// |---|---|---|
+/// | 0 | a datagram | opened with [`fuzz_keyring`] as a node would; whatever opens also decodes or is refused cleanly, and re-seals to the same messages |
+/// | 1 | a plaintext (length prefix and body) | sealed with a ring key, it always authenticates; then as mode 0 (reaches the decoder behind the tag, and the length check) |
+/// | 2 | `n: u8`, then up to `n % 8 + 1` flips (`at: u16 BE`, `xor: u8`), then a plaintext | sealed, then the flips applied: if anything changed it never opens |
+/// | 3 | `len: u16 BE`, then a plaintext | sealed, then cut or zero-extended to `len` bytes: if the length changed it never opens |
+pub fn check_sealed(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let ring = fuzz_keyring();
+    match mode % 4 {
+        0 => check_open(&ring, rest),
+        1 => {
+            let key = &ring.keys()[usize::from(mode >> 2) % ring.keys().len()];
+            let Some(sealed) = seal_verbatim(key, rest) else {
+                return;
+            };
+            let opened = open_with(ring.keys(), &sealed);
+            assert!(
+                !matches!(opened, Err(DecodeError::Authentication)),
+                "a datagram sealed with a ring key did not authenticate"
+            );
+            check_open(&ring, &sealed);
+        }
+        2 => {
+            let mut input = Input(rest);
+            let Some(n) = input.u8() else { return };
+            let mut flips = Vec::new();
+            for _ in 0..=n % 8 {
+                let (Some(at), Some(xor)) = (input.u16(), input.u8()) else {
+                    break;
+                };
+                flips.push((usize::from(at), xor));
+            }
+            let Some(good) = seal_verbatim(ring.primary(), input.0) else {
+                return;
+            };
+            let mut bad = good.clone();
+            for (at, xor) in flips {
+                let len = bad.len();
+                bad[at % len] ^= xor;
+            }
+            refuse_changed(&ring, &good, &bad);
+        }
+        _ => {
+            let mut input = Input(rest);
+            let Some(len) = input.u16() else { return };
+            let Some(good) = seal_verbatim(ring.primary(), input.0) else {
+                return;
+            };
+            let mut bad = good.clone();
+            bad.resize(usize::from(len), 0);
+            refuse_changed(&ring, &good, &bad);
+        }
+    }
+}
+
+/// `plaintext` sealed with `key` as it is, unless that would not fit a datagram.
+fn seal_verbatim(key: &Key, plaintext: &[u8]) -> Option<Vec<u8>> {
+    (plaintext.len() + SEALED_OVERHEAD_BYTES - 2 <= DATAGRAM_MAX_BYTES)
+        .then(|| seal_plaintext(key, FUZZ_NONCE, plaintext))
+}
+
+/// Open `bytes` with `ring` both ways a node can, and check they agree with each other and
+/// with a fresh seal of what decoded.
+fn check_open(ring: &Keyring, bytes: &[u8]) {
+    let sealer = Sealer::new(ring.clone(), FUZZ_NONCE);
+    let decoded = sealer.decode(bytes);
+    match open_with(ring.keys(), bytes) {
+        Ok(opened) => {
+            // The tag held: only the messages themselves can still be refused.
+            let body = decode_body(opened.body());
+            assert_eq!(
+                decoded, body,
+                "Sealer::decode disagrees with open + decode_body"
+            );
+            match body {
+                Ok(messages) => {
+                    let mut builder = DatagramBuilder::sealed(DATAGRAM_MAX_BYTES);
+                    for message in &messages {
+                        assert!(
+                            builder.try_push(&encode_message(message)),
+                            "a decoded message does not fit again: {message:?}"
+                        );
+                    }
+                    let again = seal_with(ring.primary(), FUZZ_NONCE, builder);
+                    assert!(again.len() <= bytes.len(), "re-sealing grew the datagram");
+                    assert_eq!(sealer.decode(&again), Ok(messages));
+                }
+                Err(error) => {
+                    let _ = (error.kind(), error.to_string());
+                }
+            }
+        }
+        Err(error) => {
+            assert_eq!(
+                decoded,
+                Err(error.clone()),
+                "Sealer::decode disagrees with open"
+            );
+            let _ = (error.kind(), error.to_string());
+        }
+    }
+}
+
+/// `bad` is `good`, a datagram sealed with the ring's primary key, after some change: unless
+/// the change undid itself, it must not open.
+fn refuse_changed(ring: &Keyring, good: &[u8], bad: &[u8]) {
+    if bad == good {
+        return;
+    }
+    match open_with(ring.keys(), bad) {
+        Ok(_) => panic!("a changed sealed datagram opened"),
+        Err(
+            DecodeError::Authentication
+            | DecodeError::TooShort { .. }
+            | DecodeError::TooLong { .. },
+        ) => {}
+        // The plain header is checked before the tag.
+        Err(
+            DecodeError::BadMagic { .. }
+            | DecodeError::UnsupportedVersion { .. }
+            | DecodeError::UnknownFlags { .. }
+            | DecodeError::Unsealed,
+        ) => assert_ne!(
+            good.get(..4),
+            bad.get(..4),
+            "header checks refused an intact header"
+        ),
+        Err(other) => panic!("a changed sealed datagram failed as {other:?}"),
+    }
+    check_open(ring, bad);
 }
 
 /// Members the fuzzed node may hear from or about, besides itself.
@@ -379,5 +546,16 @@ mod tests {
         check_node(&[0]);
         check_node(&[1, 255, 1, 255, 1, 255]);
         check_decode(&[]);
+        for mode in 0..4 {
+            check_sealed(&[mode]);
+            check_sealed(&[mode, 0, 0, 0]);
+        }
+    }
+
+    #[test]
+    fn the_fuzz_keys_are_distinct() {
+        let ring = fuzz_keyring();
+        assert_eq!(ring.keys().len(), 2);
+        assert!(!ring.keys().contains(&fuzz_foreign_key()));
     }
 }

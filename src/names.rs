@@ -56,13 +56,36 @@ fn check(what: &'static str, s: &str, max: usize, allowed: &'static str) -> Resu
             max,
         });
     }
-    match s
+    // Byte by byte: every allowed character is ASCII, so a name that passes is ASCII (and a
+    // multi-byte character fails on its first byte). Names arrive in every datagram; this is
+    // on the decoder's hot path.
+    let allowed_byte = |b: &u8| b.is_ascii_alphanumeric() || allowed.as_bytes().contains(b);
+    if s.as_bytes().iter().all(allowed_byte) {
+        return Ok(());
+    }
+    let ch = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || allowed.contains(*c)))
-    {
-        Some(ch) => Err(NameError::BadCharacter { what, ch, allowed }),
-        None => Ok(()),
+        .expect("a byte failed, so a character does");
+    Err(NameError::BadCharacter { what, ch, allowed })
+}
+
+/// The bytes a name may hold: ASCII letters, digits and `allowed` (all ASCII).
+const fn allowed_bytes(allowed: &str) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
     }
+    let allowed = allowed.as_bytes();
+    let mut i = 0;
+    while i < allowed.len() {
+        assert!(allowed[i].is_ascii(), "allowed punctuation is ASCII");
+        table[allowed[i] as usize] = true;
+        i += 1;
+    }
+    table
 }
 
 macro_rules! name_type {
@@ -80,6 +103,8 @@ macro_rules! name_type {
             const WHAT: &'static str = $what;
             /// Punctuation allowed besides ASCII letters and digits.
             const ALLOWED: &'static str = $allowed;
+            /// Which bytes a name may hold: one lookup a byte on the decoder's hot path.
+            const BYTES: [bool; 256] = allowed_bytes($allowed);
 
             pub fn new(s: &str) -> Result<Self, NameError> {
                 check(Self::WHAT, s, Self::MAX_BYTES, Self::ALLOWED)?;
@@ -88,6 +113,22 @@ macro_rules! name_type {
 
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// A name from raw bytes (a datagram's), or `None` where [`Self::new`] would
+            /// refuse them. The decoder's fast path: one pass over the bytes, no error built.
+            #[inline(always)]
+            #[allow(dead_code)] // the decoder reads node names and labels, not every kind
+            pub(crate) fn from_ascii(bytes: &[u8]) -> Option<Self> {
+                let ok = !bytes.is_empty()
+                    && bytes.len() <= Self::MAX_BYTES
+                    && bytes.iter().all(|&b| Self::BYTES[usize::from(b)]);
+                if !ok {
+                    return None;
+                }
+                // Every allowed byte is ASCII: this cannot fail, and is quick on ASCII.
+                let s = std::str::from_utf8(bytes).ok()?;
+                Some($ty(CompactString::new(s)))
             }
         }
 

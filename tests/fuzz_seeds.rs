@@ -1,7 +1,8 @@
 //! Replays the fuzz corpus seeds under `fuzz/seeds/` through the fuzz targets' checks, so that
 //! `cargo test` covers them without cargo-fuzz.
 //!
-//! The generated seeds are written by the real encoder. `seeds_match_the_encoder` fails when the
+//! The generated seeds are written by the real encoder (and, for `decode_sealed`, sealed with
+//! the fixed test keys of `hera::fuzzing::fuzz_keyring`). `seeds_match_the_encoder` fails when the
 //! encoding changes; regenerate them with
 //! `HERA_WRITE_SEEDS=1 cargo test --no-default-features --test fuzz_seeds seeds_match`.
 
@@ -9,12 +10,16 @@ use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use hera::fuzzing::{check_decode, check_node, valid_message};
+use hera::fuzzing::{
+    check_decode, check_node, check_sealed, fuzz_foreign_key, fuzz_keyring, valid_message,
+    FUZZ_NONCE,
+};
 use hera::names::{Label, NodeName};
 use hera::wire::bounded::{BoundedString, BoundedVec};
+use hera::wire::seal::seal_with;
 use hera::wire::{
-    encode_message, flags, Ack, Claim, DatagramBuilder, MemberUpdate, Message, Nack, Ping, PingReq,
-    Profile, PushPull, SyncProbe, Tag, DATAGRAM_MAX_BYTES, TAGS_MAX, TAG_VALUE_MAX_BYTES,
+    encode_message, flags, Ack, Claim, DatagramBuilder, Key, MemberUpdate, Message, Nack, Ping,
+    PingReq, Profile, PushPull, SyncProbe, Tag, DATAGRAM_MAX_BYTES, TAGS_MAX, TAG_VALUE_MAX_BYTES,
 };
 
 fn seeds_dir(target: &str) -> PathBuf {
@@ -338,11 +343,132 @@ fn node_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Inputs for `check_sealed` (framing in `hera::fuzzing::check_sealed`: the first byte is the
+/// mode). Sealed with the fixed keys of `hera::fuzzing::fuzz_keyring` and its fixed nonce.
+fn sealed_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let ring = fuzz_keyring();
+    let (primary, older) = (&ring.keys()[0], &ring.keys()[1]);
+    let ping = Message::Ping(Ping {
+        seq: 1,
+        target: name("fuzz-self"),
+    });
+    let several = [
+        ping.clone(),
+        Message::Ack(Ack { seq: 1 }),
+        Message::Member(member(Claim::Alive, v4(), vec![])),
+    ];
+    let full: Vec<Message> = (0..200)
+        .map(|i| {
+            let mut update = member(Claim::Alive, v4(), vec![]);
+            update.name = name(&format!("peer-{i}"));
+            Message::Member(update)
+        })
+        .collect();
+    let sealed = |key: &Key, messages: &[Message]| {
+        let mut builder = DatagramBuilder::sealed(1_400);
+        for message in messages {
+            if !builder.try_push(&encode_message(message)) {
+                break;
+            }
+        }
+        seal_with(key, FUZZ_NONCE, builder)
+    };
+    /// Mode 1-3 inputs carry a plaintext: the big-endian body length, then the body.
+    fn plaintext(messages: &[Message]) -> Vec<u8> {
+        let body: Vec<u8> = messages.iter().flat_map(encode_message).collect();
+        [&(body.len() as u16).to_be_bytes()[..], &body].concat()
+    }
+    let with = |mode: &[u8], rest: &[u8]| [mode, rest].concat();
+    let good = sealed(primary, std::slice::from_ref(&ping));
+    let flipped = |at: usize, xor: u8| {
+        let mut bytes = good.clone();
+        bytes[at] ^= xor;
+        with(&[0], &bytes)
+    };
+    let ping_plain = plaintext(std::slice::from_ref(&ping));
+    let body_len = ping_plain.len() - 2;
+    // A plaintext whose body is fine but whose prefix says otherwise.
+    let prefixed =
+        |declared: usize| [&(declared as u16).to_be_bytes()[..], &ping_plain[2..]].concat();
+    // Mode 2: `n`, then (at: u16 BE, xor) flips, then the plaintext.
+    let flips = |list: &[(u16, u8)]| {
+        let mut bytes = vec![2, list.len().saturating_sub(1) as u8];
+        for (at, xor) in list {
+            bytes.extend_from_slice(&at.to_be_bytes());
+            bytes.push(*xor);
+        }
+        bytes.extend_from_slice(&ping_plain);
+        bytes
+    };
+    let resized = |len: u16| [&[3][..], &len.to_be_bytes(), &ping_plain].concat();
+    let sealed_len = good.len() as u16;
+    vec![
+        // Mode 0: datagrams as a node receives them.
+        ("open-ping", with(&[0], &good)),
+        ("open-several", with(&[0], &sealed(primary, &several))),
+        ("open-full", with(&[0], &sealed(primary, &full))),
+        ("open-older-key", with(&[0], &sealed(older, &several))),
+        ("open-empty-body", with(&[0], &sealed(primary, &[]))),
+        (
+            "open-foreign-key",
+            with(&[0], &sealed(&fuzz_foreign_key(), &several)),
+        ),
+        ("open-truncated", with(&[0], &good[..good.len() - 1])),
+        ("open-header-only", with(&[0], &good[..16])),
+        ("open-trailing", with(&[0], &[&good[..], &[0]].concat())),
+        ("open-tampered-nonce", flipped(4, 0x01)),
+        ("open-tampered-ciphertext", flipped(20, 0x80)),
+        ("open-tampered-tag", flipped(good.len() - 1, 0x01)),
+        ("open-flags-unknown", flipped(3, 0x02)),
+        ("open-flags-plain", flipped(3, 0x01)),
+        ("open-version-2", flipped(2, 0x03)),
+        (
+            "open-unsealed",
+            with(&[0], &datagram(std::slice::from_ref(&ping))),
+        ),
+        // Mode 1: plaintexts sealed by the check itself (bit 2 picks the older key).
+        ("plain-ping", with(&[1], &ping_plain)),
+        ("plain-older-key", with(&[1 | 4], &plaintext(&several))),
+        ("plain-empty", with(&[1], &[0, 0])),
+        ("plain-no-prefix", vec![1]),
+        ("plain-prefix-long", with(&[1], &prefixed(body_len + 1))),
+        ("plain-prefix-short", with(&[1], &prefixed(body_len - 1))),
+        ("plain-unknown-kind", with(&[1], &[0, 5, 200, 0, 0, 0, 0])),
+        (
+            "plain-push-pull",
+            with(
+                &[1],
+                &plaintext(&[Message::PushPull(PushPull {
+                    reply_wanted: true,
+                    members: BoundedVec::new(vec![member(Claim::Left, v6(), vec![])]),
+                })]),
+            ),
+        ),
+        // Mode 2: a valid seal, then flips.
+        ("flip-nonce", flips(&[(5, 0xff)])),
+        (
+            "flip-ciphertext-and-tag",
+            flips(&[(17, 0x01), (sealed_len - 2, 0x40)]),
+        ),
+        ("flip-magic", flips(&[(0, 0x20)])),
+        ("flip-undone", flips(&[(9, 0x10), (9, 0x10)])),
+        ("flip-none", flips(&[(9, 0)])),
+        // Mode 3: a valid seal, then cut or extended.
+        ("cut-one", resized(sealed_len - 1)),
+        ("cut-to-header", resized(4)),
+        ("cut-to-nothing", resized(0)),
+        ("extend-one", resized(sealed_len + 1)),
+        ("extend-past-max", resized(u16::MAX)),
+        ("same-length", resized(sealed_len)),
+    ]
+}
+
 fn generated() -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     for (target, seeds) in [
         ("decode_datagram", decode_seeds()),
         ("node_datagrams", node_seeds()),
+        ("decode_sealed", sealed_seeds()),
     ] {
         for (seed, bytes) in seeds {
             out.push((seeds_dir(target).join(format!("{seed}.bin")), bytes));
@@ -377,22 +503,53 @@ fn seeds_match_the_encoder() {
 }
 
 #[test]
-fn every_seed_passes_both_checks() {
+fn every_seed_passes_every_check() {
     let mut replayed = 0;
-    for target in ["decode_datagram", "node_datagrams"] {
+    for target in ["decode_datagram", "node_datagrams", "decode_sealed"] {
         let dir = seeds_dir(target);
         let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         for entry in entries {
             let path = entry.expect("a directory entry").path();
             let bytes = fs::read(&path).expect("a readable seed");
-            // Either target's seeds are fair input for the other: a datagram is a short op
-            // sequence, and an op sequence is (usually) garbage to the decoder.
+            // Any target's seeds are fair input for the others: a datagram is a short op
+            // sequence, an op sequence is (usually) garbage to the decoder, and both are
+            // inputs of some mode to the sealed check.
             check_decode(&bytes);
             check_node(&bytes);
+            check_sealed(&bytes);
             replayed += 1;
         }
     }
-    assert!(replayed >= 30, "only {replayed} seeds found");
+    assert!(replayed >= 70, "only {replayed} seeds found");
+}
+
+#[test]
+fn sealed_seeds_open_only_when_intact() {
+    let sealer = hera::wire::Sealer::new(fuzz_keyring(), FUZZ_NONCE);
+    let opening = [
+        "open-ping",
+        "open-several",
+        "open-full",
+        "open-older-key",
+        "open-empty-body",
+    ];
+    for (seed, bytes) in sealed_seeds() {
+        if !seed.starts_with("open-") {
+            continue;
+        }
+        let result = sealer.decode(&bytes[1..]);
+        assert_eq!(
+            result.is_ok(),
+            opening.contains(&seed),
+            "{seed}: {result:?}"
+        );
+    }
+    let full = sealed_seeds()
+        .into_iter()
+        .find(|(seed, _)| *seed == "open-full")
+        .expect("a full seed")
+        .1;
+    assert!(full.len() > 1_350, "open-full is {} bytes", full.len());
 }
 
 #[test]

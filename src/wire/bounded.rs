@@ -58,7 +58,7 @@ pub fn decode_len<D: Decoder>(d: &mut D, max: usize) -> Result<usize, DecodeErro
 }
 
 /// Most bytes a collection reserves up front on the word of its length prefix alone.
-const PREALLOCATE_MAX_BYTES: usize = 1024;
+pub(crate) const PREALLOCATE_MAX_BYTES: usize = 1024;
 
 /// A `Vec` that decodes at most `MAX` elements.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 
+use super::decode::decode_body;
 use super::error::DecodeError;
 use super::message::Message;
 
@@ -197,21 +198,4 @@ pub(crate) fn check_prefix(bytes: &[u8]) -> Result<(), DecodeError> {
         Some(&version) if version != VERSION => Err(DecodeError::UnsupportedVersion { version }),
         Some(_) => Ok(()),
     }
-}
-
-/// Decode the messages of a body that has passed the envelope checks.
-pub fn decode_body(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
-    let mut messages = Vec::new();
-    let mut at = 0;
-    while at < body.len() {
-        if messages.len() == MESSAGES_MAX {
-            return Err(DecodeError::TooManyMessages);
-        }
-        let rest = &body[at..];
-        let (message, used) = bincode::decode_from_slice::<Message, _>(rest, wire_config())
-            .map_err(|e| DecodeError::from_bincode(e, rest.len()))?;
-        messages.push(message);
-        at += used;
-    }
-    Ok(messages)
 }

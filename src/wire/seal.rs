@@ -48,7 +48,8 @@ use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use subtle::ConstantTimeEq;
 
-use super::envelope::{check_prefix, decode_body, flags, DatagramBuilder};
+use super::decode::decode_body;
+use super::envelope::{check_prefix, flags, DatagramBuilder};
 use super::{DecodeError, Message};
 
 /// Bytes of a cluster key: ChaCha20 takes 256-bit keys.
@@ -288,18 +289,34 @@ impl Opened {
 pub fn seal_with(key: &Key, nonce: [u8; NONCE_BYTES], datagram: DatagramBuilder) -> Vec<u8> {
     let mut buf = datagram.finish_for_sealing();
     buf.splice(SEALED_HEADER_BYTES..SEALED_HEADER_BYTES, nonce);
+    encrypt_in_place(key, &mut buf);
+    buf
+}
+
+/// Seal `plaintext` (length prefix and body) verbatim, even a prefix that does not match: the
+/// fuzz checks use it to reach the decoder behind the tag. Nodes seal with [`seal_with`].
+pub(crate) fn seal_plaintext(key: &Key, nonce: [u8; NONCE_BYTES], plaintext: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(SEALED_OVERHEAD_BYTES - 2 + plaintext.len());
+    buf.extend_from_slice(&super::MAGIC);
+    buf.push(super::VERSION);
+    buf.push(flags::SEALED);
+    buf.extend_from_slice(&nonce);
+    buf.extend_from_slice(plaintext);
+    encrypt_in_place(key, &mut buf);
+    buf
+}
+
+/// `buf` holds the header, the nonce and the plaintext: encrypt the plaintext in place and
+/// append the tag.
+fn encrypt_in_place(key: &Key, buf: &mut Vec<u8>) {
     let (header, ciphertext) = buf.split_at_mut(CIPHERTEXT_AT);
+    let (header, nonce) = header.split_at(SEALED_HEADER_BYTES);
     // Encryption fails only past ChaCha20's 256 GiB per-message limit; a datagram is < 64 KiB.
     let tag = key
         .cipher()
-        .encrypt_in_place_detached(
-            Nonce::from_slice(&nonce),
-            &header[..SEALED_HEADER_BYTES],
-            ciphertext,
-        )
+        .encrypt_in_place_detached(Nonce::from_slice(nonce), header, ciphertext)
         .expect("a datagram is far below the AEAD's message limit");
     buf.extend_from_slice(&tag);
-    buf
 }
 
 /// Check the header of a sealed datagram and open it with the first of `keys` that

@@ -1,0 +1,424 @@
+//! The message decoder: a hand-written fast path for the kinds a node receives most, with the
+//! bincode-derived decoder as the reference for everything else.
+//!
+//! Every datagram a node handles goes through here, and SWIM traffic is dominated by pings,
+//! acks and piggybacked member updates: a full 1,400-byte gossip datagram carries fifty-odd
+//! updates. The derived decoder spends most of its time in bincode's generic plumbing (a
+//! decoder and a limit count per message, a `Result` per field, values moved through each
+//! layer); the fast path reads the same bytes with one cursor and no intermediate copies.
+//!
+//! The two must never disagree, and the design makes that cheap to guarantee:
+//!
+//! - the fast path decodes only well-formed messages of the kinds it knows (`Ping` to
+//!   `PushPull`, `SyncProbe`, `RegistrySync`); on anything else, or at the first byte it does
+//!   not like, it gives up on that message and the reference decodes it from the start. So
+//!   registry entries, digests and every error (its kind, and the `Truncated` byte counts) come
+//!   from the reference, exactly as before;
+//! - where the fast path does decode, it reads what the reference would: same varints, same
+//!   per-field limits, same name rules (it builds names with the same constructors). The fuzz
+//!   check `hera::fuzzing::check_decode` runs both on every input and asserts they agree;
+//! - the reference's memory limit ([`super::DECODE_MEMORY_MAX_BYTES`]) cannot bind on these
+//!   kinds (see `FAST_KINDS_MEMORY_BYTES`), so the fast path need not count.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use super::bounded::{BoundedString, BoundedVec, PREALLOCATE_MAX_BYTES};
+use super::envelope::{wire_config, DECODE_MEMORY_MAX_BYTES, MESSAGES_MAX};
+use super::error::DecodeError;
+use super::message::*;
+use crate::names::{Label, NodeName};
+
+/// Bytes of the smallest member update on the wire: a guess at how many messages a body holds,
+/// to size the output once instead of growing it several times.
+const TYPICAL_MESSAGE_BYTES: usize = 24;
+
+/// The most the reference decoder can count against its memory limit while decoding one message
+/// of a fast kind: a push-pull's claimed members (bincode claims the size of every element up
+/// front), a member's claimed tags, and every string byte of the largest datagram.
+const FAST_KINDS_MEMORY_BYTES: usize = PUSH_PULL_MEMBERS_MAX * std::mem::size_of::<MemberUpdate>()
+    + TAGS_MAX * std::mem::size_of::<Tag>()
+    + super::DATAGRAM_MAX_BYTES;
+const _: () = assert!(FAST_KINDS_MEMORY_BYTES < DECODE_MEMORY_MAX_BYTES);
+
+/// Decode the messages of a body that has passed the envelope checks.
+pub fn decode_body(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    let mut messages =
+        Vec::with_capacity((body.len() / TYPICAL_MESSAGE_BYTES + 1).min(MESSAGES_MAX));
+    let mut at = 0;
+    while at < body.len() {
+        if messages.len() == MESSAGES_MAX {
+            return Err(DecodeError::TooManyMessages);
+        }
+        let rest = &body[at..];
+        let mut cursor = Cursor { bytes: rest, at: 0 };
+        match cursor.message() {
+            Some(message) => {
+                messages.push(message);
+                at += cursor.at;
+            }
+            None => {
+                let (message, used) = reference_message(rest)?;
+                messages.push(message);
+                at += used;
+            }
+        }
+    }
+    Ok(messages)
+}
+
+/// The reference decoder alone (bincode's derived `Decode`), for the differential fuzz check
+/// and the benches. Nodes use [`decode_body`].
+pub fn decode_body_reference(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    let mut messages = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        if messages.len() == MESSAGES_MAX {
+            return Err(DecodeError::TooManyMessages);
+        }
+        let (message, used) = reference_message(&body[at..])?;
+        messages.push(message);
+        at += used;
+    }
+    Ok(messages)
+}
+
+/// One message by the reference decoder, and the bytes it used.
+fn reference_message(rest: &[u8]) -> Result<(Message, usize), DecodeError> {
+    bincode::decode_from_slice::<Message, _>(rest, wire_config())
+        .map_err(|e| DecodeError::from_bincode(e, rest.len()))
+}
+
+/// A read position in one message. Every method returns `None` where the reference decoder
+/// would fail (or where the fast path declines), and then the caller falls back to it.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+// bincode's varint markers (`bincode::varint`): a first byte up to 250 is the value itself.
+const SINGLE_BYTE_MAX: u8 = 250;
+const U16_BYTE: u8 = 251;
+const U32_BYTE: u8 = 252;
+const U64_BYTE: u8 = 253;
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let bytes = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(bytes)
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N).and_then(|b| b.try_into().ok())
+    }
+
+    #[inline]
+    fn u8(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    /// A varint of at most `max_marker`'s width: wider forms are errors to the reference.
+    #[inline]
+    fn varint(&mut self, max_marker: u8) -> Option<u64> {
+        let first = self.u8()?;
+        if first <= SINGLE_BYTE_MAX {
+            return Some(u64::from(first));
+        }
+        if first > max_marker {
+            return None;
+        }
+        match first {
+            U16_BYTE => self.array::<2>().map(|b| u64::from(u16::from_le_bytes(b))),
+            U32_BYTE => self.array::<4>().map(|b| u64::from(u32::from_le_bytes(b))),
+            _ => self.array::<8>().map(u64::from_le_bytes),
+        }
+    }
+
+    #[inline]
+    fn u16(&mut self) -> Option<u16> {
+        self.varint(U16_BYTE).map(|v| v as u16)
+    }
+
+    #[inline]
+    fn u32(&mut self) -> Option<u32> {
+        self.varint(U32_BYTE).map(|v| v as u32)
+    }
+
+    #[inline]
+    fn u64(&mut self) -> Option<u64> {
+        self.varint(U64_BYTE)
+    }
+
+    #[inline]
+    fn bool(&mut self) -> Option<bool> {
+        match self.u8()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    /// A collection length of at most `max` (`bounded::decode_len`).
+    #[inline]
+    fn len(&mut self, max: usize) -> Option<usize> {
+        usize::try_from(self.u64()?).ok().filter(|&len| len <= max)
+    }
+
+    /// A length-prefixed string of at most `max` bytes, borrowed from the datagram.
+    #[inline]
+    fn str(&mut self, max: usize) -> Option<&'a str> {
+        let len = self.len(max)?;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    /// A name straight from the datagram's bytes: checked once, by the names' own rules,
+    /// with no interim `&str` check (a valid name is ASCII).
+    #[inline(always)]
+    fn node_name(&mut self) -> Option<NodeName> {
+        let len = self.len(NodeName::MAX_BYTES)?;
+        NodeName::from_ascii(self.take(len)?)
+    }
+
+    #[inline(always)]
+    fn label(&mut self) -> Option<Label> {
+        let len = self.len(Label::MAX_BYTES)?;
+        Label::from_ascii(self.take(len)?)
+    }
+
+    #[inline]
+    fn socket_addr(&mut self) -> Option<SocketAddr> {
+        match self.u32()? {
+            0 => {
+                let ip = Ipv4Addr::from(self.array::<4>()?);
+                Some(SocketAddr::V4(SocketAddrV4::new(ip, self.u16()?)))
+            }
+            1 => {
+                let ip = Ipv6Addr::from(self.array::<16>()?);
+                Some(SocketAddr::V6(SocketAddrV6::new(ip, self.u16()?, 0, 0)))
+            }
+            _ => None,
+        }
+    }
+
+    fn tag(&mut self) -> Option<Tag> {
+        Some(Tag {
+            key: self.label()?,
+            value: BoundedString(self.str(TAG_VALUE_MAX_BYTES)?.to_owned()),
+        })
+    }
+
+    /// A bounded vector. Reserves no more than `BoundedVec`'s own decoder would, nor more
+    /// elements than the bytes left could hold (each takes at least one).
+    fn vec<T, const MAX: usize>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<BoundedVec<T, MAX>> {
+        let len = self.len(MAX)?;
+        let mut items = Vec::with_capacity(
+            len.min(self.bytes.len() - self.at)
+                .min(PREALLOCATE_MAX_BYTES / std::mem::size_of::<T>().max(1)),
+        );
+        for _ in 0..len {
+            items.push(item(self)?);
+        }
+        Some(BoundedVec(items))
+    }
+
+    // Inlined into `message`: returning 144 bytes through memory costs more than the call.
+    #[inline(always)]
+    fn member_update(&mut self) -> Option<MemberUpdate> {
+        let name = self.node_name()?;
+        let incarnation = self.u32()?;
+        let claim = match self.u32()? {
+            0 => Claim::Alive,
+            1 => Claim::Suspect {
+                by: self.node_name()?,
+            },
+            2 => Claim::Failed {
+                by: self.node_name()?,
+            },
+            3 => Claim::Left,
+            _ => return None,
+        };
+        let addr = self.socket_addr()?;
+        let dc = self.label()?;
+        let tags = self.vec(Self::tag)?;
+        Some(MemberUpdate {
+            name,
+            incarnation,
+            claim,
+            profile: Profile { addr, dc, tags },
+        })
+    }
+
+    /// One message of a fast kind; `None` for the other kinds and for anything malformed.
+    /// The kind numbers are the variants' positions in [`Message`].
+    #[inline(always)]
+    fn message(&mut self) -> Option<Message> {
+        Some(match self.u32()? {
+            0 => Message::Ping(Ping {
+                seq: self.u32()?,
+                target: self.node_name()?,
+            }),
+            1 => Message::Ack(Ack { seq: self.u32()? }),
+            2 => Message::PingReq(PingReq {
+                seq: self.u32()?,
+                target: self.node_name()?,
+                target_addr: self.socket_addr()?,
+            }),
+            3 => Message::Nack(Nack { seq: self.u32()? }),
+            4 => Message::Member(self.member_update()?),
+            5 => Message::PushPull(PushPull {
+                reply_wanted: self.bool()?,
+                members: self.vec(Self::member_update)?,
+            }),
+            6 => Message::SyncProbe(SyncProbe {
+                members_digest: self.u64()?,
+            }),
+            8 => Message::RegistrySync(RegistrySync {
+                digest: self.u64()?,
+            }),
+            // 7 Entry, 9 RegistryDigest, 10 RegistryBuckets and unknown kinds: the reference.
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::encode_message;
+
+    /// The kind numbers the fast path hard-codes are the variants' positions.
+    #[test]
+    fn fast_kind_numbers_match_the_enum() {
+        let ping = Message::Ping(Ping {
+            seq: 1,
+            target: NodeName::new("a").unwrap(),
+        });
+        let cases = [
+            (0, ping),
+            (1, Message::Ack(Ack { seq: 1 })),
+            (3, Message::Nack(Nack { seq: 1 })),
+            (
+                5,
+                Message::PushPull(PushPull {
+                    reply_wanted: false,
+                    members: BoundedVec::default(),
+                }),
+            ),
+            (6, Message::SyncProbe(SyncProbe { members_digest: 1 })),
+            (8, Message::RegistrySync(RegistrySync { digest: 1 })),
+        ];
+        for (kind, message) in cases {
+            let bytes = encode_message(&message);
+            assert_eq!(bytes[0], kind, "{message:?}");
+            let mut cursor = Cursor {
+                bytes: &bytes,
+                at: 0,
+            };
+            assert_eq!(cursor.message(), Some(message));
+            assert_eq!(cursor.at, bytes.len());
+        }
+    }
+
+    /// Varints in every width, including the forms too wide for their type, agree with the
+    /// reference at every value boundary.
+    #[test]
+    fn varints_agree_with_bincode() {
+        let values = [
+            0u64,
+            250,
+            251,
+            255,
+            65_535,
+            65_536,
+            u32::MAX as u64,
+            u64::MAX,
+        ];
+        for v in values {
+            let bytes = bincode::encode_to_vec(v, wire_config()).unwrap();
+            let reference = |bytes: &[u8]| {
+                (
+                    bincode::decode_from_slice::<u16, _>(bytes, wire_config()).ok(),
+                    bincode::decode_from_slice::<u32, _>(bytes, wire_config()).ok(),
+                    bincode::decode_from_slice::<u64, _>(bytes, wire_config()).ok(),
+                )
+            };
+            let fast = |bytes: &[u8]| {
+                let read = |f: fn(&mut Cursor) -> Option<u64>| {
+                    let mut c = Cursor { bytes, at: 0 };
+                    f(&mut c).map(|v| (v, c.at))
+                };
+                (
+                    read(|c| c.u16().map(u64::from)).map(|(v, n)| (v as u16, n)),
+                    read(|c| c.u32().map(u64::from)).map(|(v, n)| (v as u32, n)),
+                    read(|c| c.u64()),
+                )
+            };
+            assert_eq!(fast(&bytes), reference(&bytes), "{v}");
+            for marker in [254u8, 255] {
+                let odd = [
+                    marker, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                ];
+                assert_eq!(fast(&odd), reference(&odd), "marker {marker}");
+            }
+        }
+    }
+
+    /// Every valid message kind, then every single-byte edit and every cut of each: the fast
+    /// path and the reference agree, on values, on errors and on the bytes consumed.
+    #[test]
+    fn edits_and_cuts_decode_as_the_reference_says() {
+        let mut bodies = Vec::new();
+        for kind in 0..8u8 {
+            for b in [0u8, 0x55, 0xaa, 0xff] {
+                let message = crate::fuzzing::valid_message(kind, 300, b);
+                bodies.push(encode_message(&message));
+            }
+        }
+        let with_tags = Message::Member(MemberUpdate {
+            name: NodeName::new("n-1").unwrap(),
+            incarnation: 70_000,
+            claim: Claim::Alive,
+            profile: Profile {
+                addr: SocketAddr::from((Ipv6Addr::LOCALHOST, 7946)),
+                dc: Label::new("dc").unwrap(),
+                tags: BoundedVec::new(vec![Tag {
+                    key: Label::new("k").unwrap(),
+                    value: BoundedString("v\u{e9}".into()),
+                }]),
+            },
+        });
+        bodies.push(encode_message(&with_tags));
+        bodies.push(encode_message(&Message::RegistrySync(RegistrySync {
+            digest: u64::MAX,
+        })));
+        let agree = |body: &[u8]| {
+            assert_eq!(
+                decode_body(body),
+                decode_body_reference(body),
+                "{body:02x?}"
+            );
+        };
+        for body in &bodies {
+            agree(body);
+            for cut in 0..body.len() {
+                agree(&body[..cut]);
+            }
+            for at in 0..body.len() {
+                for byte in [
+                    0, 1, 2, 3, 4, 0x7f, 0x80, 0xc3, 250, 251, 252, 253, 254, 255,
+                ] {
+                    let mut edited = body.clone();
+                    edited[at] = byte;
+                    agree(&edited);
+                }
+            }
+        }
+    }
+}
