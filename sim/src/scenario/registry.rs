@@ -314,6 +314,29 @@ fn traffic(ctx: &mut Ctx, default_loss: f64) -> Result<(), String> {
     Ok(())
 }
 
+/// A partition between `a` and `b` took effect: datagrams were cut (and lost, under loss),
+/// and nodes on each side (ten at most) declared every node of the other side failed.
+fn partition_took_effect(ctx: &Ctx, loss: f64, a: &[u32], b: &[u32]) -> Result<(), String> {
+    expect(ctx.world.net.stats.cut > 0, || {
+        "the partition cut no datagram".into()
+    })?;
+    expect(loss == 0.0 || ctx.world.net.stats.lost > 0, || {
+        format!("loss {loss} dropped no datagram")
+    })?;
+    for (side, other) in [(a, b), (b, a)] {
+        for &i in side.iter().take(10) {
+            let failed = ctx.world.node(i).map_or(0, |x| x.counts().failed);
+            expect(failed == other.len(), || {
+                format!(
+                    "n{i} declared {failed} of the {} nodes across the partition failed",
+                    other.len()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Splits the nodes into a minority (40%) and a majority side long enough for each to declare
 /// the other failed; while apart, both sides write: the same entries on both sides (2 s
 /// apart, each side last for half of them), new entries, deletions. The majority side (it
@@ -387,23 +410,7 @@ pub fn registry_partition(ctx: &mut Ctx) -> Result<(), String> {
     ctx.world.run_for(d.saturating_sub(elapsed));
     // The fault took effect: datagrams were cut, the majority declared the minority failed
     // (and the reverse), and each side's new entries stayed on its side.
-    expect(ctx.world.net.stats.cut > 0, || {
-        "the partition cut no datagram".into()
-    })?;
-    expect(loss == 0.0 || ctx.world.net.stats.lost > 0, || {
-        format!("loss {loss} dropped no datagram")
-    })?;
-    for (side, other) in [(&minority, &majority), (&majority, &minority)] {
-        for &i in side.iter().take(10) {
-            let failed = ctx.world.node(i).map_or(0, |x| x.counts().failed);
-            expect(failed == other.len(), || {
-                format!(
-                    "n{i} declared {failed} of the {} nodes across the partition failed",
-                    other.len()
-                )
-            })?;
-        }
-    }
+    partition_took_effect(ctx, loss, &minority, &majority)?;
     for (writes, other) in [(&new_writes.0, &majority), (&new_writes.1, &minority)] {
         for &k in writes {
             if let Some(&o) = other.iter().find(|&&o| ctx.stores_write(o, k)) {
@@ -535,23 +542,7 @@ pub fn registry_delete(ctx: &mut Ctx) -> Result<(), String> {
     ctx.world.run_for(d.saturating_sub(elapsed));
     // The fault took effect: datagrams were cut, each side declared the other failed, and
     // neither side's writes reached the other.
-    expect(ctx.world.net.stats.cut > 0, || {
-        "the partition cut no datagram".into()
-    })?;
-    expect(loss == 0.0 || ctx.world.net.stats.lost > 0, || {
-        format!("loss {loss} dropped no datagram")
-    })?;
-    for (side, other) in [(&a, &b), (&b, &a)] {
-        for &i in side.iter().take(10) {
-            let failed = ctx.world.node(i).map_or(0, |x| x.counts().failed);
-            expect(failed == other.len(), || {
-                format!(
-                    "n{i} declared {failed} of the {} nodes across the partition failed",
-                    other.len()
-                )
-            })?;
-        }
-    }
+    partition_took_effect(ctx, loss, &a, &b)?;
     for (writes, other) in [(&updates, &a), (&deletions, &b)] {
         for &k in writes {
             if let Some(&o) = other.iter().find(|&&o| ctx.stores_write(o, k)) {
