@@ -40,7 +40,7 @@ impl BoundedListener {
 #[derive(Debug)]
 pub struct Counted {
     stream: TcpStream,
-    _slot: OwnedSemaphorePermit,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl axum::serve::Listener for BoundedListener {
@@ -48,12 +48,9 @@ impl axum::serve::Listener for BoundedListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Counted, SocketAddr) {
-        // The semaphore is never closed, so acquiring fails only if it were; wait for a slot.
-        let slot = loop {
-            if let Ok(slot) = self.slots.clone().acquire_owned().await {
-                break slot;
-            }
-        };
+        // Wait for a slot. The semaphore is never closed; if it were, connections would go
+        // uncounted rather than the listener stopping.
+        let slot = self.slots.clone().acquire_owned().await.ok();
         let (stream, addr) = loop {
             match self.inner.accept().await {
                 Ok(accepted) => break accepted,

@@ -582,21 +582,16 @@ impl Node {
             last_ack: None,
             is_self: true,
         });
-        let mut others: Vec<_> = self
-            .members
-            .iter()
-            .map(|(name, m)| MemberView {
-                name: name.clone(),
-                profile: Arc::new(m.profile.to_profile()),
-                state: m.state,
-                incarnation: m.incarnation,
-                since: m.since,
-                last_ack: m.last_ack(),
-                is_self: false,
-            })
-            .collect();
-        others.sort_by(|a, b| a.name.cmp(&b.name));
-        out.extend(others);
+        // `Members::iter` goes by name already.
+        out.extend(self.members.iter().map(|(name, m)| MemberView {
+            name: name.clone(),
+            profile: Arc::new(m.profile.to_profile()),
+            state: m.state,
+            incarnation: m.incarnation,
+            since: m.since,
+            last_ack: m.last_ack(),
+            is_self: false,
+        }));
         out
     }
 

@@ -42,6 +42,17 @@ const _: () = assert!(FAST_KINDS_MEMORY_BYTES < DECODE_MEMORY_MAX_BYTES);
 
 /// Decode the messages of a body that has passed the envelope checks.
 pub fn decode_body(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    decode_messages(body, true)
+}
+
+/// The reference decoder alone (bincode's derived `Decode`), for the differential fuzz check
+/// and the benches. Nodes use [`decode_body`].
+pub fn decode_body_reference(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    decode_messages(body, false)
+}
+
+/// Each message by the fast path where it can (`fast`), else by the reference.
+fn decode_messages(body: &[u8], fast: bool) -> Result<Vec<Message>, DecodeError> {
     let mut messages =
         Vec::with_capacity((body.len() / TYPICAL_MESSAGE_BYTES + 1).min(MESSAGES_MAX));
     let mut at = 0;
@@ -51,7 +62,8 @@ pub fn decode_body(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
         }
         let rest = &body[at..];
         let mut cursor = Cursor { bytes: rest, at: 0 };
-        match cursor.message() {
+        let decoded = if fast { cursor.message() } else { None };
+        match decoded {
             Some(message) => {
                 messages.push(message);
                 at += cursor.at;
@@ -62,22 +74,6 @@ pub fn decode_body(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
                 at += used;
             }
         }
-    }
-    Ok(messages)
-}
-
-/// The reference decoder alone (bincode's derived `Decode`), for the differential fuzz check
-/// and the benches. Nodes use [`decode_body`].
-pub fn decode_body_reference(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
-    let mut messages = Vec::new();
-    let mut at = 0;
-    while at < body.len() {
-        if messages.len() == MESSAGES_MAX {
-            return Err(DecodeError::TooManyMessages);
-        }
-        let (message, used) = reference_message(&body[at..])?;
-        messages.push(message);
-        at += used;
     }
     Ok(messages)
 }
