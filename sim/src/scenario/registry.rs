@@ -314,6 +314,28 @@ fn traffic(ctx: &mut Ctx, default_loss: f64) -> Result<(), String> {
     Ok(())
 }
 
+/// The instance ids (node by node), a side of nodes picked at random and the rest.
+struct Sides {
+    ids: Vec<InstanceId>,
+    side: Vec<u32>,
+    rest: Vec<u32>,
+}
+
+/// The set-up of the partition scenarios: a cluster in which every node has registered
+/// `PER_NODE` instances and every node holds them all, split into a side of `size` nodes and
+/// the rest (not cut yet).
+fn registered_sides(ctx: &mut Ctx, size: usize) -> Result<Sides, String> {
+    ctx.bootstrap()?;
+    let ids = ctx.register_everywhere(PER_NODE)?;
+    ctx.settle_registry("before the partition", ctx.registry_bound())?;
+    let n = ctx.n();
+    let mut side = ctx.pick(n - 1);
+    side.truncate(size);
+    side.sort_unstable();
+    let rest: Vec<u32> = (0..n as u32).filter(|i| !side.contains(i)).collect();
+    Ok(Sides { ids, side, rest })
+}
+
 /// A partition between `a` and `b` took effect: datagrams were cut (and lost, under loss),
 /// and nodes on each side (ten at most) declared every node of the other side failed.
 fn partition_took_effect(ctx: &Ctx, loss: f64, a: &[u32], b: &[u32]) -> Result<(), String> {
@@ -344,14 +366,12 @@ fn partition_took_effect(ctx: &Ctx, loss: f64, a: &[u32], b: &[u32]) -> Result<(
 /// (no quorum). After the heal every node must hold the newest write of every entry, the
 /// newest being the one made last, and the purged entries must be back.
 pub fn registry_partition(ctx: &mut Ctx) -> Result<(), String> {
-    ctx.bootstrap()?;
-    let ids = ctx.register_everywhere(PER_NODE)?;
-    ctx.settle_registry("before the partition", ctx.registry_bound())?;
     let n = ctx.n();
-    let mut minority = ctx.pick(n - 1);
-    minority.truncate((n * 2 / 5).max(1));
-    minority.sort_unstable();
-    let majority: Vec<u32> = (0..n as u32).filter(|i| !minority.contains(i)).collect();
+    let Sides {
+        ids,
+        side: minority,
+        rest: majority,
+    } = registered_sides(ctx, (n * 2 / 5).max(1))?;
     let d = ctx.duration(ctx.detect_bound() + ctx.suspicion_max() + Duration::from_secs(10));
     let start = ctx.world.now_us();
     ctx.world.partition(&[&minority]);
@@ -495,14 +515,11 @@ pub fn registry_partition(ctx: &mut Ctx) -> Result<(), String> {
 /// node holds the tombstone, and no node that had seen a deletion ever held the entry alive
 /// again, though the older live version reaches it from the other side.
 pub fn registry_delete(ctx: &mut Ctx) -> Result<(), String> {
-    ctx.bootstrap()?;
-    let ids = ctx.register_everywhere(PER_NODE)?;
-    ctx.settle_registry("before the partition", ctx.registry_bound())?;
-    let n = ctx.n();
-    let mut a = ctx.pick(n - 1);
-    a.truncate(n / 2);
-    a.sort_unstable();
-    let b: Vec<u32> = (0..n as u32).filter(|i| !a.contains(i)).collect();
+    let Sides {
+        ids,
+        side: a,
+        rest: b,
+    } = registered_sides(ctx, ctx.n() / 2)?;
     let d = ctx.duration(ctx.detect_bound() + Duration::from_secs(10));
     let start = ctx.world.now_us();
     ctx.world.partition(&[&a]);
