@@ -42,8 +42,8 @@ cargo test --workspace -- --ignored
 
 if [ -x scripts/chaos.sh ]; then
     log "chaos: real processes, nftables loss, kill -9"
-    cargo build --release --bin hera
-    scripts/chaos.sh
+    # Against the build we deploy (statically linked), so CI runs that build for real.
+    HERA_BIN="$(scripts/build-static.sh)" scripts/chaos.sh
 fi
 
 if [ -x scripts/fuzz-smoke.sh ] && [ "${FUZZ:-1}" = "1" ]; then
