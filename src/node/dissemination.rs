@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::membership::Source;
-use super::{Event, Node, Transmit};
+use super::{Event, JoinTransfer, Node, Transmit};
 use crate::swim::gossip::retransmit_limit;
 use crate::swim::probe::sample;
 use crate::time::Instant;
@@ -187,14 +187,41 @@ impl Node {
     }
 
     pub(super) fn on_push_pull(&mut self, now: Instant, from: SocketAddr, push_pull: PushPull) {
+        let source = if !push_pull.reply_wanted && self.is_join_transfer(now, from) {
+            Source::JoinTransfer
+        } else {
+            Source::PushPull
+        };
         for record in push_pull.members.0 {
-            self.apply_update(now, record, Source::PushPull);
+            self.apply_update(now, record, source);
         }
         if push_pull.reply_wanted {
             self.send_push_pull(from, false);
-        } else if self.join.take().is_some() {
+        } else if let Some(join) = self.join.take() {
+            self.join_transfer = Some(JoinTransfer {
+                seeds: join.seeds,
+                until: now + self.config.probe_interval,
+            });
             self.emit(Event::Joined { via: from });
             self.after_join(from);
+        }
+    }
+
+    /// Is a push-pull answer from `from` part of a seed's answer to our join? A seed's table
+    /// comes in many datagrams, and every seed asked answers; those arriving within one probe
+    /// interval of the first count. One arriving later is treated as any push-pull: gossiped
+    /// on, which costs traffic, never news.
+    fn is_join_transfer(&mut self, now: Instant, from: SocketAddr) -> bool {
+        if let Some(join) = &self.join {
+            return join.seeds.contains(&from);
+        }
+        match &self.join_transfer {
+            Some(transfer) if now < transfer.until => transfer.seeds.contains(&from),
+            Some(_) => {
+                self.join_transfer = None;
+                false
+            }
+            None => false,
         }
     }
 

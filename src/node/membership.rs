@@ -27,6 +27,11 @@ pub(super) enum Source {
     /// partition, so they count only as suspicions here, which a live member can refute
     /// (memberlist does the same).
     PushPull,
+    /// A seed's table in answer to our join: believed as `PushPull`, but not gossiped on.
+    /// Nothing in it is news to the cluster (the seed holds it, and spread what it learnt as
+    /// it learnt it), while re-gossiping it would queue an update per member: at 1,000 members,
+    /// minutes of full datagrams from every newcomer, none telling anyone anything.
+    JoinTransfer,
 }
 
 impl Node {
@@ -42,7 +47,9 @@ impl Node {
         }
         let held_alive = self.members.get(&update.name).map(|m| m.state) == Some(State::Alive);
         let claim = match (source, update.claim) {
-            (Source::PushPull, Claim::Failed { by }) => Claim::Suspect { by },
+            (Source::PushPull | Source::JoinTransfer, Claim::Failed { by }) => {
+                Claim::Suspect { by }
+            }
             (Source::Gossip, Claim::Failed { by }) if held_alive => Claim::Suspect { by },
             (_, claim) => claim,
         };
@@ -69,11 +76,14 @@ impl Node {
                 name: name.clone(),
                 addr,
             });
-            self.queue_member(MemberUpdate {
-                name,
-                claim,
-                ..update
-            });
+            self.pass_on(
+                MemberUpdate {
+                    name,
+                    claim,
+                    ..update
+                },
+                source,
+            );
             return true;
         };
         let (cur_inc, cur_state, cur_addr) =
@@ -139,13 +149,25 @@ impl Node {
                 self.on_member_gone(now);
             }
         }
-        self.queue_member(MemberUpdate {
-            name,
-            incarnation: update.incarnation,
-            claim,
-            profile,
-        });
+        self.pass_on(
+            MemberUpdate {
+                name,
+                incarnation: update.incarnation,
+                claim,
+                profile,
+            },
+            source,
+        );
         true
+    }
+
+    /// A claim changed the table: gossip it on, unless it came with a join's state transfer.
+    fn pass_on(&mut self, update: MemberUpdate, source: Source) {
+        if source == Source::JoinTransfer {
+            self.version += 1;
+        } else {
+            self.queue_member(update);
+        }
     }
 
     fn start_suspicion(

@@ -324,6 +324,8 @@ pub struct Node {
     push_scheduled: bool,
     last_push: Option<Instant>,
     join: Option<PendingJoin>,
+    /// The seeds that answered our join, while their tables may still be arriving.
+    join_transfer: Option<JoinTransfer>,
     timers: Timers,
     outbox: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -346,6 +348,13 @@ pub struct Node {
 struct PendingJoin {
     seeds: Vec<SocketAddr>,
     attempt: u32,
+}
+
+/// A completed join whose seeds' tables may still be arriving (see `Source::JoinTransfer`).
+#[derive(Debug, Clone)]
+struct JoinTransfer {
+    seeds: Vec<SocketAddr>,
+    until: Instant,
 }
 
 impl Node {
@@ -374,6 +383,7 @@ impl Node {
             push_scheduled: false,
             last_push: None,
             join: None,
+            join_transfer: None,
             timers: Timers::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),

@@ -1255,3 +1255,76 @@ fn same_seed_same_transmits() {
 }
 
 mod registry;
+
+/// A newcomer learns the whole table from its seed's answer to its join and passes none of it
+/// on (nothing in it is news to the cluster); the cluster still learns of the newcomer, and a
+/// stranger learnt from any other push-pull is gossiped as before.
+#[test]
+fn a_join_transfer_is_believed_but_not_gossiped_on() {
+    let config = Config::local();
+    let n = 12;
+    let mut c = Cluster::new(n, config.clone(), 21);
+    c.join_all();
+    let quiet = c.run_until_true(config.probe_interval * 30, |c| {
+        (0..n).all(|i| c.node(i).queue_depth() == 0)
+    });
+    assert!(quiet.is_some(), "queues never drained after the join");
+
+    let start = c.now;
+    c.start(n, name(n), 21_000 + n as u64);
+    c.command(
+        n,
+        Command::Join {
+            seeds: vec![addr(0)],
+        },
+    )
+    .unwrap();
+    let joined = c.run_until_true(config.probe_interval, |c| {
+        c.events_since(start)
+            .any(|(_, i, e)| *i == n && matches!(e, Event::Joined { .. }))
+    });
+    assert!(joined.is_some(), "the newcomer never joined");
+    // It holds every member (the transfer was believed) and queues at most its own record.
+    assert_eq!(c.node(n).counts().alive, n);
+    assert!(
+        c.node(n).queue_depth() <= 1,
+        "queued {} after the join",
+        c.node(n).queue_depth()
+    );
+    let all: Vec<usize> = (0..=n).collect();
+    let bound = config.probe_interval * 10;
+    assert!(c.run_until_true(bound, |c| c.all_alive(&all)).is_some());
+    let passed_on = c
+        .sent_since(start)
+        .filter(|s| s.from == n)
+        .flat_map(Sent::messages)
+        .filter(|m| matches!(m, Message::Member(u) if u.name != name(n)))
+        .count();
+    assert_eq!(passed_on, 0, "the newcomer gossiped others' records");
+
+    // The same records from a push-pull that answers no join of ours are gossiped on.
+    let stranger = n + 1;
+    let record = MemberUpdate {
+        name: name(stranger),
+        incarnation: 0,
+        claim: Claim::Alive,
+        profile: Profile {
+            addr: addr(stranger),
+            dc: Label::new("dc1").unwrap(),
+            tags: BoundedVec::default(),
+        },
+    };
+    c.inject(
+        n,
+        addr(3),
+        &[Message::PushPull(wire::PushPull {
+            reply_wanted: false,
+            members: BoundedVec::new(vec![record]),
+        })],
+    );
+    assert_eq!(
+        c.node(n).queue_depth(),
+        1,
+        "a synced stranger was not queued"
+    );
+}
