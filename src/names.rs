@@ -128,7 +128,9 @@ macro_rules! name_type {
                 }
                 // Every allowed byte is ASCII: this cannot fail, and is quick on ASCII.
                 let s = std::str::from_utf8(bytes).ok()?;
-                Some($ty(CompactString::new(s)))
+                // `try_new`, not `new`: no panic path to carry (it fails only where an
+                // allocation would, and then the reference decoder takes over).
+                CompactString::try_new(s).ok().map($ty)
             }
         }
 

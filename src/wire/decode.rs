@@ -55,23 +55,20 @@ pub fn decode_body_reference(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
 fn decode_messages(body: &[u8], fast: bool) -> Result<Vec<Message>, DecodeError> {
     let mut messages =
         Vec::with_capacity((body.len() / TYPICAL_MESSAGE_BYTES + 1).min(MESSAGES_MAX));
-    let mut at = 0;
-    while at < body.len() {
+    // One cursor for the whole body, so that what it remembers (`last_dc`) spans messages.
+    let mut cursor = Cursor::new(body);
+    while cursor.at < body.len() {
         if messages.len() == MESSAGES_MAX {
             return Err(DecodeError::TooManyMessages);
         }
-        let rest = &body[at..];
-        let mut cursor = Cursor { bytes: rest, at: 0 };
+        let start = cursor.at;
         let decoded = if fast { cursor.message() } else { None };
         match decoded {
-            Some(message) => {
-                messages.push(message);
-                at += cursor.at;
-            }
+            Some(message) => messages.push(message),
             None => {
-                let (message, used) = reference_message(rest)?;
+                let (message, used) = reference_message(&body[start..])?;
                 messages.push(message);
-                at += used;
+                cursor.at = start + used;
             }
         }
     }
@@ -84,11 +81,16 @@ fn reference_message(rest: &[u8]) -> Result<(Message, usize), DecodeError> {
         .map_err(|e| DecodeError::from_bincode(e, rest.len()))
 }
 
-/// A read position in one message. Every method returns `None` where the reference decoder
-/// would fail (or where the fast path declines), and then the caller falls back to it.
+/// A read position in a body. Every method returns `None` where the reference decoder would
+/// fail (or where the fast path declines), and then the caller falls back to it from the start
+/// of the message.
 struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// The last data-centre label read, and its bytes. A cluster spans a handful of data
+    /// centres, so consecutive member updates nearly always carry the same label: comparing
+    /// a few bytes and cloning costs far less than checking and copying them again.
+    last_dc: Option<(&'a [u8], Label)>,
 }
 
 // bincode's varint markers (`bincode::varint`): a first byte up to 250 is the value itself.
@@ -98,6 +100,14 @@ const U32_BYTE: u8 = 252;
 const U64_BYTE: u8 = 253;
 
 impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Cursor {
+            bytes,
+            at: 0,
+            last_dc: None,
+        }
+    }
+
     #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let bytes = self.bytes.get(self.at..self.at.checked_add(n)?)?;
@@ -118,33 +128,39 @@ impl<'a> Cursor<'a> {
     }
 
     /// A varint of at most `max_marker`'s width: wider forms are errors to the reference.
-    #[inline]
+    /// Kept inline for the one-byte form (most lengths, kinds and small numbers).
+    #[inline(always)]
     fn varint(&mut self, max_marker: u8) -> Option<u64> {
         let first = self.u8()?;
         if first <= SINGLE_BYTE_MAX {
             return Some(u64::from(first));
         }
-        if first > max_marker {
+        self.wide_varint(first, max_marker)
+    }
+
+    /// The rest of a varint whose first byte is a width marker.
+    fn wide_varint(&mut self, marker: u8, max_marker: u8) -> Option<u64> {
+        if marker > max_marker {
             return None;
         }
-        match first {
+        match marker {
             U16_BYTE => self.array::<2>().map(|b| u64::from(u16::from_le_bytes(b))),
             U32_BYTE => self.array::<4>().map(|b| u64::from(u32::from_le_bytes(b))),
             _ => self.array::<8>().map(u64::from_le_bytes),
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn u16(&mut self) -> Option<u16> {
         self.varint(U16_BYTE).map(|v| v as u16)
     }
 
-    #[inline]
+    #[inline(always)]
     fn u32(&mut self) -> Option<u32> {
         self.varint(U32_BYTE).map(|v| v as u32)
     }
 
-    #[inline]
+    #[inline(always)]
     fn u64(&mut self) -> Option<u64> {
         self.varint(U64_BYTE)
     }
@@ -159,7 +175,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A collection length of at most `max` (`bounded::decode_len`).
-    #[inline]
+    #[inline(always)]
     fn len(&mut self, max: usize) -> Option<usize> {
         usize::try_from(self.u64()?).ok().filter(|&len| len <= max)
     }
@@ -185,7 +201,22 @@ impl<'a> Cursor<'a> {
         Label::from_ascii(self.take(len)?)
     }
 
-    #[inline]
+    /// A member's data centre: the label of the previous update if the bytes are the same.
+    #[inline(always)]
+    fn dc(&mut self) -> Option<Label> {
+        let len = self.len(Label::MAX_BYTES)?;
+        let bytes = self.take(len)?;
+        if let Some((last, label)) = &self.last_dc {
+            if *last == bytes {
+                return Some(label.clone());
+            }
+        }
+        let label = Label::from_ascii(bytes)?;
+        self.last_dc = Some((bytes, label.clone()));
+        Some(label)
+    }
+
+    #[inline(always)]
     fn socket_addr(&mut self) -> Option<SocketAddr> {
         match self.u32()? {
             0 => {
@@ -224,6 +255,17 @@ impl<'a> Cursor<'a> {
         Some(BoundedVec(items))
     }
 
+    /// A member's tags. Most members have none: that case allocates nothing and is kept
+    /// inline.
+    #[inline(always)]
+    fn tags(&mut self) -> Option<BoundedVec<Tag, TAGS_MAX>> {
+        if self.bytes.get(self.at) == Some(&0) {
+            self.at += 1;
+            return Some(BoundedVec::default());
+        }
+        self.vec(Self::tag)
+    }
+
     // Inlined into `message`: returning 144 bytes through memory costs more than the call.
     #[inline(always)]
     fn member_update(&mut self) -> Option<MemberUpdate> {
@@ -241,8 +283,8 @@ impl<'a> Cursor<'a> {
             _ => return None,
         };
         let addr = self.socket_addr()?;
-        let dc = self.label()?;
-        let tags = self.vec(Self::tag)?;
+        let dc = self.dc()?;
+        let tags = self.tags()?;
         Some(MemberUpdate {
             name,
             incarnation,
@@ -313,10 +355,7 @@ mod tests {
         for (kind, message) in cases {
             let bytes = encode_message(&message);
             assert_eq!(bytes[0], kind, "{message:?}");
-            let mut cursor = Cursor {
-                bytes: &bytes,
-                at: 0,
-            };
+            let mut cursor = Cursor::new(&bytes);
             assert_eq!(cursor.message(), Some(message));
             assert_eq!(cursor.at, bytes.len());
         }
@@ -347,7 +386,7 @@ mod tests {
             };
             let fast = |bytes: &[u8]| {
                 let read = |f: fn(&mut Cursor) -> Option<u64>| {
-                    let mut c = Cursor { bytes, at: 0 };
+                    let mut c = Cursor::new(bytes);
                     f(&mut c).map(|v| (v, c.at))
                 };
                 (
@@ -362,6 +401,59 @@ mod tests {
                     marker, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
                 ];
                 assert_eq!(fast(&odd), reference(&odd), "marker {marker}");
+            }
+        }
+    }
+
+    /// The data-centre memo spans messages: repeated, changed (same length or not) and
+    /// refused labels, alone, in push-pulls and after a message the reference decodes, all as
+    /// the reference says, including after single-byte edits.
+    #[test]
+    fn data_centres_of_consecutive_updates_decode_as_the_reference_says() {
+        let update = |name: &str, dc: &str| MemberUpdate {
+            name: NodeName::new(name).unwrap(),
+            incarnation: 1,
+            claim: Claim::Alive,
+            profile: Profile {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 7946)),
+                dc: Label::new(dc).unwrap(),
+                tags: BoundedVec::default(),
+            },
+        };
+        let mut body = Vec::new();
+        for (name, dc) in [
+            ("a", "dc1"),
+            ("b", "dc1"),
+            ("c", "dc2"),
+            ("d", "dc-east"),
+            ("e", "dc2"),
+        ] {
+            body.extend(encode_message(&Message::Member(update(name, dc))));
+        }
+        body.extend(encode_message(&Message::PushPull(PushPull {
+            reply_wanted: true,
+            members: BoundedVec::new(vec![update("f", "dc2"), update("g", "dc3")]),
+        })));
+        // A kind only the reference decodes, between two updates from the same data centre.
+        body.extend(encode_message(&Message::RegistryDigest(RegistryDigest {
+            reply_wanted: false,
+            from: None,
+            to: None,
+            origins: BoundedVec::default(),
+        })));
+        body.extend(encode_message(&Message::Member(update("h", "dc3"))));
+        let decoded = decode_body(&body).unwrap();
+        assert_eq!(decoded, decode_body_reference(&body).unwrap());
+        assert_eq!(decoded.len(), 8);
+        for at in 0..body.len() {
+            for byte in [0, 1, b'1', b'2', b'_', b' ', 0x80, 0xff] {
+                let mut edited = body.clone();
+                edited[at] = byte;
+                assert_eq!(
+                    decode_body(&edited),
+                    decode_body_reference(&edited),
+                    "{edited:02x?}"
+                );
             }
         }
     }
