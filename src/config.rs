@@ -60,8 +60,11 @@ pub struct Config {
     /// Tombstones of deleted instances are kept (and gossiped) this long after the deletion's
     /// version, so that a slow peer's old version cannot bring a deleted instance back; then
     /// every node collects them at about the same time. Must exceed how long gossip and a few
-    /// anti-entropy rounds take to reach every node; a peer cut off for longer that sends the
-    /// old instance back meets its owner, which deletes it again.
+    /// anti-entropy rounds take to reach every node. While a member is held failed, and for
+    /// this long after, a collected tombstone leaves its version behind (a grave, not gossiped):
+    /// a member cut off for longer that sends the old instance back is refused and answered
+    /// with the tombstone, whoever deleted it, so deletions outlast partitions that heal within
+    /// `failed_reap_after`.
     pub tombstone_grace: Duration,
     /// Expected cluster size, if known: quorum is then a majority of the larger of this and
     /// the number of members known.

@@ -70,6 +70,9 @@ pub struct Stats {
     pub entries_unsendable: u64,
     /// Entries we own that a peer sent back after we deleted them, deleted again.
     pub zombies_deleted: u64,
+    /// Old versions of entries deleted here refused because a grave remembers the deletion
+    /// (a member cut off for longer than the grace sent them back), answered with tombstones.
+    pub zombies_refused: u64,
     pub registry_syncs: u64,
     pub checks_started: u64,
     pub checks_failed: u64,

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use hera::config::Preset;
 use hera::registry::Entry;
 use hera::wire::{encode_message, DatagramBuilder, Message};
 use hera_sim::check::{no_resurrections, registry_agrees, registry_matches_writes};
@@ -193,6 +194,70 @@ fn registry_checkers_catch_splits_and_resurrections() {
         ctx.world.node(1).map(|n| n.stats().zombies_deleted),
         Some(1)
     );
+}
+
+/// Finding 5: a partition longer than `tombstone_grace` (60 s on the local preset), so both
+/// sides have collected the tombstones of the deletions made during it by the heal. The
+/// scenario deletes entries the other side updated meanwhile (their owner is over there and
+/// never saw the deletion); this test adds an owner deleting its own instance and a node
+/// deleting one owned across the partition. None may come back, not even for a moment on a
+/// node that had collected its tombstone; and a grace after the heal the graves are gone.
+#[test]
+fn deletions_outlive_a_partition_longer_than_the_grace() {
+    let mut p = params("registry-delete", 20, 1);
+    p.preset = Preset::Local;
+    p.duration = Some(Duration::from_secs(90));
+    run(p.clone());
+
+    p.scenario = "registry".into();
+    let mut ctx = Ctx::new(p);
+    let fail = |e: String| -> ! { panic!("seed 1: {e}") };
+    ctx.bootstrap().unwrap_or_else(|e| fail(e));
+    // Ids node by node: node i registered ids[2i] and ids[2i + 1].
+    let ids = ctx.register_everywhere(2).unwrap_or_else(|e| fail(e));
+    let bound = ctx.registry_bound();
+    ctx.settle_registry("before the partition", bound)
+        .unwrap_or_else(|e| fail(e));
+    let a: Vec<u32> = (0..10).collect();
+    ctx.world.partition(&[&a]);
+    ctx.world.run_for(Duration::from_secs(2));
+    // n3 deletes its own instance; n4 deletes one that n15, across the partition, owns.
+    let (own, across) = (ids[6].clone(), ids[30].clone());
+    ctx.deregister(3, &own).unwrap_or_else(|e| fail(e));
+    ctx.deregister(4, &across).unwrap_or_else(|e| fail(e));
+    ctx.world.run_for(Duration::from_secs(90));
+    // The fault took effect: side a collected the tombstones (keeping graves), side b still
+    // holds both entries alive.
+    let grace = ctx.world.config().tombstone_grace;
+    assert!(grace < Duration::from_secs(90), "grace {grace:?}");
+    for i in 0..20 {
+        let r = ctx.world.node(i).expect("every node is up").registry();
+        for id in [&own, &across] {
+            match i < 10 {
+                true => assert!(r.stored(id).is_none() && r.grave(id).is_some(), "n{i} {id}"),
+                false => assert!(r.get(id).is_some(), "n{i} {id}"),
+            }
+        }
+    }
+    ctx.world.heal();
+    ctx.settle("after the heal", ctx.converge_bound())
+        .unwrap_or_else(|e| fail(e));
+    ctx.settle_registry("after the heal", bound)
+        .unwrap_or_else(|e| fail(e));
+    no_resurrections(&ctx.world).unwrap_or_else(|e| fail(e));
+    let refused: u64 = (0..20)
+        .filter_map(|i| ctx.world.node(i))
+        .map(|n| n.stats().zombies_refused)
+        .sum();
+    assert!(refused > 0, "no old version was refused");
+    // Memory stays bounded: a grace after the heal, no node keeps a grave.
+    ctx.world.run_for(grace + Duration::from_secs(1));
+    for i in 0..20 {
+        let r = ctx.world.node(i).expect("every node is up").registry();
+        assert_eq!((r.graves(), r.tombstones()), (0, 0), "n{i}");
+    }
+    registry_matches_writes(&ctx.world).unwrap_or_else(|e| fail(e));
+    no_resurrections(&ctx.world).unwrap_or_else(|e| fail(e));
 }
 
 /// The partition scenarios over a few more seeds, sizes (odd and even) and 5% loss.

@@ -45,7 +45,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Config, Tuning};
 use crate::names::{InstanceId, Label, NodeName, ServiceName};
-use crate::registry::{Health, InstanceSpec, Registry};
+use crate::registry::{Entry, Health, InstanceSpec, Registry};
 use crate::stats::Stats;
 use crate::swim::awareness::Awareness;
 use crate::swim::gossip::Broadcasts;
@@ -340,6 +340,12 @@ pub struct Node {
     /// Members held failed whose entries we refused: compare registries with them when they
     /// come back (at most `registry_sync::OWED_SYNCS_MAX`).
     owed_syncs: BTreeSet<NodeName>,
+    /// Collected tombstones are kept as graves until then: a grace after the last registry
+    /// tick that saw a member held failed (`Node::keeps_graves`).
+    graves_until: Option<Instant>,
+    /// Tombstones to send back to the sender of the datagram being read, which brought old
+    /// versions of entries deleted here (at most `registry_ops::GRAVE_REPLIES_MAX`).
+    grave_replies: Vec<Entry>,
     /// The cluster key and nonce sequence; None sends and accepts plain datagrams.
     sealer: Option<wire::Sealer>,
 }
@@ -393,6 +399,8 @@ impl Node {
             owned: HashMap::new(),
             orphans_since: None,
             owed_syncs: BTreeSet::new(),
+            graves_until: None,
+            grave_replies: Vec::new(),
             sealer: None,
         };
         node.start_timers(now);
@@ -420,6 +428,7 @@ impl Node {
             self.stats.message_in(message.kind());
             self.handle_message(now, from, message);
         }
+        self.send_grave_replies(from);
     }
 
     /// Deadlines up to `now` have passed.

@@ -12,6 +12,11 @@ use crate::time::Instant;
 use crate::timers::Timer;
 use crate::wire::{encode_message, Message};
 
+/// Tombstones answering old versions of deleted entries, held until the datagram that brought
+/// them has been read (`Node::send_grave_replies`): one per entry, and a datagram carries far
+/// fewer entries than this.
+pub(super) const GRAVE_REPLIES_MAX: usize = 256;
+
 /// Deadlines of an instance this node owns. Owner-local: a renewal that changes nothing else
 /// moves these and sends nothing, so heartbeats cost no cluster traffic.
 #[derive(Debug, Clone, Default)]
@@ -243,6 +248,26 @@ impl Node {
             return;
         }
         if let Some(instance) = &entry.instance {
+            if let Some(grave) = self
+                .registry
+                .grave(&entry.id)
+                .filter(|grave| !newer(grave, &entry.version))
+            {
+                // Deleted here, its tombstone since collected, while a member was cut off (see
+                // `keeps_graves`): this is the old version coming back from that side, which
+                // never saw the deletion. Refuse it (the registry would too) and answer with
+                // the tombstone, which the sender, holding the entry, takes and gossips on its
+                // side: the deletion wins there as it would have within the grace.
+                self.stats.zombies_refused += 1;
+                if self.grave_replies.len() < GRAVE_REPLIES_MAX {
+                    self.grave_replies.push(Entry {
+                        id: entry.id,
+                        version: grave.clone(),
+                        instance: None,
+                    });
+                }
+                return;
+            }
             let unknown = self.registry.stored(&entry.id).is_none();
             // A late rumour of an instance whose owner has failed must not bring it back (while
             // we have quorum; without it we keep such instances anyway, marked stale).
@@ -400,13 +425,52 @@ impl Node {
                 self.purge_orphans();
             }
         }
+        let keep_graves = self.keeps_graves(now);
         let collected = self.registry.collect_tombstones(
             now.as_millis(),
             self.config.tombstone_grace.as_millis() as u64,
+            keep_graves,
         );
         if collected > 0 {
             self.version += 1;
         }
+        if self.registry.graves() > 0 {
+            // A grave older than `failed_reap_after` guards nobody: any member cut off since
+            // before it has been reaped, and no longer reconnects by itself.
+            let before_ms = match keep_graves {
+                true => now
+                    .as_millis()
+                    .saturating_sub(self.config.failed_reap_after.as_millis() as u64),
+                false => u64::MAX,
+            };
+            self.registry.forget_graves(before_ms);
+        }
+    }
+
+    /// Whether collected tombstones are kept as graves ([`crate::registry::Registry::grave`]):
+    /// while a member is held failed, and for a grace after the last one is not (it came back,
+    /// or was reaped).
+    ///
+    /// A member cut off for longer than the grace (a partition: each side holds the other
+    /// failed) still holds, live, what was deleted meanwhile on our side. Once our tombstone is
+    /// collected, nothing would tell its old version from a write made on its side that we
+    /// never saw, and anti-entropy would bring the entry back everywhere after the heal (the
+    /// owner's zombie rule helps only if the owner saw the deletion). A grave keeps the
+    /// deletion's version, and [`Node::on_entry`] answers the old version with the tombstone.
+    /// After a grace of contact, anti-entropy has compared registries with the returned side
+    /// (the bound the grace itself rests on), so the graves can go. Left members are not
+    /// counted: a node that left has stopped, and comes back empty.
+    ///
+    /// Holding a member failed covers more than a partition (a crashed node keeps graves until
+    /// it is reaped), so this errs towards keeping; [`GRAVES_MAX`] bounds the cost, and a
+    /// cluster with no member failed keeps none.
+    ///
+    /// [`GRAVES_MAX`]: crate::registry::GRAVES_MAX
+    fn keeps_graves(&mut self, now: Instant) -> bool {
+        if self.members.counts().failed > 0 {
+            self.graves_until = Some(now + self.config.tombstone_grace);
+        }
+        self.graves_until.is_some_and(|until| now < until)
     }
 
     /// A member failed or left: drop the instances it owned, unless we lack quorum, in which

@@ -199,6 +199,15 @@ impl Node {
         self.send_entries(to, entries);
     }
 
+    /// Send the sender of the datagram just read the tombstones [`Node::on_entry`] answered
+    /// its old versions of deleted entries with.
+    pub(super) fn send_grave_replies(&mut self, to: SocketAddr) {
+        if !self.grave_replies.is_empty() {
+            let entries = std::mem::take(&mut self.grave_replies);
+            self.send_entries(to, entries);
+        }
+    }
+
     /// Pack entries into datagrams within the budget, without piggybacking.
     fn send_entries(&mut self, to: SocketAddr, entries: Vec<Entry>) {
         let mut datagram = self.new_datagram();

@@ -1,5 +1,6 @@
 //! The replicated registry: service instances keyed by id, merged last-writer-wins on hybrid
-//! logical clock versions, with tombstones for deletions.
+//! logical clock versions, with tombstones for deletions, and graves (the versions of collected
+//! tombstones) while a member that may not have seen them is cut off.
 //!
 //! This module is the data and the merge rule; the [`crate::Node`] decides when to write,
 //! gossips entries, runs anti-entropy and enforces TTLs on the instances it owns
@@ -56,6 +57,12 @@ pub type BucketMask = u64;
 /// Every bucket.
 pub const ALL_BUCKETS: BucketMask = u64::MAX;
 
+/// Graves kept at most ([`Registry::grave`]): about 220 B each (`tests/memory.rs`), so 3.6 MB
+/// at most per node, for a cluster deleting one instance every 5 s throughout a day-long
+/// outage. Past it the oldest go first, and only a partition both that long and that busy can
+/// bring their entries back.
+pub const GRAVES_MAX: usize = 16_384;
+
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     entries: OrdMap<InstanceId, Stored>,
@@ -64,6 +71,11 @@ pub struct Registry {
     by_service: OrdMap<ServiceName, OrdSet<InstanceId>>,
     /// Tombstones by the wall time of their version, oldest first, for collection.
     tombstones: OrdSet<(u64, InstanceId)>,
+    /// Versions of collected tombstones kept while a member may still hold what they deleted
+    /// ([`Registry::grave`]); never an id of `entries`. Not gossiped, not in the digests.
+    graves: OrdMap<InstanceId, Hlc>,
+    /// The same graves by the wall time of their version, oldest first, for forgetting them.
+    graves_by_age: OrdSet<(u64, InstanceId)>,
     /// Per-origin summaries (origin: the node that wrote the version held), kept up to date.
     origins: OrdMap<NodeName, OriginDigest>,
     /// The sum of every origin's hash: one number to compare whole registries.
@@ -136,6 +148,17 @@ impl Registry {
         self.tombstones.len()
     }
 
+    /// Graves: collected tombstones whose versions are still kept ([`Registry::grave`]).
+    pub fn graves(&self) -> usize {
+        self.graves.len()
+    }
+
+    /// The version of a collected tombstone of `id`, kept past its grace because a member
+    /// was cut off meanwhile and may send back what it deleted (see `Node::on_entry`).
+    pub fn grave(&self, id: &InstanceId) -> Option<&Hlc> {
+        self.graves.get(id)
+    }
+
     /// Live instances by health and on-line state, and tombstones (a scan: for metrics).
     pub fn counts(&self) -> RegistryCounts {
         let mut c = RegistryCounts {
@@ -166,14 +189,21 @@ impl Registry {
     }
 
     /// Merge an entry (ours or a peer's). True if it replaced what we held.
+    ///
+    /// What we hold of an id is its stored entry or, once its tombstone is collected, its
+    /// grave: an entry older than the grave is the deleted one coming back from a member cut
+    /// off for longer than the grace, and loses to the deletion as it would have before.
     pub fn apply(&mut self, entry: Entry) -> bool {
         self.clock.observe(&entry.version);
-        if let Some(current) = self.entries.get(&entry.id) {
-            if !newer(&current.version, &entry.version) {
-                return false;
-            }
+        let current = match self.entries.get(&entry.id) {
+            Some(stored) => Some(&stored.version),
+            None => self.graves.get(&entry.id),
+        };
+        if current.is_some_and(|current| !newer(current, &entry.version)) {
+            return false;
         }
         self.remove(&entry.id);
+        self.unbury(&entry.id);
         self.index += 1;
         let stored = Stored {
             version: entry.version,
@@ -198,16 +228,38 @@ impl Registry {
     /// time, not by when a tombstone arrived here, so every node collects one at about the same
     /// time; a node that has collected it ignores it if a slower peer sends it again
     /// ([`Registry::is_expired_tombstone`]), so tombstones do not bounce between nodes.
-    pub fn collect_tombstones(&mut self, now_ms: u64, grace_ms: u64) -> usize {
+    ///
+    /// With `keep_graves`, the version of each collected tombstone is kept as a grave (at most
+    /// [`GRAVES_MAX`], the oldest forgotten first): it leaves the gossiped registry and its
+    /// digests all the same, so nodes that keep graves and nodes that do not still agree.
+    pub fn collect_tombstones(&mut self, now_ms: u64, grace_ms: u64, keep_graves: bool) -> usize {
         let mut collected = 0;
         while let Some((wall_ms, id)) = self.tombstones.get_min().cloned() {
             if now_ms.saturating_sub(wall_ms) < grace_ms {
                 break;
             }
-            self.remove(&id);
+            if let Some(stored) = self.remove(&id) {
+                if keep_graves {
+                    self.bury(id, stored.version);
+                }
+            }
             collected += 1;
         }
         collected
+    }
+
+    /// Forget the graves whose version is older than `before_ms` (all of them with
+    /// `u64::MAX`). Returns how many went.
+    pub fn forget_graves(&mut self, before_ms: u64) -> usize {
+        let mut forgotten = 0;
+        while let Some((wall_ms, id)) = self.graves_by_age.get_min().cloned() {
+            if wall_ms >= before_ms {
+                break;
+            }
+            self.unbury(&id);
+            forgotten += 1;
+        }
+        forgotten
     }
 
     /// A tombstone for an id we do not hold, already past its grace: storing it would only
@@ -267,6 +319,23 @@ impl Registry {
     }
 
     // ---- keeping the indexes in step with `entries` ----
+
+    fn bury(&mut self, id: InstanceId, version: Hlc) {
+        self.graves_by_age.insert((version.wall_ms, id.clone()));
+        self.graves.insert(id, version);
+        while self.graves.len() > GRAVES_MAX {
+            let Some((_, oldest)) = self.graves_by_age.get_min().cloned() else {
+                break;
+            };
+            self.unbury(&oldest);
+        }
+    }
+
+    fn unbury(&mut self, id: &InstanceId) {
+        if let Some(version) = self.graves.remove(id) {
+            self.graves_by_age.remove(&(version.wall_ms, id.clone()));
+        }
+    }
 
     fn live_stored(&self, id: &InstanceId) -> Option<(&Stored, &Arc<Instance>)> {
         let s = self.entries.get(id)?;

@@ -172,8 +172,8 @@ fn tombstones_are_collected_by_the_age_of_their_version() {
     let mut r = Registry::default();
     r.apply(tombstone("x", v(1_000, 0, "a")));
     r.apply(tombstone("y", v(5_000, 0, "a")));
-    assert_eq!(r.collect_tombstones(60_999, grace_ms), 0);
-    assert_eq!(r.collect_tombstones(61_000, grace_ms), 1);
+    assert_eq!(r.collect_tombstones(60_999, grace_ms, false), 0);
+    assert_eq!(r.collect_tombstones(61_000, grace_ms, false), 1);
     assert!(r.stored(&id("x")).is_none() && r.stored(&id("y")).is_some());
     // Once collected, the same tombstone coming back is recognised as expired and not stored;
     // a fresh one, or one that replaces an entry we hold, is stored.
@@ -190,8 +190,68 @@ fn tombstones_are_collected_by_the_age_of_their_version() {
             "{entry:?}"
         );
     }
-    assert_eq!(r.collect_tombstones(u64::MAX, grace_ms), 1);
+    assert_eq!(r.collect_tombstones(u64::MAX, grace_ms, false), 1);
     assert_eq!(r.tombstones(), 0);
+}
+
+/// A grave keeps a collected tombstone's version out of the gossiped registry: the deleted
+/// entry's older versions lose to it, as they lost to the tombstone; newer writes win and
+/// replace it; collecting without graves, or forgetting them, leaves nothing behind.
+#[test]
+fn graves_refuse_what_their_tombstones_deleted() {
+    let grace_ms = 60_000;
+    let mut r = Registry::default();
+    r.apply(live("web", "x", v(1_000, 0, "a")));
+    r.apply(tombstone("x", v(2_000, 0, "b")));
+    r.apply(tombstone("y", v(3_000, 0, "b")));
+    r.apply(live("web", "z", v(500, 0, "a")));
+    r.apply(tombstone("z", v(4_000, 0, "a")));
+    assert_eq!(r.collect_tombstones(70_000, grace_ms, true), 3);
+    assert_eq!((r.tombstones(), r.graves(), r.len()), (0, 3, 0));
+    // Graves are neither stored entries nor in the digests.
+    assert!(r.stored(&id("x")).is_none());
+    assert_eq!(r.digest(), Registry::default().digest());
+    assert!(r.origin_digests().is_empty());
+    // (entry, applied): the merge rule counts a grave as the version held.
+    let table = [
+        (live("web", "x", v(1_000, 0, "a")), false),
+        (live("web", "x", v(2_000, 0, "a")), false),
+        (tombstone("x", v(1_500, 0, "c")), false),
+        (live("web", "y", v(2_999, 9, "z")), false),
+        (live("web", "z", v(4_000, 0, "b")), true),
+        (tombstone("y", v(3_000, 1, "b")), true),
+    ];
+    for (entry, applied) in table {
+        assert_eq!(r.apply(entry.clone()), applied, "{entry:?}");
+    }
+    // A newer write replaced z's grave and y's; x's grave stays.
+    assert_eq!(r.grave(&id("x")), Some(&v(2_000, 0, "b")));
+    assert!(r.grave(&id("y")).is_none() && r.grave(&id("z")).is_none());
+    assert!(r.get(&id("z")).is_some());
+    assert_eq!((r.len(), r.tombstones(), r.graves()), (1, 1, 1));
+    // Forgetting goes by the version's age.
+    assert_eq!(r.forget_graves(2_000), 0);
+    assert_eq!(r.forget_graves(2_001), 1);
+    assert!(r.apply(live("web", "x", v(1_000, 0, "a"))));
+    // Without graves, a collected tombstone leaves nothing.
+    assert_eq!(r.collect_tombstones(u64::MAX, grace_ms, false), 1);
+    assert_eq!(r.graves(), 0);
+    assert!(r.apply(live("web", "y", v(1, 0, "a"))));
+}
+
+#[test]
+fn graves_are_bounded_oldest_first() {
+    let mut r = Registry::default();
+    let n = GRAVES_MAX + 10;
+    for k in 0..n {
+        r.apply(tombstone(&format!("i-{k}"), v(k as u64, 0, "a")));
+    }
+    assert_eq!(r.collect_tombstones(u64::MAX, 1, true), n);
+    assert_eq!(r.graves(), GRAVES_MAX);
+    assert!(r.grave(&id("i-9")).is_none());
+    assert!(r.grave(&id("i-10")).is_some());
+    assert_eq!(r.forget_graves(u64::MAX), GRAVES_MAX);
+    assert_eq!(r.graves(), 0);
 }
 
 #[test]

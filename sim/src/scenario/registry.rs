@@ -576,11 +576,16 @@ pub fn registry_delete(ctx: &mut Ctx) -> Result<(), String> {
     ctx.report.heal_converged_s = Some(members.as_secs_f64());
     let took = ctx.settle_registry("after the partition healed", ctx.registry_bound())?;
     ctx.report.registry_converged_s = Some((members + took).as_secs_f64());
+    // Every node holds the deletion: its tombstone, or past the grace (a partition longer than
+    // `tombstone_grace`) its grave, which the node keeps for a grace after the heal.
     for id in &doomed {
         for i in ctx.world.healthy() {
-            let stored = ctx.world.node(i).and_then(|x| x.registry().stored(id));
-            expect(stored.is_some_and(|s| s.instance.is_none()), || {
-                format!("n{i} holds no tombstone of deleted {id}")
+            let Some(registry) = ctx.world.node(i).map(|x| x.registry()) else {
+                continue;
+            };
+            let tombstone = registry.stored(id).is_some_and(|s| s.instance.is_none());
+            expect(tombstone || registry.grave(id).is_some(), || {
+                format!("n{i} holds neither a tombstone nor a grave of deleted {id}")
             })?;
         }
     }

@@ -478,6 +478,59 @@ fn an_owner_deletes_its_instance_again_when_a_peer_resurrects_it() {
     assert_eq!(c.node(0).stats().zombies_deleted, 1);
 }
 
+/// Finding 5: a node cut off for longer than the grace holds, alive, an instance deleted on
+/// the other side by a node other than its owner. The tombstone is collected everywhere
+/// before the heal; the others keep its grave, refuse the old version when it comes back,
+/// and answer with the tombstone, so the deletion wins on the returning node too. No node
+/// that had seen the deletion holds the instance alive again, even for a moment; a grace
+/// later the graves are gone.
+#[test]
+fn a_deletion_outlives_a_partition_longer_than_the_grace() {
+    let mut c = cluster(4);
+    c.command(0, Command::Register(spec("web", "web-0")))
+        .unwrap();
+    c.run_for(spread(&c));
+    assert!(everyone_holds(&c, &[0, 1, 2, 3], "web-0"));
+    c.isolate(3);
+    let (_, max) = suspicion_window(&c.config, 4);
+    let cut = c.run_until_true(c.config.probe_interval * 20 + max * 3, |c| {
+        c.member_state(1, 3) == Some(State::Failed) && c.member_state(3, 1) == Some(State::Failed)
+    });
+    assert!(cut.is_some(), "the two sides never held each other failed");
+    c.command(1, Command::Deregister { id: id("web-0") })
+        .unwrap();
+    c.run_for(c.config.tombstone_grace + c.config.registry_tick * 2);
+    for i in 0..3 {
+        let r = c.node(i).registry();
+        assert!(r.stored(&id("web-0")).is_none(), "n{i} kept the tombstone");
+        assert!(r.grave(&id("web-0")).is_some(), "n{i} kept no grave");
+    }
+    assert!(holds(&c, 3, "web-0"), "the cut-off node lost the instance");
+    c.reconnect(3);
+    let mut back = false;
+    let bound = c.config.reconnect_interval * 3 + c.config.sync_interval * 2;
+    let gone = c.run_until_true(bound, |c| {
+        back |= !nobody_holds(c, &[0, 1, 2], "web-0");
+        nobody_holds(c, &[0, 1, 2, 3], "web-0")
+    });
+    assert!(gone.is_some(), "the cut-off node kept the deleted instance");
+    assert!(
+        !back,
+        "the deleted instance came back on the side that deleted it"
+    );
+    let refused: u64 = (0..3).map(|i| c.node(i).stats().zombies_refused).sum();
+    assert!(refused > 0);
+    assert_eq!(c.node(0).stats().zombies_deleted, 0);
+    // Settled: all four agree; a grace after the heal nobody keeps a grave.
+    c.run_for(c.config.tombstone_grace + c.config.registry_tick * 2);
+    for i in 0..4 {
+        let r = c.node(i).registry();
+        assert_eq!((r.graves(), r.tombstones()), (0, 0), "n{i}");
+        assert_eq!(r.digest(), c.node(0).registry().digest(), "n{i}");
+    }
+    assert!(nobody_holds(&c, &[0, 1, 2, 3], "web-0"));
+}
+
 #[test]
 fn collected_tombstones_do_not_come_back() {
     let mut c = cluster(2);
