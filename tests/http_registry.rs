@@ -369,6 +369,85 @@ async fn a_blocking_query_returns_on_change_and_after_its_wait() {
     shutdown(nodes).await;
 }
 
+/// Consul's hash-based blocking on `/v1/agent/service/<id>`: every answer carries
+/// `X-Consul-ContentHash`; `?hash=` of the current answer holds the read until the service
+/// changes (here through another node) or the wait runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_service_blocks_on_its_content_hash() {
+    let nodes = cluster(2, None).await;
+    let c = client();
+    let register = |node: usize, tags: Value| {
+        c.put(url(&nodes[node], "/v1/agent/service/register"))
+            .body(json!({"Name": "api", "ID": "api-1", "Port": 8080, "Tags": tags}).to_string())
+            .send()
+    };
+    assert_eq!(register(0, json!(["v1"])).await.unwrap().status(), 200);
+    let first = c
+        .get(url(&nodes[0], "/v1/agent/service/api-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let hash = first.headers()["x-consul-contenthash"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(hash.len(), 16, "{hash}");
+    let unchanged = c
+        .get(url(&nodes[0], "/v1/agent/service/api-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.headers()["x-consul-contenthash"], hash.as_str());
+
+    // No change: it answers after its wait, with the same hash.
+    #[allow(clippy::disallowed_methods)] // the test measures wall time on purpose
+    let started = tokio::time::Instant::now();
+    let r = c
+        .get(url(
+            &nodes[0],
+            &format!("/v1/agent/service/api-1?hash={hash}&wait=300ms"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(r.headers()["x-consul-contenthash"], hash.as_str());
+
+    // A change made on the other node ends the wait with the new definition and a new hash.
+    let blocked = c
+        .get(url(
+            &nodes[0],
+            &format!("/v1/agent/service/api-1?hash={hash}&wait=60s"),
+        ))
+        .send();
+    let (answer, reg) = tokio::join!(blocked, register(1, json!(["v2"])));
+    assert_eq!(reg.unwrap().status(), 200);
+    let answer = answer.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_ne!(answer.headers()["x-consul-contenthash"], hash.as_str());
+    let service: Value = answer.json().await.unwrap();
+    assert_eq!(service["Tags"], json!(["v2"]), "{service}");
+
+    // Unknown ids and bad waits are refused, not held.
+    let missing = c
+        .get(url(&nodes[0], "/v1/agent/service/nope?hash=0&wait=60s"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let bad = c
+        .get(url(
+            &nodes[0],
+            &format!("/v1/agent/service/api-1?hash={hash}&wait=soon"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    shutdown(nodes).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_of_a_killed_owner_leave_the_other_nodes() {
     let mut nodes = cluster(3, None).await;

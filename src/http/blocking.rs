@@ -1,5 +1,7 @@
 //! Consul's blocking queries: `?index=N&wait=D` holds a read until the registry's index passes
-//! N or D elapses, and every read answers with `X-Consul-Index`.
+//! N or D elapses, and every read answers with `X-Consul-Index`. Endpoints that Consul blocks
+//! on a hash of their content instead (`/v1/agent/service/<id>`) take `?hash=H&wait=D` and
+//! answer with `X-Consul-ContentHash`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,16 +35,53 @@ pub async fn wait(
     let index: u64 = index
         .parse()
         .map_err(|_| ApiError::bad_request(format!("index {index:?} is not a number")))?;
-    let wait = match query.get("wait").filter(|v| !v.is_empty()) {
-        Some(text) => consul_duration(text).map_err(ApiError::bad_request)?,
-        None => WAIT_DEFAULT,
-    }
-    .min(WAIT_MAX);
+    let wait = wait_of(query)?;
     let Ok(_slot) = app.shared.blocking.try_acquire() else {
         return Ok(app.node.snapshot());
     };
     let changed = app.node.wait_for(wait, move |s| index_of(s) > index).await;
     Ok(changed.unwrap_or_else(|| app.node.snapshot()))
+}
+
+/// Wait as a hash-based query asks: until `content_hash` of the node's state differs from the
+/// query's `hash`, or `wait` elapses. Without `hash`, answer at once.
+pub async fn wait_for_content(
+    app: &AppState,
+    query: &HashMap<String, String>,
+    content_hash: impl Fn(&Snapshot) -> Option<String> + Send + Sync + 'static,
+) -> Result<Arc<Snapshot>, ApiError> {
+    let Some(seen) = query.get("hash").filter(|v| !v.is_empty()).cloned() else {
+        return Ok(app.node.snapshot());
+    };
+    let wait = wait_of(query)?;
+    let Ok(_slot) = app.shared.blocking.try_acquire() else {
+        return Ok(app.node.snapshot());
+    };
+    let changed = app
+        .node
+        .wait_for(wait, move |s| {
+            content_hash(s).as_deref() != Some(seen.as_str())
+        })
+        .await;
+    Ok(changed.unwrap_or_else(|| app.node.snapshot()))
+}
+
+/// A read's `wait`: Consul's default when absent, capped at its maximum.
+fn wait_of(query: &HashMap<String, String>) -> Result<Duration, ApiError> {
+    let wait = match query.get("wait").filter(|v| !v.is_empty()) {
+        Some(text) => consul_duration(text).map_err(ApiError::bad_request)?,
+        None => WAIT_DEFAULT,
+    };
+    Ok(wait.min(WAIT_MAX))
+}
+
+/// The content hash of an answer, as `X-Consul-ContentHash` carries it: 16 hex digits of a
+/// 64-bit hash of its JSON. It need only tell answers of this process apart.
+pub fn content_hash(answer: &serde_json::Value) -> String {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let bytes = serde_json::to_vec(answer).unwrap_or_default();
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(bytes);
+    format!("{hash:016x}")
 }
 
 /// The headers Consul clients look for on every read.

@@ -307,17 +307,28 @@ async fn agent_services(State(app): State<AppState>) -> Json<Map<String, Value>>
     )
 }
 
+/// One service's definition; blocks on a hash of the answer (`?hash=H&wait=D`), as Consul
+/// does for this endpoint (sidecars and config agents watch it that way).
 async fn agent_service(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Q,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let s = app.node.snapshot();
-    let i = s
-        .registry
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found(format!("unknown service ID {id}")))?;
-    Ok((blocking::headers(&s), Json(views::agent_service(&s, i))).into_response())
+    let missing = format!("unknown service ID {id}");
+    let view = move |s: &Snapshot| s.registry.get(&id).map(|i| views::agent_service(s, i));
+    let hash_of = {
+        let view = view.clone();
+        move |s: &Snapshot| view(s).as_ref().map(blocking::content_hash)
+    };
+    let s = blocking::wait_for_content(&app, &q, hash_of).await?;
+    let answer = view(&s).ok_or_else(|| ApiError::not_found(missing))?;
+    let hash = blocking::content_hash(&answer);
+    let mut headers = blocking::headers(&s);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&hash) {
+        headers.insert("X-Consul-ContentHash", v);
+    }
+    Ok((headers, Json(answer)).into_response())
 }
 
 async fn agent_checks(State(app): State<AppState>) -> Json<Map<String, Value>> {
