@@ -316,6 +316,13 @@ impl Ctx {
         all
     }
 
+    /// Loss `p` took effect: datagrams were dropped since the network had dropped `lost_before`.
+    pub fn loss_took_effect(&self, p: f64, lost_before: u64) -> Result<(), String> {
+        expect(p == 0.0 || self.world.net.stats.lost > lost_before, || {
+            format!("loss {p} dropped no datagram")
+        })
+    }
+
     fn probes_sent(&self) -> u64 {
         (0..self.world.len() as u32)
             .filter_map(|i| self.world.node(i))
@@ -455,11 +462,7 @@ pub fn loss(ctx: &mut Ctx) -> Result<(), String> {
             c.suspicions_raised - raised0
         ),
     );
-    if p > 0.0 {
-        expect(ctx.world.net.stats.lost > 0, || {
-            format!("loss {p} dropped no datagram")
-        })?;
-    }
+    ctx.loss_took_effect(p, 0)?;
     if p >= 0.05 {
         expect(failed > 0, || format!("loss {p} made no probe fail"))?;
     }

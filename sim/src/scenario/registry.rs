@@ -284,11 +284,7 @@ fn traffic(ctx: &mut Ctx, default_loss: f64) -> Result<(), String> {
     expect(added + updated + deleted > 0, || {
         "no registry write was made".into()
     })?;
-    if p > 0.0 {
-        expect(ctx.world.net.stats.lost > lost0, || {
-            format!("loss {p} dropped no datagram")
-        })?;
-    }
+    ctx.loss_took_effect(p, lost0)?;
     no_resurrections(&ctx.world)?;
     ctx.world.set_loss(0.0);
     let took = ctx.settle_registry("after the writes stopped", ctx.registry_bound())?;
@@ -342,9 +338,7 @@ fn partition_took_effect(ctx: &Ctx, loss: f64, a: &[u32], b: &[u32]) -> Result<(
     expect(ctx.world.net.stats.cut > 0, || {
         "the partition cut no datagram".into()
     })?;
-    expect(loss == 0.0 || ctx.world.net.stats.lost > 0, || {
-        format!("loss {loss} dropped no datagram")
-    })?;
+    ctx.loss_took_effect(loss, 0)?;
     for (side, other) in [(a, b), (b, a)] {
         for &i in side.iter().take(10) {
             let failed = ctx.world.node(i).map_or(0, |x| x.counts().failed);
@@ -636,9 +630,7 @@ pub fn owner_crash(ctx: &mut Ctx) -> Result<(), String> {
     expect(ctx.world.net.stats.to_down_node > 0, || {
         "no datagram reached a crashed node's address".into()
     })?;
-    expect(loss == 0.0 || ctx.world.net.stats.lost > 0, || {
-        format!("loss {loss} dropped no datagram")
-    })?;
+    ctx.loss_took_effect(loss, 0)?;
     for &v in &victims {
         expect(ctx.world.monitor.marks(v).suspected > 0, || {
             format!("crashed n{v} was never suspected")
