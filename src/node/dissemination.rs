@@ -211,17 +211,11 @@ impl Node {
     /// comes in many datagrams, and every seed asked answers; those arriving within one probe
     /// interval of the first count. One arriving later is treated as any push-pull: gossiped
     /// on, which costs traffic, never news.
-    fn is_join_transfer(&mut self, now: Instant, from: SocketAddr) -> bool {
-        if let Some(join) = &self.join {
-            return join.seeds.contains(&from);
-        }
-        match &self.join_transfer {
-            Some(transfer) if now < transfer.until => transfer.seeds.contains(&from),
-            Some(_) => {
-                self.join_transfer = None;
-                false
-            }
-            None => false,
+    fn is_join_transfer(&self, now: Instant, from: SocketAddr) -> bool {
+        match (&self.join, &self.join_transfer) {
+            (Some(join), _) => join.seeds.contains(&from),
+            (None, Some(transfer)) => now < transfer.until && transfer.seeds.contains(&from),
+            (None, None) => false,
         }
     }
 

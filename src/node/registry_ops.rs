@@ -435,13 +435,14 @@ impl Node {
             self.version += 1;
         }
         if self.registry.graves() > 0 {
-            // A grave older than `failed_reap_after` guards nobody: any member cut off since
-            // before it has been reaped, and no longer reconnects by itself.
-            let before_ms = match keep_graves {
-                true => now
-                    .as_millis()
-                    .saturating_sub(self.config.failed_reap_after.as_millis() as u64),
-                false => u64::MAX,
+            // Out of the window, every grave goes. In it, one older than `failed_reap_after`
+            // guards nobody: any member cut off since before it has been reaped, and no longer
+            // reconnects by itself.
+            let before_ms = if keep_graves {
+                let reap_ms = self.config.failed_reap_after.as_millis() as u64;
+                now.as_millis().saturating_sub(reap_ms)
+            } else {
+                u64::MAX
             };
             self.registry.forget_graves(before_ms);
         }
