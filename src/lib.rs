@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`node`] | the state machine: membership, dissemination, registry; its I/O contract |
 //! | [`time`] | the core's own `Instant`; the core never reads a clock |
+//! | [`duration`] | the one grammar and the bounds for durations read from outside |
 //! | [`wire`] | datagram envelope (magic, version, flags, CRC32), messages, typed decode errors |
 //! | [`registry`] | service instances, HLC versions, the last-writer-wins merge, tombstones |
 //! | [`swim`] | the merge rule, probing, suspicion, Lifeguard awareness, the gossip queue |
@@ -28,6 +29,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod config;
+pub mod duration;
 pub mod fuzzing;
 pub mod names;
 pub mod node;

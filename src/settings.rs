@@ -136,31 +136,9 @@ fn problem(message: impl Into<String>) -> SettingsError {
     }
 }
 
-/// Parse a duration such as `250ms`, `2s`, `5m`, `24h` (a bare number is seconds).
+/// Parse a duration in the one grammar (`crate::duration`): `250ms`, `2s`, `1m30s`, `24h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 2s or 1h"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1_000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3_600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
-        return Err(format!("{text:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
 impl FileSettings {

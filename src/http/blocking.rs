@@ -69,7 +69,12 @@ pub async fn wait_for_content(
 /// A read's `wait`: Consul's default when absent, capped at its maximum.
 fn wait_of(query: &HashMap<String, String>) -> Result<Duration, ApiError> {
     let wait = match query.get("wait").filter(|v| !v.is_empty()) {
-        Some(text) => consul_duration(text).map_err(ApiError::bad_request)?,
+        // Consul clamps any wait it can read to its maximum; so does hera, however long.
+        Some(text) => match crate::duration::parse(text) {
+            Ok(wait) => wait,
+            Err(crate::duration::DurationError::TooLong { .. }) => WAIT_MAX,
+            Err(e) => return Err(ApiError::bad_request(format!("wait: {e}"))),
+        },
         None => WAIT_DEFAULT,
     };
     Ok(wait.min(WAIT_MAX))
@@ -96,48 +101,9 @@ pub fn headers(s: &Snapshot) -> HeaderMap {
     h
 }
 
-/// Go-style durations as Consul takes them: "10s", "1m30s", "250ms", "2h", or bare seconds.
+/// A duration from a query string or a JSON body, in the one grammar (`crate::duration`).
 pub fn consul_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() && seconds >= 0.0 {
-            return Ok(Duration::from_secs_f64(seconds));
-        }
-    }
-    let bad = || format!("{text:?} is not a duration like 10s, 1m30s or 250ms");
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3_600.0,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    if !total.is_finite() || total > 1e9 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(total))
+    crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// Query-string booleans as lenient as Consul's: present without a value, `true`, `True`, `1`.
@@ -151,23 +117,6 @@ pub fn flag(query: &HashMap<String, String>, key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn consul_durations() {
-        let table = [
-            ("10s", 10_000),
-            ("1m30s", 90_000),
-            ("250ms", 250),
-            ("2h", 7_200_000),
-            ("5", 5_000),
-        ];
-        for (text, ms) in table {
-            assert_eq!(consul_duration(text).unwrap().as_millis(), ms, "{text}");
-        }
-        for bad in ["", "s", "10x", "-1s", "1.2.3s"] {
-            assert!(consul_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn lenient_flags() {

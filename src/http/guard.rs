@@ -158,7 +158,9 @@ fn time_bound(request: &Request) -> Duration {
     let query: HashMap<String, String> = Query::try_from_uri(request.uri())
         .map(|Query(q)| q)
         .unwrap_or_default();
-    if query.get("index").is_none_or(|v| v.is_empty()) {
+    // A blocking read (on the index, or on a content hash) may hold for its whole wait.
+    let blocks = |key: &str| query.get(key).is_some_and(|v| !v.is_empty());
+    if !blocks("index") && !blocks("hash") {
         return REQUEST_TIMEOUT;
     }
     // A bad `wait` is the handler's to refuse; give it the longest bound meanwhile.
@@ -223,5 +225,25 @@ mod tests {
             bound("/v1/catalog/services?index=5&wait=1h"),
             blocking::WAIT_MAX + REQUEST_TIMEOUT
         );
+        // A read that blocks on a content hash waits as long as one on an index.
+        assert_eq!(
+            bound("/v1/agent/service/web-1?hash=0123abcd&wait=30s"),
+            Duration::from_secs(30) + REQUEST_TIMEOUT
+        );
+        // Values no duration can hold are the handler's to refuse; the bound stays finite.
+        for wait in [
+            "1e20",
+            "2e19",
+            "18446744073709552",
+            "999999999999h",
+            "NaN",
+            "-1s",
+        ] {
+            assert_eq!(
+                bound(&format!("/anything?index=1&wait={wait}")),
+                blocking::WAIT_MAX + REQUEST_TIMEOUT,
+                "{wait}"
+            );
+        }
     }
 }

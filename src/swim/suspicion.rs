@@ -16,8 +16,9 @@ use crate::wire::Incarnation;
 /// `min = base · max(1, log10 N)`, `max = min · max_mult`.
 pub fn bounds(base: Duration, max_mult: u32, members: usize) -> (Duration, Duration) {
     let scale = (members.max(1) as f64).log10().max(1.0);
-    let min = base.mul_f64(scale);
-    (min, min * max_mult.max(1))
+    // Saturating: a window too long to represent is as good as forever, never a panic.
+    let min = Duration::try_from_secs_f64(scale * base.as_secs_f64()).unwrap_or(Duration::MAX);
+    (min, min.saturating_mul(max_mult.max(1)))
 }
 
 /// The timeout after `confirmations` independent confirmations, out of `k` expected.
@@ -27,7 +28,7 @@ pub fn timeout(min: Duration, max: Duration, k: u32, confirmations: u32) -> Dura
     }
     let fraction = f64::from(confirmations + 1).ln() / f64::from(k + 1).ln();
     let shrunk = max.as_secs_f64() - (max - min).as_secs_f64() * fraction;
-    Duration::from_secs_f64(shrunk.max(min.as_secs_f64()))
+    Duration::try_from_secs_f64(shrunk.max(min.as_secs_f64())).unwrap_or(max)
 }
 
 /// A live suspicion of one member at one incarnation.
