@@ -16,12 +16,10 @@
 //! | [`config`] | protocol knobs and the lan / wan / local presets |
 //! | [`stats`] | plain counters; only the shell exports them |
 //! | [`fuzzing`] | invariant checks shared by the fuzz targets and the seed-replay test |
-//! | `driver` | tokio: the socket, the task that owns the `Node`, the only clock read |
-//! | `http` | axum: the HTTP faces over a `NodeHandle` |
-//! | `cli` | clap: `hera run` and the client subcommands |
+//! | `runtime` | the shells: tokio driver, HTTP faces, telemetry, settings, CLI |
 //!
-//! The shells sit behind the default `runtime` feature, so the core builds without tokio; the
-//! simulator in `sim/` and the fuzz targets use the core alone.
+//! The shells sit in `runtime/` behind the default `runtime` feature (one `cfg`), so the core
+//! builds without tokio; the simulator in `sim/` and the fuzz targets use the core alone.
 
 // One reviewed exception (`names::from_ascii`, an ASCII-checked name on the decoder's hot
 // path); anything else unsafe fails the build.
@@ -41,19 +39,7 @@ pub mod timers;
 pub mod wire;
 
 #[cfg(feature = "runtime")]
-pub mod app;
-#[cfg(feature = "runtime")]
-pub mod cli;
-#[cfg(feature = "runtime")]
-pub mod driver;
-#[cfg(feature = "runtime")]
-pub mod http;
-#[cfg(feature = "runtime")]
-pub mod http_client;
-#[cfg(feature = "runtime")]
-pub mod settings;
-#[cfg(feature = "runtime")]
-pub mod telemetry;
+pub mod runtime;
 
 pub use node::{Command, CommandError, Event, Identity, Node, Reply, Sink, Transmit};
 pub use time::Instant;

@@ -2,8 +2,8 @@
 
 use clap::Parser;
 
-use hera::app::App;
-use hera::cli::{run_client, Cli, Commands};
+use hera::runtime::app::App;
+use hera::runtime::cli::{run_client, Cli, Commands};
 
 fn main() {
     let cli = Cli::parse();
@@ -40,7 +40,7 @@ fn main() {
     std::process::exit(code);
 }
 
-async fn run(args: &hera::cli::RunArgs) -> i32 {
+async fn run(args: &hera::runtime::cli::RunArgs) -> i32 {
     let settings = match args.settings() {
         Ok(s) => s,
         Err(e) => {
@@ -48,7 +48,7 @@ async fn run(args: &hera::cli::RunArgs) -> i32 {
             return 2;
         }
     };
-    if let Err(e) = hera::telemetry::init_logging(&settings.log_level) {
+    if let Err(e) = hera::runtime::telemetry::init_logging(&settings.log_level) {
         eprintln!("error: {e}");
         return 2;
     }

@@ -5,9 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use hera::app::App;
 use hera::names::InstanceId;
-use hera::settings::{Overrides, Settings};
+use hera::runtime::app::App;
+use hera::runtime::settings::{Overrides, Settings};
 
 const SETTLE: Duration = Duration::from_secs(10);
 

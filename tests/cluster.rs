@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hera::app::App;
-use hera::driver::Snapshot;
-use hera::settings::{Overrides, Settings};
+use hera::runtime::app::App;
+use hera::runtime::driver::Snapshot;
+use hera::runtime::settings::{Overrides, Settings};
 use hera::swim::State;
 
 /// Generous bound for conditions that take a few protocol periods on the local preset.

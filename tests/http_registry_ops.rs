@@ -6,10 +6,10 @@
 use std::process::Command as Process;
 use std::time::Duration;
 
-use hera::app::App;
-use hera::driver::Snapshot;
 use hera::names::InstanceId;
-use hera::settings::{Overrides, Settings};
+use hera::runtime::app::App;
+use hera::runtime::driver::Snapshot;
+use hera::runtime::settings::{Overrides, Settings};
 use serde_json::{json, Value};
 
 const CONVERGE: Duration = Duration::from_secs(20);

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use hera::app::App;
-use hera::driver::Snapshot;
 use hera::node::{Command, KeyringCommand};
-use hera::settings::{format_key, FileSettings, Overrides, Settings};
+use hera::runtime::app::App;
+use hera::runtime::driver::Snapshot;
+use hera::runtime::settings::{format_key, FileSettings, Overrides, Settings};
 use hera::stats::DECODE_ERROR_KINDS;
 use hera::swim::State;
 use hera::wire::Key;
@@ -411,9 +411,14 @@ async fn open_connections_are_bounded_and_a_closed_one_frees_its_slot() {
     let addr = listener.local_addr().expect("addr");
     let router = axum::Router::new().route("/", get(|| async { "ok" }));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(hera::http::serve_bounded(listener, 2, router, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(hera::runtime::http::serve_bounded(
+        listener,
+        2,
+        router,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
 
     // Two keep-alive connections, each answered once: both hold a slot.
     let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");

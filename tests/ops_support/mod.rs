@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use hera::app::App;
-use hera::settings::{Overrides, Settings};
+use hera::runtime::app::App;
+use hera::runtime::settings::{Overrides, Settings};
 use serde_json::Value;
 
 /// Bound for conditions that take a few protocol periods on the local preset.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue};
 
 use super::{ApiError, AppState};
-use crate::driver::Snapshot;
+use crate::runtime::driver::Snapshot;
 
 /// Blocking queries waiting at once; beyond this they answer at once (as if timed out).
 pub const WAITERS_MAX: usize = 1_024;

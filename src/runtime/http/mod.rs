@@ -38,7 +38,7 @@ use axum::routing::{get, put};
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::driver::NodeHandle;
+use crate::runtime::driver::NodeHandle;
 pub use error::ApiError;
 
 /// Largest request body accepted on any route.

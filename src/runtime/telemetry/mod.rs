@@ -17,7 +17,7 @@
 //!   after every turn of its loop ([`node_metrics`]). The core itself never sees `metrics`.
 //! - Probe round trips: drained from the core's `Stats` in that same call, so each sample is
 //!   recorded once (the snapshot's `Stats` is a copy and would record them again).
-//! - HTTP: the timing middleware ([`crate::http::timing`]) calls [`Telemetry::record_request`],
+//! - HTTP: the timing middleware ([`crate::runtime::http::timing`]) calls [`Telemetry::record_request`],
 //!   which feeds both the Prometheus histogram and the sliding window behind `/v1/status`.
 //! - The registry: counted from the published snapshot when `/metrics` is rendered, since
 //!   every registry change publishes a new snapshot anyway.
@@ -37,8 +37,8 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::driver::Clock;
 use crate::node::Node;
+use crate::runtime::driver::Clock;
 use latency::{LatencyWindows, Verb, VerbLatency};
 use node_metrics::NodeMetrics;
 

@@ -10,11 +10,11 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use axum::http::Method;
 
 use super::Request;
-use crate::http_client::{self, Call};
 use crate::names::InstanceId;
 use crate::node::Command;
 use crate::registry::Health;
-use crate::telemetry::Telemetry;
+use crate::runtime::http_client::{self, Call};
+use crate::runtime::telemetry::Telemetry;
 
 /// Checks running at once; more wait for a slot (and count as late, not lost).
 const CHECKS_IN_FLIGHT_MAX: usize = 32;

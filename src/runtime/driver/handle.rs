@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::{Request, Snapshot};
 use crate::node::{Command, CommandError, Event, Reply};
-use crate::telemetry::Telemetry;
+use crate::runtime::telemetry::Telemetry;
 
 #[derive(Debug, Clone)]
 pub struct NodeHandle {

@@ -15,10 +15,10 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::driver::Snapshot;
-use crate::http::status::{status_of, QuorumStatus, StatusMember};
-use crate::http::views;
-use crate::http::AppState;
+use crate::runtime::driver::Snapshot;
+use crate::runtime::http::status::{status_of, QuorumStatus, StatusMember};
+use crate::runtime::http::views;
+use crate::runtime::http::AppState;
 use crate::time::Instant;
 
 /// Longest a blocking refresh may hang: below common proxy idle time-outs.

@@ -6,8 +6,8 @@ use axum::Json;
 use serde::Serialize;
 
 use super::AppState;
-use crate::driver::Snapshot;
-use crate::telemetry::latency::{VerbLatency, WINDOW};
+use crate::runtime::driver::Snapshot;
+use crate::runtime::telemetry::latency::{VerbLatency, WINDOW};
 use crate::time::Instant;
 
 #[derive(Debug, Serialize)]

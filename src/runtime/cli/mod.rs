@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::{FileSettings, Overrides, Settings};
+use crate::runtime::settings::{FileSettings, Overrides, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -165,7 +165,7 @@ pub struct KeyArgs {
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// The node's HTTP address.
-    #[arg(long = "http-addr", env = "HERA_HTTP_ADDR", default_value = crate::settings::DEFAULT_HTTP)]
+    #[arg(long = "http-addr", env = "HERA_HTTP_ADDR", default_value = crate::runtime::settings::DEFAULT_HTTP)]
     pub http_addr: String,
     /// The node's API token, if it requires one.
     #[arg(long, env = "HERA_TOKEN", hide_env_values = true)]
@@ -173,7 +173,7 @@ pub struct ClientArgs {
 }
 
 impl RunArgs {
-    pub fn settings(&self) -> Result<Settings, crate::settings::SettingsError> {
+    pub fn settings(&self) -> Result<Settings, crate::runtime::settings::SettingsError> {
         let file = match &self.config {
             Some(path) => Some((path.as_path(), FileSettings::load(path)?)),
             None => None,

@@ -27,7 +27,7 @@ pub use snapshot::Snapshot;
 pub use socket::bind_udp;
 
 use crate::node::{Command, CommandError, Event, Lifecycle, Node, Reply, Sink, Transmit};
-use crate::telemetry::Telemetry;
+use crate::runtime::telemetry::Telemetry;
 use crate::wire::DATAGRAM_MAX_BYTES;
 
 /// Commands waiting for the task; senders wait when it is full (back-pressure on HTTP).

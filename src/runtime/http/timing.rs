@@ -1,6 +1,6 @@
 //! Middleware that times every request and counts it by verb: method, route template and
 //! status. One measurement feeds both the Prometheus histogram and the sliding window behind
-//! `GET /v1/status` (see [`crate::telemetry`]).
+//! `GET /v1/status` (see [`crate::runtime::telemetry`]).
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;

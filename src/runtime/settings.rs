@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{Config, Preset};
-use crate::http::guard::{Access, Token};
 use crate::names::{Label, NodeName};
+use crate::runtime::http::guard::{Access, Token};
 use crate::wire::bounded::BoundedString;
 use crate::wire::{Key, Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
 
@@ -457,7 +457,7 @@ mod tests {
 
     #[test]
     fn the_example_node_toml_is_valid() {
-        let file = FileSettings::parse(include_str!("../node.toml")).expect("node.toml parses");
+        let file = FileSettings::parse(include_str!("../../node.toml")).expect("node.toml parses");
         let s = Settings::resolve(Some((Path::new("node.toml"), file)), Overrides::default())
             .expect("node.toml resolves");
         assert_eq!(s.name.as_str(), "n1");

@@ -6,7 +6,7 @@ use std::time::Duration;
 pub use axum::http::Method;
 use serde_json::Value;
 
-use crate::http_client::{self, Call};
+use crate::runtime::http_client::{self, Call};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::driver::{self, Clock, NodeHandle};
-use crate::http::{self, AppState};
 use crate::node::{Command, Identity, Node};
-use crate::settings::Settings;
+use crate::runtime::driver::{self, Clock, NodeHandle};
+use crate::runtime::http::{self, AppState};
+use crate::runtime::settings::Settings;
 
 /// Why a node could not start.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
 use crate::node::{Command, KeyringCommand, Reply};
-use crate::settings::{format_key, parse_key};
+use crate::runtime::settings::{format_key, parse_key};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route(

@@ -1,6 +1,6 @@
 //! `GET /metrics`: this node's metrics in the Prometheus text format.
 //!
-//! Most series are kept current by the driver (see [`crate::telemetry`]); the registry's
+//! Most series are kept current by the driver (see [`crate::runtime::telemetry`]); the registry's
 //! gauges are counted here, from the published snapshot, just before rendering.
 
 use axum::extract::State;
@@ -22,8 +22,8 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
 /// The registry's instances by health and on-line status, its tombstones and its index. Set on
 /// every scrape rather than kept by the driver: they change only with the registry, and every
 /// registry change publishes a new snapshot, so the snapshot is never behind for them.
-fn registry_gauges(snapshot: &crate::driver::Snapshot) {
-    use crate::telemetry::node_metrics::names::*;
+fn registry_gauges(snapshot: &crate::runtime::driver::Snapshot) {
+    use crate::runtime::telemetry::node_metrics::names::*;
     let c = snapshot.registry.counts();
     for (health, n) in [
         ("passing", c.passing),

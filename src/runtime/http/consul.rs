@@ -17,10 +17,10 @@ use serde_json::{json, Map, Value};
 use super::blocking::{self, consul_duration, flag};
 use super::views;
 use super::{ApiError, AppState};
-use crate::driver::Snapshot;
 use crate::names::{InstanceId, ServiceName};
 use crate::node::{Command, Reply};
 use crate::registry::{Health, Instance, InstanceSpec, SpecCheck};
+use crate::runtime::driver::Snapshot;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -259,9 +259,9 @@ async fn set_check(
         .await
     {
         Ok(_) => Ok(StatusCode::OK),
-        Err(crate::driver::HandleError::Refused(crate::node::CommandError::UnknownInstance {
-            ..
-        })) => Err(ApiError::not_found(format!("unknown check ID {check:?}"))),
+        Err(crate::runtime::driver::HandleError::Refused(
+            crate::node::CommandError::UnknownInstance { .. },
+        )) => Err(ApiError::not_found(format!("unknown check ID {check:?}"))),
         Err(e) => Err(e.into()),
     }
 }

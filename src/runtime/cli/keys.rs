@@ -18,7 +18,7 @@ pub fn keygen() -> Result<(), String> {
         .map_err(|e| format!("the OS random generator failed: {e}"))?;
     println!(
         "{}",
-        crate::settings::format_key(&crate::wire::Key::from_bytes(bytes))
+        crate::runtime::settings::format_key(&crate::wire::Key::from_bytes(bytes))
     );
     Ok(())
 }
@@ -36,7 +36,7 @@ pub async fn keyring(op: &KeyringOp) -> Result<(), String> {
     };
     // Check the key here too, so a typo is reported before anything is sent.
     if let Some(a) = args {
-        crate::settings::parse_key(&a.key)?;
+        crate::runtime::settings::parse_key(&a.key)?;
     }
     let body = args.map(|a| json!({ "Key": a.key.trim() }));
     let listing = call(method, http_addr, PATH, body).await?;

@@ -4,8 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::driver::HandleError;
 use crate::node::CommandError;
+use crate::runtime::driver::HandleError;
 use crate::wire::KeyringError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

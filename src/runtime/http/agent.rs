@@ -136,13 +136,16 @@ pub async fn resolve(address: &str) -> Result<Vec<SocketAddr>, ApiError> {
     {
         return Ok(vec![SocketAddr::new(
             ip,
-            crate::settings::DEFAULT_GOSSIP_PORT,
+            crate::runtime::settings::DEFAULT_GOSSIP_PORT,
         )]);
     }
     let with_port = if address.contains(':') {
         address.to_string()
     } else {
-        format!("{address}:{}", crate::settings::DEFAULT_GOSSIP_PORT)
+        format!(
+            "{address}:{}",
+            crate::runtime::settings::DEFAULT_GOSSIP_PORT
+        )
     };
     let found: Vec<SocketAddr> = tokio::net::lookup_host(&with_port)
         .await

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::driver::Snapshot;
 use crate::names::NodeName;
 use crate::registry::{Check, Health, Instance};
+use crate::runtime::driver::Snapshot;
 
 /// The owner's address (its gossip IP) and data centre, as this node knows them.
 pub fn owner_node(s: &Snapshot, owner: &NodeName) -> (String, String) {

@@ -1,0 +1,19 @@
+//! Everything with I/O: the shells around the sans-IO core, behind the `runtime` feature.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`driver`] | tokio: the socket, the task that owns the `Node`, the only clock read |
+//! | [`http`] | axum: the HTTP faces (seed API, Consul's API, hera's own, the console) |
+//! | [`telemetry`] | tracing set-up and the Prometheus export of the core's counters |
+//! | [`settings`] | the deployment's settings: config file, flags, defaults |
+//! | [`http_client`] | the one-request HTTP client of health checks and the CLI |
+//! | [`cli`] | clap: `hera run` and the client subcommands |
+//! | [`app`] | one running node: driver, HTTP and telemetry started together |
+
+pub mod app;
+pub mod cli;
+pub mod driver;
+pub mod http;
+pub mod http_client;
+pub mod settings;
+pub mod telemetry;
