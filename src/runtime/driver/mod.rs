@@ -132,6 +132,12 @@ async fn run(
     let mut commands_open = true;
 
     loop {
+        // Due timers run first, every turn: the select below takes whichever input is ready,
+        // and a socket that never runs dry (a flood) must not hold back probes, suspicion
+        // timeouts or TTL expiry.
+        if node.poll_timeout().is_some_and(|at| at <= clock.now()) {
+            node.handle_timeout(clock.now());
+        }
         node.drain(&mut outbox);
         for t in outbox.transmits.drain(..) {
             if let Err(e) = socket.send_to(&t.payload, t.to).await {
@@ -163,8 +169,9 @@ async fn run(
             (Some(t), Some(l)) => Some(t.min(l)),
             (t, l) => t.or(l),
         };
+        // Not biased: under a flood of datagrams, commands from the HTTP face still get their
+        // turn (tokio picks among the ready branches at random).
         tokio::select! {
-            biased;
             () = &mut shutdown, if !shutting_down => {
                 shutting_down = true;
                 tracing::info!("shutting down: leaving the cluster");
