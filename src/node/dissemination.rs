@@ -5,15 +5,14 @@
 use std::net::SocketAddr;
 
 use super::membership::Source;
-use super::{Event, JoinTransfer, Node, Transmit};
+use super::{Event, JoinTransfer, Node};
 use crate::swim::gossip::retransmit_limit;
 use crate::swim::probe::sample;
 use crate::time::Instant;
 use crate::timers::Timer;
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{
-    encode_message, DatagramBuilder, MemberUpdate, Message, PushPull, SyncProbe,
-    PUSH_PULL_MEMBERS_MAX,
+    DatagramBuilder, MemberUpdate, Message, PushPull, SyncProbe, PUSH_PULL_MEMBERS_MAX,
 };
 
 /// Bytes a push-pull message adds around its records: kind, flag and a length prefix.
@@ -23,81 +22,53 @@ impl Node {
     /// Send `messages` to `to` in one datagram, filling the rest of the budget with queued
     /// updates when `piggyback` is set.
     pub(super) fn send(&mut self, to: SocketAddr, messages: &[Message], piggyback: bool) {
-        let mut datagram = self.new_datagram();
-        for message in messages {
-            let encoded = encode_message(message);
-            if datagram.try_push(&encoded) {
-                self.stats.message_out(message.kind());
-            }
-        }
+        let mut datagram = self.io.pack(messages);
         if piggyback {
             self.fill_piggyback(&mut datagram);
         }
         if !datagram.is_empty() {
-            self.transmit(to, datagram);
+            self.io.transmit(to, datagram);
         }
     }
 
     fn fill_piggyback(&mut self, datagram: &mut DatagramBuilder) {
-        let limit = retransmit_limit(self.config.retransmit_mult, self.cluster_size());
-        let added = self.broadcasts.fill(datagram, limit);
+        let limit = retransmit_limit(self.io.config.retransmit_mult, self.cluster_size());
+        let added = self.io.broadcasts.fill(datagram, limit);
         for _ in 0..added {
-            self.stats.message_out("member");
+            self.io.stats.message_out("member");
         }
-    }
-
-    pub(super) fn transmit(&mut self, to: SocketAddr, datagram: DatagramBuilder) {
-        let payload = self.finish_datagram(datagram);
-        self.stats.datagrams_out += 1;
-        self.stats.bytes_out += payload.len() as u64;
-        self.outbox.push_back(Transmit {
-            to,
-            payload: payload.into(),
-        });
-    }
-
-    /// Something new was queued: push it soon, at most once per `eager_push_spacing`.
-    pub(super) fn want_push(&mut self) {
-        if self.push_scheduled {
-            return;
-        }
-        self.push_scheduled = true;
-        let at = match self.last_push {
-            Some(last) => last + self.config.eager_push_spacing,
-            None => Instant::ZERO,
-        };
-        self.timers.schedule(at, Timer::EagerPush);
     }
 
     pub(super) fn on_eager_push(&mut self, now: Instant) {
-        self.push_scheduled = false;
-        self.last_push = Some(now);
+        self.io.push_scheduled = false;
+        self.io.last_push = Some(now);
         self.gossip_round();
     }
 
     pub(super) fn on_gossip_tick(&mut self, now: Instant) {
-        self.timers
-            .schedule(now + self.config.gossip_interval, Timer::GossipTick);
+        self.io
+            .timers
+            .schedule(now + self.io.config.gossip_interval, Timer::GossipTick);
         self.gossip_round();
     }
 
     /// Send queued updates to `gossip_fanout` random live members, one datagram each.
     fn gossip_round(&mut self) {
-        if self.broadcasts.is_empty() {
+        if self.io.broadcasts.is_empty() {
             return;
         }
         // The live list never holds this node itself: nothing to exclude.
         let targets = sample(
             self.members.live(),
-            self.config.gossip_fanout,
-            &mut self.rng,
+            self.io.config.gossip_fanout,
+            &mut self.io.rng,
             |_| false,
         );
         // One round, one set of updates, sent to every target: a transmission counts per
         // round, not per copy, so each update reaches `fanout · limit` members rather than
         // `limit`. Counting per copy (as memberlist does) left about one small-cluster write in
         // fifty missing a node until anti-entropy, and that is what Serf's event misses are.
-        let mut datagram = self.new_datagram();
+        let mut datagram = self.io.new_datagram();
         self.fill_piggyback(&mut datagram);
         if datagram.is_empty() {
             return;
@@ -106,13 +77,13 @@ impl Node {
             let Some(addr) = self.members.by_id(target).map(|m| m.profile.addr) else {
                 continue;
             };
-            self.transmit(addr, datagram.clone());
+            self.io.transmit(addr, datagram.clone());
         }
     }
 
     /// Send our whole table to `to`, in as many datagrams as it takes.
     pub(super) fn send_push_pull(&mut self, to: SocketAddr, reply_wanted: bool) {
-        self.stats.push_pulls_sent += 1;
+        self.io.stats.push_pulls_sent += 1;
         let mut records = vec![self.own_update()];
         records.extend(self.members.iter().map(|(name, m)| MemberUpdate {
             name: name.clone(),
@@ -130,7 +101,8 @@ impl Node {
         reply_wanted: bool,
         records: Vec<MemberUpdate>,
     ) {
-        let room = self.config.packet_bytes_max - self.envelope_overhead() - PUSH_PULL_FRAME_BYTES;
+        let room =
+            self.io.config.packet_bytes_max - self.io.envelope_overhead() - PUSH_PULL_FRAME_BYTES;
         let mut chunk: Vec<MemberUpdate> = Vec::new();
         let mut chunk_bytes = 0;
         for record in records {
@@ -200,10 +172,10 @@ impl Node {
         } else if let Some(join) = self.join.take() {
             self.join_transfer = Some(JoinTransfer {
                 seeds: join.seeds,
-                until: now + self.config.probe_interval,
+                until: now + self.io.config.probe_interval,
             });
-            self.emit(Event::Joined { via: from });
-            self.after_join(from);
+            self.io.emit(Event::Joined { via: from });
+            self.catalog.after_join(&mut self.io, from);
         }
     }
 
@@ -220,13 +192,14 @@ impl Node {
     }
 
     pub(super) fn on_sync_tick(&mut self, now: Instant) {
-        self.timers
-            .schedule(now + self.config.sync_interval, Timer::SyncTick);
-        let Some(peer) = sample(self.members.live(), 1, &mut self.rng, |_| false).pop() else {
+        self.io
+            .timers
+            .schedule(now + self.io.config.sync_interval, Timer::SyncTick);
+        let Some(peer) = sample(self.members.live(), 1, &mut self.io.rng, |_| false).pop() else {
             return;
         };
         if let Some(addr) = self.members.by_id(peer).map(|m| m.profile.addr) {
-            self.stats.sync_rounds += 1;
+            self.io.stats.sync_rounds += 1;
             self.send_sync_probe(addr);
         }
     }
@@ -235,7 +208,7 @@ impl Node {
         let probe = SyncProbe {
             members_digest: self.full_digest(),
         };
-        let registry = self.registry_sync_message();
+        let registry = self.catalog.registry_sync_message();
         self.send(to, &[Message::SyncProbe(probe), registry], true);
     }
 

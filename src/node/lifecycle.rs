@@ -47,11 +47,13 @@ impl Node {
             self.send_records(seed, true, vec![self.own_update()]);
         }
         let backoff = self
+            .io
             .config
             .join_retry_interval
             .saturating_mul(1 << (attempt - 1).min(16));
-        let wait = backoff.min(self.config.join_retry_max);
-        self.timers
+        let wait = backoff.min(self.io.config.join_retry_max);
+        self.io
+            .timers
             .schedule(now + wait, Timer::JoinRetry { attempt });
     }
 
@@ -64,12 +66,15 @@ impl Node {
     pub(super) fn start_leave(&mut self, now: Instant) {
         self.lifecycle = Lifecycle::Leaving;
         self.join = None;
-        self.version += 1;
+        self.io.changed();
         let goodbye = self.own_update();
         self.queue_member(goodbye.clone());
-        let direct = sample(self.members.live(), LEAVE_DIRECT_MAX, &mut self.rng, |_| {
-            false
-        });
+        let direct = sample(
+            self.members.live(),
+            LEAVE_DIRECT_MAX,
+            &mut self.io.rng,
+            |_| false,
+        );
         for id in direct {
             if let Some(addr) = self.members.by_id(id).map(|m| m.profile.addr) {
                 self.send(addr, &[Message::Member(goodbye.clone())], true);
@@ -78,29 +83,31 @@ impl Node {
         let wait = if self.members.live().is_empty() {
             Duration::ZERO
         } else {
-            self.config.leave_propagate
+            self.io.config.leave_propagate
         };
-        self.timers.schedule(now + wait, Timer::LeaveDone);
+        self.io.timers.schedule(now + wait, Timer::LeaveDone);
     }
 
     pub(super) fn on_leave_done(&mut self) {
         self.lifecycle = Lifecycle::Stopped;
-        self.timers.clear();
+        self.io.timers.clear();
         self.probes.clear();
         self.relays.clear();
-        self.emit(Event::LeaveComplete);
+        self.io.emit(Event::LeaveComplete);
     }
 
     /// Reach out to one failed member: if it is alive after all (a healed partition), the
     /// digests differ and a push-pull brings both sides together.
     pub(super) fn on_reconnect_tick(&mut self, now: Instant) {
-        self.timers
-            .schedule(now + self.config.reconnect_interval, Timer::ReconnectTick);
+        self.io.timers.schedule(
+            now + self.io.config.reconnect_interval,
+            Timer::ReconnectTick,
+        );
         let failed = self.members.counts().failed;
         if failed == 0 || self.lifecycle != Lifecycle::Active {
             return;
         }
-        let pick = uniform(&mut self.rng, failed);
+        let pick = uniform(&mut self.io.rng, failed);
         let addr = self
             .members
             .iter()
@@ -114,19 +121,21 @@ impl Node {
 
     pub(super) fn reap_interval(&self) -> Duration {
         let shortest = self
+            .io
             .config
             .failed_reap_after
-            .min(self.config.left_reap_after);
+            .min(self.io.config.left_reap_after);
         (shortest / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
     }
 
     pub(super) fn on_reap_tick(&mut self, now: Instant) {
-        self.timers
+        self.io
+            .timers
             .schedule(now + self.reap_interval(), Timer::ReapTick);
         let (counts, failed_after, left_after) = (
             self.members.counts(),
-            self.config.failed_reap_after,
-            self.config.left_reap_after,
+            self.io.config.failed_reap_after,
+            self.io.config.left_reap_after,
         );
         if counts.failed + counts.left == 0 {
             return;
@@ -145,9 +154,9 @@ impl Node {
             if let Some(id) = self.members.remove(&name) {
                 self.probe_order.forget(id);
             }
-            self.broadcasts.forget(&Subject::Member(name.clone()));
-            self.stats.members_reaped += 1;
-            self.emit(Event::MemberReaped { name });
+            self.io.broadcasts.forget(&Subject::Member(name.clone()));
+            self.io.stats.members_reaped += 1;
+            self.io.emit(Event::MemberReaped { name });
         }
     }
 }

@@ -71,8 +71,8 @@ impl Node {
             ) else {
                 return false;
             };
-            self.probe_order.insert(id, &mut self.rng);
-            self.emit(Event::MemberJoined {
+            self.probe_order.insert(id, &mut self.io.rng);
+            self.io.emit(Event::MemberJoined {
                 name: name.clone(),
                 addr,
             });
@@ -99,8 +99,8 @@ impl Node {
             return false;
         }
         if incoming == State::Alive && cur_state.is_live() && cur_addr != update.profile.addr {
-            self.stats.name_conflicts += 1;
-            self.emit(Event::NameConflict {
+            self.io.stats.name_conflicts += 1;
+            self.io.emit(Event::NameConflict {
                 name,
                 known: cur_addr,
                 claimed: update.profile.addr,
@@ -126,13 +126,14 @@ impl Node {
                 self.suspicions.remove(&name);
                 match cur_state {
                     State::Suspect => {
-                        self.stats.suspicions_refuted += 1;
-                        self.emit(Event::MemberRecovered { name: name.clone() });
+                        self.io.stats.suspicions_refuted += 1;
+                        self.io.emit(Event::MemberRecovered { name: name.clone() });
                     }
                     State::Failed | State::Left => {
-                        self.probe_order.insert(id, &mut self.rng);
-                        self.emit(Event::MemberRecovered { name: name.clone() });
-                        self.on_member_back(&name, profile.addr);
+                        self.probe_order.insert(id, &mut self.io.rng);
+                        self.io.emit(Event::MemberRecovered { name: name.clone() });
+                        let (catalog, io, view) = self.halves();
+                        catalog.on_member_back(io, &view, &name, profile.addr);
                     }
                     State::Alive => {}
                 }
@@ -140,13 +141,13 @@ impl Node {
             Claim::Suspect { by } => self.start_suspicion(now, &name, update.incarnation, by),
             Claim::Failed { .. } => {
                 self.suspicions.remove(&name);
-                self.emit(Event::MemberFailed { name: name.clone() });
-                self.on_member_gone(now);
+                self.io.emit(Event::MemberFailed { name: name.clone() });
+                self.catalog.on_member_gone(now);
             }
             Claim::Left => {
                 self.suspicions.remove(&name);
-                self.emit(Event::MemberLeft { name: name.clone() });
-                self.on_member_gone(now);
+                self.io.emit(Event::MemberLeft { name: name.clone() });
+                self.catalog.on_member_gone(now);
             }
         }
         self.pass_on(
@@ -164,7 +165,7 @@ impl Node {
     /// A claim changed the table: gossip it on, unless it came with a join's state transfer.
     fn pass_on(&mut self, update: MemberUpdate, source: Source) {
         if source == Source::JoinTransfer {
-            self.version += 1;
+            self.io.changed();
         } else {
             self.queue_member(update);
         }
@@ -178,14 +179,14 @@ impl Node {
         by: &NodeName,
     ) {
         let window = suspicion::bounds(
-            self.config.suspicion_base,
-            self.config.suspicion_max_mult,
+            self.io.config.suspicion_base,
+            self.io.config.suspicion_max_mult,
             self.cluster_size(),
         );
         // Lifeguard §4.2 (as memberlist): when fewer members than K could ever confirm (all
         // but us and the suspect), waiting for confirmations only delays; start at the minimum.
         let confirmers_possible = self.cluster_size().saturating_sub(2);
-        let k = match self.config.suspicion_confirmations {
+        let k = match self.io.config.suspicion_confirmations {
             k if (k as usize) > confirmers_possible => 0,
             k => k,
         };
@@ -195,7 +196,7 @@ impl Node {
         }
         let deadline = suspicion.deadline();
         self.suspicions.insert(name.clone(), suspicion);
-        self.timers.schedule(
+        self.io.timers.schedule(
             deadline,
             Timer::Suspicion {
                 member: name.clone(),
@@ -203,11 +204,11 @@ impl Node {
             },
         );
         if *by == self.name {
-            self.stats.suspicions_raised += 1;
+            self.io.stats.suspicions_raised += 1;
         } else {
             self.maybe_confirm_probe(now, name);
         }
-        self.emit(Event::MemberSuspected {
+        self.io.emit(Event::MemberSuspected {
             name: name.clone(),
             by: by.clone(),
         });
@@ -222,8 +223,8 @@ impl Node {
         }
         // Those who hear of it: our live list less the suspect and the first suspecter.
         let others = self.members.live().len().saturating_sub(2).max(1);
-        let wanted = self.config.confirm_probes as usize;
-        if uniform(&mut self.rng, others) < wanted {
+        let wanted = self.io.config.confirm_probes as usize;
+        if uniform(&mut self.io.rng, others) < wanted {
             self.start_probe(now, name.clone(), ProbeKind::Confirm);
         }
     }
@@ -239,7 +240,7 @@ impl Node {
             return;
         }
         let (incarnation, deadline) = (suspicion.incarnation, suspicion.deadline());
-        self.timers.schedule(
+        self.io.timers.schedule(
             deadline.max(now),
             Timer::Suspicion {
                 member: name.clone(),
@@ -284,8 +285,8 @@ impl Node {
             if !self.probes.values().any(|p| p.target == *name) {
                 self.start_probe(now, name.clone(), ProbeKind::Confirm);
             }
-            let recheck = self.awareness.scale(self.config.probe_interval) + RECHECK_MARGIN;
-            self.timers.schedule(
+            let recheck = self.awareness.scale(self.io.config.probe_interval) + RECHECK_MARGIN;
+            self.io.timers.schedule(
                 now + recheck,
                 Timer::Suspicion {
                     member: name.clone(),
@@ -306,7 +307,7 @@ impl Node {
             profile: member.profile.to_profile(),
         };
         if self.apply_update(now, update, Source::Local) {
-            self.stats.suspicions_confirmed += 1;
+            self.io.stats.suspicions_confirmed += 1;
         }
     }
 
@@ -321,8 +322,8 @@ impl Node {
             Claim::Alive => {
                 let impostor = update.profile.addr != self.profile.addr;
                 if impostor && !stale {
-                    self.stats.name_conflicts += 1;
-                    self.emit(Event::NameConflict {
+                    self.io.stats.name_conflicts += 1;
+                    self.io.emit(Event::NameConflict {
                         name: self.name.clone(),
                         known: self.profile.addr,
                         claimed: update.profile.addr,
@@ -346,8 +347,8 @@ impl Node {
             self.awareness.apply(1);
         }
         self.incarnation = update.incarnation.max(self.incarnation).saturating_add(1);
-        self.stats.refutations += 1;
-        self.emit(Event::Refuted {
+        self.io.stats.refutations += 1;
+        self.io.emit(Event::Refuted {
             incarnation: self.incarnation,
         });
         self.queue_member(self.own_update());
@@ -403,8 +404,8 @@ impl Node {
     pub(super) fn queue_member(&mut self, update: MemberUpdate) {
         let subject = Subject::Member(update.name.clone());
         let payload = encode_message(&Message::Member(update));
-        self.broadcasts.push(subject, payload.into());
-        self.version += 1;
-        self.want_push();
+        self.io.broadcasts.push(subject, payload.into());
+        self.io.changed();
+        self.io.want_push();
     }
 }

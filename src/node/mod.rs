@@ -24,17 +24,17 @@
 //! - piggybacking, gossip rounds, push-pull and anti-entropy (SWIM §4.1): [`dissemination`];
 //! - join, leave, reconnect and reaping: [`lifecycle`].
 
+mod catalog;
 mod dissemination;
+mod io;
 mod keyring;
 mod lifecycle;
 mod membership;
 mod probing;
-mod registry_ops;
-mod registry_sync;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,17 +43,18 @@ use bytes::Bytes;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use self::catalog::{Catalog, MembershipView};
+use self::io::Io;
 use crate::config::{Config, Tuning};
 use crate::names::{InstanceId, Label, NodeName, ServiceName};
-use crate::registry::{Entry, Health, InstanceSpec, Registry};
+use crate::registry::{Health, InstanceSpec, Registry};
 use crate::stats::Stats;
 use crate::swim::awareness::Awareness;
-use crate::swim::gossip::Broadcasts;
 use crate::swim::members::{member_hash, Members, State, StateCounts};
 use crate::swim::probe::{Probe, ProbeOrder, Relay};
 use crate::swim::suspicion::Suspicion;
 use crate::time::Instant;
-use crate::timers::{Timer, Timers};
+use crate::timers::Timer;
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{self, DecodeError, Incarnation, Message, Profile, Seq, Tag};
 
@@ -62,8 +63,6 @@ use crate::wire::{self, DecodeError, Incarnation, Message, Profile, Seq, Tag};
 const RELAYS_MAX: usize = 1_024;
 /// Probes of our own in flight: the regular one and confirmation probes.
 const PROBES_MAX: usize = 64;
-/// Events not yet drained; the oldest are dropped past this.
-const EVENTS_MAX: usize = 16_384;
 
 /// Who this node is, as it introduces itself to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,13 +305,17 @@ pub struct MemberView {
 /// The protocol state machine. See the module documentation for its contract.
 #[derive(Debug)]
 pub struct Node {
-    config: Config,
+    /// What both halves write through: timers, outbox, events, gossip queue, rng, counters,
+    /// envelope, state version.
+    io: Io,
+    /// The registry half.
+    catalog: Catalog,
+    // ---- membership ----
     name: NodeName,
     profile: Arc<Profile>,
     incarnation: Incarnation,
     lifecycle: Lifecycle,
     started: Instant,
-    rng: ChaCha8Rng,
     members: Members,
     probe_order: ProbeOrder,
     probes: HashMap<Seq, Probe>,
@@ -320,34 +323,9 @@ pub struct Node {
     next_seq: Seq,
     suspicions: HashMap<NodeName, Suspicion>,
     awareness: Awareness,
-    broadcasts: Broadcasts,
-    push_scheduled: bool,
-    last_push: Option<Instant>,
     join: Option<PendingJoin>,
     /// The seeds that answered our join, while their tables may still be arriving.
     join_transfer: Option<JoinTransfer>,
-    timers: Timers,
-    outbox: VecDeque<Transmit>,
-    events: VecDeque<Event>,
-    stats: Stats,
-    /// Bumped on every change visible through the views, so shells republish only on change.
-    version: u64,
-    registry: Registry,
-    /// Deadlines of the instances this node owns (owner-local: never gossiped).
-    owned: HashMap<InstanceId, registry_ops::Owned>,
-    /// Since when instances of failed or departed owners await the purge decision.
-    orphans_since: Option<Instant>,
-    /// Members held failed whose entries we refused: compare registries with them when they
-    /// come back (at most `registry_sync::OWED_SYNCS_MAX`).
-    owed_syncs: BTreeSet<NodeName>,
-    /// Collected tombstones are kept as graves until then: a grace after the last registry
-    /// tick that saw a member held failed (`Node::keeps_graves`).
-    graves_until: Option<Instant>,
-    /// Tombstones to send back to the sender of the datagram being read, which brought old
-    /// versions of entries deleted here (at most `registry_ops::GRAVE_REPLIES_MAX`).
-    grave_replies: Vec<Entry>,
-    /// The cluster key and nonce sequence; None sends and accepts plain datagrams.
-    sealer: Option<wire::Sealer>,
 }
 
 #[derive(Debug, Clone)]
@@ -372,36 +350,21 @@ impl Node {
         };
         let mut node = Node {
             awareness: Awareness::new(config.awareness_max),
-            config,
+            io: Io::new(config, ChaCha8Rng::seed_from_u64(rng_seed)),
+            catalog: Catalog::new(identity.name.clone(), now),
             name: identity.name,
             profile: Arc::new(profile),
             incarnation: 0,
             lifecycle: Lifecycle::Active,
             started: now,
-            rng: ChaCha8Rng::seed_from_u64(rng_seed),
             members: Members::default(),
             probe_order: ProbeOrder::default(),
             probes: HashMap::new(),
             relays: HashMap::new(),
             next_seq: 0,
             suspicions: HashMap::new(),
-            broadcasts: Broadcasts::default(),
-            push_scheduled: false,
-            last_push: None,
             join: None,
             join_transfer: None,
-            timers: Timers::default(),
-            outbox: VecDeque::new(),
-            events: VecDeque::new(),
-            stats: Stats::default(),
-            version: 0,
-            registry: Registry::default(),
-            owned: HashMap::new(),
-            orphans_since: None,
-            owed_syncs: BTreeSet::new(),
-            graves_until: None,
-            grave_replies: Vec::new(),
-            sealer: None,
         };
         node.start_timers(now);
         node
@@ -414,26 +377,26 @@ impl Node {
         if self.lifecycle == Lifecycle::Stopped {
             return;
         }
-        self.stats.datagrams_in += 1;
-        self.stats.bytes_in += bytes.len() as u64;
-        let messages = match self.decode(bytes) {
+        self.io.stats.datagrams_in += 1;
+        self.io.stats.bytes_in += bytes.len() as u64;
+        let messages = match self.io.decode(bytes) {
             Ok(messages) => messages,
             Err(error) => {
-                self.stats.decode_error(error.kind());
-                self.emit(Event::Rejected { from, error });
+                self.io.stats.decode_error(error.kind());
+                self.io.emit(Event::Rejected { from, error });
                 return;
             }
         };
         for message in messages {
-            self.stats.message_in(message.kind());
+            self.io.stats.message_in(message.kind());
             self.handle_message(now, from, message);
         }
-        self.send_grave_replies(from);
+        self.catalog.send_grave_replies(&mut self.io, from);
     }
 
     /// Deadlines up to `now` have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(timer) = self.timers.pop_due(now) {
+        while let Some(timer) = self.io.timers.pop_due(now) {
             if self.lifecycle == Lifecycle::Stopped {
                 return;
             }
@@ -450,6 +413,7 @@ impl Node {
         if self.lifecycle != Lifecycle::Active {
             return Err(CommandError::NotRunning);
         }
+        let (catalog, io, _) = self.halves();
         match command {
             Command::Join { seeds } => self.start_join(now, seeds).map(|()| Reply::Done),
             Command::Leave => {
@@ -457,25 +421,28 @@ impl Node {
                 Ok(Reply::Done)
             }
             Command::ForceLeave { name } => self.force_leave(now, &name),
-            Command::Register(spec) => self.register(now, spec),
-            Command::Renew { id } => self.renew(now, &id),
-            Command::Deregister { id } => self.deregister(now, &id),
-            Command::SetHealth { id, health, output } => self.set_health(now, &id, health, &output),
+            Command::Register(spec) => catalog.register(io, now, spec),
+            Command::Renew { id } => catalog.renew(io, now, &id),
+            Command::Deregister { id } => catalog.deregister(io, now, &id),
+            Command::SetHealth { id, health, output } => {
+                catalog.set_health(io, now, &id, health, &output)
+            }
             Command::SetMaintenance { id, enable, reason } => {
-                self.set_maintenance(now, &id, enable, reason.as_deref())
+                catalog.set_maintenance(io, now, &id, enable, reason.as_deref())
             }
             Command::Keyring(op) => self.keyring_command(op),
             Command::Configure(tuning) => {
-                self.config = self
+                self.io.config = self
+                    .io
                     .config
                     .tuned(&tuning)
                     .map_err(|detail| CommandError::Invalid { detail })?;
                 // Readers see the new timings in the next snapshot.
-                self.version += 1;
+                self.io.changed();
                 Ok(Reply::Done)
             }
             Command::RunChecks { service, id } => {
-                Ok(self.run_checks(now, service.as_ref(), id.as_ref()))
+                Ok(catalog.run_checks(io, now, service.as_ref(), id.as_ref()))
             }
         }
     }
@@ -483,16 +450,16 @@ impl Node {
     // ---- outputs ----
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.pop_front()
+        self.io.outbox.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.io.events.pop_front()
     }
 
     /// The earliest time at which [`Node::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_deadline()
+        self.io.timers.next_deadline()
     }
 
     /// Move every pending output into `sink`: datagrams first, then events.
@@ -524,15 +491,15 @@ impl Node {
     }
 
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.io.config
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.io.stats
     }
 
     pub fn stats_mut(&mut self) -> &mut Stats {
-        &mut self.stats
+        &mut self.io.stats
     }
 
     /// Lifeguard's local health score (0 is healthy).
@@ -542,12 +509,12 @@ impl Node {
 
     /// Updates waiting to be disseminated.
     pub fn queue_depth(&self) -> usize {
-        self.broadcasts.len()
+        self.io.broadcasts.len()
     }
 
     /// Changes with every visible change of state.
     pub fn version(&self) -> u64 {
-        self.version
+        self.io.version()
     }
 
     pub fn started(&self) -> Instant {
@@ -556,13 +523,13 @@ impl Node {
 
     /// The registry as this node holds it.
     pub fn registry(&self) -> &Registry {
-        &self.registry
+        self.catalog.registry()
     }
 
     /// Its owner is failed, gone or unknown here: kept only until the purge (Eureka's
     /// self-preservation, per partition side: without quorum, until quorum returns).
     pub fn is_stale(&self, instance: &crate::registry::Instance) -> bool {
-        self.owner_gone(&instance.owner)
+        self.catalog.owner_gone(&self.view(), &instance.owner)
     }
 
     /// Other members by state (this node not counted).
@@ -576,17 +543,7 @@ impl Node {
     }
 
     pub fn quorum(&self) -> Quorum {
-        let counts = self.members.counts();
-        let reachable = counts.alive + counts.suspect + 1;
-        let known = reachable + counts.failed;
-        let expected = self.config.expected_members;
-        let of = known.max(expected.unwrap_or(0));
-        Quorum {
-            reachable,
-            known,
-            expected,
-            has_quorum: reachable * 2 > of,
-        }
+        self.view().quorum()
     }
 
     /// Every member, this node first, then the others by name.
@@ -616,6 +573,26 @@ impl Node {
 
     // ---- internals shared by the submodules ----
 
+    /// What the catalog may see of membership.
+    fn view(&self) -> MembershipView<'_> {
+        MembershipView {
+            members: &self.members,
+            active: self.lifecycle == Lifecycle::Active,
+            expected_members: self.io.config.expected_members,
+        }
+    }
+
+    /// The catalog, the I/O context and the membership view, borrowed side by side: how
+    /// membership code hands an event to the catalog.
+    fn halves(&mut self) -> (&mut Catalog, &mut Io, MembershipView<'_>) {
+        let view = MembershipView {
+            members: &self.members,
+            active: self.lifecycle == Lifecycle::Active,
+            expected_members: self.io.config.expected_members,
+        };
+        (&mut self.catalog, &mut self.io, view)
+    }
+
     fn own_state(&self) -> State {
         match self.lifecycle {
             Lifecycle::Active => State::Alive,
@@ -637,39 +614,26 @@ impl Node {
         self.members.live().len() + 1
     }
 
-    fn emit(&mut self, event: Event) {
-        if self.events.len() == EVENTS_MAX {
-            self.events.pop_front();
-        }
-        self.version += 1;
-        self.events.push_back(event);
-    }
-
     fn next_seq(&mut self) -> Seq {
         self.next_seq = self.next_seq.wrapping_add(1);
         self.next_seq
     }
 
-    /// A random delay in `0..span`, to keep nodes started together from probing in lockstep.
-    fn jitter(&mut self, span: Duration) -> Duration {
-        let micros = span.as_micros().min(u128::from(u32::MAX)) as usize;
-        Duration::from_micros(crate::swim::probe::uniform(&mut self.rng, micros) as u64)
-    }
-
     fn start_timers(&mut self, now: Instant) {
-        let probe_at = now + self.jitter(self.config.probe_interval);
-        self.timers.schedule(probe_at, Timer::ProbeTick);
-        let gossip_at = now + self.jitter(self.config.gossip_interval);
-        self.timers.schedule(gossip_at, Timer::GossipTick);
-        let sync_at = now + self.config.sync_interval / 2 + self.jitter(self.config.sync_interval);
-        self.timers.schedule(sync_at, Timer::SyncTick);
+        let io = &mut self.io;
+        let probe_at = now + io.jitter(io.config.probe_interval);
+        io.timers.schedule(probe_at, Timer::ProbeTick);
+        let gossip_at = now + io.jitter(io.config.gossip_interval);
+        io.timers.schedule(gossip_at, Timer::GossipTick);
+        let sync_at = now + io.config.sync_interval / 2 + io.jitter(io.config.sync_interval);
+        io.timers.schedule(sync_at, Timer::SyncTick);
         let reconnect_at =
-            now + self.config.reconnect_interval + self.jitter(self.config.reconnect_interval);
-        self.timers.schedule(reconnect_at, Timer::ReconnectTick);
-        self.timers
-            .schedule(now + self.reap_interval(), Timer::ReapTick);
-        self.timers
-            .schedule(now + self.config.registry_tick, Timer::RegistryTick);
+            now + io.config.reconnect_interval + io.jitter(io.config.reconnect_interval);
+        io.timers.schedule(reconnect_at, Timer::ReconnectTick);
+        let reap_at = now + self.reap_interval();
+        self.io.timers.schedule(reap_at, Timer::ReapTick);
+        let registry_at = now + self.io.config.registry_tick;
+        self.io.timers.schedule(registry_at, Timer::RegistryTick);
     }
 
     fn handle_timer(&mut self, now: Instant, timer: Timer) {
@@ -689,11 +653,15 @@ impl Node {
             Timer::ReapTick => self.on_reap_tick(now),
             Timer::JoinRetry { attempt } => self.on_join_retry(now, attempt),
             Timer::LeaveDone => self.on_leave_done(),
-            Timer::RegistryTick => self.on_registry_tick(now),
+            Timer::RegistryTick => {
+                let (catalog, io, view) = self.halves();
+                catalog.on_registry_tick(io, &view, now);
+            }
         }
     }
 
     fn handle_message(&mut self, now: Instant, from: SocketAddr, message: Message) {
+        let (catalog, io, view) = self.halves();
         match message {
             Message::Ping(ping) => self.on_ping(now, from, ping),
             Message::Ack(ack) => self.on_ack(now, ack),
@@ -704,10 +672,10 @@ impl Node {
             }
             Message::PushPull(push_pull) => self.on_push_pull(now, from, push_pull),
             Message::SyncProbe(probe) => self.on_sync_probe(now, from, probe),
-            Message::Entry(entry) => self.on_entry(now, entry),
-            Message::RegistrySync(sync) => self.on_registry_sync(from, sync),
-            Message::RegistryDigest(digest) => self.on_registry_digest(from, digest),
-            Message::RegistryBuckets(buckets) => self.on_registry_buckets(from, buckets),
+            Message::Entry(entry) => catalog.on_entry(io, &view, now, entry),
+            Message::RegistrySync(sync) => catalog.on_registry_sync(io, from, sync),
+            Message::RegistryDigest(digest) => catalog.on_registry_digest(io, from, digest),
+            Message::RegistryBuckets(buckets) => catalog.on_registry_buckets(io, from, buckets),
         }
     }
 }

@@ -18,15 +18,15 @@ use crate::wire::{Ack, Claim, MemberUpdate, Message, Nack, Ping, PingReq, Seq};
 
 impl Node {
     pub(super) fn on_probe_tick(&mut self, now: Instant) {
-        let interval = self.awareness.scale(self.config.probe_interval);
-        self.timers.schedule(now + interval, Timer::ProbeTick);
+        let interval = self.awareness.scale(self.io.config.probe_interval);
+        self.io.timers.schedule(now + interval, Timer::ProbeTick);
         if self.lifecycle != Lifecycle::Active {
             return;
         }
         let members = &self.members;
         let target = self
             .probe_order
-            .next_target(members.live(), &mut self.rng, |id| {
+            .next_target(members.live(), &mut self.io.rng, |id| {
                 members.by_id(id).is_some_and(|m| m.state.is_live())
             })
             .and_then(|id| members.by_id(id))
@@ -57,13 +57,15 @@ impl Node {
                 nacks_received: 0,
             },
         );
-        self.stats.probes_sent += 1;
+        self.io.stats.probes_sent += 1;
         self.send(addr, &messages, true);
-        let timeout = self.awareness.scale(self.config.probe_timeout);
-        let interval = self.awareness.scale(self.config.probe_interval);
-        self.timers
+        let timeout = self.awareness.scale(self.io.config.probe_timeout);
+        let interval = self.awareness.scale(self.io.config.probe_interval);
+        self.io
+            .timers
             .schedule(now + timeout, Timer::ProbeTimeout { seq });
-        self.timers
+        self.io
+            .timers
             .schedule(now + interval, Timer::ProbeDeadline { seq });
     }
 
@@ -103,8 +105,8 @@ impl Node {
         let target_id = self.members.id(&target);
         let helpers = sample(
             self.members.live(),
-            self.config.indirect_checks,
-            &mut self.rng,
+            self.io.config.indirect_checks,
+            &mut self.io.rng,
             |id| Some(*id) == target_id,
         );
         let request = Message::PingReq(PingReq {
@@ -119,7 +121,7 @@ impl Node {
                 sent += 1;
             }
         }
-        self.stats.indirect_probes_sent += sent;
+        self.io.stats.indirect_probes_sent += sent;
         if let Some(probe) = self.probes.get_mut(&seq) {
             probe.nacks_expected = sent as u32;
         }
@@ -129,7 +131,7 @@ impl Node {
         let Some(probe) = self.probes.remove(&seq) else {
             return;
         };
-        self.stats.probes_failed += 1;
+        self.io.stats.probes_failed += 1;
         if probe.kind == ProbeKind::Regular {
             // Lifeguard §4.1: missing nacks mean we are the slow one; without helpers to
             // vouch for us, any failed probe counts.
@@ -170,7 +172,9 @@ impl Node {
 
     pub(super) fn on_ack(&mut self, now: Instant, ack: Ack) {
         if let Some(probe) = self.probes.remove(&ack.seq) {
-            self.stats.record_rtt(now.saturating_since(probe.started));
+            self.io
+                .stats
+                .record_rtt(now.saturating_since(probe.started));
             self.members.record_ack(&probe.target, now);
             if probe.kind == ProbeKind::Regular {
                 self.awareness.apply(-1);
@@ -202,14 +206,18 @@ impl Node {
         let messages = self.ping_messages(seq, &req.target);
         self.send(req.target_addr, &messages, true);
         // Nack a little before the requester gives up on us, as memberlist does (80%).
-        let wait = self.awareness.scale(self.config.probe_timeout).mul_f64(0.8);
-        self.timers
+        let wait = self
+            .awareness
+            .scale(self.io.config.probe_timeout)
+            .mul_f64(0.8);
+        self.io
+            .timers
             .schedule(now + wait, Timer::RelayTimeout { seq });
     }
 
     pub(super) fn on_relay_timeout(&mut self, _now: Instant, seq: Seq) {
         if let Some(relay) = self.relays.remove(&seq) {
-            self.stats.nacks_sent += 1;
+            self.io.stats.nacks_sent += 1;
             self.send(
                 relay.origin,
                 &[Message::Nack(Nack {
