@@ -6,7 +6,7 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`node`] | the state machine: membership, dissemination, registry; its I/O contract |
+//! | [`node`] | the state machine: routing (`node/mod.rs`) between two sub-machines, `membership` (SWIM + Lifeguard) and `catalog` (the registry's protocol), over one `io` context; its contract (`node/api.rs`) |
 //! | [`time`] | the core's own `Instant`; the core never reads a clock |
 //! | [`duration`] | the one grammar and the bounds for durations read from outside |
 //! | [`wire`] | datagram envelope (magic, version, flags, CRC32), messages, typed decode errors |

@@ -6,6 +6,7 @@
 
 use rand_chacha::rand_core::RngCore;
 
+use super::io::Io;
 use super::{CommandError, KeyringCommand, Node, Reply};
 use crate::wire::{self, DatagramBuilder, DecodeError, Keyring, Message, Sealer};
 
@@ -15,17 +16,18 @@ impl Node {
     /// from the node's seeded generator (see `wire::seal` for why it never repeats).
     pub fn set_keyring(&mut self, keyring: Keyring) {
         let mut nonce_start = [0u8; wire::seal::NONCE_BYTES];
-        self.rng.fill_bytes(&mut nonce_start);
-        self.sealer = Some(Sealer::new(keyring, nonce_start));
+        self.io.rng.fill_bytes(&mut nonce_start);
+        self.io.sealer = Some(Sealer::new(keyring, nonce_start));
     }
 
     /// The keyring, if gossip is encrypted.
     pub fn keyring(&self) -> Option<&Keyring> {
-        self.sealer.as_ref().map(Sealer::keyring)
+        self.io.sealer.as_ref().map(Sealer::keyring)
     }
 
     pub(super) fn keyring_command(&mut self, op: KeyringCommand) -> Result<Reply, CommandError> {
         let sealer = self
+            .io
             .sealer
             .as_mut()
             .ok_or(CommandError::Keyring(wire::KeyringError::NotEnabled))?;
@@ -42,9 +44,11 @@ impl Node {
             keys: ring.keys().to_vec(),
         })
     }
+}
 
+impl Io {
     /// Check the envelope (opening it with the keyring when there is one) and decode.
-    pub(super) fn decode(&self, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
         match &self.sealer {
             Some(sealer) => sealer.decode(bytes),
             None => wire::decode_datagram(bytes),
@@ -52,7 +56,7 @@ impl Node {
     }
 
     /// An empty datagram of the right kind, within `packet_bytes_max` once finished.
-    pub(super) fn new_datagram(&self) -> DatagramBuilder {
+    pub(crate) fn new_datagram(&self) -> DatagramBuilder {
         match self.sealer {
             Some(_) => DatagramBuilder::sealed(self.config.packet_bytes_max),
             None => DatagramBuilder::new(self.config.packet_bytes_max),
@@ -60,7 +64,7 @@ impl Node {
     }
 
     /// Bytes of every datagram that are not messages, for code that packs messages by hand.
-    pub(super) fn envelope_overhead(&self) -> usize {
+    pub(crate) fn envelope_overhead(&self) -> usize {
         match self.sealer {
             Some(_) => wire::SEALED_OVERHEAD_BYTES,
             None => wire::OVERHEAD_BYTES,
@@ -68,7 +72,7 @@ impl Node {
     }
 
     /// Close a datagram: a CRC32, or sealed with the primary key and a fresh nonce.
-    pub(super) fn finish_datagram(&mut self, datagram: DatagramBuilder) -> Vec<u8> {
+    pub(crate) fn finish_datagram(&mut self, datagram: DatagramBuilder) -> Vec<u8> {
         match &mut self.sealer {
             Some(sealer) => sealer.seal(datagram),
             None => datagram.finish(),

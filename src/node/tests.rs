@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::membership::Source;
+use super::membership::claims::Source;
 use super::{Command, CommandError, Event, Identity, Lifecycle, Node, Sink, Transmit};
 use crate::config::Config;
 use crate::names::{Label, NodeName};
@@ -603,7 +603,13 @@ fn suspect_then_reconnect(c: &mut Cluster) -> Instant {
     assert!(took.is_some(), "n3 was not suspected within {bound:?}");
     // The first suspecter's deadline is the unconfirmed (longest) one.
     let deadline = (0..3)
-        .filter_map(|o| c.node(o).suspicions.get(&name(3)).map(|s| s.deadline()))
+        .filter_map(|o| {
+            c.node(o)
+                .membership
+                .suspicions
+                .get(&name(3))
+                .map(|s| s.deadline())
+        })
         .max()
         .expect("a suspicion is armed");
     c.reconnect(3);
@@ -713,7 +719,9 @@ fn refuted_suspicion_timer_does_nothing() {
     c.join_all();
     let deadline = suspect_then_reconnect(&mut c);
     let bound = config.probe_interval * 2;
-    let took = c.run_until_true(bound, |c| (0..3).all(|o| c.node(o).suspicions.is_empty()));
+    let took = c.run_until_true(bound, |c| {
+        (0..3).all(|o| c.node(o).membership.suspicions.is_empty())
+    });
     assert!(took.is_some(), "suspicion not lifted within {bound:?}");
     assert!(c.now < deadline, "refuted before the timer was due");
 
@@ -1124,7 +1132,9 @@ fn push_pull_of_500_members_is_split_within_budget() {
                 tags: BoundedVec::new(vec![tag]),
             },
         };
-        assert!(c.node_mut(0).apply_update(now, update, Source::Gossip));
+        let node = c.node_mut(0);
+        let (m, cat, io) = (&mut node.membership, &mut node.catalog, &mut node.io);
+        assert!(m.apply_update(io, cat, now, update, Source::Gossip));
     }
     c.flush(0);
     let start = c.now;

@@ -4,7 +4,7 @@
 //!
 //! This module is the data and the merge rule; the [`crate::Node`] decides when to write,
 //! gossips entries, runs anti-entropy and enforces TTLs on the instances it owns
-//! (`src/node/registry_ops.rs`).
+//! (`src/node/catalog/ops.rs`).
 //!
 //! The maps are persistent (`imbl`): the driver clones the registry into a published snapshot
 //! after every change, and a clone shares every node of the trees, so it costs O(1) whatever

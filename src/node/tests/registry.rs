@@ -441,7 +441,7 @@ fn anti_entropy_sends_the_bucket_that_differs_not_the_whole_origin() {
     assert!(drained.is_some(), "gossip queues never drained");
     // Node 2 loses one entry (as if its gossip had never arrived).
     let lost = id("i-123");
-    assert!(c.node_mut(2).registry.forget(&lost));
+    assert!(c.node_mut(2).catalog.registry.forget(&lost));
     let pushed_before: u64 = (0..3).map(|i| c.node(i).stats().entries_pushed).sum();
     let back = c.run_until_true(c.config.sync_interval * 4, |c| holds(c, 2, "i-123"));
     assert!(

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use super::{CommandError, Event, Node, Reply};
+use super::{Catalog, MembershipView};
 use crate::names::{InstanceId, NodeName, ServiceName};
+use crate::node::io::Io;
+use crate::node::{CommandError, Event, Reply};
 use crate::registry::{clip, fit_texts, newer, Check, Entry, Health, Instance, InstanceSpec};
 use crate::swim::gossip::Subject;
 use crate::time::Instant;
@@ -13,9 +15,9 @@ use crate::timers::Timer;
 use crate::wire::{encode_message, Message};
 
 /// Tombstones answering old versions of deleted entries, held until the datagram that brought
-/// them has been read (`Node::send_grave_replies`): one per entry, and a datagram carries far
+/// them has been read (`Catalog::send_grave_replies`): one per entry, and a datagram carries far
 /// fewer entries than this.
-pub(super) const GRAVE_REPLIES_MAX: usize = 256;
+pub(crate) const GRAVE_REPLIES_MAX: usize = 256;
 
 /// Deadlines of an instance this node owns. Owner-local: a renewal that changes nothing else
 /// moves these and sends nothing, so heartbeats cost no cluster traffic.
@@ -27,17 +29,18 @@ pub(super) struct Owned {
     next_check: Option<Instant>,
 }
 
-impl Node {
+impl Catalog {
     // ---- commands ----
 
-    pub(super) fn register(
+    pub(crate) fn register(
         &mut self,
+        io: &mut Io,
         now: Instant,
         spec: InstanceSpec,
     ) -> Result<Reply, CommandError> {
         let id = match spec.id.clone() {
             Some(id) => id,
-            None => self.new_instance_id(),
+            None => self.new_instance_id(io),
         };
         let existing = self.registry.get(&id).cloned();
         if let Some(current) = &existing {
@@ -71,11 +74,16 @@ impl Node {
         if let Some(owned) = self.owned.get_mut(&id) {
             owned.next_check = Some(now);
         }
-        self.write(now, id.clone(), Some(instance));
+        self.write(io, now, id.clone(), Some(instance));
         Ok(Reply::Registered { id })
     }
 
-    pub(super) fn renew(&mut self, now: Instant, id: &InstanceId) -> Result<Reply, CommandError> {
+    pub(crate) fn renew(
+        &mut self,
+        io: &mut Io,
+        now: Instant,
+        id: &InstanceId,
+    ) -> Result<Reply, CommandError> {
         let current = self.live_instance(id)?;
         let mut next = (*current).clone();
         next.owner = self.name.clone();
@@ -85,24 +93,26 @@ impl Node {
         }
         self.refresh_deadlines(now, &next);
         if next != *current {
-            self.write(now, id.clone(), Some(next));
+            self.write(io, now, id.clone(), Some(next));
         }
         Ok(Reply::Done)
     }
 
-    pub(super) fn deregister(
+    pub(crate) fn deregister(
         &mut self,
+        io: &mut Io,
         now: Instant,
         id: &InstanceId,
     ) -> Result<Reply, CommandError> {
         self.live_instance(id)?;
         self.owned.remove(id);
-        self.write(now, id.clone(), None);
+        self.write(io, now, id.clone(), None);
         Ok(Reply::Done)
     }
 
-    pub(super) fn set_health(
+    pub(crate) fn set_health(
         &mut self,
+        io: &mut Io,
         now: Instant,
         id: &InstanceId,
         health: Health,
@@ -114,13 +124,14 @@ impl Node {
         self.set_health_fields(&mut next, now, health, output);
         self.refresh_deadlines(now, &next);
         if next != *current {
-            self.write(now, id.clone(), Some(next));
+            self.write(io, now, id.clone(), Some(next));
         }
         Ok(Reply::Done)
     }
 
-    pub(super) fn set_maintenance(
+    pub(crate) fn set_maintenance(
         &mut self,
+        io: &mut Io,
         now: Instant,
         id: &InstanceId,
         enable: bool,
@@ -136,15 +147,16 @@ impl Node {
         };
         fit_texts(&mut next);
         if next != *current {
-            self.write(now, id.clone(), Some(next));
+            self.write(io, now, id.clone(), Some(next));
         }
         Ok(Reply::Done)
     }
 
     /// Start the HTTP checks of owned instances now; checks of instances owned elsewhere are
     /// their owners' to run.
-    pub(super) fn run_checks(
+    pub(crate) fn run_checks(
         &mut self,
+        io: &mut Io,
         now: Instant,
         service: Option<&ServiceName>,
         id: Option<&InstanceId>,
@@ -157,7 +169,7 @@ impl Node {
             .map(|i| i.id.clone())
             .collect();
         for id in &due {
-            self.start_check(now, id);
+            self.start_check(io, now, id);
         }
         Reply::ChecksStarted { count: due.len() }
     }
@@ -179,10 +191,10 @@ impl Node {
     }
 
     /// A UUID v4 from the node's seeded generator (deterministic in the simulator).
-    fn new_instance_id(&mut self) -> InstanceId {
+    fn new_instance_id(&mut self, io: &mut Io) -> InstanceId {
         use rand_core::RngCore;
         let mut b = [0u8; 16];
-        self.rng.fill_bytes(&mut b);
+        io.rng.fill_bytes(&mut b);
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -200,18 +212,18 @@ impl Node {
     // ---- writing and merging ----
 
     /// A local write: version it, store it, gossip it at once.
-    fn write(&mut self, now: Instant, id: InstanceId, instance: Option<Instance>) {
+    fn write(&mut self, io: &mut Io, now: Instant, id: InstanceId, instance: Option<Instance>) {
         let version = self.registry.next_version(now, &self.name);
         let entry = Entry {
             id,
             version,
             instance: instance.map(Box::new),
         };
-        self.merge(now, entry);
+        self.merge(io, now, entry);
     }
 
     /// Merge an entry; if it is news, track ownership, gossip it on and tell the shell.
-    fn merge(&mut self, now: Instant, entry: Entry) -> bool {
+    fn merge(&mut self, io: &mut Io, now: Instant, entry: Entry) -> bool {
         let id = entry.id.clone();
         let owner = entry.instance.as_ref().map(|i| i.owner.clone());
         if !self.registry.apply(entry.clone()) {
@@ -230,17 +242,23 @@ impl Node {
             }
         }
         let payload = encode_message(&Message::Entry(entry));
-        self.broadcasts.push(Subject::Instance(id), payload.into());
-        self.want_push();
-        self.version += 1;
+        io.broadcasts.push(Subject::Instance(id), payload.into());
+        io.want_push();
+        io.changed();
         let index = self.registry.index();
-        self.emit(Event::RegistryChanged { index });
+        io.emit(Event::RegistryChanged { index });
         true
     }
 
     /// An entry from a peer, gossiped or pushed by anti-entropy.
-    pub(super) fn on_entry(&mut self, now: Instant, entry: Entry) {
-        let grace_ms = self.config.tombstone_grace.as_millis() as u64;
+    pub(crate) fn on_entry(
+        &mut self,
+        io: &mut Io,
+        view: &MembershipView,
+        now: Instant,
+        entry: Entry,
+    ) {
+        let grace_ms = io.config.tombstone_grace.as_millis() as u64;
         if self
             .registry
             .is_expired_tombstone(&entry, now.as_millis(), grace_ms)
@@ -258,7 +276,7 @@ impl Node {
                 // never saw the deletion. Refuse it (the registry would too) and answer with
                 // the tombstone, which the sender, holding the entry, takes and gossips on its
                 // side: the deletion wins there as it would have within the grace.
-                self.stats.zombies_refused += 1;
+                io.stats.zombies_refused += 1;
                 if self.grave_replies.len() < GRAVE_REPLIES_MAX {
                     self.grave_replies.push(Entry {
                         id: entry.id,
@@ -272,34 +290,35 @@ impl Node {
             // A late rumour of an instance whose owner has failed must not bring it back (while
             // we have quorum; without it we keep such instances anyway, marked stale).
             let owner_failed = instance.owner != self.name
-                && self
-                    .members
-                    .get(&instance.owner)
-                    .is_some_and(|m| !m.state.is_live());
-            if owner_failed && unknown && self.quorum().has_quorum {
+                && view
+                    .member_state(&instance.owner)
+                    .is_some_and(|state| !state.is_live());
+            if owner_failed && unknown && view.quorum().has_quorum {
                 // Unless the owner is back and we have not heard yet: after a heal, its entries
                 // race its refutation. Ask it for them when we see it back.
                 let owner = instance.owner.clone();
-                self.owe_sync(owner);
+                self.owe_sync(view, owner);
                 return;
             }
             if instance.owner == self.name && self.is_zombie(&entry) {
                 // We own it but hold nothing newer: we deleted it and the tombstone has been
                 // collected, and a peer cut off for longer than the grace sends it back. The
                 // owner has the last word: delete it again, at a version newer than the rumour.
-                self.stats.zombies_deleted += 1;
+                io.stats.zombies_deleted += 1;
                 self.registry.observe(&entry.version);
-                self.write(now, entry.id, None);
+                self.write(io, now, entry.id, None);
                 return;
             }
-            if instance.owner != self.name && unknown && self.members.get(&instance.owner).is_none()
+            if instance.owner != self.name
+                && unknown
+                && view.member_state(&instance.owner).is_none()
             {
                 // An owner we have not heard of: a member too new for its news to have reached
                 // us, or one already reaped. Look again once a purge window has passed.
                 self.on_member_gone(now);
             }
         }
-        self.merge(now, entry);
+        self.merge(io, now, entry);
     }
 
     /// An entry naming us as owner that we do not hold, written since this node started (so
@@ -332,7 +351,7 @@ impl Node {
         }
     }
 
-    fn start_check(&mut self, now: Instant, id: &InstanceId) {
+    fn start_check(&mut self, io: &mut Io, now: Instant, id: &InstanceId) {
         let Some(instance) = self.registry.get(id).cloned() else {
             return;
         };
@@ -347,8 +366,8 @@ impl Node {
         if let Some(owned) = self.owned.get_mut(id) {
             owned.next_check = Some(now + Duration::from_millis(*interval_ms));
         }
-        self.stats.checks_started += 1;
-        self.emit(Event::CheckDue {
+        io.stats.checks_started += 1;
+        io.emit(Event::CheckDue {
             id: id.clone(),
             url: url.0.clone(),
             timeout: Duration::from_millis(*timeout_ms),
@@ -357,10 +376,10 @@ impl Node {
 
     // ---- the owner's tick ----
 
-    pub(super) fn on_registry_tick(&mut self, now: Instant) {
-        self.timers
-            .schedule(now + self.config.registry_tick, Timer::RegistryTick);
-        if self.lifecycle != super::Lifecycle::Active {
+    pub(crate) fn on_registry_tick(&mut self, io: &mut Io, view: &MembershipView, now: Instant) {
+        io.timers
+            .schedule(now + io.config.registry_tick, Timer::RegistryTick);
+        if !view.active {
             return;
         }
         let mut expire = Vec::new();
@@ -390,9 +409,9 @@ impl Node {
             }
         }
         for id in expire {
-            self.stats.instances_expired += 1;
+            io.stats.instances_expired += 1;
             self.owned.remove(&id);
-            self.write(now, id, None);
+            self.write(io, now, id, None);
         }
         for id in ttl_lapsed {
             if let Some(current) = self.registry.get(&id).cloned() {
@@ -401,45 +420,45 @@ impl Node {
                 if let Some(owned) = self.owned.get_mut(&id) {
                     owned.critical_since = Some(now);
                 }
-                self.write(now, id, Some(next));
+                self.write(io, now, id, Some(next));
             }
         }
         for id in checks {
-            self.start_check(now, &id);
+            self.start_check(io, now, &id);
         }
         if let Some(since) = self.orphans_since {
             // Wait out a whole (unconfirmed) suspicion window: by then the rest of a
             // partition's far side is suspected too, and no longer counts as alive.
             let (_, max) = crate::swim::suspicion::bounds(
-                self.config.suspicion_base,
-                self.config.suspicion_max_mult,
-                self.cluster_size(),
+                io.config.suspicion_base,
+                io.config.suspicion_max_mult,
+                view.cluster_size(),
             );
-            if !self.sees_alive_majority() {
+            if !self.sees_alive_majority(view) {
                 // Cut off: the window starts again once a majority is seen alive. After a heal
                 // the far side comes back one member at a time; purging at the first sight of
                 // a majority would drop what the members not yet seen back own (and nothing
                 // would send it again before an anti-entropy round).
                 self.orphans_since = Some(now);
             } else if now.saturating_since(since) >= max {
-                self.purge_orphans();
+                self.purge_orphans(io, view);
             }
         }
-        let keep_graves = self.keeps_graves(now);
+        let keep_graves = self.keeps_graves(io, view, now);
         let collected = self.registry.collect_tombstones(
             now.as_millis(),
-            self.config.tombstone_grace.as_millis() as u64,
+            io.config.tombstone_grace.as_millis() as u64,
             keep_graves,
         );
         if collected > 0 {
-            self.version += 1;
+            io.changed();
         }
         if self.registry.graves() > 0 {
             // Out of the window, every grave goes. In it, one older than `failed_reap_after`
             // guards nobody: any member cut off since before it has been reaped, and no longer
             // reconnects by itself.
             let before_ms = if keep_graves {
-                let reap_ms = self.config.failed_reap_after.as_millis() as u64;
+                let reap_ms = io.config.failed_reap_after.as_millis() as u64;
                 now.as_millis().saturating_sub(reap_ms)
             } else {
                 u64::MAX
@@ -457,7 +476,7 @@ impl Node {
     /// collected, nothing would tell its old version from a write made on its side that we
     /// never saw, and anti-entropy would bring the entry back everywhere after the heal (the
     /// owner's zombie rule helps only if the owner saw the deletion). A grave keeps the
-    /// deletion's version, and [`Node::on_entry`] answers the old version with the tombstone.
+    /// deletion's version, and [`Catalog::on_entry`] answers the old version with the tombstone.
     /// After a grace of contact, anti-entropy has compared registries with the returned side
     /// (the bound the grace itself rests on), so the graves can go. Left members are not
     /// counted: a node that left has stopped, and comes back empty.
@@ -467,9 +486,9 @@ impl Node {
     /// cluster with no member failed keeps none.
     ///
     /// [`GRAVES_MAX`]: crate::registry::GRAVES_MAX
-    fn keeps_graves(&mut self, now: Instant) -> bool {
-        if self.members.counts().failed > 0 {
-            self.graves_until = Some(now + self.config.tombstone_grace);
+    fn keeps_graves(&mut self, io: &Io, view: &MembershipView, now: Instant) -> bool {
+        if view.counts().failed > 0 {
+            self.graves_until = Some(now + io.config.tombstone_grace);
         }
         self.graves_until.is_some_and(|until| now < until)
     }
@@ -482,7 +501,7 @@ impl Node {
     /// still only suspected. It then counts only members known alive (not suspects). On the
     /// cut-off side the window runs from when a majority is seen alive again, so that the
     /// members of a healed partition are all seen back before anything of theirs is purged.
-    pub(super) fn on_member_gone(&mut self, now: Instant) {
+    pub(crate) fn on_member_gone(&mut self, now: Instant) {
         if self.orphans_since.is_none() {
             self.orphans_since = Some(now);
         }
@@ -490,24 +509,27 @@ impl Node {
 
     /// The owner is neither us nor a live member: failed, left, or unknown (reaped, or so new
     /// that its news has not reached us yet).
-    pub(super) fn owner_gone(&self, owner: &NodeName) -> bool {
-        *owner != self.name && self.members.get(owner).is_none_or(|m| !m.state.is_live())
+    pub(crate) fn owner_gone(&self, view: &MembershipView, owner: &NodeName) -> bool {
+        *owner != self.name
+            && view
+                .member_state(owner)
+                .is_none_or(|state| !state.is_live())
     }
 
     /// A majority of the members we know of is alive (suspects not counted).
-    fn sees_alive_majority(&self) -> bool {
-        let counts = self.members.counts();
+    fn sees_alive_majority(&self, view: &MembershipView) -> bool {
+        let counts = view.counts();
         let alive = counts.alive + 1;
         let known = alive + counts.suspect + counts.failed;
-        alive * 2 > known.max(self.config.expected_members.unwrap_or(0))
+        alive * 2 > known.max(view.expected_members.unwrap_or(0))
     }
 
-    fn purge_orphans(&mut self) {
+    fn purge_orphans(&mut self, io: &mut Io, view: &MembershipView) {
         self.orphans_since = None;
         let gone: Vec<InstanceId> = self
             .registry
             .instances()
-            .filter(|i| self.owner_gone(&i.owner))
+            .filter(|i| self.owner_gone(view, &i.owner))
             .map(|i| i.id.clone())
             .collect();
         if gone.is_empty() {
@@ -515,10 +537,10 @@ impl Node {
         }
         for id in &gone {
             self.registry.forget(id);
-            self.broadcasts.forget(&Subject::Instance(id.clone()));
+            io.broadcasts.forget(&Subject::Instance(id.clone()));
         }
-        self.version += 1;
+        io.changed();
         let index = self.registry.index();
-        self.emit(Event::RegistryChanged { index });
+        io.emit(Event::RegistryChanged { index });
     }
 }

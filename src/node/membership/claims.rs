@@ -1,8 +1,11 @@
 //! Applying membership claims: the merge rule in action, suspicion with Lifeguard's
 //! confirmations, refutation of claims about ourselves (SWIM §4.2, Lifeguard §4.2).
 
-use super::{CommandError, Event, Lifecycle, Node, Reply};
+use super::Membership;
 use crate::names::NodeName;
+use crate::node::catalog::Catalog;
+use crate::node::io::Io;
+use crate::node::{CommandError, Event, Lifecycle, Reply};
 use crate::swim::gossip::Subject;
 use crate::swim::members::{supersedes, State};
 use crate::swim::probe::{uniform, ProbeKind};
@@ -16,7 +19,7 @@ const RECHECK_MARGIN: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Where a claim came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Source {
+pub(crate) enum Source {
     /// Our own probe or timer.
     Local,
     /// Gossip: news, believed as stated, except a failure of a member we hold alive: that may
@@ -34,16 +37,18 @@ pub(super) enum Source {
     JoinTransfer,
 }
 
-impl Node {
+impl Membership {
     /// Merge one claim into the table; true if it changed anything (and was queued to gossip).
-    pub(super) fn apply_update(
+    pub(crate) fn apply_update(
         &mut self,
+        io: &mut Io,
+        catalog: &mut Catalog,
         now: Instant,
         update: MemberUpdate,
         source: Source,
     ) -> bool {
         if update.name == self.name {
-            return self.apply_update_about_me(update);
+            return self.apply_update_about_me(io, update);
         }
         let held_alive = self.members.get(&update.name).map(|m| m.state) == Some(State::Alive);
         let claim = match (source, update.claim) {
@@ -71,12 +76,13 @@ impl Node {
             ) else {
                 return false;
             };
-            self.probe_order.insert(id, &mut self.rng);
-            self.emit(Event::MemberJoined {
+            self.probe_order.insert(id, &mut io.rng);
+            io.emit(Event::MemberJoined {
                 name: name.clone(),
                 addr,
             });
             self.pass_on(
+                io,
                 MemberUpdate {
                     name,
                     claim,
@@ -91,7 +97,7 @@ impl Node {
 
         if let Claim::Suspect { by } = &claim {
             if cur_state == State::Suspect && cur_inc == update.incarnation {
-                self.confirm_suspicion(now, &name, by);
+                self.confirm_suspicion(io, now, &name, by);
                 return false;
             }
         }
@@ -99,8 +105,8 @@ impl Node {
             return false;
         }
         if incoming == State::Alive && cur_state.is_live() && cur_addr != update.profile.addr {
-            self.stats.name_conflicts += 1;
-            self.emit(Event::NameConflict {
+            io.stats.name_conflicts += 1;
+            io.emit(Event::NameConflict {
                 name,
                 known: cur_addr,
                 claimed: update.profile.addr,
@@ -126,30 +132,32 @@ impl Node {
                 self.suspicions.remove(&name);
                 match cur_state {
                     State::Suspect => {
-                        self.stats.suspicions_refuted += 1;
-                        self.emit(Event::MemberRecovered { name: name.clone() });
+                        io.stats.suspicions_refuted += 1;
+                        io.emit(Event::MemberRecovered { name: name.clone() });
                     }
                     State::Failed | State::Left => {
-                        self.probe_order.insert(id, &mut self.rng);
-                        self.emit(Event::MemberRecovered { name: name.clone() });
-                        self.on_member_back(&name, profile.addr);
+                        self.probe_order.insert(id, &mut io.rng);
+                        io.emit(Event::MemberRecovered { name: name.clone() });
+                        let view = self.view(io.config.expected_members);
+                        catalog.on_member_back(io, &view, &name, profile.addr);
                     }
                     State::Alive => {}
                 }
             }
-            Claim::Suspect { by } => self.start_suspicion(now, &name, update.incarnation, by),
+            Claim::Suspect { by } => self.start_suspicion(io, now, &name, update.incarnation, by),
             Claim::Failed { .. } => {
                 self.suspicions.remove(&name);
-                self.emit(Event::MemberFailed { name: name.clone() });
-                self.on_member_gone(now);
+                io.emit(Event::MemberFailed { name: name.clone() });
+                catalog.on_member_gone(now);
             }
             Claim::Left => {
                 self.suspicions.remove(&name);
-                self.emit(Event::MemberLeft { name: name.clone() });
-                self.on_member_gone(now);
+                io.emit(Event::MemberLeft { name: name.clone() });
+                catalog.on_member_gone(now);
             }
         }
         self.pass_on(
+            io,
             MemberUpdate {
                 name,
                 incarnation: update.incarnation,
@@ -162,30 +170,31 @@ impl Node {
     }
 
     /// A claim changed the table: gossip it on, unless it came with a join's state transfer.
-    fn pass_on(&mut self, update: MemberUpdate, source: Source) {
+    fn pass_on(&mut self, io: &mut Io, update: MemberUpdate, source: Source) {
         if source == Source::JoinTransfer {
-            self.version += 1;
+            io.changed();
         } else {
-            self.queue_member(update);
+            self.queue_member(io, update);
         }
     }
 
     fn start_suspicion(
         &mut self,
+        io: &mut Io,
         now: Instant,
         name: &NodeName,
         incarnation: Incarnation,
         by: &NodeName,
     ) {
         let window = suspicion::bounds(
-            self.config.suspicion_base,
-            self.config.suspicion_max_mult,
+            io.config.suspicion_base,
+            io.config.suspicion_max_mult,
             self.cluster_size(),
         );
         // Lifeguard §4.2 (as memberlist): when fewer members than K could ever confirm (all
         // but us and the suspect), waiting for confirmations only delays; start at the minimum.
         let confirmers_possible = self.cluster_size().saturating_sub(2);
-        let k = match self.config.suspicion_confirmations {
+        let k = match io.config.suspicion_confirmations {
             k if (k as usize) > confirmers_possible => 0,
             k => k,
         };
@@ -195,7 +204,7 @@ impl Node {
         }
         let deadline = suspicion.deadline();
         self.suspicions.insert(name.clone(), suspicion);
-        self.timers.schedule(
+        io.timers.schedule(
             deadline,
             Timer::Suspicion {
                 member: name.clone(),
@@ -203,11 +212,11 @@ impl Node {
             },
         );
         if *by == self.name {
-            self.stats.suspicions_raised += 1;
+            io.stats.suspicions_raised += 1;
         } else {
-            self.maybe_confirm_probe(now, name);
+            self.maybe_confirm_probe(io, now, name);
         }
-        self.emit(Event::MemberSuspected {
+        io.emit(Event::MemberSuspected {
             name: name.clone(),
             by: by.clone(),
         });
@@ -216,19 +225,19 @@ impl Node {
     /// Probe a suspect at once, with probability chosen so that about `confirm_probes`
     /// members do so in all: a dead suspect is confirmed within one probe timeout, a live one
     /// is told (buddy system) and refutes.
-    fn maybe_confirm_probe(&mut self, now: Instant, name: &NodeName) {
+    fn maybe_confirm_probe(&mut self, io: &mut Io, now: Instant, name: &NodeName) {
         if self.lifecycle != Lifecycle::Active || self.probes.values().any(|p| p.target == *name) {
             return;
         }
         // Those who hear of it: our live list less the suspect and the first suspecter.
         let others = self.members.live().len().saturating_sub(2).max(1);
-        let wanted = self.config.confirm_probes as usize;
-        if uniform(&mut self.rng, others) < wanted {
-            self.start_probe(now, name.clone(), ProbeKind::Confirm);
+        let wanted = io.config.confirm_probes as usize;
+        if uniform(&mut io.rng, others) < wanted {
+            self.start_probe(io, now, name.clone(), ProbeKind::Confirm);
         }
     }
 
-    fn confirm_suspicion(&mut self, now: Instant, name: &NodeName, by: &NodeName) {
+    fn confirm_suspicion(&mut self, io: &mut Io, now: Instant, name: &NodeName, by: &NodeName) {
         let Some(suspicion) = self.suspicions.get_mut(name) else {
             return;
         };
@@ -239,7 +248,7 @@ impl Node {
             return;
         }
         let (incarnation, deadline) = (suspicion.incarnation, suspicion.deadline());
-        self.timers.schedule(
+        io.timers.schedule(
             deadline.max(now),
             Timer::Suspicion {
                 member: name.clone(),
@@ -254,12 +263,14 @@ impl Node {
                 claim: Claim::Suspect { by: by.clone() },
                 profile: member.profile.to_profile(),
             };
-            self.queue_member(update);
+            self.queue_member(io, update);
         }
     }
 
-    pub(super) fn on_suspicion_timeout(
+    pub(crate) fn on_suspicion_timeout(
         &mut self,
+        io: &mut Io,
+        catalog: &mut Catalog,
         now: Instant,
         name: &NodeName,
         incarnation: Incarnation,
@@ -282,10 +293,10 @@ impl Node {
             // declares it. This keeps a refutation we missed, or a stale verdict gossiped by a
             // node that was cut off, from turning into a false failure.
             if !self.probes.values().any(|p| p.target == *name) {
-                self.start_probe(now, name.clone(), ProbeKind::Confirm);
+                self.start_probe(io, now, name.clone(), ProbeKind::Confirm);
             }
-            let recheck = self.awareness.scale(self.config.probe_interval) + RECHECK_MARGIN;
-            self.timers.schedule(
+            let recheck = self.awareness.scale(io.config.probe_interval) + RECHECK_MARGIN;
+            io.timers.schedule(
                 now + recheck,
                 Timer::Suspicion {
                     member: name.clone(),
@@ -305,14 +316,14 @@ impl Node {
             },
             profile: member.profile.to_profile(),
         };
-        if self.apply_update(now, update, Source::Local) {
-            self.stats.suspicions_confirmed += 1;
+        if self.apply_update(io, catalog, now, update, Source::Local) {
+            io.stats.suspicions_confirmed += 1;
         }
     }
 
     /// A claim about this node. Anything that says we are not alive, or that a newer us
     /// exists, is refuted by outbidding its incarnation (SWIM §4.2).
-    fn apply_update_about_me(&mut self, update: MemberUpdate) -> bool {
+    fn apply_update_about_me(&mut self, io: &mut Io, update: MemberUpdate) -> bool {
         if self.lifecycle != Lifecycle::Active {
             return false;
         }
@@ -321,8 +332,8 @@ impl Node {
             Claim::Alive => {
                 let impostor = update.profile.addr != self.profile.addr;
                 if impostor && !stale {
-                    self.stats.name_conflicts += 1;
-                    self.emit(Event::NameConflict {
+                    io.stats.name_conflicts += 1;
+                    io.emit(Event::NameConflict {
                         name: self.name.clone(),
                         known: self.profile.addr,
                         claimed: update.profile.addr,
@@ -337,7 +348,7 @@ impl Node {
             if stale && matches!(update.claim, Claim::Suspect { .. } | Claim::Failed { .. }) {
                 // Someone still holds an old verdict about us: our refutation passed it by.
                 // Send it again; when the verdict came in a buddy ping, it rides on the ack.
-                self.queue_member(self.own_update());
+                self.queue_member(io, self.own_update());
             }
             return false;
         }
@@ -346,11 +357,11 @@ impl Node {
             self.awareness.apply(1);
         }
         self.incarnation = update.incarnation.max(self.incarnation).saturating_add(1);
-        self.stats.refutations += 1;
-        self.emit(Event::Refuted {
+        io.stats.refutations += 1;
+        io.emit(Event::Refuted {
             incarnation: self.incarnation,
         });
-        self.queue_member(self.own_update());
+        self.queue_member(io, self.own_update());
         true
     }
 
@@ -359,8 +370,10 @@ impl Node {
     /// becomes `left` at the incarnation we hold, which outranks `failed` at equal incarnation,
     /// so every node adopts it; it is gossiped like any other news, and the member's instances
     /// go as any departed owner's do. A live or suspect member is refused: it would refute.
-    pub(super) fn force_leave(
+    pub(crate) fn force_leave(
         &mut self,
+        io: &mut Io,
+        catalog: &mut Catalog,
         now: Instant,
         name: &NodeName,
     ) -> Result<Reply, CommandError> {
@@ -380,13 +393,13 @@ impl Node {
                     claim: Claim::Left,
                     profile: member.profile.to_profile(),
                 };
-                self.apply_update(now, update, Source::Gossip);
+                self.apply_update(io, catalog, now, update, Source::Gossip);
                 Ok(Reply::Done)
             }
         }
     }
 
-    pub(super) fn own_update(&self) -> MemberUpdate {
+    pub(crate) fn own_update(&self) -> MemberUpdate {
         let claim = match self.lifecycle {
             Lifecycle::Active => Claim::Alive,
             Lifecycle::Leaving | Lifecycle::Stopped => Claim::Left,
@@ -400,11 +413,11 @@ impl Node {
     }
 
     /// Queue a membership update for dissemination and push it out soon.
-    pub(super) fn queue_member(&mut self, update: MemberUpdate) {
+    pub(crate) fn queue_member(&mut self, io: &mut Io, update: MemberUpdate) {
         let subject = Subject::Member(update.name.clone());
         let payload = encode_message(&Message::Member(update));
-        self.broadcasts.push(subject, payload.into());
-        self.version += 1;
-        self.want_push();
+        io.broadcasts.push(subject, payload.into());
+        io.changed();
+        io.want_push();
     }
 }

@@ -4,101 +4,80 @@
 
 use std::net::SocketAddr;
 
-use super::membership::Source;
-use super::{Event, JoinTransfer, Node, Transmit};
+use super::claims::Source;
+use super::{JoinTransfer, Membership};
+use crate::node::catalog::Catalog;
+use crate::node::io::Io;
+use crate::node::Event;
 use crate::swim::gossip::retransmit_limit;
 use crate::swim::probe::sample;
 use crate::time::Instant;
 use crate::timers::Timer;
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{
-    encode_message, DatagramBuilder, MemberUpdate, Message, PushPull, SyncProbe,
-    PUSH_PULL_MEMBERS_MAX,
+    DatagramBuilder, MemberUpdate, Message, PushPull, SyncProbe, PUSH_PULL_MEMBERS_MAX,
 };
 
 /// Bytes a push-pull message adds around its records: kind, flag and a length prefix.
 const PUSH_PULL_FRAME_BYTES: usize = 8;
 
-impl Node {
+impl Membership {
     /// Send `messages` to `to` in one datagram, filling the rest of the budget with queued
     /// updates when `piggyback` is set.
-    pub(super) fn send(&mut self, to: SocketAddr, messages: &[Message], piggyback: bool) {
-        let mut datagram = self.new_datagram();
-        for message in messages {
-            let encoded = encode_message(message);
-            if datagram.try_push(&encoded) {
-                self.stats.message_out(message.kind());
-            }
-        }
+    pub(crate) fn send(
+        &mut self,
+        io: &mut Io,
+        to: SocketAddr,
+        messages: &[Message],
+        piggyback: bool,
+    ) {
+        let mut datagram = io.pack(messages);
         if piggyback {
-            self.fill_piggyback(&mut datagram);
+            self.fill_piggyback(io, &mut datagram);
         }
         if !datagram.is_empty() {
-            self.transmit(to, datagram);
+            io.transmit(to, datagram);
         }
     }
 
-    fn fill_piggyback(&mut self, datagram: &mut DatagramBuilder) {
-        let limit = retransmit_limit(self.config.retransmit_mult, self.cluster_size());
-        let added = self.broadcasts.fill(datagram, limit);
+    fn fill_piggyback(&mut self, io: &mut Io, datagram: &mut DatagramBuilder) {
+        let limit = retransmit_limit(io.config.retransmit_mult, self.cluster_size());
+        let added = io.broadcasts.fill(datagram, limit);
         for _ in 0..added {
-            self.stats.message_out("member");
+            io.stats.message_out("member");
         }
     }
 
-    pub(super) fn transmit(&mut self, to: SocketAddr, datagram: DatagramBuilder) {
-        let payload = self.finish_datagram(datagram);
-        self.stats.datagrams_out += 1;
-        self.stats.bytes_out += payload.len() as u64;
-        self.outbox.push_back(Transmit {
-            to,
-            payload: payload.into(),
-        });
+    pub(crate) fn on_eager_push(&mut self, io: &mut Io, now: Instant) {
+        io.push_scheduled = false;
+        io.last_push = Some(now);
+        self.gossip_round(io);
     }
 
-    /// Something new was queued: push it soon, at most once per `eager_push_spacing`.
-    pub(super) fn want_push(&mut self) {
-        if self.push_scheduled {
-            return;
-        }
-        self.push_scheduled = true;
-        let at = match self.last_push {
-            Some(last) => last + self.config.eager_push_spacing,
-            None => Instant::ZERO,
-        };
-        self.timers.schedule(at, Timer::EagerPush);
-    }
-
-    pub(super) fn on_eager_push(&mut self, now: Instant) {
-        self.push_scheduled = false;
-        self.last_push = Some(now);
-        self.gossip_round();
-    }
-
-    pub(super) fn on_gossip_tick(&mut self, now: Instant) {
-        self.timers
-            .schedule(now + self.config.gossip_interval, Timer::GossipTick);
-        self.gossip_round();
+    pub(crate) fn on_gossip_tick(&mut self, io: &mut Io, now: Instant) {
+        io.timers
+            .schedule(now + io.config.gossip_interval, Timer::GossipTick);
+        self.gossip_round(io);
     }
 
     /// Send queued updates to `gossip_fanout` random live members, one datagram each.
-    fn gossip_round(&mut self) {
-        if self.broadcasts.is_empty() {
+    fn gossip_round(&mut self, io: &mut Io) {
+        if io.broadcasts.is_empty() {
             return;
         }
         // The live list never holds this node itself: nothing to exclude.
         let targets = sample(
             self.members.live(),
-            self.config.gossip_fanout,
-            &mut self.rng,
+            io.config.gossip_fanout,
+            &mut io.rng,
             |_| false,
         );
         // One round, one set of updates, sent to every target: a transmission counts per
         // round, not per copy, so each update reaches `fanout · limit` members rather than
         // `limit`. Counting per copy (as memberlist does) left about one small-cluster write in
         // fifty missing a node until anti-entropy, and that is what Serf's event misses are.
-        let mut datagram = self.new_datagram();
-        self.fill_piggyback(&mut datagram);
+        let mut datagram = io.new_datagram();
+        self.fill_piggyback(io, &mut datagram);
         if datagram.is_empty() {
             return;
         }
@@ -106,13 +85,13 @@ impl Node {
             let Some(addr) = self.members.by_id(target).map(|m| m.profile.addr) else {
                 continue;
             };
-            self.transmit(addr, datagram.clone());
+            io.transmit(addr, datagram.clone());
         }
     }
 
     /// Send our whole table to `to`, in as many datagrams as it takes.
-    pub(super) fn send_push_pull(&mut self, to: SocketAddr, reply_wanted: bool) {
-        self.stats.push_pulls_sent += 1;
+    pub(crate) fn send_push_pull(&mut self, io: &mut Io, to: SocketAddr, reply_wanted: bool) {
+        io.stats.push_pulls_sent += 1;
         let mut records = vec![self.own_update()];
         records.extend(self.members.iter().map(|(name, m)| MemberUpdate {
             name: name.clone(),
@@ -120,17 +99,18 @@ impl Node {
             claim: self.claim_for(name, m.state),
             profile: m.profile.to_profile(),
         }));
-        self.send_records(to, reply_wanted, records);
+        self.send_records(io, to, reply_wanted, records);
     }
 
     /// Pack member records into push-pull datagrams no larger than the budget.
-    pub(super) fn send_records(
+    pub(crate) fn send_records(
         &mut self,
+        io: &mut Io,
         to: SocketAddr,
         reply_wanted: bool,
         records: Vec<MemberUpdate>,
     ) {
-        let room = self.config.packet_bytes_max - self.envelope_overhead() - PUSH_PULL_FRAME_BYTES;
+        let room = io.config.packet_bytes_max - io.envelope_overhead() - PUSH_PULL_FRAME_BYTES;
         let mut chunk: Vec<MemberUpdate> = Vec::new();
         let mut chunk_bytes = 0;
         for record in records {
@@ -140,19 +120,20 @@ impl Node {
                 && (chunk_bytes + size > room || chunk.len() == PUSH_PULL_MEMBERS_MAX)
             {
                 let full = std::mem::take(&mut chunk);
-                self.send_push_pull_chunk(to, reply_wanted, full);
+                self.send_push_pull_chunk(io, to, reply_wanted, full);
                 chunk_bytes = 0;
             }
             chunk_bytes += size;
             chunk.push(record);
         }
         if !chunk.is_empty() {
-            self.send_push_pull_chunk(to, reply_wanted, chunk);
+            self.send_push_pull_chunk(io, to, reply_wanted, chunk);
         }
     }
 
     fn send_push_pull_chunk(
         &mut self,
+        io: &mut Io,
         to: SocketAddr,
         reply_wanted: bool,
         members: Vec<MemberUpdate>,
@@ -161,7 +142,7 @@ impl Node {
             reply_wanted,
             members: BoundedVec::new(members),
         });
-        self.send(to, &[message], false);
+        self.send(io, to, &[message], false);
     }
 
     fn claim_for(
@@ -186,24 +167,31 @@ impl Node {
         }
     }
 
-    pub(super) fn on_push_pull(&mut self, now: Instant, from: SocketAddr, push_pull: PushPull) {
+    pub(crate) fn on_push_pull(
+        &mut self,
+        io: &mut Io,
+        catalog: &mut Catalog,
+        now: Instant,
+        from: SocketAddr,
+        push_pull: PushPull,
+    ) {
         let source = if !push_pull.reply_wanted && self.is_join_transfer(now, from) {
             Source::JoinTransfer
         } else {
             Source::PushPull
         };
         for record in push_pull.members.0 {
-            self.apply_update(now, record, source);
+            self.apply_update(io, catalog, now, record, source);
         }
         if push_pull.reply_wanted {
-            self.send_push_pull(from, false);
+            self.send_push_pull(io, from, false);
         } else if let Some(join) = self.join.take() {
             self.join_transfer = Some(JoinTransfer {
                 seeds: join.seeds,
-                until: now + self.config.probe_interval,
+                until: now + io.config.probe_interval,
             });
-            self.emit(Event::Joined { via: from });
-            self.after_join(from);
+            io.emit(Event::Joined { via: from });
+            catalog.after_join(io, from);
         }
     }
 
@@ -219,30 +207,36 @@ impl Node {
         }
     }
 
-    pub(super) fn on_sync_tick(&mut self, now: Instant) {
-        self.timers
-            .schedule(now + self.config.sync_interval, Timer::SyncTick);
-        let Some(peer) = sample(self.members.live(), 1, &mut self.rng, |_| false).pop() else {
+    pub(crate) fn on_sync_tick(&mut self, io: &mut Io, catalog: &mut Catalog, now: Instant) {
+        io.timers
+            .schedule(now + io.config.sync_interval, Timer::SyncTick);
+        let Some(peer) = sample(self.members.live(), 1, &mut io.rng, |_| false).pop() else {
             return;
         };
         if let Some(addr) = self.members.by_id(peer).map(|m| m.profile.addr) {
-            self.stats.sync_rounds += 1;
-            self.send_sync_probe(addr);
+            io.stats.sync_rounds += 1;
+            self.send_sync_probe(io, catalog, addr);
         }
     }
 
-    pub(super) fn send_sync_probe(&mut self, to: SocketAddr) {
+    pub(crate) fn send_sync_probe(&mut self, io: &mut Io, catalog: &mut Catalog, to: SocketAddr) {
         let probe = SyncProbe {
             members_digest: self.full_digest(),
         };
-        let registry = self.registry_sync_message();
-        self.send(to, &[Message::SyncProbe(probe), registry], true);
+        let registry = catalog.registry_sync_message();
+        self.send(io, to, &[Message::SyncProbe(probe), registry], true);
     }
 
     /// A digest that differs from ours starts a push-pull, which brings both sides level.
-    pub(super) fn on_sync_probe(&mut self, _now: Instant, from: SocketAddr, probe: SyncProbe) {
+    pub(crate) fn on_sync_probe(
+        &mut self,
+        io: &mut Io,
+        _now: Instant,
+        from: SocketAddr,
+        probe: SyncProbe,
+    ) {
         if probe.members_digest != self.full_digest() {
-            self.send_push_pull(from, true);
+            self.send_push_pull(io, from, true);
         }
     }
 }

@@ -16,8 +16,9 @@
 
 use std::net::SocketAddr;
 
-use super::Node;
+use super::{Catalog, MembershipView};
 use crate::names::NodeName;
+use crate::node::io::Io;
 use crate::registry::{BucketMask, Entry, OriginDigest, ALL_BUCKETS, BUCKETS};
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{
@@ -33,34 +34,34 @@ fn summary_bytes(origin: &NodeName) -> usize {
     1 + origin.as_str().len() + 5 + 9
 }
 
-/// Members we owe a registry comparison on their return (see [`Node::owe_sync`]): each costs a
+/// Members we owe a registry comparison on their return (see [`Catalog::owe_sync`]): each costs a
 /// name here and one exchange of bucket summaries (about 900 bytes each way) when it comes
 /// back. Enough for the far side of a partition in a cluster of hundreds; past it, a return is
 /// left to chance and anti-entropy.
-pub(super) const OWED_SYNCS_MAX: usize = 64;
+pub(crate) const OWED_SYNCS_MAX: usize = 64;
 
 /// An origin with at most this many entries here is pushed whole when it differs: cheaper than
 /// a round trip of bucket summaries (64 of them, about 900 bytes, each way).
 const PUSH_WHOLE_MAX: u32 = 16;
 
-impl Node {
+impl Catalog {
     /// Sent beside the membership sync probe: one hash of the whole registry.
-    pub(super) fn registry_sync_message(&self) -> Message {
+    pub(crate) fn registry_sync_message(&self) -> Message {
         Message::RegistrySync(RegistrySync {
             digest: self.registry.digest(),
         })
     }
 
-    pub(super) fn on_registry_sync(&mut self, from: SocketAddr, sync: RegistrySync) {
+    pub(crate) fn on_registry_sync(&mut self, io: &mut Io, from: SocketAddr, sync: RegistrySync) {
         if sync.digest != self.registry.digest() {
-            self.stats.registry_syncs += 1;
-            self.send_registry_digest(from, true);
+            io.stats.registry_syncs += 1;
+            self.send_registry_digest(io, from, true);
         }
     }
 
     /// Our per-origin summaries, in ranges that each fit one datagram.
-    pub(super) fn send_registry_digest(&mut self, to: SocketAddr, reply_wanted: bool) {
-        let room = self.config.packet_bytes_max - self.envelope_overhead() - DIGEST_FRAME_BYTES;
+    pub(crate) fn send_registry_digest(&mut self, io: &mut Io, to: SocketAddr, reply_wanted: bool) {
+        let room = io.config.packet_bytes_max - io.envelope_overhead() - DIGEST_FRAME_BYTES;
         let mut chunks: Vec<Vec<OriginSummary>> = vec![Vec::new()];
         let mut used = 0;
         for (origin, d) in self.registry.origin_digests().iter() {
@@ -97,14 +98,19 @@ impl Node {
                 to: starts.get(i + 1).cloned().flatten(),
                 origins: BoundedVec::new(origins),
             };
-            self.send(to, &[Message::RegistryDigest(digest)], false);
+            io.send(to, &[Message::RegistryDigest(digest)]);
         }
     }
 
     /// For each origin in the digest's range whose summary differs from ours: push it whole if
     /// the sender lacks it or both sides hold few of its entries, else (first leg only, so one
     /// side starts it) compare buckets. On a first leg, answer with our own digest.
-    pub(super) fn on_registry_digest(&mut self, from: SocketAddr, digest: RegistryDigest) {
+    pub(crate) fn on_registry_digest(
+        &mut self,
+        io: &mut Io,
+        from: SocketAddr,
+        digest: RegistryDigest,
+    ) {
         let in_range = |o: &NodeName| {
             digest.from.as_ref().is_none_or(|f| o >= f) && digest.to.as_ref().is_none_or(|t| o < t)
         };
@@ -139,17 +145,23 @@ impl Node {
             }
         }
         for origin in push_whole {
-            self.push_entries(from, &origin, ALL_BUCKETS);
+            self.push_entries(io, from, &origin, ALL_BUCKETS);
         }
         for origin in compare_buckets {
-            self.send_registry_buckets(from, origin, true);
+            self.send_registry_buckets(io, from, origin, true);
         }
         if digest.reply_wanted && digest.from.is_none() {
-            self.send_registry_digest(from, false);
+            self.send_registry_digest(io, from, false);
         }
     }
 
-    fn send_registry_buckets(&mut self, to: SocketAddr, origin: NodeName, reply_wanted: bool) {
+    fn send_registry_buckets(
+        &mut self,
+        io: &mut Io,
+        to: SocketAddr,
+        origin: NodeName,
+        reply_wanted: bool,
+    ) {
         let buckets = self
             .registry
             .bucket_digests(&origin)
@@ -164,12 +176,17 @@ impl Node {
             origin,
             buckets: BoundedVec::new(buckets),
         });
-        self.send(to, &[message], false);
+        io.send(to, &[message]);
     }
 
     /// Push our entries of the origin in every bucket whose summary differs from the sender's;
     /// on a first leg, answer with our buckets so the sender pushes what we lack.
-    pub(super) fn on_registry_buckets(&mut self, from: SocketAddr, buckets: RegistryBuckets) {
+    pub(crate) fn on_registry_buckets(
+        &mut self,
+        io: &mut Io,
+        from: SocketAddr,
+        buckets: RegistryBuckets,
+    ) {
         let ours = self.registry.bucket_digests(&buckets.origin);
         let mut differing: BucketMask = 0;
         for (b, ours) in ours.iter().enumerate().take(BUCKETS) {
@@ -186,56 +203,62 @@ impl Node {
             }
         }
         if differing != 0 {
-            self.push_entries(from, &buckets.origin, differing);
+            self.push_entries(io, from, &buckets.origin, differing);
         }
         if buckets.reply_wanted {
-            self.send_registry_buckets(from, buckets.origin, false);
+            self.send_registry_buckets(io, from, buckets.origin, false);
         }
     }
 
     /// Push our entries written by `origin` in `buckets`.
-    fn push_entries(&mut self, to: SocketAddr, origin: &NodeName, buckets: BucketMask) {
+    fn push_entries(
+        &mut self,
+        io: &mut Io,
+        to: SocketAddr,
+        origin: &NodeName,
+        buckets: BucketMask,
+    ) {
         let entries: Vec<Entry> = self.registry.entries_from(origin, buckets).collect();
-        self.send_entries(to, entries);
+        self.send_entries(io, to, entries);
     }
 
-    /// Send the sender of the datagram just read the tombstones [`Node::on_entry`] answered
+    /// Send the sender of the datagram just read the tombstones [`Catalog::on_entry`] answered
     /// its old versions of deleted entries with.
-    pub(super) fn send_grave_replies(&mut self, to: SocketAddr) {
+    pub(crate) fn send_grave_replies(&mut self, io: &mut Io, to: SocketAddr) {
         if !self.grave_replies.is_empty() {
             let entries = std::mem::take(&mut self.grave_replies);
-            self.send_entries(to, entries);
+            self.send_entries(io, to, entries);
         }
     }
 
     /// Pack entries into datagrams within the budget, without piggybacking.
-    fn send_entries(&mut self, to: SocketAddr, entries: Vec<Entry>) {
-        let mut datagram = self.new_datagram();
+    fn send_entries(&mut self, io: &mut Io, to: SocketAddr, entries: Vec<Entry>) {
+        let mut datagram = io.new_datagram();
         for entry in entries {
             let encoded = encode_message(&Message::Entry(entry));
             if !datagram.try_push(&encoded) {
-                let full = std::mem::replace(&mut datagram, self.new_datagram());
+                let full = std::mem::replace(&mut datagram, io.new_datagram());
                 if !full.is_empty() {
-                    self.transmit(to, full);
+                    io.transmit(to, full);
                 }
                 if !datagram.try_push(&encoded) {
                     // Entries are bounded to fit a default datagram (ENTRY_MAX_BYTES); only a
                     // budget configured below that, or a peer with a larger one, gets here.
-                    self.stats.entries_unsendable += 1;
+                    io.stats.entries_unsendable += 1;
                     continue;
                 }
             }
-            self.stats.entries_pushed += 1;
-            self.stats.message_out("entry");
+            io.stats.entries_pushed += 1;
+            io.stats.message_out("entry");
         }
         if !datagram.is_empty() {
-            self.transmit(to, datagram);
+            io.transmit(to, datagram);
         }
     }
 
     /// After a join, ask the seed for its registry (and offer ours).
-    pub(super) fn after_join(&mut self, seed: SocketAddr) {
-        self.send_registry_digest(seed, true);
+    pub(crate) fn after_join(&mut self, io: &mut Io, seed: SocketAddr) {
+        self.send_registry_digest(io, seed, true);
     }
 
     /// A failed or departed member is back: it may hold entries we purged, and lack changes
@@ -244,24 +267,29 @@ impl Node {
     /// with it now. And every member that refused entries it owns while holding it failed asks
     /// it for the entries it wrote (one origin's buckets, not the whole registry): nothing else
     /// would send them again before an anti-entropy round.
-    pub(super) fn on_member_back(&mut self, name: &NodeName, addr: SocketAddr) {
+    pub(crate) fn on_member_back(
+        &mut self,
+        io: &mut Io,
+        view: &MembershipView,
+        name: &NodeName,
+        addr: SocketAddr,
+    ) {
         if self.owed_syncs.remove(name) {
-            self.send_registry_buckets(addr, name.clone(), true);
+            self.send_registry_buckets(io, addr, name.clone(), true);
         }
-        let n = self.cluster_size().max(1);
-        if crate::swim::probe::uniform(&mut self.rng, n) < 2 {
-            self.send_registry_digest(addr, true);
+        let n = view.cluster_size().max(1);
+        if crate::swim::probe::uniform(&mut io.rng, n) < 2 {
+            self.send_registry_digest(io, addr, true);
         }
     }
 
     /// We refused an entry because we hold its owner failed: ask the owner for its entries if
     /// it comes back. Marks of members no longer held failed or left (back by another way, or
     /// reaped) are dropped to make room.
-    pub(super) fn owe_sync(&mut self, owner: NodeName) {
+    pub(crate) fn owe_sync(&mut self, view: &MembershipView, owner: NodeName) {
         if self.owed_syncs.len() >= OWED_SYNCS_MAX {
-            let members = &self.members;
             self.owed_syncs
-                .retain(|m| members.get(m).is_some_and(|m| !m.state.is_live()));
+                .retain(|m| view.member_state(m).is_some_and(|state| !state.is_live()));
         }
         if self.owed_syncs.len() < OWED_SYNCS_MAX {
             self.owed_syncs.insert(owner);

@@ -7,37 +7,46 @@
 
 use std::net::SocketAddr;
 
-use super::membership::Source;
-use super::{Lifecycle, Node, PROBES_MAX, RELAYS_MAX};
+use super::claims::Source;
+use super::{Membership, PROBES_MAX, RELAYS_MAX};
 use crate::names::NodeName;
+use crate::node::catalog::Catalog;
+use crate::node::io::Io;
+use crate::node::Lifecycle;
 use crate::swim::probe::{sample, Probe, ProbeKind, Relay};
 use crate::swim::State;
 use crate::time::Instant;
 use crate::timers::Timer;
 use crate::wire::{Ack, Claim, MemberUpdate, Message, Nack, Ping, PingReq, Seq};
 
-impl Node {
-    pub(super) fn on_probe_tick(&mut self, now: Instant) {
-        let interval = self.awareness.scale(self.config.probe_interval);
-        self.timers.schedule(now + interval, Timer::ProbeTick);
+impl Membership {
+    pub(crate) fn on_probe_tick(&mut self, io: &mut Io, now: Instant) {
+        let interval = self.awareness.scale(io.config.probe_interval);
+        io.timers.schedule(now + interval, Timer::ProbeTick);
         if self.lifecycle != Lifecycle::Active {
             return;
         }
         let members = &self.members;
         let target = self
             .probe_order
-            .next_target(members.live(), &mut self.rng, |id| {
+            .next_target(members.live(), &mut io.rng, |id| {
                 members.by_id(id).is_some_and(|m| m.state.is_live())
             })
             .and_then(|id| members.by_id(id))
             .map(|m| m.name().clone());
         if let Some(target) = target {
-            self.start_probe(now, target, ProbeKind::Regular);
+            self.start_probe(io, now, target, ProbeKind::Regular);
         }
     }
 
     /// Ping `target` directly and arm the probe's two deadlines.
-    pub(super) fn start_probe(&mut self, now: Instant, target: NodeName, kind: ProbeKind) {
+    pub(crate) fn start_probe(
+        &mut self,
+        io: &mut Io,
+        now: Instant,
+        target: NodeName,
+        kind: ProbeKind,
+    ) {
         if self.probes.len() >= PROBES_MAX {
             return;
         }
@@ -57,13 +66,13 @@ impl Node {
                 nacks_received: 0,
             },
         );
-        self.stats.probes_sent += 1;
-        self.send(addr, &messages, true);
-        let timeout = self.awareness.scale(self.config.probe_timeout);
-        let interval = self.awareness.scale(self.config.probe_interval);
-        self.timers
+        io.stats.probes_sent += 1;
+        self.send(io, addr, &messages, true);
+        let timeout = self.awareness.scale(io.config.probe_timeout);
+        let interval = self.awareness.scale(io.config.probe_interval);
+        io.timers
             .schedule(now + timeout, Timer::ProbeTimeout { seq });
-        self.timers
+        io.timers
             .schedule(now + interval, Timer::ProbeDeadline { seq });
     }
 
@@ -94,7 +103,7 @@ impl Node {
         messages
     }
 
-    pub(super) fn on_probe_timeout(&mut self, seq: Seq) {
+    pub(crate) fn on_probe_timeout(&mut self, io: &mut Io, seq: Seq) {
         let Some(probe) = self.probes.get(&seq) else {
             return;
         };
@@ -103,8 +112,8 @@ impl Node {
         let target_id = self.members.id(&target);
         let helpers = sample(
             self.members.live(),
-            self.config.indirect_checks,
-            &mut self.rng,
+            io.config.indirect_checks,
+            &mut io.rng,
             |id| Some(*id) == target_id,
         );
         let request = Message::PingReq(PingReq {
@@ -115,21 +124,27 @@ impl Node {
         let mut sent = 0;
         for helper in helpers {
             if let Some(helper_addr) = self.members.by_id(helper).map(|m| m.profile.addr) {
-                self.send(helper_addr, std::slice::from_ref(&request), true);
+                self.send(io, helper_addr, std::slice::from_ref(&request), true);
                 sent += 1;
             }
         }
-        self.stats.indirect_probes_sent += sent;
+        io.stats.indirect_probes_sent += sent;
         if let Some(probe) = self.probes.get_mut(&seq) {
             probe.nacks_expected = sent as u32;
         }
     }
 
-    pub(super) fn on_probe_deadline(&mut self, now: Instant, seq: Seq) {
+    pub(crate) fn on_probe_deadline(
+        &mut self,
+        io: &mut Io,
+        catalog: &mut Catalog,
+        now: Instant,
+        seq: Seq,
+    ) {
         let Some(probe) = self.probes.remove(&seq) else {
             return;
         };
-        self.stats.probes_failed += 1;
+        io.stats.probes_failed += 1;
         if probe.kind == ProbeKind::Regular {
             // Lifeguard §4.1: missing nacks mean we are the slow one; without helpers to
             // vouch for us, any failed probe counts.
@@ -157,20 +172,20 @@ impl Node {
             },
             profile: member.profile.to_profile(),
         };
-        self.apply_update(now, update, Source::Local);
+        self.apply_update(io, catalog, now, update, Source::Local);
     }
 
-    pub(super) fn on_ping(&mut self, _now: Instant, from: SocketAddr, ping: Ping) {
+    pub(crate) fn on_ping(&mut self, io: &mut Io, _now: Instant, from: SocketAddr, ping: Ping) {
         if ping.target != self.name {
             // Meant for another node that used to live at this address.
             return;
         }
-        self.send(from, &[Message::Ack(Ack { seq: ping.seq })], true);
+        self.send(io, from, &[Message::Ack(Ack { seq: ping.seq })], true);
     }
 
-    pub(super) fn on_ack(&mut self, now: Instant, ack: Ack) {
+    pub(crate) fn on_ack(&mut self, io: &mut Io, now: Instant, ack: Ack) {
         if let Some(probe) = self.probes.remove(&ack.seq) {
-            self.stats.record_rtt(now.saturating_since(probe.started));
+            io.stats.record_rtt(now.saturating_since(probe.started));
             self.members.record_ack(&probe.target, now);
             if probe.kind == ProbeKind::Regular {
                 self.awareness.apply(-1);
@@ -178,6 +193,7 @@ impl Node {
         }
         if let Some(relay) = self.relays.remove(&ack.seq) {
             self.send(
+                io,
                 relay.origin,
                 &[Message::Ack(Ack {
                     seq: relay.origin_seq,
@@ -187,7 +203,13 @@ impl Node {
         }
     }
 
-    pub(super) fn on_ping_req(&mut self, now: Instant, from: SocketAddr, req: PingReq) {
+    pub(crate) fn on_ping_req(
+        &mut self,
+        io: &mut Io,
+        now: Instant,
+        from: SocketAddr,
+        req: PingReq,
+    ) {
         if self.relays.len() >= RELAYS_MAX {
             return;
         }
@@ -200,17 +222,17 @@ impl Node {
             },
         );
         let messages = self.ping_messages(seq, &req.target);
-        self.send(req.target_addr, &messages, true);
+        self.send(io, req.target_addr, &messages, true);
         // Nack a little before the requester gives up on us, as memberlist does (80%).
-        let wait = self.awareness.scale(self.config.probe_timeout).mul_f64(0.8);
-        self.timers
-            .schedule(now + wait, Timer::RelayTimeout { seq });
+        let wait = self.awareness.scale(io.config.probe_timeout).mul_f64(0.8);
+        io.timers.schedule(now + wait, Timer::RelayTimeout { seq });
     }
 
-    pub(super) fn on_relay_timeout(&mut self, _now: Instant, seq: Seq) {
+    pub(crate) fn on_relay_timeout(&mut self, io: &mut Io, _now: Instant, seq: Seq) {
         if let Some(relay) = self.relays.remove(&seq) {
-            self.stats.nacks_sent += 1;
+            io.stats.nacks_sent += 1;
             self.send(
+                io,
                 relay.origin,
                 &[Message::Nack(Nack {
                     seq: relay.origin_seq,
@@ -223,13 +245,13 @@ impl Node {
     /// Lifeguard nacks: each proves a helper is alive yet could not reach the target. Once
     /// every helper has nacked, waiting out the rest of the period tells us nothing more, so
     /// the probe ends now and the suspicion starts a few hundred milliseconds sooner.
-    pub(super) fn on_nack(&mut self, now: Instant, nack: Nack) {
+    pub(crate) fn on_nack(&mut self, io: &mut Io, catalog: &mut Catalog, now: Instant, nack: Nack) {
         let Some(probe) = self.probes.get_mut(&nack.seq) else {
             return;
         };
         probe.nacks_received += 1;
         if probe.nacks_expected > 0 && probe.nacks_received >= probe.nacks_expected {
-            self.on_probe_deadline(now, nack.seq);
+            self.on_probe_deadline(io, catalog, now, nack.seq);
         }
     }
 }

@@ -3,7 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{CommandError, Event, Lifecycle, Node, PendingJoin};
+use super::{Membership, PendingJoin};
+use crate::node::catalog::Catalog;
+use crate::node::io::Io;
+use crate::node::{CommandError, Event, Lifecycle};
 use crate::swim::gossip::Subject;
 use crate::swim::probe::{sample, uniform};
 use crate::swim::State;
@@ -14,9 +17,10 @@ use crate::wire::Message;
 /// A leaving node tells this many members directly, besides gossiping it.
 const LEAVE_DIRECT_MAX: usize = 32;
 
-impl Node {
-    pub(super) fn start_join(
+impl Membership {
+    pub(crate) fn start_join(
         &mut self,
+        io: &mut Io,
         now: Instant,
         seeds: Vec<SocketAddr>,
     ) -> Result<(), CommandError> {
@@ -32,75 +36,74 @@ impl Node {
             return Ok(());
         }
         self.join = Some(PendingJoin { seeds, attempt: 0 });
-        self.send_join(now);
+        self.send_join(io, now);
         Ok(())
     }
 
     /// Introduce ourselves to every seed; the first to answer with its table completes the join.
-    fn send_join(&mut self, now: Instant) {
+    fn send_join(&mut self, io: &mut Io, now: Instant) {
         let Some(join) = self.join.as_mut() else {
             return;
         };
         join.attempt += 1;
         let (seeds, attempt) = (join.seeds.clone(), join.attempt);
         for seed in seeds {
-            self.send_records(seed, true, vec![self.own_update()]);
+            self.send_records(io, seed, true, vec![self.own_update()]);
         }
-        let backoff = self
+        let backoff = io
             .config
             .join_retry_interval
             .saturating_mul(1 << (attempt - 1).min(16));
-        let wait = backoff.min(self.config.join_retry_max);
-        self.timers
-            .schedule(now + wait, Timer::JoinRetry { attempt });
+        let wait = backoff.min(io.config.join_retry_max);
+        io.timers.schedule(now + wait, Timer::JoinRetry { attempt });
     }
 
-    pub(super) fn on_join_retry(&mut self, now: Instant, attempt: u32) {
+    pub(crate) fn on_join_retry(&mut self, io: &mut Io, now: Instant, attempt: u32) {
         if self.join.as_ref().is_some_and(|j| j.attempt == attempt) {
-            self.send_join(now);
+            self.send_join(io, now);
         }
     }
 
-    pub(super) fn start_leave(&mut self, now: Instant) {
+    pub(crate) fn start_leave(&mut self, io: &mut Io, now: Instant) {
         self.lifecycle = Lifecycle::Leaving;
         self.join = None;
-        self.version += 1;
+        io.changed();
         let goodbye = self.own_update();
-        self.queue_member(goodbye.clone());
-        let direct = sample(self.members.live(), LEAVE_DIRECT_MAX, &mut self.rng, |_| {
+        self.queue_member(io, goodbye.clone());
+        let direct = sample(self.members.live(), LEAVE_DIRECT_MAX, &mut io.rng, |_| {
             false
         });
         for id in direct {
             if let Some(addr) = self.members.by_id(id).map(|m| m.profile.addr) {
-                self.send(addr, &[Message::Member(goodbye.clone())], true);
+                self.send(io, addr, &[Message::Member(goodbye.clone())], true);
             }
         }
         let wait = if self.members.live().is_empty() {
             Duration::ZERO
         } else {
-            self.config.leave_propagate
+            io.config.leave_propagate
         };
-        self.timers.schedule(now + wait, Timer::LeaveDone);
+        io.timers.schedule(now + wait, Timer::LeaveDone);
     }
 
-    pub(super) fn on_leave_done(&mut self) {
+    pub(crate) fn on_leave_done(&mut self, io: &mut Io) {
         self.lifecycle = Lifecycle::Stopped;
-        self.timers.clear();
+        io.timers.clear();
         self.probes.clear();
         self.relays.clear();
-        self.emit(Event::LeaveComplete);
+        io.emit(Event::LeaveComplete);
     }
 
     /// Reach out to one failed member: if it is alive after all (a healed partition), the
     /// digests differ and a push-pull brings both sides together.
-    pub(super) fn on_reconnect_tick(&mut self, now: Instant) {
-        self.timers
-            .schedule(now + self.config.reconnect_interval, Timer::ReconnectTick);
+    pub(crate) fn on_reconnect_tick(&mut self, io: &mut Io, catalog: &mut Catalog, now: Instant) {
+        io.timers
+            .schedule(now + io.config.reconnect_interval, Timer::ReconnectTick);
         let failed = self.members.counts().failed;
         if failed == 0 || self.lifecycle != Lifecycle::Active {
             return;
         }
-        let pick = uniform(&mut self.rng, failed);
+        let pick = uniform(&mut io.rng, failed);
         let addr = self
             .members
             .iter()
@@ -108,25 +111,22 @@ impl Node {
             .nth(pick)
             .map(|(_, m)| m.profile.addr);
         if let Some(addr) = addr {
-            self.send_sync_probe(addr);
+            self.send_sync_probe(io, catalog, addr);
         }
     }
 
-    pub(super) fn reap_interval(&self) -> Duration {
-        let shortest = self
-            .config
-            .failed_reap_after
-            .min(self.config.left_reap_after);
+    pub(crate) fn reap_interval(&self, io: &Io) -> Duration {
+        let shortest = io.config.failed_reap_after.min(io.config.left_reap_after);
         (shortest / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
     }
 
-    pub(super) fn on_reap_tick(&mut self, now: Instant) {
-        self.timers
-            .schedule(now + self.reap_interval(), Timer::ReapTick);
+    pub(crate) fn on_reap_tick(&mut self, io: &mut Io, now: Instant) {
+        io.timers
+            .schedule(now + self.reap_interval(io), Timer::ReapTick);
         let (counts, failed_after, left_after) = (
             self.members.counts(),
-            self.config.failed_reap_after,
-            self.config.left_reap_after,
+            io.config.failed_reap_after,
+            io.config.left_reap_after,
         );
         if counts.failed + counts.left == 0 {
             return;
@@ -145,9 +145,9 @@ impl Node {
             if let Some(id) = self.members.remove(&name) {
                 self.probe_order.forget(id);
             }
-            self.broadcasts.forget(&Subject::Member(name.clone()));
-            self.stats.members_reaped += 1;
-            self.emit(Event::MemberReaped { name });
+            io.broadcasts.forget(&Subject::Member(name.clone()));
+            io.stats.members_reaped += 1;
+            io.emit(Event::MemberReaped { name });
         }
     }
 }

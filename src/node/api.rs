@@ -1,0 +1,254 @@
+//! The node's contract with its callers: who it is, what it is asked ([`Command`]), what it
+//! answers ([`Reply`], [`CommandError`]), what it reports ([`Event`]), what it sends
+//! ([`Transmit`], drained into a [`Sink`]), and the read-only views of its state.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::Tuning;
+use crate::names::{InstanceId, Label, NodeName, ServiceName};
+use crate::registry::{Health, InstanceSpec};
+use crate::swim::members::State;
+use crate::time::Instant;
+use crate::wire::{self, DecodeError, Incarnation, Profile, Tag};
+
+/// Who this node is, as it introduces itself to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: NodeName,
+    /// The address others should send to (may differ from the bound one: NAT, 0.0.0.0).
+    pub addr: SocketAddr,
+    pub dc: Label,
+    pub tags: Vec<Tag>,
+}
+
+/// Requests from the operator or the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Join the cluster through any of these addresses; retried until one answers.
+    Join { seeds: Vec<SocketAddr> },
+    /// Leave gracefully: announce it, keep answering for a moment, then stop.
+    Leave,
+    /// Register (or re-register) a service instance; this node becomes its owner.
+    Register(InstanceSpec),
+    /// Heartbeat: resets the instance's liveness and TTL; moves ownership here.
+    Renew { id: InstanceId },
+    /// Delete an instance everywhere (a tombstone).
+    Deregister { id: InstanceId },
+    /// A TTL check's report (pass / warn / fail / update), or an HTTP check's result.
+    SetHealth {
+        id: InstanceId,
+        health: Health,
+        output: String,
+    },
+    /// Take an instance off-line (maintenance) or back on-line.
+    SetMaintenance {
+        id: InstanceId,
+        enable: bool,
+        reason: Option<String>,
+    },
+    /// Run the HTTP checks of the instances this node owns now (optionally one service or
+    /// one instance).
+    RunChecks {
+        service: Option<ServiceName>,
+        id: Option<InstanceId>,
+    },
+    /// List or change the gossip keyring (only on a node started with a cluster key).
+    Keyring(KeyringCommand),
+    /// Change protocol timings on the running node (`PUT /v1/hera/config`).
+    Configure(Tuning),
+    /// Consul's force-leave: declare a failed member gone for good (left), so that its
+    /// instances go and nobody waits for it to come back.
+    ForceLeave { name: NodeName },
+}
+
+/// Keyring operations, in the order a rotation uses them: install the new key on every node,
+/// use it on every node, then remove the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyringCommand {
+    List,
+    /// Accept datagrams sealed with this key too.
+    Install(wire::Key),
+    /// Seal with this (installed) key from now on.
+    Use(wire::Key),
+    /// Stop accepting this key; refused for the primary.
+    Remove(wire::Key),
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Done,
+    Registered {
+        id: InstanceId,
+    },
+    ChecksStarted {
+        count: usize,
+    },
+    /// The keyring after a keyring command.
+    Keyring {
+        primary: wire::Key,
+        /// Every key, the primary first.
+        keys: Vec<wire::Key>,
+    },
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// The node has left (or is leaving) the cluster.
+    NotRunning,
+    /// A join with no address to join through.
+    NoSeeds,
+    UnknownInstance {
+        id: InstanceId,
+    },
+    /// The id is registered under another service.
+    IdInUse {
+        id: InstanceId,
+        service: ServiceName,
+    },
+    /// The registration breaks a limit.
+    Invalid {
+        detail: String,
+    },
+    /// A keyring command was refused; the keyring is unchanged.
+    Keyring(wire::KeyringError),
+    UnknownMember {
+        name: NodeName,
+    },
+    /// Force-leave of a member that is alive or suspect (it would refute), or of this node.
+    MemberLive {
+        name: NodeName,
+    },
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::NotRunning => write!(f, "this node is leaving or has left the cluster"),
+            CommandError::NoSeeds => write!(f, "no address to join through"),
+            CommandError::UnknownInstance { id } => write!(f, "no instance with id {id}"),
+            CommandError::IdInUse { id, service } => {
+                write!(f, "id {id} is already registered for service {service}")
+            }
+            CommandError::Invalid { detail } => write!(f, "{detail}"),
+            CommandError::Keyring(e) => write!(f, "{e}"),
+            CommandError::UnknownMember { name } => write!(f, "no member named {name}"),
+            CommandError::MemberLive { name } => write!(
+                f,
+                "{name} is not failed; only a failed member can be forced to leave (a live one leaves by itself)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// Something that happened, for logs, metrics and watchers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    MemberJoined {
+        name: NodeName,
+        addr: SocketAddr,
+    },
+    MemberSuspected {
+        name: NodeName,
+        by: NodeName,
+    },
+    /// A suspect refuted its suspicion, or a failed member came back.
+    MemberRecovered {
+        name: NodeName,
+    },
+    MemberFailed {
+        name: NodeName,
+    },
+    MemberLeft {
+        name: NodeName,
+    },
+    MemberReaped {
+        name: NodeName,
+    },
+    /// A second node claimed a live member's name from another address; it was refused.
+    NameConflict {
+        name: NodeName,
+        known: SocketAddr,
+        claimed: SocketAddr,
+    },
+    /// This node refuted a suspicion or failure about itself.
+    Refuted {
+        incarnation: Incarnation,
+    },
+    /// A seed answered our join.
+    Joined {
+        via: SocketAddr,
+    },
+    /// A graceful leave has finished; the node is inert.
+    LeaveComplete,
+    /// A datagram was rejected; nothing in the node changed.
+    Rejected {
+        from: SocketAddr,
+        error: DecodeError,
+    },
+    /// An HTTP health check of an instance this node owns is due: the shell runs it and
+    /// answers with `Command::SetHealth`.
+    CheckDue {
+        id: InstanceId,
+        url: String,
+        timeout: Duration,
+    },
+    /// The registry changed; its index is now `index`.
+    RegistryChanged {
+        index: u64,
+    },
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    pub to: SocketAddr,
+    pub payload: Bytes,
+}
+
+/// Where [`Node::drain`] puts the outputs.
+pub trait Sink {
+    fn transmit(&mut self, transmit: Transmit);
+    fn event(&mut self, event: Event);
+}
+
+/// Whether this node still takes part in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Active,
+    /// Announcing its departure; still answers probes, starts none.
+    Leaving,
+    /// Done: ignores every input.
+    Stopped,
+}
+
+/// Does this node see a majority?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quorum {
+    /// Alive and suspect members, this node included.
+    pub reachable: usize,
+    /// Every member not gone gracefully: reachable plus failed.
+    pub known: usize,
+    pub expected: Option<usize>,
+    pub has_quorum: bool,
+}
+
+/// One member as the outside world sees it (this node included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberView {
+    pub name: NodeName,
+    pub profile: Arc<Profile>,
+    pub state: State,
+    pub incarnation: Incarnation,
+    pub since: Instant,
+    pub last_ack: Option<Instant>,
+    pub is_self: bool,
+}

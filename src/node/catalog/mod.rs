@@ -1,0 +1,101 @@
+//! The catalog: the node's half that keeps the service registry. It owns the replicated
+//! registry and what only this node knows about it (the deadlines of the instances it owns,
+//! the orphan clock, the syncs it owes, the graves, the grave replies), and writes through the
+//! node's [`Io`](super::io::Io). Membership reaches it only as a [`MembershipView`]: the state of an owner,
+//! the counts behind quorum, the cluster size. No membership code touches these fields.
+//!
+//! - local writes, merging, TTLs, health checks, purging orphans: [`ops`];
+//! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`].
+
+mod ops;
+mod sync;
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::Quorum;
+use crate::names::{InstanceId, NodeName};
+use crate::registry::{Entry, Registry};
+use crate::swim::members::{Members, State, StateCounts};
+use crate::time::Instant;
+
+/// What the catalog may know of membership: read-only, and only what registry decisions need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MembershipView<'a> {
+    pub(crate) members: &'a Members,
+    /// This node takes part in the protocol (not leaving, not stopped).
+    pub(crate) active: bool,
+    /// The configured cluster size, if any (quorum counts at least this many).
+    pub(crate) expected_members: Option<usize>,
+}
+
+impl MembershipView<'_> {
+    /// What this node believes of `name` (None for itself and for strangers).
+    pub(crate) fn member_state(&self, name: &NodeName) -> Option<State> {
+        self.members.get(name).map(|m| m.state)
+    }
+
+    /// Other members by state (this node not counted).
+    pub(crate) fn counts(&self) -> StateCounts {
+        self.members.counts()
+    }
+
+    /// Members the retransmit limit and suspicion window are computed for.
+    pub(crate) fn cluster_size(&self) -> usize {
+        self.members.live().len() + 1
+    }
+
+    pub(crate) fn quorum(&self) -> Quorum {
+        let counts = self.members.counts();
+        let reachable = counts.alive + counts.suspect + 1;
+        let known = reachable + counts.failed;
+        let of = known.max(self.expected_members.unwrap_or(0));
+        Quorum {
+            reachable,
+            known,
+            expected: self.expected_members,
+            has_quorum: reachable * 2 > of,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    /// This node's name: the owner of what it registers.
+    name: NodeName,
+    /// When this node started: entries naming it as owner written since are its own.
+    started: Instant,
+    pub(super) registry: Registry,
+    /// Deadlines of the instances this node owns (owner-local: never gossiped).
+    owned: HashMap<InstanceId, ops::Owned>,
+    /// Since when instances of failed or departed owners await the purge decision.
+    orphans_since: Option<Instant>,
+    /// Members held failed whose entries we refused: compare registries with them when they
+    /// come back (at most `sync::OWED_SYNCS_MAX`).
+    owed_syncs: BTreeSet<NodeName>,
+    /// Collected tombstones are kept as graves until then: a grace after the last registry
+    /// tick that saw a member held failed (`Catalog::keeps_graves`).
+    graves_until: Option<Instant>,
+    /// Tombstones to send back to the sender of the datagram being read, which brought old
+    /// versions of entries deleted here (at most `ops::GRAVE_REPLIES_MAX`).
+    grave_replies: Vec<Entry>,
+}
+
+impl Catalog {
+    pub(crate) fn new(name: NodeName, started: Instant) -> Catalog {
+        Catalog {
+            name,
+            started,
+            registry: Registry::default(),
+            owned: HashMap::new(),
+            orphans_since: None,
+            owed_syncs: BTreeSet::new(),
+            graves_until: None,
+            grave_replies: Vec::new(),
+        }
+    }
+
+    /// The registry as this node holds it.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}

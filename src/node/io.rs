@@ -1,0 +1,126 @@
+//! The I/O context both halves of a node write through: the timer table, the outbox, the
+//! event queue, the gossip queue, the seeded generator, the counters, the envelope (plain or
+//! sealed) and the state version. `Node` lends it to `Membership` code and to the
+//! [`Catalog`](super::catalog::Catalog) as `&mut`, so neither half owns what the other emits.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{Event, Transmit};
+use crate::config::Config;
+use crate::stats::Stats;
+use crate::swim::gossip::Broadcasts;
+use crate::time::Instant;
+use crate::timers::{Timer, Timers};
+use crate::wire::{encode_message, DatagramBuilder, Message, Sealer};
+
+/// Events not yet drained; the oldest are dropped past this.
+const EVENTS_MAX: usize = 16_384;
+
+#[derive(Debug)]
+pub(crate) struct Io {
+    /// The protocol's timings and limits; `Command::Configure` changes them at run time.
+    pub(crate) config: Config,
+    pub(crate) timers: Timers,
+    pub(crate) outbox: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) broadcasts: Broadcasts,
+    /// An eager push is scheduled (see [`Io::want_push`]).
+    pub(crate) push_scheduled: bool,
+    pub(crate) last_push: Option<Instant>,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) stats: Stats,
+    /// The cluster key and nonce sequence; None sends and accepts plain datagrams.
+    pub(crate) sealer: Option<Sealer>,
+    /// Bumped on every change visible through the views, so shells republish only on change:
+    /// only through [`Io::changed`] (and [`Io::emit`], which calls it).
+    version: u64,
+}
+
+impl Io {
+    pub(crate) fn new(config: Config, rng: ChaCha8Rng) -> Io {
+        Io {
+            config,
+            timers: Timers::default(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            broadcasts: Broadcasts::default(),
+            push_scheduled: false,
+            last_push: None,
+            rng,
+            stats: Stats::default(),
+            sealer: None,
+            version: 0,
+        }
+    }
+
+    /// The state version: changes with every visible change of state.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Something readers see through the views changed: the one place the version moves.
+    pub(crate) fn changed(&mut self) {
+        self.version += 1;
+    }
+
+    pub(crate) fn emit(&mut self, event: Event) {
+        if self.events.len() == EVENTS_MAX {
+            self.events.pop_front();
+        }
+        self.changed();
+        self.events.push_back(event);
+    }
+
+    /// A random delay in `0..span`, to keep nodes started together from probing in lockstep.
+    pub(crate) fn jitter(&mut self, span: Duration) -> Duration {
+        let micros = span.as_micros().min(u128::from(u32::MAX)) as usize;
+        Duration::from_micros(crate::swim::probe::uniform(&mut self.rng, micros) as u64)
+    }
+
+    /// Send `messages` to `to` in one datagram, without piggybacked gossip.
+    pub(crate) fn send(&mut self, to: SocketAddr, messages: &[Message]) {
+        let datagram = self.pack(messages);
+        if !datagram.is_empty() {
+            self.transmit(to, datagram);
+        }
+    }
+
+    /// A new datagram holding as many of `messages` as fit, each counted as sent.
+    pub(crate) fn pack(&mut self, messages: &[Message]) -> DatagramBuilder {
+        let mut datagram = self.new_datagram();
+        for message in messages {
+            let encoded = encode_message(message);
+            if datagram.try_push(&encoded) {
+                self.stats.message_out(message.kind());
+            }
+        }
+        datagram
+    }
+
+    pub(crate) fn transmit(&mut self, to: SocketAddr, datagram: DatagramBuilder) {
+        let payload = self.finish_datagram(datagram);
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += payload.len() as u64;
+        self.outbox.push_back(Transmit {
+            to,
+            payload: payload.into(),
+        });
+    }
+
+    /// Something new was queued: push it soon, at most once per `eager_push_spacing`.
+    pub(crate) fn want_push(&mut self) {
+        if self.push_scheduled {
+            return;
+        }
+        self.push_scheduled = true;
+        let at = match self.last_push {
+            Some(last) => last + self.config.eager_push_spacing,
+            None => Instant::ZERO,
+        };
+        self.timers.schedule(at, Timer::EagerPush);
+    }
+}
