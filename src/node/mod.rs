@@ -466,10 +466,13 @@ impl Node {
             }
             Command::Keyring(op) => self.keyring_command(op),
             Command::Configure(tuning) => {
-                self.config = self
+                let tuned = self
                     .config
                     .tuned(&tuning)
-                    .map_err(|detail| CommandError::Invalid { detail })?;
+                    .map_err(|e| CommandError::Invalid {
+                        detail: e.to_string(),
+                    })?;
+                self.config = tuned;
                 // Readers see the new timings in the next snapshot.
                 self.version += 1;
                 Ok(Reply::Done)
