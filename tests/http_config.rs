@@ -4,7 +4,10 @@
 
 mod ops_support;
 
+use std::time::Duration;
+
 use hera::names::InstanceId;
+use hera::swim::State;
 use ops_support::{cluster, CONVERGE};
 use serde_json::{json, Value};
 
@@ -77,6 +80,49 @@ async fn out_of_range_durations_are_refused_with_the_range() {
     let s = nodes[0].handle.snapshot();
     let i = s.registry.get(&InstanceId::new("s1").expect("an id"));
     assert_eq!(i.and_then(|i| i.liveness_ms), Some(720 * 3_600_000));
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Item 3: a probe interval set long and then back is in force at once: the timer armed with
+/// the long interval is pulled in, so a peer killed after the change back is detected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shorter_probe_interval_re_arms_the_probe_timer() {
+    let mut nodes = cluster("config-rearm", 2).await;
+    let base = format!("http://{}", nodes[0].http_addr);
+    let http = client();
+    let (status, shown) = put_config(&http, &base, &json!({"ProbeInterval": "1m"})).await;
+    assert_eq!(status, 200, "{shown}");
+    // Let the timer armed with the old interval fire once: the next one is a minute away.
+    let sent = nodes[0].handle.snapshot().stats.probes_sent;
+    let long_armed = nodes[0]
+        .handle
+        .wait_for(CONVERGE, |s| s.stats.probes_sent > sent)
+        .await;
+    assert!(long_armed.is_some(), "the old probe timer fired");
+    let (status, shown) = put_config(&http, &base, &json!({"ProbeInterval": "500ms"})).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["Protocol"]["ProbeInterval"], "500ms");
+
+    let peer = nodes.pop().expect("two nodes");
+    let peer_name = peer.handle.snapshot().name.clone();
+    peer.abort().await;
+    // Well under the minute the old timer would wait: the local preset's probe period, a
+    // suspicion with no one to confirm it (4 x 1 s), and room for a slow machine.
+    let bound = Duration::from_secs(15);
+    let failed = nodes[0]
+        .handle
+        .wait_for(bound, |s| {
+            s.members
+                .iter()
+                .any(|m| m.name == peer_name && m.state == State::Failed)
+        })
+        .await;
+    assert!(
+        failed.is_some(),
+        "the killed peer was not failed within {bound:?}"
+    );
     for node in nodes {
         node.shutdown().await;
     }

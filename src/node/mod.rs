@@ -472,7 +472,8 @@ impl Node {
                     .map_err(|e| CommandError::Invalid {
                         detail: e.to_string(),
                     })?;
-                self.config = tuned;
+                let before = std::mem::replace(&mut self.config, tuned);
+                self.rearm_retuned_timers(now, &before);
                 // Readers see the new timings in the next snapshot.
                 self.version += 1;
                 Ok(Reply::Done)
@@ -673,6 +674,45 @@ impl Node {
             .schedule(now + self.reap_interval(), Timer::ReapTick);
         self.timers
             .schedule(now + self.config.registry_tick, Timer::RegistryTick);
+    }
+
+    /// After a runtime change of timings: a periodic timer armed with a longer interval than
+    /// its new one is pulled in to `now` plus the new interval, so a change back from a long
+    /// interval takes effect at once, not when the long timer fires. A longer new interval
+    /// applies from the next tick. Timers are moved, never added: each chain stays one timer.
+    fn rearm_retuned_timers(&mut self, now: Instant, before: &Config) {
+        let probe = self.awareness.scale(self.config.probe_interval);
+        let periodic = [
+            (
+                Timer::ProbeTick,
+                before.probe_interval,
+                self.config.probe_interval,
+                probe,
+            ),
+            (
+                Timer::GossipTick,
+                before.gossip_interval,
+                self.config.gossip_interval,
+                self.config.gossip_interval,
+            ),
+            (
+                Timer::SyncTick,
+                before.sync_interval,
+                self.config.sync_interval,
+                self.config.sync_interval,
+            ),
+            (
+                Timer::ReconnectTick,
+                before.reconnect_interval,
+                self.config.reconnect_interval,
+                self.config.reconnect_interval,
+            ),
+        ];
+        for (timer, old, new, wait) in periodic {
+            if new < old {
+                self.timers.pull_in(&timer, now + wait);
+            }
+        }
     }
 
     fn handle_timer(&mut self, now: Instant, timer: Timer) {
