@@ -8,6 +8,9 @@
 //! the values far from overflow: the longest timer the core arms is a suspicion, at most
 //! `suspicion_base · log10(N) · suspicion_max_mult` = 10 min · 6 · 16 = 16 h, and a probe timer
 //! stretched by Lifeguard is at most 1 min · 17; both are added to an `Instant` that saturates.
+//!
+//! Over 600 lines on purpose: most of it is the table, one row and one reason per knob, which
+//! reads best in one place.
 
 use std::fmt;
 use std::time::Duration;
