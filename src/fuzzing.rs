@@ -22,6 +22,55 @@ use crate::wire::{
     SEALED_OVERHEAD_BYTES,
 };
 
+/// Arbitrary text as a config file (the `config_file` target): reading and resolving it never
+/// panics; an error points at a line of the text; what is accepted passes the one validator,
+/// whatever the file said.
+#[cfg(feature = "runtime")]
+pub fn check_config_file(data: &[u8]) {
+    use crate::config::schema::{validate, Naming};
+    use crate::runtime::settings::{FileSettings, Overrides, Settings, TUNABLE_FIELDS};
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let lines = text.split('\n').count();
+    let file = match FileSettings::parse(text) {
+        Ok(file) => file,
+        Err(error) => {
+            if let Some(line) = error.line {
+                assert!((1..=lines).contains(&line), "line {line} of {lines}");
+            }
+            let _ = error.to_string();
+            return;
+        }
+    };
+    for knob in &file.knobs {
+        assert!(
+            (1..=lines).contains(&knob.line),
+            "knob on line {}",
+            knob.line
+        );
+        assert_eq!(knob.knob.meta().check(Naming::File, knob.value), Ok(()));
+    }
+    // A name from the command line, so the host's name plays no part.
+    let cli = Overrides {
+        name: Some("fuzz".to_string()),
+        ..Overrides::default()
+    };
+    match Settings::resolve(Some((std::path::Path::new("fuzz.toml"), file)), cli) {
+        Ok(settings) => {
+            assert_eq!(validate(&settings.config, Naming::File), Ok(()));
+            let liveness = crate::config::schema::Value::Duration(settings.liveness);
+            for f in &TUNABLE_FIELDS {
+                assert_eq!(f.meta.check(Naming::File, liveness), Ok(()));
+            }
+        }
+        Err(error) => {
+            let _ = error.to_string();
+        }
+    }
+}
+
 /// Decoding never panics, whatever decodes survives a re-encode unchanged, and the fast
 /// decoder agrees with the reference (bincode's derived one) on every input, errors included.
 ///

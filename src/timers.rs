@@ -69,6 +69,23 @@ impl Timers {
         }
     }
 
+    /// Move every armed `timer` due after `latest` to `latest` (a runtime change shortened the
+    /// interval it was armed with). Nothing is added: a timer not armed stays so.
+    pub fn pull_in(&mut self, timer: &Timer, latest: Instant) {
+        let late =
+            |Reverse((at, _, t)): &Reverse<(Instant, u64, Timer)>| t == timer && *at > latest;
+        if !self.heap.iter().any(late) {
+            return;
+        }
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        for Reverse((at, _, t)) in &mut entries {
+            if t == timer && *at > latest {
+                *at = latest;
+            }
+        }
+        self.heap = BinaryHeap::from(entries);
+    }
+
     pub fn len(&self) -> usize {
         self.heap.len()
     }
@@ -99,6 +116,21 @@ mod tests {
         assert_eq!(t.pop_due(at(10)), Some(Timer::SyncTick));
         assert_eq!(t.pop_due(at(29)), None);
         assert_eq!(t.pop_due(at(100)), Some(Timer::GossipTick));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn pull_in_moves_late_timers_only_and_adds_none() {
+        let mut t = Timers::default();
+        let at = |ms: u64| Instant::from_micros(ms * 1_000);
+        t.schedule(at(1_000_000), Timer::ProbeTick);
+        t.schedule(at(5), Timer::GossipTick);
+        t.pull_in(&Timer::ProbeTick, at(20));
+        t.pull_in(&Timer::GossipTick, at(20));
+        t.pull_in(&Timer::SyncTick, at(20));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.pop_due(at(20)), Some(Timer::GossipTick));
+        assert_eq!(t.pop_due(at(20)), Some(Timer::ProbeTick));
         assert!(t.is_empty());
     }
 }

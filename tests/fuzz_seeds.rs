@@ -559,3 +559,30 @@ fn valid_messages_cover_every_kind() {
         .collect();
     assert_eq!(kinds.len(), 7);
 }
+
+/// The config file target's seeds (hand-written TOML in `fuzz/seeds/config_file/`: the example
+/// node.toml, zero, sub-millisecond and absurd values, wrong types, unknown keys, the largest
+/// values allowed) pass its check, and the example and the largest values are accepted.
+#[cfg(feature = "runtime")]
+#[test]
+fn config_file_seeds_pass_the_check() {
+    let dir = seeds_dir("config_file");
+    let mut replayed = 0;
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        let bytes = fs::read(&path).expect("a readable seed");
+        hera::fuzzing::check_config_file(&bytes);
+        replayed += 1;
+    }
+    assert!(replayed >= 10, "only {replayed} seeds found");
+    for accepted in ["node.toml", "largest.toml"] {
+        let text = fs::read_to_string(dir.join(accepted)).expect("a readable seed");
+        let file = hera::runtime::settings::FileSettings::parse(&text).expect(accepted);
+        let cli = hera::runtime::settings::Overrides {
+            name: Some("seed".to_string()),
+            ..Default::default()
+        };
+        hera::runtime::settings::Settings::resolve(Some((&dir.join(accepted), file)), cli)
+            .expect(accepted);
+    }
+}

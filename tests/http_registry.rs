@@ -13,10 +13,11 @@ use serde_json::{json, Value};
 const CONVERGE: Duration = Duration::from_secs(20);
 
 fn settings(name: &str, join: Vec<String>, liveness: Option<&str>) -> Settings {
-    let file = FileSettings {
-        liveness: liveness.map(str::to_string),
-        ..Default::default()
-    };
+    let file = FileSettings::parse(&match liveness {
+        Some(text) => format!("liveness = {text:?}\n"),
+        None => String::new(),
+    })
+    .expect("a valid test file");
     Settings::resolve(
         Some((std::path::Path::new("test.toml"), file)),
         Overrides {

@@ -261,7 +261,8 @@ async fn runtime_configuration_changes_liveness_and_intervals_and_refuses_bad_va
             .unwrap()
     };
     let before = get().await;
-    assert_eq!(before["Liveness"], "300s", "the seed's default");
+    // Durations are shown in the one grammar's shortest form (`duration::display`).
+    assert_eq!(before["Liveness"], "5m", "the seed's default");
     assert_eq!(before["Protocol"]["ProbeInterval"], "500ms", "local preset");
 
     let r = c
@@ -272,7 +273,7 @@ async fn runtime_configuration_changes_liveness_and_intervals_and_refuses_bad_va
         .unwrap();
     assert_eq!(r.status(), 200);
     let after: Value = r.json().await.unwrap();
-    assert_eq!(after["Liveness"], "60s");
+    assert_eq!(after["Liveness"], "1m");
     assert_eq!(after["Protocol"]["ProbeInterval"], "800ms");
     assert_eq!(
         nodes[0].handle.snapshot().config.probe_interval,

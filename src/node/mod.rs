@@ -151,10 +151,14 @@ impl Node {
             }
             Command::Keyring(op) => self.keyring_command(op),
             Command::Configure(tuning) => {
-                io.config = io
+                let tuned = io
                     .config
                     .tuned(&tuning)
-                    .map_err(|detail| CommandError::Invalid { detail })?;
+                    .map_err(|e| CommandError::Invalid {
+                        detail: e.to_string(),
+                    })?;
+                let before = std::mem::replace(&mut io.config, tuned);
+                membership.rearm_retuned_timers(io, now, &before);
                 // Readers see the new timings in the next snapshot.
                 io.changed();
                 Ok(Reply::Done)

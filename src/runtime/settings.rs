@@ -2,6 +2,9 @@
 //! `hera run` start with neither.
 //!
 //! A bad file is refused at start with its path, the line and what is wrong.
+//!
+//! Over 600 lines: nearly half is the tests, which exercise the file, the flags and the schema
+//! together; splitting them by source is the next step if this grows.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,8 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
 
+use crate::config::schema::{self, Field, Kind, Meta, Naming, Raw, Section, Value};
 use crate::config::{Config, Preset};
+use crate::duration::Bounds;
 use crate::names::{Label, NodeName};
 use crate::runtime::http::guard::{Access, Token};
 use crate::wire::bounded::BoundedString;
@@ -24,51 +30,148 @@ pub const DEFAULT_DC: &str = "dc1";
 /// The seed registry's example: five minutes without a PUT and an instance expires.
 pub const DEFAULT_LIVENESS: Duration = Duration::from_secs(300);
 
-/// The config file as written. Every field is optional; unknown fields are errors.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The config file as written. Every field is optional; unknown fields are errors. The knobs
+/// of the schema (`liveness`, `expect`, `[protocol]`) are read and range-checked on parsing, so
+/// their errors carry the line.
+#[derive(Debug, Default, Clone)]
 pub struct FileSettings {
     pub name: Option<String>,
     pub bind: Option<String>,
     pub advertise: Option<String>,
     pub http: Option<String>,
-    #[serde(default)]
     pub join: Vec<String>,
     pub dc: Option<String>,
-    #[serde(default)]
     pub tags: BTreeMap<String, String>,
     pub preset: Option<String>,
     pub log_level: Option<String>,
-    pub expect: Option<usize>,
-    /// Seed API: instances expire this long after their last PUT ("300s", "5m").
-    pub liveness: Option<String>,
     /// Gossip encryption: the cluster key, base64 of 32 bytes (`hera keygen`).
     pub encrypt: Option<String>,
     /// HTTP API token: required for writes (and for reads with `token_reads`).
     pub token: Option<String>,
-    #[serde(default)]
     pub token_reads: bool,
-    #[serde(default)]
-    pub protocol: ProtocolOverrides,
+    /// The schema's knobs, read and checked, with the line each was on.
+    pub knobs: Vec<FileKnob>,
 }
 
-/// Protocol knobs that override the preset, as durations like "500ms", "2s", "1h".
-#[derive(Debug, Default, Deserialize, Clone)]
+/// One knob from the file: which, its value, and its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileKnob {
+    pub knob: Knob,
+    pub value: Value,
+    pub line: usize,
+}
+
+/// The file as TOML reads it: the knobs still raw, with their spans.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProtocolOverrides {
-    pub probe_interval: Option<String>,
-    pub probe_timeout: Option<String>,
-    pub indirect_checks: Option<usize>,
-    pub suspicion_base: Option<String>,
-    pub suspicion_max_mult: Option<u32>,
-    pub gossip_interval: Option<String>,
-    pub gossip_fanout: Option<usize>,
-    pub retransmit_mult: Option<u32>,
-    pub packet_bytes_max: Option<usize>,
-    pub sync_interval: Option<String>,
-    pub reconnect_interval: Option<String>,
-    pub failed_reap_after: Option<String>,
-    pub left_reap_after: Option<String>,
+struct FileToml {
+    name: Option<String>,
+    bind: Option<String>,
+    advertise: Option<String>,
+    http: Option<String>,
+    #[serde(default)]
+    join: Vec<String>,
+    dc: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    preset: Option<String>,
+    log_level: Option<String>,
+    expect: Option<Spanned<toml::Value>>,
+    liveness: Option<Spanned<toml::Value>>,
+    encrypt: Option<String>,
+    token: Option<String>,
+    #[serde(default)]
+    token_reads: bool,
+    #[serde(default)]
+    protocol: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// The deployment's settings that change on a running node (`PUT /v1/hera/config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tunables {
+    /// Seed API: instances expire this long after their last PUT.
+    pub liveness: Duration,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables {
+            liveness: DEFAULT_LIVENESS,
+        }
+    }
+}
+
+/// The deployment's knobs, described as the protocol's are (`config::schema`).
+pub static TUNABLE_FIELDS: [Field<Tunables>; 1] = [
+    // 1 s: the seed API's unit, and a PUT must have time to arrive; 30 days: an instance
+    // silent for a month is not live, and the value stays far inside the millisecond counter
+    // the HTTP layer keeps it in.
+    Field {
+        meta: Meta {
+            name: "liveness",
+            section: Section::Top,
+            json: "Liveness",
+            flag: Some("liveness"),
+            kind: Kind::Duration(Bounds::new(
+                Duration::from_secs(1),
+                Duration::from_secs(30 * 24 * 3_600),
+            )),
+            runtime: true,
+            why: "seed API: an instance expires this long after its last PUT",
+        },
+        get: |t| Value::Duration(t.liveness),
+        set: |t, v| {
+            if let Value::Duration(d) = v {
+                t.liveness = d;
+            }
+        },
+    },
+];
+
+/// A knob of either table: the protocol's or the deployment's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Knob {
+    Protocol(&'static Field<Config>),
+    Deployment(&'static Field<Tunables>),
+}
+
+impl Knob {
+    pub fn meta(self) -> &'static Meta {
+        match self {
+            Knob::Protocol(f) => &f.meta,
+            Knob::Deployment(f) => &f.meta,
+        }
+    }
+
+    /// Every knob: the protocol's, then the deployment's.
+    pub fn all() -> impl Iterator<Item = Knob> {
+        schema::FIELDS
+            .iter()
+            .map(Knob::Protocol)
+            .chain(TUNABLE_FIELDS.iter().map(Knob::Deployment))
+    }
+
+    /// The knob written `name` in the file's `section`.
+    pub fn in_file(section: Section, name: &str) -> Option<Knob> {
+        Knob::all().find(|k| k.meta().section == section && k.meta().name == name)
+    }
+
+    /// The knob with the flag `--flag`.
+    pub fn by_flag(flag: &str) -> Option<Knob> {
+        Knob::all().find(|k| k.meta().flag == Some(flag))
+    }
+
+    /// The knob named `name` in the JSON API, in any case.
+    pub fn by_json(name: &str) -> Option<Knob> {
+        Knob::all().find(|k| k.meta().json.eq_ignore_ascii_case(name))
+    }
+
+    fn apply(self, config: &mut Config, tunables: &mut Tunables, value: Value) {
+        match self {
+            Knob::Protocol(f) => (f.set)(config, value),
+            Knob::Deployment(f) => (f.set)(tunables, value),
+        }
+    }
 }
 
 /// Command-line values; each one given overrides the file.
@@ -84,6 +187,8 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub encrypt: Option<String>,
     pub token: Option<String>,
+    /// Knob flags (`--probe-interval 2s`): the flag without `--`, and its text.
+    pub knobs: Vec<(String, String)>,
 }
 
 /// Everything a node needs to start, checked.
@@ -136,11 +241,6 @@ fn problem(message: impl Into<String>) -> SettingsError {
     }
 }
 
-/// Parse a duration in the one grammar (`crate::duration`): `250ms`, `2s`, `1m30s`, `24h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text).map_err(|e| e.to_string())
-}
-
 impl FileSettings {
     pub fn load(path: &Path) -> Result<FileSettings, SettingsError> {
         let text = std::fs::read_to_string(path).map_err(|e| SettingsError {
@@ -155,16 +255,73 @@ impl FileSettings {
     }
 
     pub fn parse(text: &str) -> Result<FileSettings, SettingsError> {
-        toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-            SettingsError {
+        let line_of = |offset: usize| {
+            text.get(..offset)
+                .map_or(1, |before| before.matches('\n').count() + 1)
+        };
+        let toml: FileToml = toml::from_str(text).map_err(|e| SettingsError {
+            file: None,
+            line: e.span().map(|span| line_of(span.start)),
+            message: e.message().to_string(),
+        })?;
+        let mut raw_knobs: Vec<(Section, String, Spanned<toml::Value>)> = Vec::new();
+        if let Some(v) = toml.expect {
+            raw_knobs.push((Section::Top, "expect".to_string(), v));
+        }
+        if let Some(v) = toml.liveness {
+            raw_knobs.push((Section::Top, "liveness".to_string(), v));
+        }
+        for (name, v) in toml.protocol {
+            raw_knobs.push((Section::Protocol, name, v));
+        }
+        let mut knobs = Vec::with_capacity(raw_knobs.len());
+        for (section, name, spanned) in raw_knobs {
+            let line = line_of(spanned.span().start);
+            let at_line = |message: String| SettingsError {
                 file: None,
-                line,
-                message: e.message().to_string(),
-            }
+                line: Some(line),
+                message,
+            };
+            let shown = match section {
+                Section::Top => name.clone(),
+                Section::Protocol => format!("protocol.{name}"),
+            };
+            let knob = Knob::in_file(section, &name)
+                .ok_or_else(|| at_line(format!("{shown}: no such setting")))?;
+            let value = knob
+                .meta()
+                .read(Naming::File, raw(spanned.get_ref()))
+                .map_err(|e| at_line(e.to_string()))?;
+            knobs.push(FileKnob { knob, value, line });
+        }
+        Ok(FileSettings {
+            name: toml.name,
+            bind: toml.bind,
+            advertise: toml.advertise,
+            http: toml.http,
+            join: toml.join,
+            dc: toml.dc,
+            tags: toml.tags,
+            preset: toml.preset,
+            log_level: toml.log_level,
+            encrypt: toml.encrypt,
+            token: toml.token,
+            token_reads: toml.token_reads,
+            knobs,
         })
+    }
+}
+
+/// A TOML value as the schema reads it.
+fn raw(value: &toml::Value) -> Raw<'_> {
+    match value {
+        toml::Value::String(s) => Raw::Text(s),
+        toml::Value::Integer(n) => Raw::Integer(*n),
+        toml::Value::Float(_) => Raw::Other("a float"),
+        toml::Value::Boolean(_) => Raw::Other("a boolean"),
+        toml::Value::Datetime(_) => Raw::Other("a date"),
+        toml::Value::Array(_) => Raw::Other("an array"),
+        toml::Value::Table(_) => Raw::Other("a table"),
     }
 }
 
@@ -264,19 +421,23 @@ impl Settings {
             ))
         })?;
         let mut config = preset.config();
-        apply_overrides(&mut config, &file.protocol)?;
-        config.expected_members = file.expect;
-        let problems = config.problems();
-        if !problems.is_empty() {
-            return Err(problem(format!("protocol: {}", problems.join("; "))));
+        let mut tunables = Tunables::default();
+        // The file's knobs, then the flags', each read and range-checked; then the one
+        // validator over the whole, for the rules between fields.
+        for k in &file.knobs {
+            k.knob.apply(&mut config, &mut tunables, k.value);
         }
-        let liveness = match &file.liveness {
-            Some(text) => parse_duration(text).map_err(|e| problem(format!("liveness: {e}")))?,
-            None => DEFAULT_LIVENESS,
-        };
-        if liveness.is_zero() {
-            return Err(problem("liveness must be above zero"));
+        for (flag, text) in &cli.knobs {
+            let knob =
+                Knob::by_flag(flag).ok_or_else(|| problem(format!("--{flag}: no such setting")))?;
+            let value = knob
+                .meta()
+                .read_text(Naming::File, text)
+                .map_err(|e| problem(format!("--{flag}: {e}")))?;
+            knob.apply(&mut config, &mut tunables, value);
         }
+        schema::validate(&config, Naming::File).map_err(|e| problem(e.to_string()))?;
+        let liveness = tunables.liveness;
         let mut join = file.join;
         join.extend(cli.join);
         join.dedup();
@@ -316,6 +477,38 @@ impl Settings {
     }
 }
 
+/// The README's table of every knob, generated from the schema (a test keeps the README's copy
+/// equal): file key, flag, JSON key, default per preset, range, changeable at runtime, why.
+pub fn knob_table() -> String {
+    let mut out = String::from(
+        "| file key | flag | `/v1/hera/config` | lan / wan / local | range | runtime | what it does |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    let tunables = Tunables::default();
+    for knob in Knob::all() {
+        let meta = knob.meta();
+        let key = match meta.section {
+            Section::Top => format!("`{}`", meta.name),
+            Section::Protocol => format!("`[protocol]` `{}`", meta.name),
+        };
+        let flag = meta.flag.map_or(String::new(), |f| format!("`--{f}`"));
+        let defaults = match knob {
+            Knob::Protocol(f) => [Preset::Lan, Preset::Wan, Preset::Local]
+                .map(|p| (f.get)(&p.config()).to_string())
+                .join(" / "),
+            Knob::Deployment(f) => (f.get)(&tunables).to_string(),
+        };
+        let runtime = if meta.runtime { "yes" } else { "restart" };
+        out.push_str(&format!(
+            "| {key} | {flag} | `{}` | {defaults} | {} | {runtime} | {} |\n",
+            meta.json,
+            meta.range(),
+            meta.why
+        ));
+    }
+    out
+}
+
 /// A cluster key as operators write it: standard base64 of 32 bytes (what `hera keygen` and
 /// `consul keygen` print).
 pub fn parse_key(text: &str) -> Result<Key, String> {
@@ -330,65 +523,6 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
 pub fn format_key(key: &Key) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
-}
-
-fn apply_overrides(config: &mut Config, o: &ProtocolOverrides) -> Result<(), SettingsError> {
-    let duration =
-        |field: &str, value: &Option<String>, slot: &mut Duration| -> Result<(), SettingsError> {
-            if let Some(text) = value {
-                *slot =
-                    parse_duration(text).map_err(|e| problem(format!("protocol.{field}: {e}")))?;
-            }
-            Ok(())
-        };
-    duration(
-        "probe_interval",
-        &o.probe_interval,
-        &mut config.probe_interval,
-    )?;
-    duration("probe_timeout", &o.probe_timeout, &mut config.probe_timeout)?;
-    duration(
-        "suspicion_base",
-        &o.suspicion_base,
-        &mut config.suspicion_base,
-    )?;
-    duration(
-        "gossip_interval",
-        &o.gossip_interval,
-        &mut config.gossip_interval,
-    )?;
-    duration("sync_interval", &o.sync_interval, &mut config.sync_interval)?;
-    duration(
-        "reconnect_interval",
-        &o.reconnect_interval,
-        &mut config.reconnect_interval,
-    )?;
-    duration(
-        "failed_reap_after",
-        &o.failed_reap_after,
-        &mut config.failed_reap_after,
-    )?;
-    duration(
-        "left_reap_after",
-        &o.left_reap_after,
-        &mut config.left_reap_after,
-    )?;
-    if let Some(v) = o.indirect_checks {
-        config.indirect_checks = v;
-    }
-    if let Some(v) = o.suspicion_max_mult {
-        config.suspicion_max_mult = v;
-    }
-    if let Some(v) = o.gossip_fanout {
-        config.gossip_fanout = v;
-    }
-    if let Some(v) = o.retransmit_mult {
-        config.retransmit_mult = v;
-    }
-    if let Some(v) = o.packet_bytes_max {
-        config.packet_bytes_max = v;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -439,8 +573,10 @@ mod tests {
     #[test]
     fn bad_values_are_refused_with_reasons() {
         let bad = |toml: &str| {
-            let file = FileSettings::parse(toml).unwrap();
-            Settings::resolve(Some((Path::new("n.toml"), file)), Overrides::default())
+            FileSettings::parse(toml)
+                .and_then(|file| {
+                    Settings::resolve(Some((Path::new("n.toml"), file)), Overrides::default())
+                })
                 .unwrap_err()
                 .to_string()
         };
@@ -453,6 +589,120 @@ mod tests {
                 .contains("probe_interval")
         );
         assert!(bad("name = \"a\"\n[protocol]\nprobe_timeout = \"5s\"").contains("shorter"));
+    }
+
+    /// Issue 12, item 6: intervals that would make the timer loop spin on one instant, or so
+    /// long that arithmetic on them overflows, are refused with the file, the line, the field
+    /// and its range.
+    #[test]
+    fn zero_and_absurd_intervals_are_refused_with_the_line_and_range() {
+        for (toml, field) in [
+            ("[protocol]\nsync_interval = \"0s\"", "sync_interval"),
+            (
+                "[protocol]\nreconnect_interval = \"0s\"",
+                "reconnect_interval",
+            ),
+            ("[protocol]\nprobe_interval = \"0.5ms\"", "probe_interval"),
+            ("[protocol]\nsuspicion_base = \"876000h\"", "suspicion_base"),
+            (
+                "[protocol]\nfailed_reap_after = \"876000h\"",
+                "failed_reap_after",
+            ),
+            ("[protocol]\ngossip_fanout = 100000", "gossip_fanout"),
+        ] {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let path = dir.path().join("n.toml");
+            std::fs::write(&path, format!("name = \"a\"\n{toml}\n")).expect("written");
+            let error = FileSettings::load(&path)
+                .and_then(|file| Settings::resolve(Some((&path, file)), Overrides::default()))
+                .expect_err(toml)
+                .to_string();
+            let at = format!("{}:3: {field}: ", path.display());
+            assert!(
+                error.starts_with(&at) && error.contains("range"),
+                "{toml}: {error}"
+            );
+        }
+        let error = Settings::resolve(
+            None,
+            Overrides {
+                name: Some("a".into()),
+                knobs: vec![("liveness".into(), "0.5ms".into())],
+                ..Overrides::default()
+            },
+        )
+        .expect_err("a sub-millisecond liveness")
+        .to_string();
+        assert!(
+            error.contains("liveness") && error.contains("range"),
+            "{error}"
+        );
+    }
+
+    /// The file and the flags go through the same schema: every knob can be set from either,
+    /// the flags win, and an unknown key is refused with its line.
+    #[test]
+    fn knobs_come_from_the_file_and_the_flags_through_one_schema() {
+        let file = FileSettings::parse(
+            "expect = 5\nliveness = \"90s\"\n[protocol]\nprobe_interval = \"2s\"\ngossip_fanout = 5\n",
+        )
+        .unwrap();
+        let cli = Overrides {
+            knobs: vec![
+                ("probe-interval".into(), "3s".into()),
+                ("tombstone-grace".into(), "1h".into()),
+            ],
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(Some((Path::new("n.toml"), file)), cli).unwrap();
+        assert_eq!(s.config.probe_interval, Duration::from_secs(3));
+        assert_eq!(s.config.gossip_fanout, 5);
+        assert_eq!(s.config.tombstone_grace, Duration::from_secs(3_600));
+        assert_eq!(s.config.expected_members, Some(5));
+        assert_eq!(s.liveness, Duration::from_secs(90));
+        let err = FileSettings::parse("name = \"a\"\n[protocol]\nprobe_intervals = \"2s\"\n")
+            .unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(
+            err.message.contains("protocol.probe_intervals"),
+            "{}",
+            err.message
+        );
+        let err = FileSettings::parse("[protocol]\nprobe_interval = 2\n").unwrap_err();
+        assert!(err.message.contains("duration string"), "{}", err.message);
+        let flag = |flag: &str, text: &str| {
+            Settings::resolve(
+                None,
+                Overrides {
+                    knobs: vec![(flag.into(), text.into())],
+                    ..Overrides::default()
+                },
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(flag("gossip-fanout", "many").contains("--gossip-fanout"));
+        assert!(flag("probe-timeout", "2s").contains("must be shorter than probe_interval"));
+    }
+
+    /// The README documents every knob with its range, as the schema defines them, and the
+    /// example node.toml names every one.
+    #[test]
+    fn the_readme_and_node_toml_document_every_knob() {
+        let readme = include_str!("../../README.md");
+        let table = knob_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's configuration table is stale; it should read:\n{table}"
+        );
+        let example = include_str!("../../node.toml");
+        for knob in Knob::all() {
+            let name = knob.meta().name;
+            assert!(
+                example.contains(&format!("{name} = ")),
+                "node.toml lacks {name}"
+            );
+        }
     }
 
     #[test]
@@ -488,23 +738,5 @@ mod tests {
         assert!(bad("encrypt = \"c2hvcnQ=\"").contains("encrypt"));
         assert!(bad("token_reads = true").contains("token_reads needs a token"));
         assert!(bad("token = \"\"").contains("token"));
-    }
-
-    #[test]
-    fn durations_parse() {
-        let table = [
-            ("500ms", 500),
-            ("2s", 2_000),
-            ("2", 2_000),
-            ("1.5s", 1_500),
-            ("3m", 180_000),
-            ("1h", 3_600_000),
-        ];
-        for (text, ms) in table {
-            assert_eq!(parse_duration(text).unwrap().as_millis(), ms, "{text}");
-        }
-        for bad in ["", "s", "-1s", "1d", "fast"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 }

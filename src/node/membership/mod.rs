@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::catalog::MembershipView;
+use super::io::Io;
 use super::{Lifecycle, MemberView};
 use crate::config::Config;
 use crate::names::NodeName;
@@ -27,6 +28,7 @@ use crate::swim::members::{member_hash, Members, State};
 use crate::swim::probe::{Probe, ProbeOrder, Relay};
 use crate::swim::suspicion::Suspicion;
 use crate::time::Instant;
+use crate::timers::Timer;
 use crate::wire::{Incarnation, Profile, Seq};
 
 /// Outstanding indirect probes we relay for others; more requests than this are dropped
@@ -145,5 +147,46 @@ impl Membership {
     fn next_seq(&mut self) -> Seq {
         self.next_seq = self.next_seq.wrapping_add(1);
         self.next_seq
+    }
+}
+
+impl Membership {
+    /// After a runtime change of timings: a periodic timer armed with a longer interval than
+    /// its new one is pulled in to `now` plus the new interval, so a change back from a long
+    /// interval takes effect at once, not when the long timer fires. A longer new interval
+    /// applies from the next tick. Timers are moved, never added: each chain stays one timer.
+    pub(super) fn rearm_retuned_timers(&self, io: &mut Io, now: Instant, before: &Config) {
+        let probe = self.awareness.scale(io.config.probe_interval);
+        let periodic = [
+            (
+                Timer::ProbeTick,
+                before.probe_interval,
+                io.config.probe_interval,
+                probe,
+            ),
+            (
+                Timer::GossipTick,
+                before.gossip_interval,
+                io.config.gossip_interval,
+                io.config.gossip_interval,
+            ),
+            (
+                Timer::SyncTick,
+                before.sync_interval,
+                io.config.sync_interval,
+                io.config.sync_interval,
+            ),
+            (
+                Timer::ReconnectTick,
+                before.reconnect_interval,
+                io.config.reconnect_interval,
+                io.config.reconnect_interval,
+            ),
+        ];
+        for (timer, old, new, wait) in periodic {
+            if new < old {
+                io.timers.pull_in(&timer, now + wait);
+            }
+        }
     }
 }

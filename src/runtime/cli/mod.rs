@@ -3,6 +3,7 @@
 
 mod client;
 mod keys;
+mod knobs;
 mod registry;
 
 use std::path::PathBuf;
@@ -140,6 +141,9 @@ pub struct RunArgs {
     /// HTTP API token: required for writes (and reads, with `token_reads` in the file).
     #[arg(long, env = "HERA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// One flag per knob of the schema (`--probe-interval 2s`, `--liveness 5m`, ...).
+    #[command(flatten)]
+    pub knobs: knobs::KnobFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +193,7 @@ impl RunArgs {
             log_level: self.log_level.clone(),
             encrypt: self.encrypt.clone(),
             token: self.token.clone(),
+            knobs: self.knobs.values.clone(),
         };
         Settings::resolve(file, cli)
     }

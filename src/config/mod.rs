@@ -1,9 +1,14 @@
 //! Protocol configuration and the deployment presets.
 //!
 //! Each preset is a complete, consistent set of numbers; the comments say why each number is
-//! what it is. Runtime settings (addresses, names, the config file) live in `settings`.
+//! what it is. Every knob's names, range and reason are in [`schema`], with the one validator;
+//! the deployment's settings (addresses, names, the config file) live in `runtime::settings`.
+
+pub mod schema;
 
 use std::time::Duration;
+
+pub use schema::{ConfigError, ConfigErrors, Tuning};
 
 /// The knobs of the protocol core.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,135 +207,6 @@ impl Config {
             registry_tick: Duration::from_millis(100),
             tombstone_grace: Duration::from_secs(60),
             expected_members: None,
-        }
-    }
-
-    /// Problems that would make the protocol misbehave, in words an operator can act on.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.probe_timeout >= self.probe_interval {
-            out.push("probe_timeout must be shorter than probe_interval".to_string());
-        }
-        if self.probe_interval.is_zero() || self.gossip_interval.is_zero() {
-            out.push("probe_interval and gossip_interval must be above zero".to_string());
-        }
-        if self.packet_bytes_max < 512 || self.packet_bytes_max > crate::wire::DATAGRAM_MAX_BYTES {
-            out.push(format!(
-                "packet_bytes_max must be between 512 and {}",
-                crate::wire::DATAGRAM_MAX_BYTES
-            ));
-        }
-        if self.suspicion_max_mult < 1 {
-            out.push("suspicion_max_mult must be at least 1".to_string());
-        }
-        if self.gossip_fanout == 0 {
-            out.push("gossip_fanout must be at least 1".to_string());
-        }
-        out
-    }
-}
-
-/// The protocol timings an operator may change on a running node (`PUT /v1/hera/config`).
-/// `None` keeps the current value. Each change takes effect the next time its timer is set
-/// (within one old interval); the rest of [`Config`] (datagram budget, fan-outs, reaping)
-/// shapes state already built and needs a restart.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tuning {
-    pub probe_interval: Option<Duration>,
-    pub probe_timeout: Option<Duration>,
-    pub gossip_interval: Option<Duration>,
-    pub sync_interval: Option<Duration>,
-    pub reconnect_interval: Option<Duration>,
-    pub suspicion_base: Option<Duration>,
-    pub retransmit_mult: Option<u32>,
-}
-
-impl Config {
-    /// This config with `tuning` applied, or why the result would be inconsistent.
-    pub fn tuned(&self, tuning: &Tuning) -> Result<Config, String> {
-        let mut c = self.clone();
-        let set = |slot: &mut Duration, value: Option<Duration>| {
-            if let Some(v) = value {
-                *slot = v;
-            }
-        };
-        set(&mut c.probe_interval, tuning.probe_interval);
-        set(&mut c.probe_timeout, tuning.probe_timeout);
-        set(&mut c.gossip_interval, tuning.gossip_interval);
-        set(&mut c.sync_interval, tuning.sync_interval);
-        set(&mut c.reconnect_interval, tuning.reconnect_interval);
-        set(&mut c.suspicion_base, tuning.suspicion_base);
-        if let Some(m) = tuning.retransmit_mult {
-            c.retransmit_mult = m;
-        }
-        // A zero interval would spin the timer loop; below a millisecond nothing is gained.
-        let intervals = [
-            ("probe_interval", c.probe_interval),
-            ("probe_timeout", c.probe_timeout),
-            ("gossip_interval", c.gossip_interval),
-            ("sync_interval", c.sync_interval),
-            ("reconnect_interval", c.reconnect_interval),
-            ("suspicion_base", c.suspicion_base),
-        ];
-        let mut problems: Vec<String> = intervals
-            .iter()
-            .filter(|(_, d)| *d < Duration::from_millis(1))
-            .map(|(name, _)| format!("{name} must be at least 1ms"))
-            .collect();
-        if c.retransmit_mult == 0 {
-            problems.push("retransmit_mult must be at least 1".to_string());
-        }
-        problems.extend(c.problems());
-        if problems.is_empty() {
-            Ok(c)
-        } else {
-            Err(problems.join("; "))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn presets_are_consistent() {
-        for preset in [Preset::Lan, Preset::Wan, Preset::Local] {
-            let c = preset.config();
-            assert!(c.problems().is_empty(), "{preset:?}: {:?}", c.problems());
-        }
-        let mut c = Config::lan();
-        c.probe_timeout = c.probe_interval;
-        assert_eq!(c.problems().len(), 1);
-    }
-
-    #[test]
-    fn tuning_changes_only_what_it_names_and_keeps_the_config_consistent() {
-        let lan = Config::lan();
-        let faster = Tuning {
-            probe_interval: Some(Duration::from_millis(500)),
-            ..Tuning::default()
-        };
-        let tuned = lan.tuned(&faster).unwrap();
-        assert_eq!(tuned.probe_interval, Duration::from_millis(500));
-        assert_eq!(tuned.probe_timeout, lan.probe_timeout);
-        assert_eq!(tuned.gossip_interval, lan.gossip_interval);
-        let bad = [
-            Tuning {
-                probe_timeout: Some(Duration::from_secs(2)),
-                ..Tuning::default()
-            },
-            Tuning {
-                gossip_interval: Some(Duration::ZERO),
-                ..Tuning::default()
-            },
-            Tuning {
-                retransmit_mult: Some(0),
-                ..Tuning::default()
-            },
-        ];
-        for t in bad {
-            assert!(lan.tuned(&t).is_err(), "{t:?}");
         }
     }
 }
