@@ -573,3 +573,168 @@ async fn three_thousand_silent_connections() {
     let _ = stop.send(());
     let _ = tokio::time::timeout(CONVERGE, server).await;
 }
+
+/// Percent-encode every byte but unreserved ones, for a path segment or a query value.
+fn encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Issue 12: every route driven with hostile values (huge, negative, NaN, inf, empty, unicode,
+/// very long, repeated keys). Whatever the value: never a 5xx but a bound's 503, every 4xx a
+/// JSON error, a refused request changes nothing in the registry, and the node keeps serving.
+/// Values that must be refused (durations, ports, booleans, checks) are asserted 4xx. Bounded:
+/// a fixed set of routes × values, one request each, over loopback.
+#[test]
+fn every_route_with_hostile_values() {
+    let target = hera::runtime::http::fuzzing::HttpTarget::start();
+    let long = "9".repeat(5_000);
+    let very_long = "a".repeat(40_000);
+    let values: Vec<&str> = vec![
+        "",
+        "-1",
+        "0",
+        "NaN",
+        "inf",
+        "-inf",
+        "1e309",
+        "1e20",
+        "18446744073709551616",
+        "-9223372036854775809",
+        &long,
+        &very_long,
+        "é☃\u{202e}\u{0}",
+        "../../etc/passwd",
+        "null",
+        "{}",
+        "[]",
+        "true",
+    ];
+    let reads = [
+        "/{v}",
+        "/{v}/{v}",
+        "/v1/agent/service/{v}",
+        "/v1/agent/health/service/id/{v}",
+        "/v1/agent/health/service/name/{v}",
+        "/v1/catalog/service/{v}",
+        "/v1/catalog/service/web?tag={v}&dc={v}",
+        "/v1/catalog/services?index={v}&wait={v}",
+        "/v1/health/service/{v}?passing={v}",
+        "/v1/health/checks/{v}",
+        "/v1/health/state/{v}",
+        "/v1/agent/service/web-1?hash={v}&wait={v}",
+        "/v1/hera/services/{v}?healthy={v}",
+        "/v1/hera/instances/{v}",
+        "/v1/hera/pick/{v}?strategy={v}",
+        "/v1/hera/health?service={v}",
+        "/v1/agent/members?wan={v}",
+        "/web?pretty={v}&pretty={v}",
+        "/ui/state?wait={v}",
+    ];
+    let writes_in_path = [
+        ("PUT", "/v1/agent/service/deregister/{v}"),
+        ("PUT", "/v1/agent/service/maintenance/{v}?enable={v}"),
+        (
+            "PUT",
+            "/v1/agent/service/maintenance/web-1?enable={v}&enable=true",
+        ),
+        ("PUT", "/v1/agent/check/pass/{v}?note={v}"),
+        ("PUT", "/v1/agent/check/fail/{v}"),
+        ("PUT", "/v1/agent/force-leave/{v}"),
+        ("PUT", "/v1/hera/instances/{v}/renew"),
+        ("PUT", "/v1/hera/instances/{v}/offline?reason={v}"),
+        ("DELETE", "/v1/hera/instances/{v}"),
+    ];
+    // Bodies where `{v}` is a JSON value as written (so `NaN`, `1e309` and `-1` go in bare
+    // where JSON allows, and as strings otherwise), each of which must be refused.
+    let refused_bodies = [
+        r#"{"Name":"web","ID":"x","Port":{v}}"#,
+        r#"{"Name":"web","ID":"x","Check":{"TTL":{v}}}"#,
+        r#"{"Name":"web","ID":"x","Check":{"TTL":"{s}"}}"#,
+        r#"{"Name":"web","ID":"x","Check":{"HTTP":"http://127.0.0.1:1/","Interval":"{s}"}}"#,
+        r#"{"Name":"web","ID":"x","Check":{"HTTP":"http://127.0.0.1:1/","Interval":"10s","Timeout":"{s}1h"}}"#,
+        r#"{"Name":"web","ID":"x","Check":{"TTL":"24h","DeregisterCriticalServiceAfter":"{s}"}}"#,
+        r#"{"Name":"web","ID":"x","Checks":{v}}"#,
+        r#"{"Name":"{s}/","ID":"x"}"#,
+        r#"{"Name":"web","Name":"{s}/"}"#,
+    ];
+    let json_value = |v: &str| -> String {
+        if serde_json::from_str::<serde_json::Value>(v).is_ok() && !v.is_empty() && v != "true" {
+            v.to_string()
+        } else {
+            serde_json::Value::String(v.to_string()).to_string()
+        }
+    };
+    let json_text = |v: &str| {
+        let quoted = serde_json::Value::String(v.to_string()).to_string();
+        quoted[1..quoted.len() - 1].to_string()
+    };
+
+    let mut before = target.registry_state();
+    let mut sent = 0;
+    let mut ask = |method: &str, path: &str, body: &str, must_refuse: bool| {
+        let input = format!("{method}\n{path}\n{body}");
+        let exchange = target.check(input.as_bytes());
+        sent += 1;
+        let Some(status) = exchange.status else {
+            return;
+        };
+        if (200..300).contains(&status) {
+            // An accepted write is the new baseline.
+            before = target.registry_state();
+        }
+        if must_refuse {
+            assert!(
+                (400..500).contains(&status),
+                "{method} {} {}: answered {status}",
+                path.chars().take(200).collect::<String>(),
+                body.chars().take(200).collect::<String>()
+            );
+        }
+        if (400..500).contains(&status) {
+            assert_eq!(
+                target.registry_state(),
+                before,
+                "a refused {method} {} changed the registry",
+                path.chars().take(200).collect::<String>()
+            );
+        }
+    };
+    for value in &values {
+        let v = encoded(value);
+        for route in reads {
+            ask("GET", &route.replace("{v}", &v), "", false);
+        }
+        for (method, route) in writes_in_path {
+            ask(method, &route.replace("{v}", &v), "", false);
+        }
+        for body in refused_bodies {
+            // The few values that are valid in a field: a port 0, `null` (absent), an empty
+            // list of checks, an empty (absent) duration.
+            let valid = (body.contains("{v}") && ["0", "null", "[]"].contains(value))
+                || (body.contains("Deregister") && value.is_empty());
+            let body = body
+                .replace("{v}", &json_value(value))
+                .replace("{s}", &json_text(value));
+            ask("PUT", "/v1/agent/service/register", &body, !valid);
+        }
+        ask(
+            "PUT",
+            "/v1/agent/service/maintenance/none?enable=",
+            "",
+            false,
+        );
+        let flag = format!("/v1/agent/service/maintenance/web-1?enable={v}x");
+        ask("PUT", &flag, "", true);
+    }
+    assert!(sent > 500, "{sent} requests");
+    target.assert_alive();
+}

@@ -21,6 +21,7 @@ pub mod connections;
 pub mod console;
 pub mod consul;
 pub mod error;
+pub mod fuzzing;
 pub mod guard;
 pub mod hera_api;
 pub mod hera_config;
