@@ -586,3 +586,28 @@ fn config_file_seeds_pass_the_check() {
             .expect(accepted);
     }
 }
+
+/// The HTTP target's seeds (one or more per route in docs/http-api.md, hand-written: an input
+/// is `METHOD\nPATH?QUERY\nBODY`), replayed against a real node on loopback.
+#[cfg(feature = "runtime")]
+#[test]
+fn every_http_seed_keeps_the_http_promises() {
+    let target = hera::runtime::http::fuzzing::HttpTarget::start();
+    let dir = seeds_dir("http_request");
+    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut replayed = 0;
+    let mut answered = 0;
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        let bytes = fs::read(&path).expect("a readable seed");
+        if target.check(&bytes).status.is_some() {
+            answered += 1;
+        }
+        replayed += 1;
+    }
+    assert!(replayed >= 45, "only {replayed} seeds found");
+    assert!(
+        answered >= 45,
+        "only {answered} of {replayed} seeds answered"
+    );
+}

@@ -78,6 +78,12 @@ struct Target {
     path: String,
 }
 
+/// Refuse, before it is stored, a URL this client could never call (another scheme than
+/// `http`, no host): a health check on it would only ever read critical.
+pub fn check_url(url: &str) -> Result<(), ClientError> {
+    target(url).map(|_| ())
+}
+
 fn target(url: &str) -> Result<Target, ClientError> {
     let bad = |why: &str| ClientError::BadUrl {
         url: url.to_string(),
@@ -88,7 +94,11 @@ fn target(url: &str) -> Result<Target, ClientError> {
         .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some(other) => return Err(bad(&format!("scheme {other} is not supported, only http"))),
+        Some(other) => {
+            return Err(bad(&format!(
+                "scheme {other} is not supported, only http (hera has no TLS client)"
+            )))
+        }
         None => return Err(bad("no scheme; expected http://host:port/path")),
     }
     let authority = uri.authority().ok_or_else(|| bad("no host"))?;

@@ -1,8 +1,16 @@
 //! HTTP health checks, run by the shell when the core says one is due: GET the URL with the
 //! check's timeout; 2xx is passing, 429 warning (as Consul), anything else critical. The result
 //! goes back to the node as a command.
+//!
+//! Bounded three ways, so that no check target (silent, slow or hostile) can pile work up:
+//! at most one check per instance is queued or running ([`Admission`]); at most
+//! [`CHECKS_IN_FLIGHT_MAX`] run at once, the rest waiting for a slot; and at most
+//! [`CHECKS_PENDING_MAX`] are queued or running in all. A check due while its instance's last
+//! one has not finished is skipped (and counted), not queued behind it. Each check ends within
+//! its timeout (the client's own bound), which frees its slot.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -17,14 +25,68 @@ use crate::runtime::http_client::{self, Call};
 use crate::runtime::telemetry::Telemetry;
 
 /// Checks running at once; more wait for a slot (and count as late, not lost).
-const CHECKS_IN_FLIGHT_MAX: usize = 32;
+pub const CHECKS_IN_FLIGHT_MAX: usize = 32;
+/// Checks queued or running at once, across every instance: one task each.
+pub const CHECKS_PENDING_MAX: usize = 1_024;
 /// Bytes of a response body kept as the check's output.
 const OUTPUT_BYTES: usize = 200;
+/// A check registered without a timeout (the core stores none as zero) gets Consul's default.
+const TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+
+/// Which instances have a check queued or running: at most one each, at most `max` in all.
+#[derive(Debug)]
+pub struct Admission {
+    busy: Mutex<HashSet<InstanceId>>,
+    max: usize,
+}
+
+/// An admitted check; dropping it (the check ended, however) lets the instance's next one in.
+#[derive(Debug)]
+pub struct Admitted {
+    admission: Arc<Admission>,
+    id: InstanceId,
+}
+
+impl Admission {
+    pub fn new(max: usize) -> Arc<Admission> {
+        Arc::new(Admission {
+            busy: Mutex::new(HashSet::new()),
+            max,
+        })
+    }
+
+    /// Admit a check of `id`, unless one of it is already queued or running, or `max` are.
+    pub fn admit(self: &Arc<Self>, id: &InstanceId) -> Option<Admitted> {
+        let mut busy = self.busy.lock().ok()?;
+        if busy.len() >= self.max || !busy.insert(id.clone()) {
+            return None;
+        }
+        Some(Admitted {
+            admission: self.clone(),
+            id: id.clone(),
+        })
+    }
+
+    /// Checks queued or running now.
+    #[cfg(test)]
+    pub fn pending(&self) -> usize {
+        self.busy.lock().map_or(0, |b| b.len())
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.admission.busy.lock() {
+            busy.remove(&self.id);
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Checker {
     commands: mpsc::Sender<Request>,
     slots: Arc<Semaphore>,
+    admission: Arc<Admission>,
     telemetry: Telemetry,
 }
 
@@ -34,16 +96,24 @@ impl Checker {
             telemetry,
             commands,
             slots: Arc::new(Semaphore::new(CHECKS_IN_FLIGHT_MAX)),
+            admission: Admission::new(CHECKS_PENDING_MAX),
         }
     }
 
     pub fn run(&self, id: InstanceId, url: String, timeout: Duration) {
+        let Some(admitted) = self.admission.admit(&id) else {
+            tracing::debug!(%id, "health check skipped: the last one has not finished");
+            self.telemetry.check_skipped();
+            return;
+        };
         let this = self.clone();
         tokio::spawn(async move {
+            let _admitted = admitted;
             let Ok(_slot) = this.slots.acquire().await else {
                 return;
             };
-            let (health, output) = this.probe(&url, timeout).await;
+            this.telemetry.check_started();
+            let (health, output) = probe(&url, timeout).await;
             if health != Health::Passing {
                 this.telemetry.check_failed();
             }
@@ -52,41 +122,81 @@ impl Checker {
             let _ = this.commands.send(Request { command, reply }).await;
         });
     }
+}
 
-    async fn probe(&self, url: &str, timeout: Duration) -> (Health, String) {
-        let timeout = if timeout.is_zero() {
-            Duration::from_secs(10)
-        } else {
-            timeout
-        };
-        let call = Call {
-            method: Method::GET,
-            url,
-            headers: Vec::new(),
-            json: None,
-            timeout,
-            body_limit: OUTPUT_BYTES * 4,
-        };
-        match http_client::send(call).await {
-            Ok(response) => {
-                let status = response.status;
-                let body = response.text();
-                let mut output = format!("HTTP GET {url}: {status}");
-                if !body.is_empty() {
-                    let cut: String = body.chars().take(OUTPUT_BYTES).collect();
-                    output.push_str(" Output: ");
-                    output.push_str(&cut);
-                }
-                let health = if status.is_success() {
-                    Health::Passing
-                } else if status.as_u16() == 429 {
-                    Health::Warning
-                } else {
-                    Health::Critical
-                };
-                (health, output)
+async fn probe(url: &str, timeout: Duration) -> (Health, String) {
+    let timeout = if timeout.is_zero() {
+        TIMEOUT_DEFAULT
+    } else {
+        timeout
+    };
+    let call = Call {
+        method: Method::GET,
+        url,
+        headers: Vec::new(),
+        json: None,
+        timeout,
+        body_limit: OUTPUT_BYTES * 4,
+    };
+    match http_client::send(call).await {
+        Ok(response) => {
+            let status = response.status;
+            let body = response.text();
+            let mut output = format!("HTTP GET {url}: {status}");
+            if !body.is_empty() {
+                let cut: String = body.chars().take(OUTPUT_BYTES).collect();
+                output.push_str(" Output: ");
+                output.push_str(&cut);
             }
-            Err(e) => (Health::Critical, format!("HTTP GET {url}: {e}")),
+            let health = if status.is_success() {
+                Health::Passing
+            } else if status.as_u16() == 429 {
+                Health::Warning
+            } else {
+                Health::Critical
+            };
+            (health, output)
         }
+        Err(e) => (Health::Critical, format!("HTTP GET {url}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> InstanceId {
+        InstanceId::new(s).unwrap()
+    }
+
+    #[test]
+    fn one_check_per_instance_until_it_ends() {
+        let admission = Admission::new(8);
+        let first = admission
+            .admit(&id("web-1"))
+            .expect("the first is admitted");
+        assert!(admission.admit(&id("web-1")).is_none(), "a second overlaps");
+        let other = admission
+            .admit(&id("web-2"))
+            .expect("another instance's is admitted");
+        assert_eq!(admission.pending(), 2);
+        drop(first);
+        assert!(
+            admission.admit(&id("web-1")).is_some(),
+            "admitted once ended"
+        );
+        drop(other);
+    }
+
+    #[test]
+    fn pending_checks_are_bounded() {
+        let admission = Admission::new(3);
+        let held: Vec<_> = (0..10)
+            .filter_map(|n| admission.admit(&id(&format!("i-{n}"))))
+            .collect();
+        assert_eq!(held.len(), 3);
+        assert_eq!(admission.pending(), 3);
+        drop(held);
+        assert_eq!(admission.pending(), 0);
     }
 }

@@ -106,11 +106,20 @@ pub fn consul_duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
-/// Query-string booleans as lenient as Consul's: present without a value, `true`, `True`, `1`.
-pub fn flag(query: &HashMap<String, String>, key: &str) -> bool {
-    match query.get(key) {
-        None => false,
-        Some(v) => !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no"),
+/// Query-string booleans as lenient as Consul's: present without a value, or any spelling
+/// Go's `strconv.ParseBool` reads (`1`, `t`, `true`, `True`, ...), plus `yes`/`no`. Anything
+/// else is refused rather than read as true.
+pub fn flag(query: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
+    let Some(value) = query.get(key) else {
+        return Ok(false);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "" | "1" | "t" | "true" | "yes" => Ok(true),
+        "0" | "f" | "false" | "no" => Ok(false),
+        _ => Err(ApiError::bad_request(format!(
+            "{key}={:?} is not a boolean (true or false)",
+            value.chars().take(64).collect::<String>()
+        ))),
     }
 }
 
@@ -121,10 +130,15 @@ mod tests {
     #[test]
     fn lenient_flags() {
         let q = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
-        assert!(flag(&q("passing", ""), "passing"));
-        assert!(flag(&q("passing", "True"), "passing"));
-        assert!(flag(&q("passing", "1"), "passing"));
-        assert!(!flag(&q("passing", "false"), "passing"));
-        assert!(!flag(&HashMap::new(), "passing"));
+        let read = |v: &str| flag(&q("passing", v), "passing");
+        assert_eq!(read(""), Ok(true));
+        assert_eq!(read("True"), Ok(true));
+        assert_eq!(read("1"), Ok(true));
+        assert_eq!(read("false"), Ok(false));
+        assert_eq!(flag(&HashMap::new(), "passing"), Ok(false));
+        // Issue 12, item 11: anything else used to read as true.
+        for v in ["maybe", "2", "on", "truee", "\u{0}"] {
+            assert_eq!(read(v).map_err(|e| e.status.as_u16()), Err(400), "{v:?}");
+        }
     }
 }

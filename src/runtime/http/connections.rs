@@ -1,24 +1,116 @@
-//! A bound on open HTTP connections.
+//! Open HTTP connections: how many, and how long each may sit idle.
 //!
 //! The guard bounds requests in flight, but a client can hold connections open without sending
 //! a request (or between keep-alive requests), and each costs a socket, a task and buffers.
 //! Past [`CONNECTIONS_MAX`] the listener stops accepting: further clients wait in the kernel's
 //! accept backlog, and are accepted as soon as a connection closes, rather than the node
 //! running out of file descriptors or memory.
+//!
+//! A bound alone would let silent clients hold every slot, so no connection may sit still:
+//! a request's head must arrive whole within [`HEADER_READ_TIMEOUT`] of the connection opening
+//! or of the previous answer (which is also the keep-alive idle timeout: hyper's header timer
+//! runs from the moment it waits for a head), and a write the client does not read for
+//! [`WRITE_STALL_TIMEOUT`] ends the connection. A request's body and handling are bounded by
+//! the guard's time bound ([`super::guard`]).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 
 /// Open connections at once: every blocking query and ordinary request in flight, with room
 /// to spare for idle keep-alive connections.
 pub const CONNECTIONS_MAX: usize = 2 * super::guard::REQUESTS_MAX;
+
+/// How long a client has to send a request's head whole, from the moment the connection opens
+/// or the previous answer is written: slow-header and silent clients are cut off after this.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an answer may wait for a client that does not read it.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The bounds a server holds its connections to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once.
+    pub open_max: usize,
+    pub header_read_timeout: Duration,
+    pub write_stall_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            open_max: CONNECTIONS_MAX,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            write_stall_timeout: WRITE_STALL_TIMEOUT,
+        }
+    }
+}
+
+/// Serve `router` on `listener` within `limits` until `shutdown` completes; then stop
+/// accepting, let each connection finish the request it is serving, and return once all have
+/// closed.
+pub async fn serve(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let mut listener = BoundedListener::new(listener, limits.open_max);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Each connection's task holds a sender; `recv` answers `None` once all are gone.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut http1 = http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let (mut io, _addr) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        io.write_stall_timeout = limits.write_stall_timeout;
+        // The router takes hyper's body as it is.
+        let service = TowerToHyperService::new(router.clone());
+        let connection = http1.serve_connection(TokioIo::new(io), service);
+        let mut stop = stop_rx.clone();
+        let open = open_tx.clone();
+        tokio::spawn(async move {
+            let _open = open;
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::trace!(error = %e, "HTTP connection ended");
+                    }
+                    return;
+                }
+                _ = stop.wait_for(|stopped| *stopped) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            if let Err(e) = connection.await {
+                tracing::trace!(error = %e, "HTTP connection ended");
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+    drop(open_tx);
+    let _ = open_rx.recv().await;
+    Ok(())
+}
 
 /// A listener that holds one slot per open connection.
 #[derive(Debug)]
@@ -41,12 +133,72 @@ impl BoundedListener {
 pub struct Counted {
     stream: TcpStream,
     _slot: Option<OwnedSemaphorePermit>,
+    write_stall_timeout: Duration,
+    /// Armed while a write waits on a client that does not read.
+    write_stall: Option<Pin<Box<Sleep>>>,
+    /// hyper's bare answer to a request it could not parse, rewritten as JSON
+    /// ([`super::json_errors::rewrite_automatic`]), and how much of it is written.
+    rewritten: Option<(Vec<u8>, usize)>,
 }
 
-impl axum::serve::Listener for BoundedListener {
-    type Io = Counted;
-    type Addr = SocketAddr;
+impl Counted {
+    /// A write that cannot go on: wait, unless it has waited [`WRITE_STALL_TIMEOUT`] already.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let timeout = self.write_stall_timeout;
+        let stall = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read the answer",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 
+    /// Write what is left of a rewritten answer before anything else.
+    fn drain_rewritten(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, written)) = &mut self.rewritten {
+            let Some(rest) = bytes.get(*written..).filter(|r| !r.is_empty()) else {
+                self.rewritten = None;
+                break;
+            };
+            match Pin::new(&mut self.stream).poll_write(cx, rest) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => {
+                    *written = written.saturating_add(n);
+                    self.write_stall = None;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return self.stalled(cx),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Take `buf` as written if it is hyper's bare answer to a request it could not parse,
+    /// and queue its JSON form instead.
+    fn rewrite(&mut self, buf: &[u8]) -> bool {
+        match super::json_errors::rewrite_automatic(buf) {
+            Some(answer) => {
+                self.rewritten = Some((answer, 0));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A write went on (or failed): the next stall is timed afresh.
+    fn progressed<T>(&mut self, done: io::Result<T>) -> Poll<io::Result<T>> {
+        self.write_stall = None;
+        Poll::Ready(done)
+    }
+}
+
+impl BoundedListener {
     async fn accept(&mut self) -> (Counted, SocketAddr) {
         // Wait for a slot. The semaphore is never closed; if it were, connections would go
         // uncounted rather than the listener stopping.
@@ -67,13 +219,12 @@ impl axum::serve::Listener for BoundedListener {
             Counted {
                 stream,
                 _slot: slot,
+                write_stall_timeout: WRITE_STALL_TIMEOUT,
+                write_stall: None,
+                rewritten: None,
             },
             addr,
         )
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
     }
 }
 
@@ -93,15 +244,30 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        std::task::ready!(self.drain_rewritten(cx))?;
+        if self.rewrite(buf) {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match Pin::new(&mut self.stream).poll_write(cx, buf) {
+            Poll::Ready(done) => self.progressed(done),
+            Poll::Pending => self.stalled(cx),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        std::task::ready!(self.drain_rewritten(cx))?;
+        match Pin::new(&mut self.stream).poll_flush(cx) {
+            Poll::Ready(done) => self.progressed(done),
+            Poll::Pending => self.stalled(cx),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        std::task::ready!(self.drain_rewritten(cx))?;
+        match Pin::new(&mut self.stream).poll_shutdown(cx) {
+            Poll::Ready(done) => self.progressed(done),
+            Poll::Pending => self.stalled(cx),
+        }
     }
 
     fn poll_write_vectored(
@@ -109,7 +275,18 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        std::task::ready!(self.drain_rewritten(cx))?;
+        // hyper's bare answer is a head alone: one slice that is not empty.
+        let mut full = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (full.next(), full.next()) {
+            if self.rewrite(only) {
+                return Poll::Ready(Ok(only.len()));
+            }
+        }
+        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
+            Poll::Ready(done) => self.progressed(done),
+            Poll::Pending => self.stalled(cx),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -8,15 +8,17 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use super::blocking::{self, consul_duration, flag};
+use super::blocking::{self, flag};
+use super::bounds;
 use super::views;
 use super::{ApiError, AppState};
+use crate::duration::Bounds;
 use crate::names::{InstanceId, ServiceName};
 use crate::node::{Command, Reply};
 use crate::registry::{Health, Instance, InstanceSpec, SpecCheck};
@@ -62,12 +64,10 @@ pub fn routes() -> Router<AppState> {
 
 type Q = Query<HashMap<String, String>>;
 
-/// A read answered from the response cache while the node's state is unchanged.
-fn cached_json(app: &AppState, s: &Snapshot, uri: &Uri, build: impl FnOnce() -> Value) -> Response {
-    let key = uri
-        .path_and_query()
-        .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string());
-    let body = app.shared.responses.get_or_render(&key, s.version, || {
+/// A read answered from the response cache while the node's state is unchanged. `key` names
+/// what the answer depends on (see [`answer_key`]), never the raw URL.
+fn cached_json(app: &AppState, s: &Snapshot, key: &str, build: impl FnOnce() -> Value) -> Response {
+    let body = app.shared.responses.get_or_render(key, s.version, || {
         Bytes::from(serde_json::to_vec(&build()).unwrap_or_default())
     });
     (
@@ -76,6 +76,22 @@ fn cached_json(app: &AppState, s: &Snapshot, uri: &Uri, build: impl FnOnce() -> 
         body,
     )
         .into_response()
+}
+
+/// The cache key of a filtered service read: the route, the service and the filters it reads
+/// (`tag`, `dc`, `passing`). `index`, `wait` and unknown parameters do not change the answer.
+fn answer_key(
+    route: &str,
+    service: &ServiceName,
+    q: &HashMap<String, String>,
+    passing: bool,
+) -> String {
+    let get = |k: &str| q.get(k).map_or("", String::as_str);
+    format!(
+        "{route}\0{service}\0{}\0{}\0{passing}",
+        get("tag"),
+        get("dc")
+    )
 }
 
 fn parse_service(name: &str) -> Result<ServiceName, ApiError> {
@@ -105,14 +121,97 @@ fn text_field(object: &Map<String, Value>, key: &str) -> Result<Option<String>, 
     }
 }
 
-fn duration_field(object: &Map<String, Value>, key: &str) -> Result<Option<Duration>, ApiError> {
+/// A duration field within its bounds; absent or empty is `None`.
+fn duration_field(
+    object: &Map<String, Value>,
+    key: &str,
+    bounds: Bounds,
+) -> Result<Option<Duration>, ApiError> {
     match text_field(object, key)? {
         None => Ok(None),
         Some(text) if text.is_empty() => Ok(None),
-        Some(text) => consul_duration(&text)
+        Some(text) => bounds
+            .parse(key, &text)
             .map(Some)
-            .map_err(|e| ApiError::bad_request(format!("{key}: {e}"))),
+            .map_err(|e| ApiError::bad_request(e.to_string())),
     }
+}
+
+/// The registration's check: `"Check": {...}`, or `"Checks": [{...}]` with one entry (hera
+/// runs one check per instance, and says so rather than drop the others).
+fn one_check(body: &Map<String, Value>) -> Result<Option<&Map<String, Value>>, ApiError> {
+    let check = match (field(body, "Check"), field(body, "Checks")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give Check or Checks, not both: hera runs one check per instance",
+            ))
+        }
+        (Some(c), None) => c,
+        (None, Some(cs)) => {
+            let list = cs
+                .as_array()
+                .ok_or_else(|| ApiError::bad_request("Checks must be a list of check objects"))?;
+            match list.as_slice() {
+                [] => return Ok(None),
+                [c] => c,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "Checks has {} entries: hera runs one check per instance",
+                        list.len()
+                    )))
+                }
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    check
+        .as_object()
+        .map(Some)
+        .ok_or_else(|| ApiError::bad_request("Check must be an object"))
+}
+
+/// A Consul check definition: its kind, and how long it may stay critical before the instance
+/// is deregistered. Every duration within its [`bounds`].
+fn check_from_consul(
+    check: &Map<String, Value>,
+) -> Result<(SpecCheck, Option<Duration>), ApiError> {
+    let deregister_after = duration_field(
+        check,
+        "DeregisterCriticalServiceAfter",
+        bounds::DEREGISTER_AFTER,
+    )?;
+    if let Some(ttl) = duration_field(check, "TTL", bounds::TTL)? {
+        return Ok((SpecCheck::Ttl { ttl }, deregister_after));
+    }
+    let Some(url) = text_field(check, "HTTP")? else {
+        return Err(ApiError::bad_request(
+            "a check needs a TTL or an HTTP URL (hera runs no script, TCP or gRPC checks)",
+        ));
+    };
+    crate::runtime::http_client::check_url(&url)
+        .map_err(|e| ApiError::bad_request(format!("HTTP: {e}")))?;
+    let interval = duration_field(check, "Interval", bounds::CHECK_INTERVAL)?
+        .ok_or_else(|| ApiError::bad_request("an HTTP check needs an Interval"))?;
+    // A check that outlives its interval would overlap the next one.
+    let timeout = match duration_field(check, "Timeout", bounds::CHECK_TIMEOUT)? {
+        Some(timeout) if timeout > interval => {
+            return Err(ApiError::bad_request(format!(
+                "Timeout {} is longer than the Interval {}: a check must end before the next",
+                crate::duration::display(timeout),
+                crate::duration::display(interval),
+            )))
+        }
+        Some(timeout) => timeout,
+        None => bounds::CHECK_TIMEOUT_DEFAULT.min(interval),
+    };
+    Ok((
+        SpecCheck::Http {
+            url,
+            interval,
+            timeout,
+        },
+        deregister_after,
+    ))
 }
 
 /// Parse a JSON body that must be an object, whatever the content type.
@@ -177,29 +276,10 @@ pub fn spec_from_consul(
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
     }
-    let check = match field(body, "Check") {
-        Some(c) => Some(c.clone()),
-        None => field(body, "Checks")
-            .and_then(|cs| cs.as_array())
-            .and_then(|cs| cs.first().cloned()),
-    };
-    if let Some(check) = check {
-        let check = check
-            .as_object()
-            .ok_or_else(|| ApiError::bad_request("Check must be an object"))?;
-        if let Some(ttl) = duration_field(check, "TTL")? {
-            spec.check = SpecCheck::Ttl { ttl };
-        } else if let Some(url) = text_field(check, "HTTP")? {
-            let interval = duration_field(check, "Interval")?
-                .ok_or_else(|| ApiError::bad_request("an HTTP check needs an Interval"))?;
-            let timeout = duration_field(check, "Timeout")?.unwrap_or(Duration::from_secs(10));
-            spec.check = SpecCheck::Http {
-                url,
-                interval,
-                timeout,
-            };
-        }
-        spec.deregister_critical_after = duration_field(check, "DeregisterCriticalServiceAfter")?;
+    if let Some(check) = one_check(body)? {
+        let (check, deregister_after) = check_from_consul(check)?;
+        spec.check = check;
+        spec.deregister_critical_after = deregister_after;
     }
     Ok(spec)
 }
@@ -227,7 +307,7 @@ async fn maintenance(
 ) -> Result<StatusCode, ApiError> {
     let enable = match q.get("enable") {
         None => return Err(ApiError::bad_request("missing value for enable")),
-        Some(_) => flag(&q, "enable"),
+        Some(_) => flag(&q, "enable")?,
     };
     let reason = q.get("reason").cloned().filter(|r| !r.is_empty());
     app.node
@@ -435,11 +515,11 @@ async fn catalog_service(
     State(app): State<AppState>,
     Path(name): Path<String>,
     Query(q): Q,
-    uri: Uri,
 ) -> Result<Response, ApiError> {
     let name = parse_service(&name)?;
     let s = blocking::wait(&app, &q).await?;
-    Ok(cached_json(&app, &s, &uri, || {
+    let key = answer_key("catalog", &name, &q, false);
+    Ok(cached_json(&app, &s, &key, || {
         Value::Array(
             s.registry
                 .service(&name)
@@ -454,12 +534,12 @@ async fn health_service(
     State(app): State<AppState>,
     Path(name): Path<String>,
     Query(q): Q,
-    uri: Uri,
 ) -> Result<Response, ApiError> {
     let name = parse_service(&name)?;
+    let passing = flag(&q, "passing")?;
     let s = blocking::wait(&app, &q).await?;
-    let passing = flag(&q, "passing");
-    Ok(cached_json(&app, &s, &uri, || {
+    let key = answer_key("health", &name, &q, passing);
+    Ok(cached_json(&app, &s, &key, || {
         Value::Array(
             s.registry
                 .service(&name)

@@ -150,8 +150,8 @@ async fn service(
     Query(q): Q,
 ) -> Result<Response, ApiError> {
     let name = service_name(&name)?;
+    let healthy = flag(&q, "healthy")?;
     let s = blocking::wait(&app, &q).await?;
-    let healthy = flag(&q, "healthy");
     let dc = q.get("dc").filter(|d| !d.is_empty());
     let out: Vec<Value> = s
         .registry

@@ -10,10 +10,14 @@
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::consul::{field, object_body};
 
 use super::{ApiError, AppState};
 use crate::node::{Command, KeyringCommand, Reply};
@@ -24,13 +28,6 @@ pub fn routes() -> Router<AppState> {
         "/v1/operator/keyring",
         get(list).post(install).put(use_key).delete(remove),
     )
-}
-
-/// The request body of install, use and remove.
-#[derive(Debug, Deserialize)]
-pub struct KeyBody {
-    #[serde(rename = "Key")]
-    pub key: String,
 }
 
 /// One entry of the listing (Consul lists one per pool: LAN and WAN, per segment).
@@ -72,8 +69,16 @@ async fn run(app: &AppState, op: KeyringCommand) -> Result<Vec<KeyringResponse>,
     }])
 }
 
-fn key_of(body: &KeyBody) -> Result<crate::wire::Key, ApiError> {
-    parse_key(&body.key).map_err(ApiError::bad_request)
+/// The key of an install, use or remove body, `{"Key": "..."}`: like every other Consul route,
+/// any content type and the field's name in any case.
+fn key_of(body: &Bytes) -> Result<crate::wire::Key, ApiError> {
+    let object = object_body(body)?;
+    let key = match field(&object, "Key") {
+        Some(Value::String(key)) => key,
+        Some(_) => return Err(ApiError::bad_request("Key must be a string")),
+        None => return Err(ApiError::bad_request("Key is required")),
+    };
+    parse_key(key).map_err(ApiError::bad_request)
 }
 
 async fn list(State(app): State<AppState>) -> Result<Json<Vec<KeyringResponse>>, ApiError> {
@@ -82,7 +87,7 @@ async fn list(State(app): State<AppState>) -> Result<Json<Vec<KeyringResponse>>,
 
 async fn install(
     State(app): State<AppState>,
-    Json(body): Json<KeyBody>,
+    body: Bytes,
 ) -> Result<Json<Vec<KeyringResponse>>, ApiError> {
     run(&app, KeyringCommand::Install(key_of(&body)?))
         .await
@@ -91,7 +96,7 @@ async fn install(
 
 async fn use_key(
     State(app): State<AppState>,
-    Json(body): Json<KeyBody>,
+    body: Bytes,
 ) -> Result<Json<Vec<KeyringResponse>>, ApiError> {
     run(&app, KeyringCommand::Use(key_of(&body)?))
         .await
@@ -100,7 +105,7 @@ async fn use_key(
 
 async fn remove(
     State(app): State<AppState>,
-    Json(body): Json<KeyBody>,
+    body: Bytes,
 ) -> Result<Json<Vec<KeyringResponse>>, ApiError> {
     run(&app, KeyringCommand::Remove(key_of(&body)?))
         .await

@@ -15,11 +15,13 @@
 
 pub mod agent;
 pub mod blocking;
+pub mod bounds;
 pub mod cache;
 pub mod connections;
 pub mod console;
 pub mod consul;
 pub mod error;
+pub mod fuzzing;
 pub mod guard;
 pub mod hera_api;
 pub mod hera_config;
@@ -39,6 +41,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::runtime::driver::NodeHandle;
+pub use connections::ConnectionLimits;
 pub use error::ApiError;
 
 /// Largest request body accepted on any route.
@@ -118,14 +121,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve `router` on an already bound listener until `shutdown` completes, with at most
-/// [`connections::CONNECTIONS_MAX`] connections open.
+/// Serve `router` on an already bound listener until `shutdown` completes, within the
+/// default [`connections::ConnectionLimits`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_bounded(listener, connections::CONNECTIONS_MAX, router, shutdown).await
+    connections::serve(listener, ConnectionLimits::default(), router, shutdown).await
 }
 
 /// [`serve`] with another bound on open connections.
@@ -135,10 +138,9 @@ pub async fn serve_bounded(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        connections::BoundedListener::new(listener, connections_max),
-        router.into_make_service(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = ConnectionLimits {
+        open_max: connections_max,
+        ..ConnectionLimits::default()
+    };
+    connections::serve(listener, limits, router, shutdown).await
 }

@@ -15,7 +15,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::consul::object_body;
 use super::{views, ApiError, AppState};
@@ -46,7 +46,9 @@ async fn put(
 ) -> Result<StatusCode, ApiError> {
     let (service, id) = names(&service, Some(&id))?;
     let object = object_body(&body)?;
-    let text = Value::Object(object.clone()).to_string();
+    // Kept as the client sent it: parsed and printed again, a big integer would come back as
+    // a float. It parsed as JSON, so it is UTF-8.
+    let text = String::from_utf8_lossy(&body).trim().to_string();
     let address = match object.get("host") {
         Some(Value::String(h)) => h.clone(),
         _ => String::new(),
@@ -66,13 +68,16 @@ async fn put(
     Ok(StatusCode::OK)
 }
 
-fn render(value: &Value, query: &HashMap<String, String>) -> Response {
+/// The seed's answer: the clients' own JSON, byte for byte; `?pretty` re-indents it (and so
+/// reads numbers as serde does).
+fn render(compact: String, query: &HashMap<String, String>) -> Response {
     let text = if query.contains_key("pretty") {
-        serde_json::to_string_pretty(value)
+        serde_json::from_str::<Value>(&compact)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or(compact)
     } else {
-        serde_json::to_string(value)
-    }
-    .unwrap_or_default();
+        compact
+    };
     ([(header::CONTENT_TYPE, "application/json")], text + "\n").into_response()
 }
 
@@ -83,12 +88,18 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let (service, _) = names(&service, None)?;
     let s = app.node.snapshot();
-    let out: Map<String, Value> = s
-        .registry
-        .service(&service)
-        .map(|i| (i.id.to_string(), views::seed_object(i)))
-        .collect();
-    Ok(render(&Value::Object(out), &query))
+    // `{id: object}` written by hand around each stored text, which is a JSON object already.
+    let mut out = String::from("{");
+    for (n, i) in s.registry.service(&service).enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(i.id.to_string()).to_string());
+        out.push(':');
+        out.push_str(&views::seed_text(i));
+    }
+    out.push('}');
+    Ok(render(out, &query))
 }
 
 async fn one(
@@ -97,10 +108,12 @@ async fn one(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (service, id) = names(&service, Some(&id))?;
-    let id = id.expect("an id was given");
+    let Some(id) = id else {
+        return Err(ApiError::bad_request("an instance id is needed"));
+    };
     let s = app.node.snapshot();
     match s.registry.get(&id).filter(|i| i.service == service) {
-        Some(i) => Ok(render(&views::seed_object(i), &query)),
+        Some(i) => Ok(render(views::seed_text(i), &query)),
         None => Err(ApiError::not_found(format!(
             "no instance {id} of service {service}"
         ))),

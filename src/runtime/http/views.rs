@@ -234,6 +234,18 @@ pub fn hera_instance(s: &Snapshot, i: &Instance) -> Value {
 
 /// The seed API's object for an instance: the JSON it was PUT with, or one made from the
 /// registration (host, port) for instances registered through the other faces.
+/// The seed API's object as JSON text: the body its client sent, exactly, when it is a JSON
+/// object (big integers and key order intact), else the address it has.
+pub fn seed_text(i: &Instance) -> String {
+    if let Some(body) = &i.body {
+        if body.0.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(&body.0).is_ok()
+        {
+            return body.0.clone();
+        }
+    }
+    json!({"host": i.address.0, "port": i.port}).to_string()
+}
+
 pub fn seed_object(i: &Instance) -> Value {
     if let Some(body) = &i.body {
         if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(&body.0) {

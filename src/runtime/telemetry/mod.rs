@@ -99,7 +99,9 @@ struct Inner {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     node: NodeMetrics,
-    /// Counted by the shell, which runs the checks; the core only sees their results.
+    /// Counted by the shell, which runs the checks; the core only says when one is due.
+    checks_started: metrics::Counter,
+    checks_skipped: metrics::Counter,
     checks_failed: metrics::Counter,
     latency: Mutex<LatencyWindows>,
     clock: Clock,
@@ -130,29 +132,34 @@ impl Telemetry {
             .expect("bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
-        let (node_handles, checks_failed) = metrics::with_local_recorder(&recorder, || {
-            node_metrics::describe();
-            describe_http();
-            metrics::describe_gauge!(NODE_INFO, "This node's name and data centre (always 1).");
-            metrics::gauge!(
-                NODE_INFO,
-                "node" => node.name().as_str().to_string(),
-                "dc" => node.profile().dc.as_str().to_string(),
-                "version" => env!("CARGO_PKG_VERSION"),
-            )
-            .set(1.0);
-            metrics::gauge!(node_metrics::names::START_TIME)
-                .set(node.started().as_micros() as f64 / 1e6);
-            (
-                NodeMetrics::register(),
-                metrics::counter!(node_metrics::names::CHECKS_FAILED),
-            )
-        });
+        let (node_handles, checks_started, checks_skipped, checks_failed) =
+            metrics::with_local_recorder(&recorder, || {
+                node_metrics::describe();
+                describe_http();
+                metrics::describe_gauge!(NODE_INFO, "This node's name and data centre (always 1).");
+                metrics::gauge!(
+                    NODE_INFO,
+                    "node" => node.name().as_str().to_string(),
+                    "dc" => node.profile().dc.as_str().to_string(),
+                    "version" => env!("CARGO_PKG_VERSION"),
+                )
+                .set(1.0);
+                metrics::gauge!(node_metrics::names::START_TIME)
+                    .set(node.started().as_micros() as f64 / 1e6);
+                (
+                    NodeMetrics::register(),
+                    metrics::counter!(node_metrics::names::CHECKS_STARTED),
+                    metrics::counter!(node_metrics::names::CHECKS_SKIPPED),
+                    metrics::counter!(node_metrics::names::CHECKS_FAILED),
+                )
+            });
         Telemetry {
             inner: Arc::new(Inner {
                 recorder,
                 handle,
                 node: node_handles,
+                checks_started,
+                checks_skipped,
                 checks_failed,
                 latency: Mutex::new(LatencyWindows::default()),
                 clock,
@@ -171,6 +178,16 @@ impl Telemetry {
             self.inner.last_upkeep_micros.store(now, Ordering::Relaxed);
             self.inner.handle.run_upkeep();
         }
+    }
+
+    /// Count one health check that started running (not one merely due).
+    pub fn check_started(&self) {
+        self.inner.checks_started.increment(1);
+    }
+
+    /// Count one health check due while its instance's last one had not finished.
+    pub fn check_skipped(&self) {
+        self.inner.checks_skipped.increment(1);
     }
 
     /// Count one health check whose result was not passing.

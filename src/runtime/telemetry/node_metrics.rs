@@ -51,6 +51,7 @@ pub mod names {
     pub const REGISTRY_TOMBSTONES: &str = "hera_registry_tombstones";
     pub const REGISTRY_INDEX: &str = "hera_registry_index";
     pub const CHECKS_STARTED: &str = "hera_health_checks_started_total";
+    pub const CHECKS_SKIPPED: &str = "hera_health_checks_skipped_total";
     pub const CHECKS_FAILED: &str = "hera_health_checks_failed_total";
     pub const ENTRIES_PUSHED: &str = "hera_registry_entries_pushed_total";
     pub const REGISTRY_SYNCS: &str = "hera_registry_syncs_total";
@@ -177,6 +178,10 @@ pub fn describe() {
         "HTTP health checks this node started for the instances it owns."
     );
     describe_counter!(
+        CHECKS_SKIPPED,
+        "HTTP health checks due while the instance's last one had not finished."
+    );
+    describe_counter!(
         CHECKS_FAILED,
         "HTTP health checks run by this node whose result was not passing."
     );
@@ -222,7 +227,6 @@ pub struct NodeMetrics {
     decode_errors: [Counter; DECODE_ERROR_KINDS.len()],
     sync_rounds: Counter,
     push_pulls: Counter,
-    checks_started: Counter,
     entries_pushed: Counter,
     registry_syncs: Counter,
     instances_expired: Counter,
@@ -264,7 +268,6 @@ impl NodeMetrics {
             decode_errors: DECODE_ERROR_KINDS.map(|k| counter!(DECODE_ERRORS, "kind" => k)),
             sync_rounds: counter!(SYNC_ROUNDS),
             push_pulls: counter!(PUSH_PULLS),
-            checks_started: counter!(CHECKS_STARTED),
             entries_pushed: counter!(ENTRIES_PUSHED),
             registry_syncs: counter!(REGISTRY_SYNCS),
             instances_expired: counter!(INSTANCES_EXPIRED),
@@ -330,7 +333,6 @@ impl NodeMetrics {
         }
         self.sync_rounds.absolute(s.sync_rounds);
         self.push_pulls.absolute(s.push_pulls_sent);
-        self.checks_started.absolute(s.checks_started);
         self.entries_pushed.absolute(s.entries_pushed);
         self.registry_syncs.absolute(s.registry_syncs);
         self.instances_expired.absolute(s.instances_expired);
