@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz smoke test for CI: run every cargo-fuzz target in fuzz/ (decode_datagram, decode_sealed,
-# node_datagrams: whatever `cargo fuzz list` names) for a short while, starting from the
+# node_datagrams, dns_query: whatever `cargo fuzz list` names) for a short while, starting from the
 # committed seeds. Exits non-zero if a target crashes, hangs (a busy loop) or fails to build.
 #
 #   FUZZ_SECONDS=60     time per target

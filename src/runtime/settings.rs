@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::config::{Config, Preset};
 use crate::names::{Label, NodeName};
+use crate::runtime::dns::{Domain, DEFAULT_DNS};
 use crate::runtime::http::guard::{Access, Token};
 use crate::wire::bounded::BoundedString;
 use crate::wire::{Key, Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
@@ -48,6 +49,12 @@ pub struct FileSettings {
     pub token: Option<String>,
     #[serde(default)]
     pub token_reads: bool,
+    /// DNS face: the address for UDP and TCP ("" turns it off).
+    pub dns: Option<String>,
+    /// DNS face: the zone answered ("consul").
+    pub dns_domain: Option<String>,
+    /// DNS face: the TTL of answers ("0s", "30s").
+    pub dns_ttl: Option<String>,
     #[serde(default)]
     pub protocol: ProtocolOverrides,
 }
@@ -84,6 +91,7 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub encrypt: Option<String>,
     pub token: Option<String>,
+    pub dns: Option<String>,
 }
 
 /// Everything a node needs to start, checked.
@@ -106,6 +114,23 @@ pub struct Settings {
     pub encrypt: Option<Key>,
     /// Who may use the HTTP API.
     pub access: Access,
+    /// Where the DNS face listens.
+    pub dns: DnsListen,
+    pub dns_domain: Domain,
+    /// The TTL of DNS answers (whole seconds).
+    pub dns_ttl: Duration,
+}
+
+/// Where the DNS face listens, and how firmly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsListen {
+    /// `dns = ""`.
+    Off,
+    /// Nothing configured: 127.0.0.1:8600 if free. A second node on one machine finds it taken
+    /// and runs without DNS (with a warning) rather than not at all.
+    Default(SocketAddr),
+    /// Asked for: a node that cannot bind it does not start.
+    At(SocketAddr),
 }
 
 /// Why the settings were refused.
@@ -295,6 +320,19 @@ impl Settings {
             token,
             token_reads: file.token_reads,
         };
+        let dns = match cli.dns.or(file.dns) {
+            None => DnsListen::Default(parse_addr("dns", DEFAULT_DNS)?),
+            Some(text) if text.is_empty() => DnsListen::Off,
+            Some(text) => DnsListen::At(parse_addr("dns", &text)?),
+        };
+        let dns_domain = match &file.dns_domain {
+            Some(text) => Domain::new(text).map_err(|e| problem(format!("dns_domain: {e}")))?,
+            None => Domain::default(),
+        };
+        let dns_ttl = match &file.dns_ttl {
+            Some(text) => parse_duration(text).map_err(|e| problem(format!("dns_ttl: {e}")))?,
+            None => Duration::ZERO,
+        };
         Ok(Settings {
             name,
             bind,
@@ -312,6 +350,9 @@ impl Settings {
             liveness,
             encrypt,
             access,
+            dns,
+            dns_domain,
+            dns_ttl,
         })
     }
 }
@@ -409,6 +450,35 @@ mod tests {
         assert_eq!(s.http.to_string(), DEFAULT_HTTP);
         assert_eq!(s.advertise, s.bind);
         assert_eq!(s.config, Config::lan());
+        assert_eq!(s.dns, DnsListen::Default(DEFAULT_DNS.parse().unwrap()));
+        assert_eq!(s.dns_domain.to_string(), "consul.");
+        assert_eq!(s.dns_ttl, Duration::ZERO);
+    }
+
+    #[test]
+    fn dns_settings() {
+        let file = FileSettings::parse(
+            "dns = \"127.0.0.1:8653\"\ndns_domain = \"hera\"\ndns_ttl = \"30s\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(Some((Path::new("n.toml"), file)), Overrides::default()).unwrap();
+        assert_eq!(s.dns, DnsListen::At("127.0.0.1:8653".parse().unwrap()));
+        assert_eq!(s.dns_domain.to_string(), "hera.");
+        assert_eq!(s.dns_ttl, Duration::from_secs(30));
+        let off = Overrides {
+            dns: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(Settings::resolve(None, off).unwrap().dns, DnsListen::Off);
+        let bad = |toml: &str| {
+            let file = FileSettings::parse(toml).unwrap();
+            Settings::resolve(Some((Path::new("n.toml"), file)), Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("dns = \"8600\"").contains("dns"));
+        assert!(bad("dns_domain = \"a b\"").contains("dns_domain"));
+        assert!(bad("dns_ttl = \"soon\"").contains("dns_ttl"));
     }
 
     #[test]
