@@ -4,7 +4,7 @@
 #   ./scripts/test.sh            everything (what CI runs)
 #   QUICK=1 ./scripts/test.sh    only `cargo test --workspace` (no installs, no external tools)
 #
-# Tests that need programs from outside Rust (Prometheus, Chromium, nftables) are #[ignore]d
+# Tests that need programs from outside Rust (Prometheus, Chromium, nftables, dig) are #[ignore]d
 # in plain `cargo test` and run here with --ignored once the programs are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +35,8 @@ if [ "${QUICK:-0}" = "1" ]; then
 fi
 
 log "installing the tools the external tests need"
-apt_install curl prometheus chromium nftables
+# dnsutils: `dig` for tests/dns.rs; dnsperf: the DNS throughput figure in the README.
+apt_install curl prometheus chromium nftables dnsutils dnsperf
 
 log "tests that need external tools (cargo test -- --ignored)"
 cargo test --workspace -- --ignored

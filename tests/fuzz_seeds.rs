@@ -4,7 +4,8 @@
 //! The generated seeds are written by the real encoder (and, for `decode_sealed`, sealed with
 //! the fixed test keys of `hera::fuzzing::fuzz_keyring`). `seeds_match_the_encoder` fails when the
 //! encoding changes; regenerate them with
-//! `HERA_WRITE_SEEDS=1 cargo test --no-default-features --test fuzz_seeds seeds_match`.
+//! `HERA_WRITE_SEEDS=1 cargo test --test fuzz_seeds seeds_match` (the DNS seeds need the
+//! default `runtime` feature).
 
 use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -610,4 +611,153 @@ fn every_http_seed_keeps_the_http_promises() {
         answered >= 45,
         "only {answered} of {replayed} seeds answered"
     );
+}
+
+/// The DNS face's fuzz target (`fuzz/fuzz_targets/dns_query.rs`): its seeds, written from the
+/// hickory encoder (questions) and by hand (the hostile ones), and their replay.
+#[cfg(feature = "runtime")]
+mod dns {
+    use super::*;
+    use hera::runtime::dns::fuzzing::check_query;
+    use hera::runtime::dns::query::question;
+    use hickory_resolver::proto::rr::RecordType;
+
+    /// A 12-byte header: id 0x4242, flags, then the four counts.
+    fn header(flags: u16, counts: [u16; 4]) -> Vec<u8> {
+        let mut out = vec![0x42, 0x42];
+        out.extend_from_slice(&flags.to_be_bytes());
+        for c in counts {
+            out.extend_from_slice(&c.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+        let q = |name: &str, t: RecordType| question(0x4242, name, t, None);
+        let e = |name: &str, t: RecordType, size: u16| question(0x4242, name, t, Some(size));
+        let a = q("db.service.consul.", RecordType::A);
+        let with = |at: usize, byte: u8| {
+            let mut bytes = a.clone();
+            bytes[at] = byte;
+            bytes
+        };
+        let class_at = a.len() - 1;
+        let long_name = format!("{}service.consul.", "a.".repeat(120));
+        let mut loop_name = header(0x0100, [1, 0, 0, 0]);
+        loop_name.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
+        let mut forward = header(0x0100, [1, 0, 0, 0]);
+        forward.extend_from_slice(&[0xc0, 0x20, 0, 1, 0, 1]);
+        let mut two_opts = e("db.service.consul.", RecordType::A, 1232);
+        let opt = two_opts[two_opts.len() - 11..].to_vec();
+        two_opts.extend_from_slice(&opt);
+        two_opts[11] = 2;
+        let mut edns_v1 = e("db.service.consul.", RecordType::A, 1232);
+        let version_at = edns_v1.len() - 5;
+        edns_v1[version_at] = 1;
+        let mut binary_label = header(0x0100, [1, 0, 0, 0]);
+        binary_label.extend_from_slice(&[3, 0xff, 0x00, b'.', 7]);
+        binary_label.extend_from_slice(b"service");
+        binary_label.extend_from_slice(&[6]);
+        binary_label.extend_from_slice(b"consul");
+        binary_label.extend_from_slice(&[0, 0, 1, 0, 1]);
+        vec![
+            ("a-service", a.clone()),
+            ("aaaa-service", q("web.service.consul.", RecordType::AAAA)),
+            ("a-big-service", q("web.service.consul.", RecordType::A)),
+            (
+                "a-big-service-edns",
+                e("web.service.consul.", RecordType::A, 4096),
+            ),
+            (
+                "srv-big-service",
+                q("_web._tcp.service.consul.", RecordType::SRV),
+            ),
+            (
+                "srv-tag-dc",
+                e("_web._v2.service.dc1.consul.", RecordType::SRV, 1232),
+            ),
+            ("a-tag", q("v1.web.service.consul.", RecordType::A)),
+            ("any-service", q("web.service.consul.", RecordType::ANY)),
+            ("a-node", q("fuzz-node.node.dc1.consul.", RecordType::A)),
+            ("a-addr", q("0a000001.addr.consul.", RecordType::A)),
+            ("ptr", q("1.0.0.127.in-addr.arpa.", RecordType::PTR)),
+            (
+                "ptr-v6",
+                q(&format!("{}ip6.arpa.", "0.".repeat(32)), RecordType::PTR),
+            ),
+            ("soa-apex", q("consul.", RecordType::SOA)),
+            ("nxdomain", q("nope.service.consul.", RecordType::A)),
+            ("outside", q("example.com.", RecordType::A)),
+            ("axfr", q("consul.", RecordType::AXFR)),
+            ("long-name", q(&long_name, RecordType::A)),
+            ("class-chaos", with(class_at, 3)),
+            ("class-hesiod", with(class_at, 4)),
+            ("class-none", with(class_at, 254)),
+            ("class-any", with(class_at, 255)),
+            ("response-bit", with(2, 0x81)),
+            ("opcode-notify", with(2, 0x21)),
+            ("opcode-update", with(2, 0x29)),
+            (
+                "qdcount-65535",
+                [&header(0x0100, [0xffff, 0, 0, 0])[..], &a[12..]].concat(),
+            ),
+            (
+                "arcount-65535",
+                [&header(0x0100, [1, 0, 0, 0xffff])[..], &a[12..]].concat(),
+            ),
+            (
+                "ancount-1",
+                [&header(0x0100, [1, 1, 0, 0])[..], &a[12..]].concat(),
+            ),
+            ("no-question", header(0x0100, [0, 0, 0, 0])),
+            ("compression-loop", loop_name),
+            ("compression-forward", forward),
+            ("binary-label", binary_label),
+            ("two-opt-records", two_opts),
+            ("edns-version-1", edns_v1),
+            ("edns-payload-0", e("web.service.consul.", RecordType::A, 0)),
+            ("truncated", a[..a.len() - 2].to_vec()),
+            ("header-only", a[..12].to_vec()),
+            ("short", a[..5].to_vec()),
+            ("empty", Vec::new()),
+        ]
+    }
+
+    #[test]
+    fn dns_seeds_match_the_encoder() {
+        let write = std::env::var_os("HERA_WRITE_SEEDS").is_some();
+        for (seed, bytes) in seeds() {
+            let path = seeds_dir("dns_query").join(format!("{seed}.bin"));
+            if write {
+                fs::create_dir_all(path.parent().unwrap()).expect("create the seed directory");
+                fs::write(&path, &bytes).expect("write a seed");
+                continue;
+            }
+            let on_disk = fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; regenerate with HERA_WRITE_SEEDS=1",
+                    path.display()
+                )
+            });
+            assert_eq!(on_disk, bytes, "{} is stale", path.display());
+        }
+    }
+
+    #[test]
+    fn every_seed_passes_the_dns_check() {
+        let mut replayed = 0;
+        for target in [
+            "dns_query",
+            "decode_datagram",
+            "node_datagrams",
+            "decode_sealed",
+        ] {
+            let dir = seeds_dir(target);
+            for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+                check_query(&fs::read(entry.expect("an entry").path()).expect("a seed"));
+                replayed += 1;
+            }
+        }
+        assert!(replayed >= 110, "only {replayed} seeds found");
+    }
 }

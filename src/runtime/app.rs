@@ -1,16 +1,18 @@
-//! A whole node: gossip socket, driver task, HTTP listener and the initial join, started from
-//! [`Settings`]. `hera run` and the integration tests start nodes the same way.
+//! A whole node: gossip socket, driver task, HTTP listener, DNS listeners and the initial join,
+//! started from [`Settings`]. `hera run` and the integration tests start nodes the same way.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::node::{Command, Identity, Node};
+use crate::runtime::dns::{self, DnsConfig};
 use crate::runtime::driver::{self, Clock, NodeHandle};
 use crate::runtime::http::{self, AppState};
-use crate::runtime::settings::Settings;
+use crate::runtime::settings::{DnsListen, Settings};
 
 /// Why a node could not start.
 #[derive(Debug)]
@@ -23,6 +25,7 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    BindDns(dns::BindError),
 }
 
 impl std::fmt::Display for StartError {
@@ -34,6 +37,7 @@ impl std::fmt::Display for StartError {
             StartError::BindHttp { addr, source } => {
                 write!(f, "cannot bind HTTP (TCP) on {addr}: {source}")
             }
+            StartError::BindDns(e) => write!(f, "{e}"),
         }
     }
 }
@@ -47,8 +51,11 @@ pub struct App {
     /// Where gossip is bound (port resolved if 0 was asked for).
     pub gossip_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where DNS answers (UDP and TCP), if it does.
+    pub dns_addr: Option<SocketAddr>,
     driver: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    dns: Option<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
@@ -79,6 +86,9 @@ impl App {
                 addr: settings.http,
                 source,
             })?;
+
+        let dns_listeners = bind_dns(settings.dns).await?;
+        let dns_addr = dns_listeners.as_ref().map(dns::Listeners::addr);
 
         // Binding port 0 (tests) advertises the port the kernel chose.
         let mut advertise = settings.advertise;
@@ -113,18 +123,44 @@ impl App {
         let node_done = handle.wait_for(std::time::Duration::MAX, |s| {
             s.lifecycle == crate::node::Lifecycle::Stopped
         });
-        let mut http_stop = stopped;
+        let mut http_stop = stopped.clone();
         let http = tokio::spawn(http::serve(listener, router, async move {
             tokio::select! {
                 _ = node_done => {}
                 _ = http_stop.wait_for(|v| *v) => {}
             }
         }));
+        let dns = dns_listeners.map(|listeners| {
+            let config = Arc::new(DnsConfig::new(
+                settings.dns_domain.clone(),
+                settings.dns_ttl,
+            ));
+            let node_done = handle.wait_for(std::time::Duration::MAX, |s| {
+                s.lifecycle == crate::node::Lifecycle::Stopped
+            });
+            let mut dns_stop = stopped;
+            // The shuffles draw from their own stream, not the protocol's.
+            let seed = rng_seed ^ 0x646e_735f_7368_7566;
+            tokio::spawn(dns::serve(
+                listeners,
+                handle.clone(),
+                config,
+                seed,
+                async move {
+                    tokio::select! {
+                        _ = node_done => {}
+                        _ = dns_stop.wait_for(|v| *v) => {}
+                    }
+                },
+            ))
+        });
         tracing::info!(
             node = %settings.name, gossip = %gossip_addr, advertise = %advertise, http = %http_addr,
             dc = %settings.dc, preset = ?settings.preset,
             gossip_encrypted = settings.encrypt.is_some(),
-            api_token = settings.access.token.is_some(), "hera node started"
+            api_token = settings.access.token.is_some(),
+            dns = %dns_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
+            dns_domain = %settings.dns_domain, "hera node started"
         );
         if !settings.join.is_empty() {
             spawn_join(handle.clone(), settings.join.clone());
@@ -133,8 +169,10 @@ impl App {
             handle,
             gossip_addr,
             http_addr,
+            dns_addr,
             driver: running.task,
             http,
+            dns,
             stop,
         })
     }
@@ -144,6 +182,9 @@ impl App {
         let _ = self.stop.send(true);
         let _ = self.driver.await;
         let _ = self.http.await;
+        if let Some(dns) = self.dns {
+            let _ = dns.await;
+        }
     }
 
     /// Stop at once without leaving: what `kill -9` looks like to the others (for tests).
@@ -151,8 +192,14 @@ impl App {
     pub async fn abort(self) {
         self.driver.abort();
         self.http.abort();
+        if let Some(dns) = &self.dns {
+            dns.abort();
+        }
         let _ = self.driver.await;
         let _ = self.http.await;
+        if let Some(dns) = self.dns {
+            let _ = dns.await;
+        }
     }
 
     /// Wait until the node stops by itself (a leave through the API) or `signal` fires, then
@@ -166,6 +213,25 @@ impl App {
             () = signal => {}
         }
         self.shutdown().await;
+    }
+}
+
+/// The DNS listeners the settings ask for. The default address may be taken by another node on
+/// the same machine: that node keeps DNS, this one runs without and says so.
+async fn bind_dns(listen: DnsListen) -> Result<Option<dns::Listeners>, StartError> {
+    match listen {
+        DnsListen::Off => Ok(None),
+        DnsListen::At(addr) => dns::bind(addr).await.map(Some).map_err(StartError::BindDns),
+        DnsListen::Default(addr) => match dns::bind(addr).await {
+            Ok(listeners) => Ok(Some(listeners)),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "running without DNS: set `dns` to another address, or `dns = \"\"` to turn it off"
+                );
+                Ok(None)
+            }
+        },
     }
 }
 

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`driver`] | tokio: the socket, the task that owns the `Node`, the only clock read |
 //! | [`http`] | axum: the HTTP faces (seed API, Consul's API, hera's own, the console) |
+//! | [`dns`] | Consul's DNS interface (UDP and TCP), answered from the published snapshot |
 //! | [`telemetry`] | tracing set-up and the Prometheus export of the core's counters |
 //! | [`settings`] | the deployment's settings: config file, flags, defaults |
 //! | [`http_client`] | the one-request HTTP client of health checks and the CLI |
@@ -12,6 +13,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod dns;
 pub mod driver;
 pub mod http;
 pub mod http_client;

@@ -19,6 +19,7 @@ use crate::config::schema::{self, Field, Kind, Meta, Naming, Raw, Section, Value
 use crate::config::{Config, Preset};
 use crate::duration::Bounds;
 use crate::names::{Label, NodeName};
+use crate::runtime::dns::{Domain, DEFAULT_DNS};
 use crate::runtime::http::guard::{Access, Token};
 use crate::wire::bounded::BoundedString;
 use crate::wire::{Key, Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
@@ -51,6 +52,12 @@ pub struct FileSettings {
     pub token_reads: bool,
     /// The schema's knobs, read and checked, with the line each was on.
     pub knobs: Vec<FileKnob>,
+    /// DNS face: the address for UDP and TCP ("" turns it off).
+    pub dns: Option<String>,
+    /// DNS face: the zone answered ("consul").
+    pub dns_domain: Option<String>,
+    /// DNS face: the TTL of answers ("0s", "30s").
+    pub dns_ttl: Option<String>,
 }
 
 /// One knob from the file: which, its value, and its line.
@@ -82,6 +89,9 @@ struct FileToml {
     token: Option<String>,
     #[serde(default)]
     token_reads: bool,
+    dns: Option<String>,
+    dns_domain: Option<String>,
+    dns_ttl: Option<String>,
     #[serde(default)]
     protocol: BTreeMap<String, Spanned<toml::Value>>,
 }
@@ -189,6 +199,7 @@ pub struct Overrides {
     pub token: Option<String>,
     /// Knob flags (`--probe-interval 2s`): the flag without `--`, and its text.
     pub knobs: Vec<(String, String)>,
+    pub dns: Option<String>,
 }
 
 /// Everything a node needs to start, checked.
@@ -211,6 +222,27 @@ pub struct Settings {
     pub encrypt: Option<Key>,
     /// Who may use the HTTP API.
     pub access: Access,
+    /// Where the DNS face listens.
+    pub dns: DnsListen,
+    pub dns_domain: Domain,
+    /// The TTL of DNS answers (whole seconds).
+    pub dns_ttl: Duration,
+}
+
+/// The TTL of DNS answers: 0 (Consul's default: resolvers ask again every time) to a day.
+const DNS_TTL_BOUNDS: crate::duration::Bounds =
+    crate::duration::Bounds::new(Duration::ZERO, Duration::from_secs(86_400));
+
+/// Where the DNS face listens, and how firmly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsListen {
+    /// `dns = ""`.
+    Off,
+    /// Nothing configured: 127.0.0.1:8600 if free. A second node on one machine finds it taken
+    /// and runs without DNS (with a warning) rather than not at all.
+    Default(SocketAddr),
+    /// Asked for: a node that cannot bind it does not start.
+    At(SocketAddr),
 }
 
 /// Why the settings were refused.
@@ -307,6 +339,9 @@ impl FileSettings {
             encrypt: toml.encrypt,
             token: toml.token,
             token_reads: toml.token_reads,
+            dns: toml.dns,
+            dns_domain: toml.dns_domain,
+            dns_ttl: toml.dns_ttl,
             knobs,
         })
     }
@@ -456,6 +491,23 @@ impl Settings {
             token,
             token_reads: file.token_reads,
         };
+        let dns = match cli.dns.or(file.dns) {
+            None => DnsListen::Default(parse_addr("dns", DEFAULT_DNS)?),
+            Some(text) if text.is_empty() => DnsListen::Off,
+            Some(text) => DnsListen::At(parse_addr("dns", &text)?),
+        };
+        let dns_domain = match &file.dns_domain {
+            Some(text) => Domain::new(text).map_err(|e| problem(format!("dns_domain: {e}")))?,
+            None => Domain::default(),
+        };
+        let dns_ttl = match &file.dns_ttl {
+            // Whole seconds on the wire; a day is far longer than any cache should hold a
+            // registry's answer.
+            Some(text) => DNS_TTL_BOUNDS
+                .parse("dns_ttl", text)
+                .map_err(|e| problem(e.to_string()))?,
+            None => Duration::ZERO,
+        };
         Ok(Settings {
             name,
             bind,
@@ -473,6 +525,9 @@ impl Settings {
             liveness,
             encrypt,
             access,
+            dns,
+            dns_domain,
+            dns_ttl,
         })
     }
 }
@@ -543,6 +598,35 @@ mod tests {
         assert_eq!(s.http.to_string(), DEFAULT_HTTP);
         assert_eq!(s.advertise, s.bind);
         assert_eq!(s.config, Config::lan());
+        assert_eq!(s.dns, DnsListen::Default(DEFAULT_DNS.parse().unwrap()));
+        assert_eq!(s.dns_domain.to_string(), "consul.");
+        assert_eq!(s.dns_ttl, Duration::ZERO);
+    }
+
+    #[test]
+    fn dns_settings() {
+        let file = FileSettings::parse(
+            "dns = \"127.0.0.1:8653\"\ndns_domain = \"hera\"\ndns_ttl = \"30s\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(Some((Path::new("n.toml"), file)), Overrides::default()).unwrap();
+        assert_eq!(s.dns, DnsListen::At("127.0.0.1:8653".parse().unwrap()));
+        assert_eq!(s.dns_domain.to_string(), "hera.");
+        assert_eq!(s.dns_ttl, Duration::from_secs(30));
+        let off = Overrides {
+            dns: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(Settings::resolve(None, off).unwrap().dns, DnsListen::Off);
+        let bad = |toml: &str| {
+            let file = FileSettings::parse(toml).unwrap();
+            Settings::resolve(Some((Path::new("n.toml"), file)), Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("dns = \"8600\"").contains("dns"));
+        assert!(bad("dns_domain = \"a b\"").contains("dns_domain"));
+        assert!(bad("dns_ttl = \"soon\"").contains("dns_ttl"));
     }
 
     #[test]

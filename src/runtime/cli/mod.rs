@@ -123,6 +123,9 @@ pub struct RunArgs {
     /// TCP address for the HTTP API [default: 127.0.0.1:8500].
     #[arg(long)]
     pub http: Option<String>,
+    /// UDP and TCP address for DNS, "" for none [default: 127.0.0.1:8600].
+    #[arg(long)]
+    pub dns: Option<String>,
     /// A node to join through (host:port); repeat for more.
     #[arg(long = "join")]
     pub join: Vec<String>,
@@ -187,6 +190,7 @@ impl RunArgs {
             bind: self.bind.clone(),
             advertise: self.advertise.clone(),
             http: self.http.clone(),
+            dns: self.dns.clone(),
             join: self.join.clone(),
             dc: self.dc.clone(),
             preset: self.preset.clone(),
