@@ -214,7 +214,7 @@ pub struct Transmit {
     pub payload: Bytes,
 }
 
-/// Where [`Node::drain`] puts the outputs.
+/// Where [`Node::drain`](super::Node::drain) puts the outputs.
 pub trait Sink {
     fn transmit(&mut self, transmit: Transmit);
     fn event(&mut self, event: Event);

@@ -22,8 +22,8 @@ use crate::node::io::Io;
 use crate::registry::{BucketMask, Entry, OriginDigest, ALL_BUCKETS, BUCKETS};
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{
-    encode_message, BucketSummary, Message, OriginSummary, RegistryBuckets, RegistryDigest,
-    RegistrySync, DIGEST_ORIGINS_MAX,
+    encode_message, BucketSummary, Message, MessageKind, OriginSummary, RegistryBuckets,
+    RegistryDigest, RegistrySync, DIGEST_ORIGINS_MAX,
 };
 
 /// Bytes a digest message adds around its summaries: kind, flag, two optional names, length.
@@ -249,7 +249,7 @@ impl Catalog {
                 }
             }
             io.stats.entries_pushed += 1;
-            io.stats.message_out("entry");
+            io.stats.messages_out(MessageKind::Entry, 1);
         }
         if !datagram.is_empty() {
             io.transmit(to, datagram);
