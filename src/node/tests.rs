@@ -7,7 +7,7 @@
 //! faults and skewed clocks, is `sim/`; this harness stays small on purpose.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -105,9 +105,9 @@ struct Cluster {
     flights: BinaryHeap<Reverse<Flight>>,
     next_flight: u64,
     /// Directed links (from, to) that drop everything.
-    cut: HashSet<(usize, usize)>,
+    cut: BTreeSet<(usize, usize)>,
     /// Nodes cut off from everyone, both directions; they keep running.
-    isolated: HashSet<usize>,
+    isolated: BTreeSet<usize>,
     sent: Vec<Sent>,
     events: Vec<(Instant, usize, Event)>,
     /// Tags each node started from now on carries (to make its updates larger).
@@ -129,8 +129,8 @@ impl Cluster {
             names: Vec::new(),
             flights: BinaryHeap::new(),
             next_flight: 0,
-            cut: HashSet::new(),
-            isolated: HashSet::new(),
+            cut: BTreeSet::new(),
+            isolated: BTreeSet::new(),
             sent: Vec::new(),
             events: Vec::new(),
             tags,
@@ -557,7 +557,7 @@ fn isolated_node_raises_its_health_score_and_slows_down() {
     assert!(c.node(0).health_score() > 0, "score stayed 0 while cut off");
     // For each probe by n0: the time from its ping to its ping-reqs, in probe timeouts.
     let sent: Vec<&Sent> = c.sent_since(start).filter(|s| s.from == 0).collect();
-    let mut ping_at = std::collections::HashMap::new();
+    let mut ping_at = std::collections::BTreeMap::new();
     let mut waits = Vec::new();
     for s in &sent {
         for m in s.messages() {

@@ -114,7 +114,7 @@ impl Catalog {
         let in_range = |o: &NodeName| {
             digest.from.as_ref().is_none_or(|f| o >= f) && digest.to.as_ref().is_none_or(|t| o < t)
         };
-        let theirs: std::collections::HashMap<&NodeName, OriginDigest> = digest
+        let theirs: std::collections::BTreeMap<&NodeName, OriginDigest> = digest
             .origins
             .0
             .iter()
