@@ -46,5 +46,5 @@ pub mod wire;
 #[allow(clippy::disallowed_types)]
 pub mod runtime;
 
-pub use node::{Command, CommandError, Event, Identity, Node, Reply, Sink, Transmit};
+pub use node::{Command, CommandError, Event, Identity, Node, Outputs, Reply, Sink, Transmit};
 pub use time::Instant;

@@ -44,7 +44,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hera::config::Config;
 use hera::names::{InstanceId, Label, NodeName};
-use hera::node::{Event, Lifecycle, Sink, Transmit};
+use hera::node::{Event, Lifecycle, Outputs};
 use hera::registry::InstanceSpec;
 use hera::{Command, CommandError, Identity, Instant, Node, Reply};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -111,23 +111,6 @@ struct Scheduled {
 enum What {
     Deliver { from: u32, to: u32, payload: Bytes },
     Timer { node: u32, life: u32 },
-}
-
-/// The outputs of one `drain`, reused between inputs.
-#[derive(Debug, Default)]
-struct Outputs {
-    transmits: Vec<Transmit>,
-    events: Vec<Event>,
-}
-
-impl Sink for Outputs {
-    fn transmit(&mut self, transmit: Transmit) {
-        self.transmits.push(transmit);
-    }
-
-    fn event(&mut self, event: Event) {
-        self.events.push(event);
-    }
 }
 
 /// The simulated cluster: clock, event queue, network, nodes and the monitor watching them.
