@@ -3,38 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// Message kinds, in wire order, for per-kind counters.
-pub const MESSAGE_KINDS: [&str; 11] = [
-    "ping",
-    "ack",
-    "ping_req",
-    "nack",
-    "member",
-    "push_pull",
-    "sync_probe",
-    "entry",
-    "registry_sync",
-    "registry_digest",
-    "registry_buckets",
-];
-
-/// Decode error kinds, for per-kind counters.
-pub const DECODE_ERROR_KINDS: [&str; 14] = [
-    "too_short",
-    "too_long",
-    "bad_magic",
-    "unsupported_version",
-    "unknown_flags",
-    "truncated",
-    "trailing_bytes",
-    "checksum",
-    "authentication",
-    "unsealed",
-    "oversized",
-    "unknown_kind",
-    "too_many_messages",
-    "invalid_field",
-];
+use crate::wire::{DecodeErrorKind, MessageKind};
 
 /// Probe round trips kept for the shell to drain into a histogram.
 const RTT_SAMPLES_MAX: usize = 1_024;
@@ -45,11 +14,11 @@ pub struct Stats {
     pub datagrams_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    /// Messages received and sent, by kind (indexed as `MESSAGE_KINDS`).
-    pub messages_in: [u64; MESSAGE_KINDS.len()],
-    pub messages_out: [u64; MESSAGE_KINDS.len()],
-    /// Rejected datagrams, by error kind (indexed as `DECODE_ERROR_KINDS`).
-    pub decode_errors: [u64; DECODE_ERROR_KINDS.len()],
+    /// Messages received and sent, by kind (indexed by `MessageKind::index`).
+    pub messages_in: [u64; MessageKind::ALL.len()],
+    pub messages_out: [u64; MessageKind::ALL.len()],
+    /// Rejected datagrams, by error kind (indexed by `DecodeErrorKind::index`).
+    pub decode_errors: [u64; DecodeErrorKind::ALL.len()],
     pub probes_sent: u64,
     pub probes_failed: u64,
     pub indirect_probes_sent: u64,
@@ -81,22 +50,22 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn message_in(&mut self, kind: &str) {
-        if let Some(i) = MESSAGE_KINDS.iter().position(|k| *k == kind) {
-            self.messages_in[i] += 1;
-        }
+    pub fn message_in(&mut self, kind: MessageKind) {
+        self.messages_in[kind.index()] += 1;
     }
 
-    pub fn message_out(&mut self, kind: &str) {
-        if let Some(i) = MESSAGE_KINDS.iter().position(|k| *k == kind) {
-            self.messages_out[i] += 1;
-        }
+    /// `count` messages of `kind` sent.
+    pub fn messages_out(&mut self, kind: MessageKind, count: u64) {
+        self.messages_out[kind.index()] += count;
     }
 
-    pub fn decode_error(&mut self, kind: &str) {
-        if let Some(i) = DECODE_ERROR_KINDS.iter().position(|k| *k == kind) {
-            self.decode_errors[i] += 1;
-        }
+    pub fn decode_error(&mut self, kind: DecodeErrorKind) {
+        self.decode_errors[kind.index()] += 1;
+    }
+
+    /// Datagrams rejected with errors of `kind`.
+    pub fn decode_errors_of(&self, kind: DecodeErrorKind) -> u64 {
+        self.decode_errors[kind.index()]
     }
 
     pub fn decode_errors_total(&self) -> u64 {

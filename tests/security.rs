@@ -7,8 +7,8 @@ use hera::node::{Command, KeyringCommand};
 use hera::runtime::app::App;
 use hera::runtime::driver::Snapshot;
 use hera::runtime::settings::{format_key, FileSettings, Overrides, Settings};
-use hera::stats::DECODE_ERROR_KINDS;
 use hera::swim::State;
+use hera::wire::DecodeErrorKind;
 use hera::wire::Key;
 use hera::Event;
 use serde_json::{json, Value};
@@ -56,8 +56,10 @@ fn alive(s: &Snapshot) -> usize {
 }
 
 fn errors(s: &Snapshot, kind: &str) -> u64 {
-    let at = DECODE_ERROR_KINDS.iter().position(|k| *k == kind).unwrap();
-    s.stats.decode_errors[at]
+    let kind = DecodeErrorKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == kind);
+    s.stats.decode_errors_of(kind.expect("a decode error kind"))
 }
 
 async fn all_alive(nodes: &[App], n: usize, what: &str) {

@@ -214,10 +214,29 @@ pub struct Transmit {
     pub payload: Bytes,
 }
 
-/// Where [`Node::drain`] puts the outputs.
+/// Where [`Node::drain`](super::Node::drain) puts the outputs.
 pub trait Sink {
     fn transmit(&mut self, transmit: Transmit);
     fn event(&mut self, event: Event);
+}
+
+/// The plain [`Sink`]: what `drain` produced, in order, for the caller to act on (the driver,
+/// the simulator and the node tests all use it). Reuse one and drain its vectors to keep
+/// their allocations.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    pub transmits: Vec<Transmit>,
+    pub events: Vec<Event>,
+}
+
+impl Sink for Outputs {
+    fn transmit(&mut self, transmit: Transmit) {
+        self.transmits.push(transmit);
+    }
+
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
 }
 
 /// Whether this node still takes part in the protocol.

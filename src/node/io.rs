@@ -95,7 +95,7 @@ impl Io {
         for message in messages {
             let encoded = encode_message(message);
             if datagram.try_push(&encoded) {
-                self.stats.message_out(message.kind());
+                self.stats.messages_out(message.kind(), 1);
             }
         }
         datagram

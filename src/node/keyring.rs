@@ -88,7 +88,6 @@ mod tests {
     use crate::config::Config;
     use crate::names::{Label, NodeName};
     use crate::node::{Command, CommandError, Identity};
-    use crate::stats::DECODE_ERROR_KINDS;
     use crate::time::Instant;
     use crate::wire::bounded::BoundedVec;
     use crate::wire::{encode_message, Claim, Key, KeyringError, MemberUpdate, Profile};
@@ -139,8 +138,11 @@ mod tests {
     }
 
     fn errors(node: &Node, kind: &str) -> u64 {
-        let at = DECODE_ERROR_KINDS.iter().position(|k| *k == kind).unwrap();
-        node.stats().decode_errors[at]
+        let kind = wire::DecodeErrorKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind);
+        node.stats()
+            .decode_errors_of(kind.expect("a decode error kind"))
     }
 
     fn knows_intruder(node: &Node) -> bool {

@@ -44,8 +44,8 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use self::api::{
-    Command, CommandError, Event, Identity, KeyringCommand, Lifecycle, MemberView, Quorum, Reply,
-    Sink, Transmit,
+    Command, CommandError, Event, Identity, KeyringCommand, Lifecycle, MemberView, Outputs, Quorum,
+    Reply, Sink, Transmit,
 };
 use self::catalog::{Catalog, MembershipView};
 use self::io::Io;

@@ -7,6 +7,7 @@
 //! updated in O(1) when one entry changes.
 
 use crate::names::InstanceId;
+use crate::stable_hash::StableHash;
 
 use super::hlc::Hlc;
 
@@ -40,47 +41,20 @@ pub const BUCKETS: usize = 64;
 
 /// Which bucket an id falls in: stable across nodes and versions of hera.
 pub fn bucket_of(id: &InstanceId) -> usize {
-    let mut h = Fnv::default();
+    let mut h = StableHash::default();
     h.eat(id.as_str().as_bytes());
     (h.finish() % BUCKETS as u64) as usize
 }
 
 /// A well-mixed 64-bit hash of (id, version), stable across nodes and versions of hera.
 pub fn entry_hash(id: &InstanceId, v: &Hlc) -> u64 {
-    let mut h = Fnv::default();
+    let mut h = StableHash::default();
     h.eat(id.as_str().as_bytes());
     h.eat(&[0xff]);
     h.eat(&v.wall_ms.to_le_bytes());
     h.eat(&v.counter.to_le_bytes());
     h.eat(v.node.as_str().as_bytes());
     h.finish()
-}
-
-/// FNV-1a, then a 64-bit finaliser so that sums of hashes of related inputs do not cancel.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn eat(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
 }
 
 #[cfg(test)]

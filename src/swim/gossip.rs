@@ -26,6 +26,20 @@ pub fn retransmit_limit(retransmit_mult: u32, members: usize) -> u32 {
     retransmit_mult.max(1) * log
 }
 
+/// What [`Broadcasts::fill`] put in a datagram, by subject (counted apart: member updates and
+/// registry entries are different message kinds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filled {
+    pub members: usize,
+    pub instances: usize,
+}
+
+impl Filled {
+    pub fn total(&self) -> usize {
+        self.members + self.instances
+    }
+}
+
 /// Ordering key: fewest transmissions first, then newest first.
 type Key = (u32, std::cmp::Reverse<u64>);
 
@@ -100,13 +114,14 @@ impl Broadcasts {
 
     /// Put as many queued updates into `datagram` as fit, least-sent first, counting one
     /// transmission for each; updates sent `limit` times are dropped. Returns how many went in.
-    pub fn fill(&mut self, datagram: &mut DatagramBuilder, limit: u32) -> usize {
+    pub fn fill(&mut self, datagram: &mut DatagramBuilder, limit: u32) -> Filled {
         /// The smallest message we queue; below this the datagram is full.
         const SMALLEST_BYTES: usize = 12;
         /// Give up after this many updates that did not fit, so a long queue of large
         /// updates costs little per datagram.
         const MISSES_MAX: usize = 32;
         let mut sent = Vec::new();
+        let mut filled = Filled::default();
         let mut misses = 0;
         for (key, item) in &self.queue {
             if datagram.remaining() < SMALLEST_BYTES || misses >= MISSES_MAX {
@@ -114,6 +129,10 @@ impl Broadcasts {
             }
             if datagram.try_push(&item.payload) {
                 sent.push(*key);
+                match item.subject {
+                    Subject::Member(_) => filled.members += 1,
+                    Subject::Instance(_) => filled.instances += 1,
+                }
             } else {
                 misses += 1;
             }
@@ -144,7 +163,7 @@ impl Broadcasts {
             let queue = &self.queue;
             self.by_subject.shrink_to_fit(|k| hash_at(queue, k));
         }
-        sent.len()
+        filled
     }
 }
 
@@ -180,7 +199,7 @@ mod tests {
         q.push(subject(1), Box::from(vec![1u8; 20]));
         for round in 0..3 {
             let mut d = DatagramBuilder::new(1_400);
-            assert_eq!(q.fill(&mut d, 3), 1, "round {round}");
+            assert_eq!(q.fill(&mut d, 3).total(), 1, "round {round}");
         }
         assert!(q.is_empty());
     }
@@ -192,7 +211,7 @@ mod tests {
         q.push(subject(1), Box::from(vec![2u8; 20]));
         assert_eq!(q.len(), 1);
         let mut d = DatagramBuilder::new(1_400);
-        assert_eq!(q.fill(&mut d, 5), 1);
+        assert_eq!(q.fill(&mut d, 5).total(), 1);
         let bytes = d.finish();
         assert!(bytes.windows(20).any(|w| w == [2u8; 20]));
         assert!(!bytes.windows(20).any(|w| w == [1u8; 20]));
@@ -213,10 +232,10 @@ mod tests {
         let mut q = Broadcasts::default();
         q.push(subject(1), Box::from(vec![1u8; 600]));
         let mut d = DatagramBuilder::new(700);
-        assert_eq!(q.fill(&mut d, 10), 1);
+        assert_eq!(q.fill(&mut d, 10).total(), 1);
         q.push(subject(2), Box::from(vec![2u8; 600]));
         let mut d = DatagramBuilder::new(700);
-        assert_eq!(q.fill(&mut d, 10), 1);
+        assert_eq!(q.fill(&mut d, 10).total(), 1);
         assert!(d.finish().windows(600).any(|w| w == [2u8; 600]));
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::names::{Label, NodeName};
+use crate::stable_hash::StableHash;
 use crate::time::Instant;
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{Claim, Incarnation, Profile, Tag};
@@ -456,27 +457,15 @@ fn release(set: &mut BTreeSet<Arc<Traits>>, traits: Arc<Traits>) {
     }
 }
 
-/// FNV-1a over the member's identity and state: stable across nodes, versions and platforms.
+/// The stable hash of the member's identity and state: the same on every node and version.
 pub fn member_hash(name: &NodeName, incarnation: Incarnation, state: State) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    eat(name.as_str().as_bytes());
-    eat(&incarnation.to_le_bytes());
-    eat(&[state.precedence()]);
-    // Finalise (murmur3's fmix64): the digest is a sum of these hashes, and raw FNV-1a values
-    // of records that differ only in their last bytes cancel out in sums, e.g. two members
-    // going from (0, failed) to (1, alive) could leave the digest unchanged, hiding the
-    // divergence from anti-entropy.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+    // Finalised (see `stable_hash`): without it, two members going from (0, failed) to
+    // (1, alive) could leave the digest, a sum, unchanged.
+    let mut h = StableHash::default();
+    h.eat(name.as_str().as_bytes());
+    h.eat(&incarnation.to_le_bytes());
+    h.eat(&[state.precedence()]);
+    h.finish()
 }
 
 #[cfg(test)]

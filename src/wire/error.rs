@@ -35,24 +35,88 @@ pub enum DecodeError {
     InvalidField { detail: String },
 }
 
-impl DecodeError {
+/// The kind of a [`DecodeError`], without its details: per-kind counters are arrays indexed by
+/// [`DecodeErrorKind::index`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DecodeErrorKind {
+    TooShort,
+    TooLong,
+    BadMagic,
+    UnsupportedVersion,
+    UnknownFlags,
+    Truncated,
+    TrailingBytes,
+    Checksum,
+    Authentication,
+    Unsealed,
+    Oversized,
+    UnknownKind,
+    TooManyMessages,
+    InvalidField,
+}
+
+impl DecodeErrorKind {
+    /// Every kind (`ALL[k.index()] == k`).
+    pub const ALL: [DecodeErrorKind; 14] = [
+        DecodeErrorKind::TooShort,
+        DecodeErrorKind::TooLong,
+        DecodeErrorKind::BadMagic,
+        DecodeErrorKind::UnsupportedVersion,
+        DecodeErrorKind::UnknownFlags,
+        DecodeErrorKind::Truncated,
+        DecodeErrorKind::TrailingBytes,
+        DecodeErrorKind::Checksum,
+        DecodeErrorKind::Authentication,
+        DecodeErrorKind::Unsealed,
+        DecodeErrorKind::Oversized,
+        DecodeErrorKind::UnknownKind,
+        DecodeErrorKind::TooManyMessages,
+        DecodeErrorKind::InvalidField,
+    ];
+
+    /// Its position in [`DecodeErrorKind::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// A stable label for metrics: `hera_decode_errors_total{kind=...}`.
-    pub fn kind(&self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
-            DecodeError::TooShort { .. } => "too_short",
-            DecodeError::TooLong { .. } => "too_long",
-            DecodeError::BadMagic { .. } => "bad_magic",
-            DecodeError::UnsupportedVersion { .. } => "unsupported_version",
-            DecodeError::UnknownFlags { .. } => "unknown_flags",
-            DecodeError::Truncated { .. } => "truncated",
-            DecodeError::TrailingBytes { .. } => "trailing_bytes",
-            DecodeError::Checksum { .. } => "checksum",
-            DecodeError::Authentication => "authentication",
-            DecodeError::Unsealed => "unsealed",
-            DecodeError::Oversized => "oversized",
-            DecodeError::UnknownKind { .. } => "unknown_kind",
-            DecodeError::TooManyMessages => "too_many_messages",
-            DecodeError::InvalidField { .. } => "invalid_field",
+            DecodeErrorKind::TooShort => "too_short",
+            DecodeErrorKind::TooLong => "too_long",
+            DecodeErrorKind::BadMagic => "bad_magic",
+            DecodeErrorKind::UnsupportedVersion => "unsupported_version",
+            DecodeErrorKind::UnknownFlags => "unknown_flags",
+            DecodeErrorKind::Truncated => "truncated",
+            DecodeErrorKind::TrailingBytes => "trailing_bytes",
+            DecodeErrorKind::Checksum => "checksum",
+            DecodeErrorKind::Authentication => "authentication",
+            DecodeErrorKind::Unsealed => "unsealed",
+            DecodeErrorKind::Oversized => "oversized",
+            DecodeErrorKind::UnknownKind => "unknown_kind",
+            DecodeErrorKind::TooManyMessages => "too_many_messages",
+            DecodeErrorKind::InvalidField => "invalid_field",
+        }
+    }
+}
+
+impl DecodeError {
+    pub fn kind(&self) -> DecodeErrorKind {
+        match self {
+            DecodeError::TooShort { .. } => DecodeErrorKind::TooShort,
+            DecodeError::TooLong { .. } => DecodeErrorKind::TooLong,
+            DecodeError::BadMagic { .. } => DecodeErrorKind::BadMagic,
+            DecodeError::UnsupportedVersion { .. } => DecodeErrorKind::UnsupportedVersion,
+            DecodeError::UnknownFlags { .. } => DecodeErrorKind::UnknownFlags,
+            DecodeError::Truncated { .. } => DecodeErrorKind::Truncated,
+            DecodeError::TrailingBytes { .. } => DecodeErrorKind::TrailingBytes,
+            DecodeError::Checksum { .. } => DecodeErrorKind::Checksum,
+            DecodeError::Authentication => DecodeErrorKind::Authentication,
+            DecodeError::Unsealed => DecodeErrorKind::Unsealed,
+            DecodeError::Oversized => DecodeErrorKind::Oversized,
+            DecodeError::UnknownKind { .. } => DecodeErrorKind::UnknownKind,
+            DecodeError::TooManyMessages => DecodeErrorKind::TooManyMessages,
+            DecodeError::InvalidField { .. } => DecodeErrorKind::InvalidField,
         }
     }
 

@@ -167,21 +167,91 @@ pub struct SyncProbe {
     pub members_digest: u64,
 }
 
-impl Message {
-    /// A short name for logs and metric labels.
-    pub fn kind(&self) -> &'static str {
+/// What kind of message: one per variant of [`Message`], in wire order. Per-kind counters are
+/// arrays indexed by [`MessageKind::index`], so counting a message is one increment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MessageKind {
+    Ping,
+    Ack,
+    PingReq,
+    Nack,
+    Member,
+    PushPull,
+    SyncProbe,
+    Entry,
+    RegistrySync,
+    RegistryDigest,
+    RegistryBuckets,
+}
+
+impl MessageKind {
+    /// Every kind, in wire order (`ALL[k.index()] == k`).
+    pub const ALL: [MessageKind; 11] = [
+        MessageKind::Ping,
+        MessageKind::Ack,
+        MessageKind::PingReq,
+        MessageKind::Nack,
+        MessageKind::Member,
+        MessageKind::PushPull,
+        MessageKind::SyncProbe,
+        MessageKind::Entry,
+        MessageKind::RegistrySync,
+        MessageKind::RegistryDigest,
+        MessageKind::RegistryBuckets,
+    ];
+
+    /// Its position in [`MessageKind::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short name for logs and metric labels (`hera_messages_total{kind=...}`).
+    pub const fn as_str(self) -> &'static str {
         match self {
-            Message::Ping(_) => "ping",
-            Message::Ack(_) => "ack",
-            Message::PingReq(_) => "ping_req",
-            Message::Nack(_) => "nack",
-            Message::Member(_) => "member",
-            Message::PushPull(_) => "push_pull",
-            Message::SyncProbe(_) => "sync_probe",
-            Message::Entry(_) => "entry",
-            Message::RegistrySync(_) => "registry_sync",
-            Message::RegistryDigest(_) => "registry_digest",
-            Message::RegistryBuckets(_) => "registry_buckets",
+            MessageKind::Ping => "ping",
+            MessageKind::Ack => "ack",
+            MessageKind::PingReq => "ping_req",
+            MessageKind::Nack => "nack",
+            MessageKind::Member => "member",
+            MessageKind::PushPull => "push_pull",
+            MessageKind::SyncProbe => "sync_probe",
+            MessageKind::Entry => "entry",
+            MessageKind::RegistrySync => "registry_sync",
+            MessageKind::RegistryDigest => "registry_digest",
+            MessageKind::RegistryBuckets => "registry_buckets",
         }
+    }
+}
+
+impl Message {
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Ping(_) => MessageKind::Ping,
+            Message::Ack(_) => MessageKind::Ack,
+            Message::PingReq(_) => MessageKind::PingReq,
+            Message::Nack(_) => MessageKind::Nack,
+            Message::Member(_) => MessageKind::Member,
+            Message::PushPull(_) => MessageKind::PushPull,
+            Message::SyncProbe(_) => MessageKind::SyncProbe,
+            Message::Entry(_) => MessageKind::Entry,
+            Message::RegistrySync(_) => MessageKind::RegistrySync,
+            Message::RegistryDigest(_) => MessageKind::RegistryDigest,
+            Message::RegistryBuckets(_) => MessageKind::RegistryBuckets,
+        }
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::MessageKind;
+
+    #[test]
+    fn all_is_in_index_order_with_distinct_names() {
+        for (i, k) in MessageKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+        let names: std::collections::BTreeSet<_> =
+            MessageKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), MessageKind::ALL.len());
     }
 }

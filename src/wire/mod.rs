@@ -13,7 +13,7 @@ pub use envelope::{
     WireConfig, CHECKSUM_BYTES, DATAGRAM_MAX_BYTES, DECODE_MEMORY_MAX_BYTES, HEADER_BYTES, MAGIC,
     MESSAGES_MAX, OVERHEAD_BYTES, VERSION,
 };
-pub use error::DecodeError;
+pub use error::{DecodeError, DecodeErrorKind};
 pub use message::*;
 pub use seal::{Key, Keyring, KeyringError, Sealer, SEALED_OVERHEAD_BYTES};
 

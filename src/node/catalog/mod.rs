@@ -10,7 +10,7 @@
 mod ops;
 mod sync;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Quorum;
 use crate::names::{InstanceId, NodeName};
@@ -65,8 +65,10 @@ pub(crate) struct Catalog {
     /// When this node started: entries naming it as owner written since are its own.
     started: Instant,
     pub(super) registry: Registry,
-    /// Deadlines of the instances this node owns (owner-local: never gossiped).
-    owned: HashMap<InstanceId, ops::Owned>,
+    /// Deadlines of the instances this node owns (owner-local: never gossiped). Ordered: the
+    /// registry tick walks it, and what it writes (expiries, TTL lapses) must come out in the
+    /// same order on every run for replay to be bit for bit.
+    owned: BTreeMap<InstanceId, ops::Owned>,
     /// Since when instances of failed or departed owners await the purge decision.
     orphans_since: Option<Instant>,
     /// Members held failed whose entries we refused: compare registries with them when they
@@ -86,7 +88,7 @@ impl Catalog {
             name,
             started,
             registry: Registry::default(),
-            owned: HashMap::new(),
+            owned: BTreeMap::new(),
             orphans_since: None,
             owed_syncs: BTreeSet::new(),
             graves_until: None,

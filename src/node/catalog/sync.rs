@@ -22,8 +22,8 @@ use crate::node::io::Io;
 use crate::registry::{BucketMask, Entry, OriginDigest, ALL_BUCKETS, BUCKETS};
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{
-    encode_message, BucketSummary, Message, OriginSummary, RegistryBuckets, RegistryDigest,
-    RegistrySync, DIGEST_ORIGINS_MAX,
+    encode_message, BucketSummary, Message, MessageKind, OriginSummary, RegistryBuckets,
+    RegistryDigest, RegistrySync, DIGEST_ORIGINS_MAX,
 };
 
 /// Bytes a digest message adds around its summaries: kind, flag, two optional names, length.
@@ -114,7 +114,7 @@ impl Catalog {
         let in_range = |o: &NodeName| {
             digest.from.as_ref().is_none_or(|f| o >= f) && digest.to.as_ref().is_none_or(|t| o < t)
         };
-        let theirs: std::collections::HashMap<&NodeName, OriginDigest> = digest
+        let theirs: std::collections::BTreeMap<&NodeName, OriginDigest> = digest
             .origins
             .0
             .iter()
@@ -249,7 +249,7 @@ impl Catalog {
                 }
             }
             io.stats.entries_pushed += 1;
-            io.stats.message_out("entry");
+            io.stats.messages_out(MessageKind::Entry, 1);
         }
         if !datagram.is_empty() {
             io.transmit(to, datagram);

@@ -15,7 +15,7 @@ use crate::time::Instant;
 use crate::timers::Timer;
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{
-    DatagramBuilder, MemberUpdate, Message, PushPull, SyncProbe, PUSH_PULL_MEMBERS_MAX,
+    DatagramBuilder, MemberUpdate, Message, MessageKind, PushPull, SyncProbe, PUSH_PULL_MEMBERS_MAX,
 };
 
 /// Bytes a push-pull message adds around its records: kind, flag and a length prefix.
@@ -42,10 +42,11 @@ impl Membership {
 
     fn fill_piggyback(&mut self, io: &mut Io, datagram: &mut DatagramBuilder) {
         let limit = retransmit_limit(io.config.retransmit_mult, self.cluster_size());
-        let added = io.broadcasts.fill(datagram, limit);
-        for _ in 0..added {
-            io.stats.message_out("member");
-        }
+        let filled = io.broadcasts.fill(datagram, limit);
+        io.stats
+            .messages_out(MessageKind::Member, filled.members as u64);
+        io.stats
+            .messages_out(MessageKind::Entry, filled.instances as u64);
     }
 
     pub(crate) fn on_eager_push(&mut self, io: &mut Io, now: Instant) {
@@ -238,5 +239,50 @@ impl Membership {
         if probe.members_digest != self.full_digest() {
             self.send_push_pull(io, from, true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use crate::config::Config;
+    use crate::names::{Label, NodeName, ServiceName};
+    use crate::node::{Command, Identity, Node};
+    use crate::registry::InstanceSpec;
+    use crate::time::Instant;
+    use crate::wire::{self, encode_message, DatagramBuilder, Message, MessageKind, Ping};
+
+    /// A piggybacked registry entry is counted as an entry sent, not as a member update: the
+    /// per-kind counters agree with what the datagram holds.
+    #[test]
+    fn piggybacked_entries_count_as_entries() {
+        let name = NodeName::new("n0").unwrap();
+        let identity = Identity {
+            name: name.clone(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            dc: Label::new("dc1").unwrap(),
+            tags: Vec::new(),
+        };
+        let now = Instant::ZERO;
+        let mut node = Node::new(Config::local(), identity, 1, now);
+        let spec = InstanceSpec::new(ServiceName::new("api").unwrap(), "10.0.0.1", 80);
+        node.handle_command(now, Command::Register(spec)).unwrap();
+        // A ping: the ack carries the queued entry (no timer has run, so nothing went yet).
+        let mut d = DatagramBuilder::new(1_400);
+        assert!(d.try_push(&encode_message(&Message::Ping(Ping {
+            seq: 1,
+            target: name
+        }))));
+        let peer = SocketAddr::from(([127, 0, 0, 1], 7001));
+        node.handle_datagram(now, peer, &d.finish());
+        let mut sent = [0u64; MessageKind::ALL.len()];
+        while let Some(t) = node.poll_transmit() {
+            for m in wire::decode_datagram(&t.payload).unwrap() {
+                sent[m.kind().index()] += 1;
+            }
+        }
+        assert_eq!(sent[MessageKind::Entry.index()], 1);
+        assert_eq!(node.stats().messages_out, sent);
     }
 }

@@ -14,7 +14,7 @@ mod dissemination;
 mod lifecycle;
 mod probing;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -46,10 +46,10 @@ pub(crate) struct Membership {
     pub(super) started: Instant,
     pub(super) members: Members,
     probe_order: ProbeOrder,
-    probes: HashMap<Seq, Probe>,
-    relays: HashMap<Seq, Relay>,
+    probes: BTreeMap<Seq, Probe>,
+    relays: BTreeMap<Seq, Relay>,
     next_seq: Seq,
-    pub(super) suspicions: HashMap<NodeName, Suspicion>,
+    pub(super) suspicions: BTreeMap<NodeName, Suspicion>,
     pub(super) awareness: Awareness,
     join: Option<PendingJoin>,
     /// The seeds that answered our join, while their tables may still be arriving.
@@ -79,10 +79,10 @@ impl Membership {
             started: now,
             members: Members::default(),
             probe_order: ProbeOrder::default(),
-            probes: HashMap::new(),
-            relays: HashMap::new(),
+            probes: BTreeMap::new(),
+            relays: BTreeMap::new(),
             next_seq: 0,
-            suspicions: HashMap::new(),
+            suspicions: BTreeMap::new(),
             awareness: Awareness::new(config.awareness_max),
             join: None,
             join_transfer: None,

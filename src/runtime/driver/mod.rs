@@ -26,7 +26,7 @@ pub use handle::{HandleError, NodeHandle};
 pub use snapshot::Snapshot;
 pub use socket::bind_udp;
 
-use crate::node::{Command, CommandError, Event, Lifecycle, Node, Reply, Sink, Transmit};
+use crate::node::{Command, CommandError, Event, Lifecycle, Node, Outputs, Reply};
 use crate::runtime::telemetry::Telemetry;
 use crate::wire::DATAGRAM_MAX_BYTES;
 
@@ -93,22 +93,6 @@ pub fn spawn(
     })
 }
 
-/// Collects the node's outputs between awaits.
-#[derive(Default)]
-struct Outbox {
-    transmits: Vec<Transmit>,
-    events: Vec<Event>,
-}
-
-impl Sink for Outbox {
-    fn transmit(&mut self, transmit: Transmit) {
-        self.transmits.push(transmit);
-    }
-    fn event(&mut self, event: Event) {
-        self.events.push(event);
-    }
-}
-
 // The task's whole world, handed over once at spawn; a struct would only rename the list.
 #[allow(clippy::too_many_arguments)]
 async fn run(
@@ -123,7 +107,8 @@ async fn run(
 ) {
     tokio::pin!(shutdown);
     let mut buf = vec![0u8; DATAGRAM_MAX_BYTES];
-    let mut outbox = Outbox::default();
+    // Collects the node's outputs between awaits.
+    let mut outbox = Outputs::default();
     let mut log = log::EventLog::default();
     let mut published = node.version();
     let mut published_at = clock.now();

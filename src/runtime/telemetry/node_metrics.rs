@@ -10,7 +10,8 @@
 use metrics::{Counter, Gauge, Histogram};
 
 use crate::node::{Lifecycle, Node};
-use crate::stats::{Stats, DECODE_ERROR_KINDS, MESSAGE_KINDS};
+use crate::stats::Stats;
+use crate::wire::{DecodeErrorKind, MessageKind};
 
 /// Bucket bounds for the probe round trip, in seconds: from a loopback ack (~100 µs) to a
 /// probe answered just inside the wan preset's timeout.
@@ -222,9 +223,9 @@ pub struct NodeMetrics {
     reaped: Counter,
     datagrams: [Counter; 2],
     bytes: [Counter; 2],
-    messages_in: [Counter; MESSAGE_KINDS.len()],
-    messages_out: [Counter; MESSAGE_KINDS.len()],
-    decode_errors: [Counter; DECODE_ERROR_KINDS.len()],
+    messages_in: [Counter; MessageKind::ALL.len()],
+    messages_out: [Counter; MessageKind::ALL.len()],
+    decode_errors: [Counter; DecodeErrorKind::ALL.len()],
     sync_rounds: Counter,
     push_pulls: Counter,
     entries_pushed: Counter,
@@ -240,7 +241,8 @@ impl NodeMetrics {
         use names::*;
         let directed = |name: &'static str| DIRECTIONS.map(|d| counter!(name, "direction" => d));
         let messages = |direction: &'static str| {
-            MESSAGE_KINDS.map(|k| counter!(MESSAGES, "direction" => direction, "kind" => k))
+            MessageKind::ALL
+                .map(|k| counter!(MESSAGES, "direction" => direction, "kind" => k.as_str()))
         };
         NodeMetrics {
             members: STATES.map(|s| gauge!(MEMBERS, "state" => s)),
@@ -265,7 +267,8 @@ impl NodeMetrics {
             bytes: directed(BYTES),
             messages_in: messages("in"),
             messages_out: messages("out"),
-            decode_errors: DECODE_ERROR_KINDS.map(|k| counter!(DECODE_ERRORS, "kind" => k)),
+            decode_errors: DecodeErrorKind::ALL
+                .map(|k| counter!(DECODE_ERRORS, "kind" => k.as_str())),
             sync_rounds: counter!(SYNC_ROUNDS),
             push_pulls: counter!(PUSH_PULLS),
             entries_pushed: counter!(ENTRIES_PUSHED),
