@@ -37,10 +37,13 @@ impl Node {
             KeyringCommand::Remove(key) => ring.remove(&key),
         };
         done.map_err(CommandError::Keyring)?;
-        Ok(Reply::Keyring {
+        let reply = Reply::Keyring {
             primary: ring.primary().clone(),
             keys: ring.keys().to_vec(),
-        })
+        };
+        // Readers (the snapshot, and the shell that keeps the keyring on disk) see the change.
+        self.version += 1;
+        Ok(reply)
     }
 
     /// Check the envelope (opening it with the keyring when there is one) and decode.

@@ -31,6 +31,7 @@ mod membership;
 mod probing;
 mod registry_ops;
 mod registry_sync;
+mod restore;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +57,8 @@ use crate::time::Instant;
 use crate::timers::{Timer, Timers};
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{self, DecodeError, Incarnation, Message, Profile, Seq, Tag};
+
+pub use restore::Restored;
 
 /// Outstanding indirect probes we relay for others; more requests than this are dropped
 /// (a flood of ping-reqs cannot make us allocate without bound).
@@ -113,6 +116,9 @@ pub enum Command {
     /// Consul's force-leave: declare a failed member gone for good (left), so that its
     /// instances go and nobody waits for it to come back.
     ForceLeave { name: NodeName },
+    /// Take back what this node kept across a restart (its own instances, the incarnation and
+    /// registry clock floors): given once, before the first join.
+    Restore(Box<Restored>),
 }
 
 /// Keyring operations, in the order a rotation uses them: install the new key on every node,
@@ -477,6 +483,7 @@ impl Node {
             Command::RunChecks { service, id } => {
                 Ok(self.run_checks(now, service.as_ref(), id.as_ref()))
             }
+            Command::Restore(restored) => Ok(self.restore(now, *restored)),
         }
     }
 

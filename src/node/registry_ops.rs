@@ -211,7 +211,7 @@ impl Node {
     }
 
     /// Merge an entry; if it is news, track ownership, gossip it on and tell the shell.
-    fn merge(&mut self, now: Instant, entry: Entry) -> bool {
+    pub(super) fn merge(&mut self, now: Instant, entry: Entry) -> bool {
         let id = entry.id.clone();
         let owner = entry.instance.as_ref().map(|i| i.owner.clone());
         if !self.registry.apply(entry.clone()) {
