@@ -50,6 +50,8 @@ pub struct FileSettings {
     pub token_reads: bool,
     #[serde(default)]
     pub protocol: ProtocolOverrides,
+    /// Where the node keeps its state between runs (`runtime::store`); none: nothing is kept.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Protocol knobs that override the preset, as durations like "500ms", "2s", "1h".
@@ -84,6 +86,7 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub encrypt: Option<String>,
     pub token: Option<String>,
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Everything a node needs to start, checked.
@@ -106,6 +109,8 @@ pub struct Settings {
     pub encrypt: Option<Key>,
     /// Who may use the HTTP API.
     pub access: Access,
+    /// Where the node keeps its state between runs; None keeps nothing (`runtime::store`).
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Why the settings were refused.
@@ -295,6 +300,12 @@ impl Settings {
             token,
             token_reads: file.token_reads,
         };
+        let data_dir = cli.data_dir.or(file.data_dir);
+        if data_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(problem(
+                "data_dir must not be empty (leave it out to keep nothing)",
+            ));
+        }
         Ok(Settings {
             name,
             bind,
@@ -312,6 +323,7 @@ impl Settings {
             liveness,
             encrypt,
             access,
+            data_dir,
         })
     }
 }

@@ -140,6 +140,10 @@ pub struct RunArgs {
     /// HTTP API token: required for writes (and reads, with `token_reads` in the file).
     #[arg(long, env = "HERA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Directory for the node's state between runs (instances, keyring, members); locked
+    /// while the node runs [default: none, nothing is kept].
+    #[arg(long = "data-dir")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +193,7 @@ impl RunArgs {
             log_level: self.log_level.clone(),
             encrypt: self.encrypt.clone(),
             token: self.token.clone(),
+            data_dir: self.data_dir.clone(),
         };
         Settings::resolve(file, cli)
     }
