@@ -283,3 +283,240 @@ fn kill_9_then_restart_after_the_purge_loses_nothing() {
 fn sigterm_then_restart_loses_nothing() {
     restart_after_purge(Node::terminate);
 }
+
+/// Start `hera run` on `dir` and expect it to refuse: its exit status and what it said.
+fn refused_start(root: &Path, dir: &Path) -> String {
+    let mut node = Node::new(root, "n0", &[]);
+    node.dir = dir.to_path_buf();
+    let mut child = node.spawn(&[]);
+    let exited = poll(CONVERGE, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert!(exited && !status.success(), "started: {}", node.log_text());
+    node.log_text()
+}
+
+/// Run a node once on a fresh directory so it holds real state files, and stop it.
+fn populated_dir(root: &Path) -> PathBuf {
+    let mut node = Node::new(root, "n0", &[]);
+    node.start(&[]);
+    register_passing(&node, &ids("web", 2));
+    node.terminate();
+    node.dir.clone()
+}
+
+#[test]
+fn corrupt_truncated_empty_and_unwritable_state_files_are_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = populated_dir(root.path());
+    let instances = dir.join("instances.json");
+    let good = std::fs::read_to_string(&instances).unwrap();
+    assert!(
+        good.contains("\"web-0\"") && good.contains("\"ttl_ms\": 30000"),
+        "{good}"
+    );
+
+    let cases: [(&str, &str); 3] = [
+        ("", "empty file"),
+        (&good[..good.len() / 2], "truncated"),
+        (
+            "{\"format\": 1, \"node\": \"n0\", \"instances\": 7}",
+            "not a valid instances.json",
+        ),
+    ];
+    for (content, says) in cases {
+        std::fs::write(&instances, content).unwrap();
+        let said = refused_start(root.path(), &dir);
+        assert!(
+            said.contains("instances.json") && said.contains(says),
+            "for {says:?} it said: {said}"
+        );
+    }
+
+    // Unreadable: the file is a directory (permissions do not stop root, who runs CI).
+    std::fs::remove_file(&instances).unwrap();
+    std::fs::create_dir(&instances).unwrap();
+    let said = refused_start(root.path(), &dir);
+    assert!(said.contains("instances.json: cannot read"), "{said}");
+    std::fs::remove_dir(&instances).unwrap();
+    std::fs::write(&instances, &good).unwrap();
+
+    // Unwritable: the temporary file a write goes through cannot be created.
+    std::fs::create_dir(dir.join("members.json.tmp")).unwrap();
+    let said = refused_start(root.path(), &dir);
+    assert!(said.contains("members.json: cannot write"), "{said}");
+    std::fs::remove_dir(dir.join("members.json.tmp")).unwrap();
+
+    // One bad record: skipped with a warning naming it, the others kept.
+    let mut file: Value = serde_json::from_str(&good).unwrap();
+    file["instances"][0]["health"] = json!("sideways");
+    std::fs::write(&instances, file.to_string()).unwrap();
+    let mut node = Node::new(root.path(), "n0", &[]);
+    node.dir = dir.clone();
+    node.start(&[]);
+    assert!(
+        poll(CONVERGE, || catalog(&node) == ["web-1"]),
+        "{:?}",
+        catalog(&node)
+    );
+    assert!(node
+        .log_text()
+        .contains("skipped a bad saved instance: record 1"));
+}
+
+#[test]
+fn two_processes_never_share_a_data_dir() {
+    let root = tempfile::tempdir().unwrap();
+    let mut first = Node::new(root.path(), "n0", &[]);
+    first.start(&[]);
+    let said = refused_start(root.path(), &first.dir);
+    assert!(said.contains("in use by another hera process"), "{said}");
+    assert!(get(&first, "/v1/agent/self").is_some());
+}
+
+/// Kill a node at pseudo-random instants during a burst of registrations: after each restart
+/// every registration it acknowledged is there.
+#[test]
+fn acknowledged_registrations_survive_a_kill_at_any_instant() {
+    let root = tempfile::tempdir().unwrap();
+    let mut node = Node::new(root.path(), "n0", &[]);
+    let mut acknowledged: Vec<String> = Vec::new();
+    // A fixed sequence, so a failure replays; spread over a burst's first half second.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for round in 0..6 {
+        node.start(&[]);
+        let port = node.http;
+        let burst = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            for i in 0..10_000 {
+                let id = format!("crash-{round}-{i}");
+                let body = json!({"Name": "web", "ID": id, "Port": 80, "Check": {"TTL": "60s"}});
+                match http(port, "PUT", "/v1/agent/service/register", Some(&body)) {
+                    Some((200, _)) => acked.push(id),
+                    _ => break,
+                }
+            }
+            acked
+        });
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        std::thread::sleep(Duration::from_millis(20 + state % 480));
+        node.kill9();
+        let acked = burst.join().unwrap();
+        eprintln!(
+            "round {round}: killed after {} acknowledged registrations",
+            acked.len()
+        );
+        acknowledged.extend(acked);
+
+        node.start(&[]);
+        let held: Vec<String> = get(&node, "/v1/agent/services")
+            .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+            .unwrap_or_default();
+        let lost: Vec<&String> = acknowledged
+            .iter()
+            .filter(|id| !held.contains(id))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: lost {lost:?} of {}",
+            acknowledged.len()
+        );
+        node.kill9();
+    }
+    assert!(acknowledged.len() > 6, "the bursts registered something");
+}
+
+const KEY_1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+/// The documented rotation on every node, then a restart with the config's old key: the node
+/// comes back with the new keyring (from its data_dir), rejoins and loses nothing.
+#[test]
+fn a_key_rotation_then_a_restart_rejoins_with_the_new_key() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| Node::new(root.path(), &format!("n{i}"), &["--encrypt", KEY_1]))
+        .collect();
+    let seed = nodes[0].gossip;
+    nodes[0].start(&[]);
+    for node in nodes.iter_mut().skip(1) {
+        node.start(&[seed]);
+    }
+    wait_all_alive(&nodes);
+    let key = |k: &str| Some(json!({"Key": k}));
+    for (method, k) in [("POST", KEY_2), ("PUT", KEY_2), ("DELETE", KEY_1)] {
+        for node in &nodes {
+            let answer = http(node.http, method, "/v1/operator/keyring", key(k).as_ref());
+            assert_eq!(answer.map(|a| a.0), Some(200), "{method} on {}", node.name);
+        }
+    }
+    let mine = ids("web", 3);
+    register_passing(&nodes[2], &mine);
+
+    nodes[2].terminate();
+    assert!(poll(CONVERGE, || catalog(&nodes[0]).is_empty()));
+    nodes[2].start(&[]);
+    wait_all_alive(&nodes);
+    for node in &nodes {
+        assert!(poll(CONVERGE, || catalog(node) == mine), "{}", node.name);
+    }
+    for id in &mine {
+        assert_eq!(pass(&nodes[2], id), 200);
+    }
+    assert!(nodes[2]
+        .log_text()
+        .contains("gossip keyring restored from the data_dir"));
+}
+
+/// Five nodes, two instances on each: every node killed at once and restarted without
+/// `join`, then each one restarted in turn (SIGTERM): every instance back everywhere.
+#[test]
+fn a_five_node_cluster_restarted_all_at_once_then_rolling_loses_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(root.path(), 5);
+    let mut all = Vec::new();
+    for node in &nodes {
+        let mine = ids(&format!("web-{}", node.name), 2);
+        register_passing(node, &mine);
+        all.extend(mine);
+    }
+    all.sort();
+    let everywhere = |nodes: &[Node]| {
+        for node in nodes {
+            assert!(
+                poll(CONVERGE, || catalog(node) == all),
+                "{} lists {:?}",
+                node.name,
+                catalog(node)
+            );
+        }
+    };
+    everywhere(&nodes);
+
+    for node in nodes.iter_mut() {
+        node.kill9();
+    }
+    for node in nodes.iter_mut() {
+        node.start(&[]);
+    }
+    wait_all_alive(&nodes);
+    everywhere(&nodes);
+
+    for i in 0..nodes.len() {
+        nodes[i].terminate();
+        nodes[i].start(&[]);
+        wait_all_alive(&nodes);
+        everywhere(&nodes);
+    }
+    for id in &all {
+        let owner = nodes
+            .iter()
+            .find(|n| id.starts_with(&format!("web-{}-", n.name)))
+            .unwrap();
+        assert_eq!(pass(owner, id), 200, "{id}");
+    }
+}

@@ -424,6 +424,29 @@ mod tests {
     }
 
     #[test]
+    fn data_dir_from_file_or_flag_and_never_empty() {
+        let file = FileSettings::parse("data_dir = \"/var/lib/hera\"\n").unwrap();
+        let s = Settings::resolve(Some((Path::new("x.toml"), file)), Overrides::default()).unwrap();
+        assert_eq!(s.data_dir.as_deref(), Some(Path::new("/var/lib/hera")));
+        let cli = Overrides {
+            data_dir: Some(PathBuf::from("/tmp/h")),
+            ..Default::default()
+        };
+        let s = Settings::resolve(None, cli).unwrap();
+        assert_eq!(s.data_dir.as_deref(), Some(Path::new("/tmp/h")));
+        assert!(Settings::resolve(None, Overrides::default())
+            .unwrap()
+            .data_dir
+            .is_none());
+        let empty = FileSettings::parse("data_dir = \"\"\n").unwrap();
+        let err = Settings::resolve(Some((Path::new("x.toml"), empty)), Overrides::default());
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("data_dir must not be empty"));
+    }
+
+    #[test]
     fn cli_overrides_file() {
         let file = FileSettings::parse(
             "name = \"from-file\"\nbind = \"127.0.0.1:9000\"\npreset = \"local\"\n",

@@ -40,6 +40,12 @@ use crate::wire::Keyring;
 use format::{INSTANCES_FILE, KEYRING_FILE, MEMBERS_FILE, PROTOCOL_FILE};
 use lock::DirLock;
 
+/// The registry clock moves with every write; saving it each time would double the fsyncs of a
+/// registration. Saved when it has moved this far instead: a restarted node's floor is then at
+/// most this much behind, which matters only if the wall clock also stepped back (the restored
+/// instances carry their own versions, and the cluster's entries move the clock on anyway).
+const CLOCK_SAVE_STEP_MS: u64 = 60_000;
+
 /// How far the node's state is on disk, published by the writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Durability {
@@ -183,6 +189,9 @@ struct Files {
     registry_index: Option<u64>,
     /// The index rendered but not yet known written.
     pending_index: Option<u64>,
+    /// The incarnation and registry clock (wall ms) in `protocol.json`.
+    floors: Option<(u32, u64)>,
+    pending_floors: Option<(u32, u64)>,
     /// The keyring the node started with: written once it differs (a change at run time),
     /// and from then on kept whatever the config file's `encrypt` says.
     start_keyring: Option<Keyring>,
@@ -202,7 +211,14 @@ impl Files {
             self.pending_index = Some(index);
             consider(INSTANCES_FILE, render::instances(snapshot));
         }
-        consider(PROTOCOL_FILE, render::protocol(snapshot));
+        let floors = (snapshot.incarnation, snapshot.registry.clock_high_water().0);
+        let due = self.floors.is_none_or(|(incarnation, wall_ms)| {
+            floors.0 != incarnation || floors.1 >= wall_ms.saturating_add(CLOCK_SAVE_STEP_MS)
+        });
+        if due {
+            self.pending_floors = Some(floors);
+            consider(PROTOCOL_FILE, render::protocol(snapshot));
+        }
         consider(MEMBERS_FILE, render::members(snapshot));
         if self.keep_keyring || snapshot.keyring != self.start_keyring {
             if let Some(bytes) = render::keyring(snapshot) {
@@ -216,6 +232,9 @@ impl Files {
     fn written(&mut self, files: Vec<(&'static str, Vec<u8>)>) {
         if let Some(index) = self.pending_index.take() {
             self.registry_index = Some(index);
+        }
+        if let Some(floors) = self.pending_floors.take() {
+            self.floors = Some(floors);
         }
         for (name, bytes) in files {
             self.last.insert(name, bytes);
