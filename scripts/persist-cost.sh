@@ -45,18 +45,18 @@ with open(__import__("os").environ["ELAPSED"], "w") as f: f.write(str(elapsed))
 PY
 }
 
-run_node() { # extra args...
+run_node() { # extra args...; sets PID (a child of this shell, so `wait` works)
     "$BIN" run --name bench --bind 127.0.0.1:17946 --http "$HTTP" --preset local "$@" \
         >"$WORK/log" 2>&1 &
-    echo $!
+    PID=$!
 }
 
 export ELAPSED="$WORK/elapsed"
 echo "without data_dir:"
-PID=$(run_node); up; load 1 300; kill "$PID"; wait "$PID" || true
+run_node; up; load 1 300; kill "$PID"; wait "$PID" || true
 
 echo "with data_dir:"
-PID=$(run_node --data-dir "$WORK/a"); up; load 1 300; kill "$PID"; wait "$PID" || true
+run_node --data-dir "$WORK/a"; up; load 1 300; kill "$PID"; wait "$PID" || true
 
 echo "with data_dir, a burst from 16 clients, fsyncs counted:"
 strace -f -qq -e trace=fsync,fdatasync -o "$WORK/strace" \

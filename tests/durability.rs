@@ -77,8 +77,9 @@ impl Node {
     /// SIGTERM: the node leaves the cluster, writes its state and exits.
     fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
+            // The shell's builtin: no `kill` program needed on a minimal CI image.
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill -TERM {}", child.id())])
                 .status();
             let exited = poll(CONVERGE, || matches!(child.try_wait(), Ok(Some(_))));
             if !exited {
