@@ -9,8 +9,9 @@
 #      loss, no node ever marks a live node failed, and no registration is lost;
 #   2. every node killed with -9 is marked failed by every live node, while the registrations
 #      owned by live nodes stay everywhere;
-#   3. once the faults stop and the killed nodes restart, every node sees every other alive and
-#      all nodes list the same registrations.
+#   3. once the faults stop and the killed nodes restart (from their data dirs, without
+#      `--join`), every node sees every other alive and all nodes list the same registrations,
+#      the restarted nodes' own included: they survive the restart.
 # Gossip is sealed with a fresh cluster key, so the encrypted path is what gets battered.
 #
 # Bounded: every wait has a deadline; the whole run takes about LOSS_SECONDS + 2 minutes.
@@ -84,12 +85,14 @@ gossip() { echo $((BASE + $1)); }
 http() { echo "127.0.0.1:$((BASE + 100 + $1))"; }
 KEY=$("$HERA_BIN" keygen)
 
+# start_node I [restart]: a restarted node rejoins through the members its data dir remembers.
 start_node() {
-    local i=$1
+    local i=$1 restart=${2:-}
     local join=()
-    [ "$i" != 0 ] && join=(--join "127.0.0.1:$(gossip 0)")
+    [ "$i" != 0 ] && [ -z "$restart" ] && join=(--join "127.0.0.1:$(gossip 0)")
     "$HERA_BIN" run --name "c$i" --bind "127.0.0.1:$(gossip "$i")" --http "$(http "$i")" \
-        --preset "$PRESET" --encrypt "$KEY" --log-level info "${join[@]}" \
+        --preset "$PRESET" --encrypt "$KEY" --log-level info --data-dir "$work/data/c$i" \
+        "${join[@]}" \
         >>"$work/c$i.log" 2>&1 &
     PIDS[$i]=$!
 }
@@ -231,7 +234,7 @@ log "ok: live-owned registrations intact on every live node"
 # ---- phase 3: faults stop, killed nodes restart, the cluster agrees ----
 nft delete table inet "$TABLE"
 log "loss stopped; restarting the killed nodes"
-for i in $(seq $((NODES - KILLED)) $((NODES - 1))); do start_node "$i"; done
+for i in $(seq $((NODES - KILLED)) $((NODES - 1))); do start_node "$i" restart; done
 wait_until "$HEAL_SECONDS" "all $NODES nodes see $NODES alive again" all_see_alive "$NODES"
 agree() {
     local first i
@@ -242,6 +245,7 @@ agree() {
     live_instances_everywhere "$(seq 0 $((NODES - 1)))"
 }
 wait_until "$HEAL_SECONDS" "every node lists the same registrations" agree
+wait_until "$HEAL_SECONDS" "every node lists all $NODES, the restarted nodes' own included" all_instances
 log "registrations everywhere: $(instances 0)"
 status=0
 log "chaos passed"

@@ -63,6 +63,9 @@ pub enum Command {
     /// Consul's force-leave: declare a failed member gone for good (left), so that its
     /// instances go and nobody waits for it to come back.
     ForceLeave { name: NodeName },
+    /// Take back what this node kept across a restart (its own instances, the incarnation and
+    /// registry clock floors): given once, before the first join.
+    Restore(Box<super::Restored>),
 }
 
 /// Keyring operations, in the order a rotation uses them: install the new key on every node,

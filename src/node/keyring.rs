@@ -39,10 +39,13 @@ impl Node {
             KeyringCommand::Remove(key) => ring.remove(&key),
         };
         done.map_err(CommandError::Keyring)?;
-        Ok(Reply::Keyring {
+        let reply = Reply::Keyring {
             primary: ring.primary().clone(),
             keys: ring.keys().to_vec(),
-        })
+        };
+        // Readers (the snapshot, and the shell that keeps the keyring on disk) see the change.
+        self.io.changed();
+        Ok(reply)
     }
 }
 

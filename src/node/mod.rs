@@ -35,6 +35,7 @@ mod catalog;
 mod io;
 mod keyring;
 mod membership;
+mod restore;
 #[cfg(test)]
 mod tests;
 
@@ -60,6 +61,8 @@ use crate::time::Instant;
 use crate::timers::Timer;
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{self, Incarnation, Message, Profile};
+
+pub use restore::Restored;
 
 /// The protocol state machine. See the module documentation for its contract.
 #[derive(Debug)]
@@ -166,6 +169,7 @@ impl Node {
             Command::RunChecks { service, id } => {
                 Ok(catalog.run_checks(io, now, service.as_ref(), id.as_ref()))
             }
+            Command::Restore(restored) => Ok(self.restore(now, *restored)),
         }
     }
 

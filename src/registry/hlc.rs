@@ -60,6 +60,12 @@ impl HlcClock {
         }
     }
 
+    /// The highest (wall, counter) issued or seen: what a restarted node must start above
+    /// (`runtime::store` keeps it).
+    pub fn high_water(&self) -> (u64, u32) {
+        (self.wall_ms, self.counter)
+    }
+
     /// Move past a version received from another node.
     pub fn observe(&mut self, seen: &Hlc) {
         if (seen.wall_ms, seen.counter) > (self.wall_ms, self.counter) {

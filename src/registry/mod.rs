@@ -183,6 +183,11 @@ impl Registry {
         self.clock.tick(now, me)
     }
 
+    /// The clock's high-water mark: every version issued or seen here is at or below it.
+    pub fn clock_high_water(&self) -> (u64, u32) {
+        self.clock.high_water()
+    }
+
     /// Move the clock past a version seen (HLC receive rule), without storing anything.
     pub fn observe(&mut self, version: &Hlc) {
         self.clock.observe(version);

@@ -1,5 +1,6 @@
-//! A whole node: gossip socket, driver task, HTTP listener, DNS listeners and the initial join,
-//! started from [`Settings`]. `hera run` and the integration tests start nodes the same way.
+//! A whole node: its data directory, gossip socket, driver task, HTTP listener, DNS listeners
+//! and the joins, started from [`Settings`]. `hera run` and the integration tests start nodes
+//! the same way.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,9 +11,12 @@ use tokio::sync::watch;
 
 use crate::node::{Command, Identity, Node};
 use crate::runtime::dns::{self, DnsConfig};
-use crate::runtime::driver::{self, Clock, NodeHandle};
+use crate::runtime::driver::{self, Clock, NodeHandle, Snapshot};
 use crate::runtime::http::{self, AppState};
+use crate::runtime::rejoin;
 use crate::runtime::settings::{DnsListen, Settings};
+use crate::runtime::store::{self, Saved, Store, StoreError};
+use crate::wire::Keyring;
 
 /// Why a node could not start.
 #[derive(Debug)]
@@ -26,6 +30,8 @@ pub enum StartError {
         source: std::io::Error,
     },
     BindDns(dns::BindError),
+    /// The data directory is locked by another process, unreadable, or holds a bad file.
+    Store(StoreError),
 }
 
 impl std::fmt::Display for StartError {
@@ -38,6 +44,7 @@ impl std::fmt::Display for StartError {
                 write!(f, "cannot bind HTTP (TCP) on {addr}: {source}")
             }
             StartError::BindDns(e) => write!(f, "{e}"),
+            StartError::Store(e) => write!(f, "{e}"),
         }
     }
 }
@@ -56,6 +63,8 @@ pub struct App {
     driver: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     dns: Option<tokio::task::JoinHandle<()>>,
+    /// With a `data_dir`: the task keeping the state on disk.
+    writer: Option<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
@@ -63,6 +72,11 @@ impl App {
     /// Bind, start the driver and the HTTP server, and begin joining the configured seeds.
     /// `rng_seed` seeds the node's protocol randomness.
     pub async fn start(settings: Settings, rng_seed: u64) -> Result<App, StartError> {
+        // The data directory first: a node that cannot keep its state must not start serving.
+        let opened = match &settings.data_dir {
+            Some(dir) => Some(Store::open(dir, &settings.name).map_err(StartError::Store)?),
+            None => None,
+        };
         let socket = driver::bind_udp(settings.bind).map_err(|source| StartError::BindGossip {
             addr: settings.bind,
             source,
@@ -103,8 +117,30 @@ impl App {
             tags: settings.tags.clone(),
         };
         let mut node = Node::new(settings.config.clone(), identity, rng_seed, clock.now());
-        if let Some(key) = &settings.encrypt {
-            node.set_keyring(crate::wire::Keyring::new(key.clone()));
+        let (mut store, saved) = match opened {
+            Some((store, saved)) => (Some(store), saved),
+            None => (None, Saved::default()),
+        };
+        match (saved.keyring.clone(), &settings.encrypt) {
+            (Some(ring), configured) => {
+                tracing::info!(
+                    keys = ring.keys().len(),
+                    config_encrypt = configured.is_some(),
+                    "gossip keyring restored from the data_dir ({}): it wins over `encrypt` in \
+                     the config",
+                    store::format::KEYRING_FILE
+                );
+                node.set_keyring(ring);
+            }
+            (None, Some(key)) => node.set_keyring(Keyring::new(key.clone())),
+            (None, None) => {}
+        }
+        let remembered = saved.members.clone();
+        if let Some(store) = store.as_mut() {
+            restore(&mut node, &clock, saved);
+            store
+                .begin(&Snapshot::of(&node, clock.now()))
+                .map_err(StartError::Store)?;
         }
 
         let (stop, stopped) = watch::channel(false);
@@ -115,7 +151,12 @@ impl App {
                     source,
                 }
             })?;
-        let handle = running.handle;
+        let mut handle = running.handle;
+        let writer = store.map(|store| {
+            let writer = store.spawn_writer(handle.watch());
+            handle = handle.clone().with_durability(writer.durability);
+            writer.task
+        });
         let state =
             AppState::new(handle.clone(), settings.liveness).with_access(settings.access.clone());
         let router = http::router(state);
@@ -162,9 +203,13 @@ impl App {
             dns = %dns_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
             dns_domain = %settings.dns_domain, "hera node started"
         );
-        if !settings.join.is_empty() {
-            spawn_join(handle.clone(), settings.join.clone());
+        match &settings.data_dir {
+            Some(dir) => tracing::info!(data_dir = %dir.display(), "state kept across restarts"),
+            None => tracing::info!(
+                "no data_dir: nothing is kept across restarts (set data_dir or --data-dir)"
+            ),
         }
+        rejoin::spawn(handle.clone(), settings.join.clone(), remembered);
         Ok(App {
             handle,
             gossip_addr,
@@ -173,6 +218,7 @@ impl App {
             driver: running.task,
             http,
             dns,
+            writer,
             stop,
         })
     }
@@ -184,6 +230,10 @@ impl App {
         let _ = self.http.await;
         if let Some(dns) = self.dns {
             let _ = dns.await;
+        }
+        // The writer ends once the driver has, after writing its last state.
+        if let Some(writer) = self.writer {
+            let _ = writer.await;
         }
     }
 
@@ -199,6 +249,11 @@ impl App {
         let _ = self.http.await;
         if let Some(dns) = self.dns {
             let _ = dns.await;
+        }
+        // Ends without a final write (the driver stopped abruptly), releasing the lock.
+        if let Some(writer) = self.writer {
+            writer.abort();
+            let _ = writer.await;
         }
     }
 
@@ -239,30 +294,19 @@ async fn wait_true(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
-/// Resolve the seed names and hand them to the node, which retries until one answers. DNS is
-/// retried too, so a node can start before its seeds' names resolve.
-fn spawn_join(handle: NodeHandle, seeds: Vec<String>) {
-    tokio::spawn(async move {
-        let mut delay = std::time::Duration::from_millis(500);
-        loop {
-            let mut addrs = Vec::new();
-            for seed in &seeds {
-                match http::agent::resolve(seed).await {
-                    Ok(found) => addrs.extend(found),
-                    Err(e) => {
-                        tracing::warn!(seed = %seed, error = %e.message, "cannot resolve seed yet")
-                    }
-                }
-            }
-            if !addrs.is_empty() {
-                match handle.command(Command::Join { seeds: addrs }).await {
-                    Ok(_) => tracing::info!(seeds = ?seeds, "joining through seeds"),
-                    Err(e) => tracing::warn!(error = %e, "join refused"),
-                }
-                return;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_secs(30));
-        }
-    });
+/// Hand the node what its data directory kept, and say what that was.
+fn restore(node: &mut Node, clock: &Clock, saved: Saved) {
+    let count = saved.restored.instances.len();
+    if saved.empty {
+        tracing::info!("data_dir is empty: a first start");
+        return;
+    }
+    let _ = node.handle_command(clock.now(), Command::Restore(Box::new(saved.restored)));
+    tracing::info!(
+        instances = count,
+        skipped = saved.skipped.len(),
+        members = saved.members.len(),
+        incarnation = node.incarnation(),
+        "restored this node's state"
+    );
 }

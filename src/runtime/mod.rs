@@ -9,6 +9,8 @@
 //! | [`settings`] | the deployment's settings: config file, flags, defaults |
 //! | [`http_client`] | the one-request HTTP client of health checks and the CLI |
 //! | [`cli`] | clap: `hera run` and the client subcommands |
+//! | [`store`] | the node's durable state in its `data_dir` |
+//! | [`rejoin`] | joins retried (and names re-resolved) while the node is alone |
 //! | [`app`] | one running node: driver, HTTP and telemetry started together |
 
 pub mod app;
@@ -17,5 +19,7 @@ pub mod dns;
 pub mod driver;
 pub mod http;
 pub mod http_client;
+pub mod rejoin;
 pub mod settings;
+pub mod store;
 pub mod telemetry;

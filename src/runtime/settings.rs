@@ -58,6 +58,8 @@ pub struct FileSettings {
     pub dns_domain: Option<String>,
     /// DNS face: the TTL of answers ("0s", "30s").
     pub dns_ttl: Option<String>,
+    /// Where the node keeps its state between runs (`runtime::store`); none: nothing is kept.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// One knob from the file: which, its value, and its line.
@@ -92,6 +94,7 @@ struct FileToml {
     dns: Option<String>,
     dns_domain: Option<String>,
     dns_ttl: Option<String>,
+    data_dir: Option<PathBuf>,
     #[serde(default)]
     protocol: BTreeMap<String, Spanned<toml::Value>>,
 }
@@ -200,6 +203,7 @@ pub struct Overrides {
     /// Knob flags (`--probe-interval 2s`): the flag without `--`, and its text.
     pub knobs: Vec<(String, String)>,
     pub dns: Option<String>,
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Everything a node needs to start, checked.
@@ -227,6 +231,8 @@ pub struct Settings {
     pub dns_domain: Domain,
     /// The TTL of DNS answers (whole seconds).
     pub dns_ttl: Duration,
+    /// Where the node keeps its state between runs; None keeps nothing (`runtime::store`).
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The TTL of DNS answers: 0 (Consul's default: resolvers ask again every time) to a day.
@@ -342,6 +348,7 @@ impl FileSettings {
             dns: toml.dns,
             dns_domain: toml.dns_domain,
             dns_ttl: toml.dns_ttl,
+            data_dir: toml.data_dir,
             knobs,
         })
     }
@@ -508,6 +515,12 @@ impl Settings {
                 .map_err(|e| problem(e.to_string()))?,
             None => Duration::ZERO,
         };
+        let data_dir = cli.data_dir.or(file.data_dir);
+        if data_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(problem(
+                "data_dir must not be empty (leave it out to keep nothing)",
+            ));
+        }
         Ok(Settings {
             name,
             bind,
@@ -528,6 +541,7 @@ impl Settings {
             dns,
             dns_domain,
             dns_ttl,
+            data_dir,
         })
     }
 }
@@ -627,6 +641,29 @@ mod tests {
         assert!(bad("dns = \"8600\"").contains("dns"));
         assert!(bad("dns_domain = \"a b\"").contains("dns_domain"));
         assert!(bad("dns_ttl = \"soon\"").contains("dns_ttl"));
+    }
+
+    #[test]
+    fn data_dir_from_file_or_flag_and_never_empty() {
+        let file = FileSettings::parse("data_dir = \"/var/lib/hera\"\n").unwrap();
+        let s = Settings::resolve(Some((Path::new("x.toml"), file)), Overrides::default()).unwrap();
+        assert_eq!(s.data_dir.as_deref(), Some(Path::new("/var/lib/hera")));
+        let cli = Overrides {
+            data_dir: Some(PathBuf::from("/tmp/h")),
+            ..Default::default()
+        };
+        let s = Settings::resolve(None, cli).unwrap();
+        assert_eq!(s.data_dir.as_deref(), Some(Path::new("/tmp/h")));
+        assert!(Settings::resolve(None, Overrides::default())
+            .unwrap()
+            .data_dir
+            .is_none());
+        let empty = FileSettings::parse("data_dir = \"\"\n").unwrap();
+        let err = Settings::resolve(Some((Path::new("x.toml"), empty)), Overrides::default());
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("data_dir must not be empty"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::{Catalog, MembershipView};
 use crate::names::{InstanceId, NodeName, ServiceName};
 use crate::node::io::Io;
 use crate::node::{CommandError, Event, Reply};
-use crate::registry::{clip, fit_texts, newer, Check, Entry, Health, Instance, InstanceSpec};
+use crate::registry::{clip, fit_texts, newer, Check, Entry, Health, Hlc, Instance, InstanceSpec};
 use crate::swim::gossip::Subject;
 use crate::time::Instant;
 use crate::timers::Timer;
@@ -542,6 +542,36 @@ impl Catalog {
         io.changed();
         let index = self.registry.index();
         io.emit(Event::RegistryChanged { index });
+    }
+}
+
+impl Catalog {
+    /// The registry half of a restore: the clock floor, then this node's own instances.
+    pub(in crate::node) fn restore(
+        &mut self,
+        io: &mut Io,
+        now: Instant,
+        clock: (u64, u32),
+        instances: Vec<Entry>,
+    ) {
+        let (wall_ms, counter) = clock;
+        self.registry.observe(&Hlc {
+            wall_ms,
+            counter,
+            node: self.name.clone(),
+        });
+        for entry in instances {
+            let ours = entry
+                .instance
+                .as_ref()
+                .is_some_and(|i| i.owner == self.name && i.id == entry.id);
+            if !ours {
+                continue;
+            }
+            // Merging stores it, arms its TTL and checks from `now` (one whole TTL for the
+            // client to report again), and queues it for gossip: the re-announcement.
+            self.merge(io, now, entry);
+        }
     }
 }
 

@@ -147,6 +147,10 @@ pub struct RunArgs {
     /// One flag per knob of the schema (`--probe-interval 2s`, `--liveness 5m`, ...).
     #[command(flatten)]
     pub knobs: knobs::KnobFlags,
+    /// Directory for the node's state between runs (instances, keyring, members); locked
+    /// while the node runs [default: none, nothing is kept].
+    #[arg(long = "data-dir")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +202,7 @@ impl RunArgs {
             encrypt: self.encrypt.clone(),
             token: self.token.clone(),
             knobs: self.knobs.values.clone(),
+            data_dir: self.data_dir.clone(),
         };
         Settings::resolve(file, cli)
     }

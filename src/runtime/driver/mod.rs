@@ -182,6 +182,13 @@ async fn run(
             request = commands.recv(), if commands_open => match request {
                 Some(Request { command, reply }) => {
                     let result = node.handle_command(clock.now(), command);
+                    // Publish before replying: a caller that waits for its change to be kept
+                    // on disk (`NodeHandle::command`) reads the version to wait for from it.
+                    if node.version() != published {
+                        published = node.version();
+                        published_at = clock.now();
+                        snapshot_tx.send_replace(Arc::new(Snapshot::of(&node, clock.now())));
+                    }
                     let _ = reply.send(result);
                 }
                 None => commands_open = false,

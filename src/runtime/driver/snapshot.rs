@@ -11,6 +11,7 @@ use crate::node::{Lifecycle, MemberView, Node, Quorum};
 use crate::registry::Registry;
 use crate::stats::Stats;
 use crate::time::Instant;
+use crate::wire::Keyring;
 
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -34,6 +35,8 @@ pub struct Snapshot {
     pub stale: BTreeSet<InstanceId>,
     /// The protocol timings in force (they change at runtime with `Command::Configure`).
     pub config: Config,
+    /// The gossip keyring, if gossip is encrypted (kept on disk by `runtime::store`).
+    pub keyring: Option<Keyring>,
 }
 
 impl Snapshot {
@@ -59,6 +62,7 @@ impl Snapshot {
                 .map(|i| i.id.clone())
                 .collect(),
             config: node.config().clone(),
+            keyring: node.keyring().cloned(),
         }
     }
 }

@@ -46,6 +46,9 @@ impl From<HandleError> for ApiError {
         match e {
             HandleError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             HandleError::Refused(refused) => ApiError::from(refused),
+            HandleError::NotPersisted(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
         }
     }
 }

@@ -1,0 +1,275 @@
+//! The files of a data directory and their format: pretty-printed JSON, one file per concern,
+//! so an operator can read, diff and back them up with ordinary tools. Each file says which
+//! format it is in; a hera that does not know that format refuses it rather than guess.
+//!
+//! | file | what |
+//! |---|---|
+//! | `instances.json` | the instances registered with this node, with their check state |
+//! | `keyring.json` | the gossip keyring, once changed at run time (primary first) |
+//! | `members.json` | the members this node knew, to rejoin without `join` |
+//! | `protocol.json` | the incarnation and registry clock floors |
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{InstanceId, NodeName, ServiceName};
+use crate::registry::{
+    clip, fit_texts, Check, Entry, Health, Hlc, Instance, InstanceSpec, SpecCheck,
+};
+use crate::runtime::settings::{format_key, parse_key};
+use crate::wire::{Key, Keyring};
+
+/// The one format this hera writes and reads.
+pub const FORMAT: u32 = 1;
+
+pub const INSTANCES_FILE: &str = "instances.json";
+pub const KEYRING_FILE: &str = "keyring.json";
+pub const MEMBERS_FILE: &str = "members.json";
+pub const PROTOCOL_FILE: &str = "protocol.json";
+
+/// `instances.json`. Records are read one by one, so one bad record is skipped (with a
+/// warning naming it) without losing the others.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstancesFile<R> {
+    pub format: u32,
+    /// The node that wrote the file: its instances name it as their owner.
+    pub node: String,
+    pub instances: Vec<R>,
+}
+
+/// One instance registered with this node, as it stood at its last write.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRecord {
+    pub id: String,
+    pub service: String,
+    pub address: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    /// The seed API's JSON object, as the client sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub check: CheckRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregister_critical_after_ms: Option<u64>,
+    /// passing, warning or critical.
+    pub health: String,
+    #[serde(default)]
+    pub output: String,
+    pub health_since_ms: u64,
+    pub online: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_reason: Option<String>,
+    pub version: VersionRecord,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CheckRecord {
+    None,
+    Ttl {
+        ttl_ms: u64,
+    },
+    Http {
+        url: String,
+        interval_ms: u64,
+        timeout_ms: u64,
+    },
+}
+
+/// A registry version (hybrid logical clock).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionRecord {
+    pub wall_ms: u64,
+    pub counter: u32,
+    /// The node that wrote the version.
+    pub node: String,
+}
+
+/// `keyring.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyringFile {
+    pub format: u32,
+    /// Every key, base64, the primary (the one datagrams are sealed with) first.
+    pub keys: Vec<String>,
+}
+
+/// `members.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersFile {
+    pub format: u32,
+    pub members: Vec<MemberRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRecord {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// `protocol.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolFile {
+    pub format: u32,
+    pub node: String,
+    /// The incarnation last announced; the node restarts one above it.
+    pub incarnation: u32,
+    /// The registry clock's high-water mark; writes after a restart are versioned above it.
+    pub clock_wall_ms: u64,
+    pub clock_counter: u32,
+}
+
+impl InstanceRecord {
+    pub fn of(instance: &Instance, version: &Hlc) -> InstanceRecord {
+        let check = match &instance.check {
+            Check::None => CheckRecord::None,
+            Check::Ttl { ttl_ms } => CheckRecord::Ttl { ttl_ms: *ttl_ms },
+            Check::Http {
+                url,
+                interval_ms,
+                timeout_ms,
+            } => CheckRecord::Http {
+                url: url.0.clone(),
+                interval_ms: *interval_ms,
+                timeout_ms: *timeout_ms,
+            },
+        };
+        InstanceRecord {
+            id: instance.id.as_str().to_string(),
+            service: instance.service.as_str().to_string(),
+            address: instance.address.0.clone(),
+            port: instance.port,
+            tags: instance.tags().map(str::to_string).collect(),
+            meta: instance
+                .meta()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: instance.body.as_ref().map(|b| b.0.clone()),
+            check,
+            liveness_ms: instance.liveness_ms,
+            deregister_critical_after_ms: instance.deregister_critical_after_ms,
+            health: instance.health.as_str().to_string(),
+            output: instance.output.0.clone(),
+            health_since_ms: instance.health_since_ms,
+            online: instance.online,
+            maintenance_reason: instance.maintenance_reason.as_ref().map(|r| r.0.clone()),
+            version: VersionRecord {
+                wall_ms: version.wall_ms,
+                counter: version.counter,
+                node: version.node.as_str().to_string(),
+            },
+        }
+    }
+
+    /// The entry this record stands for, owned by `owner`, checked against every limit a
+    /// registration is (the same checks, so a hand-edited file cannot smuggle in more).
+    pub fn into_entry(self, owner: &NodeName) -> Result<Entry, String> {
+        let service = ServiceName::new(&self.service)
+            .map_err(|e| format!("service {:?}: {e}", self.service))?;
+        let id = InstanceId::new(&self.id).map_err(|e| format!("id {:?}: {e}", self.id))?;
+        let check = match self.check {
+            CheckRecord::None => SpecCheck::None,
+            CheckRecord::Ttl { ttl_ms } => SpecCheck::Ttl {
+                ttl: Duration::from_millis(ttl_ms),
+            },
+            CheckRecord::Http {
+                url,
+                interval_ms,
+                timeout_ms,
+            } => SpecCheck::Http {
+                url,
+                interval: Duration::from_millis(interval_ms),
+                timeout: Duration::from_millis(timeout_ms),
+            },
+        };
+        let spec = InstanceSpec {
+            service,
+            id: Some(id.clone()),
+            address: self.address,
+            port: self.port,
+            tags: self.tags,
+            meta: self.meta,
+            body: self.body,
+            check,
+            liveness: self.liveness_ms.map(Duration::from_millis),
+            deregister_critical_after: self.deregister_critical_after_ms.map(Duration::from_millis),
+        };
+        let mut instance = spec
+            .into_instance(id.clone(), owner.clone(), self.health_since_ms)
+            .map_err(|e| e.to_string())?;
+        instance.health = match self.health.as_str() {
+            "passing" => Health::Passing,
+            "warning" => Health::Warning,
+            "critical" => Health::Critical,
+            other => {
+                return Err(format!(
+                    "health {other:?} is not passing, warning or critical"
+                ))
+            }
+        };
+        instance.output = clip(&self.output, usize::MAX);
+        instance.online = self.online;
+        instance.maintenance_reason = self.maintenance_reason.map(|r| clip(&r, usize::MAX));
+        fit_texts(&mut instance);
+        let node = NodeName::new(&self.version.node)
+            .map_err(|e| format!("version node {:?}: {e}", self.version.node))?;
+        Ok(Entry {
+            id,
+            version: Hlc {
+                wall_ms: self.version.wall_ms,
+                counter: self.version.counter,
+                node,
+            },
+            instance: Some(Box::new(instance)),
+        })
+    }
+}
+
+impl KeyringFile {
+    pub fn of(keyring: &Keyring) -> KeyringFile {
+        KeyringFile {
+            format: FORMAT,
+            keys: keyring.keys().iter().map(format_key).collect(),
+        }
+    }
+
+    pub fn into_keyring(self) -> Result<Keyring, String> {
+        let keys = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(n, text)| parse_key(text).map_err(|e| format!("key {}: {e}", n + 1)))
+            .collect::<Result<Vec<Key>, String>>()?;
+        let mut keys = keys.into_iter();
+        let primary = keys
+            .next()
+            .ok_or("no key: the primary must be listed first")?;
+        let mut ring = Keyring::new(primary);
+        for key in keys {
+            ring.install(key).map_err(|e| e.to_string())?;
+        }
+        Ok(ring)
+    }
+}
+
+/// Serialise for a file: pretty JSON and a final newline, for people and `diff`.
+pub fn to_file_bytes(value: &impl Serialize) -> Vec<u8> {
+    // Serialising these plain structs cannot fail (no maps with non-string keys).
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}

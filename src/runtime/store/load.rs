@@ -1,0 +1,229 @@
+//! Reading a data directory at start. A missing file is a first start (nothing kept yet); a
+//! file that is there but empty, truncated, not JSON or of an unknown format is refused with
+//! the file and what is wrong. One bad instance record is skipped with a warning naming it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use super::format::*;
+use super::StoreError;
+use crate::names::NodeName;
+use crate::node::Restored;
+use crate::wire::Keyring;
+
+/// Members remembered at most (the file is rewritten when the set changes; joining tries a
+/// few of them, so more would only grow the file).
+pub const MEMBERS_KEPT_MAX: usize = 512;
+
+/// What a data directory held.
+#[derive(Debug, Default)]
+pub struct Saved {
+    /// Instances and protocol floors, for `Command::Restore`.
+    pub restored: Restored,
+    /// The keyring as last changed at run time.
+    pub keyring: Option<Keyring>,
+    /// Gossip addresses of the members this node knew.
+    pub members: Vec<SocketAddr>,
+    /// Instance records skipped, each with why (already logged).
+    pub skipped: Vec<String>,
+    /// No state file at all: a first start in this directory.
+    pub empty: bool,
+}
+
+pub fn load(dir: &Path, me: &NodeName) -> Result<Saved, StoreError> {
+    let mut saved = Saved::default();
+    let mut found = 0;
+    if let Some(file) = read::<InstancesFile<serde_json::Value>>(dir, INSTANCES_FILE)? {
+        found += 1;
+        let path = dir.join(INSTANCES_FILE);
+        if file.node != me.as_str() {
+            // The instances name their owner; under another name they would be someone
+            // else's. Refuse rather than drop them silently: the operator renamed the node.
+            return Err(StoreError::Corrupt {
+                file: path,
+                detail: format!(
+                    "written by node {:?}, but this node is {:?} (a data_dir belongs to one \
+                     node name)",
+                    file.node,
+                    me.as_str()
+                ),
+            });
+        }
+        for (n, value) in file.instances.into_iter().enumerate() {
+            let record = serde_json::from_value::<InstanceRecord>(value)
+                .map_err(|e| e.to_string())
+                .and_then(|r| {
+                    let id = r.id.clone();
+                    r.into_entry(me)
+                        .map_err(|e| format!("instance {id:?}: {e}"))
+                });
+            match record {
+                Ok(entry) => saved.restored.instances.push(entry),
+                Err(why) => {
+                    let why = format!("record {} of {}: {why}", n + 1, path.display());
+                    tracing::warn!("skipped a bad saved instance: {why}");
+                    saved.skipped.push(why);
+                }
+            }
+        }
+    }
+    if let Some(file) = read::<KeyringFile>(dir, KEYRING_FILE)? {
+        found += 1;
+        saved.keyring = Some(file.into_keyring().map_err(|detail| StoreError::Corrupt {
+            file: dir.join(KEYRING_FILE),
+            detail,
+        })?);
+    }
+    if let Some(file) = read::<MembersFile>(dir, MEMBERS_FILE)? {
+        found += 1;
+        saved.members = file
+            .members
+            .into_iter()
+            .filter(|m| m.name != me.as_str())
+            .take(MEMBERS_KEPT_MAX)
+            .map(|m| m.addr)
+            .collect();
+    }
+    if let Some(file) = read::<ProtocolFile>(dir, PROTOCOL_FILE)? {
+        found += 1;
+        saved.restored.incarnation = file.incarnation;
+        saved.restored.clock = (file.clock_wall_ms, file.clock_counter);
+    }
+    saved.empty = found == 0;
+    Ok(saved)
+}
+
+/// A state file, or None if there is none. Anything else wrong with it is an error.
+fn read<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>, StoreError> {
+    let file = dir.join(name);
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StoreError::Read { file, source }),
+    };
+    let corrupt = |detail: String| StoreError::Corrupt {
+        file: file.clone(),
+        detail,
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        // hera replaces its files whole (`atomic`), so it never leaves one empty.
+        return Err(corrupt("empty file".into()));
+    }
+    let syntax = |e: serde_json::Error| {
+        if e.is_eof() {
+            corrupt(format!("truncated (ends early at line {})", e.line()))
+        } else {
+            corrupt(format!("not a valid {name}: {e}"))
+        }
+    };
+    // The format first, so a file from a newer hera says so rather than "unknown field".
+    let any: serde_json::Value = serde_json::from_slice(&bytes).map_err(syntax)?;
+    let format = any.get("format").and_then(serde_json::Value::as_u64);
+    if format != Some(u64::from(FORMAT)) {
+        return Err(corrupt(match format {
+            Some(n) => format!("format {n} is not one this hera reads (it reads {FORMAT})"),
+            None => "no \"format\" number: not a hera state file".into(),
+        }));
+    }
+    let value: T = serde_json::from_slice(&bytes).map_err(syntax)?;
+    Ok(Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::ServiceName;
+    use crate::registry::{clip, Hlc, InstanceSpec, SpecCheck};
+
+    fn me() -> NodeName {
+        NodeName::new("n1").unwrap()
+    }
+
+    fn record(id: &str) -> serde_json::Value {
+        let mut spec = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 80);
+        spec.check = SpecCheck::Ttl {
+            ttl: std::time::Duration::from_secs(30),
+        };
+        let id = crate::names::InstanceId::new(id).unwrap();
+        let mut instance = spec.into_instance(id, me(), 5).unwrap();
+        instance.online = false;
+        instance.maintenance_reason = Some(clip("draining", usize::MAX));
+        let version = Hlc {
+            wall_ms: 1_000,
+            counter: 2,
+            node: me(),
+        };
+        serde_json::to_value(InstanceRecord::of(&instance, &version)).unwrap()
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    fn corrupt_detail(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), PROTOCOL_FILE, text);
+        match load(dir.path(), &me()) {
+            Err(StoreError::Corrupt { file, detail }) => {
+                assert!(file.ends_with(PROTOCOL_FILE));
+                detail
+            }
+            other => panic!("expected a corrupt file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_directory_content_is_a_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = load(dir.path(), &me()).unwrap();
+        assert!(saved.empty);
+    }
+
+    #[test]
+    fn empty_truncated_foreign_and_future_files_are_refused_saying_what_is_wrong() {
+        assert_eq!(corrupt_detail(""), "empty file");
+        assert!(corrupt_detail("{\"format\": 1, \"node\"").starts_with("truncated"));
+        assert!(corrupt_detail("hello").starts_with("not a valid protocol.json"));
+        assert!(corrupt_detail("{\"a\": 1}").contains("no \"format\""));
+        assert!(corrupt_detail("{\"format\": 9}").contains("format 9 is not one"));
+    }
+
+    #[test]
+    fn instances_round_trip_and_one_bad_record_is_skipped_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bad = record("web-2");
+        bad["health"] = "sideways".into();
+        let file = serde_json::json!({
+            "format": 1, "node": "n1", "instances": [record("web-1"), bad, record("web-3")]
+        });
+        write(dir.path(), INSTANCES_FILE, &file.to_string());
+        let saved = load(dir.path(), &me()).unwrap();
+        let ids: Vec<&str> = saved
+            .restored
+            .instances
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect();
+        assert_eq!(ids, ["web-1", "web-3"]);
+        assert_eq!(saved.skipped.len(), 1);
+        assert!(saved.skipped[0].contains("record 2") && saved.skipped[0].contains("web-2"));
+        let first = saved.restored.instances[0].instance.as_ref().unwrap();
+        assert!(!first.online);
+        assert_eq!(first.maintenance_reason.as_ref().unwrap().0, "draining");
+        assert_eq!(saved.restored.instances[0].version.counter, 2);
+    }
+
+    #[test]
+    fn instances_of_another_node_name_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = serde_json::json!({"format": 1, "node": "other", "instances": []});
+        write(dir.path(), INSTANCES_FILE, &file.to_string());
+        let err = load(dir.path(), &me()).unwrap_err();
+        assert!(
+            err.to_string().contains("written by node \"other\""),
+            "{err}"
+        );
+    }
+}

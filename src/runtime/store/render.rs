@@ -1,0 +1,56 @@
+//! What a snapshot of the node looks like on disk: the bytes of each state file.
+
+use super::format::*;
+use super::load::MEMBERS_KEPT_MAX;
+use crate::runtime::driver::Snapshot;
+
+pub fn instances(snapshot: &Snapshot) -> Vec<u8> {
+    let instances = snapshot
+        .registry
+        .stored_instances()
+        .filter(|(_, i)| i.owner == snapshot.name)
+        .map(|(stored, i)| InstanceRecord::of(i, &stored.version))
+        .collect();
+    to_file_bytes(&InstancesFile {
+        format: FORMAT,
+        node: snapshot.name.as_str().to_string(),
+        instances,
+    })
+}
+
+/// Names and addresses only: states change all the time, and a restarted node asks the
+/// cluster for them anyway.
+pub fn members(snapshot: &Snapshot) -> Vec<u8> {
+    let members = snapshot
+        .members
+        .iter()
+        .filter(|m| !m.is_self)
+        .take(MEMBERS_KEPT_MAX)
+        .map(|m| MemberRecord {
+            name: m.name.as_str().to_string(),
+            addr: m.profile.addr,
+        })
+        .collect();
+    to_file_bytes(&MembersFile {
+        format: FORMAT,
+        members,
+    })
+}
+
+pub fn protocol(snapshot: &Snapshot) -> Vec<u8> {
+    let (clock_wall_ms, clock_counter) = snapshot.registry.clock_high_water();
+    to_file_bytes(&ProtocolFile {
+        format: FORMAT,
+        node: snapshot.name.as_str().to_string(),
+        incarnation: snapshot.incarnation,
+        clock_wall_ms,
+        clock_counter,
+    })
+}
+
+pub fn keyring(snapshot: &Snapshot) -> Option<Vec<u8>> {
+    snapshot
+        .keyring
+        .as_ref()
+        .map(|ring| to_file_bytes(&KeyringFile::of(ring)))
+}

@@ -1,0 +1,523 @@
+//! Restarts lose nothing (SPEC §10), with real `hera` processes on loopback: kill -9 and
+//! SIGTERM followed by a restart after the peers purged the node's instances, a restart of the
+//! whole cluster, a key rotation then a restart, acknowledged registrations surviving a kill
+//! at a random instant, and bad state files refused at start.
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Bound for anything that takes a few protocol periods on the local preset.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// A `hera run` process and what it needs to be started again the same way.
+struct Node {
+    name: String,
+    gossip: u16,
+    http: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn new(root: &Path, name: &str, extra: &[&str]) -> Node {
+        Node {
+            name: name.to_string(),
+            gossip: free_udp_port(),
+            http: free_tcp_port(),
+            dir: root.join(name),
+            log: root.join(format!("{name}.log")),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        }
+    }
+
+    /// Start with `join` (gossip ports); waits until its HTTP face answers.
+    fn start(&mut self, join: &[u16]) {
+        let child = self.spawn(join);
+        self.child = Some(child);
+        let up = poll(CONVERGE, || get(self, "/v1/agent/self").is_some());
+        assert!(up, "{} did not come up: {}", self.name, self.log_text());
+    }
+
+    fn spawn(&self, join: &[u16]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hera"));
+        cmd.args(["run", "--name", &self.name, "--preset", "local"])
+            .args(["--bind", &format!("127.0.0.1:{}", self.gossip)])
+            .args(["--http", &format!("127.0.0.1:{}", self.http)])
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for port in join {
+            cmd.args(["--join", &format!("127.0.0.1:{port}")]);
+        }
+        cmd.spawn().expect("hera starts")
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM: the node leaves the cluster, writes its state and exits.
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The shell's builtin: no `kill` program needed on a minimal CI image.
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill -TERM {}", child.id())])
+                .status();
+            let exited = poll(CONVERGE, || matches!(child.try_wait(), Ok(Some(_))));
+            if !exited {
+                let _ = child.kill();
+            }
+            let status = child.wait().unwrap();
+            assert!(
+                exited && status.success(),
+                "{} after SIGTERM: {status}",
+                self.name
+            );
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.0 request (no chunked answers to parse), its status and body.
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn get(node: &Node, path: &str) -> Option<Value> {
+    match http(node.http, "GET", path, None)? {
+        (200, body) => serde_json::from_str(&body).ok(),
+        _ => None,
+    }
+}
+
+fn put(node: &Node, path: &str, body: Option<Value>) -> u16 {
+    http(node.http, "PUT", path, body.as_ref()).map_or(0, |(status, _)| status)
+}
+
+/// Poll `condition` every 50 ms until it holds or `limit` passes.
+fn poll(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    #[allow(clippy::disallowed_methods)] // a test's time bound, outside any node
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    condition()
+}
+
+fn register(node: &Node, id: &str) -> u16 {
+    put(
+        node,
+        "/v1/agent/service/register",
+        Some(json!({"Name": "web", "ID": id, "Port": 80, "Check": {"TTL": "30s"}})),
+    )
+}
+
+fn pass(node: &Node, id: &str) -> u16 {
+    put(node, &format!("/v1/agent/check/pass/service:{id}"), None)
+}
+
+/// Ids of the `web` instances `node` lists.
+fn catalog(node: &Node) -> Vec<String> {
+    let mut ids: Vec<String> = get(node, "/v1/catalog/service/web")
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e["ServiceID"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Names of the members `node` lists alive.
+fn alive(node: &Node) -> Vec<String> {
+    let mut names: Vec<String> = get(node, "/v1/agent/members")
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m["Status"] == 1)
+        .filter_map(|m| m["Name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    let mut ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    ids.sort();
+    ids
+}
+
+/// Three nodes joined through the first, each with its own data directory.
+fn cluster(root: &Path, n: usize) -> Vec<Node> {
+    let mut nodes: Vec<Node> = (0..n)
+        .map(|i| Node::new(root, &format!("n{i}"), &[]))
+        .collect();
+    let seed = nodes[0].gossip;
+    nodes[0].start(&[]);
+    for node in nodes.iter_mut().skip(1) {
+        node.start(&[seed]);
+    }
+    wait_all_alive(&nodes);
+    nodes
+}
+
+fn wait_all_alive(nodes: &[Node]) {
+    let mut names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    names.sort();
+    for node in nodes {
+        assert!(
+            poll(CONVERGE, || alive(node) == names),
+            "{} sees {:?} alive, not {names:?}",
+            node.name,
+            alive(node)
+        );
+    }
+}
+
+/// Register `ids` on `node` and report each TTL once, every answer 200.
+fn register_passing(node: &Node, ids: &[String]) {
+    for id in ids {
+        assert_eq!(register(node, id), 200, "register {id}");
+        assert_eq!(pass(node, id), 200, "pass {id}");
+    }
+}
+
+/// A node restarted (without `join`) after its peers purged its instances gets them back
+/// everywhere, rejoins by itself, and each instance's next TTL pass finds its check.
+fn restart_after_purge(stop: fn(&mut Node)) {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(root.path(), 3);
+    let mine = ids("web", 5);
+    register_passing(&nodes[2], &mine);
+    assert!(poll(CONVERGE, || catalog(&nodes[0]) == mine));
+
+    stop(&mut nodes[2]);
+    assert!(
+        poll(CONVERGE, || catalog(&nodes[0]).is_empty()),
+        "the peers purge the stopped node's instances"
+    );
+
+    nodes[2].start(&[]);
+    for node in &nodes {
+        assert!(
+            poll(CONVERGE, || catalog(node) == mine),
+            "{} lists {:?}",
+            node.name,
+            catalog(node)
+        );
+    }
+    wait_all_alive(&nodes);
+    for id in &mine {
+        assert_eq!(pass(&nodes[2], id), 200, "the next TTL pass of {id}");
+    }
+    assert!(nodes[2].log_text().contains("restored this node's state"));
+}
+
+#[test]
+fn kill_9_then_restart_after_the_purge_loses_nothing() {
+    restart_after_purge(Node::kill9);
+}
+
+#[test]
+fn sigterm_then_restart_loses_nothing() {
+    restart_after_purge(Node::terminate);
+}
+
+/// Start `hera run` on `dir` and expect it to refuse: its exit status and what it said.
+fn refused_start(root: &Path, dir: &Path) -> String {
+    let mut node = Node::new(root, "n0", &[]);
+    node.dir = dir.to_path_buf();
+    let mut child = node.spawn(&[]);
+    let exited = poll(CONVERGE, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert!(exited && !status.success(), "started: {}", node.log_text());
+    node.log_text()
+}
+
+/// Run a node once on a fresh directory so it holds real state files, and stop it.
+fn populated_dir(root: &Path) -> PathBuf {
+    let mut node = Node::new(root, "n0", &[]);
+    node.start(&[]);
+    register_passing(&node, &ids("web", 2));
+    node.terminate();
+    node.dir.clone()
+}
+
+#[test]
+fn corrupt_truncated_empty_and_unwritable_state_files_are_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = populated_dir(root.path());
+    let instances = dir.join("instances.json");
+    let good = std::fs::read_to_string(&instances).unwrap();
+    assert!(
+        good.contains("\"web-0\"") && good.contains("\"ttl_ms\": 30000"),
+        "{good}"
+    );
+
+    let cases: [(&str, &str); 3] = [
+        ("", "empty file"),
+        (&good[..good.len() / 2], "truncated"),
+        (
+            "{\"format\": 1, \"node\": \"n0\", \"instances\": 7}",
+            "not a valid instances.json",
+        ),
+    ];
+    for (content, says) in cases {
+        std::fs::write(&instances, content).unwrap();
+        let said = refused_start(root.path(), &dir);
+        assert!(
+            said.contains("instances.json") && said.contains(says),
+            "for {says:?} it said: {said}"
+        );
+    }
+
+    // Unreadable: the file is a directory (permissions do not stop root, who runs CI).
+    std::fs::remove_file(&instances).unwrap();
+    std::fs::create_dir(&instances).unwrap();
+    let said = refused_start(root.path(), &dir);
+    assert!(said.contains("instances.json: cannot read"), "{said}");
+    std::fs::remove_dir(&instances).unwrap();
+    std::fs::write(&instances, &good).unwrap();
+
+    // Unwritable: the temporary file a write goes through cannot be created.
+    std::fs::create_dir(dir.join("members.json.tmp")).unwrap();
+    let said = refused_start(root.path(), &dir);
+    assert!(said.contains("members.json: cannot write"), "{said}");
+    std::fs::remove_dir(dir.join("members.json.tmp")).unwrap();
+
+    // One bad record: skipped with a warning naming it, the others kept.
+    let mut file: Value = serde_json::from_str(&good).unwrap();
+    file["instances"][0]["health"] = json!("sideways");
+    std::fs::write(&instances, file.to_string()).unwrap();
+    let mut node = Node::new(root.path(), "n0", &[]);
+    node.dir = dir.clone();
+    node.start(&[]);
+    assert!(
+        poll(CONVERGE, || catalog(&node) == ["web-1"]),
+        "{:?}",
+        catalog(&node)
+    );
+    assert!(node
+        .log_text()
+        .contains("skipped a bad saved instance: record 1"));
+}
+
+#[test]
+fn two_processes_never_share_a_data_dir() {
+    let root = tempfile::tempdir().unwrap();
+    let mut first = Node::new(root.path(), "n0", &[]);
+    first.start(&[]);
+    let said = refused_start(root.path(), &first.dir);
+    assert!(said.contains("in use by another hera process"), "{said}");
+    assert!(get(&first, "/v1/agent/self").is_some());
+}
+
+/// Kill a node at pseudo-random instants during a burst of registrations: after each restart
+/// every registration it acknowledged is there.
+#[test]
+fn acknowledged_registrations_survive_a_kill_at_any_instant() {
+    let root = tempfile::tempdir().unwrap();
+    let mut node = Node::new(root.path(), "n0", &[]);
+    let mut acknowledged: Vec<String> = Vec::new();
+    // A fixed sequence, so a failure replays; spread over a burst's first half second.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for round in 0..6 {
+        node.start(&[]);
+        let port = node.http;
+        let burst = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            for i in 0..10_000 {
+                let id = format!("crash-{round}-{i}");
+                let body = json!({"Name": "web", "ID": id, "Port": 80, "Check": {"TTL": "60s"}});
+                match http(port, "PUT", "/v1/agent/service/register", Some(&body)) {
+                    Some((200, _)) => acked.push(id),
+                    _ => break,
+                }
+            }
+            acked
+        });
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        std::thread::sleep(Duration::from_millis(20 + state % 480));
+        node.kill9();
+        let acked = burst.join().unwrap();
+        eprintln!(
+            "round {round}: killed after {} acknowledged registrations",
+            acked.len()
+        );
+        acknowledged.extend(acked);
+
+        node.start(&[]);
+        let held: Vec<String> = get(&node, "/v1/agent/services")
+            .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+            .unwrap_or_default();
+        let lost: Vec<&String> = acknowledged
+            .iter()
+            .filter(|id| !held.contains(id))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: lost {lost:?} of {}",
+            acknowledged.len()
+        );
+        node.kill9();
+    }
+    assert!(acknowledged.len() > 6, "the bursts registered something");
+}
+
+const KEY_1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+/// The documented rotation on every node, then a restart with the config's old key: the node
+/// comes back with the new keyring (from its data_dir), rejoins and loses nothing.
+#[test]
+fn a_key_rotation_then_a_restart_rejoins_with_the_new_key() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| Node::new(root.path(), &format!("n{i}"), &["--encrypt", KEY_1]))
+        .collect();
+    let seed = nodes[0].gossip;
+    nodes[0].start(&[]);
+    for node in nodes.iter_mut().skip(1) {
+        node.start(&[seed]);
+    }
+    wait_all_alive(&nodes);
+    let key = |k: &str| Some(json!({"Key": k}));
+    for (method, k) in [("POST", KEY_2), ("PUT", KEY_2), ("DELETE", KEY_1)] {
+        for node in &nodes {
+            let answer = http(node.http, method, "/v1/operator/keyring", key(k).as_ref());
+            assert_eq!(answer.map(|a| a.0), Some(200), "{method} on {}", node.name);
+        }
+    }
+    let mine = ids("web", 3);
+    register_passing(&nodes[2], &mine);
+
+    nodes[2].terminate();
+    assert!(poll(CONVERGE, || catalog(&nodes[0]).is_empty()));
+    nodes[2].start(&[]);
+    wait_all_alive(&nodes);
+    for node in &nodes {
+        assert!(poll(CONVERGE, || catalog(node) == mine), "{}", node.name);
+    }
+    for id in &mine {
+        assert_eq!(pass(&nodes[2], id), 200);
+    }
+    assert!(nodes[2]
+        .log_text()
+        .contains("gossip keyring restored from the data_dir"));
+}
+
+/// Five nodes, two instances on each: every node killed at once and restarted without
+/// `join`, then each one restarted in turn (SIGTERM): every instance back everywhere.
+#[test]
+fn a_five_node_cluster_restarted_all_at_once_then_rolling_loses_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(root.path(), 5);
+    let mut all = Vec::new();
+    for node in &nodes {
+        let mine = ids(&format!("web-{}", node.name), 2);
+        register_passing(node, &mine);
+        all.extend(mine);
+    }
+    all.sort();
+    let everywhere = |nodes: &[Node]| {
+        for node in nodes {
+            assert!(
+                poll(CONVERGE, || catalog(node) == all),
+                "{} lists {:?}",
+                node.name,
+                catalog(node)
+            );
+        }
+    };
+    everywhere(&nodes);
+
+    for node in nodes.iter_mut() {
+        node.kill9();
+    }
+    for node in nodes.iter_mut() {
+        node.start(&[]);
+    }
+    wait_all_alive(&nodes);
+    everywhere(&nodes);
+
+    for i in 0..nodes.len() {
+        nodes[i].terminate();
+        nodes[i].start(&[]);
+        wait_all_alive(&nodes);
+        everywhere(&nodes);
+    }
+    for id in &all {
+        let owner = nodes
+            .iter()
+            .find(|n| id.starts_with(&format!("web-{}-", n.name)))
+            .unwrap();
+        assert_eq!(pass(owner, id), 200, "{id}");
+    }
+}
