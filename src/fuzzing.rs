@@ -216,10 +216,11 @@ fn refuse_changed(ring: &Keyring, good: &[u8], bad: &[u8]) {
             DecodeError::BadMagic { .. }
             | DecodeError::UnsupportedVersion { .. }
             | DecodeError::UnknownFlags { .. }
+            | DecodeError::LabelMismatch { .. }
             | DecodeError::Unsealed,
         ) => assert_ne!(
-            good.get(..4),
-            bad.get(..4),
+            good.get(..crate::wire::PREFIX_BYTES),
+            bad.get(..crate::wire::PREFIX_BYTES),
             "header checks refused an intact header"
         ),
         Err(other) => panic!("a changed sealed datagram failed as {other:?}"),

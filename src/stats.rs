@@ -19,7 +19,7 @@ pub const MESSAGE_KINDS: [&str; 11] = [
 ];
 
 /// Decode error kinds, for per-kind counters.
-pub const DECODE_ERROR_KINDS: [&str; 14] = [
+pub const DECODE_ERROR_KINDS: [&str; 16] = [
     "too_short",
     "too_long",
     "bad_magic",
@@ -34,6 +34,8 @@ pub const DECODE_ERROR_KINDS: [&str; 14] = [
     "unknown_kind",
     "too_many_messages",
     "invalid_field",
+    "label_mismatch",
+    "replayed",
 ];
 
 /// Probe round trips kept for the shell to drain into a histogram.
@@ -50,6 +52,9 @@ pub struct Stats {
     pub messages_out: [u64; MESSAGE_KINDS.len()],
     /// Rejected datagrams, by error kind (indexed as `DECODE_ERROR_KINDS`).
     pub decode_errors: [u64; DECODE_ERROR_KINDS.len()],
+    /// Messages of kinds this node does not know (a newer minor's), skipped in datagrams that
+    /// were otherwise applied.
+    pub messages_skipped: u64,
     pub probes_sent: u64,
     pub probes_failed: u64,
     pub indirect_probes_sent: u64,

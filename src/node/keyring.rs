@@ -7,7 +7,8 @@
 use rand_chacha::rand_core::RngCore;
 
 use super::{CommandError, KeyringCommand, Node, Reply};
-use crate::wire::{self, DatagramBuilder, DecodeError, Keyring, Message, Sealer};
+use crate::time::Instant;
+use crate::wire::{self, ClusterLabel, Datagram, DatagramBuilder, DecodeError, Keyring, Sealer};
 
 impl Node {
     /// Seal every datagram from now on and refuse plain ones. Call once, right after
@@ -16,7 +17,30 @@ impl Node {
     pub fn set_keyring(&mut self, keyring: Keyring) {
         let mut nonce_start = [0u8; wire::seal::NONCE_BYTES];
         self.rng.fill_bytes(&mut nonce_start);
-        self.sealer = Some(Sealer::new(keyring, nonce_start));
+        let mut sealer = Sealer::new(keyring, nonce_start);
+        sealer.set_label(self.label.clone());
+        self.sealer = Some(sealer);
+    }
+
+    /// Carry `label` in every datagram and refuse datagrams without it, so that two clusters
+    /// sharing a key or reusing addresses never merge. Call before the first input.
+    pub fn set_cluster_label(&mut self, label: Option<ClusterLabel>) {
+        if let Some(sealer) = &mut self.sealer {
+            sealer.set_label(label.clone());
+        }
+        self.label = label;
+    }
+
+    pub fn cluster_label(&self) -> Option<&ClusterLabel> {
+        self.label.as_ref()
+    }
+
+    /// The sealer stamps what it seals with the time of the input being handled, and measures
+    /// replays against it.
+    pub(super) fn set_seal_clock(&mut self, now: Instant) {
+        if let Some(sealer) = &mut self.sealer {
+            sealer.set_clock(now.as_micros() / 1_000_000);
+        }
     }
 
     /// The keyring, if gossip is encrypted.
@@ -43,28 +67,36 @@ impl Node {
         })
     }
 
-    /// Check the envelope (opening it with the keyring when there is one) and decode.
-    pub(super) fn decode(&self, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
-        match &self.sealer {
-            Some(sealer) => sealer.decode(bytes),
-            None => wire::decode_datagram(bytes),
+    /// Check the envelope and the label (opening it with the keyring and checking it is no
+    /// replay when there is one) and decode.
+    pub(super) fn decode(&mut self, now: Instant, bytes: &[u8]) -> Result<Datagram, DecodeError> {
+        self.set_seal_clock(now);
+        match &mut self.sealer {
+            Some(sealer) => sealer.receive(bytes),
+            None => wire::decode_plain(bytes, self.label.as_ref()),
         }
     }
 
     /// An empty datagram of the right kind, within `packet_bytes_max` once finished.
     pub(super) fn new_datagram(&self) -> DatagramBuilder {
-        match self.sealer {
-            Some(_) => DatagramBuilder::sealed(self.config.packet_bytes_max),
-            None => DatagramBuilder::new(self.config.packet_bytes_max),
-        }
+        DatagramBuilder::for_cluster(
+            self.config.packet_bytes_max,
+            self.sealer.is_some(),
+            self.label.as_ref(),
+        )
     }
 
     /// Bytes of every datagram that are not messages, for code that packs messages by hand.
     pub(super) fn envelope_overhead(&self) -> usize {
-        match self.sealer {
-            Some(_) => wire::SEALED_OVERHEAD_BYTES,
-            None => wire::OVERHEAD_BYTES,
-        }
+        let label = self
+            .label
+            .as_ref()
+            .map_or(0, |_| wire::label::LABEL_HASH_BYTES);
+        label
+            + match self.sealer {
+                Some(_) => wire::SEALED_OVERHEAD_BYTES,
+                None => wire::OVERHEAD_BYTES,
+            }
     }
 
     /// Close a datagram: a CRC32, or sealed with the primary key and a fresh nonce.
@@ -87,7 +119,7 @@ mod tests {
     use crate::stats::DECODE_ERROR_KINDS;
     use crate::time::Instant;
     use crate::wire::bounded::BoundedVec;
-    use crate::wire::{encode_message, Claim, Key, KeyringError, MemberUpdate, Profile};
+    use crate::wire::{encode_message, Claim, Key, KeyringError, MemberUpdate, Message, Profile};
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))

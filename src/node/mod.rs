@@ -348,6 +348,8 @@ pub struct Node {
     grave_replies: Vec<Entry>,
     /// The cluster key and nonce sequence; None sends and accepts plain datagrams.
     sealer: Option<wire::Sealer>,
+    /// The cluster label every datagram carries (`keyring.rs`); None: unlabelled.
+    label: Option<wire::ClusterLabel>,
 }
 
 #[derive(Debug, Clone)]
@@ -402,6 +404,7 @@ impl Node {
             graves_until: None,
             grave_replies: Vec::new(),
             sealer: None,
+            label: None,
         };
         node.start_timers(now);
         node
@@ -416,15 +419,17 @@ impl Node {
         }
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += bytes.len() as u64;
-        let messages = match self.decode(bytes) {
-            Ok(messages) => messages,
+        let datagram = match self.decode(now, bytes) {
+            Ok(datagram) => datagram,
             Err(error) => {
                 self.stats.decode_error(error.kind());
                 self.emit(Event::Rejected { from, error });
                 return;
             }
         };
-        for message in messages {
+        // A newer minor's messages: skipped, counted, the rest of the datagram applied.
+        self.stats.messages_skipped += u64::from(datagram.skipped);
+        for message in datagram.messages {
             self.stats.message_in(message.kind());
             self.handle_message(now, from, message);
         }
@@ -433,6 +438,7 @@ impl Node {
 
     /// Deadlines up to `now` have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.set_seal_clock(now);
         while let Some(timer) = self.timers.pop_due(now) {
             if self.lifecycle == Lifecycle::Stopped {
                 return;
@@ -450,6 +456,7 @@ impl Node {
         if self.lifecycle != Lifecycle::Active {
             return Err(CommandError::NotRunning);
         }
+        self.set_seal_clock(now);
         match command {
             Command::Join { seeds } => self.start_join(now, seeds).map(|()| Reply::Done),
             Command::Leave => {

@@ -93,6 +93,7 @@ impl App {
             tags: settings.tags.clone(),
         };
         let mut node = Node::new(settings.config.clone(), identity, rng_seed, clock.now());
+        node.set_cluster_label(settings.cluster_label.clone());
         if let Some(key) = &settings.encrypt {
             node.set_keyring(crate::wire::Keyring::new(key.clone()));
         }
@@ -124,6 +125,7 @@ impl App {
             node = %settings.name, gossip = %gossip_addr, advertise = %advertise, http = %http_addr,
             dc = %settings.dc, preset = ?settings.preset,
             gossip_encrypted = settings.encrypt.is_some(),
+            cluster_label = settings.cluster_label.as_ref().map(|l| l.as_str()),
             api_token = settings.access.token.is_some(), "hera node started"
         );
         if !settings.join.is_empty() {

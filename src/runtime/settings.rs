@@ -15,7 +15,7 @@ use crate::config::{Config, Preset};
 use crate::names::{Label, NodeName};
 use crate::runtime::http::guard::{Access, Token};
 use crate::wire::bounded::BoundedString;
-use crate::wire::{Key, Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
+use crate::wire::{ClusterLabel, Key, Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:7946";
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8500";
@@ -44,6 +44,8 @@ pub struct FileSettings {
     pub liveness: Option<String>,
     /// Gossip encryption: the cluster key, base64 of 32 bytes (`hera keygen`).
     pub encrypt: Option<String>,
+    /// A name every datagram carries: nodes with another label (or none) are refused.
+    pub cluster_label: Option<String>,
     /// HTTP API token: required for writes (and for reads with `token_reads`).
     pub token: Option<String>,
     #[serde(default)]
@@ -83,6 +85,7 @@ pub struct Overrides {
     pub preset: Option<String>,
     pub log_level: Option<String>,
     pub encrypt: Option<String>,
+    pub cluster_label: Option<String>,
     pub token: Option<String>,
 }
 
@@ -104,6 +107,8 @@ pub struct Settings {
     pub liveness: Duration,
     /// The cluster key: with one, every datagram is sealed and plain ones are refused.
     pub encrypt: Option<Key>,
+    /// Carried by every datagram; datagrams of another label (or none) are refused.
+    pub cluster_label: Option<ClusterLabel>,
     /// Who may use the HTTP API.
     pub access: Access,
 }
@@ -284,6 +289,12 @@ impl Settings {
             Some(text) => Some(parse_key(&text).map_err(|e| problem(format!("encrypt: {e}")))?),
             None => None,
         };
+        let cluster_label = match cli.cluster_label.or(file.cluster_label) {
+            Some(text) => {
+                Some(ClusterLabel::new(&text).map_err(|e| problem(format!("cluster_label: {e}")))?)
+            }
+            None => None,
+        };
         let token = match cli.token.or(file.token) {
             Some(text) => Some(Token::new(&text).map_err(|e| problem(format!("token: {e}")))?),
             None => None,
@@ -311,6 +322,7 @@ impl Settings {
                 .unwrap_or_else(|| "info".to_string()),
             liveness,
             encrypt,
+            cluster_label,
             access,
         })
     }
