@@ -85,7 +85,17 @@ fn decode_messages(body: &[u8], fast: bool) -> Result<Decoded, DecodeError> {
             return Err(DecodeError::TooManyMessages);
         }
         frames += 1;
-        let (kind, payload, next) = frame(body, at)?;
+        // Nearly every frame has a one-byte kind and length: read those inline.
+        let (kind, payload, next) = match body.get(at..at + 2) {
+            Some(&[kind, len]) if kind <= SINGLE_BYTE_MAX && len <= SINGLE_BYTE_MAX => {
+                let end = at + 2 + usize::from(len);
+                match body.get(at + 2..end) {
+                    Some(payload) => (u32::from(kind), payload, end),
+                    None => frame(body, at)?,
+                }
+            }
+            _ => frame(body, at)?,
+        };
         at = next;
         let decoded = if fast {
             let mut cursor = Cursor {

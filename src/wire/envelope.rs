@@ -118,12 +118,8 @@ impl Header {
     }
 
     /// Bytes of the clear header: the prefix and, when labelled, the label hash.
-    pub fn len(&self) -> usize {
+    pub fn clear_bytes(&self) -> usize {
         PREFIX_BYTES + self.label_hash.map_or(0, |_| LABEL_HASH_BYTES)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -334,7 +330,7 @@ pub fn open_plain<'a>(
         });
     }
     check_label(&header, label)?;
-    let len_at = header.len();
+    let len_at = header.clear_bytes();
     let overhead = len_at + LENGTH_BYTES + CHECKSUM_BYTES;
     if bytes.len() < overhead {
         return Err(DecodeError::TooShort { len: bytes.len() });

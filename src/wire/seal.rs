@@ -465,7 +465,7 @@ pub fn open_labelled(
         return Err(DecodeError::Unsealed);
     }
     check_label(&header, label)?;
-    let fields_at = header.len();
+    let fields_at = header.clear_bytes();
     let ciphertext_at = fields_at + SEAL_FIELDS_BYTES;
     if bytes.len() < ciphertext_at + LENGTH_BYTES + TAG_BYTES {
         return Err(DecodeError::TooShort { len: bytes.len() });
