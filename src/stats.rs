@@ -19,6 +19,9 @@ pub struct Stats {
     pub messages_out: [u64; MessageKind::ALL.len()],
     /// Rejected datagrams, by error kind (indexed by `DecodeErrorKind::index`).
     pub decode_errors: [u64; DecodeErrorKind::ALL.len()],
+    /// Messages of kinds this node does not know (a newer minor's), skipped in datagrams that
+    /// were otherwise applied.
+    pub messages_skipped: u64,
     pub probes_sent: u64,
     pub probes_failed: u64,
     pub indirect_probes_sent: u64,

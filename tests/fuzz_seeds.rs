@@ -20,7 +20,8 @@ use hera::wire::bounded::{BoundedString, BoundedVec};
 use hera::wire::seal::seal_with;
 use hera::wire::{
     encode_message, flags, Ack, Claim, DatagramBuilder, Key, MemberUpdate, Message, Nack, Ping,
-    PingReq, Profile, PushPull, SyncProbe, Tag, DATAGRAM_MAX_BYTES, TAGS_MAX, TAG_VALUE_MAX_BYTES,
+    PingReq, Profile, PushPull, SyncProbe, Tag, DATAGRAM_MAX_BYTES, HEADER_BYTES, TAGS_MAX,
+    TAG_VALUE_MAX_BYTES,
 };
 
 fn seeds_dir(target: &str) -> PathBuf {
@@ -48,8 +49,8 @@ fn datagram(messages: &[Message]) -> Vec<u8> {
 /// Re-seal `bytes` after an edit: fix the body length and the CRC.
 fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes.truncate(bytes.len().saturating_sub(4));
-    let body_len = (bytes.len() - 6) as u16;
-    bytes[4..6].copy_from_slice(&body_len.to_be_bytes());
+    let body_len = (bytes.len() - HEADER_BYTES) as u16;
+    bytes[HEADER_BYTES - 2..HEADER_BYTES].copy_from_slice(&body_len.to_be_bytes());
     let crc = crc32fast::hash(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
     bytes
@@ -169,21 +170,39 @@ fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("empty-body", DatagramBuilder::new(1400).finish()),
         ("empty", vec![]),
         ("bad-magic", with(0, b'x')),
-        ("version-2", with(2, 2)),
+        ("version-3", with(2, 3)),
+        ("version-1", with(2, 1)),
+        ("newer-minor", reseal(with(4, 9))),
+        ("labelled", with(3, flags::LABELED)),
         ("sealed", with(3, flags::SEALED)),
         ("truncated", ping_bytes[..ping_bytes.len() - 1].to_vec()),
         ("trailing", [ping_bytes.as_slice(), &[0]].concat()),
         ("bad-crc", with(ping_bytes.len() - 1, 0)),
         (
-            "unknown-kind",
-            reseal([&ping_bytes[..6], &[200, 0, 0, 0, 0]].concat()),
+            "unknown-kind-skipped",
+            reseal(
+                [
+                    &ping_bytes[..ping_bytes.len() - 4],
+                    &[200, 2, 0xaa, 0xbb],
+                    &[0; 4],
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "appended-field",
+            reseal([&ping_bytes[..HEADER_BYTES], &[1, 3, 7, 0xaa, 0xbb], &[0; 4]].concat()),
+        ),
+        (
+            "frame-past-the-body",
+            reseal([&ping_bytes[..HEADER_BYTES], &[200, 9, 0], &[0; 4]].concat()),
         ),
         (
             "name-2-pow-60",
             reseal(
                 [
-                    &ping_bytes[..6],
-                    &[4, 253],
+                    &ping_bytes[..HEADER_BYTES],
+                    &[4, 9, 253],
                     &(1u64 << 60).to_le_bytes(),
                     &[0; 4],
                 ]
@@ -192,11 +211,25 @@ fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "members-60000",
-            reseal([&ping_bytes[..6], &[5, 1, 251, 0x60, 0xea], &[0; 4]].concat()),
+            reseal(
+                [
+                    &ping_bytes[..HEADER_BYTES],
+                    &[5, 4, 1, 251, 0x60, 0xea],
+                    &[0; 4],
+                ]
+                .concat(),
+            ),
         ),
         (
             "too-many-messages",
-            reseal([&ping_bytes[..6], &[1, 0].repeat(256)[..], &[0; 4]].concat()),
+            reseal(
+                [
+                    &ping_bytes[..HEADER_BYTES],
+                    &[1, 1, 0].repeat(256)[..],
+                    &[0; 4],
+                ]
+                .concat(),
+            ),
         ),
     ]
 }
@@ -415,14 +448,17 @@ fn sealed_seeds() -> Vec<(&'static str, Vec<u8>)> {
             with(&[0], &sealed(&fuzz_foreign_key(), &several)),
         ),
         ("open-truncated", with(&[0], &good[..good.len() - 1])),
-        ("open-header-only", with(&[0], &good[..16])),
+        ("open-header-only", with(&[0], &good[..22])),
         ("open-trailing", with(&[0], &[&good[..], &[0]].concat())),
-        ("open-tampered-nonce", flipped(4, 0x01)),
-        ("open-tampered-ciphertext", flipped(20, 0x80)),
+        ("open-tampered-time", flipped(6, 0x01)),
+        ("open-tampered-nonce", flipped(12, 0x01)),
+        ("open-tampered-minor", flipped(4, 0x01)),
+        ("open-tampered-ciphertext", flipped(24, 0x80)),
         ("open-tampered-tag", flipped(good.len() - 1, 0x01)),
-        ("open-flags-unknown", flipped(3, 0x02)),
+        ("open-flags-unknown", flipped(3, 0x04)),
+        ("open-flags-labelled", flipped(3, 0x02)),
         ("open-flags-plain", flipped(3, 0x01)),
-        ("open-version-2", flipped(2, 0x03)),
+        ("open-version-1", flipped(2, 0x03)),
         (
             "open-unsealed",
             with(&[0], &datagram(std::slice::from_ref(&ping))),
@@ -434,7 +470,7 @@ fn sealed_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("plain-no-prefix", vec![1]),
         ("plain-prefix-long", with(&[1], &prefixed(body_len + 1))),
         ("plain-prefix-short", with(&[1], &prefixed(body_len - 1))),
-        ("plain-unknown-kind", with(&[1], &[0, 5, 200, 0, 0, 0, 0])),
+        ("plain-unknown-kind", with(&[1], &[0, 5, 200, 3, 0, 0, 0])),
         (
             "plain-push-pull",
             with(
@@ -446,7 +482,8 @@ fn sealed_seeds() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         // Mode 2: a valid seal, then flips.
-        ("flip-nonce", flips(&[(5, 0xff)])),
+        ("flip-nonce", flips(&[(15, 0xff)])),
+        ("flip-time", flips(&[(7, 0x01)])),
         (
             "flip-ciphertext-and-tag",
             flips(&[(17, 0x01), (sealed_len - 2, 0x40)]),
@@ -456,7 +493,7 @@ fn sealed_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("flip-none", flips(&[(9, 0)])),
         // Mode 3: a valid seal, then cut or extended.
         ("cut-one", resized(sealed_len - 1)),
-        ("cut-to-header", resized(4)),
+        ("cut-to-header", resized(6)),
         ("cut-to-nothing", resized(0)),
         ("extend-one", resized(sealed_len + 1)),
         ("extend-past-max", resized(u16::MAX)),

@@ -35,6 +35,8 @@ pub(crate) struct Io {
     pub(crate) stats: Stats,
     /// The cluster key and nonce sequence; None sends and accepts plain datagrams.
     pub(crate) sealer: Option<Sealer>,
+    /// The cluster label every datagram carries (`keyring.rs`); None: unlabelled.
+    pub(crate) label: Option<crate::wire::ClusterLabel>,
     /// Bumped on every change visible through the views, so shells republish only on change:
     /// only through [`Io::changed`] (and [`Io::emit`], which calls it).
     version: u64,
@@ -53,6 +55,7 @@ impl Io {
             rng,
             stats: Stats::default(),
             sealer: None,
+            label: None,
             version: 0,
         }
     }

@@ -8,7 +8,8 @@ use rand_chacha::rand_core::RngCore;
 
 use super::io::Io;
 use super::{CommandError, KeyringCommand, Node, Reply};
-use crate::wire::{self, DatagramBuilder, DecodeError, Keyring, Message, Sealer};
+use crate::time::Instant;
+use crate::wire::{self, ClusterLabel, Datagram, DatagramBuilder, DecodeError, Keyring, Sealer};
 
 impl Node {
     /// Seal every datagram from now on and refuse plain ones. Call once, right after
@@ -17,7 +18,22 @@ impl Node {
     pub fn set_keyring(&mut self, keyring: Keyring) {
         let mut nonce_start = [0u8; wire::seal::NONCE_BYTES];
         self.io.rng.fill_bytes(&mut nonce_start);
-        self.io.sealer = Some(Sealer::new(keyring, nonce_start));
+        let mut sealer = Sealer::new(keyring, nonce_start);
+        sealer.set_label(self.io.label.clone());
+        self.io.sealer = Some(sealer);
+    }
+
+    /// Carry `label` in every datagram and refuse datagrams without it, so that two clusters
+    /// sharing a key or reusing addresses never merge. Call before the first input.
+    pub fn set_cluster_label(&mut self, label: Option<ClusterLabel>) {
+        if let Some(sealer) = &mut self.io.sealer {
+            sealer.set_label(label.clone());
+        }
+        self.io.label = label;
+    }
+
+    pub fn cluster_label(&self) -> Option<&ClusterLabel> {
+        self.io.label.as_ref()
     }
 
     /// The keyring, if gossip is encrypted.
@@ -50,28 +66,44 @@ impl Node {
 }
 
 impl Io {
-    /// Check the envelope (opening it with the keyring when there is one) and decode.
-    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
-        match &self.sealer {
-            Some(sealer) => sealer.decode(bytes),
-            None => wire::decode_datagram(bytes),
+    /// The sealer stamps what it seals with the time of the input being handled, and measures
+    /// replays against it.
+    pub(crate) fn set_seal_clock(&mut self, now: Instant) {
+        if let Some(sealer) = &mut self.sealer {
+            sealer.set_clock(now.as_micros() / 1_000_000);
+        }
+    }
+
+    /// Check the envelope and the label (opening it with the keyring and checking it is no
+    /// replay when there is one) and decode.
+    pub(crate) fn decode(&mut self, now: Instant, bytes: &[u8]) -> Result<Datagram, DecodeError> {
+        self.set_seal_clock(now);
+        match &mut self.sealer {
+            Some(sealer) => sealer.receive(bytes),
+            None => wire::decode_plain(bytes, self.label.as_ref()),
         }
     }
 
     /// An empty datagram of the right kind, within `packet_bytes_max` once finished.
     pub(crate) fn new_datagram(&self) -> DatagramBuilder {
-        match self.sealer {
-            Some(_) => DatagramBuilder::sealed(self.config.packet_bytes_max),
-            None => DatagramBuilder::new(self.config.packet_bytes_max),
-        }
+        DatagramBuilder::for_cluster(
+            self.config.packet_bytes_max,
+            self.sealer.is_some(),
+            self.label.as_ref(),
+        )
     }
 
     /// Bytes of every datagram that are not messages, for code that packs messages by hand.
     pub(crate) fn envelope_overhead(&self) -> usize {
-        match self.sealer {
-            Some(_) => wire::SEALED_OVERHEAD_BYTES,
-            None => wire::OVERHEAD_BYTES,
-        }
+        let label = self
+            .label
+            .as_ref()
+            .map_or(0, |_| wire::label::LABEL_HASH_BYTES);
+        label
+            + match self.sealer {
+                Some(_) => wire::SEALED_OVERHEAD_BYTES,
+                None => wire::OVERHEAD_BYTES,
+            }
     }
 
     /// Close a datagram: a CRC32, or sealed with the primary key and a fresh nonce.
@@ -93,7 +125,7 @@ mod tests {
     use crate::node::{Command, CommandError, Identity};
     use crate::time::Instant;
     use crate::wire::bounded::BoundedVec;
-    use crate::wire::{encode_message, Claim, Key, KeyringError, MemberUpdate, Profile};
+    use crate::wire::{encode_message, Claim, Key, KeyringError, MemberUpdate, Message, Profile};
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))

@@ -101,15 +101,17 @@ impl Node {
         }
         self.io.stats.datagrams_in += 1;
         self.io.stats.bytes_in += bytes.len() as u64;
-        let messages = match self.io.decode(bytes) {
-            Ok(messages) => messages,
+        let datagram = match self.io.decode(now, bytes) {
+            Ok(datagram) => datagram,
             Err(error) => {
                 self.io.stats.decode_error(error.kind());
                 self.io.emit(Event::Rejected { from, error });
                 return;
             }
         };
-        for message in messages {
+        // A newer minor's messages: skipped, counted, the rest of the datagram applied.
+        self.io.stats.messages_skipped += u64::from(datagram.skipped);
+        for message in datagram.messages {
             self.io.stats.message_in(message.kind());
             self.handle_message(now, from, message);
         }
@@ -118,6 +120,7 @@ impl Node {
 
     /// Deadlines up to `now` have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.io.set_seal_clock(now);
         while let Some(timer) = self.io.timers.pop_due(now) {
             if self.membership.lifecycle == Lifecycle::Stopped {
                 return;
@@ -135,6 +138,7 @@ impl Node {
         if self.membership.lifecycle != Lifecycle::Active {
             return Err(CommandError::NotRunning);
         }
+        self.io.set_seal_clock(now);
         let (membership, catalog, io) = (&mut self.membership, &mut self.catalog, &mut self.io);
         match command {
             Command::Join { seeds } => membership.start_join(io, now, seeds).map(|()| Reply::Done),

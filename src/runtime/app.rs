@@ -117,6 +117,8 @@ impl App {
             tags: settings.tags.clone(),
         };
         let mut node = Node::new(settings.config.clone(), identity, rng_seed, clock.now());
+        // The label first: the sealer a keyring brings binds it.
+        node.set_cluster_label(settings.cluster_label.clone());
         let (mut store, saved) = match opened {
             Some((store, saved)) => (Some(store), saved),
             None => (None, Saved::default()),
@@ -199,6 +201,7 @@ impl App {
             node = %settings.name, gossip = %gossip_addr, advertise = %advertise, http = %http_addr,
             dc = %settings.dc, preset = ?settings.preset,
             gossip_encrypted = settings.encrypt.is_some(),
+            cluster_label = settings.cluster_label.as_ref().map(|l| l.as_str()),
             api_token = settings.access.token.is_some(),
             dns = %dns_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
             dns_domain = %settings.dns_domain, "hera node started"

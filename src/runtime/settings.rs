@@ -22,7 +22,7 @@ use crate::names::{Label, NodeName};
 use crate::runtime::dns::{Domain, DEFAULT_DNS};
 use crate::runtime::http::guard::{Access, Token};
 use crate::wire::bounded::BoundedString;
-use crate::wire::{Key, Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
+use crate::wire::{ClusterLabel, Key, Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:7946";
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8500";
@@ -47,6 +47,8 @@ pub struct FileSettings {
     pub log_level: Option<String>,
     /// Gossip encryption: the cluster key, base64 of 32 bytes (`hera keygen`).
     pub encrypt: Option<String>,
+    /// A name every datagram carries: nodes with another label (or none) are refused.
+    pub cluster_label: Option<String>,
     /// HTTP API token: required for writes (and for reads with `token_reads`).
     pub token: Option<String>,
     pub token_reads: bool,
@@ -95,6 +97,7 @@ struct FileToml {
     dns_domain: Option<String>,
     dns_ttl: Option<String>,
     data_dir: Option<PathBuf>,
+    cluster_label: Option<String>,
     #[serde(default)]
     protocol: BTreeMap<String, Spanned<toml::Value>>,
 }
@@ -199,6 +202,7 @@ pub struct Overrides {
     pub preset: Option<String>,
     pub log_level: Option<String>,
     pub encrypt: Option<String>,
+    pub cluster_label: Option<String>,
     pub token: Option<String>,
     /// Knob flags (`--probe-interval 2s`): the flag without `--`, and its text.
     pub knobs: Vec<(String, String)>,
@@ -224,6 +228,8 @@ pub struct Settings {
     pub liveness: Duration,
     /// The cluster key: with one, every datagram is sealed and plain ones are refused.
     pub encrypt: Option<Key>,
+    /// Carried by every datagram; datagrams of another label (or none) are refused.
+    pub cluster_label: Option<ClusterLabel>,
     /// Who may use the HTTP API.
     pub access: Access,
     /// Where the DNS face listens.
@@ -349,6 +355,7 @@ impl FileSettings {
             dns_domain: toml.dns_domain,
             dns_ttl: toml.dns_ttl,
             data_dir: toml.data_dir,
+            cluster_label: toml.cluster_label,
             knobs,
         })
     }
@@ -487,6 +494,12 @@ impl Settings {
             Some(text) => Some(parse_key(&text).map_err(|e| problem(format!("encrypt: {e}")))?),
             None => None,
         };
+        let cluster_label = match cli.cluster_label.or(file.cluster_label) {
+            Some(text) => {
+                Some(ClusterLabel::new(&text).map_err(|e| problem(format!("cluster_label: {e}")))?)
+            }
+            None => None,
+        };
         let token = match cli.token.or(file.token) {
             Some(text) => Some(Token::new(&text).map_err(|e| problem(format!("token: {e}")))?),
             None => None,
@@ -537,6 +550,7 @@ impl Settings {
                 .unwrap_or_else(|| "info".to_string()),
             liveness,
             encrypt,
+            cluster_label,
             access,
             dns,
             dns_domain,

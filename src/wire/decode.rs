@@ -40,45 +40,138 @@ const FAST_KINDS_MEMORY_BYTES: usize = PUSH_PULL_MEMBERS_MAX * std::mem::size_of
     + super::DATAGRAM_MAX_BYTES;
 const _: () = assert!(FAST_KINDS_MEMORY_BYTES < DECODE_MEMORY_MAX_BYTES);
 
-/// Decode the messages of a body that has passed the envelope checks.
-pub fn decode_body(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
+/// The messages of a body, and how many frames of unknown kinds it skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub messages: Vec<Message>,
+    /// Frames of kinds this build does not know: a newer minor's messages, skipped whole.
+    pub skipped: u32,
+}
+
+/// Decode the frames of a body that has passed the envelope checks.
+pub fn decode_frames(body: &[u8]) -> Result<Decoded, DecodeError> {
     decode_messages(body, true)
 }
 
 /// The reference decoder alone (bincode's derived `Decode`), for the differential fuzz check
-/// and the benches. Nodes use [`decode_body`].
-pub fn decode_body_reference(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
+/// and the benches. Nodes use [`decode_frames`].
+pub fn decode_frames_reference(body: &[u8]) -> Result<Decoded, DecodeError> {
     decode_messages(body, false)
 }
 
-/// Each message by the fast path where it can (`fast`), else by the reference.
-fn decode_messages(body: &[u8], fast: bool) -> Result<Vec<Message>, DecodeError> {
-    let mut messages =
-        Vec::with_capacity((body.len() / TYPICAL_MESSAGE_BYTES + 1).min(MESSAGES_MAX));
-    // One cursor for the whole body, so that what it remembers (`last_dc`) spans messages.
-    let mut cursor = Cursor::new(body);
-    while cursor.at < body.len() {
-        if messages.len() == MESSAGES_MAX {
-            return Err(DecodeError::TooManyMessages);
-        }
-        let start = cursor.at;
-        let decoded = if fast { cursor.message() } else { None };
-        match decoded {
-            Some(message) => messages.push(message),
-            None => {
-                let (message, used) = reference_message(&body[start..])?;
-                messages.push(message);
-                cursor.at = start + used;
-            }
-        }
-    }
-    Ok(messages)
+/// The messages of a body, unknown kinds skipped (see [`decode_frames`]).
+pub fn decode_body(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    decode_frames(body).map(|d| d.messages)
 }
 
-/// One message by the reference decoder, and the bytes it used.
-fn reference_message(rest: &[u8]) -> Result<(Message, usize), DecodeError> {
-    bincode::decode_from_slice::<Message, _>(rest, wire_config())
-        .map_err(|e| DecodeError::from_bincode(e, rest.len()))
+/// [`decode_frames_reference`]'s messages.
+pub fn decode_body_reference(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    decode_frames_reference(body).map(|d| d.messages)
+}
+
+/// Each frame's message by the fast path where it can (`fast`), else by the reference. The
+/// frame bounds every message: what a message leaves unread in its frame (fields a newer
+/// minor appended) is ignored, and a frame of an unknown kind is skipped whole.
+fn decode_messages(body: &[u8], fast: bool) -> Result<Decoded, DecodeError> {
+    let mut messages =
+        Vec::with_capacity((body.len() / TYPICAL_MESSAGE_BYTES + 1).min(MESSAGES_MAX));
+    let mut skipped = 0u32;
+    let mut frames = 0usize;
+    let mut at = 0usize;
+    // What the fast path remembers (`last_dc`) spans frames.
+    let mut last_dc = None;
+    while at < body.len() {
+        if frames == MESSAGES_MAX {
+            return Err(DecodeError::TooManyMessages);
+        }
+        frames += 1;
+        // Nearly every frame has a one-byte kind and length: read those inline.
+        let (kind, payload, next) = match body.get(at..at + 2) {
+            Some(&[kind, len]) if kind <= SINGLE_BYTE_MAX && len <= SINGLE_BYTE_MAX => {
+                let end = at + 2 + usize::from(len);
+                match body.get(at + 2..end) {
+                    Some(payload) => (u32::from(kind), payload, end),
+                    None => frame(body, at)?,
+                }
+            }
+            _ => frame(body, at)?,
+        };
+        at = next;
+        let decoded = if fast {
+            let mut cursor = Cursor {
+                bytes: payload,
+                at: 0,
+                last_dc: last_dc.take(),
+            };
+            let message = cursor.message(kind);
+            last_dc = cursor.last_dc;
+            message
+        } else {
+            None
+        };
+        match decoded {
+            Some(message) => messages.push(message),
+            None => match reference_message(kind, payload)? {
+                Some(message) => messages.push(message),
+                None => skipped += 1,
+            },
+        }
+    }
+    Ok(Decoded { messages, skipped })
+}
+
+/// The frame at `at`: its kind, its payload, and where the next frame starts.
+fn frame(body: &[u8], at: usize) -> Result<(u32, &[u8], usize), DecodeError> {
+    let truncated = |needed: usize| DecodeError::Truncated {
+        declared: needed,
+        actual: body.len(),
+    };
+    let mut cursor = Cursor::new(body);
+    cursor.at = at;
+    let kind = cursor
+        .frame_varint(U32_BYTE)
+        .map_err(|needed| needed.map_or_else(|| invalid_frame("kind"), truncated))?;
+    let len = cursor
+        .frame_varint(U64_BYTE)
+        .map_err(|needed| needed.map_or_else(|| invalid_frame("length"), truncated))?;
+    let start = cursor.at;
+    let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+    if end > body.len() {
+        return Err(truncated(end));
+    }
+    // The marker check above keeps the kind within u32.
+    let kind = u32::try_from(kind).unwrap_or(u32::MAX);
+    Ok((kind, &body[start..end], end))
+}
+
+fn invalid_frame(what: &str) -> DecodeError {
+    DecodeError::InvalidField {
+        detail: format!("frame {what}: invalid varint marker"),
+    }
+}
+
+/// One message of `kind` by the reference decoder; None for a kind this build does not know.
+/// The kind numbers are the variants' positions in [`Message`].
+fn reference_message(kind: u32, payload: &[u8]) -> Result<Option<Message>, DecodeError> {
+    fn one<T: bincode::Decode<()>>(payload: &[u8]) -> Result<T, DecodeError> {
+        bincode::decode_from_slice::<T, _>(payload, wire_config())
+            .map(|(value, _used)| value)
+            .map_err(|e| DecodeError::from_bincode(e, payload.len()))
+    }
+    Ok(Some(match kind {
+        0 => Message::Ping(one(payload)?),
+        1 => Message::Ack(one(payload)?),
+        2 => Message::PingReq(one(payload)?),
+        3 => Message::Nack(one(payload)?),
+        4 => Message::Member(one(payload)?),
+        5 => Message::PushPull(one(payload)?),
+        6 => Message::SyncProbe(one(payload)?),
+        7 => Message::Entry(one(payload)?),
+        8 => Message::RegistrySync(one(payload)?),
+        9 => Message::RegistryDigest(one(payload)?),
+        10 => Message::RegistryBuckets(one(payload)?),
+        _ => return Ok(None),
+    }))
 }
 
 /// A read position in a body. Every method returns `None` where the reference decoder would
@@ -125,6 +218,26 @@ impl<'a> Cursor<'a> {
         let byte = *self.bytes.get(self.at)?;
         self.at += 1;
         Some(byte)
+    }
+
+    /// A frame header's varint: `Err(Some(n))` if the body ends before its `n`th byte,
+    /// `Err(None)` for a marker too wide for the field.
+    fn frame_varint(&mut self, max_marker: u8) -> Result<u64, Option<usize>> {
+        let first = *self.bytes.get(self.at).ok_or(Some(self.at + 1))?;
+        let width = match first {
+            0..=SINGLE_BYTE_MAX => 0,
+            U16_BYTE => 2,
+            U32_BYTE => 4,
+            U64_BYTE => 8,
+            _ => return Err(None),
+        };
+        if first > SINGLE_BYTE_MAX && first > max_marker {
+            return Err(None);
+        }
+        if self.bytes.len() < self.at + 1 + width {
+            return Err(Some(self.at + 1 + width));
+        }
+        self.varint(max_marker).ok_or(None)
     }
 
     /// A varint of at most `max_marker`'s width: wider forms are errors to the reference.
@@ -293,11 +406,11 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// One message of a fast kind; `None` for the other kinds and for anything malformed.
-    /// The kind numbers are the variants' positions in [`Message`].
+    /// One message of a fast kind from its frame's payload; `None` for the other kinds and
+    /// for anything malformed. The kind numbers are the variants' positions in [`Message`].
     #[inline(always)]
-    fn message(&mut self) -> Option<Message> {
-        Some(match self.u32()? {
+    fn message(&mut self, kind: u32) -> Option<Message> {
+        Some(match kind {
             0 => Message::Ping(Ping {
                 seq: self.u32()?,
                 target: self.node_name()?,
@@ -355,9 +468,11 @@ mod tests {
         for (kind, message) in cases {
             let bytes = encode_message(&message);
             assert_eq!(bytes[0], kind, "{message:?}");
-            let mut cursor = Cursor::new(&bytes);
-            assert_eq!(cursor.message(), Some(message));
-            assert_eq!(cursor.at, bytes.len());
+            let (found, payload, next) = frame(&bytes, 0).unwrap();
+            assert_eq!((found, next), (u32::from(kind), bytes.len()));
+            let mut cursor = Cursor::new(payload);
+            assert_eq!(cursor.message(found), Some(message));
+            assert_eq!(cursor.at, payload.len());
         }
     }
 

@@ -33,6 +33,30 @@ pub enum DecodeError {
     TooManyMessages,
     /// A field that decodes but is not valid (a bad name, invalid UTF-8, a bad value).
     InvalidField { detail: String },
+    /// The datagram's cluster label (its hash; None: unlabelled) is not ours: another
+    /// cluster's, reaching us through a shared key or a reused address.
+    LabelMismatch {
+        ours: Option<u32>,
+        theirs: Option<u32>,
+    },
+    /// A sealed datagram seen before, or sent too long ago (or too far ahead) to be checked
+    /// against its sender's window.
+    Replayed { why: Replay },
+}
+
+/// Why a sealed datagram was refused as a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Its counter was already accepted from its sender.
+    Duplicate,
+    /// Its counter is further behind its sender's newest than the window remembers.
+    BehindWindow,
+    /// Sent more than the time window before our clock (a replay from a forgotten boot).
+    TooOld { age_s: u64 },
+    /// Sent more than the time window after our clock: a sender with a wrong clock.
+    FromTheFuture { ahead_s: u64 },
+    /// It carries this node's own sender id: one of our datagrams reflected back.
+    OwnSender,
 }
 
 /// The kind of a [`DecodeError`], without its details: per-kind counters are arrays indexed by
@@ -53,11 +77,13 @@ pub enum DecodeErrorKind {
     UnknownKind,
     TooManyMessages,
     InvalidField,
+    LabelMismatch,
+    Replayed,
 }
 
 impl DecodeErrorKind {
     /// Every kind (`ALL[k.index()] == k`).
-    pub const ALL: [DecodeErrorKind; 14] = [
+    pub const ALL: [DecodeErrorKind; 16] = [
         DecodeErrorKind::TooShort,
         DecodeErrorKind::TooLong,
         DecodeErrorKind::BadMagic,
@@ -72,6 +98,8 @@ impl DecodeErrorKind {
         DecodeErrorKind::UnknownKind,
         DecodeErrorKind::TooManyMessages,
         DecodeErrorKind::InvalidField,
+        DecodeErrorKind::LabelMismatch,
+        DecodeErrorKind::Replayed,
     ];
 
     /// Its position in [`DecodeErrorKind::ALL`].
@@ -96,6 +124,8 @@ impl DecodeErrorKind {
             DecodeErrorKind::UnknownKind => "unknown_kind",
             DecodeErrorKind::TooManyMessages => "too_many_messages",
             DecodeErrorKind::InvalidField => "invalid_field",
+            DecodeErrorKind::LabelMismatch => "label_mismatch",
+            DecodeErrorKind::Replayed => "replayed",
         }
     }
 }
@@ -117,6 +147,8 @@ impl DecodeError {
             DecodeError::UnknownKind { .. } => DecodeErrorKind::UnknownKind,
             DecodeError::TooManyMessages => DecodeErrorKind::TooManyMessages,
             DecodeError::InvalidField { .. } => DecodeErrorKind::InvalidField,
+            DecodeError::LabelMismatch { .. } => DecodeErrorKind::LabelMismatch,
+            DecodeError::Replayed { .. } => DecodeErrorKind::Replayed,
         }
     }
 
@@ -149,7 +181,9 @@ impl fmt::Display for DecodeError {
             DecodeError::UnsupportedVersion { version } => {
                 write!(
                     f,
-                    "protocol version {version} is not supported (this node speaks 1)"
+                    "protocol version {version} is not supported (this node speaks {}..={})",
+                    super::MAJOR_MIN,
+                    super::MAJOR_MAX
                 )
             }
             DecodeError::UnknownFlags { flags } => write!(f, "unknown flags {flags:#04x}"),
@@ -173,6 +207,42 @@ impl fmt::Display for DecodeError {
             DecodeError::UnknownKind { kind } => write!(f, "unknown message kind {kind}"),
             DecodeError::TooManyMessages => write!(f, "too many messages in one datagram"),
             DecodeError::InvalidField { detail } => write!(f, "invalid field: {detail}"),
+            DecodeError::LabelMismatch { ours, theirs } => {
+                let show = |hash: &Option<u32>| match hash {
+                    Some(hash) => format!("label hash {hash:#010x}"),
+                    None => "no label".to_string(),
+                };
+                write!(
+                    f,
+                    "cluster label mismatch: the datagram has {}, this node {}: another \
+                     cluster shares this node's key or addresses (set the same cluster_label \
+                     on every node of one cluster)",
+                    show(theirs),
+                    show(ours)
+                )
+            }
+            DecodeError::Replayed { why } => match why {
+                Replay::Duplicate => write!(f, "replayed datagram: already received"),
+                Replay::BehindWindow => {
+                    write!(
+                        f,
+                        "replayed datagram: older than its sender's replay window"
+                    )
+                }
+                Replay::TooOld { age_s } => write!(
+                    f,
+                    "replayed datagram: sent {age_s} s ago, beyond the time window (or this \
+                     node's clock is far ahead)"
+                ),
+                Replay::FromTheFuture { ahead_s } => write!(
+                    f,
+                    "datagram sent {ahead_s} s ahead of this node's clock, beyond the time \
+                     window: the sender's clock is wrong"
+                ),
+                Replay::OwnSender => {
+                    write!(f, "replayed datagram: carries this node's own sender id")
+                }
+            },
         }
     }
 }

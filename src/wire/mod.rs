@@ -1,19 +1,27 @@
-//! Wire format v1: the envelope, the messages and their decoder. See `docs/wire.md`.
+//! Wire format v2: the envelope, the framed messages and their decoder, sealing, replay
+//! windows and the cluster label. See `docs/wire.md`.
 
 pub mod bounded;
 mod decode;
 mod envelope;
 mod error;
+pub mod label;
 mod message;
+pub mod replay;
 pub mod seal;
 
-pub use decode::{decode_body, decode_body_reference};
-pub use envelope::{
-    decode_datagram, encode_message, flags, open_envelope, wire_config, DatagramBuilder,
-    WireConfig, CHECKSUM_BYTES, DATAGRAM_MAX_BYTES, DECODE_MEMORY_MAX_BYTES, HEADER_BYTES, MAGIC,
-    MESSAGES_MAX, OVERHEAD_BYTES, VERSION,
+pub use decode::{
+    decode_body, decode_body_reference, decode_frames, decode_frames_reference, Decoded,
 };
-pub use error::{DecodeError, DecodeErrorKind};
+pub use envelope::{
+    check_label, decode_datagram, decode_plain, encode_frame, encode_message, flags, major_for,
+    open_envelope, open_plain, read_header, wire_config, Datagram, DatagramBuilder, Header,
+    WireConfig, CHECKSUM_BYTES, DATAGRAM_MAX_BYTES, DECODE_MEMORY_MAX_BYTES, HEADER_BYTES,
+    LENGTH_BYTES, MAGIC, MAJOR_MAX, MAJOR_MIN, MESSAGES_MAX, MINOR, OVERHEAD_BYTES, PREFIX_BYTES,
+    VERSION,
+};
+pub use error::{DecodeError, DecodeErrorKind, Replay};
+pub use label::{ClusterLabel, LabelError};
 pub use message::*;
 pub use seal::{Key, Keyring, KeyringError, Sealer, SEALED_OVERHEAD_BYTES};
 

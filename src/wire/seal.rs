@@ -48,28 +48,34 @@ use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use subtle::ConstantTimeEq;
 
-use super::decode::decode_body;
-use super::envelope::{check_prefix, flags, DatagramBuilder};
+use super::decode::{decode_body, decode_frames, Decoded};
+use super::envelope::{
+    check_label, flags, read_header, Datagram, DatagramBuilder, Header, LENGTH_BYTES, PREFIX_BYTES,
+};
+use super::label::{ClusterLabel, LABEL_HASH_BYTES, LABEL_MAX_BYTES};
+use super::replay::ReplayGuard;
 use super::{DecodeError, Message};
 
 /// Bytes of a cluster key: ChaCha20 takes 256-bit keys.
 pub const KEY_BYTES: usize = 32;
 pub const NONCE_BYTES: usize = 12;
 pub const TAG_BYTES: usize = 16;
-/// Magic, version and flags: sent in the clear, authenticated as associated data.
-pub const SEALED_HEADER_BYTES: usize = 4;
-/// Bytes a sealed datagram adds beyond what a [`DatagramBuilder`] already counts (its header
-/// and length prefix): the nonce and the tag.
-pub const SEAL_TRAILER_BYTES: usize = NONCE_BYTES + TAG_BYTES;
-/// Everything a sealed datagram carries besides its messages: header, nonce, the encrypted
-/// length prefix and the tag.
-pub const SEALED_OVERHEAD_BYTES: usize = SEALED_HEADER_BYTES + NONCE_BYTES + 2 + TAG_BYTES;
+/// The nonce's first bytes: the sender's per-boot id. The other 4 are its counter.
+pub const SENDER_ID_BYTES: usize = 8;
+/// The send time, Unix seconds as a little-endian u32, on the sender's clock.
+pub const SENT_BYTES: usize = 4;
+/// What a sealed datagram carries in the clear after its header, authenticated: the send
+/// time and the nonce (sender id and counter).
+pub const SEAL_FIELDS_BYTES: usize = SENT_BYTES + NONCE_BYTES;
+/// Everything an unlabelled sealed datagram carries besides its messages: header, send time,
+/// nonce, the encrypted length prefix and the tag (a label adds 4 more).
+pub const SEALED_OVERHEAD_BYTES: usize =
+    PREFIX_BYTES + SEAL_FIELDS_BYTES + LENGTH_BYTES + TAG_BYTES;
+/// The longest associated data: header with a label hash, seal fields, the label.
+const AAD_MAX_BYTES: usize = PREFIX_BYTES + LABEL_HASH_BYTES + SEAL_FIELDS_BYTES + LABEL_MAX_BYTES;
 /// Most keys a ring holds: the primary and a few being rotated in or out. Bounds the tag
 /// checks one garbage datagram can cost.
 pub const KEYS_MAX: usize = 5;
-
-/// Where the ciphertext (length prefix and body) starts.
-const CIPHERTEXT_AT: usize = SEALED_HEADER_BYTES + NONCE_BYTES;
 
 /// A 256-bit cluster key. Its `Debug` never shows the key; comparisons take constant time.
 #[derive(Clone)]
@@ -214,24 +220,35 @@ impl Keyring {
     }
 }
 
-/// A keyring and the nonce sequence of one node: seals outgoing datagrams, opens incoming ones.
+/// A keyring, the sender id and counter of one node, its cluster label and its replay
+/// windows: seals outgoing datagrams, opens incoming ones.
 #[derive(Debug, Clone)]
 pub struct Sealer {
     keyring: Keyring,
-    /// The next nonce, as a 96-bit counter (see the module doc for why it never repeats).
-    next_nonce: u128,
+    /// This boot's sender id (see the module doc): the first 8 bytes of every nonce.
+    sender: u64,
+    /// The next counter under `sender`: the last 4 bytes of the nonce.
+    counter: u32,
+    label: Option<ClusterLabel>,
+    /// Our clock in Unix seconds, as of the last input: the send time of what we seal.
+    clock_s: u64,
+    guard: ReplayGuard,
 }
 
-const NONCE_MASK: u128 = (1 << (8 * NONCE_BYTES)) - 1;
-
 impl Sealer {
-    /// `nonce_start` must be drawn at random (from the node's seeded generator).
+    /// `nonce_start` must be drawn at random (from the node's seeded generator): its first 8
+    /// bytes are this boot's sender id, the last 4 where its counter starts.
     pub fn new(keyring: Keyring, nonce_start: [u8; NONCE_BYTES]) -> Sealer {
-        let mut wide = [0u8; 16];
-        wide[16 - NONCE_BYTES..].copy_from_slice(&nonce_start);
+        let (id, counter) = nonce_start.split_at(SENDER_ID_BYTES);
+        let sender = u64::from_be_bytes(id.try_into().unwrap_or_default());
+        let counter = u32::from_be_bytes(counter.try_into().unwrap_or_default());
         Sealer {
             keyring,
-            next_nonce: u128::from_be_bytes(wide),
+            sender,
+            counter,
+            label: None,
+            clock_s: 0,
+            guard: ReplayGuard::new(sender),
         }
     }
 
@@ -243,113 +260,250 @@ impl Sealer {
         &mut self.keyring
     }
 
-    /// Close and seal a datagram with the primary key and the next nonce.
+    /// Bind every datagram to `label` (in the associated data), and refuse others'.
+    pub fn set_label(&mut self, label: Option<ClusterLabel>) {
+        self.label = label;
+    }
+
+    pub fn label(&self) -> Option<&ClusterLabel> {
+        self.label.as_ref()
+    }
+
+    /// Our clock, in Unix seconds: the send time of what we seal from now on, and the time
+    /// replay checks measure against.
+    pub fn set_clock(&mut self, now_s: u64) {
+        self.clock_s = now_s;
+    }
+
+    /// Close and seal a datagram with the primary key and the next (sender id, counter).
     #[must_use]
     pub fn seal(&mut self, datagram: DatagramBuilder) -> Vec<u8> {
         let nonce = self.take_nonce();
-        seal_with(self.keyring.primary(), nonce, datagram)
+        let sent_s = u32::try_from(self.clock_s).unwrap_or(u32::MAX);
+        seal_parts(
+            self.keyring.primary(),
+            self.label.as_ref(),
+            sent_s,
+            nonce,
+            datagram,
+        )
     }
 
-    /// Authenticate and decrypt a sealed datagram with any key of the ring.
+    /// Authenticate and decrypt a sealed datagram with any key of the ring. No replay check:
+    /// nodes use [`Sealer::receive`].
     pub fn open(&self, bytes: &[u8]) -> Result<Opened, DecodeError> {
-        open_with(self.keyring.keys(), bytes)
+        open_labelled(self.keyring.keys(), self.label.as_ref(), bytes)
     }
 
-    /// Open and decode the messages of a sealed datagram.
+    /// Open and decode the messages of a sealed datagram, with no replay check.
     pub fn decode(&self, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
         decode_body(self.open(bytes)?.body())
     }
 
+    /// What a node does with a sealed datagram: open it, refuse it if it is a replay (the
+    /// window remembers it from then on), and decode it.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Datagram, DecodeError> {
+        let opened = self.open(bytes)?;
+        self.guard
+            .check(
+                opened.sender,
+                opened.counter,
+                u64::from(opened.sent_s),
+                self.clock_s,
+            )
+            .map_err(|why| DecodeError::Replayed { why })?;
+        let Decoded { messages, skipped } = decode_frames(opened.body())?;
+        Ok(Datagram {
+            header: opened.header,
+            messages,
+            skipped,
+        })
+    }
+
     fn take_nonce(&mut self) -> [u8; NONCE_BYTES] {
-        let current = self.next_nonce;
-        self.next_nonce = current.wrapping_add(1) & NONCE_MASK;
-        let wide = current.to_be_bytes();
         let mut nonce = [0u8; NONCE_BYTES];
-        nonce.copy_from_slice(&wide[16 - NONCE_BYTES..]);
+        nonce[..SENDER_ID_BYTES].copy_from_slice(&self.sender.to_be_bytes());
+        nonce[SENDER_ID_BYTES..].copy_from_slice(&self.counter.to_be_bytes());
+        match self.counter.checked_add(1) {
+            Some(next) => self.counter = next,
+            None => {
+                // Every counter under this id is spent: carry on as a new boot would.
+                self.sender = next_sender_id(self.sender);
+                self.counter = 0;
+                self.guard.set_own(self.sender);
+            }
+        }
         nonce
     }
 }
 
-/// The plaintext of an opened datagram.
+/// The sender id after `id`'s counters are spent: SplitMix64's step, a bijection, so the ids
+/// of one node do not repeat and look as random as the first.
+fn next_sender_id(id: u64) -> u64 {
+    let mut z = id.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// An opened datagram: its header, its authenticated seal fields and its plaintext.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {
+    pub header: Header,
+    /// The sender's per-boot id, its counter and the second it sealed this (its clock).
+    pub sender: u64,
+    pub counter: u32,
+    pub sent_s: u32,
     /// The decrypted length prefix and body.
     plaintext: Vec<u8>,
 }
 
 impl Opened {
-    /// The messages' bytes, for [`super::decode_body`].
+    /// The messages' bytes, for [`super::decode_frames`].
     pub fn body(&self) -> &[u8] {
-        &self.plaintext[2..]
+        &self.plaintext[LENGTH_BYTES..]
     }
 }
 
-/// Seal a datagram with `key` and `nonce`. The caller guarantees the nonce is fresh.
+/// Seal a datagram with `key` and `nonce`, sent at second 0 and unlabelled: for tests and
+/// seeds, which check no time. The caller guarantees the nonce is fresh.
 #[must_use]
 pub fn seal_with(key: &Key, nonce: [u8; NONCE_BYTES], datagram: DatagramBuilder) -> Vec<u8> {
+    seal_parts(key, None, 0, nonce, datagram)
+}
+
+/// Seal a datagram built for `label`'s cluster with `key`, a fresh `nonce` (sender id and
+/// counter) and its send time.
+#[must_use]
+pub fn seal_parts(
+    key: &Key,
+    label: Option<&ClusterLabel>,
+    sent_s: u32,
+    nonce: [u8; NONCE_BYTES],
+    datagram: DatagramBuilder,
+) -> Vec<u8> {
     let mut buf = datagram.finish_for_sealing();
-    buf.splice(SEALED_HEADER_BYTES..SEALED_HEADER_BYTES, nonce);
-    encrypt_in_place(key, &mut buf);
+    let fields_at = if buf[3] & flags::LABELED != 0 {
+        PREFIX_BYTES + LABEL_HASH_BYTES
+    } else {
+        PREFIX_BYTES
+    };
+    buf[fields_at..fields_at + SENT_BYTES].copy_from_slice(&sent_s.to_le_bytes());
+    buf[fields_at + SENT_BYTES..fields_at + SEAL_FIELDS_BYTES].copy_from_slice(&nonce);
+    encrypt_in_place(key, label, fields_at + SEAL_FIELDS_BYTES, &mut buf);
     buf
 }
 
-/// Seal `plaintext` (length prefix and body) verbatim, even a prefix that does not match: the
-/// fuzz checks use it to reach the decoder behind the tag. Nodes seal with [`seal_with`].
+/// Seal `plaintext` (length prefix and body) verbatim, unlabelled and at second 0, even a
+/// prefix that does not match: the fuzz checks use it to reach the decoder behind the tag.
+/// Nodes seal with [`Sealer::seal`].
 pub(crate) fn seal_plaintext(key: &Key, nonce: [u8; NONCE_BYTES], plaintext: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(SEALED_OVERHEAD_BYTES - 2 + plaintext.len());
+    let mut buf = Vec::with_capacity(SEALED_OVERHEAD_BYTES - LENGTH_BYTES + plaintext.len());
     buf.extend_from_slice(&super::MAGIC);
-    buf.push(super::VERSION);
-    buf.push(flags::SEALED);
+    buf.extend_from_slice(&[
+        super::VERSION,
+        flags::SEALED,
+        super::MINOR,
+        super::MAJOR_MAX,
+    ]);
+    buf.extend_from_slice(&0u32.to_le_bytes());
     buf.extend_from_slice(&nonce);
     buf.extend_from_slice(plaintext);
-    encrypt_in_place(key, &mut buf);
+    encrypt_in_place(key, None, PREFIX_BYTES + SEAL_FIELDS_BYTES, &mut buf);
     buf
 }
 
-/// `buf` holds the header, the nonce and the plaintext: encrypt the plaintext in place and
-/// append the tag.
-fn encrypt_in_place(key: &Key, buf: &mut Vec<u8>) {
-    let (header, ciphertext) = buf.split_at_mut(CIPHERTEXT_AT);
-    let (header, nonce) = header.split_at(SEALED_HEADER_BYTES);
+/// The associated data: the clear header and seal fields, then the cluster label. Built on
+/// the stack (at most 10 + 16 + 64 bytes).
+fn associated_data<'a>(
+    clear: &[u8],
+    label: Option<&ClusterLabel>,
+    space: &'a mut [u8; AAD_MAX_BYTES],
+) -> &'a [u8] {
+    let label = label.map_or(&[][..], ClusterLabel::as_bytes);
+    let len = clear.len() + label.len();
+    space[..clear.len()].copy_from_slice(clear);
+    space[clear.len()..len].copy_from_slice(label);
+    &space[..len]
+}
+
+/// `buf` holds the clear header and fields (up to `ciphertext_at`) and the plaintext: encrypt
+/// the plaintext in place and append the tag.
+fn encrypt_in_place(
+    key: &Key,
+    label: Option<&ClusterLabel>,
+    ciphertext_at: usize,
+    buf: &mut Vec<u8>,
+) {
+    let (clear, ciphertext) = buf.split_at_mut(ciphertext_at);
+    let nonce = Nonce::clone_from_slice(&clear[ciphertext_at - NONCE_BYTES..]);
+    let mut space = [0u8; AAD_MAX_BYTES];
+    let aad = associated_data(clear, label, &mut space);
     // Encryption fails only past ChaCha20's 256 GiB per-message limit; a datagram is < 64 KiB.
     let tag = key
         .cipher()
-        .encrypt_in_place_detached(Nonce::from_slice(nonce), header, ciphertext)
+        .encrypt_in_place_detached(&nonce, aad, ciphertext)
         .expect("a datagram is far below the AEAD's message limit");
     buf.extend_from_slice(&tag);
 }
 
-/// Check the header of a sealed datagram and open it with the first of `keys` that
-/// authenticates it. Never panics; allocates one copy of the ciphertext.
+/// Check the header of an unlabelled sealed datagram and open it with the first of `keys`
+/// that authenticates it. Never panics; allocates one copy of the ciphertext.
 pub fn open_with(keys: &[Key], bytes: &[u8]) -> Result<Opened, DecodeError> {
-    check_prefix(bytes)?;
-    let flag_bits = *bytes
-        .get(3)
-        .ok_or(DecodeError::TooShort { len: bytes.len() })?;
-    if flag_bits & !flags::KNOWN != 0 {
-        return Err(DecodeError::UnknownFlags { flags: flag_bits });
-    }
-    if flag_bits & flags::SEALED == 0 {
+    open_labelled(keys, None, bytes)
+}
+
+/// Check the header of a sealed datagram of `label`'s cluster and open it with the first of
+/// `keys` that authenticates it. Never panics; allocates one copy of the ciphertext.
+pub fn open_labelled(
+    keys: &[Key],
+    label: Option<&ClusterLabel>,
+    bytes: &[u8],
+) -> Result<Opened, DecodeError> {
+    let header = read_header(bytes)?;
+    if !header.is_sealed() {
         return Err(DecodeError::Unsealed);
     }
-    if bytes.len() < SEALED_OVERHEAD_BYTES {
+    check_label(&header, label)?;
+    let fields_at = header.clear_bytes();
+    let ciphertext_at = fields_at + SEAL_FIELDS_BYTES;
+    if bytes.len() < ciphertext_at + LENGTH_BYTES + TAG_BYTES {
         return Err(DecodeError::TooShort { len: bytes.len() });
     }
-    let header = &bytes[..SEALED_HEADER_BYTES];
-    let nonce = Nonce::from_slice(&bytes[SEALED_HEADER_BYTES..CIPHERTEXT_AT]);
+    let clear = &bytes[..ciphertext_at];
+    let sent_s = u32::from_le_bytes([
+        clear[fields_at],
+        clear[fields_at + 1],
+        clear[fields_at + 2],
+        clear[fields_at + 3],
+    ]);
+    let nonce_bytes = &clear[ciphertext_at - NONCE_BYTES..];
+    let nonce = Nonce::from_slice(nonce_bytes);
     let tag_at = bytes.len() - TAG_BYTES;
     let tag = Tag::from_slice(&bytes[tag_at..]);
-    let ciphertext = &bytes[CIPHERTEXT_AT..tag_at];
-    let mut plaintext = ciphertext.to_vec();
+    let mut space = [0u8; AAD_MAX_BYTES];
+    let aad = associated_data(clear, label, &mut space);
+    let mut plaintext = bytes[ciphertext_at..tag_at].to_vec();
     for key in keys.iter().take(KEYS_MAX) {
         // ChaCha20-Poly1305 checks the tag before decrypting and leaves the buffer untouched
         // when it fails, so one copy serves every key tried.
         if key
             .cipher()
-            .decrypt_in_place_detached(nonce, header, &mut plaintext, tag)
+            .decrypt_in_place_detached(nonce, aad, &mut plaintext, tag)
             .is_ok()
         {
-            return check_length(plaintext);
+            check_length(&plaintext)?;
+            let mut id = [0u8; SENDER_ID_BYTES];
+            id.copy_from_slice(&nonce_bytes[..SENDER_ID_BYTES]);
+            let mut counter = [0u8; 4];
+            counter.copy_from_slice(&nonce_bytes[SENDER_ID_BYTES..]);
+            return Ok(Opened {
+                header,
+                sender: u64::from_be_bytes(id),
+                counter: u32::from_be_bytes(counter),
+                sent_s,
+                plaintext,
+            });
         }
     }
     Err(DecodeError::Authentication)
@@ -357,9 +511,9 @@ pub fn open_with(keys: &[Key], bytes: &[u8]) -> Result<Opened, DecodeError> {
 
 /// The authenticated length prefix must match the plaintext (only a buggy peer that holds the
 /// key could get this wrong).
-fn check_length(plaintext: Vec<u8>) -> Result<Opened, DecodeError> {
+fn check_length(plaintext: &[u8]) -> Result<(), DecodeError> {
     let declared = usize::from(u16::from_be_bytes([plaintext[0], plaintext[1]]));
-    let actual = plaintext.len() - 2;
+    let actual = plaintext.len() - LENGTH_BYTES;
     if declared > actual {
         return Err(DecodeError::Truncated {
             declared: declared + SEALED_OVERHEAD_BYTES,
@@ -371,7 +525,7 @@ fn check_length(plaintext: Vec<u8>) -> Result<Opened, DecodeError> {
             extra: actual - declared,
         });
     }
-    Ok(Opened { plaintext })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -487,8 +641,8 @@ mod tests {
         );
         // Garbage behind a valid sealed header, of every length up to a few datagrams' worth.
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        for len in [34, 35, 100, 1_400, DATAGRAM_MAX_BYTES] {
-            let mut junk = vec![b'h', b'r', 1, flags::SEALED];
+        for len in [40, 41, 100, 1_400, DATAGRAM_MAX_BYTES] {
+            let mut junk = vec![b'h', b'r', 2, flags::SEALED, 0, 2];
             while junk.len() < len {
                 state ^= state << 13;
                 state ^= state >> 7;
@@ -516,10 +670,19 @@ mod tests {
         let mut sealer = Sealer::new(Keyring::new(k.clone()), [0; NONCE_BYTES]);
         let a = sealer.seal(builder(1_400, &messages()));
         let b = sealer.seal(builder(1_400, &messages()));
-        assert_ne!(a[4..16], b[4..16], "every datagram has a fresh nonce");
-        assert_ne!(a[16..], b[16..], "so the same messages encrypt differently");
+        let nonce = PREFIX_BYTES + SENT_BYTES..PREFIX_BYTES + SEAL_FIELDS_BYTES;
+        assert_ne!(
+            a[nonce.clone()],
+            b[nonce.clone()],
+            "every datagram has a fresh nonce"
+        );
+        assert_ne!(
+            a[nonce.end..],
+            b[nonce.end..],
+            "so the same messages encrypt differently"
+        );
         let mut mixed = a.clone();
-        mixed[4..16].copy_from_slice(&b[4..16]);
+        mixed[nonce.clone()].copy_from_slice(&b[nonce]);
         assert_eq!(open_with(&[k], &mixed), Err(DecodeError::Authentication));
     }
 
@@ -538,13 +701,120 @@ mod tests {
     }
 
     #[test]
-    fn the_nonce_counts_up_across_the_96_bit_boundary() {
+    fn a_spent_counter_moves_to_a_new_sender_id() {
         let mut sealer = Sealer::new(Keyring::new(key(1)), [0xff; NONCE_BYTES]);
         assert_eq!(sealer.take_nonce(), [0xff; NONCE_BYTES]);
-        assert_eq!(sealer.take_nonce(), [0; NONCE_BYTES]);
-        let mut one = [0; NONCE_BYTES];
+        let next = sealer.take_nonce();
+        assert_eq!(
+            next[..SENDER_ID_BYTES],
+            next_sender_id(u64::MAX).to_be_bytes()
+        );
+        assert_eq!(next[SENDER_ID_BYTES..], [0; 4]);
+        let mut one = next;
         one[NONCE_BYTES - 1] = 1;
         assert_eq!(sealer.take_nonce(), one);
+        // The new id is ours: a datagram carrying it is a reflection.
+        let mut receiver = sealer.clone();
+        let bytes = sealer.seal(builder(1_400, &messages()));
+        assert_eq!(
+            receiver.receive(&bytes),
+            Err(DecodeError::Replayed {
+                why: crate::wire::Replay::OwnSender
+            })
+        );
+    }
+
+    /// A node's datagram is accepted once; the same bytes again, or a copy sent long ago, are
+    /// refused; a restarted sender (new id) is accepted at once.
+    #[test]
+    fn replays_are_refused_and_a_new_boot_is_accepted() {
+        use crate::wire::Replay;
+        let t = 1_800_000_000;
+        let mut alice = Sealer::new(Keyring::new(key(1)), [1; NONCE_BYTES]);
+        let mut bob = Sealer::new(Keyring::new(key(1)), [2; NONCE_BYTES]);
+        alice.set_clock(t);
+        bob.set_clock(t);
+        let first = alice.seal(builder(1_400, &messages()));
+        let second = alice.seal(builder(1_400, &messages()));
+        assert_eq!(bob.receive(&second).map(|d| d.messages), Ok(messages()));
+        assert_eq!(
+            bob.receive(&first).map(|d| d.messages),
+            Ok(messages()),
+            "reordered"
+        );
+        for replay in [&first, &second] {
+            assert_eq!(
+                bob.receive(replay),
+                Err(DecodeError::Replayed {
+                    why: Replay::Duplicate
+                })
+            );
+        }
+        // Alice reflected back to herself.
+        assert_eq!(
+            alice.receive(&first),
+            Err(DecodeError::Replayed {
+                why: Replay::OwnSender
+            })
+        );
+        // Alice restarts: a new id, a counter from anywhere.
+        let mut restarted = Sealer::new(Keyring::new(key(1)), [3; NONCE_BYTES]);
+        restarted.set_clock(t + 1);
+        let fresh = restarted.seal(builder(1_400, &messages()));
+        assert!(bob.receive(&fresh).is_ok());
+        // A node that never saw the old boot refuses its datagrams once they are old enough.
+        let mut carol = Sealer::new(Keyring::new(key(1)), [4; NONCE_BYTES]);
+        carol.set_clock(t + crate::wire::replay::TIME_WINDOW_S + 1);
+        assert_eq!(
+            carol.receive(&first),
+            Err(DecodeError::Replayed {
+                why: Replay::TooOld {
+                    age_s: crate::wire::replay::TIME_WINDOW_S + 1
+                }
+            })
+        );
+        // The send time is authenticated: moving it forward breaks the tag.
+        let mut forged = first.clone();
+        forged[PREFIX_BYTES] ^= 0x40;
+        assert_eq!(carol.receive(&forged), Err(DecodeError::Authentication));
+    }
+
+    /// The label is bound: sealed with one label, a datagram is refused by another label's
+    /// node as a mismatch, and a forged header hash does not get it through the tag.
+    #[test]
+    fn labels_are_bound_into_the_associated_data() {
+        let blue = ClusterLabel::new("blue").unwrap();
+        let green = ClusterLabel::new("green").unwrap();
+        let mut sender = Sealer::new(Keyring::new(key(1)), [1; NONCE_BYTES]);
+        sender.set_label(Some(blue.clone()));
+        let mut d = DatagramBuilder::for_cluster(1_400, true, Some(&blue));
+        assert!(d.try_push(&encode_message(&messages()[0])));
+        let bytes = sender.seal(d);
+        assert_eq!(
+            bytes.len(),
+            SEALED_OVERHEAD_BYTES + LABEL_HASH_BYTES + encode_message(&messages()[0]).len()
+        );
+        let mut same = Sealer::new(Keyring::new(key(1)), [2; NONCE_BYTES]);
+        same.set_label(Some(blue.clone()));
+        assert!(same.receive(&bytes).is_ok());
+        for label in [Some(green.clone()), None] {
+            let mut other = Sealer::new(Keyring::new(key(1)), [3; NONCE_BYTES]);
+            other.set_label(label.clone());
+            assert_eq!(
+                other.receive(&bytes),
+                Err(DecodeError::LabelMismatch {
+                    ours: label.as_ref().map(ClusterLabel::hash),
+                    theirs: Some(blue.hash()),
+                })
+            );
+        }
+        // Rewrite the header's hash to green's: the hash matches, the bound label does not.
+        let mut forged = bytes.clone();
+        forged[PREFIX_BYTES..PREFIX_BYTES + LABEL_HASH_BYTES]
+            .copy_from_slice(&green.hash().to_le_bytes());
+        let mut other = Sealer::new(Keyring::new(key(1)), [3; NONCE_BYTES]);
+        other.set_label(Some(green));
+        assert_eq!(other.receive(&forged), Err(DecodeError::Authentication));
     }
 
     #[test]

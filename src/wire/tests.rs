@@ -1,4 +1,4 @@
-//! Wire format v1: round trips, every rejection path, hostile lengths and the builder's budget.
+//! Wire format v2: round trips, every rejection path, hostile lengths and the builder's budget.
 //!
 //! Hand-made bodies are written byte by byte, following `docs/wire.md`, so that a change to the
 //! encoding shows up here as a failing byte, not only as a failing round trip.
@@ -84,13 +84,17 @@ fn datagram(messages: &[Message]) -> Vec<u8> {
 fn envelope(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(OVERHEAD_BYTES + body.len());
     out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.push(0);
+    out.extend_from_slice(&[VERSION, 0, MINOR, MAJOR_MAX]);
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());
     out.extend_from_slice(body);
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// A message written as kind then fields (one-byte kind) put in its frame.
+fn framed(message: &[u8]) -> Vec<u8> {
+    encode_frame(u32::from(message[0]), &message[1..])
 }
 
 /// The start of a member update body (kind 4) about "a", alive at incarnation 0, with an IPv4
@@ -215,18 +219,19 @@ fn encoding_is_the_documented_one() {
     // docs/wire.md, "Worked example": keep the two in step.
     let bytes = datagram(&[ping()]);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, "6872010000090007066e6f64652d610fdfa8d0");
+    assert_eq!(hex, "687202000002000a000807066e6f64652d613a4dcc39");
 }
 
 #[test]
 fn varints_use_the_documented_byte_forms() {
+    // Kind 1 (Ack), the frame's length, then the seq.
     let cases: [(u32, &[u8]); 6] = [
-        (0, &[1, 0]),
-        (250, &[1, 250]),
-        (251, &[1, 251, 251, 0]),
-        (65_535, &[1, 251, 0xff, 0xff]),
-        (65_536, &[1, 252, 0, 0, 1, 0]),
-        (u32::MAX, &[1, 252, 0xff, 0xff, 0xff, 0xff]),
+        (0, &[1, 1, 0]),
+        (250, &[1, 1, 250]),
+        (251, &[1, 3, 251, 251, 0]),
+        (65_535, &[1, 3, 251, 0xff, 0xff]),
+        (65_536, &[1, 5, 252, 0, 0, 1, 0]),
+        (u32::MAX, &[1, 5, 252, 0xff, 0xff, 0xff, 0xff]),
     ];
     for (seq, bytes) in cases {
         assert_eq!(encode_message(&Message::Ack(Ack { seq })), bytes, "{seq}");
@@ -234,9 +239,9 @@ fn varints_use_the_documented_byte_forms() {
     let digest = encode_message(&Message::SyncProbe(SyncProbe {
         members_digest: 1 << 32,
     }));
-    assert_eq!(digest, [6, 253, 0, 0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(digest, [6, 9, 253, 0, 0, 0, 0, 1, 0, 0, 0]);
     // Decoders accept a longer form than needed; encoders always write the shortest.
-    let long_form = envelope(&[1, 252, 5, 0, 0, 0]);
+    let long_form = envelope(&[1, 5, 252, 5, 0, 0, 0]);
     assert_eq!(
         decode_datagram(&long_form),
         Ok(vec![Message::Ack(Ack { seq: 5 })])
@@ -252,14 +257,17 @@ fn addresses_use_the_documented_layout() {
             target_addr: addr,
         }))
     };
-    assert_eq!(req(v4()), [2, 1, 1, b't', 0, 10, 0, 0, 1, 251, 0x0a, 0x1f]);
+    assert_eq!(
+        req(v4()),
+        [2, 11, 1, 1, b't', 0, 10, 0, 0, 1, 251, 0x0a, 0x1f]
+    );
     let v6_bytes = req(v6());
-    assert_eq!(&v6_bytes[..5], [2, 1, 1, b't', 1]);
+    assert_eq!(&v6_bytes[..6], [2, 23, 1, 1, b't', 1]);
     let SocketAddr::V6(addr) = v6() else {
         unreachable!()
     };
-    assert_eq!(&v6_bytes[5..21], addr.ip().octets());
-    assert_eq!(&v6_bytes[21..], [251, 0xff, 0xff]);
+    assert_eq!(&v6_bytes[6..22], addr.ip().octets());
+    assert_eq!(&v6_bytes[22..], [251, 0xff, 0xff]);
 }
 
 // ---- rejections ----
@@ -272,21 +280,21 @@ fn envelope_rejections() {
         bytes[at] = byte;
         bytes
     };
-    let mut v2 = with(2, 2);
+    let mut v3 = with(2, 3);
     // A newer peer's datagram is told apart from garbage even when its layout differs.
-    v2.truncate(7);
+    v3.truncate(7);
     let cases: Vec<(&str, Vec<u8>, DecodeError)> = vec![
         ("empty", vec![], DecodeError::TooShort { len: 0 }),
         ("one byte", vec![b'h'], DecodeError::TooShort { len: 1 }),
         (
             "header only",
             good[..HEADER_BYTES].to_vec(),
-            DecodeError::TooShort { len: 6 },
+            DecodeError::TooShort { len: 8 },
         ),
         (
             "one short of the overhead",
             good[..OVERHEAD_BYTES - 1].to_vec(),
-            DecodeError::TooShort { len: 9 },
+            DecodeError::TooShort { len: 11 },
         ),
         (
             "over the largest UDP payload",
@@ -306,14 +314,19 @@ fn envelope_rejections() {
             },
         ),
         (
-            "version 2",
-            with(2, 2),
-            DecodeError::UnsupportedVersion { version: 2 },
+            "version 3",
+            with(2, 3),
+            DecodeError::UnsupportedVersion { version: 3 },
         ),
         (
-            "version 2, another layout",
-            v2,
-            DecodeError::UnsupportedVersion { version: 2 },
+            "version 3, another layout",
+            v3,
+            DecodeError::UnsupportedVersion { version: 3 },
+        ),
+        (
+            "version 1, the unframed format before it",
+            with(2, 1),
+            DecodeError::UnsupportedVersion { version: 1 },
         ),
         (
             "version 0",
@@ -322,8 +335,8 @@ fn envelope_rejections() {
         ),
         (
             "undefined flag",
-            with(3, 0b10),
-            DecodeError::UnknownFlags { flags: 0b10 },
+            with(3, 0b100),
+            DecodeError::UnknownFlags { flags: 0b100 },
         ),
         (
             "sealed, and this decoder holds no key",
@@ -364,8 +377,10 @@ fn one_flipped_bit_anywhere_is_caught() {
                 result,
                 Err(DecodeError::UnsupportedVersion { .. })
             )),
+            // The label flag: what follows is read as a label hash we do not expect.
+            3 if bit % 8 == 1 => assert!(matches!(result, Err(DecodeError::LabelMismatch { .. }))),
             3 => assert!(matches!(result, Err(DecodeError::UnknownFlags { .. }))),
-            4..=5 => assert!(
+            6..=7 => assert!(
                 matches!(
                     result,
                     Err(DecodeError::Truncated { .. } | DecodeError::TrailingBytes { .. })
@@ -393,17 +408,26 @@ fn one_flipped_bit_anywhere_is_caught() {
 #[test]
 fn body_rejections() {
     let mut cut_ping = encode_message(&ping());
-    assert_eq!(cut_ping.len(), 9);
-    cut_ping.truncate(6); // in the middle of "node-a"
-    let many_acks: Vec<u8> = [1, 0].repeat(MESSAGES_MAX + 1);
-    let with_dc = |dc: &[u8]| [member_prefix().as_slice(), dc].concat();
+    assert_eq!(cut_ping.len(), 10);
+    cut_ping.truncate(7); // in the middle of "node-a"
+    let many_acks: Vec<u8> = [1, 1, 0].repeat(MESSAGES_MAX + 1);
+    let with_dc = |dc: &[u8]| framed(&[member_prefix().as_slice(), dc].concat());
     let cases: Vec<(&str, Vec<u8>, DecodeError)> = vec![
         (
-            "a message cut mid-way",
-            cut_ping,
+            "a frame cut mid-way",
+            cut_ping.clone(),
             DecodeError::Truncated {
-                declared: 9,
-                actual: 6,
+                declared: 10,
+                actual: 7,
+            },
+        ),
+        (
+            "a message cut mid-way in a whole frame",
+            framed(&[&[0][..], &cut_ping[2..]].concat()),
+            // The payload (5 bytes) claims a 6-byte name of which 3 are there.
+            DecodeError::Truncated {
+                declared: 8,
+                actual: 5,
             },
         ),
         (
@@ -415,8 +439,38 @@ fn body_rejections() {
             },
         ),
         (
+            "a known kind with an empty frame",
+            vec![1, 0],
+            DecodeError::Truncated {
+                declared: 1,
+                actual: 0,
+            },
+        ),
+        (
+            "a frame length past the body",
+            vec![200, 5, 0, 0],
+            DecodeError::Truncated {
+                declared: 7,
+                actual: 4,
+            },
+        ),
+        (
+            "a frame kind wider than u32",
+            vec![253, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            DecodeError::InvalidField {
+                detail: "frame kind: invalid varint marker".into(),
+            },
+        ),
+        (
+            "a frame length marker that is no varint",
+            vec![1, 254, 0],
+            DecodeError::InvalidField {
+                detail: "frame length: invalid varint marker".into(),
+            },
+        ),
+        (
             "node name over its limit",
-            [&[0, 0, 65][..], &[b'n'; 65]].concat(),
+            framed(&[&[0, 0, 65][..], &[b'n'; 65]].concat()),
             DecodeError::Oversized,
         ),
         (
@@ -437,50 +491,40 @@ fn body_rejections() {
         (
             "too many push-pull members",
             // 257 = varint 251, u16 LE.
-            vec![5, 1, 251, 0x01, 0x01],
+            framed(&[5, 1, 251, 0x01, 0x01]),
             DecodeError::Oversized,
         ),
         (
-            "kind 200",
-            vec![200],
-            DecodeError::UnknownKind { kind: 200 },
-        ),
-        (
-            "kind 1000, a longer varint",
-            vec![251, 0xe8, 0x03],
-            DecodeError::UnknownKind { kind: 1_000 },
-        ),
-        (
-            "kind 11, the first unknown",
-            vec![11],
-            DecodeError::UnknownKind { kind: 11 },
-        ),
-        (
-            "unknown claim",
-            vec![4, 1, b'a', 0, 4],
+            "unknown claim (a minor may not add one)",
+            framed(&[4, 1, b'a', 0, 4]),
             DecodeError::UnknownKind { kind: 4 },
         ),
         (
             "unknown address family",
-            vec![2, 0, 1, b't', 2],
+            framed(&[2, 0, 1, b't', 2]),
             DecodeError::UnknownKind { kind: 2 },
         ),
         ("256 messages", many_acks, DecodeError::TooManyMessages),
-        ("empty node name", vec![0, 0, 0], invalid_name()),
+        (
+            "256 frames, skipped ones counted",
+            [200, 0].repeat(MESSAGES_MAX + 1),
+            DecodeError::TooManyMessages,
+        ),
+        ("empty node name", framed(&[0, 0, 0]), invalid_name()),
         (
             "space in a node name",
-            vec![0, 0, 3, b'a', b' ', b'b'],
+            framed(&[0, 0, 3, b'a', b' ', b'b']),
             invalid_name(),
         ),
         (
             "non-ASCII node name",
-            [&[0, 0, 2][..], "é".as_bytes()].concat(),
+            framed(&[&[0, 0, 2][..], "é".as_bytes()].concat()),
             invalid_name(),
         ),
         ("bad label", with_dc(&[1, b'/']), invalid_name()),
         (
             "bool neither 0 nor 1",
-            vec![5, 2, 0],
+            framed(&[5, 2, 0]),
             DecodeError::InvalidField {
                 detail: "InvalidBooleanValue(2)".into(),
             },
@@ -490,7 +534,7 @@ fn body_rejections() {
         assert_eq!(decode_datagram(&envelope(&body)), Err(error), "{what}");
     }
     // Exactly at the message limit is fine.
-    let acks = [1, 0].repeat(MESSAGES_MAX);
+    let acks = [1, 1, 0].repeat(MESSAGES_MAX);
     assert_eq!(
         decode_datagram(&envelope(&acks)).map(|m| m.len()),
         Ok(MESSAGES_MAX)
@@ -506,7 +550,7 @@ fn invalid_utf8_is_an_invalid_field() {
             [member_prefix(), vec![1, b'd', 1, 1, b'k', 1, 0xff]].concat(),
         ),
     ] {
-        match decode_datagram(&envelope(&body)) {
+        match decode_datagram(&envelope(&framed(&body))) {
             Err(DecodeError::InvalidField { detail }) => {
                 assert!(detail.starts_with("Utf8"), "{what}: {detail}")
             }
@@ -517,7 +561,7 @@ fn invalid_utf8_is_an_invalid_field() {
 
 #[test]
 fn hostile_length_prefixes_fail_fast() {
-    // Each body claims a huge string or collection in a datagram of 20 to 32 bytes. The
+    // Each body claims a huge string or collection in a datagram of 20 to 36 bytes. The
     // allocation bound itself is proven in tests/wire_alloc.rs, which counts allocations.
     let u64_len = |n: u64| [&[253][..], &n.to_le_bytes()].concat();
     let u16_len = |n: u16| [&[251][..], &n.to_le_bytes()].concat();
@@ -565,23 +609,24 @@ fn hostile_length_prefixes_fail_fast() {
         (
             "as many members as allowed, none present",
             [vec![5, 1], u16_len(PUSH_PULL_MEMBERS_MAX as u16)].concat(),
+            // Counted within the frame's payload, which starts after the kind.
             DecodeError::Truncated {
-                declared: 6,
-                actual: 5,
+                declared: 5,
+                actual: 4,
             },
         ),
         (
             "longest tag value, none present",
             [member_prefix(), vec![1, b'd', 1, 1, b'k', 128]].concat(),
             DecodeError::Truncated {
-                declared: member_prefix().len() + 6 + 128,
-                actual: member_prefix().len() + 6,
+                declared: member_prefix().len() - 1 + 6 + 128,
+                actual: member_prefix().len() - 1 + 6,
             },
         ),
     ];
     for (what, body, error) in cases {
-        let bytes = envelope(&body);
-        assert!(bytes.len() <= 32, "{what}: {} bytes", bytes.len());
+        let bytes = envelope(&framed(&body));
+        assert!(bytes.len() <= 36, "{what}: {} bytes", bytes.len());
         assert_eq!(decode_datagram(&bytes), Err(error), "{what}");
     }
 }
@@ -608,11 +653,25 @@ fn every_error_has_a_metric_label_and_a_message() {
         DecodeError::UnknownKind { kind: 9 },
         DecodeError::TooManyMessages,
         DecodeError::InvalidField { detail: "x".into() },
+        DecodeError::Unsealed,
+        DecodeError::LabelMismatch {
+            ours: None,
+            theirs: Some(1),
+        },
+        DecodeError::Replayed {
+            why: Replay::Duplicate,
+        },
     ];
-    let mut labels: Vec<_> = errors.iter().map(DecodeError::kind).collect();
+    let mut labels: Vec<_> = errors.iter().map(|e| e.kind().as_str()).collect();
     labels.sort_unstable();
     labels.dedup();
     assert_eq!(labels.len(), errors.len());
+    let mut known: Vec<_> = crate::wire::DecodeErrorKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    known.sort_unstable();
+    assert_eq!(labels, known, "every kind is counted");
     assert!(errors.iter().all(|e| !e.to_string().is_empty()));
 }
 
@@ -692,4 +751,109 @@ fn the_builder_stops_at_the_message_limit() {
         decode_datagram(&builder.finish()).map(|m| m.len()),
         Ok(MESSAGES_MAX)
     );
+}
+
+// ---- v2: framing, versions, labels ----
+
+/// A newer minor's datagram: a message of a kind this build does not know (skipped and
+/// counted), and a known message with a field appended (read, the extra ignored).
+#[test]
+fn unknown_kinds_are_skipped_and_appended_fields_ignored() {
+    let ack = encode_message(&Message::Ack(Ack { seq: 5 }));
+    let ack_with_more = encode_frame(1, &[5, 0xaa, 0xbb, 0xcc]);
+    let body = [
+        encode_frame(200, &[1, 2, 3]),
+        ack.clone(),
+        encode_frame(1_000, &[]),
+        ack_with_more,
+        encode_frame(11, &[0xff; 300]),
+        encode_message(&ping()),
+    ]
+    .concat();
+    let expected = Decoded {
+        messages: vec![
+            Message::Ack(Ack { seq: 5 }),
+            Message::Ack(Ack { seq: 5 }),
+            ping(),
+        ],
+        skipped: 3,
+    };
+    assert_eq!(decode_frames(&body), Ok(expected.clone()));
+    assert_eq!(decode_frames_reference(&body), Ok(expected.clone()));
+    let datagram = decode_plain(&envelope(&body), None).unwrap();
+    assert_eq!(datagram.messages, expected.messages);
+    assert_eq!(datagram.skipped, 3);
+    // A known message that is malformed inside its frame still rejects the datagram.
+    let bad = [ack, encode_frame(0, &[7, 6, b'n'])].concat();
+    assert!(matches!(
+        decode_datagram(&envelope(&bad)),
+        Err(DecodeError::Truncated { .. })
+    ));
+}
+
+/// The header says which minor the sender writes and up to which major it reads; a newer
+/// minor's datagram decodes, and the major to answer with is the highest both speak.
+#[test]
+fn the_header_advertises_the_versions_spoken() {
+    let mut bytes = datagram(&[ping()]);
+    assert_eq!(bytes[2..6], [VERSION, 0, MINOR, MAJOR_MAX]);
+    let header = read_header(&bytes).unwrap();
+    assert_eq!((header.minor, header.major_max), (MINOR, MAJOR_MAX));
+    // A v2.7 peer that also reads v3.
+    bytes[4] = 7;
+    bytes[5] = 3;
+    let crc_at = bytes.len() - CHECKSUM_BYTES;
+    let crc = crc32fast::hash(&bytes[..crc_at]);
+    bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
+    let opened = decode_plain(&bytes, None).unwrap();
+    assert_eq!((opened.header.minor, opened.header.major_max), (7, 3));
+    assert_eq!(opened.messages, vec![ping()]);
+    assert_eq!(major_for(None), Some(VERSION));
+    assert_eq!(major_for(Some(3)), Some(VERSION));
+    assert_eq!(major_for(Some(VERSION)), Some(VERSION));
+    assert_eq!(major_for(Some(1)), None);
+}
+
+/// A labelled plain datagram: the hash in the header tells a mismatch apart, the label bound
+/// into the CRC refuses a datagram whose header hash was rewritten.
+#[test]
+fn plain_datagrams_carry_and_bind_the_cluster_label() {
+    let blue = ClusterLabel::new("blue").unwrap();
+    let green = ClusterLabel::new("green").unwrap();
+    let mut builder = DatagramBuilder::for_cluster(1_400, false, Some(&blue));
+    assert_eq!(
+        builder.remaining(),
+        1_400 - OVERHEAD_BYTES - label::LABEL_HASH_BYTES
+    );
+    assert!(builder.try_push(&encode_message(&ping())));
+    let bytes = builder.finish();
+    assert_eq!(bytes[3], flags::LABELED);
+    assert_eq!(bytes[6..10], blue.hash().to_le_bytes());
+    assert_eq!(
+        decode_plain(&bytes, Some(&blue)).map(|d| d.messages),
+        Ok(vec![ping()])
+    );
+    for ours in [Some(&green), None] {
+        assert_eq!(
+            decode_plain(&bytes, ours),
+            Err(DecodeError::LabelMismatch {
+                ours: ours.map(ClusterLabel::hash),
+                theirs: Some(blue.hash()),
+            })
+        );
+    }
+    // An unlabelled datagram reaching a labelled node.
+    assert_eq!(
+        decode_plain(&datagram(&[ping()]), Some(&blue)),
+        Err(DecodeError::LabelMismatch {
+            ours: Some(blue.hash()),
+            theirs: None,
+        })
+    );
+    let mut forged = bytes.clone();
+    forged[6..10].copy_from_slice(&green.hash().to_le_bytes());
+    assert!(matches!(
+        decode_plain(&forged, Some(&green)),
+        Err(DecodeError::Checksum { .. })
+    ));
 }

@@ -141,6 +141,10 @@ pub struct RunArgs {
     /// Cluster key (base64 of 32 bytes, from `hera keygen`): seal all gossip with it.
     #[arg(long)]
     pub encrypt: Option<String>,
+    /// Cluster label: every datagram carries it, and nodes with another label (or none) are
+    /// refused, so clusters sharing a key or addresses never merge.
+    #[arg(long = "cluster-label")]
+    pub cluster_label: Option<String>,
     /// HTTP API token: required for writes (and reads, with `token_reads` in the file).
     #[arg(long, env = "HERA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -200,6 +204,7 @@ impl RunArgs {
             preset: self.preset.clone(),
             log_level: self.log_level.clone(),
             encrypt: self.encrypt.clone(),
+            cluster_label: self.cluster_label.clone(),
             token: self.token.clone(),
             knobs: self.knobs.values.clone(),
             data_dir: self.data_dir.clone(),

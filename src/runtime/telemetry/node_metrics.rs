@@ -38,6 +38,7 @@ pub mod names {
     pub const SUSPICIONS_CONFIRMED: &str = "hera_suspicions_confirmed_total";
     pub const REFUTATIONS: &str = "hera_refutations_total";
     pub const NAME_CONFLICTS: &str = "hera_name_conflicts_total";
+    pub const MESSAGES_SKIPPED: &str = "hera_messages_skipped_total";
     pub const REAPED: &str = "hera_members_reaped_total";
     pub const DATAGRAMS: &str = "hera_gossip_datagrams_total";
     pub const BYTES: &str = "hera_gossip_bytes_total";
@@ -130,6 +131,10 @@ pub fn describe() {
         "Claims to a live member's name from another address, refused."
     );
     describe_counter!(
+        MESSAGES_SKIPPED,
+        "Messages of kinds this node does not know (a newer minor version's), skipped."
+    );
+    describe_counter!(
         REAPED,
         "Failed or left members forgotten after the reap delay."
     );
@@ -220,6 +225,7 @@ pub struct NodeMetrics {
     suspicions_confirmed: Counter,
     refutations: Counter,
     name_conflicts: Counter,
+    messages_skipped: Counter,
     reaped: Counter,
     datagrams: [Counter; 2],
     bytes: [Counter; 2],
@@ -262,6 +268,7 @@ impl NodeMetrics {
             suspicions_confirmed: counter!(SUSPICIONS_CONFIRMED),
             refutations: counter!(REFUTATIONS),
             name_conflicts: counter!(NAME_CONFLICTS),
+            messages_skipped: counter!(MESSAGES_SKIPPED),
             reaped: counter!(REAPED),
             datagrams: directed(DATAGRAMS),
             bytes: directed(BYTES),
@@ -320,6 +327,7 @@ impl NodeMetrics {
         self.suspicions_confirmed.absolute(s.suspicions_confirmed);
         self.refutations.absolute(s.refutations);
         self.name_conflicts.absolute(s.name_conflicts);
+        self.messages_skipped.absolute(s.messages_skipped);
         self.reaped.absolute(s.members_reaped);
         self.datagrams[0].absolute(s.datagrams_in);
         self.datagrams[1].absolute(s.datagrams_out);
