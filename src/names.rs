@@ -66,7 +66,8 @@ fn check(what: &'static str, s: &str, max: usize, allowed: &'static str) -> Resu
     let ch = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || allowed.contains(*c)))
-        .expect("a byte failed, so a character does");
+        // A byte failed, so a character does; the replacement character is never shown.
+        .unwrap_or(char::REPLACEMENT_CHARACTER);
     Err(NameError::BadCharacter { what, ch, allowed })
 }
 

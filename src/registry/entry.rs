@@ -151,6 +151,8 @@ pub const TEXT_RESERVE_BYTES: usize = 64;
 /// numbers to their limits, the health output and maintenance reason to at least
 /// [`TEXT_RESERVE_BYTES`].
 pub fn worst_case_entry_bytes(instance: &Instance) -> usize {
+    // A constant name of the longest allowed length: valid by construction.
+    #[allow(clippy::expect_used)]
     let longest_name = NodeName::new(&"n".repeat(NodeName::MAX_BYTES)).expect("a valid name");
     let at_least = |text: &str| {
         let mut grown = text.to_string();

@@ -66,6 +66,7 @@ pub fn wire_config() -> WireConfig {
 pub fn encode_message(message: &Message) -> Vec<u8> {
     // Encoding into a Vec fails only if a bounded field is over its limit; every constructor
     // of such a field in this crate checks first, so that would be a bug worth a loud failure.
+    #[allow(clippy::expect_used)]
     let inner =
         bincode::encode_to_vec(message, wire_config()).expect("message fields within their limits");
     // bincode writes the variant index first: one byte for every kind below 251.

@@ -440,6 +440,7 @@ fn encrypt_in_place(
     let mut space = [0u8; AAD_MAX_BYTES];
     let aad = associated_data(clear, label, &mut space);
     // Encryption fails only past ChaCha20's 256 GiB per-message limit; a datagram is < 64 KiB.
+    #[allow(clippy::expect_used)]
     let tag = key
         .cipher()
         .encrypt_in_place_detached(&nonce, aad, ciphertext)

@@ -206,6 +206,8 @@ impl Catalog {
             &hex[16..20],
             &hex[20..32]
         );
+        // 36 characters of hex digits and dashes: always a valid id.
+        #[allow(clippy::expect_used)]
         InstanceId::new(&text).expect("a UUID is a valid instance id")
     }
 

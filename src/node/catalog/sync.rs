@@ -62,25 +62,24 @@ impl Catalog {
     /// Our per-origin summaries, in ranges that each fit one datagram.
     pub(crate) fn send_registry_digest(&mut self, io: &mut Io, to: SocketAddr, reply_wanted: bool) {
         let room = io.config.packet_bytes_max - io.envelope_overhead() - DIGEST_FRAME_BYTES;
-        let mut chunks: Vec<Vec<OriginSummary>> = vec![Vec::new()];
+        let mut chunks: Vec<Vec<OriginSummary>> = Vec::new();
+        let mut chunk: Vec<OriginSummary> = Vec::new();
         let mut used = 0;
         for (origin, d) in self.registry.origin_digests().iter() {
             let size = summary_bytes(origin);
-            let chunk = chunks.last_mut().expect("at least one chunk");
             if !chunk.is_empty() && (used + size > room || chunk.len() == DIGEST_ORIGINS_MAX) {
-                chunks.push(Vec::new());
+                chunks.push(std::mem::take(&mut chunk));
                 used = 0;
             }
             used += size;
-            chunks
-                .last_mut()
-                .expect("at least one chunk")
-                .push(OriginSummary {
-                    origin: origin.clone(),
-                    count: d.count,
-                    hash: d.hash,
-                });
+            chunk.push(OriginSummary {
+                origin: origin.clone(),
+                count: d.count,
+                hash: d.hash,
+            });
         }
+        // The last chunk, even empty: an empty registry still sends one digest.
+        chunks.push(chunk);
         // Chunk i covers [its first origin, the next chunk's first origin); the first starts
         // unbounded, so that origins the receiver holds below ours are covered too.
         let starts: Vec<Option<NodeName>> = chunks

@@ -8,6 +8,10 @@
 //! leave, or reach beyond loopback (a join, a check URL on another host), are skipped: they
 //! would end the run or touch the network, and prove nothing about the parser.
 
+// A fuzz harness: its job is to panic when an invariant breaks, so the lints that keep
+// panics out of the node do not apply here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

@@ -117,6 +117,8 @@ impl std::fmt::Debug for Telemetry {
 impl Telemetry {
     /// A fresh recorder for `node`, with every metric described and registered.
     pub fn for_node(node: &Node, clock: Clock) -> Telemetry {
+        // Constant bucket lists: the one expect below cannot fail on any input.
+        #[allow(clippy::expect_used)]
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full(node_metrics::names::PROBE_RTT.to_string()),
