@@ -17,10 +17,26 @@
 //! | [`config`] | protocol knobs and the lan / wan / local presets |
 //! | [`stats`] | plain counters; only the shell exports them |
 //! | [`fuzzing`] | invariant checks shared by the fuzz targets and the seed-replay test |
-//! | `runtime` | the shells: tokio driver, HTTP faces, telemetry, settings, CLI |
+//! | `runtime` | the shells: tokio driver, HTTP and DNS faces, the data dir, telemetry, settings, CLI |
 //!
 //! The shells sit in `runtime/` behind the default `runtime` feature (one `cfg`), so the core
 //! builds without tokio; the simulator in `sim/` and the fuzz targets use the core alone.
+//!
+//! # Layers
+//!
+//! Each layer uses only those above it in this list; an import the other way is a design
+//! question, not a shortcut.
+//!
+//! 1. vocabulary: `names`, `time`, `duration`, `stable_hash`, bounded collections: no protocol
+//! 2. `wire`: the datagram format; knows the vocabulary, nothing of the state machines
+//! 3. data structures: `swim` (member table, probes, suspicion, gossip queue), `registry`
+//!    (entries, HLC, merge), `timers`, `stats`, `config`
+//! 4. `node`: `membership` and `catalog` over one `io`, routed by `Node`
+//! 5. `runtime`: the shells (driver, faces, store, telemetry, settings, CLI), and `main`
+//!
+//! Where the code does not hold this yet: `wire` takes the bounded collections from its own
+//! `wire::bounded` and `Entry`/`BUCKETS` from `registry` (layer 3), and telemetry reads the
+//! driver's `Clock`.
 
 // One reviewed exception (`names::from_ascii`, an ASCII-checked name on the decoder's hot
 // path); anything else unsafe fails the build.
