@@ -89,9 +89,10 @@ async fn durations_no_duration_can_hold_are_refused_not_fatal() {
     let s = nodes[0].handle.snapshot();
     assert_eq!(s.registry.len(), 0, "a refused register changed nothing");
 
-    // A huge but readable wait is clamped to Consul's maximum, like any other long wait, be it
-    // longer than any duration may be: the read blocks (it does not fail), and answers once
-    // the registry changes.
+    // A huge but readable wait is clamped to Consul's maximum like any other long wait, be it
+    // longer than any duration may be: the read is accepted (200, not 400) and answers by the
+    // time the registry has changed. Whether it was already waiting when the write landed is
+    // left to the race; the blocking itself is `http_registry`'s blocking-query test.
     let blocked = {
         let http = http.clone();
         let url = format!("{base}/v1/catalog/services?index=1&wait=18446744073709552");
