@@ -521,3 +521,51 @@ fn a_five_node_cluster_restarted_all_at_once_then_rolling_loses_nothing() {
         assert_eq!(pass(owner, id), 200, "{id}");
     }
 }
+
+#[test]
+fn configuration_changed_at_run_time_survives_a_kill_and_wins_over_the_flags() {
+    let root = tempfile::tempdir().unwrap();
+    let mut node = Node::new(root.path(), "n0", &[]);
+    node.start(&[]);
+    let before = get(&node, "/v1/hera/config").expect("config answered");
+
+    let change = json!({"ProbeInterval": "2s", "Liveness": "1m"});
+    let (status, body) =
+        http(node.http, "PUT", "/v1/hera/config", Some(&change)).expect("PUT answered");
+    assert_eq!(status, 200, "{body}");
+    let changed: Value = serde_json::from_str(&body).unwrap();
+    let probe = changed["Protocol"]["ProbeInterval"].clone();
+    let liveness = changed["Liveness"].clone();
+    assert_ne!(probe, before["Protocol"]["ProbeInterval"], "{changed}");
+    assert_ne!(liveness, before["Liveness"], "{changed}");
+
+    // Acknowledged means kept: a kill right after the answer loses nothing, and the preset
+    // given again on the command line does not undo it.
+    node.kill9();
+    node.start(&[]);
+    let after = get(&node, "/v1/hera/config").expect("config answered");
+    assert_eq!(after["Protocol"]["ProbeInterval"], probe, "{after}");
+    assert_eq!(after["Liveness"], liveness, "{after}");
+    // Knobs never changed at run time still come from the preset.
+    assert_eq!(
+        after["Protocol"]["SuspicionBase"],
+        before["Protocol"]["SuspicionBase"]
+    );
+    assert!(
+        node.log_text().contains("restored from the data_dir"),
+        "{}",
+        node.log_text()
+    );
+
+    // A kept change that is not a valid configuration is refused at start, naming the file.
+    node.terminate();
+    let kept = node.dir.join("config.json");
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&kept).unwrap()).unwrap();
+    file["settings"]["ProbeInterval"] = json!("1e20");
+    std::fs::write(&kept, file.to_string()).unwrap();
+    let said = refused_start(root.path(), &node.dir);
+    assert!(
+        said.contains("config.json") && said.contains("ProbeInterval"),
+        "{said}"
+    );
+}

@@ -12,8 +12,11 @@ use tokio::sync::watch;
 use crate::node::{Command, Identity, Node};
 use crate::runtime::dns::{self, DnsConfig};
 use crate::runtime::driver::{self, Clock, NodeHandle, Snapshot};
+use crate::runtime::http::hera_config::KeptConfig;
 use crate::runtime::http::{self, AppState};
+use crate::runtime::overrides::Overrides;
 use crate::runtime::rejoin;
+use crate::runtime::settings::Tunables;
 use crate::runtime::settings::{DnsListen, Settings};
 use crate::runtime::store::{self, Saved, Store, StoreError};
 use crate::wire::Keyring;
@@ -71,10 +74,18 @@ pub struct App {
 impl App {
     /// Bind, start the driver and the HTTP server, and begin joining the configured seeds.
     /// `rng_seed` seeds the node's protocol randomness.
-    pub async fn start(settings: Settings, rng_seed: u64) -> Result<App, StartError> {
+    pub async fn start(mut settings: Settings, rng_seed: u64) -> Result<App, StartError> {
         // The data directory first: a node that cannot keep its state must not start serving.
-        let opened = match &settings.data_dir {
+        let mut opened = match &settings.data_dir {
             Some(dir) => Some(Store::open(dir, &settings.name).map_err(StartError::Store)?),
+            None => None,
+        };
+        let kept_config = match opened.as_mut() {
+            Some((store, saved)) => Some(restore_config(
+                &mut settings,
+                store.dir(),
+                saved.config.take(),
+            )?),
             None => None,
         };
         let socket = driver::bind_udp(settings.bind).map_err(|source| StartError::BindGossip {
@@ -159,8 +170,8 @@ impl App {
             handle = handle.clone().with_durability(writer.durability);
             writer.task
         });
-        let state =
-            AppState::new(handle.clone(), settings.liveness).with_access(settings.access.clone());
+        let state = AppState::new(handle.clone(), settings.liveness, kept_config)
+            .with_access(settings.access.clone());
         let router = http::router(state);
         // HTTP stops when asked, or when the node has stopped (after a leave through the API).
         let node_done = handle.wait_for(std::time::Duration::MAX, |s| {
@@ -295,6 +306,46 @@ async fn bind_dns(listen: DnsListen) -> Result<Option<dns::Listeners>, StartErro
 
 async fn wait_true(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Apply the configuration changed at run time in earlier runs over the config file's and
+/// the flags', and say so: like the keyring, a change made at run time stands until changed
+/// again. A kept change that no longer fits (the config file moved another value so that the
+/// two conflict) is refused at start with the file, as any bad state file is.
+fn restore_config(
+    settings: &mut Settings,
+    dir: &std::path::Path,
+    kept: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<KeptConfig, StartError> {
+    let file = dir.join(store::format::CONFIG_FILE);
+    let corrupt = |detail: String| {
+        StartError::Store(StoreError::Corrupt {
+            file: file.clone(),
+            detail,
+        })
+    };
+    let (overrides, change) = Overrides::read(kept.unwrap_or_default()).map_err(corrupt)?;
+    if !overrides.is_empty() {
+        settings.config = settings
+            .config
+            .tuned(&change.tuning)
+            .map_err(|e| corrupt(format!("{e} (with the rest of the configuration)")))?;
+        settings.liveness = change
+            .tunables(Tunables {
+                liveness: settings.liveness,
+            })
+            .liveness;
+        tracing::info!(
+            file = %file.display(),
+            settings = %serde_json::Value::Object(overrides.as_map().clone()),
+            "configuration changed at run time restored from the data_dir: it wins over the \
+             config file and the flags for these settings"
+        );
+    }
+    Ok(KeptConfig {
+        dir: dir.to_path_buf(),
+        overrides: tokio::sync::Mutex::new(overrides),
+    })
 }
 
 /// Hand the node what its data directory kept, and say what that was.

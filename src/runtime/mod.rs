@@ -19,6 +19,7 @@ pub mod dns;
 pub mod driver;
 pub mod http;
 pub mod http_client;
+pub mod overrides;
 pub mod rejoin;
 pub mod settings;
 pub mod store;

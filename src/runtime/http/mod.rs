@@ -68,10 +68,17 @@ pub struct Shared {
     pub picks: std::sync::atomic::AtomicU64,
     /// Rendered read responses, valid while the node's state is unchanged.
     pub responses: cache::ResponseCache,
+    /// With a `data_dir`: where runtime configuration changes are kept.
+    pub kept_config: Option<hera_config::KeptConfig>,
 }
 
 impl AppState {
-    pub fn new(node: NodeHandle, liveness: std::time::Duration) -> AppState {
+    /// `kept_config`: with a `data_dir`, where runtime configuration changes are kept.
+    pub fn new(
+        node: NodeHandle,
+        liveness: std::time::Duration,
+        kept_config: Option<hera_config::KeptConfig>,
+    ) -> AppState {
         AppState {
             node,
             shared: std::sync::Arc::new(Shared {
@@ -80,6 +87,7 @@ impl AppState {
                 picked: std::sync::Mutex::new(std::collections::HashMap::new()),
                 picks: std::sync::atomic::AtomicU64::new(0),
                 responses: cache::ResponseCache::default(),
+                kept_config,
             }),
             guard: std::sync::Arc::new(guard::Guard::new(guard::Access::default())),
         }

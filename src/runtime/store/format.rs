@@ -8,6 +8,7 @@
 //! | `keyring.json` | the gossip keyring, once changed at run time (primary first) |
 //! | `members.json` | the members this node knew, to rejoin without `join` |
 //! | `protocol.json` | the incarnation and registry clock floors |
+//! | `config.json` | configuration changed at run time (`PUT /v1/hera/config`), once changed |
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ pub const INSTANCES_FILE: &str = "instances.json";
 pub const KEYRING_FILE: &str = "keyring.json";
 pub const MEMBERS_FILE: &str = "members.json";
 pub const PROTOCOL_FILE: &str = "protocol.json";
+pub const CONFIG_FILE: &str = "config.json";
 
 /// `instances.json`. Records are read one by one, so one bad record is skipped (with a
 /// warning naming it) without losing the others.
@@ -118,6 +120,15 @@ pub struct MembersFile {
 pub struct MemberRecord {
     pub name: String,
     pub addr: SocketAddr,
+}
+
+/// `config.json`: each knob changed at run time, by its JSON API name, with the value it was
+/// given (`{"ProbeInterval": "2s"}`). Applied over the config file at start.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub format: u32,
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `protocol.json`.

@@ -24,6 +24,8 @@ pub struct Saved {
     pub restored: Restored,
     /// The keyring as last changed at run time.
     pub keyring: Option<Keyring>,
+    /// Configuration changed at run time, by JSON API name (read, not yet checked).
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
     /// Gossip addresses of the members this node knew.
     pub members: Vec<SocketAddr>,
     /// Instance records skipped, each with why (already logged).
@@ -85,6 +87,10 @@ pub fn load(dir: &Path, me: &NodeName) -> Result<Saved, StoreError> {
             .take(MEMBERS_KEPT_MAX)
             .map(|m| m.addr)
             .collect();
+    }
+    if let Some(file) = read::<ConfigFile>(dir, CONFIG_FILE)? {
+        found += 1;
+        saved.config = Some(file.settings);
     }
     if let Some(file) = read::<ProtocolFile>(dir, PROTOCOL_FILE)? {
         found += 1;

@@ -3,7 +3,8 @@
 //!
 //! Kept, one JSON file per concern ([`format`]): the instances registered with this node (with
 //! their checks' last status and output, maintenance and reason), the keyring once changed at
-//! run time, the members it knew, and the protocol's floors (incarnation, registry clock).
+//! run time, the members it knew, the protocol's floors (incarnation, registry clock), and
+//! the configuration changed at run time ([`save_overrides`]).
 //!
 //! ```text
 //! driver ──snapshot (watch)──> writer task ──spawn_blocking──> tmp, fsync, rename, fsync dir
@@ -109,6 +110,16 @@ impl Store {
         let task = tokio::spawn(write_loop(self, snapshots, durability_tx));
         Writer { durability, task }
     }
+}
+
+/// Keep the configuration changed at run time (`config.json`), now. Blocks on fsync: call it
+/// off the async threads. The file is apart from the snapshot the writer follows: the HTTP
+/// layer holds the changes, and writes them before it applies and acknowledges one.
+pub fn save_overrides(
+    dir: &Path,
+    overrides: &crate::runtime::overrides::Overrides,
+) -> Result<(), StoreError> {
+    atomic::replace_files(dir, &[(format::CONFIG_FILE, render::config(overrides))])
 }
 
 /// The running writer.

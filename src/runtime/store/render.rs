@@ -54,3 +54,10 @@ pub fn keyring(snapshot: &Snapshot) -> Option<Vec<u8>> {
         .as_ref()
         .map(|ring| to_file_bytes(&KeyringFile::of(ring)))
 }
+
+pub fn config(overrides: &crate::runtime::overrides::Overrides) -> Vec<u8> {
+    to_file_bytes(&ConfigFile {
+        format: FORMAT,
+        settings: overrides.as_map().clone(),
+    })
+}
