@@ -1,6 +1,7 @@
 //! The records for a question, read from the published snapshot: which instances a service
 //! name stands for, their addresses and SRV targets, nodes, and the zone's SOA.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -37,7 +38,99 @@ impl Answer {
     }
 }
 
-/// The records for `name` (as asked, case kept) of type `wanted`.
+/// What a name stands for in one snapshot, before an answer's shuffle. Building it is most of
+/// a query's work (the service's instances, their health, owners and addresses); it depends
+/// only on the snapshot and the question, so the face keeps it per snapshot
+/// ([`super::cache`]) and each query only picks from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// Handed out as they are: the SOA, a node's address, PTRs, NODATA.
+    Fixed(Answer),
+    /// A service's records, one per serving address (A/AAAA) or instance (SRV). Each answer
+    /// takes at most `records_max` of them, chosen at random and in random order.
+    Shuffled {
+        records: Vec<Record>,
+        /// For each record, its SRV target's address record in `targets`, if it has one.
+        target_of: Vec<Option<usize>>,
+        /// Address records of SRV targets, one per target name.
+        targets: Vec<Record>,
+    },
+}
+
+impl Prepared {
+    /// Records in the answer and in the additional section (what the cache's bound counts).
+    pub fn records(&self) -> usize {
+        match self {
+            Prepared::Fixed(Answer::Found {
+                answers,
+                additionals,
+            }) => answers.len() + additionals.len(),
+            Prepared::Fixed(Answer::NoSuchName) => 0,
+            Prepared::Shuffled {
+                records, targets, ..
+            } => records.len() + targets.len(),
+        }
+    }
+
+    /// One answer: for a service, at most `records_max` records drawn at random (a uniform
+    /// sample, in random order), with the addresses of the chosen SRV targets.
+    pub fn pick(&self, records_max: usize, rng: &mut impl RngCore) -> Answer {
+        let (records, target_of, targets) = match self {
+            Prepared::Fixed(answer) => return answer.clone(),
+            Prepared::Shuffled {
+                records,
+                target_of,
+                targets,
+            } => (records, target_of, targets),
+        };
+        let chosen = sample(records.len(), records_max, rng);
+        let mut answers = Vec::with_capacity(chosen.len());
+        let mut extra: Vec<usize> = Vec::new();
+        for at in chosen {
+            answers.extend(records.get(at).cloned());
+            if let Some(Some(t)) = target_of.get(at) {
+                // At most `records_max` targets: a linear check is cheaper than hashing.
+                if !extra.contains(t) {
+                    extra.push(*t);
+                }
+            }
+        }
+        Answer::Found {
+            answers,
+            additionals: extra
+                .into_iter()
+                .filter_map(|t| targets.get(t).cloned())
+                .collect(),
+        }
+    }
+}
+
+/// `k` distinct indices below `n`, uniformly chosen and in random order: a partial
+/// Fisher-Yates shuffle over a virtual identity array, whose displaced entries are kept in a
+/// short list, so the work is O(k^2) with k <= records_max, whatever the service's size.
+fn sample(n: usize, k: usize, rng: &mut impl RngCore) -> Vec<usize> {
+    let k = k.min(n);
+    let mut chosen = Vec::with_capacity(k);
+    // (position, value) of the virtual array's entries moved by earlier swaps.
+    let mut moved: Vec<(usize, usize)> = Vec::with_capacity(k);
+    let value_at = |moved: &[(usize, usize)], pos: usize| {
+        moved
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == pos)
+            .map_or(pos, |(_, v)| *v)
+    };
+    for i in 0..k {
+        let span = (n - i) as u64;
+        let j = i + (rng.next_u64() % span) as usize;
+        let (vi, vj) = (value_at(&moved, i), value_at(&moved, j));
+        chosen.push(vj);
+        moved.push((j, vi));
+    }
+    chosen
+}
+
+/// The records for `name` (as asked, case kept) of type `wanted`: one answer, freshly picked.
 pub fn answer(
     s: &Snapshot,
     config: &DnsConfig,
@@ -46,28 +139,38 @@ pub fn answer(
     asked: &Asked,
     rng: &mut impl RngCore,
 ) -> Answer {
-    match asked {
-        Asked::Apex if wanted == RecordType::SOA => Answer::Found {
-            answers: vec![soa(s, config)],
+    prepare(s, config, name, wanted, asked).pick(config.records_max, rng)
+}
+
+/// What `name` (as asked, case kept) of type `wanted` stands for in this snapshot.
+pub fn prepare(
+    s: &Snapshot,
+    config: &DnsConfig,
+    name: &Name,
+    wanted: RecordType,
+    asked: &Asked,
+) -> Prepared {
+    let fixed = |answers: Vec<Record>| {
+        Prepared::Fixed(Answer::Found {
+            answers,
             additionals: Vec::new(),
-        },
-        Asked::Apex => Answer::empty(),
-        Asked::Service(lookup) => service(s, config, name, wanted, lookup, rng),
+        })
+    };
+    match asked {
+        Asked::Apex if wanted == RecordType::SOA => fixed(vec![soa(s, config)]),
+        Asked::Apex => Prepared::Fixed(Answer::empty()),
+        Asked::Service(lookup) => service(s, config, name, wanted, lookup),
         Asked::Node { node, dc } => match find_member(s, node) {
-            Some(m) if m.state.is_live() && dc_matches(dc, &m.profile.dc) => Answer::Found {
-                answers: address(name, m.profile.addr.ip(), wanted, config.ttl)
+            Some(m) if m.state.is_live() && dc_matches(dc, &m.profile.dc) => fixed(
+                address(name, m.profile.addr.ip(), wanted, config.ttl)
                     .into_iter()
                     .collect(),
-                additionals: Vec::new(),
-            },
-            _ => Answer::NoSuchName,
+            ),
+            _ => Prepared::Fixed(Answer::NoSuchName),
         },
-        Asked::Addr(ip) => Answer::Found {
-            answers: address(name, *ip, wanted, config.ttl).into_iter().collect(),
-            additionals: Vec::new(),
-        },
-        Asked::Reverse(ip) => reverse(s, config, name, wanted, *ip),
-        Asked::Unknown | Asked::Outside => Answer::NoSuchName,
+        Asked::Addr(ip) => fixed(address(name, *ip, wanted, config.ttl).into_iter().collect()),
+        Asked::Reverse(ip) => Prepared::Fixed(reverse(s, config, name, wanted, *ip)),
+        Asked::Unknown | Asked::Outside => Prepared::Fixed(Answer::NoSuchName),
     }
 }
 
@@ -191,28 +294,20 @@ fn target<'s>(s: &'s Snapshot, i: &Instance) -> Option<(Target, Option<&'s Membe
     Some((target, member))
 }
 
-fn shuffle<T>(items: &mut [T], rng: &mut impl RngCore) {
-    for i in (1..items.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
-}
-
 fn service(
     s: &Snapshot,
     config: &DnsConfig,
     name: &Name,
     wanted: RecordType,
     lookup: &ServiceLookup,
-    rng: &mut impl RngCore,
-) -> Answer {
+) -> Prepared {
     let named = named(s, lookup);
     if named.is_empty() {
-        return Answer::NoSuchName;
+        return Prepared::Fixed(Answer::NoSuchName);
     }
     let serving = named.into_iter().filter(|i| serves(i));
     match wanted {
-        RecordType::SRV => srv(s, config, name, serving, rng),
+        RecordType::SRV => srv(s, config, name, serving),
         RecordType::A | RecordType::AAAA | RecordType::ANY => {
             let mut ips: Vec<IpAddr> = serving
                 .filter_map(|i| match target(s, i)?.0 {
@@ -224,18 +319,17 @@ fn service(
             // One record per address: several instances on one host share it.
             ips.sort_unstable();
             ips.dedup();
-            ips.retain(|ip| address(name, *ip, wanted, config.ttl).is_some());
-            shuffle(&mut ips, rng);
-            ips.truncate(config.records_max);
-            Answer::Found {
-                answers: ips
-                    .into_iter()
-                    .filter_map(|ip| address(name, ip, wanted, config.ttl))
-                    .collect(),
-                additionals: Vec::new(),
+            let records: Vec<Record> = ips
+                .into_iter()
+                .filter_map(|ip| address(name, ip, wanted, config.ttl))
+                .collect();
+            Prepared::Shuffled {
+                target_of: vec![None; records.len()],
+                records,
+                targets: Vec::new(),
             }
         }
-        _ => Answer::empty(),
+        _ => Prepared::Fixed(Answer::empty()),
     }
 }
 
@@ -247,14 +341,13 @@ fn srv<'s>(
     config: &DnsConfig,
     name: &Name,
     serving: impl Iterator<Item = &'s Arc<Instance>>,
-    rng: &mut impl RngCore,
-) -> Answer {
-    let mut chosen: Vec<&Arc<Instance>> = serving.collect();
-    shuffle(&mut chosen, rng);
-    chosen.truncate(config.records_max);
-    let mut answers = Vec::with_capacity(chosen.len());
-    let mut additionals: Vec<Record> = Vec::new();
-    for i in chosen {
+) -> Prepared {
+    let mut records = Vec::new();
+    let mut target_of = Vec::new();
+    let mut targets: Vec<Record> = Vec::new();
+    // Target name (lower case) -> its address record's index in `targets`.
+    let mut target_index: HashMap<String, usize> = HashMap::new();
+    for i in serving {
         let Some((target, member)) = target(s, i) else {
             continue;
         };
@@ -267,21 +360,29 @@ fn srv<'s>(
         let Some(host) = host else {
             continue;
         };
-        if let Some(ip) = ip {
-            if !additionals.iter().any(|r| r.name == host) {
-                additionals.extend(address(&host, ip, RecordType::ANY, config.ttl));
+        let extra = ip.and_then(|ip| {
+            let key = host.to_lowercase().to_ascii();
+            if let Some(at) = target_index.get(&key) {
+                return Some(*at);
             }
-        }
+            let record = address(&host, ip, RecordType::ANY, config.ttl)?;
+            targets.push(record);
+            let at = targets.len() - 1;
+            target_index.insert(key, at);
+            Some(at)
+        });
         let data = SRV::new(1, 1, i.port, host);
-        answers.push(Record::from_rdata(
+        records.push(Record::from_rdata(
             name.clone(),
             config.ttl,
             RData::SRV(data),
         ));
+        target_of.push(extra);
     }
-    Answer::Found {
-        answers,
-        additionals,
+    Prepared::Shuffled {
+        records,
+        target_of,
+        targets,
     }
 }
 
@@ -321,5 +422,38 @@ fn reverse(
     Answer::Found {
         answers,
         additionals: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    use super::sample;
+
+    #[test]
+    fn a_sample_is_distinct_bounded_and_reaches_every_index() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        assert!(sample(0, 64, &mut rng).is_empty());
+        assert_eq!(sample(3, 64, &mut rng).len(), 3);
+        let mut seen = [0u32; 100];
+        let mut first = [0u32; 100];
+        for _ in 0..2_000 {
+            let mut got = sample(100, 10, &mut rng);
+            first[got[0]] += 1;
+            assert_eq!(got.len(), 10);
+            got.iter().for_each(|&i| seen[i] += 1);
+            got.sort_unstable();
+            got.dedup();
+            assert_eq!(got.len(), 10, "distinct");
+        }
+        // 200 expected per index (and 20 for the first place): far from 0 and from twice that.
+        assert!(seen.iter().all(|&n| (120..300).contains(&n)), "{seen:?}");
+        assert!(first.iter().all(|&n| n < 60), "{first:?}");
+        // The whole set, in some order, when k >= n.
+        let mut all = sample(50, 64, &mut rng);
+        all.sort_unstable();
+        assert_eq!(all, (0..50).collect::<Vec<_>>());
     }
 }

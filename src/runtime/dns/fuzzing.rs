@@ -14,6 +14,7 @@ use hickory_proto::op::{Message, MessageType};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
+use super::cache::{AnswerCache, UDP_CACHE_RECORDS};
 use super::query::{respond, Transport, UDP_EDNS_MAX_BYTES, UDP_PLAIN_BYTES};
 use super::DnsConfig;
 use crate::config::Config;
@@ -95,8 +96,15 @@ pub fn check_query(data: &[u8]) {
     let config = DnsConfig::default();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let asked = Message::from_vec(data).ok();
-    for transport in [Transport::Udp, Transport::Tcp] {
-        let Some(answer) = respond(snapshot, &config, data, transport, &mut rng) else {
+    // The UDP path as served (a cache, asked twice: built, then kept) and TCP's (none).
+    let mut cache = AnswerCache::new(UDP_CACHE_RECORDS);
+    let mut no_cache = AnswerCache::new(0);
+    for transport in [Transport::Udp, Transport::Udp, Transport::Tcp] {
+        let cache = match transport {
+            Transport::Udp => &mut cache,
+            Transport::Tcp => &mut no_cache,
+        };
+        let Some(answer) = respond(snapshot, &config, cache, data, transport, &mut rng) else {
             continue;
         };
         let response = match Message::from_vec(&answer) {

@@ -5,12 +5,14 @@
 //! |---|---|
 //! | [`names`] | the zone's domain, and what a query name asks for |
 //! | [`answer`] | snapshot + question -> records (health filter, shuffle, SRV targets, SOA) |
+//! | [`cache`] | what a service name stands for, kept per snapshot; each query only shuffles |
 //! | [`query`] | bytes in, bytes out: header checks, response codes, EDNS0, truncation |
 //! | [`server`] | the UDP and TCP listeners, with their bounds and timeouts |
 //!
 //! Parsing and encoding are hickory-proto's; nothing here writes packet bytes by hand.
 
 pub mod answer;
+pub mod cache;
 pub mod fuzzing;
 pub mod names;
 pub mod query;
@@ -18,6 +20,7 @@ pub mod server;
 
 use std::time::Duration;
 
+pub use cache::AnswerCache;
 pub use names::{Domain, DomainError};
 pub use query::{respond, Transport};
 pub use server::{bind, serve, BindError, Listeners};

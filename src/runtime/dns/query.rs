@@ -9,7 +9,8 @@ use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use rand_core::RngCore;
 
-use super::answer::{self, Answer};
+use super::answer::Answer;
+use super::cache::AnswerCache;
 use super::names::{self, Asked};
 use super::DnsConfig;
 use crate::runtime::driver::Snapshot;
@@ -40,6 +41,7 @@ pub enum Transport {
 pub fn respond(
     s: &Snapshot,
     config: &DnsConfig,
+    cache: &mut AnswerCache,
     request: &[u8],
     transport: Transport,
     rng: &mut impl RngCore,
@@ -85,7 +87,7 @@ pub fn respond(
             .max_payload()
             .clamp(UDP_PLAIN_BYTES, UDP_EDNS_MAX_BYTES);
     }
-    fill(s, config, &question, &mut response, rng);
+    fill(s, config, cache, &question, &mut response, rng);
     encode(&response, transport, limit)
 }
 
@@ -93,6 +95,7 @@ pub fn respond(
 fn fill(
     s: &Snapshot,
     config: &DnsConfig,
+    cache: &mut AnswerCache,
     question: &Query,
     response: &mut Message,
     rng: &mut impl RngCore,
@@ -109,21 +112,21 @@ fn fill(
     }
     response.metadata.authoritative = true;
     let name = question.name();
-    match answer::answer(s, config, name, question.query_type(), &asked, rng) {
+    match cache.answer(s, config, name, question.query_type(), &asked, rng) {
         Answer::Found {
             answers,
             additionals,
         } => {
             if answers.is_empty() {
                 // NODATA: the name exists, nothing of this type (RFC 2308 §2.2).
-                response.add_authority(answer::soa(s, config));
+                response.add_authority(cache.soa(s, config));
             }
             response.add_answers(answers);
             response.add_additionals(additionals);
         }
         Answer::NoSuchName => {
             response.metadata.response_code = ResponseCode::NXDomain;
-            response.add_authority(answer::soa(s, config));
+            response.add_authority(cache.soa(s, config));
         }
     }
 }
@@ -136,9 +139,24 @@ fn encode(response: &Message, transport: Transport, udp_limit: u16) -> Option<Ve
         Transport::Udp => udp_limit,
         Transport::Tcp => TCP_MAX_BYTES,
     };
-    let full = response.to_vec().ok()?;
-    if full.len() <= usize::from(limit) {
-        return Some(full);
+    // Whole, within the limit: hickory's encoder stops at the limit and says so in the
+    // header it wrote, so an answer that does not fit costs a bounded pass, not a whole one.
+    let mut whole = Vec::with_capacity(usize::from(limit.min(UDP_EDNS_MAX_BYTES)));
+    let mut encoder = BinEncoder::new(&mut whole);
+    encoder.set_max_size(limit);
+    let header = emit_message_parts(
+        &response.metadata,
+        &mut response.queries.iter(),
+        &mut response.answers.iter(),
+        &mut response.authorities.iter(),
+        &mut response.additionals.iter(),
+        response.edns.as_ref(),
+        None,
+        &mut encoder,
+    )
+    .ok()?;
+    if !header.metadata.truncation {
+        return Some(whole);
     }
     // How many answers fit, with room kept for the OPT record: hickory's encoder stops at
     // the limit and reports the count it wrote.
@@ -222,7 +240,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let request = question(0x1234, name, wanted, edns);
         let config = DnsConfig::default();
-        let bytes = respond(fixture(), &config, &request, transport, &mut rng).expect("an answer");
+        let bytes = respond(
+            fixture(),
+            &config,
+            &mut AnswerCache::new(64),
+            &request,
+            transport,
+            &mut rng,
+        )
+        .expect("an answer");
         if transport == Transport::Udp {
             let limit = edns.map_or(512, |e| e.clamp(512, UDP_EDNS_MAX_BYTES));
             assert!(bytes.len() <= usize::from(limit), "{} bytes", bytes.len());
@@ -275,7 +301,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let config = DnsConfig::default();
         let request = question(1, "web.service.consul.", RecordType::A, None);
-        let again = respond(fixture(), &config, &request, Transport::Tcp, &mut rng).unwrap();
+        let again = respond(
+            fixture(),
+            &config,
+            &mut AnswerCache::new(0),
+            &request,
+            Transport::Tcp,
+            &mut rng,
+        )
+        .unwrap();
         assert_ne!(ips(&first), ips(&Message::from_vec(&again).unwrap()));
         let tagged = ask(
             "v1.web.service.consul.",
@@ -431,8 +465,15 @@ mod tests {
         let config = DnsConfig::default();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let mut run = |bytes: &[u8]| {
-            respond(fixture(), &config, bytes, Transport::Udp, &mut rng)
-                .map(|a| Message::from_vec(&a).unwrap().metadata.response_code)
+            respond(
+                fixture(),
+                &config,
+                &mut AnswerCache::new(0),
+                bytes,
+                Transport::Udp,
+                &mut rng,
+            )
+            .map(|a| Message::from_vec(&a).unwrap().metadata.response_code)
         };
         let good = question(9, "db.service.consul.", RecordType::A, None);
         // A response is never answered; a stub too short for an id neither.
@@ -472,6 +513,7 @@ mod tests {
             &respond(
                 fixture(),
                 &config,
+                &mut AnswerCache::new(0),
                 &request.to_vec().unwrap(),
                 Transport::Udp,
                 &mut rng,

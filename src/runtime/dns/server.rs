@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::cache::{AnswerCache, UDP_CACHE_RECORDS};
 use super::query::{respond, Transport};
 use super::DnsConfig;
 use crate::runtime::driver::NodeHandle;
@@ -115,7 +116,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let Listeners { udp, tcp, .. } = listeners;
-    // Connections are aborted with the set when the face stops.
+    let udp = Arc::new(udp);
+    // One receive loop per runtime worker (one by default: HERA_WORKER_THREADS adds cores),
+    // each with its own cache and shuffle stream, all on the one socket. Aborted with the set
+    // when the face stops, as the TCP connections are.
+    let mut udp_loops = JoinSet::new();
+    let workers = tokio::runtime::Handle::current()
+        .metrics()
+        .num_workers()
+        .max(1);
+    for n in 1..workers {
+        let (udp, node, config) = (udp.clone(), node.clone(), config.clone());
+        let seed = seed ^ (n as u64).rotate_left(48);
+        udp_loops.spawn(async move { serve_udp(&udp, &node, &config, seed).await });
+    }
     let mut connections = JoinSet::new();
     tokio::select! {
         () = shutdown => {}
@@ -126,6 +140,7 @@ pub async fn serve(
 
 async fn serve_udp(udp: &UdpSocket, node: &NodeHandle, config: &DnsConfig, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut cache = AnswerCache::new(UDP_CACHE_RECORDS);
     // One byte more than a query may be: a datagram that fills it is too long.
     let mut buf = [0u8; QUERY_MAX_BYTES + 1];
     loop {
@@ -141,7 +156,14 @@ async fn serve_udp(udp: &UdpSocket, node: &NodeHandle, config: &DnsConfig, seed:
             continue;
         };
         let snapshot = node.snapshot();
-        if let Some(answer) = respond(&snapshot, config, query, Transport::Udp, &mut rng) {
+        if let Some(answer) = respond(
+            &snapshot,
+            config,
+            &mut cache,
+            query,
+            Transport::Udp,
+            &mut rng,
+        ) {
             if let Err(e) = udp.send_to(&answer, from).await {
                 tracing::debug!(error = %e, %from, "dns: udp send failed");
             }
@@ -196,6 +218,9 @@ async fn connection(
 ) -> std::io::Result<()> {
     let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "idle");
     let mut buf = [0u8; QUERY_MAX_BYTES];
+    // TCP is the rare fallback for truncated answers, and up to 64 connections at once: none
+    // keeps answers (the UDP listener's cache is what the load meets).
+    let mut no_cache = AnswerCache::new(0);
     loop {
         let mut prefix = [0u8; 2];
         match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut prefix)).await {
@@ -215,7 +240,14 @@ async fn connection(
             .await
             .map_err(|_| timed_out())??;
         let snapshot = node.snapshot();
-        let Some(answer) = respond(&snapshot, config, query, Transport::Tcp, &mut rng) else {
+        let Some(answer) = respond(
+            &snapshot,
+            config,
+            &mut no_cache,
+            query,
+            Transport::Tcp,
+            &mut rng,
+        ) else {
             continue;
         };
         // The encoder keeps TCP answers within the 16-bit length.

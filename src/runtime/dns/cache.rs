@@ -1,0 +1,183 @@
+//! Prepared answers kept for the snapshot they were built from. Working out what a service
+//! name stands for (its instances, their health, owners and addresses, the SRV target names)
+//! is most of a query's cost and depends only on the snapshot and the question; the shuffle
+//! that makes each answer differ is done per query, on the kept list.
+//!
+//! A new snapshot (any change of the node's state) empties the cache, so an answer is never
+//! older than the snapshot it is served with. Bounded in records: a flood of distinct names
+//! empties it and starts again, which costs what no cache costs.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{Name, Record, RecordType};
+use rand_core::RngCore;
+
+use super::answer::{self, Answer, Prepared};
+use super::names::Asked;
+use super::DnsConfig;
+use crate::runtime::driver::Snapshot;
+use crate::time::Instant;
+
+/// Records the UDP listener keeps at most (A records and SRV records with their targets): a
+/// few hundred kilobytes, for every service of a large registry or one service of thousands.
+pub const UDP_CACHE_RECORDS: usize = 4_096;
+
+/// Prepared answers for one snapshot, by question (name as asked, and type).
+#[derive(Debug)]
+pub struct AnswerCache {
+    capacity: usize,
+    /// The snapshot the entries were built from: its change counter and when it was taken.
+    built_for: Option<(u64, Instant)>,
+    entries: HashMap<(String, u16), Prepared>,
+    records: usize,
+    soa: Option<Record>,
+}
+
+impl AnswerCache {
+    /// A cache holding at most `capacity` records (0: keeps nothing, every query builds).
+    pub fn new(capacity: usize) -> AnswerCache {
+        AnswerCache {
+            capacity,
+            built_for: None,
+            entries: HashMap::new(),
+            records: 0,
+            soa: None,
+        }
+    }
+
+    fn follow(&mut self, s: &Snapshot) {
+        let now = Some((s.version, s.taken_at));
+        if self.built_for != now {
+            self.clear();
+            self.built_for = now;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.records = 0;
+        self.soa = None;
+    }
+
+    /// One answer for the question: service lookups from the kept list (built on a miss),
+    /// anything else built directly (a member lookup is a binary search).
+    pub fn answer(
+        &mut self,
+        s: &Snapshot,
+        config: &DnsConfig,
+        name: &Name,
+        wanted: RecordType,
+        asked: &Asked,
+        rng: &mut impl RngCore,
+    ) -> Answer {
+        if self.capacity == 0 || !matches!(asked, Asked::Service(_)) {
+            return answer::answer(s, config, name, wanted, asked, rng);
+        }
+        self.follow(s);
+        let key = (name.to_ascii(), u16::from(wanted));
+        if let Some(prepared) = self.entries.get(&key) {
+            return prepared.pick(config.records_max, rng);
+        }
+        let prepared = answer::prepare(s, config, name, wanted, asked);
+        let picked = prepared.pick(config.records_max, rng);
+        let size = prepared.records().max(1);
+        if size <= self.capacity {
+            if self.records + size > self.capacity {
+                self.clear();
+            }
+            self.records += size;
+            self.entries.insert(key, prepared);
+        }
+        picked
+    }
+
+    /// The zone's SOA for this snapshot.
+    pub fn soa(&mut self, s: &Snapshot, config: &DnsConfig) -> Record {
+        if self.capacity == 0 {
+            return answer::soa(s, config);
+        }
+        self.follow(s);
+        self.soa
+            .get_or_insert_with(|| answer::soa(s, config))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::rr::RData;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::runtime::dns::fuzzing::fixture;
+    use crate::runtime::dns::names;
+
+    fn ask(cache: &mut AnswerCache, s: &Snapshot, name: &str, rng: &mut ChaCha8Rng) -> Answer {
+        // Every record in each answer, so that answers can be compared as sets.
+        let config = DnsConfig {
+            records_max: 1_000,
+            ..DnsConfig::default()
+        };
+        let name = Name::from_ascii(name).unwrap();
+        let asked = names::parse(&name, &config.domain);
+        cache.answer(s, &config, &name, RecordType::A, &asked, rng)
+    }
+
+    fn addresses(answer: &Answer) -> Vec<String> {
+        let Answer::Found { answers, .. } = answer else {
+            return Vec::new();
+        };
+        let mut ips: Vec<String> = answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect();
+        ips.sort();
+        ips
+    }
+
+    #[test]
+    fn a_kept_answer_is_reshuffled_and_holds_what_a_fresh_one_holds() {
+        let s = fixture();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut cache = AnswerCache::new(UDP_CACHE_RECORDS);
+        let mut none = AnswerCache::new(0);
+        let first = ask(&mut cache, s, "web.service.consul.", &mut rng);
+        let second = ask(&mut cache, s, "web.service.consul.", &mut rng);
+        let fresh = ask(&mut none, s, "web.service.consul.", &mut rng);
+        assert_eq!(cache.entries.len(), 1);
+        assert_ne!(first, second, "each answer is shuffled again");
+        assert_eq!(addresses(&first), addresses(&second));
+        assert_eq!(addresses(&first), addresses(&fresh));
+        assert!(none.entries.is_empty());
+    }
+
+    #[test]
+    fn a_new_snapshot_empties_the_cache_and_the_bound_holds() {
+        let mut s = fixture().clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let mut cache = AnswerCache::new(100);
+        ask(&mut cache, &s, "web.service.consul.", &mut rng);
+        assert_eq!(cache.entries.len(), 1);
+        // A service's answer bigger than the whole cache is built, answered, not kept.
+        let mut small = AnswerCache::new(10);
+        let answer = ask(&mut small, &s, "web.service.consul.", &mut rng);
+        assert!(!addresses(&answer).is_empty() && small.entries.is_empty());
+        // Distinct names past the bound start the cache again rather than grow it.
+        for n in 0..200 {
+            ask(
+                &mut cache,
+                &s,
+                &format!("none{n}.service.consul."),
+                &mut rng,
+            );
+            assert!(cache.records <= 100 && cache.entries.len() <= 100);
+        }
+        s.version += 1;
+        ask(&mut cache, &s, "db.service.consul.", &mut rng);
+        assert_eq!(cache.entries.len(), 1, "only what the new snapshot asked");
+    }
+}
