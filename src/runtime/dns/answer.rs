@@ -73,10 +73,20 @@ impl Prepared {
     }
 
     /// One answer: for a service, at most `records_max` records drawn at random (a uniform
-    /// sample, in random order), with the addresses of the chosen SRV targets.
-    pub fn pick(&self, records_max: usize, rng: &mut impl RngCore) -> Answer {
+    /// sample, in random order), with the addresses of the chosen SRV targets. The records
+    /// are borrowed: the encoder writes them from here.
+    pub fn pick(&self, records_max: usize, rng: &mut impl RngCore) -> Picked<'_> {
         let (records, target_of, targets) = match self {
-            Prepared::Fixed(answer) => return answer.clone(),
+            Prepared::Fixed(Answer::NoSuchName) => return Picked::NoSuchName,
+            Prepared::Fixed(Answer::Found {
+                answers,
+                additionals,
+            }) => {
+                return Picked::Found {
+                    answers: answers.iter().collect(),
+                    additionals: additionals.iter().collect(),
+                }
+            }
             Prepared::Shuffled {
                 records,
                 target_of,
@@ -87,7 +97,7 @@ impl Prepared {
         let mut answers = Vec::with_capacity(chosen.len());
         let mut extra: Vec<usize> = Vec::new();
         for at in chosen {
-            answers.extend(records.get(at).cloned());
+            answers.extend(records.get(at));
             if let Some(Some(t)) = target_of.get(at) {
                 // At most `records_max` targets: a linear check is cheaper than hashing.
                 if !extra.contains(t) {
@@ -95,14 +105,21 @@ impl Prepared {
                 }
             }
         }
-        Answer::Found {
+        Picked::Found {
             answers,
-            additionals: extra
-                .into_iter()
-                .filter_map(|t| targets.get(t).cloned())
-                .collect(),
+            additionals: extra.into_iter().filter_map(|t| targets.get(t)).collect(),
         }
     }
+}
+
+/// One answer's records, borrowed from the [`Prepared`] they were drawn from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Picked<'a> {
+    Found {
+        answers: Vec<&'a Record>,
+        additionals: Vec<&'a Record>,
+    },
+    NoSuchName,
 }
 
 /// `k` distinct indices below `n`, uniformly chosen and in random order: a partial
@@ -128,18 +145,6 @@ fn sample(n: usize, k: usize, rng: &mut impl RngCore) -> Vec<usize> {
         moved.push((j, vi));
     }
     chosen
-}
-
-/// The records for `name` (as asked, case kept) of type `wanted`: one answer, freshly picked.
-pub fn answer(
-    s: &Snapshot,
-    config: &DnsConfig,
-    name: &Name,
-    wanted: RecordType,
-    asked: &Asked,
-    rng: &mut impl RngCore,
-) -> Answer {
-    prepare(s, config, name, wanted, asked).pick(config.records_max, rng)
 }
 
 /// What `name` (as asked, case kept) of type `wanted` stands for in this snapshot.

@@ -9,7 +9,7 @@ use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use rand_core::RngCore;
 
-use super::answer::Answer;
+use super::answer::Picked;
 use super::cache::AnswerCache;
 use super::names::{self, Asked};
 use super::DnsConfig;
@@ -54,7 +54,7 @@ pub fn respond(
     let refuse = |code: ResponseCode| {
         let mut metadata = Metadata::response_from_request(&header.metadata);
         metadata.response_code = code;
-        encode(&with_header(metadata), transport, UDP_PLAIN_BYTES)
+        Response::bare(metadata).encode(transport, UDP_PLAIN_BYTES)
     };
     if header.metadata.op_code != OpCode::Query {
         return refuse(ResponseCode::NotImp);
@@ -70,145 +70,145 @@ pub fn respond(
     let Ok(request) = Message::from_vec(request) else {
         return refuse(ResponseCode::FormErr);
     };
-    let question = request.queries.first()?.clone();
+    let question = request.queries.first()?;
 
-    let mut response = with_header(Metadata::response_from_request(&request.metadata));
-    response.add_query(question.clone());
+    let mut response = Response::bare(Metadata::response_from_request(&request.metadata));
+    response.question = Some(question);
     let mut limit = UDP_PLAIN_BYTES;
     if let Some(edns) = &request.edns {
         let mut ours = Edns::new();
         ours.set_max_payload(UDP_EDNS_MAX_BYTES);
-        response.set_edns(ours);
+        response.edns = Some(ours);
         if edns.version() > 0 {
             response.metadata.response_code = ResponseCode::BADVERS;
-            return encode(&response, transport, limit);
+            return response.encode(transport, limit);
         }
         limit = edns
             .max_payload()
             .clamp(UDP_PLAIN_BYTES, UDP_EDNS_MAX_BYTES);
     }
-    fill(s, config, cache, &question, &mut response, rng);
-    encode(&response, transport, limit)
-}
-
-/// The answer's sections and code for the one question.
-fn fill(
-    s: &Snapshot,
-    config: &DnsConfig,
-    cache: &mut AnswerCache,
-    question: &Query,
-    response: &mut Message,
-    rng: &mut impl RngCore,
-) {
     if !matches!(question.query_class(), DNSClass::IN | DNSClass::ANY) {
         response.metadata.response_code = ResponseCode::Refused;
-        return;
+        return response.encode(transport, limit);
     }
     let asked = names::parse(question.name(), &config.domain);
     if asked == Asked::Outside {
         // Not our zone, and no recursion: not an open resolver.
         response.metadata.response_code = ResponseCode::Refused;
-        return;
+        return response.encode(transport, limit);
     }
     response.metadata.authoritative = true;
-    let name = question.name();
-    match cache.answer(s, config, name, question.query_type(), &asked, rng) {
-        Answer::Found {
+    // The records are borrowed from the cache: the encoder writes them from there.
+    let (picked, soa) = cache.answer(
+        s,
+        config,
+        question.name(),
+        question.query_type(),
+        &asked,
+        rng,
+    );
+    match picked {
+        Picked::Found {
             answers,
             additionals,
         } => {
             if answers.is_empty() {
                 // NODATA: the name exists, nothing of this type (RFC 2308 §2.2).
-                response.add_authority(cache.soa(s, config));
+                response.authority = Some(soa);
             }
-            response.add_answers(answers);
-            response.add_additionals(additionals);
+            response.answers = answers;
+            response.additionals = additionals;
         }
-        Answer::NoSuchName => {
+        Picked::NoSuchName => {
             response.metadata.response_code = ResponseCode::NXDomain;
-            response.add_authority(cache.soa(s, config));
+            response.authority = Some(soa);
         }
     }
+    response.encode(transport, limit)
 }
 
-/// Encode the response within the transport's limit. Over UDP, an answer that does not fit is
-/// cut to the records that do, without its additional section, and marked truncated (TC), so
-/// the client asks again over TCP.
-fn encode(response: &Message, transport: Transport, udp_limit: u16) -> Option<Vec<u8>> {
-    let limit = match transport {
-        Transport::Udp => udp_limit,
-        Transport::Tcp => TCP_MAX_BYTES,
-    };
-    // Whole, within the limit: hickory's encoder stops at the limit and says so in the
-    // header it wrote, so an answer that does not fit costs a bounded pass, not a whole one.
-    let mut whole = Vec::with_capacity(usize::from(limit.min(UDP_EDNS_MAX_BYTES)));
-    let mut encoder = BinEncoder::new(&mut whole);
-    encoder.set_max_size(limit);
-    let header = emit_message_parts(
-        &response.metadata,
-        &mut response.queries.iter(),
-        &mut response.answers.iter(),
-        &mut response.authorities.iter(),
-        &mut response.additionals.iter(),
-        response.edns.as_ref(),
-        None,
-        &mut encoder,
-    )
-    .ok()?;
-    if !header.metadata.truncation {
-        return Some(whole);
-    }
-    // How many answers fit, with room kept for the OPT record: hickory's encoder stops at
-    // the limit and reports the count it wrote.
-    let reserve = if response.edns.is_some() {
-        OPT_BYTES
-    } else {
-        0
-    };
-    let mut scratch = Vec::with_capacity(usize::from(limit));
-    let mut encoder = BinEncoder::new(&mut scratch);
-    encoder.set_max_size(limit.saturating_sub(reserve));
-    let written = emit_message_parts(
-        &response.metadata,
-        &mut response.queries.iter(),
-        &mut response.answers.iter(),
-        &mut response.authorities.iter(),
-        &mut std::iter::empty::<&Record>(),
-        None,
-        None,
-        &mut encoder,
-    )
-    .ok()?;
-    let mut cut = with_header(response.metadata);
-    cut.metadata.truncation = true;
-    cut.add_queries(response.queries.iter().cloned());
-    cut.add_answers(
-        response
-            .answers
-            .iter()
-            .take(usize::from(written.counts.answers))
-            .cloned(),
-    );
-    if written.counts.answers as usize == response.answers.len() {
-        cut.add_authorities(
-            response
-                .authorities
-                .iter()
-                .take(usize::from(written.counts.authorities))
-                .cloned(),
-        );
-    }
-    if let Some(edns) = &response.edns {
-        cut.set_edns(edns.clone());
-    }
-    cut.to_vec().ok()
+/// A response's parts, the records borrowed from where they are kept: encoded straight from
+/// them, never copied into a `Message`.
+struct Response<'a> {
+    metadata: Metadata,
+    question: Option<&'a Query>,
+    answers: Vec<&'a Record>,
+    authority: Option<&'a Record>,
+    additionals: Vec<&'a Record>,
+    edns: Option<Edns>,
 }
 
-/// An empty message with this header (the counts come from the sections when encoded).
-fn with_header(metadata: Metadata) -> Message {
-    let mut message = Message::new(metadata.id, metadata.message_type, metadata.op_code);
-    message.metadata = metadata;
-    message
+impl<'a> Response<'a> {
+    fn bare(metadata: Metadata) -> Response<'a> {
+        Response {
+            metadata,
+            question: None,
+            answers: Vec::new(),
+            authority: None,
+            additionals: Vec::new(),
+            edns: None,
+        }
+    }
+
+    /// Encode within the transport's limit. Over UDP, an answer that does not fit is cut to
+    /// the records that do, without its additional section, and marked truncated (TC), so the
+    /// client asks again over TCP.
+    fn encode(&self, transport: Transport, udp_limit: u16) -> Option<Vec<u8>> {
+        let limit = match transport {
+            Transport::Udp => udp_limit,
+            Transport::Tcp => TCP_MAX_BYTES,
+        };
+        // Whole, within the limit: hickory's encoder stops at the limit and says so in the
+        // header it writes, so an answer that does not fit costs a bounded pass.
+        let (whole, header) = self.emit(&self.metadata, limit, usize::MAX, true, true)?;
+        if !header.metadata.truncation {
+            return Some(whole);
+        }
+        // How many answers fit, with room kept for the OPT record.
+        let reserve = if self.edns.is_some() { OPT_BYTES } else { 0 };
+        let (_, fitted) = self.emit(
+            &self.metadata,
+            limit.saturating_sub(reserve),
+            usize::MAX,
+            false,
+            false,
+        )?;
+        let mut cut = self.metadata;
+        cut.truncation = true;
+        let answers = usize::from(fitted.counts.answers);
+        let with_authority = answers == self.answers.len();
+        self.emit(&cut, limit, answers, with_authority, false)
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// One pass of the encoder: the question, the first `answers` answers, the authority
+    /// record if `authority`, the additional records if `additionals`, then the OPT record.
+    fn emit(
+        &self,
+        metadata: &Metadata,
+        limit: u16,
+        answers: usize,
+        authority: bool,
+        additionals: bool,
+    ) -> Option<(Vec<u8>, Header)> {
+        let mut bytes = Vec::with_capacity(usize::from(limit.min(UDP_EDNS_MAX_BYTES)));
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(limit);
+        let authorities = self.authority.filter(|_| authority);
+        let extra: &[&Record] = if additionals { &self.additionals } else { &[] };
+        let header = emit_message_parts(
+            metadata,
+            &mut self.question.into_iter(),
+            &mut self.answers.iter().take(answers).copied(),
+            &mut authorities.into_iter(),
+            &mut extra.iter().copied(),
+            self.edns.as_ref(),
+            None,
+            &mut encoder,
+        )
+        .ok()?;
+        Some((bytes, header))
+    }
 }
 
 /// A question for `name` of type `wanted`, as a client would send it (tests and benches).
