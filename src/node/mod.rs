@@ -256,6 +256,12 @@ impl Node {
         self.catalog.registry()
     }
 
+    /// The instances this node owns and looks after (TTLs, liveness, checks): those registered
+    /// through its API or restored from its own state, never one that only names it by gossip.
+    pub fn local_instances(&self) -> impl Iterator<Item = &crate::names::InstanceId> {
+        self.catalog.owned_ids()
+    }
+
     /// Its owner is failed, gone or unknown here: kept only until the purge (Eureka's
     /// self-preservation, per partition side: without quorum, until quorum returns).
     pub fn is_stale(&self, instance: &crate::registry::Instance) -> bool {

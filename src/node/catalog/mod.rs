@@ -100,4 +100,9 @@ impl Catalog {
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }
+
+    /// The instances this node owns and looks after (see [`ops::Owned`]).
+    pub(crate) fn owned_ids(&self) -> impl Iterator<Item = &InstanceId> {
+        self.owned.keys()
+    }
 }

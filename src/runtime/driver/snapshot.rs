@@ -31,6 +31,9 @@ pub struct Snapshot {
     pub started: Instant,
     /// The registry (entries are shared, so this copy is cheap).
     pub registry: Registry,
+    /// Instances this node owns and looks after: registered through its API or restored from
+    /// its own data_dir (what it persists, and what its agent endpoints list).
+    pub local: BTreeSet<InstanceId>,
     /// Instances kept only for want of quorum: their owners are failed or gone.
     pub stale: BTreeSet<InstanceId>,
     /// The protocol timings in force (they change at runtime with `Command::Configure`).
@@ -55,6 +58,7 @@ impl Snapshot {
             taken_at: now,
             started: node.started(),
             registry: node.registry().clone(),
+            local: node.local_instances().cloned().collect(),
             stale: node
                 .registry()
                 .instances()

@@ -375,7 +375,9 @@ async fn check_update(
 }
 
 fn owned<'a>(s: &'a Snapshot) -> impl Iterator<Item = &'a std::sync::Arc<Instance>> + 'a {
-    s.registry.instances().filter(move |i| i.owner == s.name)
+    s.registry
+        .instances()
+        .filter(move |i| i.owner == s.name && s.local.contains(&i.id))
 }
 
 async fn agent_services(State(app): State<AppState>) -> Json<Map<String, Value>> {
