@@ -745,3 +745,139 @@ fn every_route_with_hostile_values() {
     assert!(sent > 500, "{sent} requests");
     target.assert_alive();
 }
+
+/// Register `check` on a fresh id and return the refusal's error text (asserting a 4xx JSON).
+async fn refused_check(http: &reqwest::Client, base: &str, check: &Value) -> String {
+    let r = register(
+        http,
+        base,
+        &json!({"Name": "web", "ID": "web-bounds", "Check": check}),
+    )
+    .await;
+    let body = refused_with_json(r, &check.to_string()).await;
+    body.get("error")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{check}: no error text in {body}"))
+        .to_string()
+}
+
+/// Issue 12 leftovers: every duration of a Consul check outside its range is refused with 400
+/// and an error naming the field, the value and the allowed range (never clamped, never
+/// rounded to zero); a timeout longer than the interval is refused naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_durations_out_of_range_are_refused_naming_field_value_and_range() {
+    let nodes = cluster("hostile-check-bounds", 1).await;
+    let base = format!("http://{}", nodes[0].http_addr);
+    let http = client();
+    let url = "http://127.0.0.1:1/health";
+    let cases = [
+        (json!({"TTL": "500ms"}), "TTL", "500ms"),
+        (json!({"TTL": "0.5ms"}), "TTL", ""),
+        (json!({"TTL": "1ns"}), "TTL", ""),
+        (json!({"TTL": "48h"}), "TTL", "48h"),
+        (
+            json!({"HTTP": url, "Interval": "100ms"}),
+            "Interval",
+            "100ms",
+        ),
+        (json!({"HTTP": url, "Interval": "48h"}), "Interval", "48h"),
+        (
+            json!({"HTTP": url, "Interval": "10s", "Timeout": "10m"}),
+            "Timeout",
+            "10m",
+        ),
+        (
+            json!({"TTL": "10s", "DeregisterCriticalServiceAfter": "10s"}),
+            "DeregisterCriticalServiceAfter",
+            "10s",
+        ),
+        (
+            json!({"TTL": "10s", "DeregisterCriticalServiceAfter": "1000h"}),
+            "DeregisterCriticalServiceAfter",
+            "",
+        ),
+    ];
+    for (check, field, value) in cases {
+        let error = refused_check(&http, &base, &check).await;
+        assert!(error.contains(field), "{check}: {error:?} names no {field}");
+        assert!(error.contains(value), "{check}: {error:?} names no {value}");
+        assert!(
+            error.contains("range") || error.contains("longer than") || error.contains("above"),
+            "{check}: {error:?} gives no range"
+        );
+    }
+    // Timeout within its own range but longer than the interval: both are named.
+    let error = refused_check(
+        &http,
+        &base,
+        &json!({"HTTP": url, "Interval": "2s", "Timeout": "5s"}),
+    )
+    .await;
+    assert!(
+        error.contains("Timeout") && error.contains("Interval"),
+        "{error:?}"
+    );
+    alive(&http, &base).await;
+    assert_eq!(
+        nodes[0].handle.snapshot().registry.len(),
+        0,
+        "a refused registration changed nothing"
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Brief item 4: Consul check kinds hera does not run (script, Docker, gRPC, TCP, UDP, H2 ping,
+/// OS service, alias) are refused with 400 naming the kind, never registered as something
+/// else and never silently dropped, alone or beside a kind hera runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_kinds_hera_does_not_run_are_refused_by_name() {
+    let nodes = cluster("hostile-check-kinds", 1).await;
+    let base = format!("http://{}", nodes[0].http_addr);
+    let http = client();
+    let cases = [
+        (json!({"Args": ["/bin/true"], "Interval": "10s"}), "Args"),
+        (
+            json!({"ScriptArgs": ["/bin/true"], "Interval": "10s"}),
+            "ScriptArgs",
+        ),
+        (json!({"Script": "/bin/true", "Interval": "10s"}), "Script"),
+        (
+            json!({"DockerContainerID": "abc", "Args": ["x"], "Interval": "10s"}),
+            "DockerContainerID",
+        ),
+        (json!({"GRPC": "127.0.0.1:1", "Interval": "10s"}), "GRPC"),
+        (json!({"TCP": "127.0.0.1:1", "Interval": "10s"}), "TCP"),
+        (json!({"UDP": "127.0.0.1:1", "Interval": "10s"}), "UDP"),
+        (
+            json!({"H2PING": "127.0.0.1:1", "Interval": "10s"}),
+            "H2PING",
+        ),
+        (json!({"OSService": "sshd", "Interval": "10s"}), "OSService"),
+        (json!({"AliasService": "db"}), "AliasService"),
+        // Beside a TTL, the unknown kind used to be dropped and the TTL kept.
+        (json!({"TTL": "10s", "Args": ["/bin/true"]}), "Args"),
+    ];
+    for (check, kind) in cases {
+        let error = refused_check(&http, &base, &check).await;
+        assert!(
+            error.contains(kind),
+            "{check}: {error:?} does not name {kind}"
+        );
+    }
+    // In a `Checks` list too.
+    let r = register(
+        &http,
+        &base,
+        &json!({"Name": "web", "ID": "web-kinds", "Checks": [{"GRPC": "127.0.0.1:1", "Interval": "10s"}]}),
+    )
+    .await;
+    let body = refused_with_json(r, "Checks with GRPC").await;
+    assert!(body.to_string().contains("GRPC"), "{body}");
+    alive(&http, &base).await;
+    assert_eq!(nodes[0].handle.snapshot().registry.len(), 0);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

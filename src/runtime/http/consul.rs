@@ -170,11 +170,57 @@ fn one_check(body: &Map<String, Value>) -> Result<Option<&Map<String, Value>>, A
         .ok_or_else(|| ApiError::bad_request("Check must be an object"))
 }
 
+/// Consul check kinds hera does not run, by the field that makes a check of that kind, and
+/// why. Script checks stay off as Consul leaves them off by default (any client of the API
+/// could run commands on the host); the others are not implemented.
+const KINDS_NOT_RUN: &[(&str, &str)] = &[
+    // First: a Docker check carries `Args` too, and is named by its container.
+    ("DockerContainerID", "Docker checks are not run"),
+    (
+        "Args",
+        "script checks are not run (Consul too disables them by default)",
+    ),
+    (
+        "ScriptArgs",
+        "script checks are not run (Consul too disables them by default)",
+    ),
+    (
+        "Script",
+        "script checks are not run (Consul too disables them by default)",
+    ),
+    (
+        "Shell",
+        "script checks are not run (Consul too disables them by default)",
+    ),
+    ("GRPC", "gRPC checks are not run"),
+    ("TCP", "TCP checks are not run"),
+    ("UDP", "UDP checks are not run"),
+    ("H2PING", "HTTP/2 ping checks are not run"),
+    ("OSService", "OS service checks are not run"),
+    ("AliasService", "alias checks are not run"),
+    ("AliasNode", "alias checks are not run"),
+];
+
+/// Refuse a check that names a kind hera does not run, even beside one it does: dropping it
+/// silently would report health the client never asked for.
+fn refuse_kinds_not_run(check: &Map<String, Value>) -> Result<(), ApiError> {
+    match KINDS_NOT_RUN
+        .iter()
+        .find(|(kind, _)| field(check, kind).is_some())
+    {
+        Some((kind, why)) => Err(ApiError::bad_request(format!(
+            "a check with {kind}: {why}; hera runs TTL and HTTP checks"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A Consul check definition: its kind, and how long it may stay critical before the instance
-/// is deregistered. Every duration within its [`bounds`].
+/// is deregistered. Every duration within its [`bounds`]; a kind hera does not run refused.
 fn check_from_consul(
     check: &Map<String, Value>,
 ) -> Result<(SpecCheck, Option<Duration>), ApiError> {
+    refuse_kinds_not_run(check)?;
     let deregister_after = duration_field(
         check,
         "DeregisterCriticalServiceAfter",
@@ -185,7 +231,7 @@ fn check_from_consul(
     }
     let Some(url) = text_field(check, "HTTP")? else {
         return Err(ApiError::bad_request(
-            "a check needs a TTL or an HTTP URL (hera runs no script, TCP or gRPC checks)",
+            "a check needs a TTL or an HTTP URL: hera runs TTL and HTTP checks",
         ));
     };
     crate::runtime::http_client::check_url(&url)
