@@ -19,6 +19,10 @@ use crate::wire::{encode_message, Message};
 /// fewer entries than this.
 pub(crate) const GRAVE_REPLIES_MAX: usize = 256;
 
+/// How the maintenance reason of an instance taken off-line with its node begins: what tells
+/// node maintenance from the instance's own when the node comes back, and after a restart.
+pub(crate) const NODE_MAINTENANCE: &str = "node maintenance: ";
+
 /// Deadlines of an instance this node owns. Owner-local: a renewal that changes nothing else
 /// moves these and sends nothing, so heartbeats cost no cluster traffic.
 ///
@@ -77,7 +81,7 @@ impl Catalog {
                 detail: e.to_string(),
             })?;
         let mut existing_equal = false;
-        if let Some(current) = existing {
+        if let Some(current) = &existing {
             // Re-registering keeps what the instance's checks and operators established.
             if current.check == instance.check {
                 instance.health = current.health;
@@ -86,7 +90,16 @@ impl Catalog {
             }
             instance.online = current.online;
             instance.maintenance_reason = current.maintenance_reason.clone();
-            existing_equal = *current == instance;
+        }
+        if let (Some(reason), true) = (&self.node_maintenance, instance.online) {
+            // Registered while the node is in maintenance: off-line with it.
+            instance.online = false;
+            instance.maintenance_reason =
+                Some(clip(&format!("{NODE_MAINTENANCE}{reason}"), usize::MAX));
+            fit_texts(&mut instance);
+        }
+        if let Some(current) = &existing {
+            existing_equal = **current == instance;
         }
         // Registered through our API: the check to run is the one given here.
         match self.owned.get_mut(&id) {
@@ -180,6 +193,48 @@ impl Catalog {
             self.write(io, now, id.clone(), Some(next));
         }
         Ok(Reply::Done)
+    }
+
+    /// Node maintenance: every instance this node owns off-line (those in their own
+    /// maintenance keep theirs), or back on-line (only those node maintenance took).
+    pub(crate) fn set_node_maintenance(
+        &mut self,
+        io: &mut Io,
+        now: Instant,
+        enable: bool,
+        reason: Option<&str>,
+    ) -> Reply {
+        let taken = |i: &Instance| {
+            i.maintenance_reason
+                .as_ref()
+                .is_some_and(|r| r.0.starts_with(NODE_MAINTENANCE))
+        };
+        let reason = reason.unwrap_or("maintenance mode").to_string();
+        let ids: Vec<InstanceId> = self.owned.keys().cloned().collect();
+        for id in ids {
+            let Some(current) = self.registry.get(&id).cloned() else {
+                continue;
+            };
+            if current.owner != self.name {
+                continue;
+            }
+            let mut next = (*current).clone();
+            if enable && (current.online || taken(&current)) {
+                next.online = false;
+                next.maintenance_reason =
+                    Some(clip(&format!("{NODE_MAINTENANCE}{reason}"), usize::MAX));
+            } else if !enable && taken(&current) {
+                next.online = true;
+                next.maintenance_reason = None;
+            }
+            fit_texts(&mut next);
+            if next != *current {
+                self.write(io, now, id, Some(next));
+            }
+        }
+        self.node_maintenance = enable.then_some(reason);
+        io.changed();
+        Reply::Done
     }
 
     /// Start the HTTP checks of owned instances now; checks of instances owned elsewhere are
@@ -610,6 +665,14 @@ impl Catalog {
             if let Some(instance) = self.registry.get(&id).cloned() {
                 if instance.owner == self.name {
                     self.refresh_deadlines(now, &instance);
+                    // Node maintenance outlives a restart through the instances it took.
+                    if let Some(reason) = instance
+                        .maintenance_reason
+                        .as_ref()
+                        .and_then(|r| r.0.strip_prefix(NODE_MAINTENANCE))
+                    {
+                        self.node_maintenance = Some(reason.to_string());
+                    }
                 }
             }
         }

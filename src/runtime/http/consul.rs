@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agent/service/register", put(register))
         .route("/v1/agent/service/deregister/{id}", put(deregister))
         .route("/v1/agent/service/maintenance/{id}", put(maintenance))
+        .route("/v1/agent/maintenance", put(node_maintenance))
         .route(
             "/v1/agent/check/pass/{check}",
             put(|s: State<AppState>, p: Path<String>, q: Q| check_report(s, p, q, Health::Passing)),
@@ -366,6 +367,39 @@ async fn maintenance(
     Ok(StatusCode::OK)
 }
 
+/// Consul's node maintenance: every instance this node owns off-line, or back.
+async fn node_maintenance(
+    State(app): State<AppState>,
+    Query(q): Q,
+) -> Result<StatusCode, ApiError> {
+    let enable = match q.get("enable") {
+        None => return Err(ApiError::bad_request("missing value for enable")),
+        Some(_) => flag(&q, "enable")?,
+    };
+    let reason = q.get("reason").cloned().filter(|r| !r.is_empty());
+    app.node
+        .command(Command::SetNodeMaintenance { enable, reason })
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// Consul's `_node_maintenance` check, while the node is in maintenance.
+fn node_maintenance_check(s: &Snapshot) -> Option<Value> {
+    let reason = s.node_maintenance.as_ref()?;
+    Some(json!({
+        "Node": s.name.as_str(),
+        "CheckID": "_node_maintenance",
+        "Name": "Node Maintenance Mode",
+        "Status": "critical",
+        "Notes": reason,
+        "Output": "",
+        "ServiceID": "",
+        "ServiceName": "",
+        "ServiceTags": [],
+        "Type": "maintenance",
+    }))
+}
+
 /// `service:<id>` (Consul's form) or a bare instance id.
 fn instance_of_check(check: &str) -> Result<InstanceId, ApiError> {
     let id = check.strip_prefix("service:").unwrap_or(check);
@@ -462,6 +496,9 @@ async fn agent_service(
 async fn agent_checks(State(app): State<AppState>) -> Json<Map<String, Value>> {
     let s = app.node.snapshot();
     let mut out = Map::new();
+    if let Some(check) = node_maintenance_check(&s) {
+        out.insert("_node_maintenance".to_string(), check);
+    }
     for i in owned(&s) {
         for c in views::checks(&s, i) {
             if let Some(id) = c.get("CheckID").and_then(Value::as_str) {
