@@ -50,6 +50,13 @@ pub enum Command {
         enable: bool,
         reason: Option<String>,
     },
+    /// Take every instance this node owns off-line (Consul's node maintenance, the
+    /// `_node_maintenance` check) or back on-line; instances registered meanwhile start
+    /// off-line. Instances in their own (service) maintenance are left as they are.
+    SetNodeMaintenance {
+        enable: bool,
+        reason: Option<String>,
+    },
     /// Run the HTTP checks of the instances this node owns now (optionally one service or
     /// one instance).
     RunChecks {

@@ -156,6 +156,9 @@ impl Node {
             Command::SetMaintenance { id, enable, reason } => {
                 catalog.set_maintenance(io, now, &id, enable, reason.as_deref())
             }
+            Command::SetNodeMaintenance { enable, reason } => {
+                Ok(catalog.set_node_maintenance(io, now, enable, reason.as_deref()))
+            }
             Command::Keyring(op) => self.keyring_command(op),
             Command::Configure(tuning) => {
                 let tuned = io
@@ -254,6 +257,17 @@ impl Node {
     /// The registry as this node holds it.
     pub fn registry(&self) -> &Registry {
         self.catalog.registry()
+    }
+
+    /// The instances this node owns and looks after (TTLs, liveness, checks): those registered
+    /// through its API or restored from its own state, never one that only names it by gossip.
+    pub fn local_instances(&self) -> impl Iterator<Item = &crate::names::InstanceId> {
+        self.catalog.owned_ids()
+    }
+
+    /// Why this node is in maintenance (all its instances off-line), if it is.
+    pub fn node_maintenance(&self) -> Option<&str> {
+        self.catalog.node_maintenance()
     }
 
     /// Its owner is failed, gone or unknown here: kept only until the purge (Eureka's

@@ -59,8 +59,16 @@ impl Health {
     }
 }
 
+/// The longest TTL or check interval an entry may carry: the API's own bound (a day).
+pub const CHECK_PERIOD_MS_MAX: u64 = 24 * 3_600 * 1_000;
+/// The longest check timeout an entry may carry: the API's own bound; zero is the default.
+pub const CHECK_TIMEOUT_MS_MAX: u64 = 300 * 1_000;
+
 /// How an instance's health is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+///
+/// Decoded through [`CheckOnWire`] and [`Check::validate`]: a gossiped check is held to the
+/// rules a registration is (issue 14, finding 6), whoever sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode)]
 pub enum Check {
     /// No check: passing while registered.
     None,
@@ -74,7 +82,108 @@ pub enum Check {
     },
 }
 
+/// [`Check`]'s layout, as its derived `Encode` writes it: decoded first, then validated.
+#[derive(Decode)]
+enum CheckOnWire {
+    None,
+    Ttl {
+        ttl_ms: u64,
+    },
+    Http {
+        url: BoundedString<URL_MAX_BYTES>,
+        interval_ms: u64,
+        timeout_ms: u64,
+    },
+}
+
+impl<C> Decode<C> for Check {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let check = match CheckOnWire::decode(d)? {
+            CheckOnWire::None => Check::None,
+            CheckOnWire::Ttl { ttl_ms } => Check::Ttl { ttl_ms },
+            CheckOnWire::Http {
+                url,
+                interval_ms,
+                timeout_ms,
+            } => Check::Http {
+                url,
+                interval_ms,
+                timeout_ms,
+            },
+        };
+        check
+            .validate()
+            .map_err(bincode::error::DecodeError::Other)?;
+        Ok(check)
+    }
+}
+
+impl<'de, C> bincode::BorrowDecode<'de, C> for Check {
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        Self::decode(d)
+    }
+}
+
+/// Why a check URL is refused: it must be `http://` or `https://`, then a host (with an
+/// optional port), then an optional path, with no space or control character anywhere.
+pub fn check_url_shape(url: &str) -> Result<(), &'static str> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a check URL holds a space or a control character");
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("a check URL must start with http:// or https://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("a check URL must not carry credentials");
+    }
+    let host = if let Some(bracketed) = authority.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        return Err("a check URL must name a host");
+    }
+    Ok(())
+}
+
 impl Check {
+    /// Within the bounds a registration is held to: a TTL and an interval above zero and at
+    /// most [`CHECK_PERIOD_MS_MAX`], a timeout at most [`CHECK_TIMEOUT_MS_MAX`], an http(s)
+    /// URL with a host. (The API's lower bounds are stricter; entries written by older
+    /// versions may hold shorter periods, which only their owner, holding the registration,
+    /// ever acts on.)
+    pub fn validate(&self) -> Result<(), &'static str> {
+        match self {
+            Check::None => Ok(()),
+            Check::Ttl { ttl_ms } => {
+                if !(1..=CHECK_PERIOD_MS_MAX).contains(ttl_ms) {
+                    return Err("a check TTL is zero or longer than a day");
+                }
+                Ok(())
+            }
+            Check::Http {
+                url,
+                interval_ms,
+                timeout_ms,
+            } => {
+                if !(1..=CHECK_PERIOD_MS_MAX).contains(interval_ms) {
+                    return Err("a check interval is zero or longer than a day");
+                }
+                if *timeout_ms > CHECK_TIMEOUT_MS_MAX {
+                    return Err("a check timeout is longer than 300 s");
+                }
+                check_url_shape(&url.0)
+            }
+        }
+    }
+
     pub fn ttl(&self) -> Option<Duration> {
         match self {
             Check::Ttl { ttl_ms } => Some(Duration::from_millis(*ttl_ms)),

@@ -166,10 +166,10 @@ impl InstanceSpec {
                 interval,
                 timeout,
             } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                if let Err(why) = check_url_shape(&url) {
                     return Err(SpecError::Invalid {
                         field: "HTTP",
-                        detail: format!("{url:?} is not an http(s) URL"),
+                        detail: format!("{url:?}: {why}"),
                     });
                 }
                 if interval.is_zero() {
@@ -189,6 +189,11 @@ impl InstanceSpec {
                 )
             }
         };
+        // What the decoder will demand of it on every other node (`Check::validate`).
+        check.validate().map_err(|why| SpecError::Invalid {
+            field: "Check",
+            detail: why.to_string(),
+        })?;
         let instance = Instance {
             service: self.service,
             id,

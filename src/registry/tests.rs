@@ -324,3 +324,55 @@ fn long_texts_are_clipped_to_the_room_left() {
         }
     }
 }
+
+/// Issue 14, finding 6: a gossiped entry's check is checked as the API checks a client's. An
+/// HTTP check URL must be http or https with a host, and every duration within the wire's
+/// bounds; anything else is refused by the decoder, whoever sent it.
+#[test]
+fn gossiped_checks_are_validated_on_decode() {
+    use crate::wire::{decode_body, encode_message, DecodeErrorKind, Message};
+    let with_check = |check: Check| {
+        let mut i = instance("web", "web-1", "n1");
+        i.check = check;
+        let entry = Entry {
+            id: id("web-1"),
+            version: v(1, 0, "n1"),
+            instance: Some(Box::new(i)),
+        };
+        decode_body(&encode_message(&Message::Entry(entry)))
+    };
+    let http = |url: &str, interval_ms: u64, timeout_ms: u64| Check::Http {
+        url: crate::wire::bounded::BoundedString(url.to_string()),
+        interval_ms,
+        timeout_ms,
+    };
+    for good in [
+        Check::None,
+        Check::Ttl { ttl_ms: 1_000 },
+        http("http://127.0.0.1:8080/health", 10_000, 1_000),
+        http("https://db.internal/ping?x=1", 1_000, 0),
+        http("http://[::1]:80/", 86_400_000, 300_000),
+    ] {
+        assert!(with_check(good.clone()).is_ok(), "{good:?} refused");
+    }
+    for bad in [
+        Check::Ttl { ttl_ms: 0 },
+        Check::Ttl { ttl_ms: u64::MAX },
+        http("file:///etc/passwd", 10_000, 1_000),
+        http("gopher://host/", 10_000, 1_000),
+        http("http://", 10_000, 1_000),
+        http("http:///path", 10_000, 1_000),
+        http("http://host name/", 10_000, 1_000),
+        http("http://host/\r\nX-Injected: 1", 10_000, 1_000),
+        http("127.0.0.1:80", 10_000, 1_000),
+        http("http://127.0.0.1/", 0, 1_000),
+        http("http://127.0.0.1/", u64::MAX, 1_000),
+        http("http://127.0.0.1/", 10_000, u64::MAX),
+    ] {
+        let decoded = with_check(bad.clone());
+        assert!(
+            matches!(&decoded, Err(e) if e.kind() == DecodeErrorKind::InvalidField),
+            "{bad:?} decoded as {decoded:?}"
+        );
+    }
+}

@@ -77,6 +77,9 @@ pub(crate) struct Catalog {
     /// Collected tombstones are kept as graves until then: a grace after the last registry
     /// tick that saw a member held failed (`Catalog::keeps_graves`).
     graves_until: Option<Instant>,
+    /// Why this node is in maintenance, if it is: every instance it owns is off-line with a
+    /// reason starting [`ops::NODE_MAINTENANCE`]. Kept on disk through those instances.
+    node_maintenance: Option<String>,
     /// Tombstones to send back to the sender of the datagram being read, which brought old
     /// versions of entries deleted here (at most `ops::GRAVE_REPLIES_MAX`).
     grave_replies: Vec<Entry>,
@@ -92,6 +95,7 @@ impl Catalog {
             orphans_since: None,
             owed_syncs: BTreeSet::new(),
             graves_until: None,
+            node_maintenance: None,
             grave_replies: Vec::new(),
         }
     }
@@ -99,5 +103,15 @@ impl Catalog {
     /// The registry as this node holds it.
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Why this node is in maintenance, if it is.
+    pub(crate) fn node_maintenance(&self) -> Option<&str> {
+        self.node_maintenance.as_deref()
+    }
+
+    /// The instances this node owns and looks after (see [`ops::Owned`]).
+    pub(crate) fn owned_ids(&self) -> impl Iterator<Item = &InstanceId> {
+        self.owned.keys()
     }
 }

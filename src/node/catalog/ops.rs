@@ -19,14 +19,38 @@ use crate::wire::{encode_message, Message};
 /// fewer entries than this.
 pub(crate) const GRAVE_REPLIES_MAX: usize = 256;
 
+/// How the maintenance reason of an instance taken off-line with its node begins: what tells
+/// node maintenance from the instance's own when the node comes back, and after a restart.
+pub(crate) const NODE_MAINTENANCE: &str = "node maintenance: ";
+
 /// Deadlines of an instance this node owns. Owner-local: a renewal that changes nothing else
 /// moves these and sends nothing, so heartbeats cost no cluster traffic.
-#[derive(Debug, Clone, Default)]
+///
+/// Only instances registered through this node's API (or touched by it: a renewal, a health
+/// report) or restored from its own data_dir are owned here. An entry that arrives by gossip
+/// naming this node as owner is stored but not adopted: nobody outside the node's API can
+/// make it fetch a URL or enforce a TTL (issue 14, finding 6).
+#[derive(Debug, Clone)]
 pub(super) struct Owned {
+    /// The check as this node was given it, never as gossip later rewrote it: the only URL
+    /// this node fetches for the instance.
+    check: Check,
     liveness_deadline: Option<Instant>,
     ttl_deadline: Option<Instant>,
     critical_since: Option<Instant>,
     next_check: Option<Instant>,
+}
+
+impl Owned {
+    fn new(check: Check) -> Owned {
+        Owned {
+            check,
+            liveness_deadline: None,
+            ttl_deadline: None,
+            critical_since: None,
+            next_check: None,
+        }
+    }
 }
 
 impl Catalog {
@@ -56,7 +80,8 @@ impl Catalog {
             .map_err(|e| CommandError::Invalid {
                 detail: e.to_string(),
             })?;
-        if let Some(current) = existing {
+        let mut existing_equal = false;
+        if let Some(current) = &existing {
             // Re-registering keeps what the instance's checks and operators established.
             if current.check == instance.check {
                 instance.health = current.health;
@@ -65,10 +90,28 @@ impl Catalog {
             }
             instance.online = current.online;
             instance.maintenance_reason = current.maintenance_reason.clone();
-            if *current == instance {
-                self.refresh_deadlines(now, &instance);
-                return Ok(Reply::Registered { id });
+        }
+        if let (Some(reason), true) = (&self.node_maintenance, instance.online) {
+            // Registered while the node is in maintenance: off-line with it.
+            instance.online = false;
+            instance.maintenance_reason =
+                Some(clip(&format!("{NODE_MAINTENANCE}{reason}"), usize::MAX));
+            fit_texts(&mut instance);
+        }
+        if let Some(current) = &existing {
+            existing_equal = **current == instance;
+        }
+        // Registered through our API: the check to run is the one given here.
+        match self.owned.get_mut(&id) {
+            Some(owned) => owned.check = instance.check.clone(),
+            None => {
+                self.owned
+                    .insert(id.clone(), Owned::new(instance.check.clone()));
             }
+        }
+        if existing_equal {
+            self.refresh_deadlines(now, &instance);
+            return Ok(Reply::Registered { id });
         }
         self.refresh_deadlines(now, &instance);
         if let Some(owned) = self.owned.get_mut(&id) {
@@ -152,8 +195,50 @@ impl Catalog {
         Ok(Reply::Done)
     }
 
+    /// Node maintenance: every instance this node owns off-line (those in their own
+    /// maintenance keep theirs), or back on-line (only those node maintenance took).
+    pub(crate) fn set_node_maintenance(
+        &mut self,
+        io: &mut Io,
+        now: Instant,
+        enable: bool,
+        reason: Option<&str>,
+    ) -> Reply {
+        let taken = |i: &Instance| {
+            i.maintenance_reason
+                .as_ref()
+                .is_some_and(|r| r.0.starts_with(NODE_MAINTENANCE))
+        };
+        let reason = reason.unwrap_or("maintenance mode").to_string();
+        let ids: Vec<InstanceId> = self.owned.keys().cloned().collect();
+        for id in ids {
+            let Some(current) = self.registry.get(&id).cloned() else {
+                continue;
+            };
+            if current.owner != self.name {
+                continue;
+            }
+            let mut next = (*current).clone();
+            if enable && (current.online || taken(&current)) {
+                next.online = false;
+                next.maintenance_reason =
+                    Some(clip(&format!("{NODE_MAINTENANCE}{reason}"), usize::MAX));
+            } else if !enable && taken(&current) {
+                next.online = true;
+                next.maintenance_reason = None;
+            }
+            fit_texts(&mut next);
+            if next != *current {
+                self.write(io, now, id, Some(next));
+            }
+        }
+        self.node_maintenance = enable.then_some(reason);
+        io.changed();
+        Reply::Done
+    }
+
     /// Start the HTTP checks of owned instances now; checks of instances owned elsewhere are
-    /// their owners' to run.
+    /// their owners' to run, and entries that only name us by gossip are nobody's.
     pub(crate) fn run_checks(
         &mut self,
         io: &mut Io,
@@ -162,9 +247,11 @@ impl Catalog {
         id: Option<&InstanceId>,
     ) -> Reply {
         let due: Vec<InstanceId> = self
-            .registry
-            .instances()
-            .filter(|i| i.owner == self.name && matches!(i.check, Check::Http { .. }))
+            .owned
+            .iter()
+            .filter(|(_, owned)| matches!(owned.check, Check::Http { .. }))
+            .filter_map(|(owned_id, _)| self.registry.get(owned_id))
+            .filter(|i| i.owner == self.name)
             .filter(|i| service.is_none_or(|s| i.service == *s) && id.is_none_or(|d| i.id == *d))
             .map(|i| i.id.clone())
             .collect();
@@ -221,27 +308,20 @@ impl Catalog {
             version,
             instance: instance.map(Box::new),
         };
-        self.merge(io, now, entry);
+        self.merge(io, entry);
     }
 
     /// Merge an entry; if it is news, track ownership, gossip it on and tell the shell.
-    fn merge(&mut self, io: &mut Io, now: Instant, entry: Entry) -> bool {
+    fn merge(&mut self, io: &mut Io, entry: Entry) -> bool {
         let id = entry.id.clone();
         let owner = entry.instance.as_ref().map(|i| i.owner.clone());
         if !self.registry.apply(entry.clone()) {
             return false;
         }
-        match owner {
-            Some(owner) if owner == self.name => {
-                if !self.owned.contains_key(&id) {
-                    if let Some(i) = self.registry.get(&id).cloned() {
-                        self.refresh_deadlines(now, &i);
-                    }
-                }
-            }
-            _ => {
-                self.owned.remove(&id);
-            }
+        // Ours stays ours (with the check we were given); an entry naming us that we do not
+        // own already is not adopted here: only our API and our own data_dir make us owner.
+        if owner.as_ref() != Some(&self.name) {
+            self.owned.remove(&id);
         }
         let payload = encode_message(&Message::Entry(entry));
         io.broadcasts.push(Subject::Instance(id), payload.into());
@@ -320,7 +400,7 @@ impl Catalog {
                 self.on_member_gone(now);
             }
         }
-        self.merge(io, now, entry);
+        self.merge(io, entry);
     }
 
     /// An entry naming us as owner that we do not hold, written since this node started (so
@@ -334,45 +414,53 @@ impl Catalog {
                 .is_none_or(|s| newer(&s.version, &entry.version))
     }
 
-    /// Reset the owner-local deadlines of an instance we own.
+    /// Reset the owner-local deadlines of an instance we own, adopting it (with the check it
+    /// holds) if we did not: called for our API's writes and our own restored state only.
     fn refresh_deadlines(&mut self, now: Instant, instance: &Instance) {
-        let owned = self.owned.entry(instance.id.clone()).or_default();
+        let owned = self
+            .owned
+            .entry(instance.id.clone())
+            .or_insert_with(|| Owned::new(instance.check.clone()));
         owned.liveness_deadline = instance
             .liveness_ms
             .map(|ms| now + Duration::from_millis(ms));
-        owned.ttl_deadline = instance.check.ttl().map(|ttl| now + ttl);
+        owned.ttl_deadline = owned.check.ttl().map(|ttl| now + ttl);
         if instance.health != Health::Critical {
             owned.critical_since = None;
         } else if owned.critical_since.is_none() {
             owned.critical_since = Some(now);
         }
-        if let Check::Http { interval_ms, .. } = &instance.check {
+        if let Check::Http { interval_ms, .. } = &owned.check {
             if owned.next_check.is_none() {
                 owned.next_check = Some(now + Duration::from_millis(*interval_ms));
             }
         }
     }
 
+    /// Emit an owned instance's HTTP check, with the URL this node was given (never one from
+    /// gossip), and schedule the next.
     fn start_check(&mut self, io: &mut Io, now: Instant, id: &InstanceId) {
-        let Some(instance) = self.registry.get(id).cloned() else {
+        if self.registry.get(id).is_none() {
+            return;
+        }
+        let Some(owned) = self.owned.get_mut(id) else {
             return;
         };
         let Check::Http {
             url,
             interval_ms,
             timeout_ms,
-        } = &instance.check
+        } = &owned.check
         else {
             return;
         };
-        if let Some(owned) = self.owned.get_mut(id) {
-            owned.next_check = Some(now + Duration::from_millis(*interval_ms));
-        }
+        let (url, timeout) = (url.0.clone(), Duration::from_millis(*timeout_ms));
+        owned.next_check = Some(now + Duration::from_millis(*interval_ms));
         io.stats.checks_started += 1;
         io.emit(Event::CheckDue {
             id: id.clone(),
-            url: url.0.clone(),
-            timeout: Duration::from_millis(*timeout_ms),
+            url,
+            timeout,
         });
     }
 
@@ -570,9 +658,23 @@ impl Catalog {
             if !ours {
                 continue;
             }
-            // Merging stores it, arms its TTL and checks from `now` (one whole TTL for the
-            // client to report again), and queues it for gossip: the re-announcement.
-            self.merge(io, now, entry);
+            // Merging stores it and queues it for gossip (the re-announcement); adopting it
+            // arms its TTL and checks from `now` (one whole TTL for the client to report again).
+            let id = entry.id.clone();
+            self.merge(io, entry);
+            if let Some(instance) = self.registry.get(&id).cloned() {
+                if instance.owner == self.name {
+                    self.refresh_deadlines(now, &instance);
+                    // Node maintenance outlives a restart through the instances it took.
+                    if let Some(reason) = instance
+                        .maintenance_reason
+                        .as_ref()
+                        .and_then(|r| r.0.strip_prefix(NODE_MAINTENANCE))
+                    {
+                        self.node_maintenance = Some(reason.to_string());
+                    }
+                }
+            }
         }
     }
 }

@@ -573,3 +573,122 @@ fn a_returning_owner_brings_its_instances_back() {
         "the returning owner's instance did not flow back"
     );
 }
+
+/// An entry as a forger would gossip it: `instance` of service `web`, owned by `owner`, at a
+/// version older than every node's start (so not taken for one of the owner's own recent writes).
+fn forged(instance: &str, owner: &NodeName, check: SpecCheck, writer: &NodeName) -> Entry {
+    let mut s = spec("web", instance);
+    s.check = check;
+    let mut forged = s
+        .into_instance(id(instance), owner.clone(), EPOCH.as_millis() - 60_000)
+        .unwrap();
+    forged.health = Health::Passing;
+    Entry {
+        id: id(instance),
+        version: crate::registry::Hlc {
+            wall_ms: EPOCH.as_millis() - 60_000,
+            counter: 0,
+            node: writer.clone(),
+        },
+        instance: Some(Box::new(forged)),
+    }
+}
+
+fn checks_due(c: &Cluster, node: usize) -> Vec<String> {
+    c.events
+        .iter()
+        .filter(|(_, i, _)| *i == node)
+        .filter_map(|(_, _, e)| match e {
+            Event::CheckDue { url, .. } => Some(url.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 14, finding 6: an entry gossiped in node 1's name, with an HTTP check and a TTL
+/// check, must not make node 1 fetch the URL nor enforce the TTL: checks run only for what was
+/// registered through the node's own API (or restored from its own data_dir).
+#[test]
+fn an_entry_gossiped_in_a_nodes_name_makes_it_run_no_check_and_enforce_no_ttl() {
+    let mut c = cluster(2);
+    let owner = c.names[1].clone();
+    let writer = c.names[0].clone();
+    let http = SpecCheck::Http {
+        url: "http://127.0.0.1:9/secret".into(),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+    };
+    let ttl = SpecCheck::Ttl {
+        ttl: Duration::from_secs(1),
+    };
+    c.inject(
+        1,
+        addr(0),
+        &[
+            Message::Entry(forged("web-http", &owner, http, &writer)),
+            Message::Entry(forged("web-ttl", &owner, ttl, &writer)),
+        ],
+    );
+    assert!(holds(&c, 1, "web-http") && holds(&c, 1, "web-ttl"));
+    c.command(
+        1,
+        Command::RunChecks {
+            service: None,
+            id: None,
+        },
+    )
+    .unwrap();
+    c.run_for(Duration::from_secs(5) + c.config.registry_tick * 2);
+    assert_eq!(
+        checks_due(&c, 1),
+        Vec::<String>::new(),
+        "node 1 ran a forged check"
+    );
+    assert_eq!(c.node(1).stats().checks_started, 0);
+    let ttl_entry = c.node(1).registry().get(&id("web-ttl")).unwrap().clone();
+    assert_eq!(
+        ttl_entry.health,
+        Health::Passing,
+        "node 1 enforced a forged TTL"
+    );
+}
+
+/// A gossiped version of an instance this node registered, with another check URL, does not
+/// change what the node fetches: it runs the check it was given through its API.
+#[test]
+fn a_gossiped_rewrite_of_an_owned_instance_does_not_change_the_url_it_fetches() {
+    let mut c = cluster(2);
+    let mut s = spec("web", "web-1");
+    s.check = SpecCheck::Http {
+        url: "http://127.0.0.1:9/health".into(),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+    };
+    c.command(1, Command::Register(s)).unwrap();
+    c.run_for(Duration::from_millis(1_500));
+    assert!(checks_due(&c, 1).contains(&"http://127.0.0.1:9/health".to_string()));
+    let owner = c.names[1].clone();
+    let writer = c.names[0].clone();
+    let mut rewrite = forged(
+        "web-1",
+        &owner,
+        SpecCheck::Http {
+            url: "http://169.254.169.254/latest/meta-data".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        },
+        &writer,
+    );
+    rewrite.version = crate::registry::Hlc {
+        wall_ms: c.now.as_millis() + 1,
+        counter: 0,
+        node: writer,
+    };
+    c.inject(1, addr(0), &[Message::Entry(rewrite)]);
+    c.run_for(Duration::from_secs(3));
+    let urls = checks_due(&c, 1);
+    assert!(
+        urls.iter().all(|u| u == "http://127.0.0.1:9/health"),
+        "node 1 fetched a gossiped URL: {urls:?}"
+    );
+}

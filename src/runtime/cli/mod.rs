@@ -96,9 +96,15 @@ pub enum Switch {
 #[derive(Debug, Args)]
 pub struct MaintenanceArgs {
     /// The instance id.
-    pub id: String,
+    #[arg(required_unless_present = "node")]
+    pub id: Option<String>,
     /// `on` takes the instance off-line, `off` brings it back.
-    pub mode: Switch,
+    #[arg(required_unless_present = "node")]
+    pub mode: Option<Switch>,
+    /// The whole node instead: `on` takes every instance it owns off-line (Consul's node
+    /// maintenance), `off` brings them back.
+    #[arg(long, value_enum, conflicts_with_all = ["id", "mode"])]
+    pub node: Option<Switch>,
     /// Why it is off-line (shown in health checks and the console).
     #[arg(long)]
     pub reason: Option<String>,
@@ -261,15 +267,26 @@ pub async fn run_client(command: &Commands) -> i32 {
             registry::register(&args.client.http_addr, &registration).await
         }
         Commands::Deregister(args) => registry::deregister(&args.client.http_addr, &args.id).await,
-        Commands::Maintenance(args) => {
-            registry::maintenance(
-                &args.client.http_addr,
-                &args.id,
-                args.mode == Switch::On,
-                args.reason.as_deref(),
-            )
-            .await
-        }
+        Commands::Maintenance(args) => match (&args.node, &args.id, &args.mode) {
+            (Some(node), _, _) => {
+                registry::node_maintenance(
+                    &args.client.http_addr,
+                    *node == Switch::On,
+                    args.reason.as_deref(),
+                )
+                .await
+            }
+            (None, Some(id), Some(mode)) => {
+                registry::maintenance(
+                    &args.client.http_addr,
+                    id,
+                    *mode == Switch::On,
+                    args.reason.as_deref(),
+                )
+                .await
+            }
+            _ => Err("give an instance id and on|off, or --node on|off".to_string()),
+        },
         Commands::Run(_) => Ok(()),
     };
     match result {

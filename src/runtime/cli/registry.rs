@@ -176,6 +176,26 @@ pub async fn maintenance(
     Ok(())
 }
 
+/// Node maintenance: every instance the node owns off-line, or back.
+pub async fn node_maintenance(
+    http_addr: &str,
+    enable: bool,
+    reason: Option<&str>,
+) -> Result<(), String> {
+    let mut path = format!("/v1/agent/maintenance?enable={enable}");
+    if let Some(reason) = reason {
+        path.push_str("&reason=");
+        path.push_str(&segment(reason));
+    }
+    call(Method::PUT, http_addr, &path, None).await?;
+    if enable {
+        println!("the node is in maintenance: its instances are off-line");
+    } else {
+        println!("the node is out of maintenance: its instances are on-line");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,7 +151,10 @@ impl NodeHandle {
 /// renewals are not waited for: they change often, and a restart re-arms every TTL anyway.
 fn must_be_durable(command: &Command) -> bool {
     match command {
-        Command::Register(_) | Command::Deregister { .. } | Command::SetMaintenance { .. } => true,
+        Command::Register(_)
+        | Command::Deregister { .. }
+        | Command::SetMaintenance { .. }
+        | Command::SetNodeMaintenance { .. } => true,
         Command::Keyring(op) => !matches!(op, KeyringCommand::List),
         Command::Join { .. }
         | Command::Leave

@@ -31,6 +31,11 @@ pub struct Snapshot {
     pub started: Instant,
     /// The registry (entries are shared, so this copy is cheap).
     pub registry: Registry,
+    /// Instances this node owns and looks after: registered through its API or restored from
+    /// its own data_dir (what it persists, and what its agent endpoints list).
+    pub local: BTreeSet<InstanceId>,
+    /// Why this node is in maintenance (Consul's `_node_maintenance` check), if it is.
+    pub node_maintenance: Option<String>,
     /// Instances kept only for want of quorum: their owners are failed or gone.
     pub stale: BTreeSet<InstanceId>,
     /// The protocol timings in force (they change at runtime with `Command::Configure`).
@@ -55,6 +60,8 @@ impl Snapshot {
             taken_at: now,
             started: node.started(),
             registry: node.registry().clone(),
+            local: node.local_instances().cloned().collect(),
+            node_maintenance: node.node_maintenance().map(str::to_string),
             stale: node
                 .registry()
                 .instances()

@@ -33,5 +33,10 @@ mod tests {
             assert!(!b.min.is_zero() && b.min <= b.max, "{b:?}");
         }
         assert!(CHECK_TIMEOUT.contains(CHECK_TIMEOUT_DEFAULT));
+        // What the API accepts, every peer's decoder accepts (`Check::validate`).
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap();
+        assert!(ms(TTL.max) <= crate::registry::CHECK_PERIOD_MS_MAX);
+        assert!(ms(CHECK_INTERVAL.max) <= crate::registry::CHECK_PERIOD_MS_MAX);
+        assert!(ms(CHECK_TIMEOUT.max) <= crate::registry::CHECK_TIMEOUT_MS_MAX);
     }
 }

@@ -12,12 +12,20 @@
 //! runs from the moment it waits for a head), and a write the client does not read for
 //! [`WRITE_STALL_TIMEOUT`] ends the connection. A request's body and handling are bounded by
 //! the guard's time bound ([`super::guard`]).
+//!
+//! Timeouts alone would still let a crowd of silent clients, arriving faster than they time
+//! out, keep a new client waiting up to [`HEADER_READ_TIMEOUT`]. So at the bound, a client
+//! knocking at the door takes the slot of the oldest connection that has not yet sent a
+//! complete request head ([`PreHead`]): a client that has said nothing yet is the cheapest to
+//! refuse, and the one most likely to be hostile (as nginx's and Apache's reqtimeout-style
+//! defences reason). Connections serving or having served a request are never evicted.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,7 +35,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
 /// Open connections at once: every blocking query and ordinary request in flight, with room
@@ -69,6 +77,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut listener = BoundedListener::new(listener, limits.open_max);
+    let pre_head = listener.pre_head.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
     // Each connection's task holds a sender; `recv` answers `None` once all are gone.
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
@@ -83,8 +92,12 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         io.write_stall_timeout = limits.write_stall_timeout;
+        let (ticket, evicted) = pre_head.enter();
         // The router takes hyper's body as it is.
-        let service = TowerToHyperService::new(router.clone());
+        let service = MarkHead {
+            inner: TowerToHyperService::new(router.clone()),
+            ticket,
+        };
         let connection = http1.serve_connection(TokioIo::new(io), service);
         let mut stop = stop_rx.clone();
         let open = open_tx.clone();
@@ -96,6 +109,11 @@ pub async fn serve(
                     if let Err(e) = result {
                         tracing::trace!(error = %e, "HTTP connection ended");
                     }
+                    return;
+                }
+                // Evicted before its first head: close at once (dropping it frees the slot).
+                Ok(()) = evicted => {
+                    tracing::debug!("HTTP connection evicted: no request head yet, and a new client waits");
                     return;
                 }
                 _ = stop.wait_for(|stopped| *stopped) => {}
@@ -112,11 +130,116 @@ pub async fn serve(
     Ok(())
 }
 
+/// The connections that have not yet sent a complete request head, oldest first: the ones a
+/// new client may displace at the bound. At most one entry per open connection.
+#[derive(Debug, Default)]
+pub struct PreHead {
+    waiting: Mutex<PreHeadState>,
+}
+
+#[derive(Debug, Default)]
+struct PreHeadState {
+    next: u64,
+    /// By arrival: a sender that closes the connection.
+    by_age: BTreeMap<u64, oneshot::Sender<()>>,
+}
+
+/// A connection's place in [`PreHead`]; it leaves at its first request head or when it closes.
+#[derive(Debug)]
+pub struct Ticket {
+    pre_head: Arc<PreHead>,
+    seq: u64,
+}
+
+impl PreHead {
+    /// A new connection, silent so far: its ticket, and what tells it to close.
+    fn enter(self: &Arc<Self>) -> (Arc<Ticket>, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let seq = match self.waiting.lock() {
+            Ok(mut w) => {
+                let seq = w.next;
+                w.next = w.next.wrapping_add(1);
+                w.by_age.insert(seq, tx);
+                seq
+            }
+            Err(_) => u64::MAX,
+        };
+        let ticket = Arc::new(Ticket {
+            pre_head: self.clone(),
+            seq,
+        });
+        (ticket, rx)
+    }
+
+    /// Close the oldest connection that has sent no request head; false if there is none.
+    fn evict_oldest(&self) -> bool {
+        let Ok(mut w) = self.waiting.lock() else {
+            return false;
+        };
+        while let Some((_, close)) = w.by_age.pop_first() {
+            if close.send(()).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Connections that have not yet sent a request head.
+    pub fn len(&self) -> usize {
+        self.waiting.lock().map_or(0, |w| w.by_age.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn leave(&self, seq: u64) {
+        if let Ok(mut w) = self.waiting.lock() {
+            w.by_age.remove(&seq);
+        }
+    }
+}
+
+impl Ticket {
+    fn head_seen(&self) {
+        self.pre_head.leave(self.seq);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.pre_head.leave(self.seq);
+    }
+}
+
+/// The router's service, telling [`PreHead`] when the connection's first head has arrived
+/// (hyper calls the service once a head is parsed whole).
+#[derive(Debug)]
+struct MarkHead<S> {
+    inner: S,
+    ticket: Arc<Ticket>,
+}
+
+impl<S, R> hyper::service::Service<R> for MarkHead<S>
+where
+    S: hyper::service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, request: R) -> Self::Future {
+        self.ticket.head_seen();
+        self.inner.call(request)
+    }
+}
+
 /// A listener that holds one slot per open connection.
 #[derive(Debug)]
 pub struct BoundedListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
+    pre_head: Arc<PreHead>,
 }
 
 impl BoundedListener {
@@ -124,6 +247,22 @@ impl BoundedListener {
         BoundedListener {
             inner,
             slots: Arc::new(Semaphore::new(connections_max.max(1))),
+            pre_head: Arc::new(PreHead::default()),
+        }
+    }
+
+    /// Accept the next client, retrying what axum's listener retries.
+    async fn accept_raw(&mut self) -> (TcpStream, SocketAddr) {
+        loop {
+            match self.inner.accept().await {
+                Ok(accepted) => return accepted,
+                // Out of descriptors, or a connection reset before it was accepted: axum's own
+                // listener waits a moment and goes on; so do we.
+                Err(e) => {
+                    tracing::debug!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
         }
     }
 }
@@ -200,17 +339,24 @@ impl Counted {
 
 impl BoundedListener {
     async fn accept(&mut self) -> (Counted, SocketAddr) {
-        // Wait for a slot. The semaphore is never closed; if it were, connections would go
+        // A free slot, or (at the bound) a client knocking: it displaces the oldest connection
+        // that has sent no request head yet, if any, and otherwise waits for a slot like the
+        // rest of the backlog. The semaphore is never closed; if it were, connections would go
         // uncounted rather than the listener stopping.
-        let slot = self.slots.clone().acquire_owned().await.ok();
-        let (stream, addr) = loop {
-            match self.inner.accept().await {
-                Ok(accepted) => break accepted,
-                // Out of descriptors, or a connection reset before it was accepted: axum's own
-                // listener waits a moment and goes on; so do we.
-                Err(e) => {
-                    tracing::debug!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let slots = self.slots.clone();
+        let (slot, (stream, addr)) = match slots.clone().try_acquire_owned() {
+            Ok(slot) => (Some(slot), self.accept_raw().await),
+            Err(_) => {
+                let early = tokio::select! {
+                    slot = slots.clone().acquire_owned() => Err(slot.ok()),
+                    accepted = self.accept_raw() => Ok(accepted),
+                };
+                match early {
+                    Err(slot) => (slot, self.accept_raw().await),
+                    Ok(accepted) => {
+                        self.pre_head.evict_oldest();
+                        (slots.acquire_owned().await.ok(), accepted)
+                    }
                 }
             }
         };

@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agent/service/register", put(register))
         .route("/v1/agent/service/deregister/{id}", put(deregister))
         .route("/v1/agent/service/maintenance/{id}", put(maintenance))
+        .route("/v1/agent/maintenance", put(node_maintenance))
         .route(
             "/v1/agent/check/pass/{check}",
             put(|s: State<AppState>, p: Path<String>, q: Q| check_report(s, p, q, Health::Passing)),
@@ -170,11 +171,57 @@ fn one_check(body: &Map<String, Value>) -> Result<Option<&Map<String, Value>>, A
         .ok_or_else(|| ApiError::bad_request("Check must be an object"))
 }
 
+/// Consul check kinds hera does not run, by the field that makes a check of that kind, and
+/// why. Script checks stay off as Consul leaves them off by default (any client of the API
+/// could run commands on the host); the others are not implemented.
+const KINDS_NOT_RUN: &[(&str, &str)] = &[
+    // First: a Docker check carries `Args` too, and is named by its container.
+    ("DockerContainerID", "Docker checks are not run"),
+    (
+        "Args",
+        "script checks are not run (Consul too disables them by default)",
+    ),
+    (
+        "ScriptArgs",
+        "script checks are not run (Consul too disables them by default)",
+    ),
+    (
+        "Script",
+        "script checks are not run (Consul too disables them by default)",
+    ),
+    (
+        "Shell",
+        "script checks are not run (Consul too disables them by default)",
+    ),
+    ("GRPC", "gRPC checks are not run"),
+    ("TCP", "TCP checks are not run"),
+    ("UDP", "UDP checks are not run"),
+    ("H2PING", "HTTP/2 ping checks are not run"),
+    ("OSService", "OS service checks are not run"),
+    ("AliasService", "alias checks are not run"),
+    ("AliasNode", "alias checks are not run"),
+];
+
+/// Refuse a check that names a kind hera does not run, even beside one it does: dropping it
+/// silently would report health the client never asked for.
+fn refuse_kinds_not_run(check: &Map<String, Value>) -> Result<(), ApiError> {
+    match KINDS_NOT_RUN
+        .iter()
+        .find(|(kind, _)| field(check, kind).is_some())
+    {
+        Some((kind, why)) => Err(ApiError::bad_request(format!(
+            "a check with {kind}: {why}; hera runs TTL and HTTP checks"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A Consul check definition: its kind, and how long it may stay critical before the instance
-/// is deregistered. Every duration within its [`bounds`].
+/// is deregistered. Every duration within its [`bounds`]; a kind hera does not run refused.
 fn check_from_consul(
     check: &Map<String, Value>,
 ) -> Result<(SpecCheck, Option<Duration>), ApiError> {
+    refuse_kinds_not_run(check)?;
     let deregister_after = duration_field(
         check,
         "DeregisterCriticalServiceAfter",
@@ -185,7 +232,7 @@ fn check_from_consul(
     }
     let Some(url) = text_field(check, "HTTP")? else {
         return Err(ApiError::bad_request(
-            "a check needs a TTL or an HTTP URL (hera runs no script, TCP or gRPC checks)",
+            "a check needs a TTL or an HTTP URL: hera runs TTL and HTTP checks",
         ));
     };
     crate::runtime::http_client::check_url(&url)
@@ -320,6 +367,39 @@ async fn maintenance(
     Ok(StatusCode::OK)
 }
 
+/// Consul's node maintenance: every instance this node owns off-line, or back.
+async fn node_maintenance(
+    State(app): State<AppState>,
+    Query(q): Q,
+) -> Result<StatusCode, ApiError> {
+    let enable = match q.get("enable") {
+        None => return Err(ApiError::bad_request("missing value for enable")),
+        Some(_) => flag(&q, "enable")?,
+    };
+    let reason = q.get("reason").cloned().filter(|r| !r.is_empty());
+    app.node
+        .command(Command::SetNodeMaintenance { enable, reason })
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// Consul's `_node_maintenance` check, while the node is in maintenance.
+fn node_maintenance_check(s: &Snapshot) -> Option<Value> {
+    let reason = s.node_maintenance.as_ref()?;
+    Some(json!({
+        "Node": s.name.as_str(),
+        "CheckID": "_node_maintenance",
+        "Name": "Node Maintenance Mode",
+        "Status": "critical",
+        "Notes": reason,
+        "Output": "",
+        "ServiceID": "",
+        "ServiceName": "",
+        "ServiceTags": [],
+        "Type": "maintenance",
+    }))
+}
+
 /// `service:<id>` (Consul's form) or a bare instance id.
 fn instance_of_check(check: &str) -> Result<InstanceId, ApiError> {
     let id = check.strip_prefix("service:").unwrap_or(check);
@@ -375,7 +455,9 @@ async fn check_update(
 }
 
 fn owned<'a>(s: &'a Snapshot) -> impl Iterator<Item = &'a std::sync::Arc<Instance>> + 'a {
-    s.registry.instances().filter(move |i| i.owner == s.name)
+    s.registry
+        .instances()
+        .filter(move |i| i.owner == s.name && s.local.contains(&i.id))
 }
 
 async fn agent_services(State(app): State<AppState>) -> Json<Map<String, Value>> {
@@ -414,6 +496,9 @@ async fn agent_service(
 async fn agent_checks(State(app): State<AppState>) -> Json<Map<String, Value>> {
     let s = app.node.snapshot();
     let mut out = Map::new();
+    if let Some(check) = node_maintenance_check(&s) {
+        out.insert("_node_maintenance".to_string(), check);
+    }
     for i in owned(&s) {
         for c in views::checks(&s, i) {
             if let Some(id) = c.get("CheckID").and_then(Value::as_str) {

@@ -8,7 +8,7 @@ pub fn instances(snapshot: &Snapshot) -> Vec<u8> {
     let instances = snapshot
         .registry
         .stored_instances()
-        .filter(|(_, i)| i.owner == snapshot.name)
+        .filter(|(_, i)| i.owner == snapshot.name && snapshot.local.contains(&i.id))
         .map(|(stored, i)| InstanceRecord::of(i, &stored.version))
         .collect();
     to_file_bytes(&InstancesFile {
