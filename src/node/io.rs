@@ -38,7 +38,8 @@ pub(crate) struct Io {
     /// The cluster label every datagram carries (`keyring.rs`); None: unlabelled.
     pub(crate) label: Option<crate::wire::ClusterLabel>,
     /// Bumped on every change visible through the views, so shells republish only on change:
-    /// only through [`Io::changed`] (and [`Io::emit`], which calls it).
+    /// only through [`Io::changed`] (and [`Io::emit`], which calls it for events that
+    /// change state).
     version: u64,
 }
 
@@ -74,7 +75,9 @@ impl Io {
         if self.events.len() == EVENTS_MAX {
             self.events.pop_front();
         }
-        self.changed();
+        if event.changes_state() {
+            self.changed();
+        }
         self.events.push_back(event);
     }
 

@@ -1252,6 +1252,7 @@ fn same_seed_same_transmits() {
 
 mod registry;
 mod retune;
+mod traffic;
 
 /// A newcomer learns the whole table from its seed's answer to its join and passes none of it
 /// on (nothing in it is news to the cluster); the cluster still learns of the newcomer, and a
