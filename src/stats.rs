@@ -49,10 +49,16 @@ pub struct Stats {
     pub checks_started: u64,
     pub checks_failed: u64,
     pub instances_expired: u64,
+    /// Answers not sent, by reason (indexed by `Refusal::index`, see `node::replies`).
+    pub replies_refused: [u64; crate::node::Refusal::ALL.len()],
     rtt_samples: VecDeque<Duration>,
 }
 
 impl Stats {
+    pub fn reply_refused(&mut self, reason: crate::node::Refusal) {
+        self.replies_refused[reason.index()] += 1;
+    }
+
     pub fn message_in(&mut self, kind: MessageKind) {
         self.messages_in[kind.index()] += 1;
     }

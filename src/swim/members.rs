@@ -213,6 +213,10 @@ pub struct Members {
     /// Ids by name, hashing the names kept in `slots`. Only looked up, never iterated, so its
     /// order does not matter; [`Members::iter`] goes by name.
     index: HashTable<MemberId>,
+    /// Ids by advertised address, to tell a datagram from a member from one from a stranger
+    /// without a scan (`node::replies`). Several members may share one (a restart under a new
+    /// name at the old address).
+    by_addr: HashTable<MemberId>,
     live: Vec<MemberId>,
     /// The traits in use, each held by this set and by every member that has it.
     traits: BTreeSet<Arc<Traits>>,
@@ -243,6 +247,14 @@ impl Members {
 
     pub fn len(&self) -> usize {
         self.index.len()
+    }
+
+    /// Is any member whose state satisfies `wanted` advertised at `addr`?
+    pub fn any_at(&self, addr: SocketAddr, wanted: impl Fn(State) -> bool) -> bool {
+        // Ids whose hash matches are few (usually one): look at each, not just the first.
+        self.by_addr.iter_hash(addr_hash(addr)).any(|id| {
+            member_at(&self.slots, *id).is_some_and(|m| m.profile.addr == addr && wanted(m.state))
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -295,8 +307,12 @@ impl Members {
             let m = member_at_mut(&mut self.slots, id)?;
             let traits = intern(&mut self.traits, profile, Some(&m.profile.traits));
             let old = std::mem::replace(&mut m.profile.traits, traits);
-            m.profile.addr = profile.addr;
+            let old_addr = std::mem::replace(&mut m.profile.addr, profile.addr);
             release(&mut self.traits, old);
+            if old_addr != profile.addr {
+                self.unindex_addr(id, old_addr);
+                self.index_addr(id, profile.addr);
+            }
             self.set_state(id, incarnation, state, now);
             return Some(id);
         }
@@ -330,7 +346,20 @@ impl Members {
         let slots = &self.slots;
         let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| name_hash(&m.name));
         self.index.insert_unique(hash, id, rehash);
+        self.index_addr(id, profile.addr);
         Some(id)
+    }
+
+    fn index_addr(&mut self, id: MemberId, addr: SocketAddr) {
+        let slots = &self.slots;
+        let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| addr_hash(m.profile.addr));
+        self.by_addr.insert_unique(addr_hash(addr), id, rehash);
+    }
+
+    fn unindex_addr(&mut self, id: MemberId, addr: SocketAddr) {
+        if let Ok(entry) = self.by_addr.find_entry(addr_hash(addr), |i| *i == id) {
+            entry.remove();
+        }
     }
 
     /// Change a member's state, keeping its profile. The caller has applied the merge rule.
@@ -375,6 +404,8 @@ impl Members {
         if let Ok(entry) = self.index.find_entry(name_hash(name), |i| *i == id) {
             entry.remove();
         }
+        let addr = member_at(&self.slots, id)?.profile.addr;
+        self.unindex_addr(id, addr);
         let m = self.slots.get_mut(id.index())?.take()?;
         *self.counts.slot(m.state) -= 1;
         self.digest = self
@@ -423,6 +454,11 @@ fn member_at_mut(slots: &mut [Option<Member>], id: MemberId) -> Option<&mut Memb
 /// run (its layout never shows: lookups only).
 fn name_hash(name: &NodeName) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
+}
+
+/// The address index's hash: like [`name_hash`], fixed keys.
+fn addr_hash(addr: SocketAddr) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(addr)
 }
 
 /// The shared traits equal to `profile`'s: `current` when they have not changed (the common
