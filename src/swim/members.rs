@@ -279,8 +279,11 @@ impl Members {
         self.counts
     }
 
-    /// Sum of a hash of (name, incarnation, state) over members that are not gone; two nodes
-    /// with the same view (self included by the caller) have the same digest.
+    /// Sum of a hash of (name, incarnation, state) over live (alive and suspect) members; two
+    /// nodes with the same live view (self included by the caller) have the same digest.
+    /// Failed and left records are left out: a member that joined after a failure never
+    /// learns them (strangers are learnt of through good news only), and counting them kept
+    /// its digest different from its elders' on every sync round until they were reaped.
     pub fn digest(&self) -> u64 {
         self.digest
     }
@@ -336,7 +339,7 @@ impl Members {
         *self.counts.slot(state) += 1;
         self.digest = self
             .digest
-            .wrapping_add(member_hash(name, incarnation, state));
+            .wrapping_add(digest_part(name, incarnation, state));
         let hash = name_hash(name);
         if id.index() == self.slots.len() {
             self.slots.push(Some(member));
@@ -377,8 +380,8 @@ impl Members {
         *self.counts.slot(state) += 1;
         self.digest = self
             .digest
-            .wrapping_sub(member_hash(&m.name, m.incarnation, m.state))
-            .wrapping_add(member_hash(&m.name, incarnation, state));
+            .wrapping_sub(digest_part(&m.name, m.incarnation, m.state))
+            .wrapping_add(digest_part(&m.name, incarnation, state));
         if m.state != state {
             m.since = now;
         }
@@ -410,7 +413,7 @@ impl Members {
         *self.counts.slot(m.state) -= 1;
         self.digest = self
             .digest
-            .wrapping_sub(member_hash(&m.name, m.incarnation, m.state));
+            .wrapping_sub(digest_part(&m.name, m.incarnation, m.state));
         if let Some(slot) = m.live_slot {
             self.remove_live(slot);
         }
@@ -490,6 +493,15 @@ fn release(set: &mut BTreeSet<Arc<Traits>>, traits: Arc<Traits>) {
     // Two holders left: the set and the one being let go of.
     if Arc::strong_count(&traits) == 2 {
         set.remove(&traits);
+    }
+}
+
+/// What a member adds to [`Members::digest`]: its hash if live, nothing otherwise.
+pub fn digest_part(name: &NodeName, incarnation: Incarnation, state: State) -> u64 {
+    if state.is_live() {
+        member_hash(name, incarnation, state)
+    } else {
+        0
     }
 }
 

@@ -203,3 +203,75 @@ fn no_message_kind_amplifies_for_a_stranger() {
     }
     println!("worst factor {worst:.2}");
 }
+
+/// Push-pull datagrams sent since `since`, by any node.
+fn push_pulls_since(c: &Cluster, since: Instant) -> usize {
+    c.sent_since(since)
+        .filter(|s| {
+            s.messages()
+                .iter()
+                .any(|m| matches!(m, Message::PushPull(_)))
+        })
+        .count()
+}
+
+/// Issue 14, item 4: a member that joined after another failed never learns the failed record
+/// (strangers are learnt of through good news only), yet its membership digest agrees with its
+/// elders', so sync rounds between them stop exchanging tables once the cluster has settled.
+#[test]
+fn a_newcomer_after_a_failure_agrees_and_sync_goes_quiet() {
+    let config = Config::local();
+    let mut c = {
+        // Three members form, then one crashes and is failed everywhere.
+        let mut three = Cluster::new(3, config.clone(), 47);
+        three.join_all();
+        three.crash(2);
+        let bound = config.probe_interval * 10 + config.suspicion_base * 8;
+        let took = three.run_until_true(bound, |c| {
+            c.member_state(0, 2) == Some(State::Failed)
+                && c.member_state(1, 2) == Some(State::Failed)
+        });
+        assert!(took.is_some(), "n2 was not failed within {bound:?}");
+        three
+    };
+    // A newcomer joins at a fourth address.
+    c.start(3, name(3), 4_7003);
+    c.command(
+        3,
+        Command::Join {
+            seeds: vec![addr(0)],
+        },
+    )
+    .unwrap();
+    let live = [0, 1, 3];
+    let bound = config.probe_interval * 10 + config.sync_interval * 2;
+    let took = c.run_until_true(bound, |c| c.all_alive(&live));
+    assert!(took.is_some(), "the newcomer did not join within {bound:?}");
+    assert_eq!(
+        c.member_state(3, 2),
+        None,
+        "the newcomer never hears of the failed member"
+    );
+    assert_eq!(
+        c.member_state(0, 2),
+        Some(State::Failed),
+        "the fault took effect"
+    );
+    // Let gossip and the first sync rounds settle, then count table exchanges.
+    c.run_for(config.sync_interval * 2);
+    let digests: Vec<u64> = live
+        .iter()
+        .map(|&i| c.node(i).membership.full_digest())
+        .collect();
+    assert!(
+        digests.iter().all(|d| *d == digests[0]),
+        "digests differ: {digests:?}"
+    );
+    let quiet_from = c.now;
+    c.run_for(config.sync_interval * 4);
+    assert_eq!(
+        push_pulls_since(&c, quiet_from),
+        0,
+        "sync rounds kept exchanging tables in a settled cluster"
+    );
+}
