@@ -224,9 +224,13 @@ impl Membership {
         for record in push_pull.members.0 {
             self.apply_update(io, catalog, now, record, source);
         }
+        // Only a seed's answer completes a join: any other push-pull would make us send our
+        // registry digest and sync probe to whatever address it came from (found by the
+        // `cluster` fuzz target).
+        let from_seed = self.join.as_ref().is_some_and(|j| j.seeds.contains(&from));
         if push_pull.reply_wanted {
             self.answer_push_pull(io, now, from);
-        } else if let Some(join) = self.join.take() {
+        } else if let Some(join) = self.join.take_if(|_| from_seed) {
             self.join_transfer = Some(JoinTransfer {
                 seeds: join.seeds,
                 until: now + io.config.probe_interval,
