@@ -275,3 +275,58 @@ fn a_newcomer_after_a_failure_agrees_and_sync_goes_quiet() {
         "sync rounds kept exchanging tables in a settled cluster"
     );
 }
+
+/// Issue 14, item 4: a push-pull of a table that takes k datagrams is answered once, with k
+/// datagrams, not once per chunk (k + k² in all).
+#[test]
+fn a_push_pull_in_many_chunks_is_answered_once() {
+    let config = Config::local();
+    let mut c = Cluster::new(2, config.clone(), 53);
+    c.join_all();
+    let now = c.now;
+    for k in 0..300u32 {
+        let update = MemberUpdate {
+            name: NodeName::new(&format!("m{k}")).unwrap(),
+            incarnation: 0,
+            claim: Claim::Alive,
+            profile: Profile {
+                addr: SocketAddr::from(([10, 0, (k / 256) as u8, (k % 256) as u8], 7946)),
+                dc: crate::names::Label::new("dc1").unwrap(),
+                tags: BoundedVec::new(Vec::new()),
+            },
+        };
+        for i in 0..2 {
+            let node = c.node_mut(i);
+            let (m, cat, io) = (&mut node.membership, &mut node.catalog, &mut node.io);
+            m.apply_update(io, cat, now, update.clone(), Source::Gossip);
+        }
+    }
+    // Drain what the insertions queued; nothing of it is delivered.
+    c.flush(0);
+    c.flush(1);
+    c.flights.clear();
+    let since = c.now;
+    // n1 asks n0 for its table, as a sync probe with a different digest does.
+    c.inject(
+        0,
+        addr(1),
+        &[Message::SyncProbe(wire::SyncProbe { members_digest: 1 })],
+    );
+    c.run_for(LATENCY * 4);
+    let chunks = |from: usize| {
+        c.sent_since(since)
+            .filter(|s| s.from == from)
+            .filter(|s| {
+                s.messages()
+                    .iter()
+                    .any(|m| matches!(m, Message::PushPull(_)))
+            })
+            .count()
+    };
+    let (asked, answered) = (chunks(0), chunks(1));
+    assert!(asked >= 3, "the table took only {asked} datagrams");
+    assert!(
+        answered <= asked,
+        "{asked} datagrams of n0's table drew {answered} of n1's"
+    );
+}
