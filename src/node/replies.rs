@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::stats::Stats;
+use crate::stats::{Refusal, Stats};
 use crate::time::Instant;
 use crate::wire::MessageKind;
 
@@ -41,56 +41,6 @@ pub(crate) const OUTBOX_BYTES_MAX: usize = 4 << 20;
 /// Peers with a token bucket kept; past this, buckets that are full again (the peer has been
 /// quiet) are dropped. A member set larger than this at once only costs refusals.
 const PEER_BUCKETS_MAX: usize = 4_096;
-
-/// Why an answer was not sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// A bulk answer asked for by a stranger.
-    Stranger,
-    /// The node-wide rate of answers to strangers is spent.
-    StrangerRate,
-    /// A second message of a kind already answered in the same datagram.
-    RepeatedKind,
-    /// The member's token bucket is empty.
-    PeerRate,
-    /// Too many bytes already wait to be sent.
-    Outbox,
-    /// Too many peers hold a token bucket.
-    Peers,
-}
-
-impl Refusal {
-    pub const ALL: [Refusal; 6] = [
-        Refusal::Stranger,
-        Refusal::StrangerRate,
-        Refusal::RepeatedKind,
-        Refusal::PeerRate,
-        Refusal::Outbox,
-        Refusal::Peers,
-    ];
-
-    pub fn index(self) -> usize {
-        match self {
-            Refusal::Stranger => 0,
-            Refusal::StrangerRate => 1,
-            Refusal::RepeatedKind => 2,
-            Refusal::PeerRate => 3,
-            Refusal::Outbox => 4,
-            Refusal::Peers => 5,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::Stranger => "stranger",
-            Refusal::StrangerRate => "stranger_rate",
-            Refusal::RepeatedKind => "repeated_kind",
-            Refusal::PeerRate => "peer_rate",
-            Refusal::Outbox => "outbox",
-            Refusal::Peers => "peers",
-        }
-    }
-}
 
 /// What the sender of the datagram being handled is to us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
