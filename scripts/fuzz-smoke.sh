@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz smoke test for CI: run every cargo-fuzz target in fuzz/ (decode_datagram, decode_sealed,
-# node_datagrams, config_file, http_request, dns_query: whatever `cargo fuzz list` names) for a short while, starting
+# node_datagrams, cluster, config_file, http_request, dns_query: whatever `cargo fuzz list` names) for a short while, starting
 # from the committed seeds (http_request serves a real node on 127.0.0.1, loopback only).
 # Exits non-zero if a target crashes, hangs (a busy loop) or fails to build.
 #

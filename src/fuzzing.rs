@@ -9,6 +9,10 @@
 // panics out of the node do not apply here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cluster;
+
+pub use cluster::check_cluster;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -377,6 +381,12 @@ struct Checker {
 impl Checker {
     /// Run due timers as a driver would, drain, and check every invariant.
     fn after_input(&mut self, node: &mut Node, now: Instant) {
+        let mut sink = self.checked(node, now);
+        node.drain(&mut sink);
+    }
+
+    /// Run due timers, check the node's state, and return the sink that checks its outputs.
+    fn checked(&mut self, node: &mut Node, now: Instant) -> CheckingSink {
         // A driver calls `handle_timeout` whenever the deadline has passed; it must then move
         // the deadline past `now`, or the driver would spin.
         if node.poll_timeout().is_some_and(|at| at <= now) {
@@ -405,13 +415,12 @@ impl Checker {
         if active {
             assert_eq!(views[0].state, State::Alive, "active, yet not alive");
         }
-        let mut sink = CheckingSink {
+        CheckingSink {
             name: node.name().clone(),
             incarnation: node.incarnation(),
             active,
             budget_bytes: node.config().packet_bytes_max,
-        };
-        node.drain(&mut sink);
+        }
     }
 }
 

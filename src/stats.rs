@@ -49,10 +49,16 @@ pub struct Stats {
     pub checks_started: u64,
     pub checks_failed: u64,
     pub instances_expired: u64,
+    /// Answers not sent, by reason (indexed by `Refusal::index`, see `node::replies`).
+    pub replies_refused: [u64; Refusal::ALL.len()],
     rtt_samples: VecDeque<Duration>,
 }
 
 impl Stats {
+    pub fn reply_refused(&mut self, reason: Refusal) {
+        self.replies_refused[reason.index()] += 1;
+    }
+
     pub fn message_in(&mut self, kind: MessageKind) {
         self.messages_in[kind.index()] += 1;
     }
@@ -85,5 +91,56 @@ impl Stats {
     /// Probe round trips since the last call.
     pub fn take_rtt_samples(&mut self) -> Vec<Duration> {
         self.rtt_samples.drain(..).collect()
+    }
+}
+
+/// Why a node did not send an answer (`node::replies`): the label of
+/// `hera_replies_refused_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A bulk answer asked for by a stranger.
+    Stranger,
+    /// The node-wide rate of answers to strangers is spent.
+    StrangerRate,
+    /// A second message of a kind already answered in the same datagram.
+    RepeatedKind,
+    /// The member's token bucket is empty.
+    PeerRate,
+    /// Too many bytes already wait to be sent.
+    Outbox,
+    /// Too many peers hold a token bucket.
+    Peers,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 6] = [
+        Refusal::Stranger,
+        Refusal::StrangerRate,
+        Refusal::RepeatedKind,
+        Refusal::PeerRate,
+        Refusal::Outbox,
+        Refusal::Peers,
+    ];
+
+    pub fn index(self) -> usize {
+        match self {
+            Refusal::Stranger => 0,
+            Refusal::StrangerRate => 1,
+            Refusal::RepeatedKind => 2,
+            Refusal::PeerRate => 3,
+            Refusal::Outbox => 4,
+            Refusal::Peers => 5,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Stranger => "stranger",
+            Refusal::StrangerRate => "stranger_rate",
+            Refusal::RepeatedKind => "repeated_kind",
+            Refusal::PeerRate => "peer_rate",
+            Refusal::Outbox => "outbox",
+            Refusal::Peers => "peers",
+        }
     }
 }

@@ -12,8 +12,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hera::fuzzing::{
-    check_decode, check_node, check_sealed, fuzz_foreign_key, fuzz_keyring, valid_message,
-    FUZZ_NONCE,
+    check_cluster, check_decode, check_node, check_sealed, fuzz_foreign_key, fuzz_keyring,
+    valid_message, FUZZ_NONCE,
 };
 use hera::names::{Label, NodeName};
 use hera::wire::bounded::{BoundedString, BoundedVec};
@@ -501,12 +501,56 @@ fn sealed_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Operation sequences for the `cluster` target (see `hera::fuzzing::check_cluster`).
+fn cluster_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    /// Deliver every datagram in flight, in order, `rounds` times over, with time between.
+    fn deliver(rounds: usize) -> Vec<u8> {
+        let mut ops = Vec::new();
+        for _ in 0..rounds {
+            for _ in 0..8 {
+                ops.extend([0, 0, 0]);
+            }
+            ops.extend([1, 10]);
+        }
+        ops
+    }
+    /// Tag 2: a valid message to `to` from `from` (3: the stranger).
+    fn inject(to: u8, from: u8, kind: u8, a: u32, b: u8) -> Vec<u8> {
+        [&[2, to, from, kind][..], &a.to_le_bytes(), &[b]].concat()
+    }
+    let formed = deliver(30);
+    let mut amplify = formed.clone();
+    // From the stranger: a registry digest asking for ours, a wrong sync probe, a join, then
+    // each repeated 255 times in one datagram.
+    for kind in [8u8, 6, 5, 0, 9, 7] {
+        amplify.extend(inject(0, 3, kind, 7, 1));
+        amplify.extend([3, 0, 255]);
+    }
+    let mut claims = formed.clone();
+    // A member's address claims another left, failed at a huge incarnation, then a visitor.
+    claims.extend(inject(1, 0, 4, u32::MAX, 0b0011_0010));
+    claims.extend(inject(2, 0, 4, u32::MAX - 1, 0b0010_0001));
+    claims.extend(inject(0, 1, 4, 3, 0b1100_0000));
+    claims.extend(deliver(20));
+    let mut lossy = Vec::new();
+    for _ in 0..40 {
+        lossy.extend([0, 3, 1, 0, 0, 0, 1, 7]);
+    }
+    vec![
+        ("formed", formed),
+        ("stranger-amplifiers", amplify),
+        ("member-claims", claims),
+        ("lossy", lossy),
+    ]
+}
+
 fn generated() -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     for (target, seeds) in [
         ("decode_datagram", decode_seeds()),
         ("node_datagrams", node_seeds()),
         ("decode_sealed", sealed_seeds()),
+        ("cluster", cluster_seeds()),
     ] {
         for (seed, bytes) in seeds {
             out.push((seeds_dir(target).join(format!("{seed}.bin")), bytes));
@@ -543,7 +587,12 @@ fn seeds_match_the_encoder() {
 #[test]
 fn every_seed_passes_every_check() {
     let mut replayed = 0;
-    for target in ["decode_datagram", "node_datagrams", "decode_sealed"] {
+    for target in [
+        "decode_datagram",
+        "node_datagrams",
+        "decode_sealed",
+        "cluster",
+    ] {
         let dir = seeds_dir(target);
         let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         for entry in entries {
@@ -555,6 +604,7 @@ fn every_seed_passes_every_check() {
             check_decode(&bytes);
             check_node(&bytes);
             check_sealed(&bytes);
+            check_cluster(&bytes);
             replayed += 1;
         }
     }

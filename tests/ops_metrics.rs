@@ -14,7 +14,7 @@ use std::time::Duration;
 use ops_support::*;
 
 /// Families every node exports from its first scrape.
-const REQUIRED: [&str; 35] = [
+const REQUIRED: [&str; 36] = [
     "hera_members",
     "hera_quorum",
     "hera_quorum_reachable_members",
@@ -34,6 +34,7 @@ const REQUIRED: [&str; 35] = [
     "hera_gossip_bytes_total",
     "hera_gossip_messages_total",
     "hera_decode_errors_total",
+    "hera_replies_refused_total",
     "hera_anti_entropy_rounds_total",
     "hera_probe_rtt_seconds",
     "hera_http_requests_total",

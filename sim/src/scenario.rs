@@ -22,10 +22,12 @@
 //! | `registry-partition` | 40/60 partition, both sides write the same and new entries | the majority purges, the minority keeps; after heal the last writer wins everywhere |
 //! | `registry-delete` | halves: one updates entries, the other deletes them later | after heal the tombstones win everywhere; no resurrection |
 //! | `owner-crash` | a tenth of the nodes crash, owning instances | their entries gone everywhere within a bound; the rest intact |
+//! | `settle` | a tenth crash for good, as many newcomers join | bulk sync traffic back at the idle baseline once settled |
 //!
-//! The registry scenarios are in [`registry`].
+//! The registry scenarios are in [`registry`]; `settle` is in [`settle`].
 
 pub mod registry;
+pub mod settle;
 
 use std::time::Duration;
 
@@ -113,6 +115,7 @@ pub const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("registry-partition", registry::registry_partition),
     ("registry-delete", registry::registry_delete),
     ("owner-crash", registry::owner_crash),
+    ("settle", settle::settle),
 ];
 
 /// A run in progress: the world, what it is for, and what it measured.
@@ -247,7 +250,7 @@ impl Ctx {
         self.params.duration.unwrap_or(default)
     }
 
-    fn check_step(&self) -> Duration {
+    pub(crate) fn check_step(&self) -> Duration {
         // Checking agreement costs O(N) (O(N²) by name below 2,000 nodes): check less often
         // in large clusters.
         if self.n() > 500 {

@@ -44,6 +44,13 @@ fn crashes_are_detected_everywhere() {
     assert_eq!(d.all_failed.count, 2);
 }
 
+/// Issue 14, item 4: after churn, anti-entropy goes back to the idle baseline.
+#[test]
+fn bulk_sync_settles_after_churn() {
+    let o = run(params("settle", 40, 1));
+    println!("{}", o.report.render());
+}
+
 #[test]
 fn partition_heals() {
     run(params("partition", 40, 1));

@@ -216,6 +216,28 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Does the event report a change readers see through the views? A refusal (a rejected
+    /// datagram, a refused name claim) changes nothing, so it must not make the shells
+    /// republish: under a flood of junk that would cost a snapshot per datagram.
+    pub fn changes_state(&self) -> bool {
+        match self {
+            Event::Rejected { .. } | Event::NameConflict { .. } => false,
+            Event::MemberJoined { .. }
+            | Event::MemberSuspected { .. }
+            | Event::MemberRecovered { .. }
+            | Event::MemberFailed { .. }
+            | Event::MemberLeft { .. }
+            | Event::MemberReaped { .. }
+            | Event::Refuted { .. }
+            | Event::Joined { .. }
+            | Event::LeaveComplete
+            | Event::CheckDue { .. }
+            | Event::RegistryChanged { .. } => true,
+        }
+    }
+}
+
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]

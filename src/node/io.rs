@@ -26,6 +26,10 @@ pub(crate) struct Io {
     pub(crate) config: Config,
     pub(crate) timers: Timers,
     pub(crate) outbox: VecDeque<Transmit>,
+    /// Bytes waiting in `outbox` (bulk answers wait while it is over a cap, `replies`).
+    pub(crate) outbox_bytes: usize,
+    /// Who may be answered, and how much (`replies`).
+    pub(crate) replies: super::replies::Replies,
     pub(crate) events: VecDeque<Event>,
     pub(crate) broadcasts: Broadcasts,
     /// An eager push is scheduled (see [`Io::want_push`]).
@@ -38,7 +42,8 @@ pub(crate) struct Io {
     /// The cluster label every datagram carries (`keyring.rs`); None: unlabelled.
     pub(crate) label: Option<crate::wire::ClusterLabel>,
     /// Bumped on every change visible through the views, so shells republish only on change:
-    /// only through [`Io::changed`] (and [`Io::emit`], which calls it).
+    /// only through [`Io::changed`] (and [`Io::emit`], which calls it for events that
+    /// change state).
     version: u64,
 }
 
@@ -48,6 +53,8 @@ impl Io {
             config,
             timers: Timers::default(),
             outbox: VecDeque::new(),
+            outbox_bytes: 0,
+            replies: super::replies::Replies::default(),
             events: VecDeque::new(),
             broadcasts: Broadcasts::default(),
             push_scheduled: false,
@@ -74,7 +81,9 @@ impl Io {
         if self.events.len() == EVENTS_MAX {
             self.events.pop_front();
         }
-        self.changed();
+        if event.changes_state() {
+            self.changed();
+        }
         self.events.push_back(event);
     }
 
@@ -108,10 +117,18 @@ impl Io {
         let payload = self.finish_datagram(datagram);
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += payload.len() as u64;
+        self.outbox_bytes += payload.len();
         self.outbox.push_back(Transmit {
             to,
             payload: payload.into(),
         });
+    }
+
+    /// May the sender of the datagram being handled get a bulk answer of `kind`?
+    pub(crate) fn may_answer(&mut self, now: Instant, kind: crate::wire::MessageKind) -> bool {
+        let interval = self.config.probe_interval;
+        self.replies
+            .bulk(now, kind, interval, self.outbox_bytes, &mut self.stats)
     }
 
     /// Something new was queued: push it soon, at most once per `eager_push_spacing`.

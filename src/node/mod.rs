@@ -35,6 +35,7 @@ mod catalog;
 mod io;
 mod keyring;
 mod membership;
+mod replies;
 mod restore;
 #[cfg(test)]
 mod tests;
@@ -52,9 +53,11 @@ use self::catalog::{Catalog, MembershipView};
 use self::io::Io;
 use self::membership::claims::Source;
 use self::membership::Membership;
+use self::replies::Sender;
 use crate::config::Config;
 use crate::names::NodeName;
 use crate::registry::Registry;
+pub use crate::stats::Refusal;
 use crate::stats::Stats;
 use crate::swim::members::StateCounts;
 use crate::time::Instant;
@@ -109,13 +112,26 @@ impl Node {
                 return;
             }
         };
+        // Told before any message is applied: a join makes its sender a member, and its answer
+        // must still be a stranger's.
+        let members = &self.membership.members;
+        let sender = if from == self.membership.profile.addr {
+            Sender::Stranger
+        } else if members.any_at(from, crate::swim::State::is_live) {
+            Sender::Member
+        } else if members.any_at(from, |s| s == crate::swim::State::Failed) {
+            Sender::Failed
+        } else {
+            Sender::Stranger
+        };
+        self.io.replies.begin(from, sender, bytes.len());
         // A newer minor's messages: skipped, counted, the rest of the datagram applied.
         self.io.stats.messages_skipped += u64::from(datagram.skipped);
         for message in datagram.messages {
             self.io.stats.message_in(message.kind());
             self.handle_message(now, from, message);
         }
-        self.catalog.send_grave_replies(&mut self.io, from);
+        self.catalog.send_grave_replies(&mut self.io, now, from);
     }
 
     /// Deadlines up to `now` have passed.
@@ -183,7 +199,9 @@ impl Node {
     // ---- outputs ----
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.io.outbox.pop_front()
+        let t = self.io.outbox.pop_front()?;
+        self.io.outbox_bytes = self.io.outbox_bytes.saturating_sub(t.payload.len());
+        Some(t)
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -362,9 +380,11 @@ impl Node {
                 let view = membership.view(io.config.expected_members);
                 catalog.on_entry(io, &view, now, entry)
             }
-            Message::RegistrySync(sync) => catalog.on_registry_sync(io, from, sync),
-            Message::RegistryDigest(digest) => catalog.on_registry_digest(io, from, digest),
-            Message::RegistryBuckets(buckets) => catalog.on_registry_buckets(io, from, buckets),
+            Message::RegistrySync(sync) => catalog.on_registry_sync(io, now, from, sync),
+            Message::RegistryDigest(digest) => catalog.on_registry_digest(io, now, from, digest),
+            Message::RegistryBuckets(buckets) => {
+                catalog.on_registry_buckets(io, now, from, buckets)
+            }
         }
     }
 }

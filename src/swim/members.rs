@@ -213,6 +213,10 @@ pub struct Members {
     /// Ids by name, hashing the names kept in `slots`. Only looked up, never iterated, so its
     /// order does not matter; [`Members::iter`] goes by name.
     index: HashTable<MemberId>,
+    /// Ids by advertised address, to tell a datagram from a member from one from a stranger
+    /// without a scan (`node::replies`). Several members may share one (a restart under a new
+    /// name at the old address).
+    by_addr: HashTable<MemberId>,
     live: Vec<MemberId>,
     /// The traits in use, each held by this set and by every member that has it.
     traits: BTreeSet<Arc<Traits>>,
@@ -245,6 +249,14 @@ impl Members {
         self.index.len()
     }
 
+    /// Is any member whose state satisfies `wanted` advertised at `addr`?
+    pub fn any_at(&self, addr: SocketAddr, wanted: impl Fn(State) -> bool) -> bool {
+        // Ids whose hash matches are few (usually one): look at each, not just the first.
+        self.by_addr.iter_hash(addr_hash(addr)).any(|id| {
+            member_at(&self.slots, *id).is_some_and(|m| m.profile.addr == addr && wanted(m.state))
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }
@@ -267,8 +279,11 @@ impl Members {
         self.counts
     }
 
-    /// Sum of a hash of (name, incarnation, state) over members that are not gone; two nodes
-    /// with the same view (self included by the caller) have the same digest.
+    /// Sum of a hash of (name, incarnation, state) over live (alive and suspect) members; two
+    /// nodes with the same live view (self included by the caller) have the same digest.
+    /// Failed and left records are left out: a member that joined after a failure never
+    /// learns them (strangers are learnt of through good news only), and counting them kept
+    /// its digest different from its elders' on every sync round until they were reaped.
     pub fn digest(&self) -> u64 {
         self.digest
     }
@@ -295,8 +310,12 @@ impl Members {
             let m = member_at_mut(&mut self.slots, id)?;
             let traits = intern(&mut self.traits, profile, Some(&m.profile.traits));
             let old = std::mem::replace(&mut m.profile.traits, traits);
-            m.profile.addr = profile.addr;
+            let old_addr = std::mem::replace(&mut m.profile.addr, profile.addr);
             release(&mut self.traits, old);
+            if old_addr != profile.addr {
+                self.unindex_addr(id, old_addr);
+                self.index_addr(id, profile.addr);
+            }
             self.set_state(id, incarnation, state, now);
             return Some(id);
         }
@@ -320,7 +339,7 @@ impl Members {
         *self.counts.slot(state) += 1;
         self.digest = self
             .digest
-            .wrapping_add(member_hash(name, incarnation, state));
+            .wrapping_add(digest_part(name, incarnation, state));
         let hash = name_hash(name);
         if id.index() == self.slots.len() {
             self.slots.push(Some(member));
@@ -330,7 +349,20 @@ impl Members {
         let slots = &self.slots;
         let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| name_hash(&m.name));
         self.index.insert_unique(hash, id, rehash);
+        self.index_addr(id, profile.addr);
         Some(id)
+    }
+
+    fn index_addr(&mut self, id: MemberId, addr: SocketAddr) {
+        let slots = &self.slots;
+        let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| addr_hash(m.profile.addr));
+        self.by_addr.insert_unique(addr_hash(addr), id, rehash);
+    }
+
+    fn unindex_addr(&mut self, id: MemberId, addr: SocketAddr) {
+        if let Ok(entry) = self.by_addr.find_entry(addr_hash(addr), |i| *i == id) {
+            entry.remove();
+        }
     }
 
     /// Change a member's state, keeping its profile. The caller has applied the merge rule.
@@ -348,8 +380,8 @@ impl Members {
         *self.counts.slot(state) += 1;
         self.digest = self
             .digest
-            .wrapping_sub(member_hash(&m.name, m.incarnation, m.state))
-            .wrapping_add(member_hash(&m.name, incarnation, state));
+            .wrapping_sub(digest_part(&m.name, m.incarnation, m.state))
+            .wrapping_add(digest_part(&m.name, incarnation, state));
         if m.state != state {
             m.since = now;
         }
@@ -375,11 +407,13 @@ impl Members {
         if let Ok(entry) = self.index.find_entry(name_hash(name), |i| *i == id) {
             entry.remove();
         }
+        let addr = member_at(&self.slots, id)?.profile.addr;
+        self.unindex_addr(id, addr);
         let m = self.slots.get_mut(id.index())?.take()?;
         *self.counts.slot(m.state) -= 1;
         self.digest = self
             .digest
-            .wrapping_sub(member_hash(&m.name, m.incarnation, m.state));
+            .wrapping_sub(digest_part(&m.name, m.incarnation, m.state));
         if let Some(slot) = m.live_slot {
             self.remove_live(slot);
         }
@@ -425,6 +459,11 @@ fn name_hash(name: &NodeName) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
 }
 
+/// The address index's hash: like [`name_hash`], fixed keys.
+fn addr_hash(addr: SocketAddr) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(addr)
+}
+
 /// The shared traits equal to `profile`'s: `current` when they have not changed (the common
 /// case, without building anything), else the set's copy, else a new one added to the set.
 fn intern(
@@ -454,6 +493,15 @@ fn release(set: &mut BTreeSet<Arc<Traits>>, traits: Arc<Traits>) {
     // Two holders left: the set and the one being let go of.
     if Arc::strong_count(&traits) == 2 {
         set.remove(&traits);
+    }
+}
+
+/// What a member adds to [`Members::digest`]: its hash if live, nothing otherwise.
+pub fn digest_part(name: &NodeName, incarnation: Incarnation, state: State) -> u64 {
+    if state.is_live() {
+        member_hash(name, incarnation, state)
+    } else {
+        0
     }
 }
 

@@ -20,6 +20,7 @@ use super::{Catalog, MembershipView};
 use crate::names::NodeName;
 use crate::node::io::Io;
 use crate::registry::{BucketMask, Entry, OriginDigest, ALL_BUCKETS, BUCKETS};
+use crate::time::Instant;
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{
     encode_message, BucketSummary, Message, MessageKind, OriginSummary, RegistryBuckets,
@@ -52,8 +53,14 @@ impl Catalog {
         })
     }
 
-    pub(crate) fn on_registry_sync(&mut self, io: &mut Io, from: SocketAddr, sync: RegistrySync) {
-        if sync.digest != self.registry.digest() {
+    pub(crate) fn on_registry_sync(
+        &mut self,
+        io: &mut Io,
+        now: Instant,
+        from: SocketAddr,
+        sync: RegistrySync,
+    ) {
+        if sync.digest != self.registry.digest() && io.may_answer(now, MessageKind::RegistrySync) {
             io.stats.registry_syncs += 1;
             self.send_registry_digest(io, from, true);
         }
@@ -107,6 +114,7 @@ impl Catalog {
     pub(crate) fn on_registry_digest(
         &mut self,
         io: &mut Io,
+        now: Instant,
         from: SocketAddr,
         digest: RegistryDigest,
     ) {
@@ -143,13 +151,18 @@ impl Catalog {
                 _ => push_whole.push(origin.clone()),
             }
         }
+        let answers_digest = digest.reply_wanted && digest.from.is_none();
+        let answers = !push_whole.is_empty() || !compare_buckets.is_empty() || answers_digest;
+        if !answers || !io.may_answer(now, MessageKind::RegistryDigest) {
+            return;
+        }
         for origin in push_whole {
             self.push_entries(io, from, &origin, ALL_BUCKETS);
         }
         for origin in compare_buckets {
             self.send_registry_buckets(io, from, origin, true);
         }
-        if digest.reply_wanted && digest.from.is_none() {
+        if answers_digest {
             self.send_registry_digest(io, from, false);
         }
     }
@@ -183,6 +196,7 @@ impl Catalog {
     pub(crate) fn on_registry_buckets(
         &mut self,
         io: &mut Io,
+        now: Instant,
         from: SocketAddr,
         buckets: RegistryBuckets,
     ) {
@@ -200,6 +214,10 @@ impl Catalog {
             if theirs != *ours && !ours.is_empty() {
                 differing |= 1 << b;
             }
+        }
+        let answers = differing != 0 || buckets.reply_wanted;
+        if !answers || !io.may_answer(now, MessageKind::RegistryBuckets) {
+            return;
         }
         if differing != 0 {
             self.push_entries(io, from, &buckets.origin, differing);
@@ -223,10 +241,12 @@ impl Catalog {
 
     /// Send the sender of the datagram just read the tombstones [`Catalog::on_entry`] answered
     /// its old versions of deleted entries with.
-    pub(crate) fn send_grave_replies(&mut self, io: &mut Io, to: SocketAddr) {
+    pub(crate) fn send_grave_replies(&mut self, io: &mut Io, now: Instant, to: SocketAddr) {
         if !self.grave_replies.is_empty() {
             let entries = std::mem::take(&mut self.grave_replies);
-            self.send_entries(io, to, entries);
+            if io.may_answer(now, MessageKind::Entry) {
+                self.send_entries(io, to, entries);
+            }
         }
     }
 

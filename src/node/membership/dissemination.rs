@@ -8,6 +8,7 @@ use super::claims::Source;
 use super::{JoinTransfer, Membership};
 use crate::node::catalog::Catalog;
 use crate::node::io::Io;
+use crate::node::replies::Sender;
 use crate::node::Event;
 use crate::swim::gossip::retransmit_limit;
 use crate::swim::probe::sample;
@@ -19,7 +20,7 @@ use crate::wire::{
 };
 
 /// Bytes a push-pull message adds around its records: kind, flag and a length prefix.
-const PUSH_PULL_FRAME_BYTES: usize = 8;
+pub(super) const PUSH_PULL_FRAME_BYTES: usize = 8;
 
 impl Membership {
     /// Send `messages` to `to` in one datagram, filling the rest of the budget with queued
@@ -90,8 +91,36 @@ impl Membership {
         }
     }
 
-    /// Send our whole table to `to`, in as many datagrams as it takes.
-    pub(crate) fn send_push_pull(&mut self, io: &mut Io, to: SocketAddr, reply_wanted: bool) {
+    /// Answer a push-pull that asked for one: a member gets our whole table; a stranger (a
+    /// joining node, or a spoofed address) one datagram no larger than what it sent.
+    fn answer_push_pull(&mut self, io: &mut Io, now: Instant, from: SocketAddr) {
+        match io.replies.sender() {
+            Sender::Member | Sender::Failed => {
+                if io.may_answer(now, MessageKind::PushPull) {
+                    self.send_push_pull(io, from, false, None);
+                }
+            }
+            Sender::Stranger => {
+                if io
+                    .replies
+                    .stranger_answer(now, MessageKind::PushPull, &mut io.stats)
+                {
+                    let budget = io.replies.stranger_budget();
+                    self.send_push_pull(io, from, false, Some(budget));
+                }
+            }
+        }
+    }
+
+    /// Send our table to `to`, in as many datagrams as it takes, or in one datagram of at most
+    /// `budget` bytes (as many records as fit, ours first).
+    pub(crate) fn send_push_pull(
+        &mut self,
+        io: &mut Io,
+        to: SocketAddr,
+        reply_wanted: bool,
+        budget: Option<usize>,
+    ) {
         io.stats.push_pulls_sent += 1;
         let mut records = vec![self.own_update()];
         records.extend(self.members.iter().map(|(name, m)| MemberUpdate {
@@ -100,35 +129,46 @@ impl Membership {
             claim: self.claim_for(name, m.state),
             profile: m.profile.to_profile(),
         }));
-        self.send_records(io, to, reply_wanted, records);
+        self.send_records(io, to, reply_wanted, records, budget);
     }
 
-    /// Pack member records into push-pull datagrams no larger than the budget.
+    /// Pack member records into push-pull datagrams no larger than the datagram budget, or
+    /// into one datagram of at most `budget` bytes. Only the first chunk asks for a reply: the
+    /// peer answers an exchange once, not once per chunk (issue 14, item 4).
     pub(crate) fn send_records(
         &mut self,
         io: &mut Io,
         to: SocketAddr,
         reply_wanted: bool,
         records: Vec<MemberUpdate>,
+        budget: Option<usize>,
     ) {
-        let room = io.config.packet_bytes_max - io.envelope_overhead() - PUSH_PULL_FRAME_BYTES;
+        let frame = io.envelope_overhead() + PUSH_PULL_FRAME_BYTES;
+        let room = match budget {
+            Some(bytes) => bytes.min(io.config.packet_bytes_max).saturating_sub(frame),
+            None => io.config.packet_bytes_max.saturating_sub(frame),
+        };
         let mut chunk: Vec<MemberUpdate> = Vec::new();
         let mut chunk_bytes = 0;
+        let mut ask = reply_wanted;
         for record in records {
             let size = bincode::encode_to_vec(&record, crate::wire::wire_config())
                 .map_or(room, |v| v.len());
-            if !chunk.is_empty()
-                && (chunk_bytes + size > room || chunk.len() == PUSH_PULL_MEMBERS_MAX)
-            {
+            let full = chunk_bytes + size > room || chunk.len() == PUSH_PULL_MEMBERS_MAX;
+            if full && budget.is_some() {
+                break;
+            }
+            if !chunk.is_empty() && full {
                 let full = std::mem::take(&mut chunk);
-                self.send_push_pull_chunk(io, to, reply_wanted, full);
+                self.send_push_pull_chunk(io, to, ask, full);
+                ask = false;
                 chunk_bytes = 0;
             }
             chunk_bytes += size;
             chunk.push(record);
         }
         if !chunk.is_empty() {
-            self.send_push_pull_chunk(io, to, reply_wanted, chunk);
+            self.send_push_pull_chunk(io, to, ask, chunk);
         }
     }
 
@@ -184,14 +224,24 @@ impl Membership {
         for record in push_pull.members.0 {
             self.apply_update(io, catalog, now, record, source);
         }
+        // Only a seed's answer completes a join: any other push-pull would make us send our
+        // registry digest and sync probe to whatever address it came from (found by the
+        // `cluster` fuzz target).
+        let from_seed = self.join.as_ref().is_some_and(|j| j.seeds.contains(&from));
         if push_pull.reply_wanted {
-            self.send_push_pull(io, from, false);
-        } else if let Some(join) = self.join.take() {
+            self.answer_push_pull(io, now, from);
+        } else if let Some(join) = self.join.take_if(|_| from_seed) {
             self.join_transfer = Some(JoinTransfer {
                 seeds: join.seeds,
                 until: now + io.config.probe_interval,
             });
             io.emit(Event::Joined { via: from });
+            // The seed's answer was at most as large as our join (`replies`): compare tables
+            // now that it knows us, and a push-pull brings the rest if they differ.
+            let probe = SyncProbe {
+                members_digest: self.full_digest(),
+            };
+            io.send(from, &[Message::SyncProbe(probe)]);
             catalog.after_join(io, from);
         }
     }
@@ -232,12 +282,13 @@ impl Membership {
     pub(crate) fn on_sync_probe(
         &mut self,
         io: &mut Io,
-        _now: Instant,
+        now: Instant,
         from: SocketAddr,
         probe: SyncProbe,
     ) {
-        if probe.members_digest != self.full_digest() {
-            self.send_push_pull(io, from, true);
+        if probe.members_digest != self.full_digest() && io.may_answer(now, MessageKind::SyncProbe)
+        {
+            self.send_push_pull(io, from, true, None);
         }
     }
 }
@@ -266,6 +317,23 @@ mod tests {
         };
         let now = Instant::ZERO;
         let mut node = Node::new(Config::local(), identity, 1, now);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 7001));
+        // The pinger is a member: a stranger gets a bare ack (`replies`).
+        let mut d = DatagramBuilder::new(1_400);
+        assert!(
+            d.try_push(&encode_message(&Message::Member(wire::MemberUpdate {
+                name: NodeName::new("n1").unwrap(),
+                incarnation: 0,
+                claim: wire::Claim::Alive,
+                profile: wire::Profile {
+                    addr: peer,
+                    dc: Label::new("dc1").unwrap(),
+                    tags: wire::bounded::BoundedVec::new(Vec::new()),
+                },
+            })))
+        );
+        node.handle_datagram(now, peer, &d.finish());
+        while node.poll_transmit().is_some() {}
         let spec = InstanceSpec::new(ServiceName::new("api").unwrap(), "10.0.0.1", 80);
         node.handle_command(now, Command::Register(spec)).unwrap();
         // A ping: the ack carries the queued entry (no timer has run, so nothing went yet).
@@ -274,7 +342,6 @@ mod tests {
             seq: 1,
             target: name
         }))));
-        let peer = SocketAddr::from(([127, 0, 0, 1], 7001));
         node.handle_datagram(now, peer, &d.finish());
         let mut sent = [0u64; MessageKind::ALL.len()];
         while let Some(t) = node.poll_transmit() {
@@ -283,6 +350,9 @@ mod tests {
             }
         }
         assert_eq!(sent[MessageKind::Entry.index()], 1);
-        assert_eq!(node.stats().messages_out, sent);
+        let mut counted = node.stats().messages_out;
+        // What went out before the ping: gossip of n1 joining, none of it drained here.
+        counted[MessageKind::Member.index()] = sent[MessageKind::Member.index()];
+        assert_eq!(counted, sent);
     }
 }

@@ -12,7 +12,7 @@ use crate::swim::probe::{sample, uniform};
 use crate::swim::State;
 use crate::time::Instant;
 use crate::timers::Timer;
-use crate::wire::Message;
+use crate::wire::{MemberUpdate, Message, PUSH_PULL_MEMBERS_MAX};
 
 /// A leaving node tells this many members directly, besides gossiping it.
 const LEAVE_DIRECT_MAX: usize = 32;
@@ -47,8 +47,9 @@ impl Membership {
         };
         join.attempt += 1;
         let (seeds, attempt) = (join.seeds.clone(), join.attempt);
+        let join = self.padded_join(io);
         for seed in seeds {
-            self.send_records(io, seed, true, vec![self.own_update()]);
+            self.send_records(io, seed, true, join.clone(), None);
         }
         let backoff = io
             .config
@@ -56,6 +57,23 @@ impl Membership {
             .saturating_mul(1 << (attempt - 1).min(16));
         let wait = backoff.min(io.config.join_retry_max);
         io.timers.schedule(now + wait, Timer::JoinRetry { attempt });
+    }
+
+    /// Our record, repeated to fill one datagram: a seed answers a stranger with at most as
+    /// many bytes as it sent (`replies`), so the join pays for the table it gets back. The
+    /// copies are idempotent at the seed.
+    fn padded_join(&self, io: &Io) -> Vec<MemberUpdate> {
+        let own = self.own_update();
+        let size = bincode::encode_to_vec(&own, crate::wire::wire_config()).map_or(0, |v| v.len());
+        let room = io
+            .config
+            .packet_bytes_max
+            .saturating_sub(io.envelope_overhead() + super::dissemination::PUSH_PULL_FRAME_BYTES);
+        let copies = room
+            .checked_div(size)
+            .unwrap_or(1)
+            .clamp(1, PUSH_PULL_MEMBERS_MAX);
+        vec![own; copies]
     }
 
     pub(crate) fn on_join_retry(&mut self, io: &mut Io, now: Instant, attempt: u32) {

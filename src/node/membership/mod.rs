@@ -24,7 +24,7 @@ use super::{Lifecycle, MemberView};
 use crate::config::Config;
 use crate::names::NodeName;
 use crate::swim::awareness::Awareness;
-use crate::swim::members::{member_hash, Members, State};
+use crate::swim::members::{digest_part, Members, State};
 use crate::swim::probe::{Probe, ProbeOrder, Relay};
 use crate::swim::suspicion::Suspicion;
 use crate::time::Instant;
@@ -130,9 +130,9 @@ impl Membership {
         }
     }
 
-    /// Digest of the whole membership view, this node included.
-    fn full_digest(&self) -> u64 {
-        self.members.digest().wrapping_add(member_hash(
+    /// Digest of the live membership view, this node included (see `Members::digest`).
+    pub(crate) fn full_digest(&self) -> u64 {
+        self.members.digest().wrapping_add(digest_part(
             &self.name,
             self.incarnation,
             self.own_state(),

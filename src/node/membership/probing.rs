@@ -12,12 +12,14 @@ use super::{Membership, PROBES_MAX, RELAYS_MAX};
 use crate::names::NodeName;
 use crate::node::catalog::Catalog;
 use crate::node::io::Io;
+use crate::node::replies::Sender;
 use crate::node::Lifecycle;
+use crate::stats::Refusal;
 use crate::swim::probe::{sample, Probe, ProbeKind, Relay};
 use crate::swim::State;
 use crate::time::Instant;
 use crate::timers::Timer;
-use crate::wire::{Ack, Claim, MemberUpdate, Message, Nack, Ping, PingReq, Seq};
+use crate::wire::{Ack, Claim, MemberUpdate, Message, MessageKind, Nack, Ping, PingReq, Seq};
 
 impl Membership {
     pub(crate) fn on_probe_tick(&mut self, io: &mut Io, now: Instant) {
@@ -175,12 +177,25 @@ impl Membership {
         self.apply_update(io, catalog, now, update, Source::Local);
     }
 
-    pub(crate) fn on_ping(&mut self, io: &mut Io, _now: Instant, from: SocketAddr, ping: Ping) {
+    pub(crate) fn on_ping(&mut self, io: &mut Io, now: Instant, from: SocketAddr, ping: Ping) {
         if ping.target != self.name {
             // Meant for another node that used to live at this address.
             return;
         }
-        self.send(io, from, &[Message::Ack(Ack { seq: ping.seq })], true);
+        let ack = Message::Ack(Ack { seq: ping.seq });
+        match io.replies.sender() {
+            Sender::Member | Sender::Failed => self.send(io, from, &[ack], true),
+            // A bare ack, rate-limited: no gossip (nor its retransmits) for an address that may
+            // be spoofed (`replies`).
+            Sender::Stranger => {
+                if io
+                    .replies
+                    .stranger_answer(now, MessageKind::Ping, &mut io.stats)
+                {
+                    io.send(from, &[ack]);
+                }
+            }
+        }
     }
 
     pub(crate) fn on_ack(&mut self, io: &mut Io, now: Instant, ack: Ack) {
@@ -210,6 +225,11 @@ impl Membership {
         from: SocketAddr,
         req: PingReq,
     ) {
+        if io.replies.sender() != Sender::Member {
+            // A stranger could make us ping any address, and answer it later.
+            io.stats.reply_refused(Refusal::Stranger);
+            return;
+        }
         if self.relays.len() >= RELAYS_MAX {
             return;
         }

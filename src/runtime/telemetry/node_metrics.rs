@@ -9,7 +9,7 @@
 
 use metrics::{Counter, Gauge, Histogram};
 
-use crate::node::{Lifecycle, Node};
+use crate::node::{Lifecycle, Node, Refusal};
 use crate::stats::Stats;
 use crate::wire::{DecodeErrorKind, MessageKind};
 
@@ -44,6 +44,7 @@ pub mod names {
     pub const BYTES: &str = "hera_gossip_bytes_total";
     pub const MESSAGES: &str = "hera_gossip_messages_total";
     pub const DECODE_ERRORS: &str = "hera_decode_errors_total";
+    pub const REPLIES_REFUSED: &str = "hera_replies_refused_total";
     pub const SYNC_ROUNDS: &str = "hera_anti_entropy_rounds_total";
     pub const PUSH_PULLS: &str = "hera_anti_entropy_push_pulls_sent_total";
     pub const PROBE_RTT: &str = "hera_probe_rtt_seconds";
@@ -151,6 +152,10 @@ pub fn describe() {
         DECODE_ERRORS,
         "Datagrams rejected before they changed anything, by reason."
     );
+    describe_counter!(
+        REPLIES_REFUSED,
+        "Answers not sent, by reason: to a stranger, over a rate, or with the send queue full."
+    );
     describe_counter!(SYNC_ROUNDS, "Anti-entropy (push-pull) rounds started.");
     describe_counter!(PUSH_PULLS, "Push-pull datagrams sent for anti-entropy.");
     describe_histogram!(
@@ -232,6 +237,7 @@ pub struct NodeMetrics {
     messages_in: [Counter; MessageKind::ALL.len()],
     messages_out: [Counter; MessageKind::ALL.len()],
     decode_errors: [Counter; DecodeErrorKind::ALL.len()],
+    replies_refused: [Counter; Refusal::ALL.len()],
     sync_rounds: Counter,
     push_pulls: Counter,
     entries_pushed: Counter,
@@ -276,6 +282,8 @@ impl NodeMetrics {
             messages_out: messages("out"),
             decode_errors: DecodeErrorKind::ALL
                 .map(|k| counter!(DECODE_ERRORS, "kind" => k.as_str())),
+            replies_refused: Refusal::ALL
+                .map(|r| counter!(REPLIES_REFUSED, "reason" => r.as_str())),
             sync_rounds: counter!(SYNC_ROUNDS),
             push_pulls: counter!(PUSH_PULLS),
             entries_pushed: counter!(ENTRIES_PUSHED),
@@ -340,6 +348,9 @@ impl NodeMetrics {
             c.absolute(v);
         }
         for (c, v) in self.decode_errors.iter().zip(s.decode_errors) {
+            c.absolute(v);
+        }
+        for (c, v) in self.replies_refused.iter().zip(s.replies_refused) {
             c.absolute(v);
         }
         self.sync_rounds.absolute(s.sync_rounds);
