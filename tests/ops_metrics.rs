@@ -14,7 +14,7 @@ use std::time::Duration;
 use ops_support::*;
 
 /// Families every node exports from its first scrape.
-const REQUIRED: [&str; 35] = [
+const REQUIRED: [&str; 37] = [
     "hera_members",
     "hera_quorum",
     "hera_quorum_reachable_members",
@@ -50,6 +50,8 @@ const REQUIRED: [&str; 35] = [
     "hera_registry_entries_pushed_total",
     "hera_registry_syncs_total",
     "hera_registry_instances_expired_total",
+    "hera_registry_clock_rejections_total",
+    "hera_implausible_claims_total",
 ];
 
 /// Alerting rules shipped in the docs.

@@ -207,6 +207,26 @@ pub enum Event {
     RegistryChanged {
         index: u64,
     },
+    /// A registry version stamped further ahead of our wall clock than `max_clock_offset` was
+    /// refused: `writer`'s clock is wrong, or someone tries to poison the registry's clocks.
+    /// Only for the log (rate-limited there); nothing changed.
+    ClockRejected {
+        writer: NodeName,
+        ahead_ms: u64,
+    },
+    /// A claim by a third party that moved `name`'s incarnation from `known` to `claimed`, too
+    /// far to be honest, was refused. Only for the log; nothing changed.
+    ImplausibleClaim {
+        name: NodeName,
+        known: Incarnation,
+        claimed: Incarnation,
+    },
+    /// Our name is held by a live member at another address, `holder`: this node refuses to
+    /// join (the shell stops it). Two live processes under one name would each treat the
+    /// other's entries as its own.
+    NameTaken {
+        holder: SocketAddr,
+    },
 }
 
 /// A datagram to send.

@@ -85,7 +85,7 @@ impl Node {
         };
         let mut node = Node {
             membership: Membership::new(&config, identity.name.clone(), profile, now),
-            catalog: Catalog::new(identity.name, now),
+            catalog: Catalog::new(identity.name),
             io: Io::new(config, ChaCha8Rng::seed_from_u64(rng_seed)),
         };
         node.start_timers(now);
@@ -116,6 +116,14 @@ impl Node {
             self.handle_message(now, from, message);
         }
         self.catalog.send_grave_replies(&mut self.io, from);
+    }
+
+    /// The shell read the wall clock as `wall` at `now` (its monotonic time). Registry versions
+    /// follow the wall clock, which NTP may step while the process runs; `now` stays
+    /// monotonic for timers. The driver calls this every turn; without it the wall clock is
+    /// `now` (the simulator).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: Instant) {
+        self.io.set_wall_clock(now, wall);
     }
 
     /// Deadlines up to `now` have passed.

@@ -1250,6 +1250,7 @@ fn same_seed_same_transmits() {
     assert_ne!(a, run(18));
 }
 
+mod hostile;
 mod registry;
 mod retune;
 

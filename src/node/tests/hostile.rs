@@ -1,0 +1,154 @@
+//! Well-formed but hostile messages (issue 14): versions stamped in the far future, claims
+//! that jump a member's incarnation, a second process under a live member's name.
+
+use std::time::Duration;
+
+use super::*;
+use crate::names::{InstanceId, ServiceName};
+use crate::registry::{Entry, Hlc, InstanceSpec};
+
+fn id(s: &str) -> InstanceId {
+    InstanceId::new(s).unwrap()
+}
+
+fn spec(instance: &str) -> InstanceSpec {
+    let mut s = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 8080);
+    s.id = Some(id(instance));
+    s
+}
+
+fn cluster(n: usize) -> Cluster {
+    let mut c = Cluster::new(n, Config::local(), 21);
+    c.join_all();
+    c
+}
+
+fn spread(c: &Cluster) -> Duration {
+    c.config.gossip_interval * 10
+}
+
+fn holds(c: &Cluster, i: usize, instance: &str) -> bool {
+    c.node(i).registry().get(&id(instance)).is_some()
+}
+
+/// `entry` restamped `ahead` past the cluster's clock, as `writer` would.
+fn stamped(mut entry: Entry, wall_ms: u64, counter: u32, writer: &NodeName) -> Entry {
+    entry.version = Hlc {
+        wall_ms,
+        counter,
+        node: writer.clone(),
+    };
+    entry
+}
+
+/// Finding 1: one tombstone at the largest version dragged every registry clock to its
+/// maximum, after which every write got the same version and was dropped. Now it is refused
+/// (not merged, not observed, not forwarded), counted, and nothing readers see changes.
+#[test]
+fn a_version_from_the_far_future_is_refused_and_writes_keep_landing() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web-1"))).unwrap();
+    c.run_for(spread(&c));
+    let live = c.node(1).registry().entry(&id("web-1")).unwrap();
+    let mut poison = stamped(live.clone(), u64::MAX, u32::MAX, &name(0));
+    poison.instance = None;
+    let version_before = c.node(1).version();
+    let clock_before = c.node(1).registry().clock_high_water();
+    c.inject(1, addr(2), &[Message::Entry(poison)]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    assert_eq!(c.node(1).version(), version_before, "a refusal republished");
+    assert_eq!(c.node(1).registry().clock_high_water(), clock_before);
+    assert!(holds(&c, 1, "web-1"), "the poisoned tombstone deleted it");
+    assert!(c
+        .events
+        .iter()
+        .any(|(_, i, e)| *i == 1 && matches!(e, Event::ClockRejected { .. })));
+    // Writes still win everywhere: a deregistration reaches every node.
+    c.run_for(spread(&c));
+    c.command(0, Command::Deregister { id: id("web-1") })
+        .unwrap();
+    let gone = c.run_until_true(spread(&c), |c| (0..3).all(|i| !holds(c, i, "web-1")));
+    assert!(gone.is_some(), "a write after the poisoning was lost");
+}
+
+/// A day ahead is refused as well; within `max_clock_offset` is an honest clock and merges.
+#[test]
+fn only_versions_further_ahead_than_the_offset_are_refused() {
+    let mut c = cluster(2);
+    c.command(0, Command::Register(spec("web-1"))).unwrap();
+    c.run_for(spread(&c));
+    let live = c.node(1).registry().entry(&id("web-1")).unwrap();
+    let now_ms = c.now.as_millis();
+    let offset_ms = c.config.max_clock_offset.as_millis() as u64;
+    let day_ahead = stamped(live.clone(), now_ms + 86_400_000, 0, &name(0));
+    c.inject(1, addr(0), &[Message::Entry(day_ahead)]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    let near = stamped(live, now_ms + offset_ms - 1, 0, &name(0));
+    c.inject(1, addr(0), &[Message::Entry(near.clone())]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    assert_eq!(
+        c.node(1).registry().stored(&id("web-1")).unwrap().version,
+        near.version
+    );
+}
+
+/// The offset is measured against the wall clock the shell last read, not against `now`
+/// (monotonic since start): a wall clock stepped ahead makes the same version acceptable.
+#[test]
+fn the_offset_follows_the_wall_clock_the_shell_reads() {
+    let mut c = cluster(2);
+    c.command(0, Command::Register(spec("web-1"))).unwrap();
+    c.run_for(spread(&c));
+    let live = c.node(1).registry().entry(&id("web-1")).unwrap();
+    let now = c.now;
+    let ahead = stamped(live, now.as_millis() + 60_000, 0, &name(0));
+    c.inject(1, addr(0), &[Message::Entry(ahead.clone())]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    // NTP stepped the wall clock a minute forward.
+    c.node_mut(1)
+        .set_wall_clock(now, now + Duration::from_secs(60));
+    c.inject(1, addr(0), &[Message::Entry(ahead.clone())]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    assert_eq!(
+        c.node(1).registry().stored(&id("web-1")).unwrap().version,
+        ahead.version
+    );
+    // And its own writes follow the wall clock.
+    c.command(1, Command::Register(spec("web-2"))).unwrap();
+    let mine = c.node(1).registry().stored(&id("web-2")).unwrap();
+    assert!(mine.version.wall_ms >= now.as_millis() + 60_000);
+}
+
+/// Finding 1, second half: a restarted owner took its previous boot's entries for zombies
+/// (ones it had deleted) when their wall time was past its start, as after the cluster's
+/// clocks ran ahead, and deleted them cluster-wide. The rule now goes by this boot's first
+/// version: an entry the previous boot wrote is adopted again.
+#[test]
+fn a_restarted_owner_adopts_its_entries_stamped_after_its_start() {
+    let mut c = cluster(3);
+    c.run_for(Duration::from_secs(1));
+    c.crash(0);
+    c.start(0, name(0), 5);
+    // What the previous boot wrote, stamped a little ahead of this boot's start (within the
+    // offset: clocks a few seconds apart).
+    let mut spec = spec("web-9");
+    spec.liveness = Some(Duration::from_secs(30));
+    let instance = spec
+        .into_instance(id("web-9"), name(0), c.now.as_millis())
+        .unwrap();
+    let entry = Entry {
+        id: id("web-9"),
+        version: Hlc {
+            wall_ms: c.now.as_millis() + 2_000,
+            counter: 0,
+            node: name(0),
+        },
+        instance: Some(Box::new(instance)),
+    };
+    c.inject(0, addr(1), &[Message::Entry(entry)]);
+    assert_eq!(c.node(0).stats().zombies_deleted, 0);
+    assert!(
+        holds(&c, 0, "web-9"),
+        "its own entry was deleted as a zombie"
+    );
+}
