@@ -152,3 +152,70 @@ fn a_restarted_owner_adopts_its_entries_stamped_after_its_start() {
         "its own entry was deleted as a zombie"
     );
 }
+
+fn claim_about(c: &Cluster, subject: usize, incarnation: u32, claim: Claim) -> Message {
+    let observer = if subject == 0 { 1 } else { 0 };
+    let profile = c
+        .node(observer)
+        .member(&name(subject))
+        .unwrap()
+        .profile
+        .to_profile();
+    Message::Member(MemberUpdate {
+        name: name(subject),
+        incarnation,
+        claim,
+        profile,
+    })
+}
+
+/// Finding 2: `left` at incarnation u32::MAX about a live member was believed everywhere, and
+/// the member could not refute (refutation saturated at the maximum): its registrations
+/// stopped reaching its peers. In serial order the maximum is older than the member's small
+/// incarnation, so the claim changes nothing, on the others and on the member itself.
+#[test]
+fn left_at_the_largest_incarnation_does_not_lock_a_member_out() {
+    let mut c = cluster(3);
+    let forged = claim_about(&c, 1, u32::MAX, Claim::Left);
+    for i in 0..3 {
+        c.inject(i, addr(2), std::slice::from_ref(&forged));
+    }
+    c.run_for(c.config.probe_interval * 4);
+    assert!(c.all_alive(&[0, 1, 2]), "the forged leave stuck");
+    assert!(c.node(1).incarnation() < 16, "{}", c.node(1).incarnation());
+    c.command(1, Command::Register(spec("web-1"))).unwrap();
+    let seen = c.run_until_true(spread(&c), |c| (0..3).all(|i| holds(c, i, "web-1")));
+    assert!(seen.is_some(), "the member's registration no longer spread");
+}
+
+/// A third-party claim that moves a member's incarnation further than the member itself
+/// could have (2^16 refutations) is refused and counted, by the others and by the member.
+#[test]
+fn a_claim_jumping_an_incarnation_implausibly_is_refused_and_counted() {
+    let mut c = cluster(3);
+    let known = c.member_incarnation(0, 1).unwrap();
+    let jump = known + crate::swim::members::INCARNATION_JUMP_MAX + 1;
+    let forged = claim_about(&c, 1, jump, Claim::Failed { by: name(2) });
+    for i in 0..3 {
+        c.inject(i, addr(2), std::slice::from_ref(&forged));
+    }
+    assert_eq!(c.node(0).stats().implausible_claims, 1);
+    assert_eq!(c.node(1).stats().implausible_claims, 1);
+    assert_eq!(
+        c.node(1).stats().refutations,
+        0,
+        "the member moved to the forgery"
+    );
+    assert!(c.events.iter().any(|(_, i, e)| *i == 0
+        && matches!(e, Event::ImplausibleClaim { known: k, claimed, .. } if *k == known && *claimed == jump)));
+    c.run_for(c.config.probe_interval * 4);
+    assert!(c.all_alive(&[0, 1, 2]));
+    assert_eq!(c.member_incarnation(0, 1), Some(known));
+    // A claim within reach still counts: the member refutes it as ever.
+    let near = claim_about(&c, 1, known + 3, Claim::Suspect { by: name(2) });
+    c.inject(0, addr(2), &[near]);
+    let refuted = c.run_until_true(c.config.probe_interval * 4, |c| {
+        c.node(1).incarnation() == known + 4 && c.member_incarnation(0, 1) == Some(known + 4)
+    });
+    assert!(refuted.is_some(), "a plausible suspicion was not refuted");
+}
