@@ -112,6 +112,10 @@ impl Node {
         // A newer minor's messages: skipped, counted, the rest of the datagram applied.
         self.io.stats.messages_skipped += u64::from(datagram.skipped);
         for message in datagram.messages {
+            if self.membership.lifecycle == Lifecycle::Stopped {
+                // Stopped by this datagram (our name is taken): the rest is not for us.
+                return;
+            }
             self.io.stats.message_in(message.kind());
             self.handle_message(now, from, message);
         }
@@ -226,6 +230,12 @@ impl Node {
 
     pub fn lifecycle(&self) -> Lifecycle {
         self.membership.lifecycle
+    }
+
+    /// The address of the live member holding this node's name, if a seed's table showed one:
+    /// the node refused to join and stopped ([`Event::NameTaken`]).
+    pub fn name_taken_by(&self) -> Option<SocketAddr> {
+        self.membership.name_taken_by
     }
 
     pub fn config(&self) -> &Config {

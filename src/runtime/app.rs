@@ -260,18 +260,32 @@ impl App {
         }
     }
 
-    /// Wait until the node stops by itself (a leave through the API) or `signal` fires, then
-    /// shut down cleanly.
-    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+    /// Wait until the node stops by itself (a leave through the API, or its name found taken
+    /// at join) or `signal` fires, then shut down cleanly. Says why it ended.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Ended {
         let stopped = self.handle.wait_for(std::time::Duration::MAX, |s| {
             s.lifecycle == crate::node::Lifecycle::Stopped
         });
-        tokio::select! {
-            _ = stopped => {}
-            () = signal => {}
-        }
+        let ended = tokio::select! {
+            snapshot = stopped => match snapshot.and_then(|s| s.name_taken_by) {
+                Some(holder) => Ended::NameTaken { holder },
+                None => Ended::Stopped,
+            },
+            () = signal => Ended::Stopped,
+        };
         self.shutdown().await;
+        ended
     }
+}
+
+/// Why [`App::run_until`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Left, or told to stop.
+    Stopped,
+    /// A live member at `holder` has this node's name: it refused to join (a second process
+    /// under one name, e.g. a cloned VM keeping its host name). `hera run` exits with 1.
+    NameTaken { holder: SocketAddr },
 }
 
 /// The DNS listeners the settings ask for. The default address may be taken by another node on

@@ -24,6 +24,9 @@ pub(crate) struct MembershipView<'a> {
     pub(crate) members: &'a Members,
     /// This node takes part in the protocol (not leaving, not stopped).
     pub(crate) active: bool,
+    /// A join is under way: no seed has answered yet, so whether our name is ours to use in
+    /// this cluster is not known (`Event::NameTaken`).
+    pub(crate) joining: bool,
     /// The configured cluster size, if any (quorum counts at least this many).
     pub(crate) expected_members: Option<usize>,
 }

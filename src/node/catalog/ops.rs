@@ -317,7 +317,9 @@ impl Catalog {
                 self.owe_sync(view, owner);
                 return;
             }
-            if instance.owner == self.name && self.is_zombie(&entry) {
+            // Not while joining: a live process holding our name (a twin, refused at join)
+            // writes under it, and its entries are not ours to delete.
+            if instance.owner == self.name && !view.joining && self.is_zombie(&entry) {
                 // We own it but hold nothing newer: we deleted it and the tombstone has been
                 // collected, and a peer cut off for longer than the grace sends it back. The
                 // owner has the last word: delete it again, at a version newer than the rumour.

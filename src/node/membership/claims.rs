@@ -352,6 +352,23 @@ impl Membership {
             });
             return false;
         }
+        if source == Source::JoinTransfer
+            && update.profile.addr != self.profile.addr
+            && State::of(&update.claim).is_live()
+        {
+            // The seed holds our name live at another address: another process runs under it
+            // (a cloned VM keeps the host name). Refuse to join rather than fight it: two live
+            // processes under one name each take the other's entries for their own, and the
+            // zombie rule deletes them. Stop, and let the shell say who holds it.
+            io.stats.name_conflicts += 1;
+            self.name_taken_by = Some(update.profile.addr);
+            self.lifecycle = Lifecycle::Stopped;
+            self.join = None;
+            io.emit(Event::NameTaken {
+                holder: update.profile.addr,
+            });
+            return false;
+        }
         let stale = newer_incarnation(self.incarnation, update.incarnation);
         let refute = match &update.claim {
             Claim::Alive => {

@@ -183,6 +183,10 @@ impl Membership {
         };
         for record in push_pull.members.0 {
             self.apply_update(io, catalog, now, record, source);
+            if self.lifecycle == crate::node::Lifecycle::Stopped {
+                // Our name is taken (`Event::NameTaken`): nothing more from this table.
+                return;
+            }
         }
         if push_pull.reply_wanted {
             self.send_push_pull(io, from, false);

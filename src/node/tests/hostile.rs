@@ -219,3 +219,49 @@ fn a_claim_jumping_an_incarnation_implausibly_is_refused_and_counted() {
     });
     assert!(refuted.is_some(), "a plausible suspicion was not refuted");
 }
+
+/// Finding 5: a second process under a live member's name joined, was refused by
+/// membership, and kept running. Now the seed's table tells it the name is held at another
+/// address: it reports who holds it and stops, before anything of the holder's is touched.
+#[test]
+fn a_twin_refuses_to_join_and_names_the_holder() {
+    let mut c = cluster(3);
+    c.command(1, Command::Register(spec("web-1"))).unwrap();
+    c.run_for(spread(&c));
+    let start = c.now;
+    c.start(3, name(1), 77);
+    // The twin registers before its join completes: its own first version (its epoch) is
+    // now older than anything the holder writes next.
+    c.command(3, Command::Register(spec("web-twin"))).unwrap();
+    c.command(
+        3,
+        Command::Join {
+            seeds: vec![addr(0)],
+        },
+    )
+    .unwrap();
+    c.run_for(c.config.probe_interval * 2);
+    let taken: Vec<_> = c
+        .events_since(start)
+        .filter(|(_, i, e)| *i == 3 && matches!(e, Event::NameTaken { .. }))
+        .map(|(_, _, e)| e.clone())
+        .collect();
+    assert_eq!(taken, vec![Event::NameTaken { holder: addr(1) }]);
+    assert_eq!(c.node(3).lifecycle(), Lifecycle::Stopped);
+    assert_eq!(c.node(3).name_taken_by(), Some(addr(1)));
+    assert!(!c
+        .events_since(start)
+        .any(|(_, i, e)| *i == 3 && matches!(e, Event::Joined { .. })));
+    // The holder is untouched: alive everywhere at its own address, its entry kept.
+    c.command(1, Command::Register(spec("web-2"))).unwrap();
+    c.run_for(c.config.sync_interval * 2);
+    for o in [0, 2] {
+        let m = c.node(o).member(&name(1)).unwrap();
+        assert_eq!((m.state, m.profile.addr), (State::Alive, addr(1)));
+        assert!(
+            holds(&c, o, "web-1") && holds(&c, o, "web-2"),
+            "seen by n{o}"
+        );
+    }
+    assert_eq!(c.node(1).stats().zombies_deleted, 0);
+}
