@@ -127,6 +127,12 @@ pub enum CommandError {
     MemberLive {
         name: NodeName,
     },
+    /// Force-leave from a node that does not see a majority: its view may be the stale one
+    /// (a minority partition), and the member it holds failed may be alive elsewhere.
+    NoQuorum {
+        reachable: usize,
+        known: usize,
+    },
 }
 
 impl std::fmt::Display for CommandError {
@@ -144,6 +150,10 @@ impl std::fmt::Display for CommandError {
             CommandError::MemberLive { name } => write!(
                 f,
                 "{name} is not failed; only a failed member can be forced to leave (a live one leaves by itself)"
+            ),
+            CommandError::NoQuorum { reachable, known } => write!(
+                f,
+                "this node sees {reachable} of {known} members reachable, not a majority: its view may be stale; force-leave from a node that sees a majority"
             ),
         }
     }

@@ -354,7 +354,7 @@ impl Node {
             Message::Ping(ping) => membership.on_ping(io, now, from, ping),
             Message::Ack(ack) => membership.on_ack(io, now, ack),
             Message::PingReq(req) => membership.on_ping_req(io, now, from, req),
-            Message::Nack(nack) => membership.on_nack(io, catalog, now, nack),
+            Message::Nack(nack) => membership.on_nack(io, catalog, now, from, nack),
             Message::Member(update) => {
                 membership.apply_update(io, catalog, now, update, Source::Gossip);
             }

@@ -430,6 +430,15 @@ impl Membership {
             State::Alive | State::Suspect => Err(CommandError::MemberLive { name: name.clone() }),
             State::Left => Ok(Reply::Done),
             State::Failed => {
+                // A failure seen from a minority may be our own isolation (issue 14): evicting
+                // the member would send a live node through a leave it must refute.
+                let quorum = self.view(io.config.expected_members).quorum();
+                if !quorum.has_quorum {
+                    return Err(CommandError::NoQuorum {
+                        reachable: quorum.reachable,
+                        known: quorum.known.max(quorum.expected.unwrap_or(0)),
+                    });
+                }
                 let update = MemberUpdate {
                     name: name.clone(),
                     incarnation: member.incarnation,

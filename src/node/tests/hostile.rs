@@ -265,3 +265,70 @@ fn a_twin_refuses_to_join_and_names_the_holder() {
     }
     assert_eq!(c.node(1).stats().zombies_deleted, 0);
 }
+
+/// Finding 9: a nack was not tied to the helper that sent it, so duplicated (or forged)
+/// nacks ended a probe before the helpers asked had answered. Now only a helper we asked
+/// counts, once.
+#[test]
+fn nacks_count_only_from_the_helpers_asked() {
+    let mut c = cluster(4);
+    c.isolate(1);
+    let since = c.now;
+    let asked = c.run_until_true(c.config.probe_interval * 8, |c| {
+        c.sent_since(since).any(|s| {
+            s.from == 0
+                && s.messages()
+                    .iter()
+                    .any(|m| matches!(m, Message::PingReq(r) if r.target == name(1)))
+        })
+    });
+    assert!(asked.is_some(), "n0 never asked helpers about n1");
+    let seq = c
+        .sent_since(since)
+        .filter(|s| s.from == 0)
+        .flat_map(|s| s.messages())
+        .find_map(|m| match m {
+            Message::PingReq(r) if r.target == name(1) => Some(r.seq),
+            _ => None,
+        })
+        .unwrap();
+    let failed_before = c.node(0).stats().probes_failed;
+    let nack = Message::Nack(crate::wire::Nack { seq });
+    let stranger: SocketAddr = "127.0.0.1:6999".parse().unwrap();
+    for _ in 0..c.config.indirect_checks {
+        c.inject(0, stranger, std::slice::from_ref(&nack));
+    }
+    assert_eq!(
+        c.node(0).stats().probes_failed,
+        failed_before,
+        "nacks from a stranger ended the probe"
+    );
+}
+
+/// Finding 9: force-leave from a node with a stale view (cut off: it holds everyone else
+/// failed) evicted live members, which then had to refute. Without a majority it is refused
+/// and says why; with one, a failed member is forced out as before.
+#[test]
+fn force_leave_without_a_majority_is_refused() {
+    let mut c = cluster(3);
+    c.isolate(0);
+    let (_, max) = suspicion_window(&c.config, 3);
+    let cut = c.run_until_true(c.config.probe_interval * 20 + max * 3, |c| {
+        c.member_state(0, 1) == Some(State::Failed) && c.member_state(0, 2) == Some(State::Failed)
+    });
+    assert!(cut.is_some(), "the cut-off node never failed the others");
+    let refused = c.command(0, Command::ForceLeave { name: name(1) });
+    assert_eq!(
+        refused,
+        Err(CommandError::NoQuorum {
+            reachable: 1,
+            known: 3
+        })
+    );
+    assert_eq!(c.member_state(0, 1), Some(State::Failed));
+    // The majority side holds n0 failed and sees a majority: it may force it out.
+    let failed = c.run_until_true(max * 3, |c| c.member_state(1, 0) == Some(State::Failed));
+    assert!(failed.is_some());
+    assert_eq!(c.command(1, Command::ForceLeave { name: name(0) }), Ok(()));
+    assert_eq!(c.member_state(1, 0), Some(State::Left));
+}
