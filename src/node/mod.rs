@@ -238,6 +238,20 @@ impl Node {
         self.membership.name_taken_by
     }
 
+    /// Whether this node's own member update (its profile, tags included) fits one datagram
+    /// with the envelope in force (label, seal). If not, it could never announce itself and
+    /// would never join, silently (issue 14): the shell refuses to start. Err holds the
+    /// update's encoded bytes and the room a datagram has for it.
+    pub fn own_update_fits(&self) -> Result<(), (usize, usize)> {
+        let encoded = wire::encode_message(&Message::Member(self.membership.own_update()));
+        let room = self.io.new_datagram().remaining();
+        if encoded.len() <= room {
+            Ok(())
+        } else {
+            Err((encoded.len(), room))
+        }
+    }
+
     pub fn config(&self) -> &Config {
         &self.io.config
     }

@@ -32,6 +32,12 @@ pub enum StartError {
     BindDns(dns::BindError),
     /// The data directory is locked by another process, unreadable, or holds a bad file.
     Store(StoreError),
+    /// This node's own member update (name, address, dc, tags) does not fit one datagram:
+    /// it could never announce itself.
+    ProfileTooLarge {
+        bytes: usize,
+        room: usize,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -45,6 +51,12 @@ impl std::fmt::Display for StartError {
             }
             StartError::BindDns(e) => write!(f, "{e}"),
             StartError::Store(e) => write!(f, "{e}"),
+            StartError::ProfileTooLarge { bytes, room } => write!(
+                f,
+                "this node's member update (name, address, dc and tags) encodes to {bytes} bytes, \
+                 over the {room} a datagram has room for: use fewer or shorter tags, or raise \
+                 packet_bytes_max"
+            ),
         }
     }
 }
@@ -136,6 +148,9 @@ impl App {
             }
             (None, Some(key)) => node.set_keyring(Keyring::new(key.clone())),
             (None, None) => {}
+        }
+        if let Err((bytes, room)) = node.own_update_fits() {
+            return Err(StartError::ProfileTooLarge { bytes, room });
         }
         let remembered = saved.members.clone();
         if let Some(store) = store.as_mut() {

@@ -332,3 +332,25 @@ fn force_leave_without_a_majority_is_refused() {
     assert_eq!(c.command(1, Command::ForceLeave { name: name(0) }), Ok(()));
     assert_eq!(c.member_state(1, 0), Some(State::Left));
 }
+
+/// Finding 9: tags large enough to make a node's own member update exceed the datagram
+/// budget kept it from ever announcing itself, silently. The core says so, with the sizes,
+/// and the shell refuses to start (`StartError::ProfileTooLarge`).
+#[test]
+fn an_own_update_over_the_datagram_budget_is_reported() {
+    let mut big = identity(name(0), addr(0));
+    big.tags = (0..wire::TAGS_MAX)
+        .map(|t| Tag {
+            key: Label::new(&format!("key{t}")).unwrap(),
+            value: BoundedString("v".repeat(wire::TAG_VALUE_MAX_BYTES)),
+        })
+        .collect();
+    let node = Node::new(Config::local(), big, 1, EPOCH);
+    let (bytes, room) = node.own_update_fits().unwrap_err();
+    assert!(
+        bytes > room && room < Config::local().packet_bytes_max,
+        "{bytes} {room}"
+    );
+    let small = Node::new(Config::local(), identity(name(0), addr(0)), 1, EPOCH);
+    assert_eq!(small.own_update_fits(), Ok(()));
+}
