@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-use hera::runtime::app::App;
+use hera::runtime::app::{App, Ended};
 use hera::runtime::cli::{run_client, Cli, Commands};
 
 fn main() {
@@ -61,8 +61,18 @@ async fn run(args: &hera::runtime::cli::RunArgs) -> i32 {
             return 1;
         }
     };
-    app.run_until(termination()).await;
-    0
+    match app.run_until(termination()).await {
+        Ended::Stopped => 0,
+        Ended::NameTaken { holder } => {
+            let message = format!(
+                "this node's name is held by a live member at {holder}: refusing to join \
+                 (set another `name`, or stop the other process)"
+            );
+            tracing::error!("{message}");
+            eprintln!("error: {message}");
+            1
+        }
+    }
 }
 
 /// A seed for the node's protocol randomness, from the operating system.

@@ -45,6 +45,12 @@ pub struct Stats {
     /// Old versions of entries deleted here refused because a grave remembers the deletion
     /// (a member cut off for longer than the grace sent them back), answered with tombstones.
     pub zombies_refused: u64,
+    /// Registry versions refused because their wall part was further ahead of our wall clock
+    /// than `max_clock_offset` (a bad clock, or a poisoning attempt).
+    pub clock_rejections: u64,
+    /// Third-party claims refused because they moved a member's incarnation implausibly far
+    /// (`swim::members::INCARNATION_JUMP_MAX`).
+    pub implausible_claims: u64,
     pub registry_syncs: u64,
     pub checks_started: u64,
     pub checks_failed: u64,

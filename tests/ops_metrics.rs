@@ -14,7 +14,7 @@ use std::time::Duration;
 use ops_support::*;
 
 /// Families every node exports from its first scrape.
-const REQUIRED: [&str; 36] = [
+const REQUIRED: [&str; 38] = [
     "hera_members",
     "hera_quorum",
     "hera_quorum_reachable_members",
@@ -51,6 +51,8 @@ const REQUIRED: [&str; 36] = [
     "hera_registry_entries_pushed_total",
     "hera_registry_syncs_total",
     "hera_registry_instances_expired_total",
+    "hera_registry_clock_rejections_total",
+    "hera_implausible_claims_total",
 ];
 
 /// Alerting rules shipped in the docs.

@@ -278,7 +278,10 @@ impl Monitor {
             | Event::LeaveComplete
             | Event::Rejected { .. }
             | Event::CheckDue { .. }
-            | Event::RegistryChanged { .. } => {}
+            | Event::RegistryChanged { .. }
+            | Event::ClockRejected { .. }
+            | Event::ImplausibleClaim { .. }
+            | Event::NameTaken { .. } => {}
         }
     }
 

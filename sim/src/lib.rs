@@ -685,6 +685,9 @@ fn event_key(e: &Event) -> (u8, &str) {
         Event::Rejected { .. } => (10, ""),
         Event::CheckDue { id, .. } => (11, id.as_str()),
         Event::RegistryChanged { .. } => (12, ""),
+        Event::ClockRejected { writer, .. } => (13, writer.as_str()),
+        Event::ImplausibleClaim { name, .. } => (14, name.as_str()),
+        Event::NameTaken { .. } => (15, ""),
     }
 }
 
@@ -706,6 +709,15 @@ fn describe(e: &Event) -> String {
         Event::Rejected { from, error } => format!("rejects a datagram from {from}: {error}"),
         Event::CheckDue { id, .. } => format!("runs the health check of {id}"),
         Event::RegistryChanged { index } => format!("registry index {index}"),
+        Event::ClockRejected { writer, ahead_ms } => {
+            format!("refuses a version by {writer} {ahead_ms} ms ahead")
+        }
+        Event::ImplausibleClaim {
+            name,
+            known,
+            claimed,
+        } => format!("refuses a claim moving {name} from incarnation {known} to {claimed}"),
+        Event::NameTaken { holder } => format!("refuses to join: its name is held at {holder}"),
     }
 }
 

@@ -71,6 +71,14 @@ pub struct Config {
     /// with the tombstone, whoever deleted it, so deletions outlast partitions that heal within
     /// `failed_reap_after`.
     pub tombstone_grace: Duration,
+    /// A registry version whose wall part is further ahead of this node's wall clock than this
+    /// is refused (not merged, not forwarded). Hybrid logical clocks follow the highest version
+    /// seen, so one version stamped far in the future (a bad clock, or a crafted datagram)
+    /// would drag every node's clock there, and every later write would lose to it or tie
+    /// (issue 14). A few seconds covers NTP-disciplined clocks with room to spare; a node whose
+    /// clock is further off has its writes refused until its clock is fixed, which is the
+    /// failure we want to see (counted, logged).
+    pub max_clock_offset: Duration,
     /// Expected cluster size, if known: quorum is then a majority of the larger of this and
     /// the number of members known.
     pub expected_members: Option<usize>,
@@ -143,6 +151,7 @@ impl Config {
             leave_propagate: Duration::from_millis(600),
             registry_tick: Duration::from_millis(500),
             tombstone_grace: Duration::from_secs(600),
+            max_clock_offset: Duration::from_secs(5),
             expected_members: None,
         }
     }
@@ -176,6 +185,7 @@ impl Config {
             leave_propagate: Duration::from_secs(2),
             registry_tick: Duration::from_secs(1),
             tombstone_grace: Duration::from_secs(1_800),
+            max_clock_offset: Duration::from_secs(5),
             expected_members: None,
         }
     }
@@ -206,6 +216,7 @@ impl Config {
             leave_propagate: Duration::from_millis(300),
             registry_tick: Duration::from_millis(100),
             tombstone_grace: Duration::from_secs(60),
+            max_clock_offset: Duration::from_secs(5),
             expected_members: None,
         }
     }

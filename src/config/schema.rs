@@ -435,6 +435,9 @@ macro_rules! flag_of {
     ("tombstone_grace") => {
         "tombstone-grace"
     };
+    ("max_clock_offset") => {
+        "max-clock-offset"
+    };
     ("expect") => {
         "expect"
     };
@@ -442,7 +445,7 @@ macro_rules! flag_of {
 
 /// Every knob of [`Config`], in the order the README lists them. The range's reason follows
 /// each row.
-pub static FIELDS: [Field<Config>; 23] = [
+pub static FIELDS: [Field<Config>; 24] = [
     // 10 ms: a period shorter than a few loopback round trips only adds traffic (one ping per
     // node per period). 1 min: a crash would go unseen for minutes; SWIM's period is seconds.
     field!("probe_interval", "ProbeInterval", runtime: true,
@@ -530,6 +533,12 @@ pub static FIELDS: [Field<Config>; 23] = [
     field!("tombstone_grace", "TombstoneGrace", runtime: false,
         duration!(tombstone_grace, secs(1), secs(7 * DAY)),
         "deleted instances are remembered this long, so slow peers cannot resurrect them"),
+    // 100 ms: NTP keeps LAN clocks within a few ms, and a tighter bound would refuse honest
+    // writes from a clock mid-correction. 1 h: beyond it a poisoned version outlives any
+    // tombstone grace worth having, and whole-hour offsets are time-zone bugs, not drift.
+    field!("max_clock_offset", "MaxClockOffset", runtime: true,
+        duration!(max_clock_offset, ms(100), secs(HOUR)),
+        "registry versions further ahead of the local wall clock are refused"),
     // Quorum is a majority of max(expect, known): 1,000,000 is beyond any cluster hera serves.
     Field {
         meta: Meta {

@@ -134,6 +134,12 @@ pub enum CommandError {
     MemberLive {
         name: NodeName,
     },
+    /// Force-leave from a node that does not see a majority: its view may be the stale one
+    /// (a minority partition), and the member it holds failed may be alive elsewhere.
+    NoQuorum {
+        reachable: usize,
+        known: usize,
+    },
 }
 
 impl std::fmt::Display for CommandError {
@@ -151,6 +157,10 @@ impl std::fmt::Display for CommandError {
             CommandError::MemberLive { name } => write!(
                 f,
                 "{name} is not failed; only a failed member can be forced to leave (a live one leaves by itself)"
+            ),
+            CommandError::NoQuorum { reachable, known } => write!(
+                f,
+                "this node sees {reachable} of {known} members reachable, not a majority: its view may be stale; force-leave from a node that sees a majority"
             ),
         }
     }
@@ -214,6 +224,26 @@ pub enum Event {
     RegistryChanged {
         index: u64,
     },
+    /// A registry version stamped further ahead of our wall clock than `max_clock_offset` was
+    /// refused: `writer`'s clock is wrong, or someone tries to poison the registry's clocks.
+    /// Only for the log (rate-limited there); nothing changed.
+    ClockRejected {
+        writer: NodeName,
+        ahead_ms: u64,
+    },
+    /// A claim by a third party that moved `name`'s incarnation from `known` to `claimed`, too
+    /// far to be honest, was refused. Only for the log; nothing changed.
+    ImplausibleClaim {
+        name: NodeName,
+        known: Incarnation,
+        claimed: Incarnation,
+    },
+    /// Our name is held by a live member at another address, `holder`: this node refuses to
+    /// join (the shell stops it). Two live processes under one name would each treat the
+    /// other's entries as its own.
+    NameTaken {
+        holder: SocketAddr,
+    },
 }
 
 impl Event {
@@ -222,7 +252,10 @@ impl Event {
     /// republish: under a flood of junk that would cost a snapshot per datagram.
     pub fn changes_state(&self) -> bool {
         match self {
-            Event::Rejected { .. } | Event::NameConflict { .. } => false,
+            Event::Rejected { .. }
+            | Event::NameConflict { .. }
+            | Event::ClockRejected { .. }
+            | Event::ImplausibleClaim { .. } => false,
             Event::MemberJoined { .. }
             | Event::MemberSuspected { .. }
             | Event::MemberRecovered { .. }
@@ -233,7 +266,9 @@ impl Event {
             | Event::Joined { .. }
             | Event::LeaveComplete
             | Event::CheckDue { .. }
-            | Event::RegistryChanged { .. } => true,
+            | Event::RegistryChanged { .. }
+            // The node stops: its lifecycle is what readers see.
+            | Event::NameTaken { .. } => true,
         }
     }
 }

@@ -41,6 +41,11 @@ pub(crate) struct Io {
     pub(crate) sealer: Option<Sealer>,
     /// The cluster label every datagram carries (`keyring.rs`); None: unlabelled.
     pub(crate) label: Option<crate::wire::ClusterLabel>,
+    /// The wall clock's lead over `now`, in microseconds (negative: behind), as the shell last
+    /// told it ([`super::Node::set_wall_clock`]). `now` is monotonic for timers; registry
+    /// versions and the clock-offset check want the wall clock, which NTP may step. Zero (the
+    /// simulator, the tests) makes the wall clock `now`.
+    wall_lead_us: i64,
     /// Bumped on every change visible through the views, so shells republish only on change:
     /// only through [`Io::changed`] (and [`Io::emit`], which calls it for events that
     /// change state).
@@ -63,8 +68,31 @@ impl Io {
             stats: Stats::default(),
             sealer: None,
             label: None,
+            wall_lead_us: 0,
             version: 0,
         }
+    }
+
+    /// Record the wall clock read at `now` (monotonic): [`Io::wall`] follows it from then on.
+    pub(crate) fn set_wall_clock(&mut self, now: Instant, wall: Instant) {
+        let lead = i128::from(wall.as_micros()) - i128::from(now.as_micros());
+        self.wall_lead_us =
+            i64::try_from(lead).unwrap_or(if lead < 0 { i64::MIN } else { i64::MAX });
+    }
+
+    /// The wall clock at `now`: what registry versions are stamped with and compared to.
+    pub(crate) fn wall(&self, now: Instant) -> Instant {
+        let micros = i128::from(now.as_micros()) + i128::from(self.wall_lead_us);
+        Instant::from_micros(u64::try_from(micros.max(0)).unwrap_or(u64::MAX))
+    }
+
+    /// An event only for the shell's log: it changes nothing readers see, so the state version
+    /// stays (a refused datagram must not make the shell republish).
+    pub(crate) fn emit_quiet(&mut self, event: Event) {
+        if self.events.len() == EVENTS_MAX {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
     }
 
     /// The state version: changes with every visible change of state.

@@ -88,7 +88,7 @@ impl Node {
         };
         let mut node = Node {
             membership: Membership::new(&config, identity.name.clone(), profile, now),
-            catalog: Catalog::new(identity.name, now),
+            catalog: Catalog::new(identity.name),
             io: Io::new(config, ChaCha8Rng::seed_from_u64(rng_seed)),
         };
         node.start_timers(now);
@@ -128,10 +128,22 @@ impl Node {
         // A newer minor's messages: skipped, counted, the rest of the datagram applied.
         self.io.stats.messages_skipped += u64::from(datagram.skipped);
         for message in datagram.messages {
+            if self.membership.lifecycle == Lifecycle::Stopped {
+                // Stopped by this datagram (our name is taken): the rest is not for us.
+                return;
+            }
             self.io.stats.message_in(message.kind());
             self.handle_message(now, from, message);
         }
         self.catalog.send_grave_replies(&mut self.io, now, from);
+    }
+
+    /// The shell read the wall clock as `wall` at `now` (its monotonic time). Registry versions
+    /// follow the wall clock, which NTP may step while the process runs; `now` stays
+    /// monotonic for timers. The driver calls this every turn; without it the wall clock is
+    /// `now` (the simulator).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: Instant) {
+        self.io.set_wall_clock(now, wall);
     }
 
     /// Deadlines up to `now` have passed.
@@ -239,6 +251,26 @@ impl Node {
 
     pub fn lifecycle(&self) -> Lifecycle {
         self.membership.lifecycle
+    }
+
+    /// The address of the live member holding this node's name, if a seed's table showed one:
+    /// the node refused to join and stopped ([`Event::NameTaken`]).
+    pub fn name_taken_by(&self) -> Option<SocketAddr> {
+        self.membership.name_taken_by
+    }
+
+    /// Whether this node's own member update (its profile, tags included) fits one datagram
+    /// with the envelope in force (label, seal). If not, it could never announce itself and
+    /// would never join, silently (issue 14): the shell refuses to start. Err holds the
+    /// update's encoded bytes and the room a datagram has for it.
+    pub fn own_update_fits(&self) -> Result<(), (usize, usize)> {
+        let encoded = wire::encode_message(&Message::Member(self.membership.own_update()));
+        let room = self.io.new_datagram().remaining();
+        if encoded.len() <= room {
+            Ok(())
+        } else {
+            Err((encoded.len(), room))
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -368,7 +400,7 @@ impl Node {
             Message::Ping(ping) => membership.on_ping(io, now, from, ping),
             Message::Ack(ack) => membership.on_ack(io, now, ack),
             Message::PingReq(req) => membership.on_ping_req(io, now, from, req),
-            Message::Nack(nack) => membership.on_nack(io, catalog, now, nack),
+            Message::Nack(nack) => membership.on_nack(io, catalog, now, from, nack),
             Message::Member(update) => {
                 membership.apply_update(io, catalog, now, update, Source::Gossip);
             }

@@ -24,9 +24,10 @@ pub struct Restored {
 impl Node {
     pub(super) fn restore(&mut self, now: Instant, restored: Restored) -> Reply {
         let membership = &mut self.membership;
-        membership.incarnation = membership
-            .incarnation
-            .max(restored.incarnation.saturating_add(1));
+        membership.incarnation = crate::swim::members::later_incarnation(
+            membership.incarnation,
+            restored.incarnation.wrapping_add(1),
+        );
         self.catalog
             .restore(&mut self.io, now, restored.clock, restored.instances);
         self.io.changed();

@@ -963,20 +963,25 @@ fn restarted_node_takes_over_with_a_higher_incarnation() {
 
 /// Names are unique: a second node claiming a live member's name from another address is
 /// refused with `NameConflict`, and the original stays alive at its own address everywhere.
+/// (A twin that joins through a seed stands down by itself: `hostile::a_twin_refuses_to_join_and_names_the_holder`;
+/// this is the claim of one that never asked, gossiped above the holder's incarnation.)
 #[test]
 fn name_conflict_is_refused() {
     let config = Config::local();
     let mut c = Cluster::new(3, config.clone(), 12);
     c.join_all();
     let start = c.now;
-    c.start(3, name(1), 77);
-    c.command(
-        3,
-        Command::Join {
-            seeds: vec![addr(0)],
-        },
-    )
-    .unwrap();
+    let mut profile = c.node(0).member(&name(1)).unwrap().profile.to_profile();
+    profile.addr = addr(3);
+    let claim = Message::Member(MemberUpdate {
+        name: name(1),
+        incarnation: c.member_incarnation(0, 1).unwrap() + 1,
+        claim: Claim::Alive,
+        profile,
+    });
+    for o in [0, 2] {
+        c.inject(o, addr(3), std::slice::from_ref(&claim));
+    }
     c.run_for(config.sync_interval * 2);
 
     let refused = c.events_since(start).any(|(_, i, e)| {
@@ -1258,6 +1263,7 @@ fn same_seed_same_transmits() {
     assert_ne!(a, run(18));
 }
 
+mod hostile;
 mod registry;
 mod retune;
 mod traffic;

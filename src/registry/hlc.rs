@@ -44,14 +44,23 @@ pub struct HlcClock {
 }
 
 impl HlcClock {
-    /// A version for a local write at `now`.
+    /// A version for a local write at wall time `now`.
+    ///
+    /// A counter at its maximum moves the wall part on by a millisecond instead of sticking:
+    /// a stuck clock would give every later write the same version, and the same version
+    /// never wins, so writes would be acknowledged and dropped (issue 14). Only a wall part at
+    /// `u64::MAX` cannot move on, and versions that far ahead are refused before they are
+    /// observed (`Catalog::on_entry`, `max_clock_offset`).
     pub fn tick(&mut self, now: Instant, node: &NodeName) -> Hlc {
         let physical = now.as_millis();
         if physical > self.wall_ms {
             self.wall_ms = physical;
             self.counter = 0;
+        } else if let Some(next) = self.counter.checked_add(1) {
+            self.counter = next;
         } else {
-            self.counter = self.counter.saturating_add(1);
+            self.wall_ms = self.wall_ms.saturating_add(1);
+            self.counter = 0;
         }
         Hlc {
             wall_ms: self.wall_ms,
@@ -119,6 +128,9 @@ mod tests {
             ((5, 3), Some((5, 1)), 5, (5, 4)),
             ((5, 3), Some((4, 8)), 7, (7, 0)),
             ((5, 3), Some((7, 0)), 7, (7, 1)),
+            // A saturated counter moves the wall part on rather than repeating a version.
+            ((5, u32::MAX), None, 5, (6, 0)),
+            ((5, 3), Some((9, u32::MAX)), 6, (10, 0)),
         ];
         let me = NodeName::new("me").unwrap();
         for ((wall_ms, counter), seen, now_ms, expected) in table {

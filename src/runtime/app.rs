@@ -35,6 +35,12 @@ pub enum StartError {
     BindDns(dns::BindError),
     /// The data directory is locked by another process, unreadable, or holds a bad file.
     Store(StoreError),
+    /// This node's own member update (name, address, dc, tags) does not fit one datagram:
+    /// it could never announce itself.
+    ProfileTooLarge {
+        bytes: usize,
+        room: usize,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -48,6 +54,12 @@ impl std::fmt::Display for StartError {
             }
             StartError::BindDns(e) => write!(f, "{e}"),
             StartError::Store(e) => write!(f, "{e}"),
+            StartError::ProfileTooLarge { bytes, room } => write!(
+                f,
+                "this node's member update (name, address, dc and tags) encodes to {bytes} bytes, \
+                 over the {room} a datagram has room for: use fewer or shorter tags, or raise \
+                 packet_bytes_max"
+            ),
         }
     }
 }
@@ -147,6 +159,9 @@ impl App {
             }
             (None, Some(key)) => node.set_keyring(Keyring::new(key.clone())),
             (None, None) => {}
+        }
+        if let Err((bytes, room)) = node.own_update_fits() {
+            return Err(StartError::ProfileTooLarge { bytes, room });
         }
         let remembered = saved.members.clone();
         if let Some(store) = store.as_mut() {
@@ -271,18 +286,32 @@ impl App {
         }
     }
 
-    /// Wait until the node stops by itself (a leave through the API) or `signal` fires, then
-    /// shut down cleanly.
-    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+    /// Wait until the node stops by itself (a leave through the API, or its name found taken
+    /// at join) or `signal` fires, then shut down cleanly. Says why it ended.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Ended {
         let stopped = self.handle.wait_for(std::time::Duration::MAX, |s| {
             s.lifecycle == crate::node::Lifecycle::Stopped
         });
-        tokio::select! {
-            _ = stopped => {}
-            () = signal => {}
-        }
+        let ended = tokio::select! {
+            snapshot = stopped => match snapshot.and_then(|s| s.name_taken_by) {
+                Some(holder) => Ended::NameTaken { holder },
+                None => Ended::Stopped,
+            },
+            () = signal => Ended::Stopped,
+        };
         self.shutdown().await;
+        ended
     }
+}
+
+/// Why [`App::run_until`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Left, or told to stop.
+    Stopped,
+    /// A live member at `holder` has this node's name: it refused to join (a second process
+    /// under one name, e.g. a cloned VM keeping its host name). `hera run` exits with 1.
+    NameTaken { holder: SocketAddr },
 }
 
 /// The DNS listeners the settings ask for. The default address may be taken by another node on

@@ -60,16 +60,52 @@ impl State {
     }
 }
 
+/// Incarnations are compared as serial numbers (RFC 1982, 32 bits): `a` is newer than `b` when
+/// it is ahead by less than half the space. A plain `>` made `u32::MAX` the end of the line:
+/// one claim at the maximum about a live member left it nothing to refute with (issue 14).
+/// With serial order every incarnation has a successor, and refutation wraps. The order is
+/// total within any window of 2^31, which honest incarnations never leave: only the member
+/// raises its own, by one per refutation, and third-party claims that jump further than
+/// [`INCARNATION_JUMP_MAX`] are refused ([`plausible`]).
+pub fn newer_incarnation(a: Incarnation, b: Incarnation) -> bool {
+    let ahead = a.wrapping_sub(b);
+    ahead != 0 && ahead < 1 << 31
+}
+
+/// The later of two incarnations in serial order.
+pub fn later_incarnation(a: Incarnation, b: Incarnation) -> Incarnation {
+    if newer_incarnation(a, b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// How far a claim may move a member's incarnation past the one we hold. Only the member
+/// raises its incarnation, by one per refutation; a node that missed a few of them, or a member
+/// restarted without its data directory, is behind by a handful, not tens of thousands. 2^16
+/// refutations at one a second is 18 hours of continuous suspicion, and it keeps any one
+/// forged claim 2^15 times short of the half-space where serial order turns ambiguous.
+pub const INCARNATION_JUMP_MAX: Incarnation = 1 << 16;
+
+/// Whether a claim at `claimed` about a member we hold at `known` is believable: not newer,
+/// or newer by at most [`INCARNATION_JUMP_MAX`].
+pub fn plausible(known: Incarnation, claimed: Incarnation) -> bool {
+    !newer_incarnation(claimed, known) || claimed.wrapping_sub(known) <= INCARNATION_JUMP_MAX
+}
+
 /// The merge rule: does a claim at `incoming` replace what we hold at `current`?
 ///
-/// A higher incarnation always wins, because only the member itself raises it; at equal
-/// incarnation the more severe state wins (see [`State::precedence`]). This is a total order
-/// on (incarnation, state), so every node that sees the same claims ends in the same state
+/// A newer incarnation (serial order, [`newer_incarnation`]) always wins, because only the
+/// member itself raises it; at equal incarnation the more severe state wins (see
+/// [`State::precedence`]). Within any window of 2^31 incarnations this is a total order on
+/// (incarnation, state), so every node that sees the same claims ends in the same state
 /// whatever order they arrive in.
 pub fn supersedes(current: (Incarnation, State), incoming: (Incarnation, State)) -> bool {
     let (cur_inc, cur_state) = current;
     let (new_inc, new_state) = incoming;
-    new_inc > cur_inc || (new_inc == cur_inc && new_state.precedence() > cur_state.precedence())
+    newer_incarnation(new_inc, cur_inc)
+        || (new_inc == cur_inc && new_state.precedence() > cur_state.precedence())
 }
 
 /// A member's place in the table: valid while the member is there; the table reuses it once
@@ -545,6 +581,11 @@ mod tests {
             ((1, Left), (2, Alive), true),
             ((1, Left), (1, Left), false),
             ((0, Alive), (0, Left), true),
+            // Serial order: the successor of the maximum is zero, and the maximum is older
+            // than a small incarnation (it is half the space behind, not ahead).
+            ((u32::MAX, Left), (0, Alive), true),
+            ((0, Alive), (u32::MAX, Left), false),
+            ((5, Alive), (u32::MAX, Left), false),
         ];
         for (current, incoming, expected) in table {
             assert_eq!(
@@ -556,10 +597,28 @@ mod tests {
     }
 
     #[test]
+    fn plausibility_table() {
+        let table = [
+            (5, 5, true),
+            (5, 4, true),
+            (5, 6, true),
+            (5, 5 + INCARNATION_JUMP_MAX, true),
+            (5, 6 + INCARNATION_JUMP_MAX, false),
+            (5, u32::MAX, true), // older in serial order: harmless, and ignored
+            (u32::MAX - 1, 3, true),
+            (0, 1 << 30, false),
+        ];
+        for (known, claimed, expected) in table {
+            assert_eq!(plausible(known, claimed), expected, "{known} <- {claimed}");
+        }
+    }
+
+    #[test]
     fn merge_rule_is_a_total_order() {
         let states = [Alive, Suspect, Failed, Left];
-        for a_inc in 0..3 {
-            for b_inc in 0..3 {
+        let window = [u32::MAX - 1, u32::MAX, 0, 1];
+        for a_inc in window {
+            for b_inc in window {
                 for a in states {
                     for b in states {
                         let (x, y) = ((a_inc, a), (b_inc, b));

@@ -146,6 +146,10 @@ pub struct Probe {
     /// Nacks we asked for from indirect probers, and how many came back (Lifeguard).
     pub nacks_expected: u32,
     pub nacks_received: u32,
+    /// The helpers asked whose nack has not come yet (at most `indirect_checks`, 16): a nack
+    /// counts only from one of them, once, so a duplicated or forged nack cannot end a probe
+    /// early.
+    pub nacks_pending: Vec<SocketAddr>,
 }
 
 /// An indirect probe we run on behalf of another member.

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Quorum;
 use crate::names::{InstanceId, NodeName};
-use crate::registry::{Entry, Registry};
+use crate::registry::{Entry, Hlc, Registry};
 use crate::swim::members::{Members, State, StateCounts};
 use crate::time::Instant;
 
@@ -24,6 +24,9 @@ pub(crate) struct MembershipView<'a> {
     pub(crate) members: &'a Members,
     /// This node takes part in the protocol (not leaving, not stopped).
     pub(crate) active: bool,
+    /// A join is under way: no seed has answered yet, so whether our name is ours to use in
+    /// this cluster is not known (`Event::NameTaken`).
+    pub(crate) joining: bool,
     /// The configured cluster size, if any (quorum counts at least this many).
     pub(crate) expected_members: Option<usize>,
 }
@@ -62,8 +65,13 @@ impl MembershipView<'_> {
 pub(crate) struct Catalog {
     /// This node's name: the owner of what it registers.
     name: NodeName,
-    /// When this node started: entries naming it as owner written since are its own.
-    started: Instant,
+    /// The first version this boot wrote: the boot's epoch. Our clock only moves forward, so
+    /// every version we write this boot is at or above it, and every version an earlier boot
+    /// wrote that reached us before it is below (the clock observed it). The zombie rule
+    /// compares versions against it, not wall times against the start time: after the
+    /// cluster's clocks ran ahead, an entry the previous boot wrote has a wall time past our
+    /// start and was taken for one we had deleted (issue 14).
+    epoch: Option<Hlc>,
     pub(super) registry: Registry,
     /// Deadlines of the instances this node owns (owner-local: never gossiped). Ordered: the
     /// registry tick walks it, and what it writes (expiries, TTL lapses) must come out in the
@@ -86,10 +94,10 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
-    pub(crate) fn new(name: NodeName, started: Instant) -> Catalog {
+    pub(crate) fn new(name: NodeName) -> Catalog {
         Catalog {
             name,
-            started,
+            epoch: None,
             registry: Registry::default(),
             owned: BTreeMap::new(),
             orphans_since: None,

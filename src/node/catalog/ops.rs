@@ -302,7 +302,10 @@ impl Catalog {
 
     /// A local write: version it, store it, gossip it at once.
     fn write(&mut self, io: &mut Io, now: Instant, id: InstanceId, instance: Option<Instance>) {
-        let version = self.registry.next_version(now, &self.name);
+        let version = self.registry.next_version(io.wall(now), &self.name);
+        if self.epoch.is_none() {
+            self.epoch = Some(version.clone());
+        }
         let entry = Entry {
             id,
             version,
@@ -340,10 +343,22 @@ impl Catalog {
         now: Instant,
         entry: Entry,
     ) {
+        let wall_ms = io.wall(now).as_millis();
+        if let Some(ahead_ms) = too_far_ahead(&io.config, wall_ms, &entry.version) {
+            // Not merged, not observed, not forwarded: a version this far ahead would drag the
+            // registry clock of every node there (issue 14). Nothing changed, so the state
+            // version stays; the event is for the (rate-limited) log.
+            io.stats.clock_rejections += 1;
+            io.emit_quiet(Event::ClockRejected {
+                writer: entry.version.node,
+                ahead_ms,
+            });
+            return;
+        }
         let grace_ms = io.config.tombstone_grace.as_millis() as u64;
         if self
             .registry
-            .is_expired_tombstone(&entry, now.as_millis(), grace_ms)
+            .is_expired_tombstone(&entry, wall_ms, grace_ms)
         {
             return;
         }
@@ -382,7 +397,9 @@ impl Catalog {
                 self.owe_sync(view, owner);
                 return;
             }
-            if instance.owner == self.name && self.is_zombie(&entry) {
+            // Not while joining: a live process holding our name (a twin, refused at join)
+            // writes under it, and its entries are not ours to delete.
+            if instance.owner == self.name && !view.joining && self.is_zombie(&entry) {
                 // We own it but hold nothing newer: we deleted it and the tombstone has been
                 // collected, and a peer cut off for longer than the grace sends it back. The
                 // owner has the last word: delete it again, at a version newer than the rumour.
@@ -403,11 +420,16 @@ impl Catalog {
         self.merge(io, entry);
     }
 
-    /// An entry naming us as owner that we do not hold, written since this node started (so
-    /// not one we forgot by restarting: those we adopt, and enforce their TTLs again).
+    /// An entry naming us as owner that we do not hold, written by this boot (at or above its
+    /// epoch; so not one we forgot by restarting: those we adopt, and enforce their TTLs
+    /// again).
     fn is_zombie(&self, entry: &Entry) -> bool {
         self.registry.get(&entry.id).is_none()
-            && entry.version.wall_ms >= self.started.as_millis()
+            && entry.version.node == self.name
+            && self
+                .epoch
+                .as_ref()
+                .is_some_and(|epoch| entry.version >= *epoch)
             && self
                 .registry
                 .stored(&entry.id)
@@ -536,7 +558,7 @@ impl Catalog {
         }
         let keep_graves = self.keeps_graves(io, view, now);
         let collected = self.registry.collect_tombstones(
-            now.as_millis(),
+            io.wall(now).as_millis(),
             io.config.tombstone_grace.as_millis() as u64,
             keep_graves,
         );
@@ -549,7 +571,7 @@ impl Catalog {
             // reconnects by itself.
             let before_ms = if keep_graves {
                 let reap_ms = io.config.failed_reap_after.as_millis() as u64;
-                now.as_millis().saturating_sub(reap_ms)
+                io.wall(now).as_millis().saturating_sub(reap_ms)
             } else {
                 u64::MAX
             };
@@ -635,6 +657,14 @@ impl Catalog {
     }
 }
 
+/// How far `version` is ahead of the wall clock (`wall_ms`), if further than the configured
+/// `max_clock_offset`.
+fn too_far_ahead(config: &crate::config::Config, wall_ms: u64, version: &Hlc) -> Option<u64> {
+    let ahead_ms = version.wall_ms.saturating_sub(wall_ms);
+    let allowed_ms = u64::try_from(config.max_clock_offset.as_millis()).unwrap_or(u64::MAX);
+    (ahead_ms > allowed_ms).then_some(ahead_ms)
+}
+
 impl Catalog {
     /// The registry half of a restore: the clock floor, then this node's own instances.
     pub(in crate::node) fn restore(
@@ -645,6 +675,9 @@ impl Catalog {
         instances: Vec<Entry>,
     ) {
         let (wall_ms, counter) = clock;
+        // Our own saved state, trusted like the rest of the data directory (not checked
+        // against `max_clock_offset`): the floor is what keeps writes after a restart above
+        // the previous boot's when the wall clock went back.
         self.registry.observe(&Hlc {
             wall_ms,
             counter,

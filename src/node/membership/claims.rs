@@ -7,7 +7,7 @@ use crate::node::catalog::Catalog;
 use crate::node::io::Io;
 use crate::node::{CommandError, Event, Lifecycle, Reply};
 use crate::swim::gossip::Subject;
-use crate::swim::members::{supersedes, State};
+use crate::swim::members::{later_incarnation, newer_incarnation, plausible, supersedes, State};
 use crate::swim::probe::{uniform, ProbeKind};
 use crate::swim::suspicion::{self, Suspicion};
 use crate::time::Instant;
@@ -48,7 +48,7 @@ impl Membership {
         source: Source,
     ) -> bool {
         if update.name == self.name {
-            return self.apply_update_about_me(io, update);
+            return self.apply_update_about_me(io, update, source);
         }
         let held_alive = self.members.get(&update.name).map(|m| m.state) == Some(State::Alive);
         let claim = match (source, update.claim) {
@@ -94,6 +94,18 @@ impl Membership {
         };
         let (cur_inc, cur_state, cur_addr) =
             (current.incarnation, current.state, current.profile.addr);
+        if !plausible(cur_inc, update.incarnation) {
+            // Only the member raises its incarnation, one refutation at a time: a claim this
+            // far ahead is forged or corrupt, and believing it would leave the member little
+            // room to refute (issue 14). Nothing changes; the event is for the log.
+            io.stats.implausible_claims += 1;
+            io.emit_quiet(Event::ImplausibleClaim {
+                name,
+                known: cur_inc,
+                claimed: update.incarnation,
+            });
+            return false;
+        }
 
         if let Claim::Suspect { by } = &claim {
             if cur_state == State::Suspect && cur_inc == update.incarnation {
@@ -323,11 +335,41 @@ impl Membership {
 
     /// A claim about this node. Anything that says we are not alive, or that a newer us
     /// exists, is refuted by outbidding its incarnation (SWIM §4.2).
-    fn apply_update_about_me(&mut self, io: &mut Io, update: MemberUpdate) -> bool {
+    fn apply_update_about_me(&mut self, io: &mut Io, update: MemberUpdate, source: Source) -> bool {
         if self.lifecycle != Lifecycle::Active {
             return false;
         }
-        let stale = update.incarnation < self.incarnation;
+        // A claim far ahead of our own incarnation is forged, unless it is what the seed we
+        // joined through holds of a previous boot of ours (restarted without its data
+        // directory, we start again from zero). Refuting it would move us where the members
+        // that refused it as implausible never follow, and we would be held at the old one.
+        if source != Source::JoinTransfer && !plausible(self.incarnation, update.incarnation) {
+            io.stats.implausible_claims += 1;
+            io.emit_quiet(Event::ImplausibleClaim {
+                name: self.name.clone(),
+                known: self.incarnation,
+                claimed: update.incarnation,
+            });
+            return false;
+        }
+        if source == Source::JoinTransfer
+            && update.profile.addr != self.profile.addr
+            && State::of(&update.claim).is_live()
+        {
+            // The seed holds our name live at another address: another process runs under it
+            // (a cloned VM keeps the host name). Refuse to join rather than fight it: two live
+            // processes under one name each take the other's entries for their own, and the
+            // zombie rule deletes them. Stop, and let the shell say who holds it.
+            io.stats.name_conflicts += 1;
+            self.name_taken_by = Some(update.profile.addr);
+            self.lifecycle = Lifecycle::Stopped;
+            self.join = None;
+            io.emit(Event::NameTaken {
+                holder: update.profile.addr,
+            });
+            return false;
+        }
+        let stale = newer_incarnation(self.incarnation, update.incarnation);
         let refute = match &update.claim {
             Claim::Alive => {
                 let impostor = update.profile.addr != self.profile.addr;
@@ -340,7 +382,7 @@ impl Membership {
                     });
                 }
                 // An alive claim at our incarnation with our address is our own news echoing.
-                update.incarnation > self.incarnation || (impostor && !stale)
+                newer_incarnation(update.incarnation, self.incarnation) || (impostor && !stale)
             }
             Claim::Suspect { .. } | Claim::Failed { .. } | Claim::Left => !stale,
         };
@@ -356,7 +398,8 @@ impl Membership {
             // Lifeguard: being suspected is a sign we may be the slow one.
             self.awareness.apply(1);
         }
-        self.incarnation = update.incarnation.max(self.incarnation).saturating_add(1);
+        // Serial order: the successor of u32::MAX is 0, so no claim leaves us without one.
+        self.incarnation = later_incarnation(update.incarnation, self.incarnation).wrapping_add(1);
         io.stats.refutations += 1;
         io.emit(Event::Refuted {
             incarnation: self.incarnation,
@@ -387,6 +430,15 @@ impl Membership {
             State::Alive | State::Suspect => Err(CommandError::MemberLive { name: name.clone() }),
             State::Left => Ok(Reply::Done),
             State::Failed => {
+                // A failure seen from a minority may be our own isolation (issue 14): evicting
+                // the member would send a live node through a leave it must refute.
+                let quorum = self.view(io.config.expected_members).quorum();
+                if !quorum.has_quorum {
+                    return Err(CommandError::NoQuorum {
+                        reachable: quorum.reachable,
+                        known: quorum.known.max(quorum.expected.unwrap_or(0)),
+                    });
+                }
                 let update = MemberUpdate {
                     name: name.clone(),
                     incarnation: member.incarnation,

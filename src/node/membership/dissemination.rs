@@ -223,6 +223,10 @@ impl Membership {
         };
         for record in push_pull.members.0 {
             self.apply_update(io, catalog, now, record, source);
+            if self.lifecycle == crate::node::Lifecycle::Stopped {
+                // Our name is taken (`Event::NameTaken`): nothing more from this table.
+                return;
+            }
         }
         // Only a seed's answer completes a join: any other push-pull would make us send our
         // registry digest and sync probe to whatever address it came from (found by the

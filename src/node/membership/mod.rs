@@ -54,6 +54,9 @@ pub(crate) struct Membership {
     join: Option<PendingJoin>,
     /// The seeds that answered our join, while their tables may still be arriving.
     join_transfer: Option<JoinTransfer>,
+    /// The address of the live member that holds our name, if a seed's table said so: this
+    /// node refused to join and stopped (`Event::NameTaken`).
+    pub(super) name_taken_by: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +89,7 @@ impl Membership {
             awareness: Awareness::new(config.awareness_max),
             join: None,
             join_transfer: None,
+            name_taken_by: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl Membership {
         MembershipView {
             members: &self.members,
             active: self.lifecycle == Lifecycle::Active,
+            joining: self.join.is_some(),
             expected_members,
         }
     }

@@ -66,6 +66,7 @@ impl Membership {
                 kind,
                 nacks_expected: 0,
                 nacks_received: 0,
+                nacks_pending: Vec::new(),
             },
         );
         io.stats.probes_sent += 1;
@@ -123,16 +124,17 @@ impl Membership {
             target: target.clone(),
             target_addr: addr,
         });
-        let mut sent = 0;
+        let mut asked = Vec::with_capacity(helpers.len());
         for helper in helpers {
             if let Some(helper_addr) = self.members.by_id(helper).map(|m| m.profile.addr) {
                 self.send(io, helper_addr, std::slice::from_ref(&request), true);
-                sent += 1;
+                asked.push(helper_addr);
             }
         }
-        io.stats.indirect_probes_sent += sent;
+        io.stats.indirect_probes_sent += asked.len() as u64;
         if let Some(probe) = self.probes.get_mut(&seq) {
-            probe.nacks_expected = sent as u32;
+            probe.nacks_expected = asked.len() as u32;
+            probe.nacks_pending = asked;
         }
     }
 
@@ -265,10 +267,23 @@ impl Membership {
     /// Lifeguard nacks: each proves a helper is alive yet could not reach the target. Once
     /// every helper has nacked, waiting out the rest of the period tells us nothing more, so
     /// the probe ends now and the suspicion starts a few hundred milliseconds sooner.
-    pub(crate) fn on_nack(&mut self, io: &mut Io, catalog: &mut Catalog, now: Instant, nack: Nack) {
+    pub(crate) fn on_nack(
+        &mut self,
+        io: &mut Io,
+        catalog: &mut Catalog,
+        now: Instant,
+        from: SocketAddr,
+        nack: Nack,
+    ) {
         let Some(probe) = self.probes.get_mut(&nack.seq) else {
             return;
         };
+        // Only from a helper we asked, once each (issue 14): a duplicated nack, or one from
+        // anyone else, would end the probe before the helpers we asked have answered.
+        let Some(at) = probe.nacks_pending.iter().position(|h| *h == from) else {
+            return;
+        };
+        probe.nacks_pending.swap_remove(at);
         probe.nacks_received += 1;
         if probe.nacks_expected > 0 && probe.nacks_received >= probe.nacks_expected {
             self.on_probe_deadline(io, catalog, now, nack.seq);

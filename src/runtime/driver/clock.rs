@@ -1,8 +1,10 @@
 //! The only place that reads a clock.
 //!
 //! The core wants microseconds since the Unix epoch (its hybrid logical clocks use them as wall
-//! time) that never go backwards (its timers rely on that). We read the wall clock once, at
-//! start, and advance it with the monotonic clock from then on.
+//! time) that never go backwards (its timers rely on that): the wall clock read once, at
+//! start, advanced with the monotonic clock. Registry versions want the wall clock as it is
+//! now, stepped or not: [`Clock::wall`] reads it again, and the driver hands it to the node
+//! every turn (`Node::set_wall_clock`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +31,17 @@ impl Clock {
     #[allow(clippy::disallowed_methods)]
     pub fn now(&self) -> Instant {
         self.wall_at_start + self.mono_at_start.elapsed()
+    }
+
+    /// The wall clock, read now. Before the epoch (a broken clock) reads as `now`.
+    #[allow(clippy::disallowed_methods)] // the one sanctioned clock read
+    pub fn wall(&self, now: Instant) -> Instant {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since_epoch) => {
+                Instant::from_micros(u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX))
+            }
+            Err(_) => now,
+        }
     }
 
     /// The tokio deadline for a core deadline.

@@ -117,6 +117,9 @@ async fn run(
     let mut commands_open = true;
 
     loop {
+        // The wall clock may be stepped (NTP) while we run; registry versions follow it.
+        let now = clock.now();
+        node.set_wall_clock(now, clock.wall(now));
         // Due timers run first, every turn: the select below takes whichever input is ready,
         // and a socket that never runs dry (a flood) must not hold back probes, suspicion
         // timeouts or TTL expiry.
@@ -231,6 +234,10 @@ mod log {
     pub struct EventLog {
         last_rejected: Option<Instant>,
         rejected_since: u64,
+        last_clock: Option<Instant>,
+        clock_since: u64,
+        last_claim: Option<Instant>,
+        claims_since: u64,
         last_io_error: Option<Instant>,
     }
 
@@ -277,6 +284,28 @@ mod log {
                         self.rejected_since = 0;
                     }
                 }
+                Event::ClockRejected { writer, ahead_ms } => {
+                    self.clock_since += 1;
+                    if due(&mut self.last_clock, now) {
+                        tracing::warn!(%writer, ahead_ms, refused = self.clock_since, "refused registry versions stamped too far ahead of our wall clock (max_clock_offset; logged at most every 10 s)");
+                        self.clock_since = 0;
+                    }
+                }
+                Event::ImplausibleClaim {
+                    name,
+                    known,
+                    claimed,
+                } => {
+                    self.claims_since += 1;
+                    if due(&mut self.last_claim, now) {
+                        tracing::warn!(member = %name, known, claimed, refused = self.claims_since, "refused claims jumping a member's incarnation (logged at most every 10 s)");
+                        self.claims_since = 0;
+                    }
+                }
+                Event::NameTaken { holder } => tracing::error!(
+                    %holder,
+                    "this node's name is held by a live member at another address; not joining"
+                ),
                 #[allow(unreachable_patterns)]
                 other => tracing::debug!(?other, "event"),
             }

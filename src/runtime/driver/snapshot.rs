@@ -19,6 +19,9 @@ pub struct Snapshot {
     pub addr: SocketAddr,
     pub incarnation: u32,
     pub lifecycle: Lifecycle,
+    /// The live member holding this node's name, if a seed's table showed one: the node
+    /// refused to join and stopped (`Event::NameTaken`).
+    pub name_taken_by: Option<SocketAddr>,
     /// This node first, then the others by name.
     pub members: Vec<MemberView>,
     pub quorum: Quorum,
@@ -50,6 +53,7 @@ impl Snapshot {
             name: node.name().clone(),
             addr: node.profile().addr,
             incarnation: node.incarnation(),
+            name_taken_by: node.name_taken_by(),
             lifecycle: node.lifecycle(),
             members: node.member_views(),
             quorum: node.quorum(),

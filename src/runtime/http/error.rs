@@ -63,6 +63,7 @@ impl From<CommandError> for ApiError {
             CommandError::Invalid { .. } => StatusCode::BAD_REQUEST,
             CommandError::UnknownMember { .. } => StatusCode::NOT_FOUND,
             CommandError::MemberLive { .. } => StatusCode::CONFLICT,
+            CommandError::NoQuorum { .. } => StatusCode::CONFLICT,
             CommandError::Keyring(k) => match k {
                 KeyringError::NotEnabled | KeyringError::BadLength { .. } => {
                     StatusCode::BAD_REQUEST

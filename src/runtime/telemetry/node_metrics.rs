@@ -59,6 +59,8 @@ pub mod names {
     pub const ENTRIES_PUSHED: &str = "hera_registry_entries_pushed_total";
     pub const REGISTRY_SYNCS: &str = "hera_registry_syncs_total";
     pub const INSTANCES_EXPIRED: &str = "hera_registry_instances_expired_total";
+    pub const CLOCK_REJECTIONS: &str = "hera_registry_clock_rejections_total";
+    pub const IMPLAUSIBLE_CLAIMS: &str = "hera_implausible_claims_total";
 }
 
 /// The member states, as labelled.
@@ -208,6 +210,14 @@ pub fn describe() {
         INSTANCES_EXPIRED,
         "Instances this node owned and deregistered when they expired."
     );
+    describe_counter!(
+        CLOCK_REJECTIONS,
+        "Registry versions refused: stamped further ahead of this node's wall clock than max_clock_offset."
+    );
+    describe_counter!(
+        IMPLAUSIBLE_CLAIMS,
+        "Third-party member claims refused for moving a member's incarnation implausibly far."
+    );
 }
 
 /// Handles for everything [`NodeMetrics::observe`] updates, registered once.
@@ -243,6 +253,8 @@ pub struct NodeMetrics {
     entries_pushed: Counter,
     registry_syncs: Counter,
     instances_expired: Counter,
+    clock_rejections: Counter,
+    implausible_claims: Counter,
     rtt: Histogram,
 }
 
@@ -289,6 +301,8 @@ impl NodeMetrics {
             entries_pushed: counter!(ENTRIES_PUSHED),
             registry_syncs: counter!(REGISTRY_SYNCS),
             instances_expired: counter!(INSTANCES_EXPIRED),
+            clock_rejections: counter!(CLOCK_REJECTIONS),
+            implausible_claims: counter!(IMPLAUSIBLE_CLAIMS),
             rtt: histogram!(PROBE_RTT),
         }
     }
@@ -358,5 +372,7 @@ impl NodeMetrics {
         self.entries_pushed.absolute(s.entries_pushed);
         self.registry_syncs.absolute(s.registry_syncs);
         self.instances_expired.absolute(s.instances_expired);
+        self.clock_rejections.absolute(s.clock_rejections);
+        self.implausible_claims.absolute(s.implausible_claims);
     }
 }

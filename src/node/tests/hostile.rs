@@ -1,0 +1,356 @@
+//! Well-formed but hostile messages (issue 14): versions stamped in the far future, claims
+//! that jump a member's incarnation, a second process under a live member's name.
+
+use std::time::Duration;
+
+use super::*;
+use crate::names::{InstanceId, ServiceName};
+use crate::registry::{Entry, Hlc, InstanceSpec};
+
+fn id(s: &str) -> InstanceId {
+    InstanceId::new(s).unwrap()
+}
+
+fn spec(instance: &str) -> InstanceSpec {
+    let mut s = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 8080);
+    s.id = Some(id(instance));
+    s
+}
+
+fn cluster(n: usize) -> Cluster {
+    let mut c = Cluster::new(n, Config::local(), 21);
+    c.join_all();
+    c
+}
+
+fn spread(c: &Cluster) -> Duration {
+    c.config.gossip_interval * 10
+}
+
+fn holds(c: &Cluster, i: usize, instance: &str) -> bool {
+    c.node(i).registry().get(&id(instance)).is_some()
+}
+
+/// `entry` restamped `ahead` past the cluster's clock, as `writer` would.
+fn stamped(mut entry: Entry, wall_ms: u64, counter: u32, writer: &NodeName) -> Entry {
+    entry.version = Hlc {
+        wall_ms,
+        counter,
+        node: writer.clone(),
+    };
+    entry
+}
+
+/// Finding 1: one tombstone at the largest version dragged every registry clock to its
+/// maximum, after which every write got the same version and was dropped. Now it is refused
+/// (not merged, not observed, not forwarded), counted, and nothing readers see changes.
+#[test]
+fn a_version_from_the_far_future_is_refused_and_writes_keep_landing() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web-1"))).unwrap();
+    c.run_for(spread(&c));
+    let live = c.node(1).registry().entry(&id("web-1")).unwrap();
+    let mut poison = stamped(live.clone(), u64::MAX, u32::MAX, &name(0));
+    poison.instance = None;
+    let version_before = c.node(1).version();
+    let clock_before = c.node(1).registry().clock_high_water();
+    c.inject(1, addr(2), &[Message::Entry(poison)]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    assert_eq!(c.node(1).version(), version_before, "a refusal republished");
+    assert_eq!(c.node(1).registry().clock_high_water(), clock_before);
+    assert!(holds(&c, 1, "web-1"), "the poisoned tombstone deleted it");
+    assert!(c
+        .events
+        .iter()
+        .any(|(_, i, e)| *i == 1 && matches!(e, Event::ClockRejected { .. })));
+    // Writes still win everywhere: a deregistration reaches every node.
+    c.run_for(spread(&c));
+    c.command(0, Command::Deregister { id: id("web-1") })
+        .unwrap();
+    let gone = c.run_until_true(spread(&c), |c| (0..3).all(|i| !holds(c, i, "web-1")));
+    assert!(gone.is_some(), "a write after the poisoning was lost");
+}
+
+/// A day ahead is refused as well; within `max_clock_offset` is an honest clock and merges.
+#[test]
+fn only_versions_further_ahead_than_the_offset_are_refused() {
+    let mut c = cluster(2);
+    c.command(0, Command::Register(spec("web-1"))).unwrap();
+    c.run_for(spread(&c));
+    let live = c.node(1).registry().entry(&id("web-1")).unwrap();
+    let now_ms = c.now.as_millis();
+    let offset_ms = c.config.max_clock_offset.as_millis() as u64;
+    let day_ahead = stamped(live.clone(), now_ms + 86_400_000, 0, &name(0));
+    c.inject(1, addr(0), &[Message::Entry(day_ahead)]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    let near = stamped(live, now_ms + offset_ms - 1, 0, &name(0));
+    c.inject(1, addr(0), &[Message::Entry(near.clone())]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    assert_eq!(
+        c.node(1).registry().stored(&id("web-1")).unwrap().version,
+        near.version
+    );
+}
+
+/// The offset is measured against the wall clock the shell last read, not against `now`
+/// (monotonic since start): a wall clock stepped ahead makes the same version acceptable.
+#[test]
+fn the_offset_follows_the_wall_clock_the_shell_reads() {
+    let mut c = cluster(2);
+    c.command(0, Command::Register(spec("web-1"))).unwrap();
+    c.run_for(spread(&c));
+    let live = c.node(1).registry().entry(&id("web-1")).unwrap();
+    let now = c.now;
+    let ahead = stamped(live, now.as_millis() + 60_000, 0, &name(0));
+    c.inject(1, addr(0), &[Message::Entry(ahead.clone())]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    // NTP stepped the wall clock a minute forward.
+    c.node_mut(1)
+        .set_wall_clock(now, now + Duration::from_secs(60));
+    c.inject(1, addr(0), &[Message::Entry(ahead.clone())]);
+    assert_eq!(c.node(1).stats().clock_rejections, 1);
+    assert_eq!(
+        c.node(1).registry().stored(&id("web-1")).unwrap().version,
+        ahead.version
+    );
+    // And its own writes follow the wall clock.
+    c.command(1, Command::Register(spec("web-2"))).unwrap();
+    let mine = c.node(1).registry().stored(&id("web-2")).unwrap();
+    assert!(mine.version.wall_ms >= now.as_millis() + 60_000);
+}
+
+/// Finding 1, second half: a restarted owner took its previous boot's entries for zombies
+/// (ones it had deleted) when their wall time was past its start, as after the cluster's
+/// clocks ran ahead, and deleted them cluster-wide. The rule now goes by this boot's first
+/// version: an entry the previous boot wrote is adopted again.
+#[test]
+fn a_restarted_owner_adopts_its_entries_stamped_after_its_start() {
+    let mut c = cluster(3);
+    c.run_for(Duration::from_secs(1));
+    c.crash(0);
+    c.start(0, name(0), 5);
+    // What the previous boot wrote, stamped a little ahead of this boot's start (within the
+    // offset: clocks a few seconds apart).
+    let mut spec = spec("web-9");
+    spec.liveness = Some(Duration::from_secs(30));
+    let instance = spec
+        .into_instance(id("web-9"), name(0), c.now.as_millis())
+        .unwrap();
+    let entry = Entry {
+        id: id("web-9"),
+        version: Hlc {
+            wall_ms: c.now.as_millis() + 2_000,
+            counter: 0,
+            node: name(0),
+        },
+        instance: Some(Box::new(instance)),
+    };
+    c.inject(0, addr(1), &[Message::Entry(entry)]);
+    assert_eq!(c.node(0).stats().zombies_deleted, 0);
+    assert!(
+        holds(&c, 0, "web-9"),
+        "its own entry was deleted as a zombie"
+    );
+}
+
+fn claim_about(c: &Cluster, subject: usize, incarnation: u32, claim: Claim) -> Message {
+    let observer = if subject == 0 { 1 } else { 0 };
+    let profile = c
+        .node(observer)
+        .member(&name(subject))
+        .unwrap()
+        .profile
+        .to_profile();
+    Message::Member(MemberUpdate {
+        name: name(subject),
+        incarnation,
+        claim,
+        profile,
+    })
+}
+
+/// Finding 2: `left` at incarnation u32::MAX about a live member was believed everywhere, and
+/// the member could not refute (refutation saturated at the maximum): its registrations
+/// stopped reaching its peers. In serial order the maximum is older than the member's small
+/// incarnation, so the claim changes nothing, on the others and on the member itself.
+#[test]
+fn left_at_the_largest_incarnation_does_not_lock_a_member_out() {
+    let mut c = cluster(3);
+    let forged = claim_about(&c, 1, u32::MAX, Claim::Left);
+    for i in 0..3 {
+        c.inject(i, addr(2), std::slice::from_ref(&forged));
+    }
+    c.run_for(c.config.probe_interval * 4);
+    assert!(c.all_alive(&[0, 1, 2]), "the forged leave stuck");
+    assert!(c.node(1).incarnation() < 16, "{}", c.node(1).incarnation());
+    c.command(1, Command::Register(spec("web-1"))).unwrap();
+    let seen = c.run_until_true(spread(&c), |c| (0..3).all(|i| holds(c, i, "web-1")));
+    assert!(seen.is_some(), "the member's registration no longer spread");
+}
+
+/// A third-party claim that moves a member's incarnation further than the member itself
+/// could have (2^16 refutations) is refused and counted, by the others and by the member.
+#[test]
+fn a_claim_jumping_an_incarnation_implausibly_is_refused_and_counted() {
+    let mut c = cluster(3);
+    let known = c.member_incarnation(0, 1).unwrap();
+    let jump = known + crate::swim::members::INCARNATION_JUMP_MAX + 1;
+    let forged = claim_about(&c, 1, jump, Claim::Failed { by: name(2) });
+    for i in 0..3 {
+        c.inject(i, addr(2), std::slice::from_ref(&forged));
+    }
+    assert_eq!(c.node(0).stats().implausible_claims, 1);
+    assert_eq!(c.node(1).stats().implausible_claims, 1);
+    assert_eq!(
+        c.node(1).stats().refutations,
+        0,
+        "the member moved to the forgery"
+    );
+    assert!(c.events.iter().any(|(_, i, e)| *i == 0
+        && matches!(e, Event::ImplausibleClaim { known: k, claimed, .. } if *k == known && *claimed == jump)));
+    c.run_for(c.config.probe_interval * 4);
+    assert!(c.all_alive(&[0, 1, 2]));
+    assert_eq!(c.member_incarnation(0, 1), Some(known));
+    // A claim within reach still counts: the member refutes it as ever.
+    let near = claim_about(&c, 1, known + 3, Claim::Suspect { by: name(2) });
+    c.inject(0, addr(2), &[near]);
+    let refuted = c.run_until_true(c.config.probe_interval * 4, |c| {
+        c.node(1).incarnation() == known + 4 && c.member_incarnation(0, 1) == Some(known + 4)
+    });
+    assert!(refuted.is_some(), "a plausible suspicion was not refuted");
+}
+
+/// Finding 5: a second process under a live member's name joined, was refused by
+/// membership, and kept running. Now the seed's table tells it the name is held at another
+/// address: it reports who holds it and stops, before anything of the holder's is touched.
+#[test]
+fn a_twin_refuses_to_join_and_names_the_holder() {
+    let mut c = cluster(3);
+    c.command(1, Command::Register(spec("web-1"))).unwrap();
+    c.run_for(spread(&c));
+    let start = c.now;
+    c.start(3, name(1), 77);
+    // The twin registers before its join completes: its own first version (its epoch) is
+    // now older than anything the holder writes next.
+    c.command(3, Command::Register(spec("web-twin"))).unwrap();
+    c.command(
+        3,
+        Command::Join {
+            seeds: vec![addr(0)],
+        },
+    )
+    .unwrap();
+    c.run_for(c.config.probe_interval * 2);
+    let taken: Vec<_> = c
+        .events_since(start)
+        .filter(|(_, i, e)| *i == 3 && matches!(e, Event::NameTaken { .. }))
+        .map(|(_, _, e)| e.clone())
+        .collect();
+    assert_eq!(taken, vec![Event::NameTaken { holder: addr(1) }]);
+    assert_eq!(c.node(3).lifecycle(), Lifecycle::Stopped);
+    assert_eq!(c.node(3).name_taken_by(), Some(addr(1)));
+    assert!(!c
+        .events_since(start)
+        .any(|(_, i, e)| *i == 3 && matches!(e, Event::Joined { .. })));
+    // The holder is untouched: alive everywhere at its own address, its entry kept.
+    c.command(1, Command::Register(spec("web-2"))).unwrap();
+    c.run_for(c.config.sync_interval * 2);
+    for o in [0, 2] {
+        let m = c.node(o).member(&name(1)).unwrap();
+        assert_eq!((m.state, m.profile.addr), (State::Alive, addr(1)));
+        assert!(
+            holds(&c, o, "web-1") && holds(&c, o, "web-2"),
+            "seen by n{o}"
+        );
+    }
+    assert_eq!(c.node(1).stats().zombies_deleted, 0);
+}
+
+/// Finding 9: a nack was not tied to the helper that sent it, so duplicated (or forged)
+/// nacks ended a probe before the helpers asked had answered. Now only a helper we asked
+/// counts, once.
+#[test]
+fn nacks_count_only_from_the_helpers_asked() {
+    let mut c = cluster(4);
+    c.isolate(1);
+    let since = c.now;
+    let asked = c.run_until_true(c.config.probe_interval * 8, |c| {
+        c.sent_since(since).any(|s| {
+            s.from == 0
+                && s.messages()
+                    .iter()
+                    .any(|m| matches!(m, Message::PingReq(r) if r.target == name(1)))
+        })
+    });
+    assert!(asked.is_some(), "n0 never asked helpers about n1");
+    let seq = c
+        .sent_since(since)
+        .filter(|s| s.from == 0)
+        .flat_map(|s| s.messages())
+        .find_map(|m| match m {
+            Message::PingReq(r) if r.target == name(1) => Some(r.seq),
+            _ => None,
+        })
+        .unwrap();
+    let failed_before = c.node(0).stats().probes_failed;
+    let nack = Message::Nack(crate::wire::Nack { seq });
+    let stranger: SocketAddr = "127.0.0.1:6999".parse().unwrap();
+    for _ in 0..c.config.indirect_checks {
+        c.inject(0, stranger, std::slice::from_ref(&nack));
+    }
+    assert_eq!(
+        c.node(0).stats().probes_failed,
+        failed_before,
+        "nacks from a stranger ended the probe"
+    );
+}
+
+/// Finding 9: force-leave from a node with a stale view (cut off: it holds everyone else
+/// failed) evicted live members, which then had to refute. Without a majority it is refused
+/// and says why; with one, a failed member is forced out as before.
+#[test]
+fn force_leave_without_a_majority_is_refused() {
+    let mut c = cluster(3);
+    c.isolate(0);
+    let (_, max) = suspicion_window(&c.config, 3);
+    let cut = c.run_until_true(c.config.probe_interval * 20 + max * 3, |c| {
+        c.member_state(0, 1) == Some(State::Failed) && c.member_state(0, 2) == Some(State::Failed)
+    });
+    assert!(cut.is_some(), "the cut-off node never failed the others");
+    let refused = c.command(0, Command::ForceLeave { name: name(1) });
+    assert_eq!(
+        refused,
+        Err(CommandError::NoQuorum {
+            reachable: 1,
+            known: 3
+        })
+    );
+    assert_eq!(c.member_state(0, 1), Some(State::Failed));
+    // The majority side holds n0 failed and sees a majority: it may force it out.
+    let failed = c.run_until_true(max * 3, |c| c.member_state(1, 0) == Some(State::Failed));
+    assert!(failed.is_some());
+    assert_eq!(c.command(1, Command::ForceLeave { name: name(0) }), Ok(()));
+    assert_eq!(c.member_state(1, 0), Some(State::Left));
+}
+
+/// Finding 9: tags large enough to make a node's own member update exceed the datagram
+/// budget kept it from ever announcing itself, silently. The core says so, with the sizes,
+/// and the shell refuses to start (`StartError::ProfileTooLarge`).
+#[test]
+fn an_own_update_over_the_datagram_budget_is_reported() {
+    let mut big = identity(name(0), addr(0));
+    big.tags = (0..wire::TAGS_MAX)
+        .map(|t| Tag {
+            key: Label::new(&format!("key{t}")).unwrap(),
+            value: BoundedString("v".repeat(wire::TAG_VALUE_MAX_BYTES)),
+        })
+        .collect();
+    let node = Node::new(Config::local(), big, 1, EPOCH);
+    let (bytes, room) = node.own_update_fits().unwrap_err();
+    assert!(
+        bytes > room && room < Config::local().packet_bytes_max,
+        "{bytes} {room}"
+    );
+    let small = Node::new(Config::local(), identity(name(0), addr(0)), 1, EPOCH);
+    assert_eq!(small.own_update_fits(), Ok(()));
+}
