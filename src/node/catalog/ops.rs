@@ -417,7 +417,42 @@ impl Catalog {
                 self.on_member_gone(now);
             }
         }
-        self.merge(io, entry);
+        let forgotten = entry
+            .instance
+            .as_deref()
+            .filter(|i| self.is_forgotten(&entry, i))
+            .cloned();
+        if self.merge(io, entry) {
+            if let Some(instance) = forgotten {
+                self.adopt_forgotten(now, &instance);
+            }
+        }
+    }
+
+    /// An instance we wrote in our own name before this boot and no longer hold as ours: we
+    /// were restarted without our data_dir (or lost it), and a peer gives it back.
+    fn is_forgotten(&self, entry: &Entry, instance: &Instance) -> bool {
+        instance.owner == self.name
+            && entry.version.node == self.name
+            && !self.owned.contains_key(&entry.id)
+            && self
+                .epoch
+                .as_ref()
+                .is_none_or(|epoch| entry.version < *epoch)
+    }
+
+    /// Take a forgotten instance back for its deadlines: its TTL and its liveness run again
+    /// from now, so a client still alive has one TTL to pass again and one that is gone lets
+    /// it lapse, instead of the instance reading passing for ever. Its HTTP check is not run:
+    /// a URL that arrived by gossip is never fetched (issue 14), so it keeps its last status
+    /// until its client registers it again.
+    fn adopt_forgotten(&mut self, now: Instant, instance: &Instance) {
+        let check = match &instance.check {
+            Check::Http { .. } => Check::None,
+            other => other.clone(),
+        };
+        self.owned.insert(instance.id.clone(), Owned::new(check));
+        self.refresh_deadlines(now, instance);
     }
 
     /// An entry naming us as owner that we do not hold, written by this boot (at or above its

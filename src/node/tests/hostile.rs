@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::names::{InstanceId, ServiceName};
-use crate::registry::{Entry, Hlc, InstanceSpec};
+use crate::registry::{Entry, Health, Hlc, InstanceSpec};
 
 fn id(s: &str) -> InstanceId {
     InstanceId::new(s).unwrap()
@@ -150,6 +150,79 @@ fn a_restarted_owner_adopts_its_entries_stamped_after_its_start() {
     assert!(
         holds(&c, 0, "web-9"),
         "its own entry was deleted as a zombie"
+    );
+}
+
+/// A node restarted without its data_dir gets its instances back from its peers. Those it
+/// wrote itself before this boot are taken back for their deadlines: a TTL nobody passes
+/// lapses again (it read passing for ever when nothing enforced it), while an HTTP check
+/// that came back by gossip is still never fetched: it keeps its status until re-registered.
+#[test]
+fn a_restarted_owner_without_its_data_dir_enforces_its_forgotten_ttls_again() {
+    let mut c = cluster(3);
+    c.run_for(Duration::from_secs(1));
+    c.crash(0);
+    c.start(0, name(0), 5);
+    c.command(
+        0,
+        Command::Join {
+            seeds: vec![addr(1)],
+        },
+    )
+    .unwrap();
+    c.run_for(Duration::from_secs(1));
+    let before = c.now.as_millis().saturating_sub(60_000);
+    let forgotten = |instance: &str, check: crate::registry::SpecCheck| {
+        let mut s = spec(instance);
+        s.check = check;
+        let mut instance = s.into_instance(id(instance), name(0), before).unwrap();
+        // As it was after its client's last pass.
+        instance.health = Health::Passing;
+        Message::Entry(Entry {
+            id: instance.id.clone(),
+            version: Hlc {
+                wall_ms: before,
+                counter: 0,
+                node: name(0),
+            },
+            instance: Some(Box::new(instance)),
+        })
+    };
+    let ttl = crate::registry::SpecCheck::Ttl {
+        ttl: Duration::from_secs(2),
+    };
+    let http = crate::registry::SpecCheck::Http {
+        url: "http://127.0.0.1:9/health".into(),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+    };
+    c.inject(
+        0,
+        addr(1),
+        &[forgotten("web-ttl", ttl), forgotten("web-http", http)],
+    );
+    let health = |c: &Cluster, i: usize, instance: &str| {
+        c.node(i).registry().get(&id(instance)).map(|x| x.health)
+    };
+    assert_eq!(health(&c, 0, "web-ttl"), Some(Health::Passing));
+    let http_health = health(&c, 0, "web-http");
+    assert!(http_health.is_some());
+    let lapsed = c.run_until_true(Duration::from_secs(10), |c| {
+        (0..3).all(|i| health(c, i, "web-ttl") == Some(Health::Critical))
+    });
+    assert!(
+        lapsed.is_some(),
+        "the forgotten TTL was never enforced again"
+    );
+    assert_eq!(
+        c.node(0).stats().checks_started,
+        0,
+        "a gossiped URL was fetched"
+    );
+    assert_eq!(
+        health(&c, 0, "web-http"),
+        http_health,
+        "no check ran, nothing changed"
     );
 }
 
