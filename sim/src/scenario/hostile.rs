@@ -324,6 +324,28 @@ pub fn hostile_flood(ctx: &mut Ctx) -> Result<(), String> {
         .collect();
     kinds.push(Bytes::from(vec![0xa5u8; 1_200]));
     kinds.push(datagram(ctx, &amplifiers, true));
+    // First one small datagram of each kind, a probe period apart (every rate limit full
+    // again): the answer to each is no larger than the question (issue 14's goal, factor
+    // ≤ 1 for every kind).
+    let mut factors = Vec::new();
+    for m in &amplifiers {
+        ctx.world.run_for(ctx.config().probe_interval * 2);
+        let question = datagram(ctx, std::slice::from_ref(m), false);
+        let before = ctx.world.bytes_sent_to(stranger);
+        ctx.world.inject(stranger, v, question.clone());
+        ctx.world.run_for(ctx.config().probe_interval);
+        let answer = ctx.world.bytes_sent_to(stranger) - before;
+        let kind = m.kind().as_str();
+        factors.push(format!("{kind} {}/{}", answer, question.len()));
+        expect(answer <= question.len() as u64, || {
+            format!(
+                "n{v} answered a stranger's {kind} of {} B with {answer} B",
+                question.len()
+            )
+        })?;
+    }
+    ctx.report
+        .note("hostile-flood answers (B out/in)", factors.join(", "));
     let d = ctx.duration(Duration::from_secs(20));
     let gap = Duration::from_millis(1);
     let count = d.as_micros() / gap.as_micros();
