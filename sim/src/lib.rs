@@ -200,6 +200,17 @@ impl World {
         i
     }
 
+    /// Move not-yet-started node `i`'s clock `ahead` (a host whose clock is wrong). Its own
+    /// timers stay consistent; only what it stamps with its wall clock is off.
+    pub fn skew_clock(&mut self, i: u32, ahead: Duration) {
+        let slot = &mut self.slots[i as usize];
+        assert!(
+            slot.node.is_none(),
+            "scenario bug: skew a running node's clock"
+        );
+        slot.clock_offset += ahead.as_micros() as u64;
+    }
+
     // ---- views ----
 
     /// Virtual time since the start of the run.

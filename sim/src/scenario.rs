@@ -23,7 +23,7 @@
 //! | `registry-delete` | halves: one updates entries, the other deletes them later | after heal the tombstones win everywhere; no resurrection |
 //! | `owner-crash` | a tenth of the nodes crash, owning instances | their entries gone everywhere within a bound; the rest intact |
 //! | `settle` | a tenth crash for good, as many newcomers join | bulk sync traffic back at the idle baseline once settled |
-//! | `hostile-clock` | an entry and a tombstone stamped far ahead, sent to every node | refused and counted; every later write lands everywhere |
+//! | `hostile-clock` | an entry and a tombstone stamped far ahead, sent to every node; a node a day ahead | refused and counted; every later write lands everywhere |
 //! | `hostile-incarnation` | `left` at `u32::MAX` and implausible incarnation jumps about a live member | counted; the member alive everywhere; its writes land |
 //! | `hostile-twin` | a second process under a live member's name joins | the twin stops; the holder keeps every entry, no zombie deleted |
 //! | `hostile-flood` | junk and amplifier datagrams from a stranger, 1,000 a second | no false failure; probe schedule kept; bytes out ≤ bytes in |

@@ -3,7 +3,7 @@
 //!
 //! | scenario | the adversary | then requires |
 //! |---|---|---|
-//! | `hostile-clock` | a member's address sends every node a tombstone at the largest version and an entry a day ahead | refused and counted on every node, no clock moved ahead; every later write (update, new, deletion) lands everywhere |
+//! | `hostile-clock` | a member's address sends every node a tombstone at the largest version and an entry a day ahead; then a node whose clock is a day ahead joins and registers | refused and counted on every node, no clock moved ahead, the skewed node's entry nowhere else; every later write (update, new, deletion) lands everywhere |
 //! | `hostile-incarnation` | `left` at `u32::MAX` and failed/suspect claims jumping past 2^16 about a live member, to every node | implausible jumps counted; the member alive everywhere, never refuting to a forged number; its later writes land everywhere |
 //! | `hostile-twin` | a second process under a live member's name joins | the twin stops (its name is held); the holder stays alive at its address, keeps every entry, deletes no zombie; the twin's entry reaches no one |
 //! | `hostile-flood` | a stranger sends one node junk and amplifier datagrams (empty registry digests, wrong sync probes, push-pulls wanting a reply, pings) 1,000 a second | no false failure or suspicion; the node's probe schedule kept; bytes sent to the stranger ≤ bytes it sent |
@@ -123,6 +123,52 @@ pub fn hostile_clock(ctx: &mut Ctx) -> Result<(), String> {
             format!("n{i}'s registry clock is {} ms ahead", wall - now_ms)
         })?;
     }
+    // A host whose clock is a day ahead joins and registers: its version is refused by
+    // every other node, and no clock follows it. Then its operator stops it.
+    let skewed = ctx.world.add_node();
+    ctx.world.skew_clock(skewed, Duration::from_millis(day_ms));
+    ctx.world.start(skewed);
+    ctx.world.join(skewed, &[0]);
+    ctx.settle("after the skewed node joined", ctx.converge_bound())?;
+    let rejections0 = sum_stat(ctx, |s| s.clock_rejections);
+    let skewed_id = InstanceId::new("skewed-x").map_err(|e| e.to_string())?;
+    let mut spec = InstanceSpec::new(
+        ServiceName::new("skewed").map_err(|e| e.to_string())?,
+        "10.250.0.2",
+        8_000,
+    );
+    spec.id = Some(skewed_id.clone());
+    // Not logged: the checkers hold the honest writes.
+    ctx.world
+        .command(skewed, Command::Register(spec))
+        .map_err(|e| format!("the skewed node could not register: {e}"))?;
+    ctx.world.run_for(ctx.config().sync_interval * 2);
+    let refused = sum_stat(ctx, |s| s.clock_rejections) - rejections0;
+    ctx.report.note(
+        "hostile-clock, a day ahead",
+        format!("the skewed node's version refused {refused} times"),
+    );
+    expect(refused > 0, || {
+        "no node refused the skewed node's version".into()
+    })?;
+    for i in ctx.world.healthy() {
+        let Some(node) = ctx.world.node(i) else {
+            continue;
+        };
+        if i == skewed {
+            continue;
+        }
+        expect(node.registry().get(&skewed_id).is_none(), || {
+            format!("n{i} took the skewed node's entry")
+        })?;
+        let (wall, _) = node.registry().clock_high_water();
+        let now_ms = ctx.world.local_now(i).as_millis();
+        expect(wall <= now_ms + max_ms, || {
+            format!("n{i}'s registry clock followed the skewed node")
+        })?;
+    }
+    ctx.world.crash(skewed);
+    ctx.settle("after the skewed node stopped", ctx.detect_bound())?;
     // Every honest write after the attack lands everywhere: a health change (new version of
     // the poisoned ids), a new instance, deletions.
     ctx.update(1, &a, 9_001)?;
