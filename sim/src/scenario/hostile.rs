@@ -67,6 +67,13 @@ fn sum_stat(ctx: &Ctx, f: impl Fn(&hera::stats::Stats) -> u64) -> u64 {
 
 /// A cluster with an instance on every node, settled.
 fn registered(ctx: &mut Ctx) -> Result<Vec<InstanceId>, String> {
+    // A victim, a liar and a seed that are three different nodes, and one more.
+    expect(ctx.n() >= 4, || {
+        format!(
+            "the hostile scenarios need at least 4 nodes, not {}",
+            ctx.n()
+        )
+    })?;
     ctx.bootstrap()?;
     let ids = ctx.register_everywhere(1)?;
     ctx.settle_registry("before the attack", ctx.registry_bound())?;
