@@ -96,6 +96,9 @@ struct Slot {
     /// A paused node handles nothing before this time.
     paused_until: u64,
     status: Status,
+    /// Bytes of every datagram any node addressed to this slot (before the network's fate):
+    /// what an adversary at this address gets back.
+    bytes_to: u64,
 }
 
 /// What happens at one point of virtual time.
@@ -174,6 +177,7 @@ impl World {
             timer_at: None,
             paused_until: 0,
             status: Status::NotStarted,
+            bytes_to: 0,
         });
         self.net.add_node();
         self.monitor.add_node();
@@ -186,6 +190,25 @@ impl World {
         let i = self.add_slot(&mut rng);
         self.rng = rng;
         i
+    }
+
+    /// One more (not yet started) node under node `of`'s name, at an address of its own: a
+    /// cloned VM whose host name, the default node name, is the same.
+    pub fn add_twin(&mut self, of: u32) -> u32 {
+        let i = self.add_node();
+        self.slots[i as usize].name = self.slots[of as usize].name.clone();
+        i
+    }
+
+    /// Move not-yet-started node `i`'s clock `ahead` (a host whose clock is wrong). Its own
+    /// timers stay consistent; only what it stamps with its wall clock is off.
+    pub fn skew_clock(&mut self, i: u32, ahead: Duration) {
+        let slot = &mut self.slots[i as usize];
+        assert!(
+            slot.node.is_none(),
+            "scenario bug: skew a running node's clock"
+        );
+        slot.clock_offset += ahead.as_micros() as u64;
     }
 
     // ---- views ----
@@ -238,6 +261,11 @@ impl World {
 
     pub fn is_paused(&self, i: u32) -> bool {
         self.slots[i as usize].paused_until > self.now
+    }
+
+    /// Bytes the nodes addressed to slot `i` so far (lost or not, running or not).
+    pub fn bytes_sent_to(&self, i: u32) -> u64 {
+        self.slots[i as usize].bytes_to
     }
 
     /// Running, active (not leaving or left) and not paused.
@@ -578,6 +606,7 @@ impl World {
                 self.net.stats.unroutable += 1;
                 continue;
             };
+            self.slots[to as usize].bytes_to += t.payload.len() as u64;
             match self.net.fate(&mut self.rng, i, to, t.payload.len()) {
                 Fate::Lost => {}
                 Fate::Deliver(first, second) => {

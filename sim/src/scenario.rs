@@ -23,9 +23,15 @@
 //! | `registry-delete` | halves: one updates entries, the other deletes them later | after heal the tombstones win everywhere; no resurrection |
 //! | `owner-crash` | a tenth of the nodes crash, owning instances | their entries gone everywhere within a bound; the rest intact |
 //! | `settle` | a tenth crash for good, as many newcomers join | bulk sync traffic back at the idle baseline once settled |
+//! | `hostile-clock` | an entry and a tombstone stamped far ahead, sent to every node; a node a day ahead | refused and counted; every later write lands everywhere |
+//! | `hostile-incarnation` | `left` at `u32::MAX` and implausible incarnation jumps about a live member | counted; the member alive everywhere; its writes land |
+//! | `hostile-twin` | a second process under a live member's name joins | the twin stops; the holder keeps every entry, no zombie deleted |
+//! | `hostile-flood` | junk and amplifier datagrams from a stranger, 1,000 a second | no false failure; probe schedule kept; bytes out ≤ bytes in |
 //!
-//! The registry scenarios are in [`registry`]; `settle` is in [`settle`].
+//! The registry scenarios are in [`registry`]; `settle` is in [`settle`]; the `hostile` family
+//! (issue 14) is in [`hostile`].
 
+pub mod hostile;
 pub mod registry;
 pub mod settle;
 
@@ -116,6 +122,10 @@ pub const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("registry-delete", registry::registry_delete),
     ("owner-crash", registry::owner_crash),
     ("settle", settle::settle),
+    ("hostile-clock", hostile::hostile_clock),
+    ("hostile-incarnation", hostile::hostile_incarnation),
+    ("hostile-twin", hostile::hostile_twin),
+    ("hostile-flood", hostile::hostile_flood),
 ];
 
 /// A run in progress: the world, what it is for, and what it measured.

@@ -297,3 +297,33 @@ fn registry_runs_are_deterministic() {
     );
     assert!(a.report.counts.registry_writes > 40);
 }
+
+/// Issue 14, finding 1: a tombstone at the largest version and an entry a day ahead, sent to
+/// every node, are refused and counted; every later write still lands everywhere.
+#[test]
+fn hostile_clock_poisoning_is_refused() {
+    let o = run(params("hostile-clock", 20, 1));
+    println!("{}", o.report.render());
+}
+
+/// Issue 14, finding 2: forged `left` at `u32::MAX` and implausible jumps leave the member
+/// alive everywhere and its writes spreading.
+#[test]
+fn hostile_incarnation_jumps_lock_no_one_out() {
+    let o = run(params("hostile-incarnation", 20, 1));
+    println!("{}", o.report.render());
+}
+
+/// Issue 14, finding 5: a twin stops at join; the holder keeps everything.
+#[test]
+fn hostile_twin_stops_and_the_holder_keeps_its_entries() {
+    let o = run(params("hostile-twin", 20, 1));
+    println!("{}", o.report.render());
+}
+
+/// Issue 14, findings 3 and 7: a stranger's flood amplifies nothing and starves no probe.
+#[test]
+fn hostile_flood_amplifies_nothing_and_starves_no_probe() {
+    let o = run(params("hostile-flood", 20, 1));
+    println!("{}", o.report.render());
+}
