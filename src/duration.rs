@@ -1,3 +1,6 @@
+// Reads values from outside the process: arithmetic is checked (issue 12), or allowed where it
+// stands with its reason.
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! One duration grammar for every duration that comes from outside the process: config files,
 //! flags, query strings (`?wait=`), JSON bodies (`"TTL"`, `"Liveness"`), the runtime config API.
 //!
@@ -140,7 +143,7 @@ fn term_nanos(number: &str, unit_nanos: u64) -> Option<u64> {
     for digit in whole.bytes() {
         whole_value = whole_value
             .checked_mul(10)?
-            .checked_add(u64::from(digit - b'0'))?;
+            .checked_add(u64::from(digit.checked_sub(b'0')?))?;
     }
     let mut nanos = whole_value.checked_mul(unit_nanos)?;
     // Only the fraction's first 18 digits can matter: a unit is at most 3.6e12 ns, so the
@@ -148,16 +151,23 @@ fn term_nanos(number: &str, unit_nanos: u64) -> Option<u64> {
     let mut fraction_value: u128 = 0;
     let mut scale: u128 = 1;
     for digit in fraction.bytes().take(18) {
-        fraction_value = fraction_value * 10 + u128::from(digit - b'0');
-        scale *= 10;
+        fraction_value = fraction_value
+            .checked_mul(10)?
+            .checked_add(u128::from(digit.checked_sub(b'0')?))?;
+        scale = scale.checked_mul(10)?;
     }
-    let fraction_nanos = u64::try_from(fraction_value * u128::from(unit_nanos) / scale).ok()?;
+    let fraction_nanos = fraction_value
+        .checked_mul(u128::from(unit_nanos))?
+        .checked_div(scale)?;
+    let fraction_nanos = u64::try_from(fraction_nanos).ok()?;
     nanos = nanos.checked_add(fraction_nanos)?;
     Some(nanos)
 }
 
 /// A duration in the shortest Go form that [`parse`] reads back to the same value:
 /// `"2s"`, `"1m30s"`, `"250ms"`, `"1.5ms"`.
+// Divisions and remainders by the non-zero unit sizes below, of a value a `Duration` holds.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn display(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos == 0 {
@@ -197,6 +207,8 @@ pub fn display(d: Duration) -> String {
     format!("{nanos}ns")
 }
 
+// At most 39 digits in a u128: neither the count nor the division can overflow.
+#[allow(clippy::arithmetic_side_effects)]
 fn digits(mut n: u128) -> usize {
     let mut count = 0;
     while n > 0 {

@@ -1,3 +1,6 @@
+// Reads values from outside the process: arithmetic is checked (issue 12), or allowed where it
+// stands with its reason.
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! The one definition of every protocol knob: its name in the config file, in the JSON API and
 //! on the command line, its type, its range, whether it can change on a running node, and why
 //! it exists. The file parser, the flags and `PUT /v1/hera/config` all read values through

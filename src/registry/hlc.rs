@@ -1,3 +1,6 @@
+// Reads values from outside the process: arithmetic is checked (issue 12), or allowed where it
+// stands with its reason.
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! Hybrid logical clocks: versions that follow wall time but never go backwards, and never
 //! fall behind a version already seen, so a node with a slow clock cannot make an old write
 //! win (Kulkarni et al., "Logical Physical Clocks", 2014).

@@ -1,3 +1,6 @@
+// Reads values from outside the process: arithmetic is checked (issue 12), or allowed where it
+// stands with its reason.
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! Bincode helpers that cap what a hostile length prefix can make us allocate.
 //!
 //! bincode's own `with_limit` counts decoded memory, not wire bytes: a 20-byte datagram that
@@ -92,8 +95,13 @@ impl<C, T: Decode<C>, const MAX: usize> Decode<C> for BoundedVec<T, MAX> {
         d.claim_container_read::<T>(len)?;
         // A declared length is only a claim: reserve for what a small prefix costs, and let the
         // vector grow as elements actually decode (each one consumes datagram bytes).
-        let mut items =
-            Vec::with_capacity(len.min(PREALLOCATE_MAX_BYTES / std::mem::size_of::<T>().max(1)));
+        let mut items = Vec::with_capacity(
+            len.min(
+                PREALLOCATE_MAX_BYTES
+                    .checked_div(std::mem::size_of::<T>())
+                    .unwrap_or(PREALLOCATE_MAX_BYTES),
+            ),
+        );
         for _ in 0..len {
             d.unclaim_bytes_read(std::mem::size_of::<T>());
             items.push(T::decode(d)?);

@@ -1,3 +1,6 @@
+// Reads values from outside the process: arithmetic is checked (issue 12), or allowed where it
+// stands with its reason.
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! Consul's blocking queries: `?index=N&wait=D` holds a read until the registry's index passes
 //! N or D elapses, and every read answers with `X-Consul-Index`. Endpoints that Consul blocks
 //! on a hash of their content instead (`/v1/agent/service/<id>`) take `?hash=H&wait=D` and
@@ -21,7 +24,8 @@ pub const WAIT_MAX: Duration = Duration::from_secs(600);
 /// The registry index as Consul reports it: one more than the registry's own, so it is never
 /// 0 (clients treat 0 as "no index") and the first change still moves it.
 pub fn index_of(s: &Snapshot) -> u64 {
-    s.registry.index() + 1
+    // The index counts changes: u64::MAX of them is out of reach, but saturate all the same.
+    s.registry.index().saturating_add(1)
 }
 
 /// Wait as the query asks, then return the snapshot to answer from.

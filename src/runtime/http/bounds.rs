@@ -1,3 +1,6 @@
+// Reads values from outside the process: arithmetic is checked (issue 12), or allowed where it
+// stands with its reason.
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! The bounds on durations a request carries, in one place so that the docs' table of bounds
 //! (README, `docs/http-api.md`) has one source. A value outside its bounds is refused with 400,
 //! the field, the value and the range; it is never rounded into range.

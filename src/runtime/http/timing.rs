@@ -1,3 +1,6 @@
+// Reads values from outside the process: arithmetic is checked (issue 12), or allowed where it
+// stands with its reason.
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! Middleware that times every request and counts it by verb: method, route template and
 //! status. One measurement feeds both the Prometheus histogram and the sliding window behind
 //! `GET /v1/status` (see [`crate::runtime::telemetry`]).
