@@ -398,8 +398,10 @@ impl Checker {
                 "deadline {at} not after now {now} once timeouts ran"
             );
         }
+        // In serial order (RFC 1982), as members compare them: a refutation may wrap.
         assert!(
-            node.incarnation() >= self.incarnation,
+            node.incarnation() == self.incarnation
+                || crate::swim::members::newer_incarnation(node.incarnation(), self.incarnation),
             "incarnation went back from {} to {}",
             self.incarnation,
             node.incarnation()

@@ -150,10 +150,11 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.io.set_seal_clock(now);
         while let Some(timer) = self.io.timers.pop_due(now) {
-            if self.membership.lifecycle == Lifecycle::Stopped {
-                return;
+            // A stopped node is inert: what was due is dropped, not left due (the driver
+            // would spin on a deadline that never moves).
+            if self.membership.lifecycle != Lifecycle::Stopped {
+                self.handle_timer(now, timer);
             }
-            self.handle_timer(now, timer);
         }
     }
 
@@ -222,6 +223,10 @@ impl Node {
 
     /// The earliest time at which [`Node::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        // A stopped node waits for nothing.
+        if self.membership.lifecycle == Lifecycle::Stopped {
+            return None;
+        }
         self.io.timers.next_deadline()
     }
 

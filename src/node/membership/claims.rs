@@ -14,6 +14,11 @@ use crate::time::Instant;
 use crate::timers::Timer;
 use crate::wire::{encode_message, Claim, Incarnation, MemberUpdate, Message};
 
+/// How far ahead of our incarnation a seed may hold a previous boot of ours at join (we start
+/// again from zero without a data directory): a quarter of the serial space, so that
+/// outbidding it keeps us in serial order with where we were.
+const PREVIOUS_BOOT_AHEAD_MAX: u32 = 1 << 30;
+
 /// A re-check after a verifying probe runs just after that probe's own deadline.
 const RECHECK_MARGIN: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -343,7 +348,11 @@ impl Membership {
         // joined through holds of a previous boot of ours (restarted without its data
         // directory, we start again from zero). Refuting it would move us where the members
         // that refused it as implausible never follow, and we would be held at the old one.
-        if source != Source::JoinTransfer && !plausible(self.incarnation, update.incarnation) {
+        // Even a previous boot's count stays within a quarter of the serial space: outbidding
+        // a claim half the space away would be neither newer nor older than where we were.
+        let previous_boot = source == Source::JoinTransfer
+            && update.incarnation.wrapping_sub(self.incarnation) < PREVIOUS_BOOT_AHEAD_MAX;
+        if !previous_boot && !plausible(self.incarnation, update.incarnation) {
             io.stats.implausible_claims += 1;
             io.emit_quiet(Event::ImplausibleClaim {
                 name: self.name.clone(),
