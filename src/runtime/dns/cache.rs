@@ -75,13 +75,14 @@ impl AnswerCache {
         if self.soa.is_none() {
             self.soa = Some(answer::soa(s, config));
         }
-        let key = (name.to_ascii(), u16::from(wanted));
-        let kept = self.capacity > 0
-            && matches!(asked, Asked::Service(_))
-            && (self.entries.contains_key(&key)
-                || self.keep(key.clone(), s, config, name, wanted, asked));
-        let prepared = if kept {
-            self.entries.get(&key)
+        // Only service lookups are kept: the key (an allocation) is built for them alone.
+        let key = (self.capacity > 0 && matches!(asked, Asked::Service(_)))
+            .then(|| (name.to_ascii(), u16::from(wanted)));
+        let kept = key.as_ref().is_some_and(|key| {
+            self.entries.contains_key(key) || self.keep(key.clone(), s, config, name, wanted, asked)
+        });
+        let prepared = if let (true, Some(key)) = (kept, &key) {
+            self.entries.get(key)
         } else {
             Some(
                 &*self
