@@ -347,16 +347,22 @@ async fn deregister(
     Ok(StatusCode::OK)
 }
 
+/// `?enable=` (required) and `?reason=` of Consul's two maintenance routes.
+fn maintenance_query(q: &HashMap<String, String>) -> Result<(bool, Option<String>), ApiError> {
+    if !q.contains_key("enable") {
+        return Err(ApiError::bad_request("missing value for enable"));
+    }
+    let enable = flag(q, "enable")?;
+    let reason = q.get("reason").cloned().filter(|r| !r.is_empty());
+    Ok((enable, reason))
+}
+
 async fn maintenance(
     State(app): State<AppState>,
     Path(id): Path<String>,
     Query(q): Q,
 ) -> Result<StatusCode, ApiError> {
-    let enable = match q.get("enable") {
-        None => return Err(ApiError::bad_request("missing value for enable")),
-        Some(_) => flag(&q, "enable")?,
-    };
-    let reason = q.get("reason").cloned().filter(|r| !r.is_empty());
+    let (enable, reason) = maintenance_query(&q)?;
     app.node
         .command(Command::SetMaintenance {
             id: parse_id(&id)?,
@@ -372,11 +378,7 @@ async fn node_maintenance(
     State(app): State<AppState>,
     Query(q): Q,
 ) -> Result<StatusCode, ApiError> {
-    let enable = match q.get("enable") {
-        None => return Err(ApiError::bad_request("missing value for enable")),
-        Some(_) => flag(&q, "enable")?,
-    };
-    let reason = q.get("reason").cloned().filter(|r| !r.is_empty());
+    let (enable, reason) = maintenance_query(&q)?;
     app.node
         .command(Command::SetNodeMaintenance { enable, reason })
         .await?;
