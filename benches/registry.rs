@@ -50,6 +50,7 @@ fn instance(o: usize, i: usize, health: Health) -> Instance {
         liveness_ms: None,
         deregister_critical_after_ms: Some(600_000),
         owner: origin(o),
+        owner_boot: hera::registry::BootId(o as u64 + 1),
         health,
         output: text(""),
         health_since_ms: WALL_MS,

@@ -42,6 +42,9 @@ pub struct Stats {
     pub entries_unsendable: u64,
     /// Entries we own that a peer sent back after we deleted them, deleted again.
     pub zombies_deleted: u64,
+    /// Entries under our name that another live process under it (a twin) wrote as its own,
+    /// left alone: neither deleted as zombies nor enforced.
+    pub twin_entries: u64,
     /// Old versions of entries deleted here refused because a grave remembers the deletion
     /// (a member cut off for longer than the grace sent them back), answered with tombstones.
     pub zombies_refused: u64,

@@ -42,7 +42,7 @@ impl Sink for Outputs {
     fn event(&mut self, _event: Event) {}
 }
 
-/// `datagram` as a v2.1 node would send it: minor 1, two bytes appended to every message, one
+/// `datagram` as a newer minor would send it: this build's minor + 1, two bytes appended to every message, one
 /// message of a kind v2.0 does not know.
 fn as_newer_minor(datagram: &[u8]) -> Vec<u8> {
     let messages = wire::decode_datagram(datagram).expect("a node's own datagram decodes");
@@ -59,7 +59,7 @@ fn as_newer_minor(datagram: &[u8]) -> Vec<u8> {
     }
     assert!(builder.try_push(&encode_frame(NEWER_KIND, b"a v2.1 message")));
     let mut bytes = builder.finish();
-    bytes[4] = 1; // minor
+    bytes[4] = wire::MINOR + 1; // minor
     let crc_at = bytes.len() - wire::CHECKSUM_BYTES;
     let crc = crc32fast::hash(&bytes[..crc_at]);
     bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());

@@ -56,6 +56,7 @@ use self::membership::Membership;
 use self::replies::Sender;
 use crate::config::Config;
 use crate::names::NodeName;
+use crate::registry::BootId;
 use crate::registry::Registry;
 pub use crate::stats::Refusal;
 use crate::stats::Stats;
@@ -88,7 +89,7 @@ impl Node {
         };
         let mut node = Node {
             membership: Membership::new(&config, identity.name.clone(), profile, now),
-            catalog: Catalog::new(identity.name),
+            catalog: Catalog::new(identity.name, BootId::of_seed(rng_seed)),
             io: Io::new(config, ChaCha8Rng::seed_from_u64(rng_seed)),
         };
         node.start_timers(now);

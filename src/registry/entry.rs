@@ -198,8 +198,37 @@ pub struct MetaPair {
     pub value: BoundedString<META_VALUE_MAX_BYTES>,
 }
 
+/// One start of a node's process: a number each boot draws ([`BootId::of_seed`]). Two
+/// processes under one name (a cloned VM, two halves of a partition each with a node started
+/// under the same name) are told apart by it, so neither takes the other's entries for its own
+/// deleted ones (issue 14, finding 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct BootId(pub u64);
+
+impl BootId {
+    /// Not said: an entry from a version of hera before boots were marked (wire minor 0).
+    pub const UNKNOWN: BootId = BootId(0);
+
+    /// The boot a node started with `rng_seed` is: a hash of the seed, so that drawing it
+    /// leaves the node's random sequence as it was, and never [`BootId::UNKNOWN`].
+    pub fn of_seed(rng_seed: u64) -> BootId {
+        let mut h = crate::stable_hash::StableHash::default();
+        h.eat(b"boot");
+        h.eat(&rng_seed.to_le_bytes());
+        BootId(h.finish().max(1))
+    }
+
+    pub fn is_known(self) -> bool {
+        self != BootId::UNKNOWN
+    }
+}
+
 /// A service instance.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+///
+/// Encoded field by field in declaration order, `owner_boot` excepted: it travels after the
+/// entry that carries the instance ([`Entry`]'s encoding), a field appended in wire minor 1,
+/// so nodes of minor 0 still read the entry and ignore it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub service: ServiceName,
     pub id: InstanceId,
@@ -215,6 +244,8 @@ pub struct Instance {
     pub deregister_critical_after_ms: Option<u64>,
     /// The node that enforces its TTL and runs its checks: where it last registered or renewed.
     pub owner: NodeName,
+    /// Which boot of `owner` last wrote it as its own ([`BootId::UNKNOWN`] from older nodes).
+    pub owner_boot: BootId,
     pub health: Health,
     pub output: BoundedString<OUTPUT_MAX_BYTES>,
     /// Wall milliseconds when `health` last changed.
@@ -222,6 +253,64 @@ pub struct Instance {
     /// False while in maintenance (off-line).
     pub online: bool,
     pub maintenance_reason: Option<BoundedString<OUTPUT_MAX_BYTES>>,
+}
+
+impl Encode for Instance {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        e: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.service.encode(e)?;
+        self.id.encode(e)?;
+        self.address.encode(e)?;
+        self.port.encode(e)?;
+        self.tags.encode(e)?;
+        self.meta.encode(e)?;
+        self.body.encode(e)?;
+        self.check.encode(e)?;
+        self.liveness_ms.encode(e)?;
+        self.deregister_critical_after_ms.encode(e)?;
+        self.owner.encode(e)?;
+        self.health.encode(e)?;
+        self.output.encode(e)?;
+        self.health_since_ms.encode(e)?;
+        self.online.encode(e)?;
+        self.maintenance_reason.encode(e)
+    }
+}
+
+impl<C> Decode<C> for Instance {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        Ok(Instance {
+            service: Decode::decode(d)?,
+            id: Decode::decode(d)?,
+            address: Decode::decode(d)?,
+            port: Decode::decode(d)?,
+            tags: Decode::decode(d)?,
+            meta: Decode::decode(d)?,
+            body: Decode::decode(d)?,
+            check: Decode::decode(d)?,
+            liveness_ms: Decode::decode(d)?,
+            deregister_critical_after_ms: Decode::decode(d)?,
+            owner: Decode::decode(d)?,
+            owner_boot: BootId::UNKNOWN,
+            health: Decode::decode(d)?,
+            output: Decode::decode(d)?,
+            health_since_ms: Decode::decode(d)?,
+            online: Decode::decode(d)?,
+            maintenance_reason: Decode::decode(d)?,
+        })
+    }
+}
+
+impl<'de, C> bincode::BorrowDecode<'de, C> for Instance {
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        Self::decode(d)
+    }
 }
 
 impl Instance {
@@ -243,11 +332,61 @@ impl Instance {
 }
 
 /// One entry as gossiped: the instance at a version, or its tombstone.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+///
+/// Its encoding is the three fields, then (wire minor 1) the fields appended since, which
+/// only a live entry has: its owner's boot. An entry is always the whole payload of its frame,
+/// so what follows the three fields is known to be the appendix ([`Entry::decode_frame`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub id: InstanceId,
     pub version: Hlc,
     pub instance: Option<Box<Instance>>,
+}
+
+impl Encode for Entry {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        e: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.id.encode(e)?;
+        self.version.encode(e)?;
+        self.instance.encode(e)?;
+        if let Some(instance) = &self.instance {
+            instance.owner_boot.0.encode(e)?;
+        }
+        Ok(())
+    }
+}
+
+/// The three fields every minor writes, in order.
+#[derive(Decode)]
+struct EntryHead {
+    id: InstanceId,
+    version: Hlc,
+    instance: Option<Box<Instance>>,
+}
+
+impl Entry {
+    /// Decode an entry that is the whole of `payload`: the three fields, then what a minor
+    /// appended, each read only while bytes remain (a minor-0 sender wrote none), anything
+    /// after them ignored (a newer minor's).
+    pub fn decode_frame<C: bincode::config::Config>(
+        payload: &[u8],
+        config: C,
+    ) -> Result<Entry, bincode::error::DecodeError> {
+        let (head, used) = bincode::decode_from_slice::<EntryHead, C>(payload, config)?;
+        let mut entry = Entry {
+            id: head.id,
+            version: head.version,
+            instance: head.instance,
+        };
+        let rest = payload.get(used..).unwrap_or_default();
+        if let (Some(instance), false) = (entry.instance.as_deref_mut(), rest.is_empty()) {
+            let (boot, _) = bincode::decode_from_slice::<u64, C>(rest, config)?;
+            instance.owner_boot = BootId(boot);
+        }
+        Ok(entry)
+    }
 }
 
 /// Room always kept for the health output and for the maintenance reason: an instance at the
@@ -272,6 +411,7 @@ pub fn worst_case_entry_bytes(instance: &Instance) -> usize {
     };
     let mut grown = instance.clone();
     grown.owner = longest_name.clone();
+    grown.owner_boot = BootId(u64::MAX);
     grown.output = at_least(&instance.output.0);
     grown.maintenance_reason = Some(at_least(
         instance

@@ -210,6 +210,7 @@ impl InstanceSpec {
             liveness_ms: self.liveness.map(millis),
             deregister_critical_after_ms: self.deregister_critical_after.map(millis),
             owner,
+            owner_boot: super::entry::BootId::UNKNOWN,
             output: BoundedString(String::new()),
             health,
             health_since_ms: now_ms,

@@ -27,6 +27,7 @@ use super::envelope::{wire_config, DECODE_MEMORY_MAX_BYTES, MESSAGES_MAX};
 use super::error::DecodeError;
 use super::message::*;
 use crate::names::{Label, NodeName};
+use crate::registry::Entry;
 
 /// Bytes of the smallest member update on the wire: a guess at how many messages a body holds,
 /// to size the output once instead of growing it several times.
@@ -166,7 +167,10 @@ fn reference_message(kind: u32, payload: &[u8]) -> Result<Option<Message>, Decod
         4 => Message::Member(one(payload)?),
         5 => Message::PushPull(one(payload)?),
         6 => Message::SyncProbe(one(payload)?),
-        7 => Message::Entry(one(payload)?),
+        7 => Message::Entry(
+            Entry::decode_frame(payload, wire_config())
+                .map_err(|e| DecodeError::from_bincode(e, payload.len()))?,
+        ),
         8 => Message::RegistrySync(one(payload)?),
         9 => Message::RegistryDigest(one(payload)?),
         10 => Message::RegistryBuckets(one(payload)?),

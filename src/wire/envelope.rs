@@ -24,7 +24,7 @@ pub const MAGIC: [u8; 2] = *b"hr";
 pub const VERSION: u8 = 2;
 /// The minor version of [`VERSION`] this build writes: minors interoperate (unknown message
 /// kinds are skipped, fields appended to a message are ignored).
-pub const MINOR: u8 = 0;
+pub const MINOR: u8 = 1;
 /// The majors this build decodes, advertised in every datagram's header (`major_max`) so that
 /// a later build speaking several majors can pick the highest both sides speak.
 pub const MAJOR_MIN: u8 = 2;

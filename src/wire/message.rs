@@ -23,7 +23,9 @@ pub const TAG_VALUE_MAX_BYTES: usize = 128;
 /// Most member records in one push-pull datagram (the MTU binds long before this).
 pub const PUSH_PULL_MEMBERS_MAX: usize = 256;
 
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+/// Decoded by kind, frame by frame (`decode::reference_message`): some payloads (an entry's
+/// appended fields) are read up to the end of their frame, which only the frame knows.
+#[derive(Debug, Clone, PartialEq, Eq, Encode)]
 pub enum Message {
     /// Are you alive? Sent by a prober, or by a relay on behalf of one.
     Ping(Ping),

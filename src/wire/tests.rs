@@ -219,7 +219,7 @@ fn encoding_is_the_documented_one() {
     // docs/wire.md, "Worked example": keep the two in step.
     let bytes = datagram(&[ping()]);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, "687202000002000a000807066e6f64652d613a4dcc39");
+    assert_eq!(hex, "687202000102000a000807066e6f64652d614cacc3a4");
 }
 
 #[test]
@@ -856,4 +856,51 @@ fn plain_datagrams_carry_and_bind_the_cluster_label() {
         decode_plain(&forged, Some(&green)),
         Err(DecodeError::Checksum { .. })
     ));
+}
+
+/// Minor 1 appended `owner_boot` to a live entry: it survives the wire, an entry from a
+/// minor-0 sender (without it) still decodes, as "not said", and bytes a later minor appends
+/// after it are ignored.
+#[test]
+fn an_entrys_owner_boot_is_appended_and_optional() {
+    use crate::names::{InstanceId, ServiceName};
+    use crate::registry::{BootId, Entry, Hlc, InstanceSpec};
+    let id = InstanceId::new("web-1").unwrap();
+    let owner = NodeName::new("node-a").unwrap();
+    let mut instance = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 80)
+        .into_instance(id.clone(), owner.clone(), 1_000)
+        .unwrap();
+    instance.owner_boot = BootId(0x1234_5678_9abc_def0);
+    let entry = Entry {
+        id,
+        version: Hlc {
+            wall_ms: 1_000,
+            counter: 0,
+            node: owner,
+        },
+        instance: Some(Box::new(instance)),
+    };
+    let frame = encode_message(&Message::Entry(entry.clone()));
+    assert_eq!(
+        decode_datagram(&envelope(&frame)),
+        Ok(vec![Message::Entry(entry.clone())])
+    );
+    // The boot's varint is the payload's last 9 bytes (0xFD and 8 bytes); the frame header
+    // is the kind and a two-byte length form (the payload is longer than 250 bytes or not).
+    let header = if frame[1] <= 250 { 2 } else { 4 };
+    let payload = &frame[header..];
+    let minor_0 = &payload[..payload.len() - 9];
+    let mut old = entry.clone();
+    if let Some(i) = old.instance.as_deref_mut() {
+        i.owner_boot = BootId::UNKNOWN;
+    }
+    assert_eq!(
+        decode_datagram(&envelope(&encode_frame(7, minor_0))),
+        Ok(vec![Message::Entry(old)])
+    );
+    let newer = [payload, &[0xee, 0xff][..]].concat();
+    assert_eq!(
+        decode_datagram(&envelope(&encode_frame(7, &newer))),
+        Ok(vec![Message::Entry(entry)])
+    );
 }

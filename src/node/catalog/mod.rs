@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Quorum;
 use crate::names::{InstanceId, NodeName};
-use crate::registry::{Entry, Hlc, Registry};
+use crate::registry::{BootId, Entry, Hlc, Registry};
 use crate::swim::members::{Members, State, StateCounts};
 use crate::time::Instant;
 
@@ -65,6 +65,9 @@ impl MembershipView<'_> {
 pub(crate) struct Catalog {
     /// This node's name: the owner of what it registers.
     name: NodeName,
+    /// This start of the process: stamped on every instance it writes as its own, so that
+    /// what another process under our name writes is told apart from what we deleted.
+    boot: BootId,
     /// The first version this boot wrote: the boot's epoch. Our clock only moves forward, so
     /// every version we write this boot is at or above it, and every version an earlier boot
     /// wrote that reached us before it is below (the clock observed it). The zombie rule
@@ -94,9 +97,10 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
-    pub(crate) fn new(name: NodeName) -> Catalog {
+    pub(crate) fn new(name: NodeName, boot: BootId) -> Catalog {
         Catalog {
             name,
+            boot,
             epoch: None,
             registry: Registry::default(),
             owned: BTreeMap::new(),

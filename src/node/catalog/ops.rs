@@ -303,6 +303,14 @@ impl Catalog {
     /// A local write: version it, store it, gossip it at once.
     fn write(&mut self, io: &mut Io, now: Instant, id: InstanceId, instance: Option<Instance>) {
         let version = self.registry.next_version(io.wall(now), &self.name);
+        // What we write as ours is this boot's: a stale copy of it coming back is a zombie of
+        // ours, which another boot's (a twin's) never is.
+        let instance = instance.map(|mut i| {
+            if i.owner == self.name {
+                i.owner_boot = self.boot;
+            }
+            i
+        });
         if self.epoch.is_none() {
             self.epoch = Some(version.clone());
         }
@@ -397,9 +405,15 @@ impl Catalog {
                 self.owe_sync(view, owner);
                 return;
             }
-            // Not while joining: a live process holding our name (a twin, refused at join)
-            // writes under it, and its entries are not ours to delete.
-            if instance.owner == self.name && !view.joining && self.is_zombie(&entry) {
+            if instance.owner == self.name && self.is_twins(&entry, instance) {
+                // Another process runs under our name (a cloned VM, or one started on the other
+                // side of a partition) and this is a client's registration with it. Not ours
+                // to delete, nor to enforce: leave it to its owner, and count it so the
+                // conflict shows.
+                io.stats.twin_entries += 1;
+            } else if instance.owner == self.name && !view.joining && self.is_zombie(&entry) {
+                // Not while joining: a live process holding our name (a twin, refused at join)
+                // writes under it, and its entries are not ours to delete.
                 // We own it but hold nothing newer: we deleted it and the tombstone has been
                 // collected, and a peer cut off for longer than the grace sends it back. The
                 // owner has the last word: delete it again, at a version newer than the rumour.
@@ -441,6 +455,18 @@ impl Catalog {
                 .is_none_or(|epoch| entry.version < *epoch)
     }
 
+    /// An entry another boot under our name wrote as its own since this boot began: a twin
+    /// process's, live beside us (an earlier boot's entries are older than our epoch).
+    fn is_twins(&self, entry: &Entry, instance: &Instance) -> bool {
+        instance.owner_boot.is_known()
+            && instance.owner_boot != self.boot
+            && entry.version.node == self.name
+            && self
+                .epoch
+                .as_ref()
+                .is_some_and(|epoch| entry.version >= *epoch)
+    }
+
     /// Take a forgotten instance back for its deadlines: its TTL and its liveness run again
     /// from now, so a client still alive has one TTL to pass again and one that is gone lets
     /// it lapse, instead of the instance reading passing for ever. Its HTTP check is not run:
@@ -457,10 +483,14 @@ impl Catalog {
 
     /// An entry naming us as owner that we do not hold, written by this boot (at or above its
     /// epoch; so not one we forgot by restarting: those we adopt, and enforce their TTLs
-    /// again).
+    /// again), and marked as this boot's (or by a node too old to mark boots).
     fn is_zombie(&self, entry: &Entry) -> bool {
         self.registry.get(&entry.id).is_none()
             && entry.version.node == self.name
+            && entry
+                .instance
+                .as_ref()
+                .is_some_and(|i| !i.owner_boot.is_known() || i.owner_boot == self.boot)
             && self
                 .epoch
                 .as_ref()

@@ -427,3 +427,41 @@ fn an_own_update_over_the_datagram_budget_is_reported() {
     let small = Node::new(Config::local(), identity(name(0), addr(0)), 1, EPOCH);
     assert_eq!(small.own_update_fits(), Ok(()));
 }
+
+/// Finding 5, the part refusal at join cannot reach: a second process under a live member's
+/// name that never met a seed holding it (both started cut off from each other, or it was
+/// never told to join) writes under that name, and its entries reach the holder. They were
+/// taken for the holder's own deleted entries (same owner name, versions past its epoch) and
+/// deleted cluster-wide: a client's acknowledged registration lost. Each boot now marks what
+/// it owns, so the holder leaves another boot's entries alone and counts them.
+#[test]
+fn a_running_twins_entries_are_not_deleted_as_the_holders_zombies() {
+    let mut c = cluster(3);
+    c.command(1, Command::Register(spec("web-1"))).unwrap();
+    c.run_for(spread(&c));
+    // The twin runs on its own: never joined, it registers a client's instance.
+    c.start(3, name(1), 77);
+    c.run_for(Duration::from_secs(1));
+    c.command(3, Command::Register(spec("web-twin"))).unwrap();
+    let written = c.node(3).registry().entry(&id("web-twin")).unwrap();
+    // Its entry reaches the cluster (a heal, a relay: any path will do).
+    c.inject(0, addr(3), &[Message::Entry(written)]);
+    c.run_for(spread(&c));
+    assert_eq!(c.node(1).stats().zombies_deleted, 0);
+    assert!(c.node(1).stats().twin_entries >= 1, "not counted");
+    for o in 0..3 {
+        assert!(
+            holds(&c, o, "web-twin"),
+            "deleted as a zombie, seen by n{o}"
+        );
+        assert!(
+            holds(&c, o, "web-1"),
+            "the holder's own entry lost, seen by n{o}"
+        );
+    }
+    // The holder's own deletions still win over its own stale copies.
+    c.command(1, Command::Deregister { id: id("web-1") })
+        .unwrap();
+    let gone = c.run_until_true(spread(&c), |c| (0..3).all(|i| !holds(c, i, "web-1")));
+    assert!(gone.is_some());
+}

@@ -38,6 +38,7 @@ pub mod names {
     pub const SUSPICIONS_CONFIRMED: &str = "hera_suspicions_confirmed_total";
     pub const REFUTATIONS: &str = "hera_refutations_total";
     pub const NAME_CONFLICTS: &str = "hera_name_conflicts_total";
+    pub const TWIN_ENTRIES: &str = "hera_registry_twin_entries_total";
     pub const MESSAGES_SKIPPED: &str = "hera_messages_skipped_total";
     pub const REAPED: &str = "hera_members_reaped_total";
     pub const DATAGRAMS: &str = "hera_gossip_datagrams_total";
@@ -132,6 +133,11 @@ pub fn describe() {
     describe_counter!(
         NAME_CONFLICTS,
         "Claims to a live member's name from another address, refused."
+    );
+    describe_counter!(
+        TWIN_ENTRIES,
+        "Entries received under this node's name that another process under the same name \
+         wrote as its own, left alone."
     );
     describe_counter!(
         MESSAGES_SKIPPED,
@@ -240,6 +246,7 @@ pub struct NodeMetrics {
     suspicions_confirmed: Counter,
     refutations: Counter,
     name_conflicts: Counter,
+    twin_entries: Counter,
     messages_skipped: Counter,
     reaped: Counter,
     datagrams: [Counter; 2],
@@ -286,6 +293,7 @@ impl NodeMetrics {
             suspicions_confirmed: counter!(SUSPICIONS_CONFIRMED),
             refutations: counter!(REFUTATIONS),
             name_conflicts: counter!(NAME_CONFLICTS),
+            twin_entries: counter!(TWIN_ENTRIES),
             messages_skipped: counter!(MESSAGES_SKIPPED),
             reaped: counter!(REAPED),
             datagrams: directed(DATAGRAMS),
@@ -349,6 +357,7 @@ impl NodeMetrics {
         self.suspicions_confirmed.absolute(s.suspicions_confirmed);
         self.refutations.absolute(s.refutations);
         self.name_conflicts.absolute(s.name_conflicts);
+        self.twin_entries.absolute(s.twin_entries);
         self.messages_skipped.absolute(s.messages_skipped);
         self.reaped.absolute(s.members_reaped);
         self.datagrams[0].absolute(s.datagrams_in);
