@@ -1,3 +1,4 @@
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 //! The message decoder: a hand-written fast path for the kinds a node receives most, with the
 //! bincode-derived decoder as the reference for everything else.
 //!
@@ -74,8 +75,11 @@ pub fn decode_body_reference(body: &[u8]) -> Result<Vec<Message>, DecodeError> {
 /// frame bounds every message: what a message leaves unread in its frame (fields a newer
 /// minor appended) is ignored, and a frame of an unknown kind is skipped whole.
 fn decode_messages(body: &[u8], fast: bool) -> Result<Decoded, DecodeError> {
-    let mut messages =
-        Vec::with_capacity((body.len() / TYPICAL_MESSAGE_BYTES + 1).min(MESSAGES_MAX));
+    let mut messages = Vec::with_capacity(
+        (body.len() / TYPICAL_MESSAGE_BYTES)
+            .saturating_add(1)
+            .min(MESSAGES_MAX),
+    );
     let mut skipped = 0u32;
     let mut frames = 0usize;
     let mut at = 0usize;
@@ -85,12 +89,13 @@ fn decode_messages(body: &[u8], fast: bool) -> Result<Decoded, DecodeError> {
         if frames == MESSAGES_MAX {
             return Err(DecodeError::TooManyMessages);
         }
-        frames += 1;
+        frames = frames.saturating_add(1);
         // Nearly every frame has a one-byte kind and length: read those inline.
-        let (kind, payload, next) = match body.get(at..at + 2) {
+        // `at` is within the body (at most 65,507 bytes): none of these sums can overflow.
+        let (kind, payload, next) = match body.get(at..at.saturating_add(2)) {
             Some(&[kind, len]) if kind <= SINGLE_BYTE_MAX && len <= SINGLE_BYTE_MAX => {
-                let end = at + 2 + usize::from(len);
-                match body.get(at + 2..end) {
+                let end = at.saturating_add(2).saturating_add(usize::from(len));
+                match body.get(at.saturating_add(2)..end) {
                     Some(payload) => (u32::from(kind), payload, end),
                     None => frame(body, at)?,
                 }
@@ -114,7 +119,7 @@ fn decode_messages(body: &[u8], fast: bool) -> Result<Decoded, DecodeError> {
             Some(message) => messages.push(message),
             None => match reference_message(kind, payload)? {
                 Some(message) => messages.push(message),
-                None => skipped += 1,
+                None => skipped = skipped.saturating_add(1),
             },
         }
     }
@@ -207,8 +212,9 @@ impl<'a> Cursor<'a> {
 
     #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let bytes = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
+        let end = self.at.checked_add(n)?;
+        let bytes = self.bytes.get(self.at..end)?;
+        self.at = end;
         Some(bytes)
     }
 
@@ -220,14 +226,18 @@ impl<'a> Cursor<'a> {
     #[inline]
     fn u8(&mut self) -> Option<u8> {
         let byte = *self.bytes.get(self.at)?;
-        self.at += 1;
+        // Within the slice, so below usize::MAX.
+        self.at = self.at.saturating_add(1);
         Some(byte)
     }
 
     /// A frame header's varint: `Err(Some(n))` if the body ends before its `n`th byte,
     /// `Err(None)` for a marker too wide for the field.
     fn frame_varint(&mut self, max_marker: u8) -> Result<u64, Option<usize>> {
-        let first = *self.bytes.get(self.at).ok_or(Some(self.at + 1))?;
+        let first = *self
+            .bytes
+            .get(self.at)
+            .ok_or(Some(self.at.saturating_add(1)))?;
         let width = match first {
             0..=SINGLE_BYTE_MAX => 0,
             U16_BYTE => 2,
@@ -238,8 +248,9 @@ impl<'a> Cursor<'a> {
         if first > SINGLE_BYTE_MAX && first > max_marker {
             return Err(None);
         }
-        if self.bytes.len() < self.at + 1 + width {
-            return Err(Some(self.at + 1 + width));
+        let end = self.at.saturating_add(1).saturating_add(width);
+        if self.bytes.len() < end {
+            return Err(Some(end));
         }
         self.varint(max_marker).ok_or(None)
     }
@@ -269,12 +280,13 @@ impl<'a> Cursor<'a> {
 
     #[inline(always)]
     fn u16(&mut self) -> Option<u16> {
-        self.varint(U16_BYTE).map(|v| v as u16)
+        // A varint of at most the u16 marker's width holds a u16.
+        self.varint(U16_BYTE).and_then(|v| u16::try_from(v).ok())
     }
 
     #[inline(always)]
     fn u32(&mut self) -> Option<u32> {
-        self.varint(U32_BYTE).map(|v| v as u32)
+        self.varint(U32_BYTE).and_then(|v| u32::try_from(v).ok())
     }
 
     #[inline(always)]
@@ -363,8 +375,11 @@ impl<'a> Cursor<'a> {
     ) -> Option<BoundedVec<T, MAX>> {
         let len = self.len(MAX)?;
         let mut items = Vec::with_capacity(
-            len.min(self.bytes.len() - self.at)
-                .min(PREALLOCATE_MAX_BYTES / std::mem::size_of::<T>().max(1)),
+            len.min(self.bytes.len().saturating_sub(self.at)).min(
+                PREALLOCATE_MAX_BYTES
+                    .checked_div(std::mem::size_of::<T>())
+                    .unwrap_or(MAX),
+            ),
         );
         for _ in 0..len {
             items.push(item(self)?);
@@ -377,7 +392,7 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn tags(&mut self) -> Option<BoundedVec<Tag, TAGS_MAX>> {
         if self.bytes.get(self.at) == Some(&0) {
-            self.at += 1;
+            self.at = self.at.saturating_add(1);
             return Some(BoundedVec::default());
         }
         self.vec(Self::tag)
