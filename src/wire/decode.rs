@@ -523,11 +523,11 @@ mod tests {
                     let mut c = Cursor::new(bytes);
                     f(&mut c).map(|v| (v, c.at))
                 };
-                (
-                    read(|c| c.u16().map(u64::from)).map(|(v, n)| (v as u16, n)),
-                    read(|c| c.u32().map(u64::from)).map(|(v, n)| (v as u32, n)),
-                    read(|c| c.u64()),
-                )
+                let mut c = Cursor::new(bytes);
+                let u16s = c.u16().map(|v| (v, c.at));
+                let mut c = Cursor::new(bytes);
+                let u32s = c.u32().map(|v| (v, c.at));
+                (u16s, u32s, read(|c| c.u64()))
             };
             assert_eq!(fast(&bytes), reference(&bytes), "{v}");
             for marker in [254u8, 255] {
