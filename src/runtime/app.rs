@@ -10,8 +10,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::node::{Command, Identity, Node};
+use crate::runtime::clock::Clock;
 use crate::runtime::dns::{self, DnsConfig};
-use crate::runtime::driver::{self, Clock, NodeHandle, Snapshot};
+use crate::runtime::driver::{self, NodeHandle, Snapshot};
 use crate::runtime::http::hera_config::KeptConfig;
 use crate::runtime::http::{self, AppState};
 use crate::runtime::overrides::Overrides;

@@ -2,7 +2,8 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`driver`] | tokio: the socket, the task that owns the `Node`, the only clock read |
+//! | [`clock`] | the one sanctioned clock read, shared by the driver and the faces' timing |
+//! | [`driver`] | tokio: the socket and the task that owns the `Node` |
 //! | [`http`] | axum: the HTTP faces (seed API, Consul's API, hera's own, the console) |
 //! | [`dns`] | Consul's DNS interface (UDP and TCP), answered from the published snapshot |
 //! | [`telemetry`] | tracing set-up and the Prometheus export of the core's counters |
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod dns;
 pub mod driver;
 pub mod http;

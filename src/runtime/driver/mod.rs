@@ -8,7 +8,6 @@
 //! ```
 
 mod checks;
-mod clock;
 mod handle;
 mod snapshot;
 mod socket;
@@ -21,12 +20,12 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use clock::Clock;
 pub use handle::{HandleError, NodeHandle};
 pub use snapshot::Snapshot;
 pub use socket::bind_udp;
 
 use crate::node::{Command, CommandError, Event, Lifecycle, Node, Outputs, Reply};
+use crate::runtime::clock::Clock;
 use crate::runtime::telemetry::Telemetry;
 use crate::wire::DATAGRAM_MAX_BYTES;
 

@@ -38,7 +38,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::node::Node;
-use crate::runtime::driver::Clock;
+use crate::runtime::clock::Clock;
 use latency::{LatencyWindows, Verb, VerbLatency};
 use node_metrics::NodeMetrics;
 
