@@ -2,27 +2,19 @@
 //! started in this process, and the test checks both what the binary prints and what the
 //! node's snapshot holds afterwards.
 
+mod support;
+
 use std::process::Command;
 use std::time::Duration;
 
 use hera::names::InstanceId;
 use hera::runtime::app::App;
-use hera::runtime::settings::{Overrides, Settings};
+use hera::runtime::settings::Settings;
 
 const SETTLE: Duration = Duration::from_secs(10);
 
 fn settings() -> Settings {
-    Settings::resolve(
-        None,
-        Overrides {
-            name: Some("cli0".to_string()),
-            bind: Some("127.0.0.1:0".to_string()),
-            http: Some("127.0.0.1:0".to_string()),
-            preset: Some("local".to_string()),
-            ..Default::default()
-        },
-    )
-    .expect("valid test settings")
+    support::settings("cli0", vec![])
 }
 
 /// Run `hera <args> --http-addr <addr>` and return its standard output; panics (with its

@@ -3,184 +3,29 @@
 //! whole cluster, a key rotation then a restart, acknowledged registrations surviving a kill
 //! at a random instant, and bad state files refused at start.
 
-use std::net::{TcpListener, UdpSocket};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
-
-/// Bound for anything that takes a few protocol periods on the local preset.
-const CONVERGE: Duration = Duration::from_secs(30);
-
-/// A `hera run` process and what it needs to be started again the same way.
-struct Node {
-    name: String,
-    gossip: u16,
-    http: u16,
-    dir: PathBuf,
-    log: PathBuf,
-    extra: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn new(root: &Path, name: &str, extra: &[&str]) -> Node {
-        Node {
-            name: name.to_string(),
-            gossip: free_udp_port(),
-            http: free_tcp_port(),
-            dir: root.join(name),
-            log: root.join(format!("{name}.log")),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            child: None,
-        }
-    }
-
-    /// Start with `join` (gossip ports); waits until its HTTP face answers.
-    fn start(&mut self, join: &[u16]) {
-        let child = self.spawn(join);
-        self.child = Some(child);
-        let up = poll(CONVERGE, || get(self, "/v1/agent/self").is_some());
-        assert!(up, "{} did not come up: {}", self.name, self.log_text());
-    }
-
-    fn spawn(&self, join: &[u16]) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hera"));
-        cmd.args(["run", "--name", &self.name, "--preset", "local"])
-            .args(["--bind", &format!("127.0.0.1:{}", self.gossip)])
-            .args(["--http", &format!("127.0.0.1:{}", self.http)])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(&self.extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        for port in join {
-            cmd.args(["--join", &format!("127.0.0.1:{port}")]);
-        }
-        cmd.spawn().expect("hera starts")
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM: the node leaves the cluster, writes its state and exits.
-    fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // The shell's builtin: no `kill` program needed on a minimal CI image.
-            let _ = Command::new("sh")
-                .args(["-c", &format!("kill -TERM {}", child.id())])
-                .status();
-            let exited = poll(CONVERGE, || matches!(child.try_wait(), Ok(Some(_))));
-            if !exited {
-                let _ = child.kill();
-            }
-            let status = child.wait().unwrap();
-            assert!(
-                exited && status.success(),
-                "{} after SIGTERM: {status}",
-                self.name
-            );
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.0 request (no chunked answers to parse), its status and body.
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let status = answer.split(' ').nth(1)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
-
-fn get(node: &Node, path: &str) -> Option<Value> {
-    match http(node.http, "GET", path, None)? {
-        (200, body) => serde_json::from_str(&body).ok(),
-        _ => None,
-    }
-}
-
-fn put(node: &Node, path: &str, body: Option<Value>) -> u16 {
-    http(node.http, "PUT", path, body.as_ref()).map_or(0, |(status, _)| status)
-}
-
-/// Poll `condition` every 50 ms until it holds or `limit` passes.
-fn poll(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    #[allow(clippy::disallowed_methods)] // a test's time bound, outside any node
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    condition()
-}
+use support::process::{poll, raw_http, wait_all_alive, HeraProcess as Node, CONVERGE};
 
 fn register(node: &Node, id: &str) -> u16 {
-    put(
-        node,
+    node.put(
         "/v1/agent/service/register",
         Some(json!({"Name": "web", "ID": id, "Port": 80, "Check": {"TTL": "30s"}})),
     )
 }
 
 fn pass(node: &Node, id: &str) -> u16 {
-    put(node, &format!("/v1/agent/check/pass/service:{id}"), None)
+    node.put(&format!("/v1/agent/check/pass/service:{id}"), None)
 }
 
 /// Ids of the `web` instances `node` lists.
 fn catalog(node: &Node) -> Vec<String> {
-    let mut ids: Vec<String> = get(node, "/v1/catalog/service/web")
+    let mut ids: Vec<String> = node
+        .get("/v1/catalog/service/web")
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default()
         .iter()
@@ -188,19 +33,6 @@ fn catalog(node: &Node) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-/// Names of the members `node` lists alive.
-fn alive(node: &Node) -> Vec<String> {
-    let mut names: Vec<String> = get(node, "/v1/agent/members")
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter(|m| m["Status"] == 1)
-        .filter_map(|m| m["Name"].as_str().map(str::to_string))
-        .collect();
-    names.sort();
-    names
 }
 
 fn ids(prefix: &str, n: usize) -> Vec<String> {
@@ -221,19 +53,6 @@ fn cluster(root: &Path, n: usize) -> Vec<Node> {
     }
     wait_all_alive(&nodes);
     nodes
-}
-
-fn wait_all_alive(nodes: &[Node]) {
-    let mut names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-    names.sort();
-    for node in nodes {
-        assert!(
-            poll(CONVERGE, || alive(node) == names),
-            "{} sees {:?} alive, not {names:?}",
-            node.name,
-            alive(node)
-        );
-    }
 }
 
 /// Register `ids` on `node` and report each TTL once, every answer 200.
@@ -374,7 +193,7 @@ fn two_processes_never_share_a_data_dir() {
     first.start(&[]);
     let said = refused_start(root.path(), &first.dir);
     assert!(said.contains("in use by another hera process"), "{said}");
-    assert!(get(&first, "/v1/agent/self").is_some());
+    assert!(first.get("/v1/agent/self").is_some());
 }
 
 /// Kill a node at pseudo-random instants during a burst of registrations: after each restart
@@ -394,7 +213,7 @@ fn acknowledged_registrations_survive_a_kill_at_any_instant() {
             for i in 0..10_000 {
                 let id = format!("crash-{round}-{i}");
                 let body = json!({"Name": "web", "ID": id, "Port": 80, "Check": {"TTL": "60s"}});
-                match http(port, "PUT", "/v1/agent/service/register", Some(&body)) {
+                match raw_http(port, "PUT", "/v1/agent/service/register", &body.to_string()) {
                     Some((200, _)) => acked.push(id),
                     _ => break,
                 }
@@ -414,7 +233,8 @@ fn acknowledged_registrations_survive_a_kill_at_any_instant() {
         acknowledged.extend(acked);
 
         node.start(&[]);
-        let held: Vec<String> = get(&node, "/v1/agent/services")
+        let held: Vec<String> = node
+            .get("/v1/agent/services")
             .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
             .unwrap_or_default();
         let lost: Vec<&String> = acknowledged
@@ -448,10 +268,10 @@ fn a_key_rotation_then_a_restart_rejoins_with_the_new_key() {
         node.start(&[seed]);
     }
     wait_all_alive(&nodes);
-    let key = |k: &str| Some(json!({"Key": k}));
+    let key = |k: &str| json!({"Key": k}).to_string();
     for (method, k) in [("POST", KEY_2), ("PUT", KEY_2), ("DELETE", KEY_1)] {
         for node in &nodes {
-            let answer = http(node.http, method, "/v1/operator/keyring", key(k).as_ref());
+            let answer = raw_http(node.http, method, "/v1/operator/keyring", &key(k));
             assert_eq!(answer.map(|a| a.0), Some(200), "{method} on {}", node.name);
         }
     }
@@ -527,11 +347,11 @@ fn configuration_changed_at_run_time_survives_a_kill_and_wins_over_the_flags() {
     let root = tempfile::tempdir().unwrap();
     let mut node = Node::new(root.path(), "n0", &[]);
     node.start(&[]);
-    let before = get(&node, "/v1/hera/config").expect("config answered");
+    let before = node.get("/v1/hera/config").expect("config answered");
 
     let change = json!({"ProbeInterval": "2s", "Liveness": "1m"});
     let (status, body) =
-        http(node.http, "PUT", "/v1/hera/config", Some(&change)).expect("PUT answered");
+        raw_http(node.http, "PUT", "/v1/hera/config", &change.to_string()).expect("PUT answered");
     assert_eq!(status, 200, "{body}");
     let changed: Value = serde_json::from_str(&body).unwrap();
     let probe = changed["Protocol"]["ProbeInterval"].clone();
@@ -543,7 +363,7 @@ fn configuration_changed_at_run_time_survives_a_kill_and_wins_over_the_flags() {
     // given again on the command line does not undo it.
     node.kill9();
     node.start(&[]);
-    let after = get(&node, "/v1/hera/config").expect("config answered");
+    let after = node.get("/v1/hera/config").expect("config answered");
     assert_eq!(after["Protocol"]["ProbeInterval"], probe, "{after}");
     assert_eq!(after["Liveness"], liveness, "{after}");
     // Knobs never changed at run time still come from the preset.

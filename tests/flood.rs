@@ -4,6 +4,8 @@
 //! The figures (the rate the sender reached, what the node read, the probes it sent) are
 //! printed; docs/security.md records them. Run with `--nocapture` to see them.
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,11 +13,9 @@ use std::time::{Duration, Instant};
 
 use hera::runtime::app::App;
 use hera::runtime::driver::Snapshot;
-use hera::runtime::settings::{Overrides, Settings};
 use hera::swim::State;
+use support::{settings, CONVERGE};
 
-/// Generous bound for the cluster to form on the local preset.
-const CONVERGE: Duration = Duration::from_secs(20);
 /// How long the flood lasts: 12 probe intervals of the local preset (500 ms), more than the
 /// longest suspicion window of a 3-node cluster (1 s base, up to 4x).
 const FLOOD_FOR: Duration = Duration::from_secs(6);
@@ -23,21 +23,6 @@ const FLOOD_FOR: Duration = Duration::from_secs(6);
 const FLOOD_DATAGRAMS_MAX: u64 = 50_000_000;
 /// Junk: not a hera datagram (wrong magic), the size of a typical probe.
 const JUNK: [u8; 64] = [0xA5; 64];
-
-fn settings(name: &str, join: Vec<String>) -> Settings {
-    Settings::resolve(
-        None,
-        Overrides {
-            name: Some(name.to_string()),
-            bind: Some("127.0.0.1:0".to_string()),
-            http: Some("127.0.0.1:0".to_string()),
-            preset: Some("local".to_string()),
-            join,
-            ..Default::default()
-        },
-    )
-    .expect("valid test settings")
-}
 
 fn all_alive(s: &Snapshot, n: usize) -> bool {
     s.members.iter().filter(|m| m.state == State::Alive).count() == n

@@ -2,14 +2,14 @@
 //! checked against its field's range before anything changes, no value can wrap or round to
 //! zero, and a change of interval re-arms the timer it drives at once.
 
-mod ops_support;
+mod support;
 
 use std::time::Duration;
 
 use hera::names::InstanceId;
 use hera::swim::State;
-use ops_support::{cluster, CONVERGE};
 use serde_json::{json, Value};
+use support::{cluster, CONVERGE};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()

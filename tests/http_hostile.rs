@@ -1,14 +1,14 @@
 //! Hostile requests against a real node on loopback: every one is refused with a 4xx and a
 //! JSON error, the node stays up, and nothing it holds changes.
 
-mod ops_support;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ops_support::{cluster, CONVERGE};
 use serde_json::{json, Value};
+use support::{cluster, CONVERGE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn client() -> reqwest::Client {

@@ -4,7 +4,7 @@
 //! and `enable=false` brings back exactly what it took (an instance in its own maintenance
 //! stays off-line).
 
-mod ops_support;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,23 +12,14 @@ use std::time::Duration;
 use hera::names::InstanceId;
 use hera::runtime::app::App;
 use hera::runtime::settings::{Overrides, Settings};
-use ops_support::{get_json, http, CONVERGE};
 use serde_json::{json, Value};
+use support::{get_json, http, CONVERGE};
 
 fn settings(name: &str, join: Vec<String>, data_dir: Option<&Path>) -> Settings {
-    Settings::resolve(
-        None,
-        Overrides {
-            name: Some(name.to_string()),
-            bind: Some("127.0.0.1:0".to_string()),
-            http: Some("127.0.0.1:0".to_string()),
-            preset: Some("local".to_string()),
-            join,
-            data_dir: data_dir.map(Path::to_path_buf),
-            ..Default::default()
-        },
-    )
-    .expect("valid test settings")
+    support::settings_from(Overrides {
+        data_dir: data_dir.map(Path::to_path_buf),
+        ..support::overrides(name, join)
+    })
 }
 
 async fn put(node: &App, path: &str, body: Option<Value>) -> u16 {

@@ -6,12 +6,12 @@
 //! `scripts/test.sh` with `--ignored`. Set `HERA_CONSOLE_SCREENSHOT=docs/console.png` to keep a
 //! screenshot of the page as the test saw it.
 
-mod ops_support;
+mod support;
 
 use std::time::Duration;
 
-use ops_support::chromium::Browser;
-use ops_support::*;
+use support::chromium::Browser;
+use support::*;
 
 const PAGE: Duration = Duration::from_secs(20);
 

@@ -4,14 +4,14 @@
 //! The last two need programs from the Debian package `prometheus`; they are ignored in a plain
 //! `cargo test` and run by `scripts/test.sh` with `--ignored` after installing it.
 
-mod ops_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ops_support::*;
+use support::*;
 
 /// Families every node exports from its first scrape.
 const REQUIRED: [&str; 38] = [
@@ -205,7 +205,7 @@ async fn promtool_finds_nothing_to_complain_about() {
     let promtool = require("promtool", "prometheus");
     let nodes = cluster("p", 2).await;
     let a = nodes[0].http_addr;
-    let registered = ops_support::register_sample_services(&nodes[0]).await;
+    let registered = support::register_sample_services(&nodes[0]).await;
     get_text(a, "/v1/status").await;
     let text = eventually(CONVERGE, "a probe round trip", || async {
         let text = get_text(a, "/metrics").await;

@@ -1,9 +1,11 @@
-//! Shared by the `ops_*` tests: starting nodes on loopback, HTTP helpers, external programs
+//! Shared by the integration tests: nodes started in-process on loopback (here) or as real
+//! processes (`process`), HTTP helpers, external programs
 //! that die with the test, and bounded polling.
 
 #![allow(dead_code)] // each test file uses a different part of this
 
 pub mod chromium;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,19 +19,24 @@ use serde_json::Value;
 /// Bound for conditions that take a few protocol periods on the local preset.
 pub const CONVERGE: Duration = Duration::from_secs(20);
 
+/// A node's flags for a test: `name`, ephemeral loopback ports, the local preset, `join`.
+pub fn overrides(name: &str, join: Vec<String>) -> Overrides {
+    Overrides {
+        name: Some(name.to_string()),
+        bind: Some("127.0.0.1:0".to_string()),
+        http: Some("127.0.0.1:0".to_string()),
+        preset: Some("local".to_string()),
+        join,
+        ..Default::default()
+    }
+}
+
 pub fn settings(name: &str, join: Vec<String>) -> Settings {
-    Settings::resolve(
-        None,
-        Overrides {
-            name: Some(name.to_string()),
-            bind: Some("127.0.0.1:0".to_string()),
-            http: Some("127.0.0.1:0".to_string()),
-            preset: Some("local".to_string()),
-            join,
-            ..Default::default()
-        },
-    )
-    .expect("valid test settings")
+    settings_from(overrides(name, join))
+}
+
+pub fn settings_from(overrides: Overrides) -> Settings {
+    Settings::resolve(None, overrides).expect("valid test settings")
 }
 
 /// Start `n` nodes joined through the first, and wait until every one sees all `n` alive.
