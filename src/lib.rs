@@ -35,11 +35,11 @@
 //! 5. `runtime`: the shells (driver, faces, store, telemetry, settings, CLI), and `main`
 //!
 //! Where the code does not hold this yet: `wire` takes the bounded collections from its own
-//! `wire::bounded` and `Entry`/`BUCKETS` from `registry` (layer 3), and telemetry reads the
-//! driver's `Clock`.
+//! `wire::bounded` and `Entry`/`BUCKETS` from `registry` (layer 3).
 
-// One reviewed exception (`names::from_ascii`, an ASCII-checked name on the decoder's hot
-// path); anything else unsafe fails the build.
+// Two reviewed exceptions (`names::from_ascii`, an ASCII-checked name on the decoder's hot
+// path; `runtime::resident`, the binary's start-up pages given back with madvise); anything
+// else unsafe fails the build.
 #![deny(unsafe_code)]
 // Release builds abort on panic, so a panic reachable from input is a remote kill switch: no
 // unwrap, expect or panic in the node's code. The few invariants that must hold are allowed

@@ -61,6 +61,13 @@ async fn run(args: &hera::runtime::cli::RunArgs) -> i32 {
             return 1;
         }
     };
+    // Start-up is over: its code need not stay resident (`runtime::resident`).
+    let trimmed = hera::runtime::resident::trim_startup_pages();
+    tracing::debug!(
+        mappings = trimmed.mappings,
+        bytes = trimmed.bytes,
+        "start-up pages given back"
+    );
     match app.run_until(termination()).await {
         Ended::Stopped => 0,
         Ended::NameTaken { holder } => {

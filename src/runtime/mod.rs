@@ -23,6 +23,7 @@ pub mod http;
 pub mod http_client;
 pub mod overrides;
 pub mod rejoin;
+pub mod resident;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,155 @@
+//! An idle node's resident set: the binary's pages touched only at start-up given back.
+//!
+//! Most of an idle node's RSS is not memory it allocated (~0.6 MiB) but pages of its own
+//! binary: everything start-up ran (argument parsing, configuration, the runtime and the
+//! faces being built), and, around each page touched, the neighbours the kernel maps with it
+//! (fault-around, 64 KiB). Once the node runs, it uses a small part of that code: a probe
+//! round, a datagram decoded, a timer. So after start-up the node tells the kernel that its
+//! code is read at random (no fault-around) and that the pages mapped so far may go; those
+//! the node still runs come straight back from the page cache at their next use, the others
+//! stay out. Nothing is lost or copied: these pages are clean and file-backed, so giving one
+//! back only unmaps it (the kernel would reclaim them under pressure anyway).
+
+/// What was given back: mappings advised and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    pub mappings: usize,
+    pub bytes: usize,
+}
+
+/// Advise every mapping of this process's own executable as read at random, and give back
+/// what it has mapped so far: its code (never written, so dropping a page only unmaps it)
+/// always; other mappings of it only where the kernel finds them unshared (page-out). Best
+/// effort: without `/proc`, or on a kernel without `MADV_PAGEOUT` (before 5.4), less or
+/// nothing changes.
+pub fn trim_startup_pages() -> Trimmed {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return Trimmed::default();
+    };
+    // smaps, not maps: it says whether any page of a mapping was ever written (`Anonymous`).
+    let Ok(maps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return Trimmed::default();
+    };
+    let mut trimmed = Trimmed::default();
+    for mapping in own_mappings(&maps, &exe) {
+        use rustix::mm::{madvise, Advice};
+        let addr = mapping.start as *mut std::ffi::c_void;
+        // Code is dropped even where other processes map the same pages (several nodes on
+        // one test host): page-out would skip those. Anything writable, or written once and
+        // then protected (relocated read-only data), is only paged out: dropping a private
+        // page that was ever written would bring back the file's bytes in its place.
+        let give_back = if mapping.code {
+            Advice::LinuxDontNeed
+        } else {
+            Advice::LinuxPageOut
+        };
+        // SAFETY: `addr..addr + len` is a whole mapping of our executable, as the kernel lists
+        // it now (nothing unmaps it while we run). MADV_RANDOM only turns off fault-around and
+        // read-ahead. MADV_DONTNEED is used on code only: a private file mapping, executable,
+        // not writable, and with no page ever written (no anonymous page: the loader
+        // relocates data, not code, and the kernel says so), so its pages read back the same
+        // bytes from the file at their next use. MADV_PAGEOUT
+        // never changes contents (dirty or anonymous pages are written out or left). No
+        // reference into the range sees different bytes.
+        #[allow(unsafe_code)]
+        let advised = unsafe {
+            madvise(addr, mapping.len, Advice::Random).is_ok()
+                && madvise(addr, mapping.len, give_back).is_ok()
+        };
+        if advised {
+            trimmed.mappings += 1;
+            trimmed.bytes += mapping.len;
+        }
+    }
+    trimmed
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mapping {
+    start: usize,
+    len: usize,
+    /// Readable and executable, not writable, no page of it ever written: the binary's code.
+    code: bool,
+}
+
+/// The mappings of `exe` that `/proc/self/smaps` lists.
+fn own_mappings(smaps: &str, exe: &std::path::Path) -> Vec<Mapping> {
+    let mut found: Vec<Mapping> = Vec::new();
+    // Whether the mapping being read is one of ours, and whether it is code so far.
+    let mut current: Option<usize> = None;
+    for line in smaps.lines() {
+        if let Some(kb) = line.strip_prefix("Anonymous:") {
+            let written = kb.trim().trim_end_matches("kB").trim() != "0";
+            if let (Some(at), true) = (current, written) {
+                if let Some(mapping) = found.get_mut(at) {
+                    mapping.code = false;
+                }
+            }
+            continue;
+        }
+        // A mapping's first line: start-end perms offset dev inode path.
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        current = None;
+        let path = fields.nth(3);
+        let len = end.saturating_sub(start);
+        if path.map(std::path::Path::new) == Some(exe) && len > 0 {
+            current = Some(found.len());
+            found.push(Mapping {
+                start,
+                len,
+                code: perms == "r-xp",
+            });
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_executables_own_mappings_are_picked_and_only_unwritten_code_dropped() {
+        let maps = "\
+5581a000-5581b000 r--p 00000000 fd:01 123 /usr/bin/hera
+Rss:                   4 kB
+Anonymous:             0 kB
+5581b000-5591b000 r-xp 00001000 fd:01 123 /usr/bin/hera
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me
+5591b000-5591c000 rw-p 00101000 fd:01 123 /usr/bin/hera
+Anonymous:             4 kB
+5591c000-5591d000 r-xp 00102000 fd:01 123 /usr/bin/hera
+Anonymous:             4 kB
+7f00a000-7f00b000 r-xp 00000000 fd:01 456 /usr/lib/libc.so.6
+Anonymous:             0 kB
+7f00c000-7f00d000 rw-p 00000000 00:00 0 
+7ffd0000-7ffd1000 rw-p 00000000 00:00 0 [stack]
+bad line
+";
+        let picked = own_mappings(maps, std::path::Path::new("/usr/bin/hera"));
+        let m = |start, len, code| Mapping { start, len, code };
+        assert_eq!(
+            picked,
+            vec![
+                m(0x5581_a000, 0x1000, false),
+                m(0x5581_b000, 0x10_0000, true),
+                m(0x5591_b000, 0x1000, false),
+                // Executable, but a page of it was written: never dropped, only paged out.
+                m(0x5591_c000, 0x1000, false),
+            ]
+        );
+    }
+}
