@@ -373,7 +373,18 @@ impl Node {
             QueryKind::KeyringList => Ok(KeyringCommand::List),
             QueryKind::KeyringInstall => key().map(KeyringCommand::Install),
             QueryKind::KeyringUse => key().map(KeyringCommand::Use),
-            QueryKind::KeyringRemove => key().map(KeyringCommand::Remove),
+            QueryKind::KeyringRemove => key().map(|key| {
+                // Already gone here (a remove run again after a partial one): nothing to do,
+                // as installing a key already present does nothing.
+                let held = self
+                    .keyring()
+                    .is_some_and(|ring| ring.keys().contains(&key));
+                if held {
+                    KeyringCommand::Remove(key)
+                } else {
+                    KeyringCommand::List
+                }
+            }),
         };
         let done = op
             .map_err(CommandError::Keyring)
