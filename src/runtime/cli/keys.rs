@@ -41,8 +41,8 @@ pub async fn keyring(op: &KeyringOp) -> Result<(), String> {
     let path = format!("{PATH}{}", query_string(scope, force)?);
     let report = call(method, &client.http_addr, &path, body).await?;
     print_report(&report);
-    if let Some(why) = report["Refused"].as_str() {
-        return Err(format!("refused: {why}"));
+    if report["Refused"].is_string() {
+        return Err("refused; nothing was changed (see above)".to_string());
     }
     if report["Complete"] != Value::Bool(true) {
         return Err("not every member answered or agreed (see above)".to_string());
@@ -94,9 +94,6 @@ fn print_report(report: &Value) {
         rows.push([node, "no answer".to_string(), String::new()]);
     }
     print_table(&["Node", "Role", "Key"], &rows);
-    if let Some(why) = report["Refused"].as_str() {
-        println!("refused: {why}");
-    }
     if let Some(summary) = report["Summary"].as_str() {
         println!("{summary}");
     }

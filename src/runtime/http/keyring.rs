@@ -210,7 +210,7 @@ fn refuse_use(listing: &QueryResult, key: &Key) -> Option<String> {
     }
     (!why.is_empty()).then(|| {
         format!(
-            "the key must be installed on every member first ({}); install it, or force",
+            "the key must be installed on every member first ({}); install it, or force (--force, ?force)",
             why.join("; ")
         )
     })
