@@ -119,16 +119,25 @@ pub enum Refusal {
     Outbox,
     /// Too many peers hold a token bucket.
     Peers,
+    /// A query whose asker is not a live member here: not applied, not answered.
+    QueryAsker,
+    /// A query over its asker's answer rate: not applied, not answered.
+    QueryRate,
+    /// A query while this node already remembers `node::query::SEEN_MAX` others: not applied.
+    QueryBacklog,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::Stranger,
         Refusal::StrangerRate,
         Refusal::RepeatedKind,
         Refusal::PeerRate,
         Refusal::Outbox,
         Refusal::Peers,
+        Refusal::QueryAsker,
+        Refusal::QueryRate,
+        Refusal::QueryBacklog,
     ];
 
     pub fn index(self) -> usize {
@@ -139,6 +148,9 @@ impl Refusal {
             Refusal::PeerRate => 3,
             Refusal::Outbox => 4,
             Refusal::Peers => 5,
+            Refusal::QueryAsker => 6,
+            Refusal::QueryRate => 7,
+            Refusal::QueryBacklog => 8,
         }
     }
 
@@ -150,6 +162,9 @@ impl Refusal {
             Refusal::PeerRate => "peer_rate",
             Refusal::Outbox => "outbox",
             Refusal::Peers => "peers",
+            Refusal::QueryAsker => "query_asker",
+            Refusal::QueryRate => "query_rate",
+            Refusal::QueryBacklog => "query_backlog",
         }
     }
 }

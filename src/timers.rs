@@ -42,6 +42,8 @@ pub enum Timer {
     LeaveDone,
     /// Enforce TTLs and liveness, start due health checks, collect tombstones.
     RegistryTick,
+    /// A query this node asked has run out of time: report what it collected.
+    QueryDeadline { seq: u32 },
 }
 
 #[derive(Debug, Default)]

@@ -254,7 +254,7 @@ fn acknowledged_registrations_survive_a_kill_at_any_instant() {
 const KEY_1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
-/// The documented rotation on every node, then a restart with the config's old key: the node
+/// The documented rotation (one cluster-wide command per step), then a restart with the config's old key: the node
 /// comes back with the new keyring (from its data_dir), rejoins and loses nothing.
 #[test]
 fn a_key_rotation_then_a_restart_rejoins_with_the_new_key() {
@@ -269,11 +269,14 @@ fn a_key_rotation_then_a_restart_rejoins_with_the_new_key() {
     }
     wait_all_alive(&nodes);
     let key = |k: &str| json!({"Key": k}).to_string();
-    for (method, k) in [("POST", KEY_2), ("PUT", KEY_2), ("DELETE", KEY_1)] {
-        for node in &nodes {
-            let answer = raw_http(node.http, method, "/v1/operator/keyring", &key(k));
-            assert_eq!(answer.map(|a| a.0), Some(200), "{method} on {}", node.name);
-        }
+    // Each step acts on every member (issue 16), asked of a different node each time.
+    for (node, (method, k)) in
+        nodes
+            .iter()
+            .zip([("POST", KEY_2), ("PUT", KEY_2), ("DELETE", KEY_1)])
+    {
+        let answer = raw_http(node.http, method, "/v1/operator/keyring", &key(k));
+        assert_eq!(answer.map(|a| a.0), Some(200), "{method} on {}", node.name);
     }
     let mine = ids("web", 3);
     register_passing(&nodes[2], &mine);

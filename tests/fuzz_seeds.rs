@@ -19,9 +19,9 @@ use hera::names::{Label, NodeName};
 use hera::wire::bounded::{BoundedString, BoundedVec};
 use hera::wire::seal::seal_with;
 use hera::wire::{
-    encode_message, flags, Ack, Claim, DatagramBuilder, Key, MemberUpdate, Message, Nack, Ping,
-    PingReq, Profile, PushPull, SyncProbe, Tag, DATAGRAM_MAX_BYTES, HEADER_BYTES, TAGS_MAX,
-    TAG_VALUE_MAX_BYTES,
+    encode_message, flags, Ack, Claim, DatagramBuilder, Key, MemberUpdate, Message, Nack, Opaque,
+    Ping, PingReq, Profile, PushPull, Query, QueryAnswer, QueryId, QueryOutcome, SyncProbe, Tag,
+    DATAGRAM_MAX_BYTES, HEADER_BYTES, TAGS_MAX, TAG_VALUE_MAX_BYTES,
 };
 
 fn seeds_dir(target: &str) -> PathBuf {
@@ -78,6 +78,13 @@ fn v6() -> SocketAddr {
 }
 
 /// Valid datagrams of every kind, and the edge cases the decoder must reject.
+fn query_id() -> QueryId {
+    QueryId {
+        asker: name("peer-1"),
+        seq: 3,
+    }
+}
+
 fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let ping = Message::Ping(Ping {
         seq: 1,
@@ -230,6 +237,39 @@ fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 ]
                 .concat(),
             ),
+        ),
+        (
+            "query",
+            datagram(&[Message::Query(Query {
+                id: query_id(),
+                kind: 2,
+                timeout_ms: 5_000,
+                payload: Opaque::new(vec![7; 32]).expect("a key fits"),
+            })]),
+        ),
+        (
+            "query-answer-done",
+            datagram(&[Message::QueryAnswer(QueryAnswer {
+                id: query_id(),
+                responder: name("peer-2"),
+                outcome: QueryOutcome::Done(Opaque::new(vec![7; 64]).expect("two keys fit")),
+            })]),
+        ),
+        (
+            "query-answer-refused",
+            datagram(&[Message::QueryAnswer(QueryAnswer {
+                id: query_id(),
+                responder: name("peer-2"),
+                outcome: QueryOutcome::Refused(BoundedString("no such key".into())),
+            })]),
+        ),
+        (
+            "query-answer-unknown-kind",
+            datagram(&[Message::QueryAnswer(QueryAnswer {
+                id: query_id(),
+                responder: name("peer-2"),
+                outcome: QueryOutcome::UnknownKind,
+            })]),
         ),
     ]
 }

@@ -353,11 +353,20 @@ async fn the_keyring_over_http_in_consuls_shape() {
         409,
         "primary"
     );
+    // Cluster-wide, a key not installed everywhere is refused before anything changes.
     assert_eq!(
         code(send(reqwest::Method::PUT, &key(3)).await.unwrap()),
-        404,
-        "unknown"
+        409,
+        "not installed"
     );
+    // On the node asked alone (`?local`), the node's own refusal.
+    let local = http
+        .put(format!("{url}?local"))
+        .json(&json!({ "Key": format_key(&key(3)) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(local), 404, "unknown");
     assert_eq!(
         code(send(reqwest::Method::PUT, &key(2)).await.unwrap()),
         200

@@ -281,7 +281,8 @@ impl Monitor {
             | Event::RegistryChanged { .. }
             | Event::ClockRejected { .. }
             | Event::ImplausibleClaim { .. }
-            | Event::NameTaken { .. } => {}
+            | Event::NameTaken { .. }
+            | Event::QueryDone(_) => {}
         }
     }
 

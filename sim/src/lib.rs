@@ -717,6 +717,7 @@ fn event_key(e: &Event) -> (u8, &str) {
         Event::ClockRejected { writer, .. } => (13, writer.as_str()),
         Event::ImplausibleClaim { name, .. } => (14, name.as_str()),
         Event::NameTaken { .. } => (15, ""),
+        Event::QueryDone(_) => (16, ""),
     }
 }
 
@@ -747,6 +748,12 @@ fn describe(e: &Event) -> String {
             claimed,
         } => format!("refuses a claim moving {name} from incarnation {known} to {claimed}"),
         Event::NameTaken { holder } => format!("refuses to join: its name is held at {holder}"),
+        Event::QueryDone(r) => format!(
+            "query {} done: {} answers, {} missing",
+            r.id.seq,
+            r.answers.len(),
+            r.missing.len()
+        ),
     }
 }
 

@@ -65,6 +65,9 @@ pub enum Command {
     },
     /// List or change the gossip keyring (only on a node started with a cluster key).
     Keyring(KeyringCommand),
+    /// Ask every member (a cluster-wide operation, `node::query`); answered at once with
+    /// [`Reply::QueryStarted`], the answers come in [`Event::QueryDone`].
+    Query(super::QueryRequest),
     /// Change protocol timings on the running node (`PUT /v1/hera/config`).
     Configure(Tuning),
     /// Consul's force-leave: declare a failed member gone for good (left), so that its
@@ -104,6 +107,12 @@ pub enum Reply {
         /// Every key, the primary first.
         keys: Vec<wire::Key>,
     },
+    /// A query is on its way; [`Event::QueryDone`] with this id reports it.
+    QueryStarted {
+        id: wire::QueryId,
+    },
+    /// A query's answers (the driver turns `QueryStarted` into this once the query is done).
+    Query(Box<super::QueryResult>),
 }
 
 /// Why a command was not carried out.
@@ -244,6 +253,8 @@ pub enum Event {
     NameTaken {
         holder: SocketAddr,
     },
+    /// A query this node asked is done: every answer, and who did not answer.
+    QueryDone(Box<super::QueryResult>),
 }
 
 impl Event {
@@ -255,7 +266,8 @@ impl Event {
             Event::Rejected { .. }
             | Event::NameConflict { .. }
             | Event::ClockRejected { .. }
-            | Event::ImplausibleClaim { .. } => false,
+            | Event::ImplausibleClaim { .. }
+            | Event::QueryDone(_) => false,
             Event::MemberJoined { .. }
             | Event::MemberSuspected { .. }
             | Event::MemberRecovered { .. }

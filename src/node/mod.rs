@@ -28,13 +28,15 @@
 //! - `io`: timers, outbox, events, the gossip queue, rng, counters, envelope, config and the
 //!   state version, lent to both as `&mut`;
 //! - `api`: the types callers see (commands, replies, events, transmits, views);
-//! - `keyring`: gossip encryption in the node (which envelope, the keyring commands).
+//! - `keyring`: gossip encryption in the node (which envelope, the keyring commands);
+//! - `query`: requests to every member, answered to the asker directly (cluster-wide verbs).
 
 mod api;
 mod catalog;
 mod io;
 mod keyring;
 mod membership;
+mod query;
 mod replies;
 mod restore;
 #[cfg(test)]
@@ -66,6 +68,10 @@ use crate::timers::Timer;
 use crate::wire::bounded::BoundedVec;
 use crate::wire::{self, Incarnation, Message, Profile};
 
+pub use query::{
+    keyring_of, QueryKind, QueryRequest, QueryResult, ANSWERS_PER_ASKER_PER_SEC,
+    QUERIES_IN_FLIGHT_MAX, QUERY_TIMEOUT_MAX, QUERY_TIMEOUT_MIN, SEEN_MAX,
+};
 pub use restore::Restored;
 
 /// The protocol state machine. See the module documentation for its contract.
@@ -78,6 +84,8 @@ pub struct Node {
     membership: Membership,
     /// The registry half.
     catalog: Catalog,
+    /// Queries this node asked, and those it has heard.
+    queries: query::Queries,
 }
 
 impl Node {
@@ -90,6 +98,7 @@ impl Node {
         let mut node = Node {
             membership: Membership::new(&config, identity.name.clone(), profile, now),
             catalog: Catalog::new(identity.name, BootId::of_seed(rng_seed)),
+            queries: query::Queries::default(),
             io: Io::new(config, ChaCha8Rng::seed_from_u64(rng_seed)),
         };
         node.start_timers(now);
@@ -190,6 +199,7 @@ impl Node {
                 Ok(catalog.set_node_maintenance(io, now, enable, reason.as_deref()))
             }
             Command::Keyring(op) => self.keyring_command(op),
+            Command::Query(request) => self.start_query(now, request),
             Command::Configure(tuning) => {
                 let tuned = io
                     .config
@@ -376,6 +386,9 @@ impl Node {
     }
 
     fn handle_timer(&mut self, now: Instant, timer: Timer) {
+        if let Timer::QueryDeadline { seq } = timer {
+            return self.on_query_deadline(seq);
+        }
         let (membership, catalog, io) = (&mut self.membership, &mut self.catalog, &mut self.io);
         match timer {
             Timer::ProbeTick => membership.on_probe_tick(io, now),
@@ -397,10 +410,16 @@ impl Node {
                 let view = membership.view(io.config.expected_members);
                 catalog.on_registry_tick(io, &view, now);
             }
+            Timer::QueryDeadline { .. } => {}
         }
     }
 
     fn handle_message(&mut self, now: Instant, from: SocketAddr, message: Message) {
+        let message = match message {
+            Message::Query(query) => return self.on_query(now, query),
+            Message::QueryAnswer(answer) => return self.on_query_answer(from, answer),
+            other => other,
+        };
         let (membership, catalog, io) = (&mut self.membership, &mut self.catalog, &mut self.io);
         match message {
             Message::Ping(ping) => membership.on_ping(io, now, from, ping),
@@ -423,6 +442,8 @@ impl Node {
             Message::RegistryBuckets(buckets) => {
                 catalog.on_registry_buckets(io, now, from, buckets)
             }
+            // Routed above: they need the whole node (membership, keyring, queries).
+            Message::Query(_) | Message::QueryAnswer(_) => {}
         }
     }
 }

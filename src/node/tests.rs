@@ -98,6 +98,8 @@ struct Cluster {
     events: Vec<(Instant, usize, Event)>,
     /// Tags each node started from now on carries (to make its updates larger).
     tags: usize,
+    /// The keyring each node started from now on seals with (None: plain datagrams).
+    keyring: Option<wire::Keyring>,
 }
 
 impl Cluster {
@@ -120,6 +122,7 @@ impl Cluster {
             sent: Vec::new(),
             events: Vec::new(),
             tags,
+            keyring: None,
         };
         for i in 0..n {
             cluster.start(i, name(i), seed.wrapping_mul(1_000).wrapping_add(i as u64));
@@ -140,7 +143,10 @@ impl Cluster {
                 value: BoundedString(format!("value-{t}-of-{node_name}")),
             })
             .collect();
-        let node = Node::new(self.config.clone(), identity, seed, self.now);
+        let mut node = Node::new(self.config.clone(), identity, seed, self.now);
+        if let Some(ring) = &self.keyring {
+            node.set_keyring(ring.clone());
+        }
         self.nodes[i] = Some(node);
         self.names[i] = node_name;
         self.flush(i);
@@ -1264,6 +1270,7 @@ fn same_seed_same_transmits() {
 }
 
 mod hostile;
+mod queries;
 mod registry;
 mod retune;
 mod traffic;

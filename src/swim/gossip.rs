@@ -18,6 +18,7 @@ use crate::wire::DatagramBuilder;
 pub enum Subject {
     Member(NodeName),
     Instance(crate::names::InstanceId),
+    Query(crate::wire::QueryId),
 }
 
 /// How many times each update is sent in a cluster of `members`.
@@ -32,11 +33,12 @@ pub fn retransmit_limit(retransmit_mult: u32, members: usize) -> u32 {
 pub struct Filled {
     pub members: usize,
     pub instances: usize,
+    pub queries: usize,
 }
 
 impl Filled {
     pub fn total(&self) -> usize {
-        self.members + self.instances
+        self.members + self.instances + self.queries
     }
 }
 
@@ -132,6 +134,7 @@ impl Broadcasts {
                 match item.subject {
                     Subject::Member(_) => filled.members += 1,
                     Subject::Instance(_) => filled.instances += 1,
+                    Subject::Query(_) => filled.queries += 1,
                 }
             } else {
                 misses += 1;

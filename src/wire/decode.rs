@@ -179,6 +179,8 @@ fn reference_message(kind: u32, payload: &[u8]) -> Result<Option<Message>, Decod
         8 => Message::RegistrySync(one(payload)?),
         9 => Message::RegistryDigest(one(payload)?),
         10 => Message::RegistryBuckets(one(payload)?),
+        11 => Message::Query(one(payload)?),
+        12 => Message::QueryAnswer(one(payload)?),
         _ => return Ok(None),
     }))
 }

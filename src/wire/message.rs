@@ -50,6 +50,105 @@ pub enum Message {
     /// Per-bucket summaries of one origin's entries, once that origin's summaries differ; the
     /// receiver pushes that origin's entries in the buckets that differ.
     RegistryBuckets(RegistryBuckets),
+    /// A request to every live member (a cluster-wide operation), disseminated like any
+    /// update; each member applies it and answers the asker directly (`node::query`).
+    Query(Query),
+    /// One member's answer to a [`Query`], sent straight to the asker's advertised address.
+    QueryAnswer(QueryAnswer),
+}
+
+/// Most bytes of a query's payload: a keyring operation needs 32; room for future verbs, and
+/// small enough that a query always rides along with other gossip in one datagram.
+pub const QUERY_PAYLOAD_MAX_BYTES: usize = 256;
+/// Most bytes of an answer's payload: a keyring listing needs `KEYS_MAX` × 32 = 160. With the
+/// id and the names, an answer stays well inside one datagram (`DATAGRAM_MAX_BYTES`).
+pub const ANSWER_PAYLOAD_MAX_BYTES: usize = 512;
+/// Longest refusal message in an answer.
+pub const ANSWER_ERROR_MAX_BYTES: usize = 256;
+
+/// Bytes that may hold secrets (a key to install, a keyring listing): encoded as a list of
+/// bytes, but `Debug` shows only their number, so a logged event or message never shows a key.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Opaque<const MAX: usize>(pub BoundedVec<u8, MAX>);
+
+impl<const MAX: usize> Opaque<MAX> {
+    /// The bytes, or None past `MAX` (they could not be encoded).
+    pub fn new(bytes: Vec<u8>) -> Option<Self> {
+        (bytes.len() <= MAX).then(|| Opaque(BoundedVec::new(bytes)))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0 .0
+    }
+}
+
+impl<const MAX: usize> std::fmt::Debug for Opaque<MAX> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Opaque({} bytes)", self.0 .0.len())
+    }
+}
+
+impl<const MAX: usize> Encode for Opaque<MAX> {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        e: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.0.encode(e)
+    }
+}
+
+impl<C, const MAX: usize> Decode<C> for Opaque<MAX> {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        BoundedVec::decode(d).map(Opaque)
+    }
+}
+
+impl<'de, C, const MAX: usize> bincode::BorrowDecode<'de, C> for Opaque<MAX> {
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        Self::decode(d)
+    }
+}
+
+/// Names a query cluster-wide: the asker, and the asker's own counter.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct QueryId {
+    pub asker: NodeName,
+    pub seq: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Query {
+    pub id: QueryId,
+    /// What is asked (`node::query::QueryKind`); a number, so that a node that does not know
+    /// a newer kind can still say so in its answer.
+    pub kind: u16,
+    /// How long the asker collects answers, in milliseconds; receivers forget the query's id
+    /// after about as long.
+    pub timeout_ms: u32,
+    pub payload: Opaque<QUERY_PAYLOAD_MAX_BYTES>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct QueryAnswer {
+    pub id: QueryId,
+    /// Who answers; the asker checks the datagram came from this member's address.
+    pub responder: NodeName,
+    pub outcome: QueryOutcome,
+}
+
+/// What a member did with a query.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum QueryOutcome {
+    /// Applied; the kind's answer (a keyring: its keys, the primary first).
+    Done(Opaque<ANSWER_PAYLOAD_MAX_BYTES>),
+    /// Not applied, and why.
+    Refused(BoundedString<ANSWER_ERROR_MAX_BYTES>),
+    /// The member does not know this kind of query (an older build).
+    UnknownKind,
 }
 
 /// Most origin summaries in one digest message (the MTU binds first).
@@ -184,11 +283,13 @@ pub enum MessageKind {
     RegistrySync,
     RegistryDigest,
     RegistryBuckets,
+    Query,
+    QueryAnswer,
 }
 
 impl MessageKind {
     /// Every kind, in wire order (`ALL[k.index()] == k`).
-    pub const ALL: [MessageKind; 11] = [
+    pub const ALL: [MessageKind; 13] = [
         MessageKind::Ping,
         MessageKind::Ack,
         MessageKind::PingReq,
@@ -200,6 +301,8 @@ impl MessageKind {
         MessageKind::RegistrySync,
         MessageKind::RegistryDigest,
         MessageKind::RegistryBuckets,
+        MessageKind::Query,
+        MessageKind::QueryAnswer,
     ];
 
     /// Its position in [`MessageKind::ALL`].
@@ -221,6 +324,8 @@ impl MessageKind {
             MessageKind::RegistrySync => "registry_sync",
             MessageKind::RegistryDigest => "registry_digest",
             MessageKind::RegistryBuckets => "registry_buckets",
+            MessageKind::Query => "query",
+            MessageKind::QueryAnswer => "query_answer",
         }
     }
 }
@@ -239,6 +344,8 @@ impl Message {
             Message::RegistrySync(_) => MessageKind::RegistrySync,
             Message::RegistryDigest(_) => MessageKind::RegistryDigest,
             Message::RegistryBuckets(_) => MessageKind::RegistryBuckets,
+            Message::Query(_) => MessageKind::Query,
+            Message::QueryAnswer(_) => MessageKind::QueryAnswer,
         }
     }
 }

@@ -766,7 +766,7 @@ fn unknown_kinds_are_skipped_and_appended_fields_ignored() {
         ack.clone(),
         encode_frame(1_000, &[]),
         ack_with_more,
-        encode_frame(11, &[0xff; 300]),
+        encode_frame(13, &[0xff; 300]),
         encode_message(&ping()),
     ]
     .concat();

@@ -48,6 +48,8 @@ impl Membership {
             .messages_out(MessageKind::Member, filled.members as u64);
         io.stats
             .messages_out(MessageKind::Entry, filled.instances as u64);
+        io.stats
+            .messages_out(MessageKind::Query, filled.queries as u64);
     }
 
     pub(crate) fn on_eager_push(&mut self, io: &mut Io, now: Instant) {

@@ -1,14 +1,15 @@
-//! `hera keyring` (one node's gossip keys, over its API) and `hera keygen` (a new key).
+//! `hera keyring` (the gossip keys of every member, or of the node asked with `--local`, over
+//! hera's keyring route) and `hera keygen` (a new key).
 
-use super::client::Method;
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
+use super::client::Method;
 use super::client::{call, print_table};
-use super::{KeyArgs, KeyringOp};
+use super::{KeyringOp, KeyringScope};
 use crate::wire::seal::KEY_BYTES;
 
-const PATH: &str = "/v1/operator/keyring";
+const PATH: &str = "/v1/hera/keyring";
 
 /// Print a new cluster key: 32 bytes from the operating system's generator, in base64.
 pub fn keygen() -> Result<(), String> {
@@ -23,52 +24,77 @@ pub fn keygen() -> Result<(), String> {
     Ok(())
 }
 
+/// Run a keyring command and print every member's answer, who did not answer and a summary.
+/// Fails (exit code 1) when the command was refused or did not reach every member.
 pub async fn keyring(op: &KeyringOp) -> Result<(), String> {
-    let (method, args, done): (Method, Option<&KeyArgs>, &str) = match op {
-        KeyringOp::List(_) => (Method::GET, None, ""),
-        KeyringOp::Install(a) => (Method::POST, Some(a), "installed"),
-        KeyringOp::Use(a) => (Method::PUT, Some(a), "now primary"),
-        KeyringOp::Remove(a) => (Method::DELETE, Some(a), "removed"),
-    };
-    let http_addr = match op {
-        KeyringOp::List(c) => &c.http_addr,
-        KeyringOp::Install(a) | KeyringOp::Use(a) | KeyringOp::Remove(a) => &a.client.http_addr,
+    let (method, key, force, scope, client) = match op {
+        KeyringOp::List(a) => (Method::GET, None, false, &a.scope, &a.client),
+        KeyringOp::Install(a) => (Method::POST, Some(&a.key), false, &a.scope, &a.client),
+        KeyringOp::Use(a) => (Method::PUT, Some(&a.key), a.force, &a.scope, &a.client),
+        KeyringOp::Remove(a) => (Method::DELETE, Some(&a.key), false, &a.scope, &a.client),
     };
     // Check the key here too, so a typo is reported before anything is sent.
-    if let Some(a) = args {
-        crate::runtime::settings::parse_key(&a.key)?;
+    if let Some(key) = key {
+        crate::runtime::settings::parse_key(key)?;
     }
-    let body = args.map(|a| json!({ "Key": a.key.trim() }));
-    let listing = call(method, http_addr, PATH, body).await?;
-    if !done.is_empty() {
-        println!("key {done}");
+    let body = key.map(|k| json!({ "Key": k.trim() }));
+    let path = format!("{PATH}{}", query_string(scope, force)?);
+    let report = call(method, &client.http_addr, &path, body).await?;
+    print_report(&report);
+    if report["Refused"].is_string() {
+        return Err("refused; nothing was changed (see above)".to_string());
     }
-    print_listing(&listing);
+    if report["Complete"] != Value::Bool(true) {
+        return Err("not every member answered or agreed (see above)".to_string());
+    }
     Ok(())
 }
 
-fn print_listing(listing: &Value) {
-    let Some(pool) = listing.as_array().and_then(|a| a.first()) else {
-        return;
-    };
-    let primary: Vec<&String> = pool["PrimaryKeys"]
-        .as_object()
-        .map(|m| m.keys().collect())
-        .unwrap_or_default();
-    let rows: Vec<[String; 2]> = pool["Keys"]
-        .as_object()
-        .map(|m| {
-            m.keys()
-                .map(|k| {
-                    let role = if primary.contains(&k) {
-                        "primary"
-                    } else {
-                        "accepted"
-                    };
-                    [k.clone(), role.to_string()]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    print_table(&["Key", "Role"], &rows);
+fn query_string(scope: &KeyringScope, force: bool) -> Result<String, String> {
+    let mut params = Vec::new();
+    if scope.local {
+        params.push("local=true".to_string());
+    }
+    if force {
+        params.push("force=true".to_string());
+    }
+    if let Some(timeout) = &scope.timeout {
+        crate::duration::parse(timeout).map_err(|e| format!("--timeout: {e}"))?;
+        params.push(format!("timeout={}", timeout.trim()));
+    }
+    Ok(if params.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", params.join("&"))
+    })
+}
+
+fn print_report(report: &Value) {
+    let mut rows: Vec<[String; 3]> = Vec::new();
+    for answer in report["Answers"].as_array().into_iter().flatten() {
+        let node = answer["Node"].as_str().unwrap_or_default().to_string();
+        if let Some(error) = answer["Error"].as_str() {
+            rows.push([node, "error".to_string(), error.to_string()]);
+            continue;
+        }
+        let keys: Vec<&str> = answer["Keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            let role = if i == 0 { "primary" } else { "accepted" };
+            let who = if i == 0 { node.clone() } else { String::new() };
+            rows.push([who, role.to_string(), (*key).to_string()]);
+        }
+    }
+    for node in report["Missing"].as_array().into_iter().flatten() {
+        let node = node.as_str().unwrap_or_default().to_string();
+        rows.push([node, "no answer".to_string(), String::new()]);
+    }
+    print_table(&["Node", "Role", "Key"], &rows);
+    if let Some(summary) = report["Summary"].as_str() {
+        println!("{summary}");
+    }
 }

@@ -165,20 +165,47 @@ pub struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeyringOp {
-    /// List the node's keys, the primary (used to seal) marked.
-    List(ClientArgs),
-    /// Accept gossip sealed with this key too (step 1 of a rotation, on every node).
+    /// List every member's keys, the primary (used to seal) first.
+    List(KeyringListArgs),
+    /// Accept gossip sealed with this key too, on every member (step 1 of a rotation).
     Install(KeyArgs),
-    /// Seal with this installed key from now on (step 2, on every node).
+    /// Seal with this key from now on, on every member (step 2); refused unless every member
+    /// has it installed.
     Use(KeyArgs),
-    /// Stop accepting this key (step 3, on every node); the primary cannot be removed.
+    /// Stop accepting this key, on every member (step 3); refused while it is any member's
+    /// primary.
     Remove(KeyArgs),
+}
+
+/// Where a keyring command acts, and how long it waits for answers.
+#[derive(Debug, Args)]
+pub struct KeyringScope {
+    /// Act on the node asked alone, not on every member.
+    #[arg(long)]
+    pub local: bool,
+    /// How long to collect the members' answers (e.g. 3s; at most 4s).
+    #[arg(long)]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyringListArgs {
+    #[command(flatten)]
+    pub scope: KeyringScope,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct KeyArgs {
     /// The key, base64 of 32 bytes.
     pub key: String,
+    /// `use` only: make the key primary even where it is not known to be installed (members
+    /// that lack it are cut off until they get it).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub scope: KeyringScope,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -231,7 +258,7 @@ impl Commands {
             Commands::Deregister(a) => Some(&a.client),
             Commands::Maintenance(a) => Some(&a.client),
             Commands::Keyring(
-                KeyringOp::List(a)
+                KeyringOp::List(KeyringListArgs { client: a, .. })
                 | KeyringOp::Install(KeyArgs { client: a, .. })
                 | KeyringOp::Use(KeyArgs { client: a, .. })
                 | KeyringOp::Remove(KeyArgs { client: a, .. }),

@@ -163,6 +163,7 @@ fn must_be_durable(command: &Command) -> bool {
         | Command::RunChecks { .. }
         | Command::Configure(_)
         | Command::ForceLeave { .. }
+        | Command::Query(_)
         | Command::Restore(_) => false,
     }
 }

@@ -114,6 +114,9 @@ async fn run(
     let mut shutting_down = false;
     let mut leave_deadline: Option<tokio::time::Instant> = None;
     let mut commands_open = true;
+    // Callers of a query, answered when it is done (the core bounds queries in flight).
+    let mut queries: std::collections::BTreeMap<u32, oneshot::Sender<Result<Reply, CommandError>>> =
+        std::collections::BTreeMap::new();
 
     loop {
         // The wall clock may be stepped (NTP) while we run; registry versions follow it.
@@ -137,6 +140,11 @@ async fn run(
             log.event(&event, clock.now());
             if let Event::CheckDue { id, url, timeout } = &event {
                 checks.run(id.clone(), url.clone(), *timeout);
+            }
+            if let Event::QueryDone(result) = &event {
+                if let Some(reply) = queries.remove(&result.id.seq) {
+                    let _ = reply.send(Ok(Reply::Query(result.clone())));
+                }
             }
             let _ = events.send(event);
         }
@@ -191,7 +199,15 @@ async fn run(
                         published_at = clock.now();
                         snapshot_tx.send_replace(Arc::new(Snapshot::of(&node, clock.now())));
                     }
-                    let _ = reply.send(result);
+                    match result {
+                        // Answered once the answers are in (the event, drained above).
+                        Ok(Reply::QueryStarted { id }) => {
+                            queries.insert(id.seq, reply);
+                        }
+                        result => {
+                            let _ = reply.send(result);
+                        }
+                    }
                 }
                 None => commands_open = false,
             },
@@ -304,6 +320,14 @@ mod log {
                 Event::NameTaken { holder } => tracing::error!(
                     %holder,
                     "this node's name is held by a live member at another address; not joining"
+                ),
+                // Counts only: an answer may hold keys.
+                Event::QueryDone(r) => tracing::info!(
+                    seq = r.id.seq,
+                    kind = r.kind,
+                    answered = r.answers.len(),
+                    missing = r.missing.len(),
+                    "query done"
                 ),
                 #[allow(unreachable_patterns)]
                 other => tracing::debug!(?other, "event"),

@@ -30,7 +30,7 @@ pub const REQUESTS_MAX: usize = blocking::WAITERS_MAX + ORDINARY_REQUESTS_MAX;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Paths that need the token whenever one is configured, reads included: the keyring lists
 /// the cluster's gossip keys.
-const SECRET_PATHS: [&str; 1] = ["/v1/operator/keyring"];
+const SECRET_PATHS: [&str; 2] = ["/v1/operator/keyring", "/v1/hera/keyring"];
 
 /// An API token. Its `Debug` never shows it; comparison takes constant time.
 #[derive(Clone)]

@@ -1,0 +1,266 @@
+//! Queries (`node::query`): a request disseminated to every member, each answering the asker
+//! directly; the asker reports every answer and who did not answer. The keyring is the verb.
+
+use super::*;
+use crate::node::KeyringCommand;
+use crate::node::{keyring_of, QueryRequest, QueryResult, Reply, QUERIES_IN_FLIGHT_MAX};
+use crate::stats::Refusal;
+use crate::wire::{Key, Opaque, Query, QueryAnswer, QueryId, QueryOutcome};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+fn key(byte: u8) -> Key {
+    Key::from_bytes([byte; 32])
+}
+
+/// `n` joined nodes, sealed with `key(1)` when `encrypted`.
+fn cluster(n: usize, encrypted: bool) -> Cluster {
+    let mut c = Cluster::new(n, Config::local(), 31);
+    if encrypted {
+        c.keyring = Some(wire::Keyring::new(key(1)));
+        for i in 0..n {
+            c.start(i, name(i), 31_000 + i as u64);
+        }
+    }
+    c.join_all();
+    c
+}
+
+/// Ask from `asker` and run until its `QueryDone`; the result and how long it took.
+fn ask(c: &mut Cluster, asker: usize, request: QueryRequest) -> (QueryResult, Duration) {
+    let now = c.now;
+    let reply = c
+        .node_mut(asker)
+        .handle_command(now, Command::Query(request));
+    c.flush(asker);
+    let Ok(Reply::QueryStarted { id }) = reply else {
+        panic!("query refused: {reply:?}");
+    };
+    let start = c.now;
+    let done = |c: &Cluster| {
+        c.events
+            .iter()
+            .any(|(_, i, e)| *i == asker && matches!(e, Event::QueryDone(r) if r.id == id))
+    };
+    c.run_until_true(TIMEOUT * 2, done)
+        .expect("the query ends by its deadline");
+    let result = c
+        .events
+        .iter()
+        .find_map(|(_, i, e)| match e {
+            Event::QueryDone(r) if *i == asker && r.id == id => Some((**r).clone()),
+            _ => None,
+        })
+        .expect("a QueryDone event");
+    (result, c.now.saturating_since(start))
+}
+
+fn keyring_query(op: KeyringCommand) -> QueryRequest {
+    QueryRequest::keyring(&op, TIMEOUT)
+}
+
+fn answers_to(c: &Cluster, to: usize, since: Instant) -> Vec<QueryAnswer> {
+    c.sent_since(since)
+        .filter(|s| s.to == addr(to))
+        .flat_map(Sent::messages)
+        .filter_map(|m| match m {
+            Message::QueryAnswer(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+fn query_from(asker: usize, seq: u32, kind: u16) -> Message {
+    Message::Query(Query {
+        id: QueryId {
+            asker: name(asker),
+            seq,
+        },
+        kind,
+        timeout_ms: 2_000,
+        payload: Opaque::default(),
+    })
+}
+
+#[test]
+fn a_keyring_install_reaches_every_member_and_every_answer_comes_back() {
+    let mut c = cluster(5, true);
+    let (result, took) = ask(&mut c, 0, keyring_query(KeyringCommand::Install(key(2))));
+    assert!(result.missing.is_empty(), "missing: {:?}", result.missing);
+    assert_eq!(result.answers.len(), 5);
+    for (who, outcome) in &result.answers {
+        assert_eq!(
+            keyring_of(outcome),
+            Some(vec![key(1), key(2)]),
+            "{who} answered {outcome:?}"
+        );
+    }
+    assert!(
+        took < TIMEOUT,
+        "done once all answered, not at the deadline"
+    );
+    for i in 0..5 {
+        assert_eq!(c.node(i).keyring().unwrap().keys(), &[key(1), key(2)]);
+    }
+    // Then use it everywhere: the cluster keeps talking, now sealed with the new key.
+    let (result, _) = ask(&mut c, 2, keyring_query(KeyringCommand::Use(key(2))));
+    assert!(result.missing.is_empty());
+    for i in 0..5 {
+        assert_eq!(c.node(i).keyring().unwrap().primary(), &key(2));
+    }
+    let (result, _) = ask(&mut c, 4, keyring_query(KeyringCommand::Remove(key(1))));
+    assert!(result.missing.is_empty());
+    let all: Vec<usize> = (0..5).collect();
+    c.run_for(c.config.probe_interval * 5);
+    assert!(
+        c.all_alive(&all),
+        "the cluster still talks after the rotation"
+    );
+    for i in 0..5 {
+        assert_eq!(c.node(i).keyring().unwrap().keys(), &[key(2)]);
+    }
+}
+
+#[test]
+fn a_crashed_member_is_reported_as_not_answering_at_the_deadline() {
+    let mut c = cluster(5, true);
+    c.crash(3);
+    let (result, took) = ask(&mut c, 0, keyring_query(KeyringCommand::List));
+    assert_eq!(result.missing, vec![name(3)]);
+    assert_eq!(result.answers.len(), 4);
+    assert!(took >= TIMEOUT, "waited for the deadline");
+}
+
+#[test]
+fn refusals_and_unknown_kinds_are_answered_not_dropped() {
+    // A plain cluster: a keyring query is refused by every member, with the reason.
+    let mut c = cluster(3, false);
+    let (result, _) = ask(&mut c, 1, keyring_query(KeyringCommand::List));
+    assert!(result.missing.is_empty());
+    for (_, outcome) in &result.answers {
+        assert!(
+            matches!(outcome, QueryOutcome::Refused(why) if why.0.contains("not enabled")),
+            "{outcome:?}"
+        );
+    }
+    let unknown = QueryRequest {
+        kind: 999,
+        payload: Opaque::default(),
+        timeout: TIMEOUT,
+    };
+    let (result, _) = ask(&mut c, 1, unknown);
+    assert!(result.missing.is_empty());
+    assert_eq!(result.answers.len(), 3);
+    assert!(result
+        .answers
+        .iter()
+        .all(|(_, o)| *o == QueryOutcome::UnknownKind));
+}
+
+#[test]
+fn bounds_are_refused_by_name_value_and_range() {
+    let mut c = cluster(2, false);
+    let mut request = keyring_query(KeyringCommand::List);
+    for timeout in [Duration::from_millis(10), Duration::from_secs(61)] {
+        request.timeout = timeout;
+        let err = c.command(0, Command::Query(request.clone())).unwrap_err();
+        let detail = err.to_string();
+        assert!(
+            detail.contains("timeout") && detail.contains("100..=60000"),
+            "{detail}"
+        );
+    }
+    request.timeout = TIMEOUT;
+    for _ in 0..QUERIES_IN_FLIGHT_MAX {
+        c.command(0, Command::Query(request.clone())).unwrap();
+    }
+    let err = c.command(0, Command::Query(request.clone())).unwrap_err();
+    assert!(err.to_string().contains("in flight"), "{err}");
+    assert!(Opaque::<{ wire::QUERY_PAYLOAD_MAX_BYTES }>::new(vec![0; 257]).is_none());
+}
+
+#[test]
+fn answers_go_only_to_a_live_asker_at_its_advertised_address() {
+    let mut c = cluster(3, false);
+    let since = c.now;
+    // Sent from a stranger's address in n0's name: the answer goes to n0's address.
+    c.inject(1, addr(9), &[query_from(0, 100, 999)]);
+    // The same query again (relayed by another member): applied and answered once.
+    c.inject(1, addr(2), &[query_from(0, 100, 999)]);
+    let answers = answers_to(&c, 0, since);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].responder, name(1));
+    assert!(c.sent_since(since).all(|s| s.to != addr(9)));
+    // An asker that is no member gets nothing.
+    let ghost = Message::Query(Query {
+        id: QueryId {
+            asker: NodeName::new("ghost").unwrap(),
+            seq: 1,
+        },
+        kind: 999,
+        timeout_ms: 2_000,
+        payload: Opaque::default(),
+    });
+    c.inject(1, addr(9), &[ghost]);
+    assert_eq!(
+        c.node(1).stats().replies_refused[Refusal::QueryAsker.index()],
+        1
+    );
+    assert!(c.sent_since(since).all(|s| s.to != addr(9)));
+}
+
+#[test]
+fn answers_to_one_asker_are_rate_limited() {
+    let mut c = cluster(2, false);
+    let since = c.now;
+    let queries: Vec<Message> = (0..20).map(|seq| query_from(0, seq, 999)).collect();
+    c.inject(1, addr(0), &queries);
+    let answers = answers_to(&c, 0, since);
+    assert_eq!(
+        answers.len(),
+        crate::node::ANSWERS_PER_ASKER_PER_SEC as usize
+    );
+    assert_eq!(
+        c.node(1).stats().replies_refused[Refusal::QueryRate.index()],
+        20 - u64::from(crate::node::ANSWERS_PER_ASKER_PER_SEC)
+    );
+}
+
+#[test]
+fn an_answer_not_from_the_responders_address_is_ignored() {
+    let mut c = cluster(3, false);
+    let now = c.now;
+    let reply = c.node_mut(0).handle_command(
+        now,
+        Command::Query(QueryRequest {
+            kind: 999,
+            payload: Opaque::default(),
+            timeout: TIMEOUT,
+        }),
+    );
+    let Ok(Reply::QueryStarted { id }) = reply else {
+        panic!("{reply:?}")
+    };
+    // Before gossip spreads the query: a forged answer in n1's name from n2's address.
+    let forged = Message::QueryAnswer(QueryAnswer {
+        id: id.clone(),
+        responder: name(1),
+        outcome: QueryOutcome::Refused(BoundedString("forged".into())),
+    });
+    c.inject(0, addr(2), &[forged]);
+    c.run_for(TIMEOUT * 2);
+    let result = c
+        .events
+        .iter()
+        .find_map(|(_, _, e)| match e {
+            Event::QueryDone(r) if r.id == id => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let n1 = result.answers.iter().find(|(n, _)| *n == name(1)).unwrap();
+    assert_eq!(
+        n1.1,
+        QueryOutcome::UnknownKind,
+        "n1's own answer, not the forgery"
+    );
+}
