@@ -300,15 +300,27 @@ impl World {
 
     // ---- faults and operator actions ----
 
+    /// Place not-yet-started node `i` in data centre `dc` (its identity says `dc{dc+1}`).
+    pub fn set_dc(&mut self, i: u32, dc: u8) {
+        assert!(
+            self.slots[i as usize].node.is_none(),
+            "scenario bug: move a running node to another data centre"
+        );
+        self.net.set_dc(i, dc);
+        self.monitor.set_dc(i, dc);
+    }
+
     /// Create node `i` now (it does not join anyone yet).
     pub fn start(&mut self, i: u32) {
         let seed = self.rng.next_u64();
         let now = self.local_now(i);
+        let dc =
+            Label::new(&format!("dc{}", u32::from(self.net.dc_of(i)) + 1)).expect("a valid label");
         let slot = &mut self.slots[i as usize];
         let identity = Identity {
             name: slot.name.clone(),
             addr: slot.addr,
-            dc: Label::new("dc1").expect("a valid label"),
+            dc,
             tags: Vec::new(),
         };
         slot.node = Some(Node::new(self.config.clone(), identity, seed, now));

@@ -16,6 +16,8 @@ use hera_sim::scenario::{self, Params, SCENARIOS};
 
 const USAGE: &str = "usage: hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] \
 [--duration SECS] [--preset lan|wan|local] [--runs R] [--json] [-v]
+          [--dc-rtt MS] [--dc-jitter MS]
+  --dc-rtt, --dc-jitter   round trip between data centres (dc3; default 80 ms, ±20 ms)
   --runs R   run seeds S, S+1, ..., S+R-1 and stop at the first failure
   --list     list the scenarios";
 
@@ -62,6 +64,8 @@ struct Args {
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut p = Params::new("join", 0, 1);
     let (mut runs, mut json) = (1, false);
+    // --dc-rtt and --dc-jitter, combined once both are known.
+    let mut rtt_jitter_ms: [Option<f64>; 2] = [None, None];
     // Bounded: every iteration consumes at least one argument.
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -84,6 +88,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 }
                 p.duration = Some(Duration::from_secs_f64(secs));
             }
+            "--dc-rtt" | "--dc-jitter" => {
+                let ms: f64 = number(&value(&arg)?, &arg)?;
+                if !(ms.is_finite() && (0.0..=10_000.0).contains(&ms)) {
+                    return Err(format!("{arg} is a number of milliseconds up to 10000"));
+                }
+                rtt_jitter_ms[usize::from(arg == "--dc-jitter")] = Some(ms);
+            }
             "--preset" => {
                 let v = value("--preset")?;
                 p.preset = Preset::parse(&v).ok_or(format!("unknown preset {v:?}"))?;
@@ -102,6 +113,16 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if rtt_jitter_ms.iter().any(Option::is_some) {
+        // The round trip is two one-way delays of latency + U(0, jitter) each: it is the RTT
+        // asked for on average, ± jitter.
+        let d = p.inter_dc;
+        let jitter_us = rtt_jitter_ms[1].map_or(d.jitter_us, |ms| (ms * 1e3) as u64);
+        let rtt_us =
+            rtt_jitter_ms[0].map_or(2 * d.latency_us + d.jitter_us, |ms| (ms * 1e3) as u64);
+        p.inter_dc.latency_us = (rtt_us.saturating_sub(jitter_us)) / 2;
+        p.inter_dc.jitter_us = jitter_us;
     }
     p.heap_bytes = Some(heap_bytes);
     if p.nodes == 0 && p.scenario != "swarm" {

@@ -1,5 +1,7 @@
 //! The figures a run produces, for people (one block of text) and for machines (`--json`).
 
+pub mod dc3;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -215,6 +217,8 @@ pub struct Report {
     pub registry_converged_s: Option<f64>,
     /// From an owner's crash to its entries being gone from every live node.
     pub owner_entries_gone: Option<Percentiles>,
+    /// The three-data-centre scenario's figures.
+    pub dc3: Option<dc3::Dc3Report>,
     pub counts: Counts,
     /// False suspicions per node per simulated minute, over the fault phase.
     pub false_suspicions_per_node_min: Option<f64>,
@@ -363,6 +367,9 @@ impl Report {
             t.net.to_down_node,
             t.net.duplicated
         );
+        if let Some(d) = &self.dc3 {
+            d.render(&mut s);
+        }
         for (k, v) in &self.notes {
             let _ = writeln!(s, "  {k}: {v}");
         }
