@@ -49,6 +49,13 @@ pub struct Sample {
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct CutReport {
     pub seconds: f64,
+    /// From the cut until every node of each side saw the other side's nodes not alive.
+    pub sides_apart_s: Option<f64>,
+    /// From the cut until no node of the cut-off side had quorum (from then on it keeps the
+    /// other side's entries: self-preservation).
+    pub minority_lost_quorum_s: Option<f64>,
+    /// From the cut until the connected side held none of the cut-off side's entries.
+    pub majority_purged_s: Option<f64>,
     pub majority: SideSample,
     pub minority: SideSample,
     pub traffic: PhaseTraffic,
@@ -69,8 +76,10 @@ pub struct Dc3Report {
     pub nodes_per_dc: Vec<usize>,
     pub intra_dc: LinkModel,
     pub inter_dc: LinkModel,
-    /// 60 s of idle membership with a write every 2 s.
-    pub steady: PhaseTraffic,
+    /// 60 s of idle membership (an instance per node, no writes).
+    pub idle: PhaseTraffic,
+    /// 60 s with a write every 2 s.
+    pub writing: PhaseTraffic,
     /// Per write: until one node of every other data centre held it.
     pub write_to_every_dc: Percentiles,
     /// Per write: until every live node held it.
@@ -138,7 +147,8 @@ impl Dc3Report {
             m.jitter_us as f64 / 1e3,
             m.loss * 100.0
         );
-        let _ = writeln!(s, "  steady: {}", t(&self.steady));
+        let _ = writeln!(s, "  idle:    {}", t(&self.idle));
+        let _ = writeln!(s, "  writing: {}", t(&self.writing));
         let _ = writeln!(s, "  write to every DC: {}", p(&self.write_to_every_dc));
         let _ = writeln!(s, "  write to all:      {}", p(&self.write_to_all));
         let _ = writeln!(

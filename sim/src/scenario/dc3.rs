@@ -6,12 +6,13 @@
 //! `--dc-jitter` say otherwise). hera's protocol config is the preset's (`--preset lan|wan`).
 //!
 //! Phases:
-//! 1. **Steady**: every node registers an instance; then for 60 s a random node registers a
-//!    new one every 2 s. Measured: bytes per node per second and the share crossing data
-//!    centres; each write's time to reach every data centre (one holder in each) and every
-//!    node.
-//! 2. **Crashes**: one node per data centre crashes, 3 s apart. Measured: time until every
-//!    live node of the victim's own data centre declared it failed, and every live node.
+//! 1. **Idle, then writing**: every node registers an instance; 60 s with no write, then 60 s
+//!    in which a random node registers a new one every 2 s. Measured for each: bytes per node
+//!    per second and the share crossing data centres; each write's time to reach every data
+//!    centre (one holder in each) and every node.
+//! 2. **Crashes**: one node in 30 of each data centre (at least one) crashes, 3 s apart.
+//!    Measured: time until every live node of the victim's own data centre declared it
+//!    failed, and every live node.
 //! 3. **Cut**: the last data centre is cut off for `--duration` (default 10 minutes); each
 //!    side registers two new instances. Sampled every second: per side, how many nodes have
 //!    quorum, how many members they see alive, how many entries they hold and how many of
@@ -172,9 +173,12 @@ pub fn dc3(ctx: &mut Ctx) -> Result<(), String> {
     no_resurrections(&ctx.world)
 }
 
-/// Phase 1: idle traffic with a trickle of writes; write reach per data centre.
+/// Phase 1: idle traffic, then a trickle of writes; write reach per data centre.
 fn steady(ctx: &mut Ctx, r: &mut Dc3Report) -> Result<(), String> {
     let n = ctx.n();
+    let snap = Snap::of(&ctx.world);
+    ctx.world.run_for(STEADY);
+    r.idle = snap.traffic(&ctx.world);
     let snap = Snap::of(&ctx.world);
     let first_write = ctx.world.monitor.registry().writes().len();
     let end = ctx.world.now_us() + STEADY.as_micros() as u64;
@@ -187,7 +191,7 @@ fn steady(ctx: &mut Ctx, r: &mut Dc3Report) -> Result<(), String> {
         ctx.world.run_for(WRITE_EVERY);
     }
     ctx.world.run_until(end);
-    r.steady = snap.traffic(&ctx.world);
+    r.writing = snap.traffic(&ctx.world);
 
     // Per write: the first holder in each other data centre, and the last node.
     let w = &ctx.world;
@@ -226,11 +230,14 @@ fn steady(ctx: &mut Ctx, r: &mut Dc3Report) -> Result<(), String> {
 /// everywhere.
 fn crashes(ctx: &mut Ctx, r: &mut Dc3Report) -> Result<(), String> {
     let n = ctx.n();
+    let per_dc = (n / usize::from(DCS) / 30).max(1);
     let mut victims = Vec::new();
     for d in 0..DCS {
-        let members: Vec<u32> = (1..n as u32).filter(|&i| dc_of(i, n) == d).collect();
-        let k = below(ctx.world.rng(), members.len() as u64) as usize;
-        victims.push(members[k]);
+        let mut members: Vec<u32> = (1..n as u32).filter(|&i| dc_of(i, n) == d).collect();
+        for _ in 0..per_dc {
+            let k = below(ctx.world.rng(), members.len() as u64) as usize;
+            victims.push(members.swap_remove(k));
+        }
     }
     for &v in &victims {
         ctx.world.crash(v);
@@ -308,6 +315,13 @@ fn cut_and_heal(ctx: &mut Ctx, r: &mut Dc3Report) -> Result<(), String> {
             .run_until((t + sample_us).min(start + cut_len.as_micros() as u64));
     }
     r.cut.seconds = cut_len.as_secs_f64();
+    let first = |f: &dyn Fn(&Sample) -> bool| r.timeline.iter().find(|x| f(x)).map(|x| x.t_s);
+    r.cut.minority_lost_quorum_s = first(&|x| x.minority.with_quorum == 0);
+    r.cut.majority_purged_s = first(&|x| x.majority.other_side_entries_mean == 0.0);
+    r.cut.sides_apart_s = first(&|x| {
+        x.majority.alive_seen_mean <= (majority.len() - 1) as f64
+            && x.minority.alive_seen_mean <= (minority.len() - 1) as f64
+    });
     r.cut.traffic = snap.traffic(&ctx.world);
     let (majority_s, minority_s) = sides.sample(&ctx.world);
     r.cut.majority = majority_s;
