@@ -8,7 +8,7 @@ use super::Percentiles;
 use crate::network::LinkModel;
 
 /// Traffic over one phase, per node per simulated second.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PhaseTraffic {
     pub seconds: f64,
     pub datagrams_per_node_s: f64,
@@ -18,6 +18,8 @@ pub struct PhaseTraffic {
     pub cross_dc_bytes_per_node_s: f64,
     /// Cross-DC bytes / all bytes.
     pub cross_dc_share: f64,
+    /// Messages sent per node per second, by kind (a datagram may carry several).
+    pub messages_per_node_s: Vec<(String, f64)>,
 }
 
 /// One side of the cut at one instant (healthy nodes only; means over the side's nodes).
@@ -46,7 +48,7 @@ pub struct Sample {
 }
 
 /// The cut: each side's state at its end, and the traffic during it.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CutReport {
     pub seconds: f64,
     /// From the cut until every node of each side saw the other side's nodes not alive.
@@ -148,6 +150,10 @@ impl Dc3Report {
             m.loss * 100.0
         );
         let _ = writeln!(s, "  idle:    {}", t(&self.idle));
+        let kinds: Vec<String> = (self.idle.messages_per_node_s.iter())
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect();
+        let _ = writeln!(s, "    idle messages per node per s: {}", kinds.join(", "));
         let _ = writeln!(s, "  writing: {}", t(&self.writing));
         let _ = writeln!(s, "  write to every DC: {}", p(&self.write_to_every_dc));
         let _ = writeln!(s, "  write to all:      {}", p(&self.write_to_all));

@@ -6,7 +6,8 @@
 //! `--dc-jitter` say otherwise). hera's protocol config is the preset's (`--preset lan|wan`).
 //!
 //! Phases:
-//! 1. **Idle, then writing**: every node registers an instance; 60 s with no write, then 60 s
+//! 1. **Idle, then writing**: every node registers an instance; two sync intervals for the
+//!    bulk syncs of the joins to die down; 60 s with no write, then 60 s
 //!    in which a random node registers a new one every 2 s. Measured for each: bytes per node
 //!    per second and the share crossing data centres; each write's time to reach every data
 //!    centre (one holder in each) and every node.
@@ -31,6 +32,7 @@
 use std::time::Duration;
 
 use hera::config::Preset;
+use hera::wire::MessageKind;
 
 use super::{expect, Ctx};
 use crate::check::{
@@ -57,17 +59,31 @@ pub fn dc_of(i: u32, n: usize) -> u8 {
     (u64::from(i) * u64::from(DCS) / n.max(1) as u64) as u8
 }
 
-/// Network counters and the time they were read, to measure one phase.
+/// Network counters, the nodes' messages sent by kind, and the time they were read, to
+/// measure one phase.
 #[derive(Clone, Copy)]
 struct Snap {
     net: NetStats,
+    messages: [u64; MessageKind::ALL.len()],
     at: u64,
+}
+
+/// Messages of each kind the running nodes sent so far.
+fn messages_out(w: &World) -> [u64; MessageKind::ALL.len()] {
+    let mut sum = [0; MessageKind::ALL.len()];
+    for node in (0..w.len() as u32).filter_map(|i| w.node(i)) {
+        for (s, m) in sum.iter_mut().zip(node.stats().messages_out) {
+            *s += m;
+        }
+    }
+    sum
 }
 
 impl Snap {
     fn of(w: &World) -> Snap {
         Snap {
             net: w.net.stats,
+            messages: messages_out(w),
             at: w.now_us(),
         }
     }
@@ -87,6 +103,13 @@ impl Snap {
                 / per,
             cross_dc_bytes_per_node_s: cross / per,
             cross_dc_share: cross / bytes.max(1.0),
+            // A crash in the phase takes its node's counts with it: saturate.
+            messages_per_node_s: MessageKind::ALL
+                .iter()
+                .zip(messages_out(w).iter().zip(self.messages))
+                .map(|(k, (now, then))| (format!("{k:?}"), now.saturating_sub(then) as f64 / per))
+                .filter(|(_, v)| *v > 0.0)
+                .collect(),
         }
     }
 }
@@ -176,6 +199,8 @@ pub fn dc3(ctx: &mut Ctx) -> Result<(), String> {
 /// Phase 1: idle traffic, then a trickle of writes; write reach per data centre.
 fn steady(ctx: &mut Ctx, r: &mut Dc3Report) -> Result<(), String> {
     let n = ctx.n();
+    // Let the joins' and first registrations' bulk syncs die down first.
+    ctx.world.run_for(ctx.config().sync_interval * 2);
     let snap = Snap::of(&ctx.world);
     ctx.world.run_for(STEADY);
     r.idle = snap.traffic(&ctx.world);
