@@ -136,6 +136,11 @@ pub struct World {
     pub inputs: u64,
     /// The sender of the datagram being handled, so events can be traced to their cause.
     cause: Option<u32>,
+    /// Datagram bytes in the queue now, and the most there ever were.
+    in_flight_bytes: u64,
+    pub in_flight_peak_bytes: u64,
+    /// The most events the queue ever held.
+    pub queue_peak: usize,
 }
 
 impl World {
@@ -157,6 +162,9 @@ impl World {
             verbose: options.verbose,
             inputs: 0,
             cause: None,
+            in_flight_bytes: 0,
+            in_flight_peak_bytes: 0,
+            queue_peak: 0,
             rng: ChaCha8Rng::seed_from_u64(0),
         };
         for _ in 0..options.nodes {
@@ -511,6 +519,9 @@ impl World {
                 last_at = event.at;
             }
             self.now = self.now.max(event.at);
+            if let What::Deliver { payload, .. } = &event.what {
+                self.in_flight_bytes -= payload.len() as u64;
+            }
             self.handle(event);
         }
         self.now = self.now.max(t);
@@ -595,6 +606,11 @@ impl World {
     }
 
     fn schedule(&mut self, at: u64, what: What) {
+        if let What::Deliver { payload, .. } = &what {
+            self.in_flight_bytes += payload.len() as u64;
+            self.in_flight_peak_bytes = self.in_flight_peak_bytes.max(self.in_flight_bytes);
+        }
+        self.queue_peak = self.queue_peak.max(self.queue.len() + 1);
         self.next_seq += 1;
         self.queue.push(Reverse(Scheduled {
             at,

@@ -25,11 +25,19 @@ const USAGE: &str = "usage: hera-sim --scenario NAME [--nodes N] [--seed S] [--l
 struct Counting;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// The most `LIVE_BYTES` ever was: the heap's own peak, to set against the peak RSS (the
+/// difference is the allocator's: freed memory it kept, and fragmentation).
+static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let live = LIVE_BYTES.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
+}
 
 // SAFETY: every call is passed unchanged to the system allocator; the counter only observes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        grew(layout.size());
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
@@ -41,7 +49,8 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        // The old block is still live while the new one is made: the peak counts both.
+        grew(new_size);
         LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -179,6 +188,8 @@ fn main() -> ExitCode {
         r.wall_s = started.elapsed().as_secs_f64();
         r.speed = r.simulated_s * outcome.world.len() as f64 / r.wall_s.max(1e-9);
         r.peak_rss_bytes = peak_rss_bytes();
+        // Over the process so far: with --runs, the largest run's.
+        r.peak_heap_bytes = Some(PEAK_BYTES.load(Ordering::Relaxed) as u64);
         if args.json {
             match serde_json::to_string_pretty(&r) {
                 Ok(s) => println!("{s}"),

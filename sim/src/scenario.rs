@@ -231,6 +231,8 @@ impl Ctx {
             net,
         };
         self.report.trace_hash = format!("{:016x}", w.trace_hash());
+        self.report.queue_peak_events = w.queue_peak;
+        self.report.in_flight_peak_bytes = w.in_flight_peak_bytes;
         self.report.passed = result.is_ok();
         self.report.failure = result.err();
         Outcome {
@@ -379,6 +381,12 @@ fn expect(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 /// timed to 50%, 99% and 100% of the nodes.
 pub fn join(ctx: &mut Ctx) -> Result<(), String> {
     ctx.bootstrap()?;
+    if let Some(heap) = ctx.params.heap_bytes {
+        ctx.report.note(
+            "heap at the end of the rollout",
+            format!("{:.1} MiB", heap() as f64 / 1048576.0),
+        );
+    }
     ctx.world.run_for(Duration::from_secs(5));
     let newcomer = ctx.world.add_node();
     let via = ctx.pick(1)[0];
