@@ -35,7 +35,8 @@ pub struct SideSample {
     pub other_side_entries_mean: f64,
 }
 
-/// The timeline of the cut and the heal, one sample a second.
+/// The timeline of the cut (one sample a second) and the heal (one every check step,
+/// 100 ms up to 500 nodes).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Sample {
     /// Seconds since the cut.

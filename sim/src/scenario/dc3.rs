@@ -372,7 +372,7 @@ fn cut_and_heal(ctx: &mut Ctx, r: &mut Dc3Report) -> Result<(), String> {
         format!("the side without quorum purged the other side's entries: {min:?}")
     })?;
 
-    // Heal: sample on until both membership and the registry agree.
+    // Heal: sample on, every check step, until both membership and the registry agree.
     ctx.world.heal();
     let healed = ctx.world.now_us();
     let bound = ctx.registry_bound().max(ctx.converge_bound());
@@ -388,7 +388,8 @@ fn cut_and_heal(ctx: &mut Ctx, r: &mut Dc3Report) -> Result<(), String> {
                 majority: majority_s,
                 minority: minority_s,
             });
-            next_sample += sample_us;
+            // Finer than during the cut: the heal takes seconds.
+            next_sample += step;
         }
         let since = (now - healed) as f64 / 1e6;
         if r.heal.membership_agrees_s.is_none() && membership_agrees(&ctx.world).is_ok() {
