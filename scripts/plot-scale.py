@@ -2,21 +2,20 @@
 """Turn hera-sim's JSON reports into the PNG plots of docs/scale.md.
 
     /usr/bin/python3 scripts/plot-scale.py dc3 docs/data/dc3-lan.json docs/data/dc3-wan.json -o docs/img/dc3-cut-heal.png
-    /usr/bin/python3 scripts/plot-scale.py memory docs/data/join-*.json -o docs/img/sim-memory.png
+    /usr/bin/python3 scripts/plot-scale.py memory docs/data/sim-memory.json -o docs/img/sim-memory.png
 
 `dc3` plots the cut-and-heal timeline of one or more `--scenario dc3 --json` reports (one
 column each): per side of the cut, the members seen alive, the nodes with quorum and the
 other side's registry entries held (self-preservation keeps them where there is no quorum).
-`memory` plots the simulator's peak RSS, peak heap and settled heap against N from
-`--scenario join --json` reports (run through `/usr/bin/time -v` or not: the report reads
-VmHWM itself).
+`memory` plots the simulator's peak RSS, peak heap and settled heap against N from a table
+of `--scenario join` runs (docs/data/sim-memory.json; each figure is in the run's report:
+`peak_rss_bytes`, `peak_heap_bytes`, the note `heap after settling`).
 
 Needs matplotlib (Debian: `apt-get install -y python3-matplotlib`).
 """
 
 import argparse
 import json
-import re
 import sys
 
 try:
@@ -87,47 +86,34 @@ def plot_dc3(paths, out):
     fig.savefig(out, dpi=100)
 
 
-def note_mib(report, key):
-    for k, v in report.get("notes", []):
-        if k == key:
-            m = re.match(r"([0-9.]+) MiB", v)
-            if m:
-                return float(m.group(1))
-    return None
-
-
 def plot_memory(paths, out):
-    rows = []
-    for p in paths:
-        r = load(p)
-        rows.append((
-            r["nodes"],
-            (r.get("peak_rss_bytes") or 0) / MIB,
-            (r.get("peak_heap_bytes") or 0) / MIB,
-            note_mib(r, "heap after settling"),
-            "mmap_threshold" in p,
-        ))
-    rows.sort()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for tuned, style in ((False, "-o"), (True, ":s")):
-        sel = [x for x in rows if x[4] == tuned]
+    """From docs/data/sim-memory.json: rows of nodes, allocator ("glibc default" or "mmap
+    threshold 64 KiB"), peak RSS, peak heap and settled heap in MiB."""
+    rows = [row for p in paths for row in load(p)["rows"]]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for alloc, style in (("glibc default", "-o"), ("mmap threshold 64 KiB", "--s")):
+        sel = sorted((r for r in rows if r["allocator"] == alloc), key=lambda r: r["nodes"])
         if not sel:
             continue
-        suffix = " (mmap_threshold 64 KiB)" if tuned else ""
-        n = [x[0] for x in sel]
-        ax.plot(n, [x[1] for x in sel], style, label="peak RSS" + suffix)
-        if not tuned:
-            ax.plot(n, [x[2] for x in sel], "-^", label="peak heap")
-            ax.plot(n, [x[3] for x in sel], "-v", label="heap after settling")
+        n = [r["nodes"] for r in sel]
+        ax.plot(n, [r["peak_rss_mib"] for r in sel], style, label="peak RSS, " + alloc)
+        if alloc == "glibc default":
+            heap = [r for r in sel if r.get("peak_heap_mib")]
+            ax.plot([r["nodes"] for r in heap], [r["peak_heap_mib"] for r in heap], "-^",
+                    label="peak heap")
+            settled = [r for r in sel if r.get("settled_heap_mib")]
+            ax.plot([r["nodes"] for r in settled], [r["settled_heap_mib"] for r in settled],
+                    "-v", label="heap after settling (member tables)")
+    ax.axhline(8 * 1024, color="red", linewidth=0.8, linestyle=":", label="goal at 10,000: 8 GiB")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("nodes N (membership only: N(N-1) member records)")
     ax.set_ylabel("MiB")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    ax.set_title("hera-sim join: memory against N")
+    ax.set_title("hera-sim --scenario join: memory against N")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
 
 
 def main():
