@@ -559,3 +559,39 @@ pub fn no_false_failures(world: &World) -> Result<(), String> {
         samples.join("; ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use hera::config::Preset;
+
+    use super::*;
+    use crate::node_name;
+
+    /// The intra-DC count ignores the excuse a partition gives everyone, and only that.
+    #[test]
+    fn failures_inside_a_data_centre_count_even_during_a_cut() {
+        let mut m = Monitor::new(&Preset::Lan.config(), 4);
+        for i in 0..4 {
+            m.add_node();
+            m.set_dc(i, u8::from(i >= 2));
+        }
+        for i in 0..4 {
+            m.on_start(i, 0);
+        }
+        let late = m.grace_us + 1;
+        m.excuse_all(u64::MAX);
+        let failed = |s: u32| Event::MemberFailed { name: node_name(s) };
+        // Across data centres, during the cut: excused, not counted.
+        m.on_event(late, 0, None, &failed(2));
+        assert_eq!(m.counts.intra_dc_false_failures, 0);
+        // Inside one: counted, though the partition excuses it for the usual check.
+        m.on_event(late, 0, None, &failed(1));
+        assert_eq!(m.counts.intra_dc_false_failures, 1);
+        assert_eq!(m.counts.false_failures, 0);
+        // About a crashed member: a true failure.
+        m.on_crash(3, late);
+        m.on_event(late + 1, 2, None, &failed(3));
+        assert_eq!(m.counts.intra_dc_false_failures, 1);
+        assert_eq!(m.intra_dc_false_failure_samples, vec![(late, 0, 1)]);
+    }
+}
