@@ -312,6 +312,12 @@ fn cut_and_heal(ctx: &mut Ctx, r: &mut Dc3Report) -> Result<(), String> {
         .filter(|&i| !sides.cut_off[i as usize])
         .collect();
     let cut_len = ctx.params.duration.unwrap_or(CUT);
+    // Shorter, and the sides may still be telling each other apart at the heal: what the
+    // checks below would report is the scenario's set-up, not a fault.
+    let detect = ctx.detect_bound();
+    expect(cut_len >= detect, || {
+        format!("--duration {cut_len:?}: the cut must outlast detection ({detect:?} here)")
+    })?;
     let snap = Snap::of(&ctx.world);
     let start = ctx.world.now_us();
     ctx.world.partition(&[&minority]);
