@@ -60,6 +60,12 @@ pub struct Counts {
     pub registry_writes: u64,
     /// Times a node held an entry alive again after it had seen the entry's deletion.
     pub resurrections: u64,
+    /// Once data centres are placed: failures declared about a member of the observer's own
+    /// data centre that was up and not paused, whatever else was going on (a cut between
+    /// data centres excuses nothing inside one).
+    pub intra_dc_false_failures: u64,
+    /// The same for suspicions an observer raised itself.
+    pub intra_dc_false_suspicions: u64,
 }
 
 /// What others said about one node.
@@ -133,6 +139,10 @@ pub struct Monitor {
     /// Nodes started and not crashed since.
     up_count: usize,
     registry: RegistryLog,
+    /// Each node's data centre, once a scenario places them (empty: not counted).
+    dc: Vec<u8>,
+    /// (time, observer, subject) of the first intra-DC false failures.
+    pub intra_dc_false_failure_samples: Vec<(u64, u32, u32)>,
 }
 
 impl Monitor {
@@ -158,6 +168,8 @@ impl Monitor {
             join_watch: HashMap::new(),
             up_count: 0,
             registry: RegistryLog::default(),
+            dc: Vec::new(),
+            intra_dc_false_failure_samples: Vec::new(),
         }
     }
 
@@ -170,6 +182,32 @@ impl Monitor {
         self.up_since.push(NEVER);
         self.marks.push(Marks::default());
         self.registry.add_node();
+        if !self.dc.is_empty() {
+            self.dc.push(0);
+        }
+    }
+
+    /// Node `i` is in data centre `dc`: from now on, accusations inside a data centre are
+    /// counted apart.
+    pub(crate) fn set_dc(&mut self, i: u32, dc: u8) {
+        if self.dc.len() < self.up_since.len() {
+            self.dc.resize(self.up_since.len(), 0);
+        }
+        self.dc[i as usize] = dc;
+    }
+
+    /// An accusation by `observer` about `subject` inside one data centre, while both were up
+    /// and neither was excused on its own account (paused, crashed, isolated, just started).
+    fn intra_dc_false(&self, observer: u32, subject: u32, at: u64) -> bool {
+        let (o, s) = (observer as usize, subject as usize);
+        match (self.dc.get(o), self.dc.get(s)) {
+            (Some(a), Some(b)) if a == b => {
+                self.up_since[s] != NEVER
+                    && at >= self.excused_until[s]
+                    && at >= self.excused_until[o]
+            }
+            _ => false,
+        }
     }
 
     fn excused(&self, i: u32, at: u64) -> bool {
@@ -241,6 +279,9 @@ impl Monitor {
                 }
                 if index_of_name(by) == Some(observer) {
                     self.counts.suspicions_raised += 1;
+                    if self.intra_dc_false(observer, s, now) {
+                        self.counts.intra_dc_false_suspicions += 1;
+                    }
                     if !self.excused(s, now) && !self.excused(observer, now) {
                         self.counts.false_suspicions += 1;
                         sample(&mut self.false_suspicion_samples, (now, observer, s));
@@ -259,6 +300,10 @@ impl Monitor {
                 }
                 self.counts.failures_seen += 1;
                 self.marks[s as usize].failed += 1;
+                if self.intra_dc_false(observer, s, now) {
+                    self.counts.intra_dc_false_failures += 1;
+                    sample(&mut self.intra_dc_false_failure_samples, (now, observer, s));
+                }
                 if !self.excused(s, now) && !self.excused(observer, now) {
                     self.counts.false_failures += 1;
                     sample(&mut self.false_failure_samples, (now, observer, s));
@@ -351,6 +396,15 @@ impl Monitor {
     /// `observer` has the watched update now; `cause` is the node whose datagram brought it.
     pub fn mark(&mut self, watch: usize, observer: u32, cause: Option<u32>, now: u64) {
         self.watches[watch].mark(observer, cause, now);
+    }
+
+    /// When `observer` got the watched update (virtual µs), if it has.
+    pub fn seen_at(&self, watch: usize, observer: u32) -> Option<u64> {
+        self.watches[watch]
+            .seen_at
+            .get(observer as usize)
+            .copied()
+            .filter(|&t| t != NEVER)
     }
 
     pub fn seen(&self, watch: usize, observer: u32) -> bool {
@@ -505,4 +559,40 @@ pub fn no_false_failures(world: &World) -> Result<(), String> {
         m.counts.false_failures,
         samples.join("; ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use hera::config::Preset;
+
+    use super::*;
+    use crate::node_name;
+
+    /// The intra-DC count ignores the excuse a partition gives everyone, and only that.
+    #[test]
+    fn failures_inside_a_data_centre_count_even_during_a_cut() {
+        let mut m = Monitor::new(&Preset::Lan.config(), 4);
+        for i in 0..4 {
+            m.add_node();
+            m.set_dc(i, u8::from(i >= 2));
+        }
+        for i in 0..4 {
+            m.on_start(i, 0);
+        }
+        let late = m.grace_us + 1;
+        m.excuse_all(u64::MAX);
+        let failed = |s: u32| Event::MemberFailed { name: node_name(s) };
+        // Across data centres, during the cut: excused, not counted.
+        m.on_event(late, 0, None, &failed(2));
+        assert_eq!(m.counts.intra_dc_false_failures, 0);
+        // Inside one: counted, though the partition excuses it for the usual check.
+        m.on_event(late, 0, None, &failed(1));
+        assert_eq!(m.counts.intra_dc_false_failures, 1);
+        assert_eq!(m.counts.false_failures, 0);
+        // About a crashed member: a true failure.
+        m.on_crash(3, late);
+        m.on_event(late + 1, 2, None, &failed(3));
+        assert_eq!(m.counts.intra_dc_false_failures, 1);
+        assert_eq!(m.intra_dc_false_failure_samples, vec![(late, 0, 1)]);
+    }
 }

@@ -136,6 +136,11 @@ pub struct World {
     pub inputs: u64,
     /// The sender of the datagram being handled, so events can be traced to their cause.
     cause: Option<u32>,
+    /// Datagram bytes in the queue now, and the most there ever were.
+    in_flight_bytes: u64,
+    pub in_flight_peak_bytes: u64,
+    /// The most events the queue ever held.
+    pub queue_peak: usize,
 }
 
 impl World {
@@ -157,6 +162,9 @@ impl World {
             verbose: options.verbose,
             inputs: 0,
             cause: None,
+            in_flight_bytes: 0,
+            in_flight_peak_bytes: 0,
+            queue_peak: 0,
             rng: ChaCha8Rng::seed_from_u64(0),
         };
         for _ in 0..options.nodes {
@@ -300,15 +308,27 @@ impl World {
 
     // ---- faults and operator actions ----
 
+    /// Place not-yet-started node `i` in data centre `dc` (its identity says `dc{dc+1}`).
+    pub fn set_dc(&mut self, i: u32, dc: u8) {
+        assert!(
+            self.slots[i as usize].node.is_none(),
+            "scenario bug: move a running node to another data centre"
+        );
+        self.net.set_dc(i, dc);
+        self.monitor.set_dc(i, dc);
+    }
+
     /// Create node `i` now (it does not join anyone yet).
     pub fn start(&mut self, i: u32) {
         let seed = self.rng.next_u64();
         let now = self.local_now(i);
+        let dc =
+            Label::new(&format!("dc{}", u32::from(self.net.dc_of(i)) + 1)).expect("a valid label");
         let slot = &mut self.slots[i as usize];
         let identity = Identity {
             name: slot.name.clone(),
             addr: slot.addr,
-            dc: Label::new("dc1").expect("a valid label"),
+            dc,
             tags: Vec::new(),
         };
         slot.node = Some(Node::new(self.config.clone(), identity, seed, now));
@@ -499,6 +519,9 @@ impl World {
                 last_at = event.at;
             }
             self.now = self.now.max(event.at);
+            if let What::Deliver { payload, .. } = &event.what {
+                self.in_flight_bytes -= payload.len() as u64;
+            }
             self.handle(event);
         }
         self.now = self.now.max(t);
@@ -583,6 +606,11 @@ impl World {
     }
 
     fn schedule(&mut self, at: u64, what: What) {
+        if let What::Deliver { payload, .. } = &what {
+            self.in_flight_bytes += payload.len() as u64;
+            self.in_flight_peak_bytes = self.in_flight_peak_bytes.max(self.in_flight_bytes);
+        }
+        self.queue_peak = self.queue_peak.max(self.queue.len() + 1);
         self.next_seq += 1;
         self.queue.push(Reverse(Scheduled {
             at,

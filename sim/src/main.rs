@@ -16,6 +16,8 @@ use hera_sim::scenario::{self, Params, SCENARIOS};
 
 const USAGE: &str = "usage: hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] \
 [--duration SECS] [--preset lan|wan|local] [--runs R] [--json] [-v]
+          [--dc-rtt MS] [--dc-jitter MS]
+  --dc-rtt, --dc-jitter   round trip between data centres (dc3; default 80 ms, ±20 ms)
   --runs R   run seeds S, S+1, ..., S+R-1 and stop at the first failure
   --list     list the scenarios";
 
@@ -23,11 +25,19 @@ const USAGE: &str = "usage: hera-sim --scenario NAME [--nodes N] [--seed S] [--l
 struct Counting;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// The most `LIVE_BYTES` ever was: the heap's own peak, to set against the peak RSS (the
+/// difference is the allocator's: freed memory it kept, and fragmentation).
+static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let live = LIVE_BYTES.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
+}
 
 // SAFETY: every call is passed unchanged to the system allocator; the counter only observes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        grew(layout.size());
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
@@ -39,7 +49,8 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        // The old block is still live while the new one is made: the peak counts both.
+        grew(new_size);
         LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -62,6 +73,8 @@ struct Args {
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut p = Params::new("join", 0, 1);
     let (mut runs, mut json) = (1, false);
+    // --dc-rtt and --dc-jitter, combined once both are known.
+    let mut rtt_jitter_ms: [Option<f64>; 2] = [None, None];
     // Bounded: every iteration consumes at least one argument.
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -84,6 +97,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 }
                 p.duration = Some(Duration::from_secs_f64(secs));
             }
+            "--dc-rtt" | "--dc-jitter" => {
+                let ms: f64 = number(&value(&arg)?, &arg)?;
+                if !(ms.is_finite() && (0.0..=10_000.0).contains(&ms)) {
+                    return Err(format!("{arg} is a number of milliseconds up to 10000"));
+                }
+                rtt_jitter_ms[usize::from(arg == "--dc-jitter")] = Some(ms);
+            }
             "--preset" => {
                 let v = value("--preset")?;
                 p.preset = Preset::parse(&v).ok_or(format!("unknown preset {v:?}"))?;
@@ -102,6 +122,16 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if rtt_jitter_ms.iter().any(Option::is_some) {
+        // The round trip is two one-way delays of latency + U(0, jitter) each: it is the RTT
+        // asked for on average, ± jitter.
+        let d = p.inter_dc;
+        let jitter_us = rtt_jitter_ms[1].map_or(d.jitter_us, |ms| (ms * 1e3) as u64);
+        let rtt_us =
+            rtt_jitter_ms[0].map_or(2 * d.latency_us + d.jitter_us, |ms| (ms * 1e3) as u64);
+        p.inter_dc.latency_us = (rtt_us.saturating_sub(jitter_us)) / 2;
+        p.inter_dc.jitter_us = jitter_us;
     }
     p.heap_bytes = Some(heap_bytes);
     if p.nodes == 0 && p.scenario != "swarm" {
@@ -133,7 +163,25 @@ fn wall_now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+/// glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after
+/// which the member tables, which grow by doubling to about 1 MiB per node at 10,000 nodes,
+/// come from the heap, and the blocks they leave behind stay in the process. A fixed
+/// threshold keeps every block of 64 KiB or more in its own mapping, returned when freed:
+/// the 2,000-node join peaked at 1,047 instead of 1,294 MiB, for about 10% more CPU
+/// (docs/scale.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fix_mmap_threshold() {
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fix_mmap_threshold() {}
+
 fn main() -> ExitCode {
+    fix_mmap_threshold();
     let args = match parse(std::env::args().skip(1)) {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
@@ -158,6 +206,8 @@ fn main() -> ExitCode {
         r.wall_s = started.elapsed().as_secs_f64();
         r.speed = r.simulated_s * outcome.world.len() as f64 / r.wall_s.max(1e-9);
         r.peak_rss_bytes = peak_rss_bytes();
+        // Over the process so far: with --runs, the largest run's.
+        r.peak_heap_bytes = Some(PEAK_BYTES.load(Ordering::Relaxed) as u64);
         if args.json {
             match serde_json::to_string_pretty(&r) {
                 Ok(s) => println!("{s}"),

@@ -14,6 +14,11 @@
 //! directions, an asymmetric one a single direction, and isolating a node moves it to a group
 //! of its own cut off from every other. Single links can be overridden (blocked or given
 //! their own loss) in a sparse map.
+//!
+//! **Data centres**: each node carries a small data-centre number (all 0 unless a scenario
+//! places them). A datagram between two data centres follows the inter-DC link model
+//! (`inter_dc`, when set) instead of the intra-DC one, and is counted apart, so a run can say
+//! how much of its traffic crossed data centres.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -55,6 +60,26 @@ impl LinkModel {
             reorder: 0.0,
         }
     }
+
+    /// Between data centres of one region or a continent apart: 80 ms round trip with ±20 ms
+    /// of jitter (one way 30 ms + U(0, 20 ms), so a round trip is 60-100 ms, 80 ms on
+    /// average), 1% loss.
+    pub fn inter_dc() -> LinkModel {
+        LinkModel {
+            latency_us: 30_000,
+            jitter_us: 20_000,
+            loss: 0.01,
+            duplicate: 0.0,
+            reorder: 0.0,
+        }
+    }
+}
+
+impl Default for LinkModel {
+    /// The link between two data centres.
+    fn default() -> LinkModel {
+        LinkModel::inter_dc()
+    }
 }
 
 /// A sparse exception for one directed link.
@@ -90,12 +115,19 @@ pub struct NetStats {
     pub to_down_node: u64,
     /// Addressed to no node of the simulation.
     pub unroutable: u64,
+    /// Of `sent`, those between two data centres (lost or not).
+    pub cross_dc_sent: u64,
+    pub cross_dc_sent_bytes: u64,
 }
 
 /// The network: link model, partitions, overrides and counters.
 #[derive(Debug)]
 pub struct Network {
     pub model: LinkModel,
+    /// Links between data centres, if they differ from `model`.
+    pub inter_dc: Option<LinkModel>,
+    /// Each node's data centre; all 0 unless a scenario places them.
+    dc: Vec<u8>,
     /// Each node's partition group; all 0 when the network is whole.
     group: Vec<u16>,
     /// Directed group pairs (from, to) that cannot talk.
@@ -109,6 +141,8 @@ impl Network {
     pub fn new(model: LinkModel, nodes: usize) -> Network {
         Network {
             model,
+            inter_dc: None,
+            dc: vec![0; nodes],
             group: vec![0; nodes],
             cuts: BTreeSet::new(),
             groups_used: 1,
@@ -120,30 +154,52 @@ impl Network {
     /// Room for one more node (in group 0).
     pub fn add_node(&mut self) {
         self.group.push(0);
+        self.dc.push(0);
+    }
+
+    /// Put node `node` in data centre `dc`.
+    pub fn set_dc(&mut self, node: u32, dc: u8) {
+        self.dc[node as usize] = dc;
+    }
+
+    pub fn dc_of(&self, node: u32) -> u8 {
+        self.dc[node as usize]
+    }
+
+    /// The link model between `from` and `to`.
+    fn model_between(&self, from: u32, to: u32) -> LinkModel {
+        match self.inter_dc {
+            Some(m) if self.dc[from as usize] != self.dc[to as usize] => m,
+            _ => self.model,
+        }
     }
 
     /// Decide at send time what becomes of one datagram.
     pub fn fate(&mut self, rng: &mut impl RngCore, from: u32, to: u32, bytes: usize) -> Fate {
         self.stats.sent += 1;
         self.stats.sent_bytes += bytes as u64;
+        if self.dc[from as usize] != self.dc[to as usize] {
+            self.stats.cross_dc_sent += 1;
+            self.stats.cross_dc_sent_bytes += bytes as u64;
+        }
+        let m = self.model_between(from, to);
         let loss = match self.links.get(&(from, to)) {
             Some(LinkOverride::Loss(p)) => *p,
-            _ => self.model.loss,
+            _ => m.loss,
         };
         if loss > 0.0 && unit(rng) < loss {
             self.stats.lost += 1;
             return Fate::Lost;
         }
-        let first = self.delay(rng);
-        let second = (self.model.duplicate > 0.0 && unit(rng) < self.model.duplicate).then(|| {
+        let first = self.delay(rng, m);
+        let second = (m.duplicate > 0.0 && unit(rng) < m.duplicate).then(|| {
             self.stats.duplicated += 1;
-            self.delay(rng)
+            self.delay(rng, m)
         });
         Fate::Deliver(first, second)
     }
 
-    fn delay(&mut self, rng: &mut impl RngCore) -> u64 {
-        let m = self.model;
+    fn delay(&mut self, rng: &mut impl RngCore, m: LinkModel) -> u64 {
         let mut d = m.latency_us + below(rng, m.jitter_us + 1);
         if m.reorder > 0.0 && unit(rng) < m.reorder {
             self.stats.reordered += 1;
@@ -229,8 +285,9 @@ impl Network {
     }
 
     pub fn delay_bound(&self) -> Duration {
-        let m = self.model;
-        Duration::from_micros(5 * m.latency_us + 2 * m.jitter_us)
+        let bound = |m: LinkModel| 5 * m.latency_us + 2 * m.jitter_us;
+        let inter = self.inter_dc.map_or(0, bound);
+        Duration::from_micros(bound(self.model).max(inter))
     }
 }
 
@@ -282,5 +339,33 @@ mod tests {
             .filter(|_| net.fate(&mut rng, 0, 1, 10) == Fate::Lost)
             .count();
         assert!((4_500..5_500).contains(&lost), "{lost}");
+    }
+
+    #[test]
+    fn links_between_data_centres_follow_their_own_model() {
+        let mut net = Network::new(LinkModel::for_preset(Preset::Lan), 4);
+        net.inter_dc = Some(LinkModel::inter_dc());
+        net.set_dc(2, 1);
+        net.set_dc(3, 1);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (mut lost, mut rtt_us) = (0, Vec::new());
+        for _ in 0..10_000 {
+            match (net.fate(&mut rng, 0, 2, 100), net.fate(&mut rng, 2, 0, 100)) {
+                (Fate::Deliver(a, None), Fate::Deliver(b, None)) => rtt_us.push(a + b),
+                _ => lost += 1,
+            }
+            // Inside a data centre: the lan model, never lost.
+            match net.fate(&mut rng, 2, 3, 100) {
+                Fate::Deliver(d, None) => assert!(d <= 400, "{d}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // 1% each way: about 2% of round trips.
+        assert!((100..300).contains(&lost), "{lost}");
+        let mean = rtt_us.iter().sum::<u64>() / rtt_us.len() as u64;
+        assert!((78_000..82_000).contains(&mean), "{mean}");
+        assert!(rtt_us.iter().all(|&r| (60_000..=100_000).contains(&r)));
+        assert_eq!(net.stats.cross_dc_sent, 20_000);
+        assert_eq!(net.stats.sent, 30_000);
     }
 }

@@ -1,5 +1,7 @@
 //! The figures a run produces, for people (one block of text) and for machines (`--json`).
 
+pub mod dc3;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -215,6 +217,8 @@ pub struct Report {
     pub registry_converged_s: Option<f64>,
     /// From an owner's crash to its entries being gone from every live node.
     pub owner_entries_gone: Option<Percentiles>,
+    /// The three-data-centre scenario's figures.
+    pub dc3: Option<dc3::Dc3Report>,
     pub counts: Counts,
     /// False suspicions per node per simulated minute, over the fault phase.
     pub false_suspicions_per_node_min: Option<f64>,
@@ -227,6 +231,11 @@ pub struct Report {
     pub trace_hash: String,
     /// Peak resident memory of the process (VmHWM), when read.
     pub peak_rss_bytes: Option<u64>,
+    /// Peak of the live heap bytes (the CLI's counting allocator), when counted.
+    pub peak_heap_bytes: Option<u64>,
+    /// The most events the world's queue held at once, and the most datagram bytes in it.
+    pub queue_peak_events: usize,
+    pub in_flight_peak_bytes: u64,
     /// Extra figures a scenario measured, by name.
     pub notes: Vec<(String, String)>,
 }
@@ -262,6 +271,15 @@ impl Report {
             self.peak_rss_bytes
                 .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1048576.0))
         );
+        if let Some(h) = self.peak_heap_bytes {
+            let _ = writeln!(
+                s,
+                "  peak heap {:.1} MiB; event queue peak {} events, {:.1} MiB of datagrams in flight",
+                h as f64 / 1048576.0,
+                self.queue_peak_events,
+                self.in_flight_peak_bytes as f64 / 1048576.0
+            );
+        }
         if let Some(b) = self.bootstrap_s {
             let _ = writeln!(s, "  bootstrap: all nodes see all others after {b:.3}s");
         }
@@ -363,6 +381,9 @@ impl Report {
             t.net.to_down_node,
             t.net.duplicated
         );
+        if let Some(d) = &self.dc3 {
+            d.render(&mut s);
+        }
         for (k, v) in &self.notes {
             let _ = writeln!(s, "  {k}: {v}");
         }

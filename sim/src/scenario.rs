@@ -26,11 +26,13 @@
 //! | `hostile-clock` | an entry and a tombstone stamped far ahead, sent to every node; a node a day ahead | refused and counted; every later write lands everywhere |
 //! | `hostile-incarnation` | `left` at `u32::MAX` and implausible incarnation jumps about a live member | counted; the member alive everywhere; its writes land |
 //! | `hostile-twin` | a second process under a live member's name joins | the twin stops; the holder keeps every entry, no zombie deleted |
+//! | `dc3` | three data centres (80 ms apart, 1% loss): a crash in each, then one cut off for 10 minutes | detection in each DC; no false failure inside a DC; self-preservation on the cut-off side; agreement after the heal |
 //! | `hostile-flood` | junk and amplifier datagrams from a stranger, 1,000 a second | no false failure; probe schedule kept; bytes out ≤ bytes in |
 //!
 //! The registry scenarios are in [`registry`]; `settle` is in [`settle`]; the `hostile` family
 //! (issue 14) is in [`hostile`].
 
+pub mod dc3;
 pub mod hostile;
 pub mod registry;
 pub mod settle;
@@ -56,6 +58,8 @@ pub struct Params {
     /// Length of the fault phase.
     pub duration: Option<Duration>,
     pub preset: Preset,
+    /// Links between data centres (scenarios with data centres).
+    pub inter_dc: LinkModel,
     pub verbose: bool,
     /// Live heap bytes of the process, when the caller counts them (the CLI does).
     pub heap_bytes: Option<fn() -> usize>,
@@ -70,6 +74,7 @@ impl Params {
             loss: None,
             duration: None,
             preset: Preset::Lan,
+            inter_dc: LinkModel::inter_dc(),
             verbose: false,
             heap_bytes: None,
         }
@@ -89,6 +94,14 @@ impl Params {
         }
         if let Some(d) = self.duration {
             s += &format!(" --duration {}", d.as_secs_f64());
+        }
+        let (m, default) = (self.inter_dc, LinkModel::inter_dc());
+        if (m.latency_us, m.jitter_us) != (default.latency_us, default.jitter_us) {
+            s += &format!(
+                " --dc-rtt {} --dc-jitter {}",
+                (2 * m.latency_us + m.jitter_us) as f64 / 1e3,
+                m.jitter_us as f64 / 1e3
+            );
         }
         s
     }
@@ -126,6 +139,7 @@ pub const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("hostile-incarnation", hostile::hostile_incarnation),
     ("hostile-twin", hostile::hostile_twin),
     ("hostile-flood", hostile::hostile_flood),
+    ("dc3", dc3::dc3),
 ];
 
 /// A run in progress: the world, what it is for, and what it measured.
@@ -217,6 +231,8 @@ impl Ctx {
             net,
         };
         self.report.trace_hash = format!("{:016x}", w.trace_hash());
+        self.report.queue_peak_events = w.queue_peak;
+        self.report.in_flight_peak_bytes = w.in_flight_peak_bytes;
         self.report.passed = result.is_ok();
         self.report.failure = result.err();
         Outcome {
@@ -365,6 +381,12 @@ fn expect(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 /// timed to 50%, 99% and 100% of the nodes.
 pub fn join(ctx: &mut Ctx) -> Result<(), String> {
     ctx.bootstrap()?;
+    if let Some(heap) = ctx.params.heap_bytes {
+        ctx.report.note(
+            "heap at the end of the rollout",
+            format!("{:.1} MiB", heap() as f64 / 1048576.0),
+        );
+    }
     ctx.world.run_for(Duration::from_secs(5));
     let newcomer = ctx.world.add_node();
     let via = ctx.pick(1)[0];

@@ -58,6 +58,11 @@ impl Write {
     pub fn is_live(&self) -> bool {
         self.service.is_some()
     }
+
+    /// Its spread watch, for [`super::Monitor::seen_at`].
+    pub fn watch(&self) -> usize {
+        self.watch
+    }
 }
 
 /// The simulator's log of registry writes, and what each node has made of them.

@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""Turn hera-sim's JSON reports into the PNG plots of docs/scale.md.
+
+    /usr/bin/python3 scripts/plot-scale.py dc3 docs/data/dc3-lan.json docs/data/dc3-wan.json -o docs/img/dc3-cut-heal.png
+    /usr/bin/python3 scripts/plot-scale.py memory docs/data/sim-memory.json -o docs/img/sim-memory.png
+
+`dc3` plots the cut-and-heal timeline of one or more `--scenario dc3 --json` reports (one
+column each): per side of the cut, the members seen alive, the nodes with quorum and the
+other side's registry entries held (self-preservation keeps them where there is no quorum).
+`memory` plots the simulator's peak RSS, peak heap and settled heap against N from a table
+of `--scenario join` runs (docs/data/sim-memory.json; each figure is in the run's report:
+`peak_rss_bytes`, `peak_heap_bytes`, the note `heap after settling`).
+
+Needs matplotlib (Debian: `apt-get install -y python3-matplotlib`).
+"""
+
+import argparse
+import json
+import sys
+
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    sys.exit("plot-scale.py needs matplotlib: apt-get install -y python3-matplotlib")
+
+MIB = 1024 * 1024
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def plot_dc3(paths, out):
+    """Per report two columns: the first two minutes of the cut, and the heal."""
+    reports = [load(p) for p in paths]
+    rows = [
+        ("members seen alive (mean)", "alive_seen_mean"),
+        ("nodes with quorum", "with_quorum"),
+        ("other side's entries\nheld (mean)", "other_side_entries_mean"),
+    ]
+    fig, axes = plt.subplots(len(rows), 2 * len(reports), figsize=(4.2 * 2 * len(reports), 8.5),
+                             squeeze=False, sharey="row")
+    for k, r in enumerate(reports):
+        d = r["dc3"]
+        tl = d["timeline"]
+        cut_s = d["cut"]["seconds"]
+        heal = d["heal"]
+        windows = [
+            (0, "cut", -2, min(120, cut_s)),
+            (1, "heal", cut_s - 5, tl[-1]["t_s"] + 1),
+        ]
+        for w, what, lo, hi in windows:
+            col = 2 * k + w
+            sel = [s for s in tl if lo <= s["t_s"] <= hi]
+            t = [s["t_s"] - (cut_s if what == "heal" else 0) for s in sel]
+            for row, (label, key) in enumerate(rows):
+                ax = axes[row][col]
+                ax.step(t, [s["majority"][key] for s in sel], where="post",
+                        label="connected DCs (%d nodes)" % (2 * d["nodes_per_dc"][0]))
+                ax.step(t, [s["minority"][key] for s in sel], where="post", linestyle="--",
+                        label="cut-off DC (%d nodes)" % d["nodes_per_dc"][-1])
+                ax.axvline(0, color="grey", linewidth=0.8)
+                ax.grid(alpha=0.3)
+                if col == 0:
+                    ax.set_ylabel(label)
+            if what == "cut":
+                axes[0][col].set_title("preset %s: the cut (first %.0f s of %.0f)"
+                                       % (r["preset"], hi, cut_s), fontsize=9)
+                axes[-1][col].set_xlabel("seconds since the cut")
+                axes[0][col].legend(fontsize=7)
+            else:
+                axes[0][col].set_title(
+                    "preset %s: the heal (membership agrees %.1f s, registry %.1f s)"
+                    % (r["preset"], heal["membership_agrees_s"] or -1,
+                       heal["registry_agrees_s"] or -1), fontsize=9)
+                axes[-1][col].set_xlabel("seconds since the heal")
+    fig.suptitle("3 data centres x %d nodes, one cut off for %.0f s and healed "
+                 "(hera-sim dc3, seed %d)"
+                 % (reports[0]["dc3"]["nodes_per_dc"][0], reports[0]["dc3"]["cut"]["seconds"],
+                    reports[0]["seed"]))
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def plot_memory(paths, out):
+    """From docs/data/sim-memory.json: rows of nodes, allocator ("glibc default" or "mmap
+    threshold 64 KiB"), peak RSS, peak heap and settled heap in MiB."""
+    rows = [row for p in paths for row in load(p)["rows"]]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for alloc, style in (("glibc default", "-o"), ("mmap threshold 64 KiB", "--s")):
+        sel = sorted((r for r in rows if r["allocator"] == alloc), key=lambda r: r["nodes"])
+        if not sel:
+            continue
+        n = [r["nodes"] for r in sel]
+        ax.plot(n, [r["peak_rss_mib"] for r in sel], style, label="peak RSS, " + alloc)
+        if alloc == "glibc default":
+            heap = [r for r in sel if r.get("peak_heap_mib")]
+            ax.plot([r["nodes"] for r in heap], [r["peak_heap_mib"] for r in heap], "-^",
+                    label="peak heap")
+            settled = [r for r in sel if r.get("settled_heap_mib")]
+            ax.plot([r["nodes"] for r in settled], [r["settled_heap_mib"] for r in settled],
+                    "-v", label="heap after settling (member tables)")
+    ax.axhline(8 * 1024, color="red", linewidth=0.8, linestyle=":", label="goal at 10,000: 8 GiB")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("nodes N (membership only: N(N-1) member records)")
+    ax.set_ylabel("MiB")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title("hera-sim --scenario join: memory against N")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("kind", choices=["dc3", "memory"])
+    ap.add_argument("reports", nargs="+")
+    ap.add_argument("-o", "--out", required=True)
+    a = ap.parse_args()
+    (plot_dc3 if a.kind == "dc3" else plot_memory)(a.reports, a.out)
+
+
+if __name__ == "__main__":
+    main()
