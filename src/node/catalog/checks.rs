@@ -345,7 +345,9 @@ impl Catalog {
             )));
         }
         if let Some(owned) = self.owned.get_mut(id) {
+            // Registered again under the same id: it starts afresh.
             owned.checks.retain(|c| c.id != check_id);
+            owned.take_checks(&next);
         }
         self.refresh_deadlines(now, &next, Some(&check_id));
         self.write(io, now, id.clone(), Some(next));

@@ -54,7 +54,7 @@ impl Owned {
 
     /// Take the checks of a registration through our API: those unchanged keep their
     /// deadlines, the others start afresh.
-    fn take_checks(&mut self, instance: &Instance) {
+    pub(super) fn take_checks(&mut self, instance: &Instance) {
         let mut fresh = Owned::new(instance).checks;
         for check in &mut fresh {
             if let Some(old) = self

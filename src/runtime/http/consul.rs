@@ -551,6 +551,7 @@ async fn health_state(
         .registry
         .instances()
         .flat_map(|i| views::checks(&s, i))
+        .chain(views::node_checks(&s))
         .filter(|c| {
             wanted.is_none_or(|w| c.get("Status").and_then(Value::as_str) == Some(w.as_str()))
         })

@@ -402,7 +402,12 @@ impl InstanceRecord {
         let mut instance = spec
             .into_instance(id.clone(), owner.clone(), self.health_since_ms)
             .map_err(|e| e.to_string())?;
-        if !states.is_empty() {
+        if states.is_empty() {
+            instance.health = health_of(&self.health)?;
+            instance.output = clip(&self.output, usize::MAX);
+        } else {
+            // Each check's own state; the instance's is theirs and the node's checks', which
+            // the restore applies again.
             let mut checks = instance.checks();
             for (check, (status, output, since_ms)) in checks.iter_mut().zip(states) {
                 check.status = status;
@@ -410,9 +415,8 @@ impl InstanceRecord {
                 check.since_ms = since_ms;
             }
             instance.set_checks(checks, None, self.health_since_ms);
+            health_of(&self.health)?;
         }
-        instance.health = health_of(&self.health)?;
-        instance.output = clip(&self.output, usize::MAX);
         instance.online = self.online;
         instance.maintenance_reason = self.maintenance_reason.map(|r| clip(&r, usize::MAX));
         fit_texts(&mut instance);
