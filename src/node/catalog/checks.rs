@@ -549,3 +549,185 @@ fn check_state(
             detail: "no check".into(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use crate::config::Config;
+    use crate::names::{InstanceId, Label, NodeName, ServiceName};
+    use crate::node::{Command, CommandError, Identity, Node};
+    use crate::registry::{CheckSpec, Health, InstanceSpec, SpecCheck};
+    use crate::time::Instant;
+
+    fn node(start: Instant) -> Node {
+        let identity = Identity {
+            name: NodeName::new("n0").unwrap(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            dc: Label::new("dc1").unwrap(),
+            tags: Vec::new(),
+        };
+        Node::new(Config::local(), identity, 7, start)
+    }
+
+    fn ttl(id: &str, secs: u64, deregister_after: Option<Duration>) -> CheckSpec {
+        CheckSpec {
+            id: Some(id.to_string()),
+            name: String::new(),
+            notes: String::new(),
+            kind: SpecCheck::Ttl {
+                ttl: Duration::from_secs(secs),
+            },
+            deregister_critical_after: deregister_after,
+        }
+    }
+
+    fn register(n: &mut Node, now: Instant, id: &str, checks: Vec<CheckSpec>) {
+        let mut spec = InstanceSpec::new(ServiceName::new("db").unwrap(), "10.0.0.1", 5432);
+        spec.id = Some(InstanceId::new(id).unwrap());
+        spec.checks = checks;
+        n.handle_command(now, Command::Register(spec)).unwrap();
+    }
+
+    fn report(n: &mut Node, now: Instant, check: &str, health: Health) {
+        let command = Command::SetCheck {
+            check: check.to_string(),
+            health,
+            output: String::new(),
+        };
+        n.handle_command(now, command).unwrap();
+    }
+
+    /// Run the node's timers up to `until`.
+    fn run_until(n: &mut Node, until: Instant) {
+        for _ in 0..100_000 {
+            let Some(at) = n.poll_timeout().filter(|at| *at <= until) else {
+                return;
+            };
+            n.handle_timeout(at);
+            while n.poll_transmit().is_some() {}
+            while n.poll_event().is_some() {}
+        }
+    }
+
+    fn status(n: &Node, id: &str, check: &str) -> Option<Health> {
+        let instance = n.registry().get(&InstanceId::new(id).unwrap())?.clone();
+        instance
+            .checks()
+            .iter()
+            .find(|c| c.id.0 == check)
+            .map(|c| c.status)
+    }
+
+    #[test]
+    fn one_lapsed_ttl_of_two_makes_only_that_check_and_the_instance_critical() {
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        register(
+            &mut n,
+            start,
+            "db-1",
+            vec![ttl("fast", 1, None), ttl("slow", 60, None)],
+        );
+        report(&mut n, start, "fast", Health::Passing);
+        report(&mut n, start, "slow", Health::Passing);
+        let id = InstanceId::new("db-1").unwrap();
+        assert_eq!(n.registry().get(&id).unwrap().health, Health::Passing);
+        run_until(&mut n, start + Duration::from_secs(3));
+        assert_eq!(status(&n, "db-1", "fast"), Some(Health::Critical));
+        assert_eq!(status(&n, "db-1", "slow"), Some(Health::Passing));
+        let instance = n.registry().get(&id).unwrap().clone();
+        assert_eq!(instance.health, Health::Critical);
+        assert_eq!(instance.output.0, "TTL expired");
+    }
+
+    #[test]
+    fn a_check_critical_past_its_own_deregister_after_removes_the_instance() {
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        register(
+            &mut n,
+            start,
+            "db-1",
+            vec![
+                ttl("fast", 1, Some(Duration::from_secs(2))),
+                ttl("slow", 600, None),
+            ],
+        );
+        report(&mut n, start, "fast", Health::Passing);
+        report(&mut n, start, "slow", Health::Passing);
+        run_until(&mut n, start + Duration::from_secs(2));
+        assert!(status(&n, "db-1", "fast").is_some(), "not yet");
+        run_until(&mut n, start + Duration::from_secs(6));
+        assert!(
+            n.registry()
+                .get(&InstanceId::new("db-1").unwrap())
+                .is_none(),
+            "deregistered"
+        );
+    }
+
+    #[test]
+    fn check_ids_are_the_nodes_own() {
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        register(&mut n, start, "db-1", vec![ttl("shared", 30, None)]);
+        let mut spec = InstanceSpec::new(ServiceName::new("db").unwrap(), "10.0.0.2", 5432);
+        spec.id = Some(InstanceId::new("db-2").unwrap());
+        spec.checks = vec![ttl("shared", 30, None)];
+        let refused = n.handle_command(start, Command::Register(spec));
+        assert!(
+            matches!(&refused, Err(CommandError::Invalid { detail }) if detail.contains("shared")),
+            "{refused:?}"
+        );
+        let unknown = n.handle_command(
+            start,
+            Command::SetCheck {
+                check: "nope".into(),
+                health: Health::Passing,
+                output: String::new(),
+            },
+        );
+        assert!(matches!(unknown, Err(CommandError::UnknownCheck { .. })));
+    }
+
+    #[test]
+    fn a_node_check_rules_every_owned_instance_and_leaves_their_own_checks_alone() {
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        register(&mut n, start, "db-1", vec![ttl("db-ttl", 30, None)]);
+        register(&mut n, start, "db-2", Vec::new());
+        report(&mut n, start, "db-ttl", Health::Passing);
+        let disk = CheckSpec {
+            id: Some("disk".into()),
+            name: "disk".into(),
+            ..ttl("disk", 30, None)
+        };
+        n.handle_command(
+            start,
+            Command::RegisterCheck {
+                service: None,
+                spec: disk,
+            },
+        )
+        .unwrap();
+        for id in ["db-1", "db-2"] {
+            let i = n.registry().get(&InstanceId::new(id).unwrap()).unwrap();
+            assert_eq!(
+                i.health,
+                Health::Critical,
+                "{id}: a new TTL check is critical"
+            );
+        }
+        assert_eq!(status(&n, "db-1", "db-ttl"), Some(Health::Passing));
+        report(&mut n, start, "disk", Health::Passing);
+        for id in ["db-1", "db-2"] {
+            let i = n.registry().get(&InstanceId::new(id).unwrap()).unwrap();
+            assert_eq!(i.health, Health::Passing, "{id}");
+        }
+        // Back to the plain form: one check of the default id costs what it did.
+        let db2 = n.registry().get(&InstanceId::new("db-2").unwrap()).unwrap();
+        assert!(db2.checks.0.is_none());
+    }
+}
