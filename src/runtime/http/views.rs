@@ -45,7 +45,7 @@ pub fn maintenance_check_id(i: &Instance) -> String {
 }
 
 /// Consul's `Type` of a check.
-fn check_type(check: &Check) -> &'static str {
+pub fn check_type(check: &Check) -> &'static str {
     match check {
         Check::None => "",
         Check::Ttl { .. } => "ttl",
