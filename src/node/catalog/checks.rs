@@ -163,8 +163,12 @@ impl Catalog {
             return Some(Target::Instance(id.clone()));
         }
         // `service:<id>` (or `service:<id>:<n>`) of an instance owned elsewhere: a report
-        // through this node moves ownership here, as a renewal does.
-        let rest = check.strip_prefix("service:")?;
+        // through this node moves ownership here, as a renewal does. A bare instance id (hera
+        // has always taken one) names its first check.
+        let Some(rest) = check.strip_prefix("service:") else {
+            let id = InstanceId::new(check).ok()?;
+            return self.registry.get(&id).map(|_| Target::Instance(id));
+        };
         let candidates = [Some(rest), rest.rsplit_once(':').map(|(id, _)| id)];
         candidates.into_iter().flatten().find_map(|id| {
             let id = InstanceId::new(id).ok()?;
@@ -241,6 +245,12 @@ impl Catalog {
                 next.owner = self.name.clone();
                 let wall_ms = now.as_millis();
                 let mut checks = next.checks();
+                let check = match checks.iter().any(|c| c.id.0 == check) {
+                    true => check.to_string(),
+                    // A bare instance id: its first check.
+                    false => checks.first().map_or(String::new(), |c| c.id.0.clone()),
+                };
+                let check = check.as_str();
                 for c in checks.iter_mut().filter(|c| c.id.0 == check) {
                     if c.status != health {
                         c.since_ms = wall_ms;
@@ -378,6 +388,12 @@ impl Catalog {
                     .get(&id)
                     .cloned()
                     .ok_or_else(|| CommandError::UnknownInstance { id: id.clone() })?;
+                if !current.checks().iter().any(|c| c.id.0 == check) {
+                    // A bare instance id names no check to remove.
+                    return Err(CommandError::UnknownCheck {
+                        check: check.to_string(),
+                    });
+                }
                 let mut next = (*current).clone();
                 next.owner = self.name.clone();
                 let checks = next
@@ -690,6 +706,16 @@ mod tests {
             },
         );
         assert!(matches!(unknown, Err(CommandError::UnknownCheck { .. })));
+        // A bare instance id, as hera always took, names its first check.
+        report(&mut n, start, "db-1", Health::Passing);
+        assert_eq!(status(&n, "db-1", "shared"), Some(Health::Passing));
+        let removed = n.handle_command(
+            start,
+            Command::DeregisterCheck {
+                check: "db-1".into(),
+            },
+        );
+        assert!(matches!(removed, Err(CommandError::UnknownCheck { .. })));
     }
 
     #[test]
