@@ -215,6 +215,16 @@ mod tests {
         }
     }
 
+    /// The list costs an entry with one plain check one pointer, and the new kinds nothing:
+    /// `Check` stays the size its largest older kind (`Http`) sets.
+    #[test]
+    fn the_list_and_the_new_kinds_cost_a_plain_entry_one_pointer() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<CheckList>(), size_of::<usize>());
+        let http = size_of::<BoundedString<{ crate::registry::URL_MAX_BYTES }>>() + 2 * 8;
+        assert_eq!(size_of::<Check>(), http);
+    }
+
     #[test]
     fn default_ids_are_numbered_as_consul_numbers_them() {
         assert_eq!(default_check_id("db-1", 0, 1), "service:db-1");

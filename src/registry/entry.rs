@@ -83,20 +83,30 @@ pub enum Check {
     },
     /// The owning node connects to `address` (`host:port`) every `interval_ms`: a connection
     /// within the timeout is passing, anything else critical. Only ever in a [`CheckList`].
-    Tcp {
-        address: BoundedString<ADDRESS_MAX_BYTES>,
-        interval_ms: u64,
-        timeout_ms: u64,
-    },
+    /// Boxed, as `Request`: beside `Http`'s URL another inline string would grow every entry's
+    /// `check` by a word (the URL's spare capacity values no longer hold the kind).
+    Tcp(Box<TcpCheck>),
     /// An HTTP check with a method other than GET or headers of its own; judged as `Http`.
-    /// Only ever in a [`CheckList`].
-    Request {
-        url: BoundedString<URL_MAX_BYTES>,
-        method: BoundedString<HTTP_METHOD_MAX_BYTES>,
-        headers: BoundedVec<MetaPair, HTTP_HEADERS_MAX>,
-        interval_ms: u64,
-        timeout_ms: u64,
-    },
+    /// Only ever in a [`CheckList`]. Boxed: an entry's `check` stays as small as it was.
+    Request(Box<HttpRequest>),
+}
+
+/// [`Check::Tcp`]'s fields.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct TcpCheck {
+    pub address: BoundedString<ADDRESS_MAX_BYTES>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+}
+
+/// [`Check::Request`]'s fields.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct HttpRequest {
+    pub url: BoundedString<URL_MAX_BYTES>,
+    pub method: BoundedString<HTTP_METHOD_MAX_BYTES>,
+    pub headers: BoundedVec<MetaPair, HTTP_HEADERS_MAX>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
 }
 
 /// Longest HTTP check method (`OPTIONS` is the longest standard one).
@@ -116,18 +126,8 @@ enum CheckOnWire {
         interval_ms: u64,
         timeout_ms: u64,
     },
-    Tcp {
-        address: BoundedString<ADDRESS_MAX_BYTES>,
-        interval_ms: u64,
-        timeout_ms: u64,
-    },
-    Request {
-        url: BoundedString<URL_MAX_BYTES>,
-        method: BoundedString<HTTP_METHOD_MAX_BYTES>,
-        headers: BoundedVec<MetaPair, HTTP_HEADERS_MAX>,
-        interval_ms: u64,
-        timeout_ms: u64,
-    },
+    Tcp(Box<TcpCheck>),
+    Request(Box<HttpRequest>),
 }
 
 impl<C> Decode<C> for Check {
@@ -146,28 +146,8 @@ impl<C> Decode<C> for Check {
                 interval_ms,
                 timeout_ms,
             },
-            CheckOnWire::Tcp {
-                address,
-                interval_ms,
-                timeout_ms,
-            } => Check::Tcp {
-                address,
-                interval_ms,
-                timeout_ms,
-            },
-            CheckOnWire::Request {
-                url,
-                method,
-                headers,
-                interval_ms,
-                timeout_ms,
-            } => Check::Request {
-                url,
-                method,
-                headers,
-                interval_ms,
-                timeout_ms,
-            },
+            CheckOnWire::Tcp(tcp) => Check::Tcp(tcp),
+            CheckOnWire::Request(request) => Check::Request(request),
         };
         check
             .validate()
@@ -264,26 +244,17 @@ impl Check {
                 }
                 check_url_shape(&url.0)
             }
-            Check::Tcp {
-                address,
-                interval_ms,
-                timeout_ms,
-            } => {
-                period_and_timeout(*interval_ms, *timeout_ms)?;
-                check_tcp_address_shape(&address.0)
+            Check::Tcp(tcp) => {
+                period_and_timeout(tcp.interval_ms, tcp.timeout_ms)?;
+                check_tcp_address_shape(&tcp.address.0)
             }
-            Check::Request {
-                url,
-                method,
-                interval_ms,
-                timeout_ms,
-                ..
-            } => {
-                period_and_timeout(*interval_ms, *timeout_ms)?;
-                if method.0.is_empty() || !method.0.bytes().all(|b| b.is_ascii_uppercase()) {
+            Check::Request(request) => {
+                period_and_timeout(request.interval_ms, request.timeout_ms)?;
+                let method = &request.method.0;
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
                     return Err("a check method is not an upper-case HTTP method");
                 }
-                check_url_shape(&url.0)
+                check_url_shape(&request.url.0)
             }
         }
     }
@@ -297,9 +268,9 @@ impl Check {
     /// How often the owner runs it, for the kinds it runs.
     pub fn interval(&self) -> Option<Duration> {
         match self {
-            Check::Http { interval_ms, .. }
-            | Check::Tcp { interval_ms, .. }
-            | Check::Request { interval_ms, .. } => Some(Duration::from_millis(*interval_ms)),
+            Check::Http { interval_ms, .. } => Some(Duration::from_millis(*interval_ms)),
+            Check::Tcp(tcp) => Some(Duration::from_millis(tcp.interval_ms)),
+            Check::Request(request) => Some(Duration::from_millis(request.interval_ms)),
             Check::None | Check::Ttl { .. } => None,
         }
     }

@@ -314,13 +314,13 @@ fn check_of(kind: SpecCheck) -> Result<(Check, Health), SpecError> {
                     })
                 })
                 .collect::<Result<Vec<_>, SpecError>>()?;
-            Check::Request {
+            Check::Request(Box::new(HttpRequest {
                 url: bounded::<URL_MAX_BYTES>("check URL", &url)?,
                 method: bounded::<HTTP_METHOD_MAX_BYTES>("check Method", &method)?,
                 headers: BoundedVec::new(headers),
                 interval_ms: millis(interval),
                 timeout_ms: millis(timeout),
-            }
+            }))
         }
         SpecCheck::Tcp {
             address,
@@ -334,11 +334,11 @@ fn check_of(kind: SpecCheck) -> Result<(Check, Health), SpecError> {
                 });
             }
             above_zero("Interval", interval)?;
-            Check::Tcp {
+            Check::Tcp(Box::new(TcpCheck {
                 address: bounded::<ADDRESS_MAX_BYTES>("TCP", &address)?,
                 interval_ms: millis(interval),
                 timeout_ms: millis(timeout),
-            }
+            }))
         }
     };
     // What the decoder will demand of it on every other node (`Check::validate`).

@@ -82,35 +82,26 @@ impl OwnedCheck {
                 Duration::from_millis(*interval_ms),
                 Duration::from_millis(*timeout_ms),
             )),
-            Check::Request {
-                url,
-                method,
-                headers,
-                interval_ms,
-                timeout_ms,
-            } => Some((
+            Check::Request(request) => Some((
                 Probe::Http {
-                    method: method.0.clone(),
-                    url: url.0.clone(),
-                    headers: headers
+                    method: request.method.0.clone(),
+                    url: request.url.0.clone(),
+                    headers: request
+                        .headers
                         .0
                         .iter()
                         .map(|h| (h.key.0.clone(), h.value.0.clone()))
                         .collect(),
                 },
-                Duration::from_millis(*interval_ms),
-                Duration::from_millis(*timeout_ms),
+                Duration::from_millis(request.interval_ms),
+                Duration::from_millis(request.timeout_ms),
             )),
-            Check::Tcp {
-                address,
-                interval_ms,
-                timeout_ms,
-            } => Some((
+            Check::Tcp(tcp) => Some((
                 Probe::Tcp {
-                    address: address.0.clone(),
+                    address: tcp.address.0.clone(),
                 },
-                Duration::from_millis(*interval_ms),
-                Duration::from_millis(*timeout_ms),
+                Duration::from_millis(tcp.interval_ms),
+                Duration::from_millis(tcp.timeout_ms),
             )),
         }
     }

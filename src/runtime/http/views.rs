@@ -49,8 +49,8 @@ pub fn check_type(check: &Check) -> &'static str {
     match check {
         Check::None => "",
         Check::Ttl { .. } => "ttl",
-        Check::Http { .. } | Check::Request { .. } => "http",
-        Check::Tcp { .. } => "tcp",
+        Check::Http { .. } | Check::Request(_) => "http",
+        Check::Tcp(_) => "tcp",
     }
 }
 
@@ -257,21 +257,11 @@ pub fn hera_instance(s: &Snapshot, i: &Instance) -> Value {
         } => json!({
             "HTTP": url.0, "Interval": format!("{interval_ms}ms"), "Timeout": format!("{timeout_ms}ms"),
         }),
-        Check::Request {
-            url,
-            method,
-            interval_ms,
-            timeout_ms,
-            ..
-        } => json!({
-            "HTTP": url.0, "Method": method.0, "Interval": format!("{interval_ms}ms"), "Timeout": format!("{timeout_ms}ms"),
+        Check::Request(r) => json!({
+            "HTTP": r.url.0, "Method": r.method.0, "Interval": format!("{}ms", r.interval_ms), "Timeout": format!("{}ms", r.timeout_ms),
         }),
-        Check::Tcp {
-            address,
-            interval_ms,
-            timeout_ms,
-        } => json!({
-            "TCP": address.0, "Interval": format!("{interval_ms}ms"), "Timeout": format!("{timeout_ms}ms"),
+        Check::Tcp(t) => json!({
+            "TCP": t.address.0, "Interval": format!("{}ms", t.interval_ms), "Timeout": format!("{}ms", t.timeout_ms),
         }),
     };
     let checks: Vec<Value> = i

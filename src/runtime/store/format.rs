@@ -135,31 +135,22 @@ impl CheckRecord {
                 interval_ms: *interval_ms,
                 timeout_ms: *timeout_ms,
             },
-            Check::Tcp {
-                address,
-                interval_ms,
-                timeout_ms,
-            } => CheckRecord::Tcp {
-                address: address.0.clone(),
-                interval_ms: *interval_ms,
-                timeout_ms: *timeout_ms,
+            Check::Tcp(t) => CheckRecord::Tcp {
+                address: t.address.0.clone(),
+                interval_ms: t.interval_ms,
+                timeout_ms: t.timeout_ms,
             },
-            Check::Request {
-                url,
-                method,
-                headers,
-                interval_ms,
-                timeout_ms,
-            } => CheckRecord::Request {
-                url: url.0.clone(),
-                method: method.0.clone(),
-                headers: headers
+            Check::Request(r) => CheckRecord::Request {
+                url: r.url.0.clone(),
+                method: r.method.0.clone(),
+                headers: r
+                    .headers
                     .0
                     .iter()
                     .map(|h| (h.key.0.clone(), h.value.0.clone()))
                     .collect(),
-                interval_ms: *interval_ms,
-                timeout_ms: *timeout_ms,
+                interval_ms: r.interval_ms,
+                timeout_ms: r.timeout_ms,
             },
         }
     }
