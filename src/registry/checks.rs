@@ -8,9 +8,11 @@
 //! in [`Instance::health`]. Only when that does not say it all (several checks, an id of the
 //! client's own, a TCP check, a node-level check overriding the status) does the instance
 //! carry a [`CheckList`], appended after every field an older version knows: older nodes skip
-//! it (a frame's unread tail is ignored), and an entry with one plain check costs not a byte
-//! or an allocation more than it did. The list is in the entry, so it is gossiped only when
-//! the entry is, that is when something in it changed.
+//! it (a frame's unread tail is ignored). An entry with one plain check costs no allocation
+//! more than it did, one pointer in memory and one byte on the wire (the empty list's length,
+//! always written, so that fields a newer version appends after it are never taken for a
+//! list). The list is in the entry, so it is gossiped only when the entry is, that is when
+//! something in it changed.
 
 use bincode::de::read::Reader;
 use bincode::de::{Decode, Decoder};
@@ -49,7 +51,8 @@ pub struct CheckState {
 }
 
 /// The checks of an instance when one plain check does not say it all (see the module doc).
-/// Encoded as nothing when absent, and decoded as absent when the frame ends before it.
+/// Encoded as an empty list when absent; decoded as absent when empty, or when the frame ends
+/// before it (an entry from a version that predates it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckList(pub Option<Box<BoundedVec<CheckState, CHECKS_MAX>>>);
 
@@ -57,7 +60,7 @@ impl Encode for CheckList {
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
         match &self.0 {
             Some(list) => list.encode(e),
-            None => Ok(()),
+            None => 0u64.encode(e),
         }
     }
 }
@@ -71,7 +74,7 @@ impl<C> Decode<C> for CheckList {
         }
         let list = BoundedVec::<CheckState, CHECKS_MAX>::decode(d)?;
         if list.0.is_empty() {
-            return Err(DecodeError::Other("an empty check list"));
+            return Ok(CheckList(None));
         }
         Ok(CheckList(Some(Box::new(list))))
     }
@@ -313,6 +316,21 @@ mod tests {
             vec![with_list]
         );
         let plain = Message::Entry(entry(instance()));
-        assert_eq!(decode_body(&encode_message(&plain)).unwrap(), vec![plain]);
+        let bytes = encode_message(&plain);
+        assert_eq!(decode_body(&bytes).unwrap(), vec![plain.clone()]);
+        // As a version before the list wrote it: without the empty list's length byte (and
+        // the frame's length one less).
+        let mut older = bytes[..bytes.len() - 1].to_vec();
+        assert_eq!(
+            older[1] as usize,
+            bytes.len() - 2,
+            "a one-byte frame length"
+        );
+        older[1] -= 1;
+        assert_eq!(decode_body(&older).unwrap(), vec![plain.clone()]);
+        // As a newer version writes it: fields appended after the list are skipped.
+        let mut newer = [&bytes[..], &[0xee, 0xff][..]].concat();
+        newer[1] += 2;
+        assert_eq!(decode_body(&newer).unwrap(), vec![plain]);
     }
 }
