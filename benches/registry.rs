@@ -56,6 +56,7 @@ fn instance(o: usize, i: usize, health: Health) -> Instance {
         health_since_ms: WALL_MS,
         online: true,
         maintenance_reason: None,
+        checks: Default::default(),
     }
 }
 

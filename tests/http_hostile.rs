@@ -197,7 +197,8 @@ async fn health_checks_are_bounded_and_never_overlap() {
         json!({"Name": "web", "ID": "w", "Check": {"Script": "/bin/true", "Interval": "10s"}}),
         json!({"Name": "web", "ID": "w", "Check": 5}),
         json!({"Name": "web", "ID": "w", "Checks": 5}),
-        json!({"Name": "web", "ID": "w", "Checks": [{"TTL": "15s"}, {"TTL": "30s"}]}),
+        // Several checks run since issue 18; more than CHECKS_MAX do not.
+        json!({"Name": "web", "ID": "w", "Checks": vec![json!({"TTL": "15s"}); 9]}),
     ];
     for body in &refused {
         let error = refused_with_json(register(&http, &base, body).await, &body.to_string()).await;
@@ -828,7 +829,7 @@ async fn check_durations_out_of_range_are_refused_naming_field_value_and_range()
     }
 }
 
-/// Brief item 4: Consul check kinds hera does not run (script, Docker, gRPC, TCP, UDP, H2 ping,
+/// Brief item 4: Consul check kinds hera does not run (script, Docker, gRPC, UDP, H2 ping,
 /// OS service, alias) are refused with 400 naming the kind, never registered as something
 /// else and never silently dropped, alone or beside a kind hera runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -848,7 +849,11 @@ async fn check_kinds_hera_does_not_run_are_refused_by_name() {
             "DockerContainerID",
         ),
         (json!({"GRPC": "127.0.0.1:1", "Interval": "10s"}), "GRPC"),
-        (json!({"TCP": "127.0.0.1:1", "Interval": "10s"}), "TCP"),
+        // TCP runs since issue 18; TLS it cannot skip, having none.
+        (
+            json!({"HTTP": "http://127.0.0.1:1/", "Interval": "10s", "TLSSkipVerify": true}),
+            "TLSSkipVerify",
+        ),
         (json!({"UDP": "127.0.0.1:1", "Interval": "10s"}), "UDP"),
         (
             json!({"H2PING": "127.0.0.1:1", "Interval": "10s"}),

@@ -128,3 +128,65 @@ async fn take_off_line_and_back(
     let i = instance(addr, &service, &id).await;
     assert!(i.online, "{key} still off-line in the API: {i:?}");
 }
+
+/// Issue 18: each check of an instance is shown with its status, and the node's maintenance
+/// is shown and toggled from the page (every instance of the node off-line, then back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium (Debian package `chromium`); scripts/test.sh installs it and runs --ignored"]
+async fn console_shows_each_check_and_toggles_node_maintenance() {
+    let nodes = cluster("ui-checks", 1).await;
+    let addr = nodes[0].http_addr;
+    let client = http();
+    let body = serde_json::json!({
+        "Name": "db", "ID": "db-1", "Port": 5432,
+        "Checks": [{"CheckID": "db-ttl", "TTL": "30s"}, {"CheckID": "db-ready", "TTL": "30s"}],
+    });
+    for (path, body) in [
+        ("/v1/agent/service/register", Some(body)),
+        ("/v1/agent/check/pass/db-ttl", None),
+    ] {
+        let mut r = client.put(format!("http://{addr}{path}"));
+        if let Some(body) = body {
+            r = r.json(&body);
+        }
+        assert!(r.send().await.unwrap().status().is_success(), "{path}");
+    }
+    let url = format!("http://{addr}/ui");
+    let browser = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch(1440, 720);
+        b.navigate(&url);
+        b.wait_for(
+            PAGE,
+            "each check with its status",
+            "!!document.querySelector('li.check[data-check=\"db-ttl\"][data-status=passing]') \
+             && !!document.querySelector('li.check[data-check=\"db-ready\"][data-status=critical]')",
+        );
+        b.click("#node-maintenance");
+        b.wait_for(
+            PAGE,
+            "the node shown in maintenance",
+            "document.getElementById('node-maintenance').dataset.on === 'true'",
+        );
+        b
+    })
+    .await
+    .expect("page shows checks and drains the node");
+    let i = instance(addr, "db", "db-1").await;
+    assert!(!i.online, "db-1 still on-line: {i:?}");
+    tokio::task::spawn_blocking(move || {
+        let mut b = browser;
+        b.click("#node-maintenance");
+        b.wait_for(
+            PAGE,
+            "the node back on-line",
+            "document.getElementById('node-maintenance').dataset.on === 'false'",
+        );
+    })
+    .await
+    .expect("page restores the node");
+    let i = instance(addr, "db", "db-1").await;
+    assert!(i.online, "db-1 still off-line: {i:?}");
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

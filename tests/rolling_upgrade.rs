@@ -198,6 +198,7 @@ fn spec(service: &str) -> InstanceSpec {
         check: SpecCheck::None,
         liveness: None,
         deregister_critical_after: None,
+        checks: vec![],
     }
 }
 

@@ -740,7 +740,7 @@ fn event_key(e: &Event) -> (u8, &str) {
         Event::Joined { .. } => (8, ""),
         Event::LeaveComplete => (9, ""),
         Event::Rejected { .. } => (10, ""),
-        Event::CheckDue { id, .. } => (11, id.as_str()),
+        Event::CheckDue { check, .. } => (11, check.as_str()),
         Event::RegistryChanged { .. } => (12, ""),
         Event::ClockRejected { writer, .. } => (13, writer.as_str()),
         Event::ImplausibleClaim { name, .. } => (14, name.as_str()),
@@ -765,7 +765,7 @@ fn describe(e: &Event) -> String {
         Event::Joined { via } => format!("joined via {via}"),
         Event::LeaveComplete => "has left".to_string(),
         Event::Rejected { from, error } => format!("rejects a datagram from {from}: {error}"),
-        Event::CheckDue { id, .. } => format!("runs the health check of {id}"),
+        Event::CheckDue { check, .. } => format!("runs the health check {check}"),
         Event::RegistryChanged { index } => format!("registry index {index}"),
         Event::ClockRejected { writer, ahead_ms } => {
             format!("refuses a version by {writer} {ahead_ms} ms ahead")

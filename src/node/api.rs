@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::config::Tuning;
 use crate::names::{InstanceId, Label, NodeName, ServiceName};
-use crate::registry::{Health, InstanceSpec};
+use crate::registry::{CheckSpec, Health, InstanceSpec};
 use crate::swim::members::State;
 use crate::time::Instant;
 use crate::wire::{self, DecodeError, Incarnation, Profile, Tag};
@@ -44,6 +44,21 @@ pub enum Command {
         health: Health,
         output: String,
     },
+    /// A report of one check by its Consul `CheckID` (an instance's or the node's): pass,
+    /// warn, fail, update, or the result of a probe the shell ran.
+    SetCheck {
+        check: String,
+        health: Health,
+        output: String,
+    },
+    /// Add (or replace) a check of an instance this node owns, or of the node itself (None):
+    /// Consul's `PUT /v1/agent/check/register`.
+    RegisterCheck {
+        service: Option<InstanceId>,
+        spec: CheckSpec,
+    },
+    /// Remove a check by its id.
+    DeregisterCheck { check: String },
     /// Take an instance off-line (maintenance) or back on-line.
     SetMaintenance {
         id: InstanceId,
@@ -76,6 +91,19 @@ pub enum Command {
     /// Take back what this node kept across a restart (its own instances, the incarnation and
     /// registry clock floors): given once, before the first join.
     Restore(Box<super::Restored>),
+}
+
+/// What the shell runs for a due check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// 2xx passing, 429 warning, anything else critical (as Consul).
+    Http {
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+    /// A TCP connection within the timeout is passing.
+    Tcp { address: String },
 }
 
 /// Keyring operations, in the order a rotation uses them: install the new key on every node,
@@ -125,6 +153,10 @@ pub enum CommandError {
     UnknownInstance {
         id: InstanceId,
     },
+    /// No check of this node (or instance anywhere) has this id.
+    UnknownCheck {
+        check: String,
+    },
     /// The id is registered under another service.
     IdInUse {
         id: InstanceId,
@@ -157,6 +189,7 @@ impl std::fmt::Display for CommandError {
             CommandError::NotRunning => write!(f, "this node is leaving or has left the cluster"),
             CommandError::NoSeeds => write!(f, "no address to join through"),
             CommandError::UnknownInstance { id } => write!(f, "no instance with id {id}"),
+            CommandError::UnknownCheck { check } => write!(f, "no check with id {check:?}"),
             CommandError::IdInUse { id, service } => {
                 write!(f, "id {id} is already registered for service {service}")
             }
@@ -222,11 +255,11 @@ pub enum Event {
         from: SocketAddr,
         error: DecodeError,
     },
-    /// An HTTP health check of an instance this node owns is due: the shell runs it and
-    /// answers with `Command::SetHealth`.
+    /// An HTTP or TCP check of an instance this node owns, or of the node, is due: the shell
+    /// runs it and answers with `Command::SetCheck`.
     CheckDue {
-        id: InstanceId,
-        url: String,
+        check: String,
+        probe: Probe,
         timeout: Duration,
     },
     /// The registry changed; its index is now `index`.

@@ -48,8 +48,8 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use self::api::{
-    Command, CommandError, Event, Identity, KeyringCommand, Lifecycle, MemberView, Outputs, Quorum,
-    Reply, Sink, Transmit,
+    Command, CommandError, Event, Identity, KeyringCommand, Lifecycle, MemberView, Outputs, Probe,
+    Quorum, Reply, Sink, Transmit,
 };
 use self::catalog::{Catalog, MembershipView};
 use self::io::Io;
@@ -192,6 +192,15 @@ impl Node {
             Command::SetHealth { id, health, output } => {
                 catalog.set_health(io, now, &id, health, &output)
             }
+            Command::SetCheck {
+                check,
+                health,
+                output,
+            } => catalog.set_check(io, now, &check, health, &output),
+            Command::RegisterCheck { service, spec } => {
+                catalog.register_check(io, now, service.as_ref(), spec)
+            }
+            Command::DeregisterCheck { check } => catalog.deregister_check(io, now, &check),
             Command::SetMaintenance { id, enable, reason } => {
                 catalog.set_maintenance(io, now, &id, enable, reason.as_deref())
             }
@@ -334,6 +343,11 @@ impl Node {
     /// Why this node is in maintenance (all its instances off-line), if it is.
     pub fn node_maintenance(&self) -> Option<&str> {
         self.catalog.node_maintenance()
+    }
+
+    /// The node's own checks (Consul's checks without a `ServiceID`).
+    pub fn node_checks(&self) -> impl Iterator<Item = &crate::registry::CheckState> {
+        self.catalog.node_checks()
     }
 
     /// Its owner is failed, gone or unknown here: kept only until the purge (Eureka's

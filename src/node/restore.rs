@@ -19,6 +19,8 @@ pub struct Restored {
     /// The registry clock's high-water mark (wall ms, counter): writes after the restart are
     /// versioned above every version issued before it, even if the wall clock went back.
     pub clock: (u64, u32),
+    /// The node's own checks (Consul's checks without a `ServiceID`), as last saved.
+    pub node_checks: Vec<crate::registry::CheckState>,
 }
 
 impl Node {
@@ -30,6 +32,8 @@ impl Node {
         );
         self.catalog
             .restore(&mut self.io, now, restored.clock, restored.instances);
+        self.catalog
+            .restore_node_checks(&mut self.io, now, restored.node_checks);
         self.io.changed();
         Reply::Done
     }
@@ -83,6 +87,7 @@ mod tests {
             instances: vec![saved("web-1", "n1", 5_000), saved("web-2", "n2", 5_000)],
             incarnation: 7,
             clock: (90_000_000, 3),
+            node_checks: Vec::new(),
         };
         n.handle_command(start, Command::Restore(Box::new(restored)))
             .unwrap();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bincode::{Decode, Encode};
 
+use super::checks::{CheckList, CHECK_OUTPUT_MAX_BYTES};
 use super::hlc::Hlc;
 use crate::names::{InstanceId, NodeName, ServiceName};
 use crate::wire::bounded::{BoundedString, BoundedVec};
@@ -80,7 +81,38 @@ pub enum Check {
         interval_ms: u64,
         timeout_ms: u64,
     },
+    /// The owning node connects to `address` (`host:port`) every `interval_ms`: a connection
+    /// within the timeout is passing, anything else critical. Only ever in a [`CheckList`].
+    /// Boxed, as `Request`: beside `Http`'s URL another inline string would grow every entry's
+    /// `check` by a word (the URL's spare capacity values no longer hold the kind).
+    Tcp(Box<TcpCheck>),
+    /// An HTTP check with a method other than GET or headers of its own; judged as `Http`.
+    /// Only ever in a [`CheckList`]. Boxed: an entry's `check` stays as small as it was.
+    Request(Box<HttpRequest>),
 }
+
+/// [`Check::Tcp`]'s fields.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct TcpCheck {
+    pub address: BoundedString<ADDRESS_MAX_BYTES>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+}
+
+/// [`Check::Request`]'s fields.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct HttpRequest {
+    pub url: BoundedString<URL_MAX_BYTES>,
+    pub method: BoundedString<HTTP_METHOD_MAX_BYTES>,
+    pub headers: BoundedVec<MetaPair, HTTP_HEADERS_MAX>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+}
+
+/// Longest HTTP check method (`OPTIONS` is the longest standard one).
+pub const HTTP_METHOD_MAX_BYTES: usize = 16;
+/// Most headers an HTTP check sends.
+pub const HTTP_HEADERS_MAX: usize = 8;
 
 /// [`Check`]'s layout, as its derived `Encode` writes it: decoded first, then validated.
 #[derive(Decode)]
@@ -94,6 +126,8 @@ enum CheckOnWire {
         interval_ms: u64,
         timeout_ms: u64,
     },
+    Tcp(Box<TcpCheck>),
+    Request(Box<HttpRequest>),
 }
 
 impl<C> Decode<C> for Check {
@@ -112,6 +146,8 @@ impl<C> Decode<C> for Check {
                 interval_ms,
                 timeout_ms,
             },
+            CheckOnWire::Tcp(tcp) => Check::Tcp(tcp),
+            CheckOnWire::Request(request) => Check::Request(request),
         };
         check
             .validate()
@@ -125,6 +161,33 @@ impl<'de, C> bincode::BorrowDecode<'de, C> for Check {
         d: &mut D,
     ) -> Result<Self, bincode::error::DecodeError> {
         Self::decode(d)
+    }
+}
+
+fn period_and_timeout(interval_ms: u64, timeout_ms: u64) -> Result<(), &'static str> {
+    if !(1..=CHECK_PERIOD_MS_MAX).contains(&interval_ms) {
+        return Err("a check interval is zero or longer than a day");
+    }
+    if timeout_ms > CHECK_TIMEOUT_MS_MAX {
+        return Err("a check timeout is longer than 300 s");
+    }
+    Ok(())
+}
+
+/// Why a TCP check address is refused: it must be `host:port` (`[v6]:port`), a port above 0.
+pub fn check_tcp_address_shape(address: &str) -> Result<(), &'static str> {
+    if address.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a TCP check address holds a space or a control character");
+    }
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or("a TCP check address must be host:port")?;
+    if host.is_empty() || host == "[]" {
+        return Err("a TCP check address must name a host");
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err("a TCP check address must end with a port from 1 to 65535"),
     }
 }
 
@@ -181,6 +244,34 @@ impl Check {
                 }
                 check_url_shape(&url.0)
             }
+            Check::Tcp(tcp) => {
+                period_and_timeout(tcp.interval_ms, tcp.timeout_ms)?;
+                check_tcp_address_shape(&tcp.address.0)
+            }
+            Check::Request(request) => {
+                period_and_timeout(request.interval_ms, request.timeout_ms)?;
+                let method = &request.method.0;
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err("a check method is not an upper-case HTTP method");
+                }
+                check_url_shape(&request.url.0)
+            }
+        }
+    }
+
+    /// A kind every version can read in [`Instance::check`] (TCP and HTTP with a method or
+    /// headers came with the check list).
+    pub fn is_legacy(&self) -> bool {
+        matches!(self, Check::None | Check::Ttl { .. } | Check::Http { .. })
+    }
+
+    /// How often the owner runs it, for the kinds it runs.
+    pub fn interval(&self) -> Option<Duration> {
+        match self {
+            Check::Http { interval_ms, .. } => Some(Duration::from_millis(*interval_ms)),
+            Check::Tcp(tcp) => Some(Duration::from_millis(tcp.interval_ms)),
+            Check::Request(request) => Some(Duration::from_millis(request.interval_ms)),
+            Check::None | Check::Ttl { .. } => None,
         }
     }
 
@@ -253,6 +344,9 @@ pub struct Instance {
     /// False while in maintenance (off-line).
     pub online: bool,
     pub maintenance_reason: Option<BoundedString<OUTPUT_MAX_BYTES>>,
+    /// Every check, when one plain check does not say it all ([`CheckList`]). Last: older
+    /// versions stop reading before it.
+    pub checks: CheckList,
 }
 
 impl Encode for Instance {
@@ -275,7 +369,8 @@ impl Encode for Instance {
         self.output.encode(e)?;
         self.health_since_ms.encode(e)?;
         self.online.encode(e)?;
-        self.maintenance_reason.encode(e)
+        self.maintenance_reason.encode(e)?;
+        self.checks.encode(e)
     }
 }
 
@@ -301,6 +396,7 @@ impl<C> Decode<C> for Instance {
             health_since_ms: Decode::decode(d)?,
             online: Decode::decode(d)?,
             maintenance_reason: Decode::decode(d)?,
+            checks: Decode::decode(d)?,
         })
     }
 }
@@ -420,6 +516,14 @@ pub fn worst_case_entry_bytes(instance: &Instance) -> usize {
             .map_or("", |r| r.0.as_str()),
     ));
     grown.health_since_ms = u64::MAX;
+    if let Some(list) = &mut grown.checks.0 {
+        for check in &mut list.0 {
+            while check.output.0.len() < CHECK_OUTPUT_MAX_BYTES {
+                check.output.0.push('x');
+            }
+            check.since_ms = u64::MAX;
+        }
+    }
     let entry = Entry {
         id: instance.id.clone(),
         version: Hlc {

@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::checks::{
+    default_check_id, CheckList, CheckState, CHECKS_MAX, CHECK_ID_MAX_BYTES, CHECK_TEXT_MAX_BYTES,
+};
 use super::entry::*;
 use crate::names::{InstanceId, NodeName, ServiceName};
 use crate::wire::bounded::{BoundedString, BoundedVec};
@@ -23,6 +26,20 @@ pub struct InstanceSpec {
     /// Seed API: expires this long after the last write or renewal.
     pub liveness: Option<Duration>,
     pub deregister_critical_after: Option<Duration>,
+    /// Several checks, each with its own id (Consul's `Checks`): when given, `check` is
+    /// `None` and `deregister_critical_after` unset, each check carrying its own.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// One of several checks as a client states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckSpec {
+    /// None: Consul's default (`service:<id>`, numbered when there are several).
+    pub id: Option<String>,
+    pub name: String,
+    pub notes: String,
+    pub kind: SpecCheck,
+    pub deregister_critical_after: Option<Duration>,
 }
 
 /// A health check as a client states it.
@@ -34,6 +51,19 @@ pub enum SpecCheck {
     },
     Http {
         url: String,
+        interval: Duration,
+        timeout: Duration,
+    },
+    Tcp {
+        address: String,
+        interval: Duration,
+        timeout: Duration,
+    },
+    /// HTTP with a method other than GET, or headers.
+    Request {
+        url: String,
+        method: String,
+        headers: Vec<(String, String)>,
         interval: Duration,
         timeout: Duration,
     },
@@ -107,6 +137,7 @@ impl InstanceSpec {
             check: SpecCheck::None,
             liveness: None,
             deregister_critical_after: None,
+            checks: Vec::new(),
         }
     }
 
@@ -144,57 +175,54 @@ impl InstanceSpec {
                 })
             })
             .collect::<Result<Vec<_>, SpecError>>()?;
-        let (check, health) = match self.check {
-            SpecCheck::None => (Check::None, Health::Passing),
-            // As Consul: a TTL check is critical until its first report.
-            SpecCheck::Ttl { ttl } => {
-                if ttl.is_zero() {
-                    return Err(SpecError::Invalid {
-                        field: "TTL",
-                        detail: "must be above zero".into(),
-                    });
-                }
-                (
-                    Check::Ttl {
-                        ttl_ms: millis(ttl),
-                    },
-                    Health::Critical,
-                )
+        let specs = if self.checks.is_empty() {
+            vec![CheckSpec {
+                id: None,
+                name: String::new(),
+                notes: String::new(),
+                kind: self.check,
+                deregister_critical_after: self.deregister_critical_after,
+            }]
+        } else {
+            if self.check != SpecCheck::None || self.deregister_critical_after.is_some() {
+                return Err(SpecError::Invalid {
+                    field: "Checks",
+                    detail: "give one check, or a list of checks, not both".into(),
+                });
             }
-            SpecCheck::Http {
-                url,
-                interval,
-                timeout,
-            } => {
-                if let Err(why) = check_url_shape(&url) {
-                    return Err(SpecError::Invalid {
-                        field: "HTTP",
-                        detail: format!("{url:?}: {why}"),
-                    });
-                }
-                if interval.is_zero() {
-                    return Err(SpecError::Invalid {
-                        field: "Interval",
-                        detail: "must be above zero".into(),
-                    });
-                }
-                let url = bounded::<URL_MAX_BYTES>("check URL", &url)?;
-                (
-                    Check::Http {
-                        url,
-                        interval_ms: millis(interval),
-                        timeout_ms: millis(timeout),
-                    },
-                    Health::Critical,
-                )
-            }
+            self.checks
         };
-        // What the decoder will demand of it on every other node (`Check::validate`).
-        check.validate().map_err(|why| SpecError::Invalid {
-            field: "Check",
-            detail: why.to_string(),
-        })?;
-        let instance = Instance {
+        if specs.len() > CHECKS_MAX {
+            return Err(SpecError::TooMany {
+                field: "checks",
+                max: CHECKS_MAX,
+            });
+        }
+        let count = specs.len();
+        let mut checks = Vec::with_capacity(count);
+        for (n, spec) in specs.into_iter().enumerate() {
+            let (check, status) = check_of(spec.kind)?;
+            let id = spec
+                .id
+                .unwrap_or_else(|| default_check_id(id.as_str(), n, count));
+            if id.is_empty() || checks.iter().any(|c: &CheckState| c.id.0 == id) {
+                return Err(SpecError::Invalid {
+                    field: "CheckID",
+                    detail: format!("{id:?} is empty or given twice"),
+                });
+            }
+            checks.push(CheckState {
+                id: bounded::<CHECK_ID_MAX_BYTES>("CheckID", &id)?,
+                name: bounded::<CHECK_TEXT_MAX_BYTES>("check Name", &spec.name)?,
+                notes: bounded::<CHECK_TEXT_MAX_BYTES>("check Notes", &spec.notes)?,
+                check,
+                status,
+                output: BoundedString::default(),
+                since_ms: now_ms,
+                deregister_critical_after_ms: spec.deregister_critical_after.map(millis),
+            });
+        }
+        let mut instance = Instance {
             service: self.service,
             id,
             address: bounded::<ADDRESS_MAX_BYTES>("address", &self.address)?,
@@ -206,17 +234,19 @@ impl InstanceSpec {
                 .as_deref()
                 .map(|b| bounded::<BODY_MAX_BYTES>("body", b))
                 .transpose()?,
-            check,
+            check: Check::None,
             liveness_ms: self.liveness.map(millis),
-            deregister_critical_after_ms: self.deregister_critical_after.map(millis),
+            deregister_critical_after_ms: None,
             owner,
             owner_boot: super::entry::BootId::UNKNOWN,
             output: BoundedString(String::new()),
-            health,
+            health: Health::Passing,
             health_since_ms: now_ms,
             online: true,
             maintenance_reason: None,
+            checks: CheckList(None),
         };
+        instance.set_checks(checks, None, now_ms);
         let bytes = worst_case_entry_bytes(&instance);
         if bytes > ENTRY_MAX_BYTES {
             return Err(SpecError::TooLarge {
@@ -226,4 +256,103 @@ impl InstanceSpec {
         }
         Ok(instance)
     }
+}
+
+/// A check as the registry holds it, and the status it starts with: as Consul, a TTL or a
+/// polled check is critical until its first report.
+fn check_of(kind: SpecCheck) -> Result<(Check, Health), SpecError> {
+    let above_zero = |field: &'static str, d: Duration| {
+        if d.is_zero() {
+            return Err(SpecError::Invalid {
+                field,
+                detail: "must be above zero".into(),
+            });
+        }
+        Ok(())
+    };
+    let check = match kind {
+        SpecCheck::None => return Ok((Check::None, Health::Passing)),
+        SpecCheck::Ttl { ttl } => {
+            above_zero("TTL", ttl)?;
+            Check::Ttl {
+                ttl_ms: millis(ttl),
+            }
+        }
+        SpecCheck::Http {
+            url,
+            interval,
+            timeout,
+        } => {
+            url_shape(&url)?;
+            above_zero("Interval", interval)?;
+            Check::Http {
+                url: bounded::<URL_MAX_BYTES>("check URL", &url)?,
+                interval_ms: millis(interval),
+                timeout_ms: millis(timeout),
+            }
+        }
+        SpecCheck::Request {
+            url,
+            method,
+            headers,
+            interval,
+            timeout,
+        } => {
+            url_shape(&url)?;
+            above_zero("Interval", interval)?;
+            if headers.len() > HTTP_HEADERS_MAX {
+                return Err(SpecError::TooMany {
+                    field: "check headers",
+                    max: HTTP_HEADERS_MAX,
+                });
+            }
+            let headers = headers
+                .iter()
+                .map(|(k, v)| {
+                    Ok(MetaPair {
+                        key: bounded::<META_KEY_MAX_BYTES>("check header name", k)?,
+                        value: bounded::<META_VALUE_MAX_BYTES>("check header value", v)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, SpecError>>()?;
+            Check::Request(Box::new(HttpRequest {
+                url: bounded::<URL_MAX_BYTES>("check URL", &url)?,
+                method: bounded::<HTTP_METHOD_MAX_BYTES>("check Method", &method)?,
+                headers: BoundedVec::new(headers),
+                interval_ms: millis(interval),
+                timeout_ms: millis(timeout),
+            }))
+        }
+        SpecCheck::Tcp {
+            address,
+            interval,
+            timeout,
+        } => {
+            if let Err(why) = check_tcp_address_shape(&address) {
+                return Err(SpecError::Invalid {
+                    field: "TCP",
+                    detail: format!("{address:?}: {why}"),
+                });
+            }
+            above_zero("Interval", interval)?;
+            Check::Tcp(Box::new(TcpCheck {
+                address: bounded::<ADDRESS_MAX_BYTES>("TCP", &address)?,
+                interval_ms: millis(interval),
+                timeout_ms: millis(timeout),
+            }))
+        }
+    };
+    // What the decoder will demand of it on every other node (`Check::validate`).
+    check.validate().map_err(|why| SpecError::Invalid {
+        field: "Check",
+        detail: why.to_string(),
+    })?;
+    Ok((check, Health::Critical))
+}
+
+fn url_shape(url: &str) -> Result<(), SpecError> {
+    check_url_shape(url).map_err(|why| SpecError::Invalid {
+        field: "HTTP",
+        detail: format!("{url:?}: {why}"),
+    })
 }

@@ -38,7 +38,7 @@ pub struct Call<'a> {
     pub method: Method,
     pub url: &'a str,
     /// Extra headers, e.g. the API token.
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     /// A JSON body.
     pub json: Option<Vec<u8>>,
     /// For the whole exchange: resolve, connect, send, read.
@@ -163,7 +163,7 @@ async fn exchange(call: Call<'_>) -> Result<Response, ClientError> {
         .header(HOST, target.host_header.as_str())
         .header(USER_AGENT, concat!("hera/", env!("CARGO_PKG_VERSION")));
     for (name, value) in &call.headers {
-        request = request.header(*name, value.as_str());
+        request = request.header(name.as_str(), value.as_str());
     }
     let body = match call.json {
         Some(json) => {
@@ -300,7 +300,8 @@ mod tests {
         let target = format!("{url}/v1/x?y=1");
         let mut put = call(&target);
         put.method = Method::PUT;
-        put.headers.push(("X-Consul-Token", "secret".to_string()));
+        put.headers
+            .push(("X-Consul-Token".to_string(), "secret".to_string()));
         put.json = Some(br#"{"a":1}"#.to_vec());
         let response = send(put).await.unwrap();
         assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);

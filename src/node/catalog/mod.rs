@@ -7,6 +7,7 @@
 //! - local writes, merging, TTLs, health checks, purging orphans: [`ops`];
 //! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`].
 
+mod checks;
 mod ops;
 mod sync;
 
@@ -91,6 +92,9 @@ pub(crate) struct Catalog {
     /// Why this node is in maintenance, if it is: every instance it owns is off-line with a
     /// reason starting [`ops::NODE_MAINTENANCE`]. Kept on disk through those instances.
     node_maintenance: Option<String>,
+    /// The node's own checks (Consul's checks without a `ServiceID`), at most
+    /// [`checks::NODE_CHECKS_MAX`]; kept on disk.
+    node_checks: Vec<checks::NodeCheck>,
     /// Tombstones to send back to the sender of the datagram being read, which brought old
     /// versions of entries deleted here (at most `ops::GRAVE_REPLIES_MAX`).
     grave_replies: Vec<Entry>,
@@ -108,6 +112,7 @@ impl Catalog {
             owed_syncs: BTreeSet::new(),
             graves_until: None,
             node_maintenance: None,
+            node_checks: Vec::new(),
             grave_replies: Vec::new(),
         }
     }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::checks::OwnedCheck;
 use super::{Catalog, MembershipView};
 use crate::names::{InstanceId, NodeName, ServiceName};
 use crate::node::io::Io;
@@ -32,24 +33,39 @@ pub(crate) const NODE_MAINTENANCE: &str = "node maintenance: ";
 /// make it fetch a URL or enforce a TTL (issue 14, finding 6).
 #[derive(Debug, Clone)]
 pub(super) struct Owned {
-    /// The check as this node was given it, never as gossip later rewrote it: the only URL
-    /// this node fetches for the instance.
-    check: Check,
+    /// The checks as this node was given them, never as gossip later rewrote them: the only
+    /// URLs and addresses this node probes for the instance.
+    pub(super) checks: Vec<OwnedCheck>,
     liveness_deadline: Option<Instant>,
-    ttl_deadline: Option<Instant>,
-    critical_since: Option<Instant>,
-    next_check: Option<Instant>,
 }
 
 impl Owned {
-    fn new(check: Check) -> Owned {
+    fn new(instance: &Instance) -> Owned {
         Owned {
-            check,
+            checks: instance
+                .checks()
+                .iter()
+                .filter(|c| c.check != Check::None)
+                .map(OwnedCheck::of)
+                .collect(),
             liveness_deadline: None,
-            ttl_deadline: None,
-            critical_since: None,
-            next_check: None,
         }
+    }
+
+    /// Take the checks of a registration through our API: those unchanged keep their
+    /// deadlines, the others start afresh.
+    pub(super) fn take_checks(&mut self, instance: &Instance) {
+        let mut fresh = Owned::new(instance).checks;
+        for check in &mut fresh {
+            if let Some(old) = self
+                .checks
+                .iter()
+                .find(|o| o.id == check.id && o.check == check.check)
+            {
+                check.clone_from(old);
+            }
+        }
+        self.checks = fresh;
     }
 }
 
@@ -81,16 +97,28 @@ impl Catalog {
                 detail: e.to_string(),
             })?;
         let mut existing_equal = false;
+        let wall_ms = now.as_millis();
+        let mut checks = instance.checks();
         if let Some(current) = &existing {
             // Re-registering keeps what the instance's checks and operators established.
-            if current.check == instance.check {
-                instance.health = current.health;
-                instance.output = current.output.clone();
-                instance.health_since_ms = current.health_since_ms;
+            let before = current.checks();
+            for check in &mut checks {
+                if let Some(old) = before
+                    .iter()
+                    .find(|o| o.id == check.id && o.check == check.check)
+                {
+                    check.status = old.status;
+                    check.output = old.output.clone();
+                    check.since_ms = old.since_ms;
+                }
             }
+            instance.health = current.health;
+            instance.health_since_ms = current.health_since_ms;
             instance.online = current.online;
             instance.maintenance_reason = current.maintenance_reason.clone();
         }
+        instance.set_checks(checks, self.node_verdict().as_ref(), wall_ms);
+        self.refuse_taken_ids(&id, &instance)?;
         if let (Some(reason), true) = (&self.node_maintenance, instance.online) {
             // Registered while the node is in maintenance: off-line with it.
             instance.online = false;
@@ -101,21 +129,22 @@ impl Catalog {
         if let Some(current) = &existing {
             existing_equal = **current == instance;
         }
-        // Registered through our API: the check to run is the one given here.
+        // Registered through our API: the checks to run are the ones given here.
         match self.owned.get_mut(&id) {
-            Some(owned) => owned.check = instance.check.clone(),
+            Some(owned) => owned.take_checks(&instance),
             None => {
-                self.owned
-                    .insert(id.clone(), Owned::new(instance.check.clone()));
+                self.owned.insert(id.clone(), Owned::new(&instance));
             }
         }
         if existing_equal {
-            self.refresh_deadlines(now, &instance);
+            self.refresh_deadlines(now, &instance, None);
             return Ok(Reply::Registered { id });
         }
-        self.refresh_deadlines(now, &instance);
+        self.refresh_deadlines(now, &instance, None);
         if let Some(owned) = self.owned.get_mut(&id) {
-            owned.next_check = Some(now);
+            for check in &mut owned.checks {
+                check.next_check = check.check.interval().map(|_| now);
+            }
         }
         self.write(io, now, id.clone(), Some(instance));
         Ok(Reply::Registered { id })
@@ -130,11 +159,21 @@ impl Catalog {
         let current = self.live_instance(id)?;
         let mut next = (*current).clone();
         next.owner = self.name.clone();
-        if current.check.ttl().is_some() && current.health == Health::Critical {
-            // A heartbeat is the instance saying it is alive.
-            self.set_health_fields(&mut next, now, Health::Passing, "renewed");
+        let mut checks = next.checks();
+        let mut revived = false;
+        for check in &mut checks {
+            if check.check.ttl().is_some() && check.status == Health::Critical {
+                // A heartbeat is the instance saying it is alive.
+                check.status = Health::Passing;
+                check.output = clip("renewed", usize::MAX);
+                check.since_ms = now.as_millis();
+                revived = true;
+            }
         }
-        self.refresh_deadlines(now, &next);
+        if revived {
+            next.set_checks(checks, self.node_verdict().as_ref(), now.as_millis());
+        }
+        self.refresh_deadlines(now, &next, None);
         if next != *current {
             self.write(io, now, id.clone(), Some(next));
         }
@@ -161,15 +200,16 @@ impl Catalog {
         health: Health,
         output: &str,
     ) -> Result<Reply, CommandError> {
+        // The instance's first check (its only one, as the seed API and older clients see it).
         let current = self.live_instance(id)?;
-        let mut next = (*current).clone();
-        next.owner = self.name.clone();
-        self.set_health_fields(&mut next, now, health, output);
-        self.refresh_deadlines(now, &next);
-        if next != *current {
-            self.write(io, now, id.clone(), Some(next));
+        let first = current.checks().into_iter().next();
+        let Some(first) = first else {
+            return Ok(Reply::Done);
+        };
+        if self.target_is_ours_or_instance(&first.id.0) {
+            return self.set_check(io, now, &first.id.0, health, output);
         }
-        Ok(Reply::Done)
+        Err(CommandError::UnknownInstance { id: id.clone() })
     }
 
     pub(crate) fn set_maintenance(
@@ -246,17 +286,26 @@ impl Catalog {
         service: Option<&ServiceName>,
         id: Option<&InstanceId>,
     ) -> Reply {
-        let due: Vec<InstanceId> = self
+        let due: Vec<(InstanceId, String)> = self
             .owned
             .iter()
-            .filter(|(_, owned)| matches!(owned.check, Check::Http { .. }))
-            .filter_map(|(owned_id, _)| self.registry.get(owned_id))
-            .filter(|i| i.owner == self.name)
-            .filter(|i| service.is_none_or(|s| i.service == *s) && id.is_none_or(|d| i.id == *d))
-            .map(|i| i.id.clone())
+            .filter(|(owned_id, _)| {
+                self.registry.get(owned_id).is_some_and(|i| {
+                    i.owner == self.name
+                        && service.is_none_or(|s| i.service == *s)
+                        && id.is_none_or(|d| i.id == *d)
+                })
+            })
+            .flat_map(|(owned_id, owned)| {
+                owned
+                    .checks
+                    .iter()
+                    .filter(|c| c.check.interval().is_some())
+                    .map(|c| (owned_id.clone(), c.id.clone()))
+            })
             .collect();
-        for id in &due {
-            self.start_check(io, now, id);
+        for (id, check) in &due {
+            self.start_check(io, now, Some(id), check);
         }
         Reply::ChecksStarted { count: due.len() }
     }
@@ -268,13 +317,14 @@ impl Catalog {
             .ok_or_else(|| CommandError::UnknownInstance { id: id.clone() })
     }
 
-    fn set_health_fields(&self, next: &mut Instance, now: Instant, health: Health, output: &str) {
-        if next.health != health {
-            next.health_since_ms = now.as_millis();
-        }
-        next.health = health;
-        next.output = clip(output, usize::MAX);
-        fit_texts(next);
+    /// Whether `check` is a check id a report may name (one of ours, or `service:<id>` of an
+    /// instance anywhere).
+    fn target_is_ours_or_instance(&self, check: &str) -> bool {
+        check.starts_with("service:")
+            || self
+                .owned
+                .values()
+                .any(|o| o.checks.iter().any(|c| c.id == check))
     }
 
     /// A UUID v4 from the node's seeded generator (deterministic in the simulator).
@@ -301,7 +351,13 @@ impl Catalog {
     // ---- writing and merging ----
 
     /// A local write: version it, store it, gossip it at once.
-    fn write(&mut self, io: &mut Io, now: Instant, id: InstanceId, instance: Option<Instance>) {
+    pub(super) fn write(
+        &mut self,
+        io: &mut Io,
+        now: Instant,
+        id: InstanceId,
+        instance: Option<Instance>,
+    ) {
         let version = self.registry.next_version(io.wall(now), &self.name);
         // What we write as ours is this boot's: a stale copy of it coming back is a zombie of
         // ours, which another boot's (a twin's) never is.
@@ -473,12 +529,10 @@ impl Catalog {
     /// a URL that arrived by gossip is never fetched (issue 14), so it keeps its last status
     /// until its client registers it again.
     fn adopt_forgotten(&mut self, now: Instant, instance: &Instance) {
-        let check = match &instance.check {
-            Check::Http { .. } => Check::None,
-            other => other.clone(),
-        };
-        self.owned.insert(instance.id.clone(), Owned::new(check));
-        self.refresh_deadlines(now, instance);
+        let mut owned = Owned::new(instance);
+        owned.checks.retain(|c| c.check.ttl().is_some());
+        self.owned.insert(instance.id.clone(), owned);
+        self.refresh_deadlines(now, instance, None);
     }
 
     /// An entry naming us as owner that we do not hold, written by this boot (at or above its
@@ -501,54 +555,30 @@ impl Catalog {
                 .is_none_or(|s| newer(&s.version, &entry.version))
     }
 
-    /// Reset the owner-local deadlines of an instance we own, adopting it (with the check it
+    /// Reset the owner-local deadlines of an instance we own, adopting it (with the checks it
     /// holds) if we did not: called for our API's writes and our own restored state only.
-    fn refresh_deadlines(&mut self, now: Instant, instance: &Instance) {
+    /// `reported`: the check a report named (its TTL runs again); None: every check's.
+    pub(super) fn refresh_deadlines(
+        &mut self,
+        now: Instant,
+        instance: &Instance,
+        reported: Option<&str>,
+    ) {
         let owned = self
             .owned
             .entry(instance.id.clone())
-            .or_insert_with(|| Owned::new(instance.check.clone()));
+            .or_insert_with(|| Owned::new(instance));
         owned.liveness_deadline = instance
             .liveness_ms
             .map(|ms| now + Duration::from_millis(ms));
-        owned.ttl_deadline = owned.check.ttl().map(|ttl| now + ttl);
-        if instance.health != Health::Critical {
-            owned.critical_since = None;
-        } else if owned.critical_since.is_none() {
-            owned.critical_since = Some(now);
+        let states = instance.checks();
+        for check in &mut owned.checks {
+            let status = states
+                .iter()
+                .find(|s| s.id.0 == check.id)
+                .map_or(Health::Passing, |s| s.status);
+            check.refresh(now, status, reported.is_none_or(|r| r == check.id));
         }
-        if let Check::Http { interval_ms, .. } = &owned.check {
-            if owned.next_check.is_none() {
-                owned.next_check = Some(now + Duration::from_millis(*interval_ms));
-            }
-        }
-    }
-
-    /// Emit an owned instance's HTTP check, with the URL this node was given (never one from
-    /// gossip), and schedule the next.
-    fn start_check(&mut self, io: &mut Io, now: Instant, id: &InstanceId) {
-        if self.registry.get(id).is_none() {
-            return;
-        }
-        let Some(owned) = self.owned.get_mut(id) else {
-            return;
-        };
-        let Check::Http {
-            url,
-            interval_ms,
-            timeout_ms,
-        } = &owned.check
-        else {
-            return;
-        };
-        let (url, timeout) = (url.0.clone(), Duration::from_millis(*timeout_ms));
-        owned.next_check = Some(now + Duration::from_millis(*interval_ms));
-        io.stats.checks_started += 1;
-        io.emit(Event::CheckDue {
-            id: id.clone(),
-            url,
-            timeout,
-        });
     }
 
     // ---- the owner's tick ----
@@ -570,38 +600,41 @@ impl Catalog {
                 expire.push(id.clone());
                 continue;
             }
-            if let (Some(since), Some(after)) =
-                (owned.critical_since, instance.deregister_critical_after_ms)
-            {
-                if now.saturating_since(since) >= Duration::from_millis(after) {
-                    expire.push(id.clone());
-                    continue;
+            // Consul's per-check DeregisterCriticalServiceAfter.
+            let critical_too_long = owned.checks.iter().any(|c| {
+                matches!((c.critical_since, c.deregister_after), (Some(since), Some(after))
+                    if now.saturating_since(since) >= after)
+            });
+            if critical_too_long {
+                expire.push(id.clone());
+                continue;
+            }
+            let states = instance.checks();
+            for check in &owned.checks {
+                let status = states.iter().find(|s| s.id.0 == check.id).map(|s| s.status);
+                if check.ttl_deadline.is_some_and(|d| now >= d)
+                    && status.is_some_and(|s| s != Health::Critical)
+                {
+                    ttl_lapsed.push(check.id.clone());
+                }
+                if check.next_check.is_some_and(|d| now >= d) {
+                    checks.push((Some(id.clone()), check.id.clone()));
                 }
             }
-            if owned.ttl_deadline.is_some_and(|d| now >= d) && instance.health != Health::Critical {
-                ttl_lapsed.push(id.clone());
-            }
-            if owned.next_check.is_some_and(|d| now >= d) {
-                checks.push(id.clone());
-            }
         }
+        let (node_due, node_lapsed) = self.node_checks_due(now);
+        ttl_lapsed.extend(node_lapsed);
+        checks.extend(node_due.into_iter().map(|c| (None, c)));
         for id in expire {
             io.stats.instances_expired += 1;
             self.owned.remove(&id);
             self.write(io, now, id, None);
         }
-        for id in ttl_lapsed {
-            if let Some(current) = self.registry.get(&id).cloned() {
-                let mut next = (*current).clone();
-                self.set_health_fields(&mut next, now, Health::Critical, "TTL expired");
-                if let Some(owned) = self.owned.get_mut(&id) {
-                    owned.critical_since = Some(now);
-                }
-                self.write(io, now, id, Some(next));
-            }
+        for check in ttl_lapsed {
+            let _ = self.set_check(io, now, &check, Health::Critical, "TTL expired");
         }
-        for id in checks {
-            self.start_check(io, now, &id);
+        for (id, check) in checks {
+            self.start_check(io, now, id.as_ref(), &check);
         }
         if let Some(since) = self.orphans_since {
             // Wait out a whole (unconfirmed) suspicion window: by then the rest of a
@@ -762,7 +795,7 @@ impl Catalog {
             self.merge(io, entry);
             if let Some(instance) = self.registry.get(&id).cloned() {
                 if instance.owner == self.name {
-                    self.refresh_deadlines(now, &instance);
+                    self.refresh_deadlines(now, &instance, None);
                     // Node maintenance outlives a restart through the instances it took.
                     if let Some(reason) = instance
                         .maintenance_reason

@@ -599,7 +599,10 @@ fn checks_due(c: &Cluster, node: usize) -> Vec<String> {
         .iter()
         .filter(|(_, i, _)| *i == node)
         .filter_map(|(_, _, e)| match e {
-            Event::CheckDue { url, .. } => Some(url.clone()),
+            Event::CheckDue {
+                probe: crate::node::Probe::Http { url, .. },
+                ..
+            } => Some(url.clone()),
             _ => None,
         })
         .collect()

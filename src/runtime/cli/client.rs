@@ -39,7 +39,7 @@ pub async fn call(
     let target = url(http_addr, path);
     let mut headers = Vec::new();
     if let Some(token) = TOKEN.get().and_then(Option::as_deref) {
-        headers.push(("X-Consul-Token", token.trim().to_string()));
+        headers.push(("X-Consul-Token".to_string(), token.trim().to_string()));
     }
     let call = Call {
         method,

@@ -1,9 +1,10 @@
-//! HTTP health checks, run by the shell when the core says one is due: GET the URL with the
-//! check's timeout; 2xx is passing, 429 warning (as Consul), anything else critical. The result
-//! goes back to the node as a command.
+//! HTTP and TCP health checks, run by the shell when the core says one is due: send the
+//! check's request within its timeout, 2xx is passing, 429 warning (as Consul), anything else
+//! critical; or connect to its address, a connection within the timeout passing, anything else
+//! critical. The result goes back to the node as a command, by the check's id.
 //!
 //! Bounded three ways, so that no check target (silent, slow or hostile) can pile work up:
-//! at most one check per instance is queued or running ([`Admission`]); at most
+//! at most one run of each check is queued or running ([`Admission`]); at most
 //! [`CHECKS_IN_FLIGHT_MAX`] run at once, the rest waiting for a slot; and at most
 //! [`CHECKS_PENDING_MAX`] are queued or running in all. A check due while its instance's last
 //! one has not finished is skipped (and counted), not queued behind it. Each check ends within
@@ -18,8 +19,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use axum::http::Method;
 
 use super::Request;
-use crate::names::InstanceId;
-use crate::node::Command;
+use crate::node::{Command, Probe};
 use crate::registry::Health;
 use crate::runtime::http_client::{self, Call};
 use crate::runtime::telemetry::Telemetry;
@@ -33,10 +33,10 @@ const OUTPUT_BYTES: usize = 200;
 /// A check registered without a timeout (the core stores none as zero) gets Consul's default.
 const TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
-/// Which instances have a check queued or running: at most one each, at most `max` in all.
+/// Which checks (by id) are queued or running: at most one run each, at most `max` in all.
 #[derive(Debug)]
 pub struct Admission {
-    busy: Mutex<HashSet<InstanceId>>,
+    busy: Mutex<HashSet<String>>,
     max: usize,
 }
 
@@ -44,7 +44,7 @@ pub struct Admission {
 #[derive(Debug)]
 pub struct Admitted {
     admission: Arc<Admission>,
-    id: InstanceId,
+    id: String,
 }
 
 impl Admission {
@@ -56,14 +56,14 @@ impl Admission {
     }
 
     /// Admit a check of `id`, unless one of it is already queued or running, or `max` are.
-    pub fn admit(self: &Arc<Self>, id: &InstanceId) -> Option<Admitted> {
+    pub fn admit(self: &Arc<Self>, id: &str) -> Option<Admitted> {
         let mut busy = self.busy.lock().ok()?;
-        if busy.len() >= self.max || !busy.insert(id.clone()) {
+        if busy.len() >= self.max || !busy.insert(id.to_string()) {
             return None;
         }
         Some(Admitted {
             admission: self.clone(),
-            id: id.clone(),
+            id: id.to_string(),
         })
     }
 
@@ -100,9 +100,9 @@ impl Checker {
         }
     }
 
-    pub fn run(&self, id: InstanceId, url: String, timeout: Duration) {
-        let Some(admitted) = self.admission.admit(&id) else {
-            tracing::debug!(%id, "health check skipped: the last one has not finished");
+    pub fn run(&self, check: String, probe: Probe, timeout: Duration) {
+        let Some(admitted) = self.admission.admit(&check) else {
+            tracing::debug!(%check, "health check skipped: the last one has not finished");
             self.telemetry.check_skipped();
             return;
         };
@@ -113,27 +113,61 @@ impl Checker {
                 return;
             };
             this.telemetry.check_started();
-            let (health, output) = probe(&url, timeout).await;
+            let timeout = if timeout.is_zero() {
+                TIMEOUT_DEFAULT
+            } else {
+                timeout
+            };
+            let (health, output) = match &probe {
+                Probe::Http {
+                    method,
+                    url,
+                    headers,
+                } => probe_http(method, url, headers, timeout).await,
+                Probe::Tcp { address } => probe_tcp(address, timeout).await,
+            };
             if health != Health::Passing {
                 this.telemetry.check_failed();
             }
             let (reply, _) = oneshot::channel();
-            let command = Command::SetHealth { id, health, output };
+            let command = Command::SetCheck {
+                check,
+                health,
+                output,
+            };
             let _ = this.commands.send(Request { command, reply }).await;
         });
     }
 }
 
-async fn probe(url: &str, timeout: Duration) -> (Health, String) {
-    let timeout = if timeout.is_zero() {
-        TIMEOUT_DEFAULT
-    } else {
-        timeout
+/// Consul's TCP check: a connection within the timeout is passing.
+async fn probe_tcp(address: &str, timeout: Duration) -> (Health, String) {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await {
+        Ok(Ok(_)) => (Health::Passing, format!("TCP connect {address}: Success")),
+        Ok(Err(e)) => (Health::Critical, format!("dial tcp {address}: {e}")),
+        Err(_) => (
+            Health::Critical,
+            format!("dial tcp {address}: no connection within {timeout:?}"),
+        ),
+    }
+}
+
+async fn probe_http(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> (Health, String) {
+    let Ok(verb) = Method::from_bytes(method.as_bytes()) else {
+        return (
+            Health::Critical,
+            format!("HTTP {method} {url}: not a method"),
+        );
     };
     let call = Call {
-        method: Method::GET,
+        method: verb,
         url,
-        headers: Vec::new(),
+        headers: headers.to_vec(),
         json: None,
         timeout,
         body_limit: OUTPUT_BYTES * 4,
@@ -142,22 +176,24 @@ async fn probe(url: &str, timeout: Duration) -> (Health, String) {
         Ok(response) => {
             let status = response.status;
             let body = response.text();
-            let mut output = format!("HTTP GET {url}: {status}");
+            let mut output = format!("HTTP {method} {url}: {status}");
             if !body.is_empty() {
                 let cut: String = body.chars().take(OUTPUT_BYTES).collect();
                 output.push_str(" Output: ");
                 output.push_str(&cut);
             }
-            let health = if status.is_success() {
-                Health::Passing
-            } else if status.as_u16() == 429 {
-                Health::Warning
-            } else {
-                Health::Critical
-            };
-            (health, output)
+            (status_health(status.as_u16()), output)
         }
-        Err(e) => (Health::Critical, format!("HTTP GET {url}: {e}")),
+        Err(e) => (Health::Critical, format!("HTTP {method} {url}: {e}")),
+    }
+}
+
+/// Consul's rules for an HTTP check's status code: 2xx passing, 429 warning, else critical.
+fn status_health(code: u16) -> Health {
+    match code {
+        200..=299 => Health::Passing,
+        429 => Health::Warning,
+        _ => Health::Critical,
     }
 }
 
@@ -165,8 +201,29 @@ async fn probe(url: &str, timeout: Duration) -> (Health, String) {
 mod tests {
     use super::*;
 
-    fn id(s: &str) -> InstanceId {
-        InstanceId::new(s).unwrap()
+    fn id(s: &str) -> String {
+        s.to_string()
+    }
+
+    #[test]
+    fn status_codes_judged_as_consul_judges_them() {
+        assert_eq!(status_health(200), Health::Passing);
+        assert_eq!(status_health(204), Health::Passing);
+        assert_eq!(status_health(429), Health::Warning);
+        assert_eq!(status_health(300), Health::Critical);
+        assert_eq!(status_health(503), Health::Critical);
+    }
+
+    /// A TCP check against a real listener: passing while it listens, critical once closed.
+    #[tokio::test]
+    async fn tcp_probe_follows_the_listener() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let timeout = Duration::from_secs(5);
+        assert_eq!(probe_tcp(&address, timeout).await.0, Health::Passing);
+        drop(listener);
+        let (health, output) = probe_tcp(&address, timeout).await;
+        assert_eq!(health, Health::Critical, "{output}");
     }
 
     #[test]

@@ -154,12 +154,15 @@ fn must_be_durable(command: &Command) -> bool {
         Command::Register(_)
         | Command::Deregister { .. }
         | Command::SetMaintenance { .. }
-        | Command::SetNodeMaintenance { .. } => true,
+        | Command::SetNodeMaintenance { .. }
+        | Command::RegisterCheck { .. }
+        | Command::DeregisterCheck { .. } => true,
         Command::Keyring(op) => !matches!(op, KeyringCommand::List),
         Command::Join { .. }
         | Command::Leave
         | Command::Renew { .. }
         | Command::SetHealth { .. }
+        | Command::SetCheck { .. }
         | Command::RunChecks { .. }
         | Command::Configure(_)
         | Command::ForceLeave { .. }

@@ -138,8 +138,13 @@ async fn run(
         for event in outbox.events.drain(..) {
             left |= event == Event::LeaveComplete;
             log.event(&event, clock.now());
-            if let Event::CheckDue { id, url, timeout } = &event {
-                checks.run(id.clone(), url.clone(), *timeout);
+            if let Event::CheckDue {
+                check,
+                probe,
+                timeout,
+            } = &event
+            {
+                checks.run(check.clone(), probe.clone(), *timeout);
             }
             if let Event::QueryDone(result) = &event {
                 if let Some(reply) = queries.remove(&result.id.seq) {

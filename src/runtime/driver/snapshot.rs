@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub local: BTreeSet<InstanceId>,
     /// Why this node is in maintenance (Consul's `_node_maintenance` check), if it is.
     pub node_maintenance: Option<String>,
+    /// The node's own checks (Consul's checks without a `ServiceID`).
+    pub node_checks: Vec<crate::registry::CheckState>,
     /// Instances kept only for want of quorum: their owners are failed or gone.
     pub stale: BTreeSet<InstanceId>,
     /// The protocol timings in force (they change at runtime with `Command::Configure`).
@@ -66,6 +68,7 @@ impl Snapshot {
             registry: node.registry().clone(),
             local: node.local_instances().cloned().collect(),
             node_maintenance: node.node_maintenance().map(str::to_string),
+            node_checks: node.node_checks().cloned().collect(),
             stale: node
                 .registry()
                 .instances()

@@ -15,13 +15,12 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::blocking::{self, flag};
-use super::bounds;
 use super::views;
 use super::{ApiError, AppState};
 use crate::duration::Bounds;
 use crate::names::{InstanceId, ServiceName};
 use crate::node::{Command, Reply};
-use crate::registry::{Health, Instance, InstanceSpec, SpecCheck};
+use crate::registry::{Health, Instance, InstanceSpec};
 use crate::runtime::driver::Snapshot;
 
 pub fn routes() -> Router<AppState> {
@@ -45,6 +44,14 @@ pub fn routes() -> Router<AppState> {
             }),
         )
         .route("/v1/agent/check/update/{check}", put(check_update))
+        .route(
+            "/v1/agent/check/register",
+            put(super::consul_checks::register_check),
+        )
+        .route(
+            "/v1/agent/check/deregister/{check}",
+            put(super::consul_checks::deregister_check),
+        )
         .route("/v1/agent/services", get(agent_services))
         .route("/v1/agent/service/{id}", get(agent_service))
         .route("/v1/agent/checks", get(agent_checks))
@@ -112,7 +119,7 @@ pub fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value>
         .filter(|v| !v.is_null())
 }
 
-fn text_field(object: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+pub fn text_field(object: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
     match field(object, key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -123,7 +130,7 @@ fn text_field(object: &Map<String, Value>, key: &str) -> Result<Option<String>, 
 }
 
 /// A duration field within its bounds; absent or empty is `None`.
-fn duration_field(
+pub fn duration_field(
     object: &Map<String, Value>,
     key: &str,
     bounds: Bounds,
@@ -136,129 +143,6 @@ fn duration_field(
             .map(Some)
             .map_err(|e| ApiError::bad_request(e.to_string())),
     }
-}
-
-/// The registration's check: `"Check": {...}`, or `"Checks": [{...}]` with one entry (hera
-/// runs one check per instance, and says so rather than drop the others).
-fn one_check(body: &Map<String, Value>) -> Result<Option<&Map<String, Value>>, ApiError> {
-    let check = match (field(body, "Check"), field(body, "Checks")) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "give Check or Checks, not both: hera runs one check per instance",
-            ))
-        }
-        (Some(c), None) => c,
-        (None, Some(cs)) => {
-            let list = cs
-                .as_array()
-                .ok_or_else(|| ApiError::bad_request("Checks must be a list of check objects"))?;
-            match list.as_slice() {
-                [] => return Ok(None),
-                [c] => c,
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "Checks has {} entries: hera runs one check per instance",
-                        list.len()
-                    )))
-                }
-            }
-        }
-        (None, None) => return Ok(None),
-    };
-    check
-        .as_object()
-        .map(Some)
-        .ok_or_else(|| ApiError::bad_request("Check must be an object"))
-}
-
-/// Consul check kinds hera does not run, by the field that makes a check of that kind, and
-/// why. Script checks stay off as Consul leaves them off by default (any client of the API
-/// could run commands on the host); the others are not implemented.
-const KINDS_NOT_RUN: &[(&str, &str)] = &[
-    // First: a Docker check carries `Args` too, and is named by its container.
-    ("DockerContainerID", "Docker checks are not run"),
-    (
-        "Args",
-        "script checks are not run (Consul too disables them by default)",
-    ),
-    (
-        "ScriptArgs",
-        "script checks are not run (Consul too disables them by default)",
-    ),
-    (
-        "Script",
-        "script checks are not run (Consul too disables them by default)",
-    ),
-    (
-        "Shell",
-        "script checks are not run (Consul too disables them by default)",
-    ),
-    ("GRPC", "gRPC checks are not run"),
-    ("TCP", "TCP checks are not run"),
-    ("UDP", "UDP checks are not run"),
-    ("H2PING", "HTTP/2 ping checks are not run"),
-    ("OSService", "OS service checks are not run"),
-    ("AliasService", "alias checks are not run"),
-    ("AliasNode", "alias checks are not run"),
-];
-
-/// Refuse a check that names a kind hera does not run, even beside one it does: dropping it
-/// silently would report health the client never asked for.
-fn refuse_kinds_not_run(check: &Map<String, Value>) -> Result<(), ApiError> {
-    match KINDS_NOT_RUN
-        .iter()
-        .find(|(kind, _)| field(check, kind).is_some())
-    {
-        Some((kind, why)) => Err(ApiError::bad_request(format!(
-            "a check with {kind}: {why}; hera runs TTL and HTTP checks"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// A Consul check definition: its kind, and how long it may stay critical before the instance
-/// is deregistered. Every duration within its [`bounds`]; a kind hera does not run refused.
-fn check_from_consul(
-    check: &Map<String, Value>,
-) -> Result<(SpecCheck, Option<Duration>), ApiError> {
-    refuse_kinds_not_run(check)?;
-    let deregister_after = duration_field(
-        check,
-        "DeregisterCriticalServiceAfter",
-        bounds::DEREGISTER_AFTER,
-    )?;
-    if let Some(ttl) = duration_field(check, "TTL", bounds::TTL)? {
-        return Ok((SpecCheck::Ttl { ttl }, deregister_after));
-    }
-    let Some(url) = text_field(check, "HTTP")? else {
-        return Err(ApiError::bad_request(
-            "a check needs a TTL or an HTTP URL: hera runs TTL and HTTP checks",
-        ));
-    };
-    crate::runtime::http_client::check_url(&url)
-        .map_err(|e| ApiError::bad_request(format!("HTTP: {e}")))?;
-    let interval = duration_field(check, "Interval", bounds::CHECK_INTERVAL)?
-        .ok_or_else(|| ApiError::bad_request("an HTTP check needs an Interval"))?;
-    // A check that outlives its interval would overlap the next one.
-    let timeout = match duration_field(check, "Timeout", bounds::CHECK_TIMEOUT)? {
-        Some(timeout) if timeout > interval => {
-            return Err(ApiError::bad_request(format!(
-                "Timeout {} is longer than the Interval {}: a check must end before the next",
-                crate::duration::display(timeout),
-                crate::duration::display(interval),
-            )))
-        }
-        Some(timeout) => timeout,
-        None => bounds::CHECK_TIMEOUT_DEFAULT.min(interval),
-    };
-    Ok((
-        SpecCheck::Http {
-            url,
-            interval,
-            timeout,
-        },
-        deregister_after,
-    ))
 }
 
 /// Parse a JSON body that must be an object, whatever the content type.
@@ -323,11 +207,7 @@ pub fn spec_from_consul(
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
     }
-    if let Some(check) = one_check(body)? {
-        let (check, deregister_after) = check_from_consul(check)?;
-        spec.check = check;
-        spec.deregister_critical_after = deregister_after;
-    }
+    spec.checks = super::consul_checks::checks_from_registration(body)?;
     Ok(spec)
 }
 
@@ -402,30 +282,20 @@ fn node_maintenance_check(s: &Snapshot) -> Option<Value> {
     }))
 }
 
-/// `service:<id>` (Consul's form) or a bare instance id.
-fn instance_of_check(check: &str) -> Result<InstanceId, ApiError> {
-    let id = check.strip_prefix("service:").unwrap_or(check);
-    InstanceId::new(id).map_err(|_| ApiError::not_found(format!("unknown check ID {check:?}")))
-}
-
 async fn set_check(
     app: &AppState,
     check: &str,
     health: Health,
     output: String,
 ) -> Result<StatusCode, ApiError> {
-    let id = instance_of_check(check)?;
-    match app
-        .node
-        .command(Command::SetHealth { id, health, output })
-        .await
-    {
-        Ok(_) => Ok(StatusCode::OK),
-        Err(crate::runtime::driver::HandleError::Refused(
-            crate::node::CommandError::UnknownInstance { .. },
-        )) => Err(ApiError::not_found(format!("unknown check ID {check:?}"))),
-        Err(e) => Err(e.into()),
-    }
+    app.node
+        .command(Command::SetCheck {
+            check: check.to_string(),
+            health,
+            output,
+        })
+        .await?;
+    Ok(StatusCode::OK)
 }
 
 /// `PUT /v1/agent/check/pass|warn|fail/<check>?note=`: one handler, the status from the route.
@@ -500,6 +370,11 @@ async fn agent_checks(State(app): State<AppState>) -> Json<Map<String, Value>> {
     let mut out = Map::new();
     if let Some(check) = node_maintenance_check(&s) {
         out.insert("_node_maintenance".to_string(), check);
+    }
+    for c in views::node_checks(&s) {
+        if let Some(id) = c.get("CheckID").and_then(Value::as_str) {
+            out.insert(id.to_string(), c.clone());
+        }
     }
     for i in owned(&s) {
         for c in views::checks(&s, i) {
@@ -676,6 +551,7 @@ async fn health_state(
         .registry
         .instances()
         .flat_map(|i| views::checks(&s, i))
+        .chain(views::node_checks(&s))
         .filter(|c| {
             wanted.is_none_or(|w| c.get("Status").and_then(Value::as_str) == Some(w.as_str()))
         })

@@ -59,6 +59,7 @@ impl From<CommandError> for ApiError {
             CommandError::NotRunning => StatusCode::SERVICE_UNAVAILABLE,
             CommandError::NoSeeds => StatusCode::BAD_REQUEST,
             CommandError::UnknownInstance { .. } => StatusCode::NOT_FOUND,
+            CommandError::UnknownCheck { .. } => StatusCode::NOT_FOUND,
             CommandError::IdInUse { .. } => StatusCode::CONFLICT,
             CommandError::Invalid { .. } => StatusCode::BAD_REQUEST,
             CommandError::UnknownMember { .. } => StatusCode::NOT_FOUND,

@@ -20,6 +20,7 @@ pub mod cache;
 pub mod connections;
 pub mod console;
 pub mod consul;
+pub mod consul_checks;
 pub mod error;
 pub mod fuzzing;
 pub mod guard;

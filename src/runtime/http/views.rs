@@ -40,38 +40,65 @@ fn stale(s: &Snapshot, i: &Instance) -> bool {
     s.stale.contains(&i.id)
 }
 
-/// Consul's check id for an instance's own check.
-pub fn check_id(i: &Instance) -> String {
-    format!("service:{}", i.id)
-}
-
 pub fn maintenance_check_id(i: &Instance) -> String {
     format!("_service_maintenance:{}", i.id)
 }
 
-/// The instance's checks as Consul lists them: its own, and a critical maintenance check
-/// while it is off-line.
-pub fn checks(s: &Snapshot, i: &Instance) -> Vec<Value> {
-    let index = modify_index(s, i);
-    let check_type = match &i.check {
+/// Consul's `Type` of a check.
+pub fn check_type(check: &Check) -> &'static str {
+    match check {
         Check::None => "",
         Check::Ttl { .. } => "ttl",
-        Check::Http { .. } => "http",
-    };
-    let mut out = vec![json!({
-        "Node": i.owner.as_str(),
-        "CheckID": check_id(i),
-        "Name": format!("Service '{}' check", i.service),
-        "Status": i.health.as_str(),
-        "Notes": "",
-        "Output": i.output.0,
-        "ServiceID": i.id.as_str(),
-        "ServiceName": i.service.as_str(),
-        "ServiceTags": tags(i),
-        "Type": check_type,
-        "CreateIndex": index,
-        "ModifyIndex": index,
-    })];
+        Check::Http { .. } | Check::Request(_) => "http",
+        Check::Tcp(_) => "tcp",
+    }
+}
+
+/// The instance's checks as Consul lists them: each of its own, and a critical maintenance
+/// check while it is off-line.
+pub fn checks(s: &Snapshot, i: &Instance) -> Vec<Value> {
+    let index = modify_index(s, i);
+    let default_name = format!("Service '{}' check", i.service);
+    let mut out: Vec<Value> = i
+        .checks()
+        .iter()
+        .map(|c| {
+            json!({
+                "Node": i.owner.as_str(),
+                "CheckID": c.id.0,
+                "Name": if c.name.0.is_empty() { default_name.as_str() } else { c.name.0.as_str() },
+                "Status": c.status.as_str(),
+                "Notes": c.notes.0,
+                "Output": c.output.0,
+                "ServiceID": i.id.as_str(),
+                "ServiceName": i.service.as_str(),
+                "ServiceTags": tags(i),
+                "Type": check_type(&c.check),
+                "CreateIndex": index,
+                "ModifyIndex": index,
+            })
+        })
+        .collect();
+    if i.checks.0.is_some()
+        && i.health > crate::registry::worst(i.checks().iter().map(|c| c.status))
+    {
+        // The owner's node checks made it worse than its own: say so, as Consul lists the
+        // node's checks beside the service's.
+        out.push(json!({
+            "Node": i.owner.as_str(),
+            "CheckID": "_node_checks",
+            "Name": "Node checks",
+            "Status": i.health.as_str(),
+            "Notes": "",
+            "Output": i.output.0,
+            "ServiceID": "",
+            "ServiceName": "",
+            "ServiceTags": [],
+            "Type": "",
+            "CreateIndex": index,
+            "ModifyIndex": index,
+        }));
+    }
     if !i.online {
         out.push(json!({
             "Node": i.owner.as_str(),
@@ -89,6 +116,27 @@ pub fn checks(s: &Snapshot, i: &Instance) -> Vec<Value> {
         }));
     }
     out
+}
+
+/// This node's own checks (no `ServiceID`), as Consul lists them.
+pub fn node_checks(s: &Snapshot) -> Vec<Value> {
+    s.node_checks
+        .iter()
+        .map(|c| {
+            json!({
+                "Node": s.name.as_str(),
+                "CheckID": c.id.0,
+                "Name": c.name.0,
+                "Status": c.status.as_str(),
+                "Notes": c.notes.0,
+                "Output": c.output.0,
+                "ServiceID": "",
+                "ServiceName": "",
+                "ServiceTags": [],
+                "Type": check_type(&c.check),
+            })
+        })
+        .collect()
 }
 
 /// The worst status among an instance's checks, maintenance included.
@@ -209,7 +257,18 @@ pub fn hera_instance(s: &Snapshot, i: &Instance) -> Value {
         } => json!({
             "HTTP": url.0, "Interval": format!("{interval_ms}ms"), "Timeout": format!("{timeout_ms}ms"),
         }),
+        Check::Request(r) => json!({
+            "HTTP": r.url.0, "Method": r.method.0, "Interval": format!("{}ms", r.interval_ms), "Timeout": format!("{}ms", r.timeout_ms),
+        }),
+        Check::Tcp(t) => json!({
+            "TCP": t.address.0, "Interval": format!("{}ms", t.interval_ms), "Timeout": format!("{}ms", t.timeout_ms),
+        }),
     };
+    let checks: Vec<Value> = i
+        .checks()
+        .iter()
+        .map(|c| json!({"CheckID": c.id.0, "Name": c.name.0, "Notes": c.notes.0, "Type": check_type(&c.check), "Status": c.status.as_str(), "Output": c.output.0, "SinceMs": c.since_ms}))
+        .collect();
     json!({
         "ID": i.id.as_str(),
         "Service": i.service.as_str(),
@@ -219,6 +278,7 @@ pub fn hera_instance(s: &Snapshot, i: &Instance) -> Value {
         "Meta": meta(i),
         "Body": seed_object(i),
         "Check": check,
+        "Checks": checks,
         "Owner": i.owner.as_str(),
         "Datacenter": datacenter(s, i),
         "Health": i.health.as_str(),

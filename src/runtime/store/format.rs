@@ -9,6 +9,10 @@
 //! | `members.json` | the members this node knew, to rejoin without `join` |
 //! | `protocol.json` | the incarnation and registry clock floors |
 //! | `config.json` | configuration changed at run time (`PUT /v1/hera/config`), once changed |
+//! | `checks.json` | the node's own checks (Consul's checks without a `ServiceID`), once any |
+//!
+//! Instances with several checks (issue 18) list them in `checks`, an optional field: files
+//! written before it are read unchanged, in the same format.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::{InstanceId, NodeName, ServiceName};
 use crate::registry::{
-    clip, fit_texts, Check, Entry, Health, Hlc, Instance, InstanceSpec, SpecCheck,
+    clip, fit_texts, Check, CheckSpec, CheckState, Entry, Health, Hlc, Instance, InstanceSpec,
+    SpecCheck,
 };
 use crate::runtime::settings::{format_key, parse_key};
 use crate::wire::{Key, Keyring};
@@ -31,6 +36,7 @@ pub const KEYRING_FILE: &str = "keyring.json";
 pub const MEMBERS_FILE: &str = "members.json";
 pub const PROTOCOL_FILE: &str = "protocol.json";
 pub const CONFIG_FILE: &str = "config.json";
+pub const CHECKS_FILE: &str = "checks.json";
 
 /// `instances.json`. Records are read one by one, so one bad record is skipped (with a
 /// warning naming it) without losing the others.
@@ -72,6 +78,172 @@ pub struct InstanceRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance_reason: Option<String>,
     pub version: VersionRecord,
+    /// Every check, when the instance has several (or ids of its own); `check` is then none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckStateRecord>,
+}
+
+/// One check of several, or one of the node's own.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckStateRecord {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub notes: String,
+    pub check: CheckRecord,
+    /// passing, warning or critical.
+    pub status: String,
+    #[serde(default)]
+    pub output: String,
+    pub since_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregister_critical_after_ms: Option<u64>,
+}
+
+/// `checks.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeChecksFile {
+    pub format: u32,
+    pub checks: Vec<CheckStateRecord>,
+}
+
+fn health_of(text: &str) -> Result<Health, String> {
+    match text {
+        "passing" => Ok(Health::Passing),
+        "warning" => Ok(Health::Warning),
+        "critical" => Ok(Health::Critical),
+        other => Err(format!(
+            "health {other:?} is not passing, warning or critical"
+        )),
+    }
+}
+
+impl CheckRecord {
+    fn of(check: &Check) -> CheckRecord {
+        match check {
+            Check::None => CheckRecord::None,
+            Check::Ttl { ttl_ms } => CheckRecord::Ttl { ttl_ms: *ttl_ms },
+            Check::Http {
+                url,
+                interval_ms,
+                timeout_ms,
+            } => CheckRecord::Http {
+                url: url.0.clone(),
+                interval_ms: *interval_ms,
+                timeout_ms: *timeout_ms,
+            },
+            Check::Tcp(t) => CheckRecord::Tcp {
+                address: t.address.0.clone(),
+                interval_ms: t.interval_ms,
+                timeout_ms: t.timeout_ms,
+            },
+            Check::Request(r) => CheckRecord::Request {
+                url: r.url.0.clone(),
+                method: r.method.0.clone(),
+                headers: r
+                    .headers
+                    .0
+                    .iter()
+                    .map(|h| (h.key.0.clone(), h.value.0.clone()))
+                    .collect(),
+                interval_ms: r.interval_ms,
+                timeout_ms: r.timeout_ms,
+            },
+        }
+    }
+
+    fn into_spec(self) -> SpecCheck {
+        let ms = Duration::from_millis;
+        match self {
+            CheckRecord::None => SpecCheck::None,
+            CheckRecord::Ttl { ttl_ms } => SpecCheck::Ttl { ttl: ms(ttl_ms) },
+            CheckRecord::Http {
+                url,
+                interval_ms,
+                timeout_ms,
+            } => SpecCheck::Http {
+                url,
+                interval: ms(interval_ms),
+                timeout: ms(timeout_ms),
+            },
+            CheckRecord::Tcp {
+                address,
+                interval_ms,
+                timeout_ms,
+            } => SpecCheck::Tcp {
+                address,
+                interval: ms(interval_ms),
+                timeout: ms(timeout_ms),
+            },
+            CheckRecord::Request {
+                url,
+                method,
+                headers,
+                interval_ms,
+                timeout_ms,
+            } => SpecCheck::Request {
+                url,
+                method,
+                headers,
+                interval: ms(interval_ms),
+                timeout: ms(timeout_ms),
+            },
+        }
+    }
+}
+
+impl CheckStateRecord {
+    pub fn of(state: &CheckState) -> CheckStateRecord {
+        CheckStateRecord {
+            id: state.id.0.clone(),
+            name: state.name.0.clone(),
+            notes: state.notes.0.clone(),
+            check: CheckRecord::of(&state.check),
+            status: state.status.as_str().to_string(),
+            output: state.output.0.clone(),
+            since_ms: state.since_ms,
+            deregister_critical_after_ms: state.deregister_critical_after_ms,
+        }
+    }
+
+    /// The registration this record was made from, and the state to put back over it.
+    fn into_spec(self) -> Result<(CheckSpec, Health, String, u64), String> {
+        let status = health_of(&self.status)?;
+        Ok((
+            CheckSpec {
+                id: Some(self.id),
+                name: self.name,
+                notes: self.notes,
+                kind: self.check.into_spec(),
+                deregister_critical_after: self
+                    .deregister_critical_after_ms
+                    .map(Duration::from_millis),
+            },
+            status,
+            self.output,
+            self.since_ms,
+        ))
+    }
+
+    /// A node check as saved, held to the rules a registration is.
+    pub fn into_state(self, owner: &NodeName) -> Result<CheckState, String> {
+        let (spec, status, output, since_ms) = self.into_spec()?;
+        let mut probe =
+            InstanceSpec::new(ServiceName::new("check").map_err(|e| e.to_string())?, "", 0);
+        probe.checks = vec![spec];
+        let id = InstanceId::new("check").map_err(|e| e.to_string())?;
+        let instance = probe
+            .into_instance(id, owner.clone(), since_ms)
+            .map_err(|e| e.to_string())?;
+        let mut state = instance.checks().into_iter().next().ok_or("no check")?;
+        state.status = status;
+        state.output = clip(&output, usize::MAX);
+        state.since_ms = since_ms;
+        Ok(state)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -83,6 +255,18 @@ pub enum CheckRecord {
     },
     Http {
         url: String,
+        interval_ms: u64,
+        timeout_ms: u64,
+    },
+    Tcp {
+        address: String,
+        interval_ms: u64,
+        timeout_ms: u64,
+    },
+    Request {
+        url: String,
+        method: String,
+        headers: Vec<(String, String)>,
         interval_ms: u64,
         timeout_ms: u64,
     },
@@ -146,18 +330,10 @@ pub struct ProtocolFile {
 
 impl InstanceRecord {
     pub fn of(instance: &Instance, version: &Hlc) -> InstanceRecord {
-        let check = match &instance.check {
-            Check::None => CheckRecord::None,
-            Check::Ttl { ttl_ms } => CheckRecord::Ttl { ttl_ms: *ttl_ms },
-            Check::Http {
-                url,
-                interval_ms,
-                timeout_ms,
-            } => CheckRecord::Http {
-                url: url.0.clone(),
-                interval_ms: *interval_ms,
-                timeout_ms: *timeout_ms,
-            },
+        let check = CheckRecord::of(&instance.check);
+        let checks = match &instance.checks.0 {
+            Some(list) => list.0.iter().map(CheckStateRecord::of).collect(),
+            None => Vec::new(),
         };
         InstanceRecord {
             id: instance.id.as_str().to_string(),
@@ -183,6 +359,7 @@ impl InstanceRecord {
                 counter: version.counter,
                 node: version.node.as_str().to_string(),
             },
+            checks,
         }
     }
 
@@ -192,21 +369,14 @@ impl InstanceRecord {
         let service = ServiceName::new(&self.service)
             .map_err(|e| format!("service {:?}: {e}", self.service))?;
         let id = InstanceId::new(&self.id).map_err(|e| format!("id {:?}: {e}", self.id))?;
-        let check = match self.check {
-            CheckRecord::None => SpecCheck::None,
-            CheckRecord::Ttl { ttl_ms } => SpecCheck::Ttl {
-                ttl: Duration::from_millis(ttl_ms),
-            },
-            CheckRecord::Http {
-                url,
-                interval_ms,
-                timeout_ms,
-            } => SpecCheck::Http {
-                url,
-                interval: Duration::from_millis(interval_ms),
-                timeout: Duration::from_millis(timeout_ms),
-            },
-        };
+        let check = self.check.into_spec();
+        let mut states = Vec::new();
+        let mut specs = Vec::new();
+        for record in self.checks {
+            let (spec, status, output, since_ms) = record.into_spec()?;
+            specs.push(spec);
+            states.push((status, output, since_ms));
+        }
         let spec = InstanceSpec {
             service,
             id: Some(id.clone()),
@@ -218,21 +388,26 @@ impl InstanceRecord {
             check,
             liveness: self.liveness_ms.map(Duration::from_millis),
             deregister_critical_after: self.deregister_critical_after_ms.map(Duration::from_millis),
+            checks: specs,
         };
         let mut instance = spec
             .into_instance(id.clone(), owner.clone(), self.health_since_ms)
             .map_err(|e| e.to_string())?;
-        instance.health = match self.health.as_str() {
-            "passing" => Health::Passing,
-            "warning" => Health::Warning,
-            "critical" => Health::Critical,
-            other => {
-                return Err(format!(
-                    "health {other:?} is not passing, warning or critical"
-                ))
+        if states.is_empty() {
+            instance.health = health_of(&self.health)?;
+            instance.output = clip(&self.output, usize::MAX);
+        } else {
+            // Each check's own state; the instance's is theirs and the node's checks', which
+            // the restore applies again.
+            let mut checks = instance.checks();
+            for (check, (status, output, since_ms)) in checks.iter_mut().zip(states) {
+                check.status = status;
+                check.output = clip(&output, usize::MAX);
+                check.since_ms = since_ms;
             }
-        };
-        instance.output = clip(&self.output, usize::MAX);
+            instance.set_checks(checks, None, self.health_since_ms);
+            health_of(&self.health)?;
+        }
         instance.online = self.online;
         instance.maintenance_reason = self.maintenance_reason.map(|r| clip(&r, usize::MAX));
         fit_texts(&mut instance);

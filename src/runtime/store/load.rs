@@ -92,6 +92,18 @@ pub fn load(dir: &Path, me: &NodeName) -> Result<Saved, StoreError> {
         found += 1;
         saved.config = Some(file.settings);
     }
+    if let Some(file) = read::<NodeChecksFile>(dir, CHECKS_FILE)? {
+        for (n, record) in file.checks.into_iter().enumerate() {
+            match record.into_state(me) {
+                Ok(state) => saved.restored.node_checks.push(state),
+                Err(why) => {
+                    let why = format!("check {} of {CHECKS_FILE}: {why}", n + 1);
+                    tracing::warn!("skipped a bad saved check: {why}");
+                    saved.skipped.push(why);
+                }
+            }
+        }
+    }
     if let Some(file) = read::<ProtocolFile>(dir, PROTOCOL_FILE)? {
         found += 1;
         saved.restored.incarnation = file.incarnation;

@@ -38,7 +38,7 @@ pub use lock::LOCK_FILE;
 use crate::names::NodeName;
 use crate::runtime::driver::Snapshot;
 use crate::wire::Keyring;
-use format::{INSTANCES_FILE, KEYRING_FILE, MEMBERS_FILE, PROTOCOL_FILE};
+use format::{CHECKS_FILE, INSTANCES_FILE, KEYRING_FILE, MEMBERS_FILE, PROTOCOL_FILE};
 use lock::DirLock;
 
 /// The registry clock moves with every write; saving it each time would double the fsyncs of a
@@ -221,6 +221,9 @@ impl Files {
         if self.registry_index != Some(index) {
             self.pending_index = Some(index);
             consider(INSTANCES_FILE, render::instances(snapshot));
+        }
+        if !snapshot.node_checks.is_empty() || self.last.contains_key(CHECKS_FILE) {
+            consider(CHECKS_FILE, render::node_checks(snapshot));
         }
         let floors = (snapshot.incarnation, snapshot.registry.clock_high_water().0);
         let due = self.floors.is_none_or(|(incarnation, wall_ms)| {

@@ -18,6 +18,18 @@ pub fn instances(snapshot: &Snapshot) -> Vec<u8> {
     })
 }
 
+/// The node's own checks, once it has had any (an empty list keeps removals on disk).
+pub fn node_checks(snapshot: &Snapshot) -> Vec<u8> {
+    to_file_bytes(&NodeChecksFile {
+        format: FORMAT,
+        checks: snapshot
+            .node_checks
+            .iter()
+            .map(CheckStateRecord::of)
+            .collect(),
+    })
+}
+
 /// Names and addresses only: states change all the time, and a restarted node asks the
 /// cluster for them anyway.
 pub fn members(snapshot: &Snapshot) -> Vec<u8> {

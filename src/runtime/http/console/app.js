@@ -194,7 +194,7 @@ function renderInstances(s) {
       h("td", {}, i.owner),
       h("td", {}, i.stale
         ? [badge(i.health), h("span", { class: "reason", title: "kept for want of quorum: its owner is failed or gone" }, "stale")]
-        : badge(i.health)),
+        : badge(i.health), checkList(i.checks)),
       h("td", {}, i.online ? badge("online", "on-line") : [badge("offline", "off-line"),
         i.maintenance_reason ? h("span", { class: "reason", title: i.maintenance_reason }, i.maintenance_reason) : null]),
       h("td", { class: "actions" }, action));
@@ -205,6 +205,45 @@ function renderInstances(s) {
   if (focused) {
     const again = tbody.querySelector(`button[data-key="${CSS.escape(focused)}"]`);
     if (again) again.focus();
+  }
+}
+
+// Each check of an instance (or of the node): its id and status, its output on hover. An
+// instance registered without a check has one of no kind, which says nothing: not listed.
+function checkList(checks) {
+  const shown = (checks || []).filter((c) => c.kind);
+  if (!shown.length) return null;
+  return h("ul", { class: "checks" }, shown.map((c) =>
+    h("li", { class: "check " + c.status, dataset: { check: c.id, status: c.status },
+      title: `${c.name || c.id} (${c.kind}): ${c.status}${c.output ? " · " + c.output : ""}` },
+    h("span", { class: "dot", "aria-hidden": "true" }), c.id)));
+}
+
+function renderNode(s) {
+  const on = !!s.node_maintenance;
+  const button = $("node-maintenance");
+  button.dataset.on = String(on);
+  button.textContent = on ? "Node in maintenance · end" : "Node maintenance";
+  button.title = on ? `Every instance of ${s.node} is off-line: ${s.node_maintenance}` : `Take every instance of ${s.node} off-line`;
+  $("node-checks").replaceChildren(...(checkList(s.node_checks) ? [checkList(s.node_checks)] : []));
+}
+
+async function toggleNodeMaintenance() {
+  const button = $("node-maintenance");
+  const enable = button.dataset.on !== "true";
+  const reason = enable ? "drained from the console" : "";
+  button.disabled = true;
+  const params = new URLSearchParams({ enable: String(enable) });
+  if (reason) params.set("reason", reason);
+  try {
+    const r = await api(`/v1/agent/maintenance?${params}`, { method: "PUT" }, true);
+    if (!r.ok) throw new Error(`${r.status}`);
+    toast(enable ? "The node is in maintenance" : "The node is back on-line");
+    await refresh(false);
+  } catch (e) {
+    toast(`Could not change node maintenance: ${e.message}`, true);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -221,6 +260,7 @@ function renderMembers(s) {
 function render() {
   if (!current) return;
   renderHeader(current);
+  renderNode(current);
   renderFilters(current);
   renderServices(current);
   renderInstances(current);
@@ -337,6 +377,7 @@ function wire() {
     if (e.key === "/" && !typing && !$("offline-dialog").open) { e.preventDefault(); input.focus(); input.select(); }
   });
   window.addEventListener("hashchange", () => { readHash(); render(); });
+  $("node-maintenance").addEventListener("click", toggleNodeMaintenance);
   $("offline-cancel").addEventListener("click", () => $("offline-dialog").close("cancel"));
   $("offline-dialog").addEventListener("close", () => {
     const inst = pending;

@@ -50,6 +50,31 @@ pub struct ConsoleInstance {
     pub dc: String,
     /// Kept only for want of quorum: its owner is failed or gone.
     pub stale: bool,
+    /// Each of its checks.
+    pub checks: Vec<ConsoleCheck>,
+}
+
+/// One check, of an instance or of the node.
+#[derive(Debug, Serialize)]
+pub struct ConsoleCheck {
+    pub id: String,
+    pub name: String,
+    /// ttl, http, tcp, or empty for an instance registered without a check.
+    pub kind: String,
+    pub status: String,
+    pub output: String,
+}
+
+impl ConsoleCheck {
+    fn of(c: &crate::registry::CheckState) -> ConsoleCheck {
+        ConsoleCheck {
+            id: c.id.0.clone(),
+            name: c.name.0.clone(),
+            kind: views::check_type(&c.check).to_string(),
+            status: c.status.as_str().to_string(),
+            output: c.output.0.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -63,6 +88,10 @@ pub struct ConsoleState {
     pub members_by_state: BTreeMap<&'static str, usize>,
     pub members: Vec<StatusMember>,
     pub instances: Vec<ConsoleInstance>,
+    /// Why this node is in maintenance (every instance it owns off-line), if it is.
+    pub node_maintenance: Option<String>,
+    /// This node's own checks (no service).
+    pub node_checks: Vec<ConsoleCheck>,
 }
 
 pub async fn state(
@@ -124,6 +153,8 @@ pub fn state_of(s: &Snapshot, now: Instant) -> ConsoleState {
         members_by_state: status.members_by_state,
         members: status.members,
         instances,
+        node_maintenance: s.node_maintenance.clone(),
+        node_checks: s.node_checks.iter().map(ConsoleCheck::of).collect(),
     }
 }
 
@@ -149,6 +180,7 @@ fn instances_of(s: &Snapshot, dc_of: &BTreeMap<&str, &str>) -> Vec<ConsoleInstan
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| views::datacenter(s, i)),
             stale: s.stale.contains(&i.id),
+            checks: i.checks().iter().map(ConsoleCheck::of).collect(),
         })
         .collect();
     // The registry orders by id; the page groups by service.
