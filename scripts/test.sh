@@ -35,8 +35,9 @@ if [ "${QUICK:-0}" = "1" ]; then
 fi
 
 log "installing the tools the external tests need"
-# dnsutils: `dig` for tests/dns.rs; dnsperf: the DNS throughput figure in the README.
-apt_install curl prometheus chromium nftables dnsutils dnsperf
+# dnsutils: `dig` for tests/dns.rs; dnsperf: the DNS throughput figure in the README;
+# python3-consul: an unmodified Consul client for tests/consul_client.rs.
+apt_install curl prometheus chromium nftables dnsutils dnsperf python3-consul
 
 log "tests that need external tools (cargo test -- --ignored)"
 cargo test --workspace -- --ignored
