@@ -165,12 +165,16 @@ async fn consul_register_health_maintenance_deregister_across_three_nodes() {
             .status(),
         200
     );
-    let healthy = nodes[2].handle.wait_for(CONVERGE, |s| {
-        s.registry
-            .get(&InstanceId::new("web-1").unwrap())
-            .is_some_and(|i| i.health == hera::registry::Health::Passing)
-    });
-    assert!(healthy.await.is_some());
+    // Both other nodes are read below: wait until each holds the pass (gossip reaches them
+    // in its own order).
+    for node in &nodes[1..] {
+        let healthy = node.handle.wait_for(CONVERGE, |s| {
+            s.registry
+                .get(&InstanceId::new("web-1").unwrap())
+                .is_some_and(|i| i.health == hera::registry::Health::Passing)
+        });
+        assert!(healthy.await.is_some());
+    }
     let passing: Vec<Value> = c
         .get(url(&nodes[2], "/v1/health/service/web?passing=true"))
         .send()
