@@ -299,3 +299,31 @@ fn a_short_query_is_applied_once_per_member_not_echoed_after_its_deadline() {
         .count();
     assert_eq!(relays_late, 0, "the query still circulates");
 }
+
+/// Members remember a query's id for a minute; an asker restarted within it starts its ids
+/// elsewhere (from its boot), so its first query is not taken for one already handled.
+#[test]
+fn an_asker_restarted_within_the_memory_is_answered_again() {
+    let mut c = cluster(3, false);
+    let unknown = || QueryRequest {
+        kind: 999,
+        payload: Opaque::default(),
+        timeout: TIMEOUT,
+    };
+    let (first, _) = ask(&mut c, 1, unknown());
+    assert!(first.missing.is_empty());
+    c.crash(1);
+    c.start(1, name(1), 77_777);
+    c.command(
+        1,
+        Command::Join {
+            seeds: vec![addr(0)],
+        },
+    )
+    .unwrap();
+    c.run_until_true(TIMEOUT * 5, |c| c.all_alive(&[0, 1, 2]))
+        .expect("the restarted asker is back");
+    let (second, _) = ask(&mut c, 1, unknown());
+    assert_ne!(second.id, first.id, "a new boot, new ids");
+    assert!(second.missing.is_empty(), "missing: {:?}", second.missing);
+}
