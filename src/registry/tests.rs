@@ -376,3 +376,29 @@ fn gossiped_checks_are_validated_on_decode() {
         );
     }
 }
+
+/// TCP check addresses a hostile or careless client sends: each refused at registration with
+/// what is wrong, never left for the check's connect to fail on every run.
+#[test]
+fn tcp_check_addresses_at_and_past_their_shape() {
+    for (address, why) in [
+        ("[::1]:0", "port from 1"),
+        ("host:0", "port from 1"),
+        ("host:99999", "port from 1"),
+        ("host:65536", "port from 1"),
+        ("host:", "port from 1"),
+        ("host:-1", "port from 1"),
+        (":80", "name a host"),
+        ("[]:80", "name a host"),
+        ("nohost", "host:port"),
+        ("", "host:port"),
+        ("host:80 ", "space"),
+        ("ho\nst:80", "control"),
+    ] {
+        let refused = check_tcp_address_shape(address).expect_err(address);
+        assert!(refused.contains(why), "{address:?}: {refused}");
+    }
+    for address in ["127.0.0.1:1", "[::1]:65535", "db.local:5432"] {
+        assert_eq!(check_tcp_address_shape(address), Ok(()), "{address}");
+    }
+}
