@@ -493,7 +493,7 @@ pub const TEXT_RESERVE_BYTES: usize = 64;
 /// What `instance` would encode to as a `Message::Entry` once every field that can grow after
 /// registration has grown: the owner's and writer's names (ownership moves) and the version's
 /// numbers to their limits, the health output and maintenance reason to at least
-/// [`TEXT_RESERVE_BYTES`].
+/// [`TEXT_RESERVE_BYTES`], and one plain check listed (as a failing node check lists it).
 pub fn worst_case_entry_bytes(instance: &Instance) -> usize {
     // A constant name of the longest allowed length: valid by construction.
     #[allow(clippy::expect_used)]
@@ -516,6 +516,13 @@ pub fn worst_case_entry_bytes(instance: &Instance) -> usize {
             .map_or("", |r| r.0.as_str()),
     ));
     grown.health_since_ms = u64::MAX;
+    if grown.checks.0.is_none() {
+        // A failing node check turns the plain form into the list ([`Instance::set_checks`]):
+        // the one check then travels as a listed one, with its id.
+        grown.checks = CheckList(Some(Box::new(BoundedVec::new(grown.checks()))));
+        grown.check = Check::None;
+        grown.deregister_critical_after_ms = None;
+    }
     if let Some(list) = &mut grown.checks.0 {
         for check in &mut list.0 {
             while check.output.0.len() < CHECK_OUTPUT_MAX_BYTES {

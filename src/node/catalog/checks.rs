@@ -737,6 +737,51 @@ mod tests {
         assert_eq!(status(&n, "db-1", "service:db-2"), Some(Health::Passing));
     }
 
+    /// An instance registered at the size limit in the plain form (no list) is turned into the
+    /// list form when a node check fails it; the entry must still fit one datagram, or it is
+    /// never sent again (`entries_unsendable`) and the cluster keeps it passing.
+    #[test]
+    fn an_instance_at_the_size_limit_still_fits_once_a_node_check_fails_it() {
+        use crate::registry::{worst_case_entry_bytes, ENTRY_MAX_BYTES};
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        let id = InstanceId::new(&"i".repeat(InstanceId::MAX_BYTES)).unwrap();
+        let spec_of = |body: usize| {
+            let mut spec = InstanceSpec::new(ServiceName::new("db").unwrap(), "10.0.0.1", 5432);
+            spec.id = Some(id.clone());
+            spec.body = Some("b".repeat(body));
+            spec
+        };
+        // The longest body the registration takes.
+        let body = (0..=crate::registry::BODY_MAX_BYTES)
+            .rev()
+            .find(|&b| {
+                spec_of(b)
+                    .into_instance(id.clone(), NodeName::new("n0").unwrap(), 1)
+                    .is_ok()
+            })
+            .unwrap();
+        n.handle_command(start, Command::Register(spec_of(body)))
+            .unwrap();
+        let disk = CheckSpec {
+            id: Some("disk".into()),
+            name: "disk".into(),
+            ..ttl("disk", 30, None)
+        };
+        n.handle_command(
+            start,
+            Command::RegisterCheck {
+                service: None,
+                spec: disk,
+            },
+        )
+        .unwrap();
+        let instance = n.registry().get(&id).unwrap().clone();
+        assert_eq!(instance.health, Health::Critical);
+        let bytes = worst_case_entry_bytes(&instance);
+        assert!(bytes <= ENTRY_MAX_BYTES, "{bytes} bytes (body {body})");
+    }
+
     #[test]
     fn a_node_check_rules_every_owned_instance_and_leaves_their_own_checks_alone() {
         let start = Instant::from_micros(1_700_000_000_000_000);
