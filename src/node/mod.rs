@@ -95,10 +95,13 @@ impl Node {
             dc: identity.dc,
             tags: BoundedVec::new(identity.tags.into_iter().take(wire::TAGS_MAX).collect()),
         };
+        let boot = BootId::of_seed(rng_seed);
+        let [a, b, c, d, ..] = boot.0.to_le_bytes();
         let mut node = Node {
             membership: Membership::new(&config, identity.name.clone(), profile, now),
-            catalog: Catalog::new(identity.name, BootId::of_seed(rng_seed)),
-            queries: query::Queries::default(),
+            catalog: Catalog::new(identity.name, boot),
+            // The boot's hash, not a draw: the node's random sequence stays as it was.
+            queries: query::Queries::new(u32::from_le_bytes([a, b, c, d])),
             io: Io::new(config, ChaCha8Rng::seed_from_u64(rng_seed)),
         };
         node.start_timers(now);

@@ -5,8 +5,9 @@
 //!   queues it for dissemination like any update (piggybacked, `retransmit_mult · log N`
 //!   sends). It collects answers until the deadline, or until every member it expected has
 //!   answered, then emits [`Event::QueryDone`]: every answer, and who did not answer.
-//! - A member that hears a query for the first time remembers its id until about its deadline
-//!   (a bounded seen-set, [`SEEN_MAX`]), passes it on, applies it, and answers, in one
+//! - A member that hears a query for the first time remembers its id for [`QUERY_REMEMBERED`],
+//!   longer than any deadline and than the query can circulate (a bounded seen-set,
+//!   [`SEEN_MAX`]), passes it on, applies it, and answers, in one
 //!   datagram of at most [`crate::wire::ANSWER_PAYLOAD_MAX_BYTES`] of payload, to the asker's
 //!   advertised address, and only if the asker is a live member here and within its rate
 //!   ([`ANSWERS_PER_ASKER_PER_SEC`]). So a query makes each member send one bounded answer to
@@ -40,6 +41,12 @@ pub const QUERY_TIMEOUT_MAX: Duration = Duration::from_secs(60);
 /// queries a minute this is never reached; past it, new queries are not applied (counted as
 /// `query_backlog`) rather than an old one forgotten and applied twice.
 pub const SEEN_MAX: usize = 1_024;
+/// How long a member remembers a query's id, whatever its deadline: longer than the query can
+/// still circulate. Each member that hears it relays it for its own `retransmit_mult · log N`
+/// sends, so a member that forgot the id at a short deadline would hear a late relay as a new
+/// query, apply it again and relay it afresh: an echo that never ends. A minute is the longest
+/// deadline, and far longer than dissemination takes on the WAN preset.
+pub const QUERY_REMEMBERED: Duration = QUERY_TIMEOUT_MAX;
 /// Answers one member sends one asker per second. A rotation costs three to five queries
 /// spread over several seconds; eight leaves room for a script while a runaway asker
 /// makes each member answer at most eight small datagrams a second.
@@ -132,7 +139,7 @@ pub fn keyring_of(outcome: &QueryOutcome) -> Option<Vec<Key>> {
 }
 
 /// The asker's and the members' bookkeeping.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Queries {
     next_seq: u32,
     in_flight: BTreeMap<u32, InFlight>,
@@ -150,6 +157,18 @@ struct InFlight {
 }
 
 impl Queries {
+    /// `first_seq`: where this boot's ids start. Drawn per boot, so that a node restarted
+    /// within [`QUERY_REMEMBERED`] does not reuse an id members still remember (and its query
+    /// go unanswered).
+    pub(crate) fn new(first_seq: u32) -> Queries {
+        Queries {
+            next_seq: first_seq,
+            in_flight: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            windows: BTreeMap::new(),
+        }
+    }
+
     /// Forget ids past their time (and stop passing those queries on).
     fn expire(&mut self, now: Instant, broadcasts: &mut crate::swim::gossip::Broadcasts) {
         let done: Vec<QueryId> = self
@@ -235,7 +254,7 @@ impl Node {
             timeout_ms: u32::try_from(request.timeout.as_millis()).unwrap_or(u32::MAX),
             payload: request.payload,
         };
-        self.queries.seen.insert(id.clone(), now + request.timeout);
+        self.queries.seen.insert(id.clone(), now + QUERY_REMEMBERED);
         self.io.broadcasts.push(
             Subject::Query(id.clone()),
             encode_message(&Message::Query(query.clone())).into(),
@@ -275,7 +294,9 @@ impl Node {
             self.io.stats.reply_refused(Refusal::QueryBacklog);
             return;
         }
-        self.queries.seen.insert(query.id.clone(), now + timeout);
+        self.queries
+            .seen
+            .insert(query.id.clone(), now + QUERY_REMEMBERED);
         self.io.broadcasts.push(
             Subject::Query(query.id.clone()),
             encode_message(&Message::Query(query.clone())).into(),

@@ -493,8 +493,19 @@ pub const TEXT_RESERVE_BYTES: usize = 64;
 /// What `instance` would encode to as a `Message::Entry` once every field that can grow after
 /// registration has grown: the owner's and writer's names (ownership moves) and the version's
 /// numbers to their limits, the health output and maintenance reason to at least
-/// [`TEXT_RESERVE_BYTES`].
+/// [`TEXT_RESERVE_BYTES`], and one plain check listed (as a failing node check lists it).
 pub fn worst_case_entry_bytes(instance: &Instance) -> usize {
+    worst_case_bytes(instance, true)
+}
+
+/// [`worst_case_entry_bytes`] as versions before 3 December counted it, without listing a
+/// plain check: the bound an instance saved by such a version was taken under, so that a
+/// restart after the upgrade keeps it rather than skipping it as too large.
+pub fn worst_case_entry_bytes_unlisted(instance: &Instance) -> usize {
+    worst_case_bytes(instance, false)
+}
+
+fn worst_case_bytes(instance: &Instance, list_plain: bool) -> usize {
     // A constant name of the longest allowed length: valid by construction.
     #[allow(clippy::expect_used)]
     let longest_name = NodeName::new(&"n".repeat(NodeName::MAX_BYTES)).expect("a valid name");
@@ -516,6 +527,13 @@ pub fn worst_case_entry_bytes(instance: &Instance) -> usize {
             .map_or("", |r| r.0.as_str()),
     ));
     grown.health_since_ms = u64::MAX;
+    if list_plain && grown.checks.0.is_none() {
+        // A failing node check turns the plain form into the list ([`Instance::set_checks`]):
+        // the one check then travels as a listed one, with its id.
+        grown.checks = CheckList(Some(Box::new(BoundedVec::new(grown.checks()))));
+        grown.check = Check::None;
+        grown.deregister_critical_after_ms = None;
+    }
     if let Some(list) = &mut grown.checks.0 {
         for check in &mut list.0 {
             while check.output.0.len() < CHECK_OUTPUT_MAX_BYTES {

@@ -27,11 +27,12 @@ pub use checks::{
 };
 pub use digest::{bucket_of, OriginDigest, BUCKETS};
 pub use entry::{
-    check_tcp_address_shape, check_url_shape, clip, fit_texts, worst_case_entry_bytes, BootId,
-    Check, Entry, Health, HttpRequest, Instance, MetaPair, TcpCheck, ADDRESS_MAX_BYTES,
-    BODY_MAX_BYTES, CHECK_PERIOD_MS_MAX, CHECK_TIMEOUT_MS_MAX, ENTRY_MAX_BYTES, HTTP_HEADERS_MAX,
-    HTTP_METHOD_MAX_BYTES, META_KEY_MAX_BYTES, META_MAX, META_VALUE_MAX_BYTES, OUTPUT_MAX_BYTES,
-    TAGS_MAX, TAG_MAX_BYTES, TEXT_RESERVE_BYTES, URL_MAX_BYTES,
+    check_tcp_address_shape, check_url_shape, clip, fit_texts, worst_case_entry_bytes,
+    worst_case_entry_bytes_unlisted, BootId, Check, Entry, Health, HttpRequest, Instance, MetaPair,
+    TcpCheck, ADDRESS_MAX_BYTES, BODY_MAX_BYTES, CHECK_PERIOD_MS_MAX, CHECK_TIMEOUT_MS_MAX,
+    ENTRY_MAX_BYTES, HTTP_HEADERS_MAX, HTTP_METHOD_MAX_BYTES, META_KEY_MAX_BYTES, META_MAX,
+    META_VALUE_MAX_BYTES, OUTPUT_MAX_BYTES, TAGS_MAX, TAG_MAX_BYTES, TEXT_RESERVE_BYTES,
+    URL_MAX_BYTES,
 };
 pub use hlc::{newer, Hlc, HlcClock};
 pub use spec::{CheckSpec, InstanceSpec, SpecCheck, SpecError};

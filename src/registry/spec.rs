@@ -148,6 +148,28 @@ impl InstanceSpec {
         owner: NodeName,
         now_ms: u64,
     ) -> Result<Instance, SpecError> {
+        self.into_instance_within(id, owner, now_ms, worst_case_entry_bytes)
+    }
+
+    /// [`Self::into_instance`] for an instance saved in a data_dir: its size held to the bound
+    /// it was registered under ([`worst_case_entry_bytes_unlisted`]), so an upgrade does not
+    /// drop it.
+    pub fn into_restored_instance(
+        self,
+        id: InstanceId,
+        owner: NodeName,
+        now_ms: u64,
+    ) -> Result<Instance, SpecError> {
+        self.into_instance_within(id, owner, now_ms, worst_case_entry_bytes_unlisted)
+    }
+
+    fn into_instance_within(
+        self,
+        id: InstanceId,
+        owner: NodeName,
+        now_ms: u64,
+        measure: fn(&Instance) -> usize,
+    ) -> Result<Instance, SpecError> {
         if self.tags.len() > TAGS_MAX {
             return Err(SpecError::TooMany {
                 field: "tags",
@@ -247,7 +269,7 @@ impl InstanceSpec {
             checks: CheckList(None),
         };
         instance.set_checks(checks, None, now_ms);
-        let bytes = worst_case_entry_bytes(&instance);
+        let bytes = measure(&instance);
         if bytes > ENTRY_MAX_BYTES {
             return Err(SpecError::TooLarge {
                 bytes,

@@ -268,7 +268,9 @@ fn a_local_write_after_a_remote_one_is_newer_even_with_a_slow_clock() {
 fn an_entry_at_its_fullest_fits_one_datagram() {
     let mut spec = InstanceSpec::new(ServiceName::new(&"s".repeat(64)).unwrap(), "a", 1);
     spec.id = Some(id(&"i".repeat(128)));
-    spec.body = Some("b".repeat(550));
+    // 110 bytes less than before the plain check was counted as listed (a failing node check
+    // lists it).
+    spec.body = Some("b".repeat(440));
     let owner = NodeName::new("n1").unwrap();
     let fits = spec
         .clone()
@@ -300,7 +302,7 @@ fn long_texts_are_clipped_to_the_room_left() {
     // reserve; with room to spare they keep their full length.
     let mut spec = InstanceSpec::new(ServiceName::new(&"s".repeat(64)).unwrap(), "a", 1);
     spec.id = Some(id(&"i".repeat(128)));
-    for body in [500, 0] {
+    for body in [400, 0] {
         spec.body = Some("b".repeat(body));
         let mut full = spec
             .clone()
@@ -374,5 +376,31 @@ fn gossiped_checks_are_validated_on_decode() {
             matches!(&decoded, Err(e) if e.kind() == DecodeErrorKind::InvalidField),
             "{bad:?} decoded as {decoded:?}"
         );
+    }
+}
+
+/// TCP check addresses a hostile or careless client sends: each refused at registration with
+/// what is wrong, never left for the check's connect to fail on every run.
+#[test]
+fn tcp_check_addresses_at_and_past_their_shape() {
+    for (address, why) in [
+        ("[::1]:0", "port from 1"),
+        ("host:0", "port from 1"),
+        ("host:99999", "port from 1"),
+        ("host:65536", "port from 1"),
+        ("host:", "port from 1"),
+        ("host:-1", "port from 1"),
+        (":80", "name a host"),
+        ("[]:80", "name a host"),
+        ("nohost", "host:port"),
+        ("", "host:port"),
+        ("host:80 ", "space"),
+        ("ho\nst:80", "control"),
+    ] {
+        let refused = check_tcp_address_shape(address).expect_err(address);
+        assert!(refused.contains(why), "{address:?}: {refused}");
+    }
+    for address in ["127.0.0.1:1", "[::1]:65535", "db.local:5432"] {
+        assert_eq!(check_tcp_address_shape(address), Ok(()), "{address}");
     }
 }

@@ -190,6 +190,9 @@ impl Catalog {
         match instance
             .checks()
             .into_iter()
+            // An instance registered without a check holds a placeholder of kind None: no
+            // check, so its default id clashes with nothing.
+            .filter(|c| c.check != Check::None)
             .find(|c| self.check_id_taken(&c.id.0, Some(id)))
         {
             Some(c) => Err(CommandError::Invalid {
@@ -707,6 +710,76 @@ mod tests {
             },
         );
         assert!(matches!(removed, Err(CommandError::UnknownCheck { .. })));
+    }
+
+    /// A check of one instance may carry the id Consul would give another's default check
+    /// (Consul allows any CheckID). An instance registered without checks has none, so its
+    /// registration is no clash and is taken; one with a default check does clash, and is
+    /// refused by name.
+    #[test]
+    fn an_instance_without_checks_is_taken_beside_a_check_named_as_its_default() {
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        register(&mut n, start, "db-1", vec![ttl("service:db-2", 30, None)]);
+        let mut spec = InstanceSpec::new(ServiceName::new("db").unwrap(), "10.0.0.2", 5432);
+        spec.id = Some(InstanceId::new("db-2").unwrap());
+        let taken = n.handle_command(start, Command::Register(spec.clone()));
+        assert!(taken.is_ok(), "{taken:?}");
+        spec.id = Some(InstanceId::new("db-3").unwrap());
+        spec.checks = vec![ttl("service:db-2", 30, None)];
+        let refused = n.handle_command(start, Command::Register(spec));
+        assert!(
+            matches!(&refused, Err(CommandError::Invalid { detail }) if detail.contains("service:db-2")),
+            "{refused:?}"
+        );
+        // The report goes to the check that has the id, not to db-2.
+        report(&mut n, start, "service:db-2", Health::Passing);
+        assert_eq!(status(&n, "db-1", "service:db-2"), Some(Health::Passing));
+    }
+
+    /// An instance registered at the size limit in the plain form (no list) is turned into the
+    /// list form when a node check fails it; the entry must still fit one datagram, or it is
+    /// never sent again (`entries_unsendable`) and the cluster keeps it passing.
+    #[test]
+    fn an_instance_at_the_size_limit_still_fits_once_a_node_check_fails_it() {
+        use crate::registry::{worst_case_entry_bytes, ENTRY_MAX_BYTES};
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        let id = InstanceId::new(&"i".repeat(InstanceId::MAX_BYTES)).unwrap();
+        let spec_of = |body: usize| {
+            let mut spec = InstanceSpec::new(ServiceName::new("db").unwrap(), "10.0.0.1", 5432);
+            spec.id = Some(id.clone());
+            spec.body = Some("b".repeat(body));
+            spec
+        };
+        // The longest body the registration takes.
+        let body = (0..=crate::registry::BODY_MAX_BYTES)
+            .rev()
+            .find(|&b| {
+                spec_of(b)
+                    .into_instance(id.clone(), NodeName::new("n0").unwrap(), 1)
+                    .is_ok()
+            })
+            .unwrap();
+        n.handle_command(start, Command::Register(spec_of(body)))
+            .unwrap();
+        let disk = CheckSpec {
+            id: Some("disk".into()),
+            name: "disk".into(),
+            ..ttl("disk", 30, None)
+        };
+        n.handle_command(
+            start,
+            Command::RegisterCheck {
+                service: None,
+                spec: disk,
+            },
+        )
+        .unwrap();
+        let instance = n.registry().get(&id).unwrap().clone();
+        assert_eq!(instance.health, Health::Critical);
+        let bytes = worst_case_entry_bytes(&instance);
+        assert!(bytes <= ENTRY_MAX_BYTES, "{bytes} bytes (body {body})");
     }
 
     #[test]

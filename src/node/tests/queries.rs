@@ -6,6 +6,7 @@ use crate::node::KeyringCommand;
 use crate::node::{keyring_of, QueryRequest, QueryResult, Reply, QUERIES_IN_FLIGHT_MAX};
 use crate::stats::Refusal;
 use crate::wire::{Key, Opaque, Query, QueryAnswer, QueryId, QueryOutcome};
+use std::collections::BTreeMap;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -263,4 +264,66 @@ fn an_answer_not_from_the_responders_address_is_ignored() {
         QueryOutcome::UnknownKind,
         "n1's own answer, not the forgery"
     );
+}
+
+/// A query is applied and answered once per member even at the shortest deadline: a member
+/// that forgot its id (at the deadline) must not take a late relay of it for a new query, or
+/// a keyring `use` is carried out again (perhaps after a later one) and the query echoes
+/// round the cluster, each member re-queueing it for another `retransmit_mult · log N` sends.
+#[test]
+fn a_short_query_is_applied_once_per_member_not_echoed_after_its_deadline() {
+    let n = 8;
+    let mut c = cluster(n, false);
+    let since = c.now;
+    let request = QueryRequest {
+        kind: 999,
+        payload: Opaque::default(),
+        timeout: crate::node::QUERY_TIMEOUT_MIN,
+    };
+    c.command(0, Command::Query(request)).unwrap();
+    c.flush(0);
+    c.run_for(c.config.probe_interval * 20);
+    let answers = answers_to(&c, 0, since);
+    let mut per_member: BTreeMap<NodeName, usize> = BTreeMap::new();
+    for a in &answers {
+        *per_member.entry(a.responder.clone()).or_default() += 1;
+    }
+    assert!(
+        per_member.values().all(|&count| count == 1),
+        "answers per member: {per_member:?}"
+    );
+    let relays_late = c
+        .sent_since(since + c.config.probe_interval * 10)
+        .flat_map(Sent::messages)
+        .filter(|m| matches!(m, Message::Query(_)))
+        .count();
+    assert_eq!(relays_late, 0, "the query still circulates");
+}
+
+/// Members remember a query's id for a minute; an asker restarted within it starts its ids
+/// elsewhere (from its boot), so its first query is not taken for one already handled.
+#[test]
+fn an_asker_restarted_within_the_memory_is_answered_again() {
+    let mut c = cluster(3, false);
+    let unknown = || QueryRequest {
+        kind: 999,
+        payload: Opaque::default(),
+        timeout: TIMEOUT,
+    };
+    let (first, _) = ask(&mut c, 1, unknown());
+    assert!(first.missing.is_empty());
+    c.crash(1);
+    c.start(1, name(1), 77_777);
+    c.command(
+        1,
+        Command::Join {
+            seeds: vec![addr(0)],
+        },
+    )
+    .unwrap();
+    c.run_until_true(TIMEOUT * 5, |c| c.all_alive(&[0, 1, 2]))
+        .expect("the restarted asker is back");
+    let (second, _) = ask(&mut c, 1, unknown());
+    assert_ne!(second.id, first.id, "a new boot, new ids");
+    assert!(second.missing.is_empty(), "missing: {:?}", second.missing);
 }

@@ -391,7 +391,7 @@ impl InstanceRecord {
             checks: specs,
         };
         let mut instance = spec
-            .into_instance(id.clone(), owner.clone(), self.health_since_ms)
+            .into_restored_instance(id.clone(), owner.clone(), self.health_since_ms)
             .map_err(|e| e.to_string())?;
         if states.is_empty() {
             instance.health = health_of(&self.health)?;

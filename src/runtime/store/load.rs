@@ -245,3 +245,39 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+    use crate::names::{InstanceId, ServiceName};
+    use crate::registry::{Hlc, InstanceSpec};
+
+    /// An instance taken under the bound before a plain check was counted as listed (about
+    /// 110 bytes looser) is kept by a restart after the upgrade, not skipped as too large.
+    #[test]
+    fn an_instance_saved_under_the_looser_bound_is_restored() {
+        let me = NodeName::new("n1").unwrap();
+        let id = InstanceId::new(&"i".repeat(128)).unwrap();
+        let mut spec = InstanceSpec::new(ServiceName::new(&"s".repeat(64)).unwrap(), "a", 1);
+        spec.id = Some(id.clone());
+        spec.body = Some("b".repeat(540));
+        assert!(
+            spec.clone()
+                .into_instance(id.clone(), me.clone(), 0)
+                .is_err(),
+            "refused as a new registration"
+        );
+        let instance = spec
+            .into_restored_instance(id.clone(), me.clone(), 0)
+            .unwrap();
+        let version = Hlc {
+            wall_ms: 1_000,
+            counter: 2,
+            node: me.clone(),
+        };
+        let entry = InstanceRecord::of(&instance, &version)
+            .into_entry(&me)
+            .unwrap();
+        assert_eq!(entry.id, id);
+    }
+}
