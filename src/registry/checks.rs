@@ -69,13 +69,7 @@ impl<C> Decode<C> for CheckList {
     fn decode<D: Decoder<Context = C>>(d: &mut D) -> Result<Self, DecodeError> {
         // Entries are decoded from a frame's slice, which can tell its end: nothing left is an
         // entry from a version before the list (or with one plain check).
-        let Some(&[first]) = d.reader().peek_read(1) else {
-            return Ok(CheckList(None));
-        };
-        // A list's length is one byte of at most CHECKS_MAX. Anything else here is the owner's
-        // boot as the build between the boot and the list wrote it, with no list before it (a
-        // hash: a nine-byte varint from 253): left for `Entry::decode_frame` to read.
-        if usize::from(first) > CHECKS_MAX {
+        if d.reader().peek_read(1).is_none() {
             return Ok(CheckList(None));
         }
         let list = BoundedVec::<CheckState, CHECKS_MAX>::decode(d)?;
@@ -338,33 +332,5 @@ mod tests {
         let mut newer = [&bytes[..], &[0xee, 0xff][..]].concat();
         newer[1] += 2;
         assert_eq!(decode_body(&newer).unwrap(), vec![plain]);
-    }
-
-    /// Main between the owner's boot (06:49) and the list (08:00) on 3 December wrote the boot
-    /// after the instance with no list before it. Its boot is a hash, a nine-byte varint whose
-    /// first byte (253) no list length can be: such an entry is read with its boot, not refused
-    /// as a list of billions of checks (which lost that build's registrations during an upgrade).
-    #[test]
-    fn an_entry_with_the_owners_boot_and_no_list_still_decodes() {
-        use crate::registry::{BootId, Entry, Hlc};
-        use crate::wire::{decode_body, encode_message, Message};
-        let mut i = instance();
-        i.owner_boot = BootId::of_seed(7);
-        let entry = Message::Entry(Entry {
-            id: i.id.clone(),
-            version: Hlc {
-                wall_ms: 1,
-                counter: 0,
-                node: NodeName::new("n0").unwrap(),
-            },
-            instance: Some(Box::new(i)),
-        });
-        let bytes = encode_message(&entry);
-        // [kind, frame length, ..instance, list length 0, boot as 253 + 8 bytes]
-        let list_at = bytes.len() - 10;
-        assert_eq!(&bytes[list_at..list_at + 2], &[0, 253]);
-        let mut without_list = [&bytes[..list_at], &bytes[list_at + 1..]].concat();
-        without_list[1] -= 1;
-        assert_eq!(decode_body(&without_list).unwrap(), vec![entry]);
     }
 }
