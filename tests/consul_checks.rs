@@ -5,8 +5,8 @@
 //!
 //! The requests are shaped exactly as py-consul 1.8.0 sends them (lower-case keys, `checks` a
 //! list, check ids as `CheckID` in a service's checks and `id` in `check/register`, the report
-//! note as `?note=`); `scripts/py_consul_checks.py` runs the same scenario through py-consul
-//! by hand, and `tests/consul_client.rs` through Debian's python3-consul in the test suite.
+//! note as `?note=`); `tests/consul_client.rs` runs the same scenario through an unmodified
+//! client, Debian's python3-consul.
 
 mod support;
 

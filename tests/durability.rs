@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::process::{poll, raw_http, wait_all_alive, HeraProcess as Node, CONVERGE};
+use support::process::{
+    poll, raw_http, start_cluster, wait_all_alive, HeraProcess as Node, CONVERGE,
+};
 
 fn register(node: &Node, id: &str) -> u16 {
     node.put(
@@ -41,18 +43,9 @@ fn ids(prefix: &str, n: usize) -> Vec<String> {
     ids
 }
 
-/// Three nodes joined through the first, each with its own data directory.
+/// `n` nodes joined through the first, each with its own data directory.
 fn cluster(root: &Path, n: usize) -> Vec<Node> {
-    let mut nodes: Vec<Node> = (0..n)
-        .map(|i| Node::new(root, &format!("n{i}"), &[]))
-        .collect();
-    let seed = nodes[0].gossip;
-    nodes[0].start(&[]);
-    for node in nodes.iter_mut().skip(1) {
-        node.start(&[seed]);
-    }
-    wait_all_alive(&nodes);
-    nodes
+    start_cluster(root, "n", n, &[])
 }
 
 /// Register `ids` on `node` and report each TTL once, every answer 200.

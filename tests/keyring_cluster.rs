@@ -5,19 +5,15 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-use support::process::{poll, raw_http, wait_all_alive, HeraProcess as Node, CONVERGE};
+use support::process::{
+    poll, raw_http, start_cluster, wait_all_alive, HeraProcess as Node, CONVERGE,
+};
 
 const KEY_1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
-
-/// A node of the encrypted cluster, started with the first key.
-fn node(root: &Path, name: &str) -> Node {
-    Node::new(root, name, &["--encrypt", KEY_1])
-}
 
 /// `hera keyring <args>` against `node`: exit status and stdout + stderr.
 fn keyring(node: &Node, args: &[&str]) -> (bool, String) {
@@ -78,15 +74,8 @@ fn write_seen_everywhere(nodes: &[Node], writer: usize, id: &str) {
 #[test]
 fn a_rotation_with_one_command_per_step_and_a_node_down_during_install() {
     let root = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Node> = (0..5)
-        .map(|i| node(root.path(), &format!("k{i}")))
-        .collect();
+    let mut nodes = start_cluster(root.path(), "k", 5, &["--encrypt", KEY_1]);
     let seed = nodes[0].gossip;
-    nodes[0].start(&[]);
-    for node in nodes.iter_mut().skip(1) {
-        node.start(&[seed]);
-    }
-    wait_all_alive(&nodes);
     write_seen_everywhere(&nodes, 1, "before-install");
 
     // A node goes down just before the install: reported as not answering.

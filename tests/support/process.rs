@@ -136,6 +136,21 @@ impl Drop for HeraProcess {
     }
 }
 
+/// `n` nodes named `<prefix>0..`, each started with `extra` and its own data directory under
+/// `root`, joined through the first; returns once every one lists all alive.
+pub fn start_cluster(root: &Path, prefix: &str, n: usize, extra: &[&str]) -> Vec<HeraProcess> {
+    let mut nodes: Vec<HeraProcess> = (0..n)
+        .map(|i| HeraProcess::new(root, &format!("{prefix}{i}"), extra))
+        .collect();
+    let seed = nodes[0].gossip;
+    nodes[0].start(&[]);
+    for node in nodes.iter_mut().skip(1) {
+        node.start(&[seed]);
+    }
+    wait_all_alive(&nodes);
+    nodes
+}
+
 /// Wait until every node of `nodes` lists all of them alive.
 pub fn wait_all_alive(nodes: &[HeraProcess]) {
     let mut names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
