@@ -412,14 +412,7 @@ impl Catalog {
     pub(super) fn apply_node_verdict(&mut self, io: &mut Io, now: Instant) {
         let verdict = self.node_verdict();
         let wall_ms = now.as_millis();
-        let ids: Vec<InstanceId> = self.owned.keys().cloned().collect();
-        for id in ids {
-            let Some(current) = self.registry.get(&id).cloned() else {
-                continue;
-            };
-            if current.owner != self.name {
-                continue;
-            }
+        for (id, current) in self.held_as_owner() {
             let mut next = (*current).clone();
             next.set_checks(next.checks(), verdict.as_ref(), wall_ms);
             fit_if_needed(&mut next);

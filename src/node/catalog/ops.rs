@@ -250,14 +250,7 @@ impl Catalog {
                 .is_some_and(|r| r.0.starts_with(NODE_MAINTENANCE))
         };
         let reason = reason.unwrap_or("maintenance mode").to_string();
-        let ids: Vec<InstanceId> = self.owned.keys().cloned().collect();
-        for id in ids {
-            let Some(current) = self.registry.get(&id).cloned() else {
-                continue;
-            };
-            if current.owner != self.name {
-                continue;
-            }
+        for (id, current) in self.held_as_owner() {
             let mut next = (*current).clone();
             if enable && (current.online || taken(&current)) {
                 next.online = false;
@@ -497,6 +490,18 @@ impl Catalog {
                 self.adopt_forgotten(now, &instance);
             }
         }
+    }
+
+    /// The live instances this node holds as their owner, in id order (a snapshot: the
+    /// caller may write while walking it).
+    pub(super) fn held_as_owner(&self) -> Vec<(InstanceId, std::sync::Arc<Instance>)> {
+        self.owned
+            .keys()
+            .filter_map(|id| {
+                let current = self.registry.get(id)?;
+                (current.owner == self.name).then(|| (id.clone(), current.clone()))
+            })
+            .collect()
     }
 
     /// An instance we wrote in our own name before this boot and no longer hold as ours: we
