@@ -2,12 +2,14 @@
 //! (with blocking queries) and hera's own, replication between nodes, expiry, maintenance,
 //! deregistration, a failed owner, bad input, and a late joiner.
 
+mod support;
+
 use std::time::Duration;
 
 use hera::names::InstanceId;
 use hera::runtime::app::App;
 use hera::runtime::driver::Snapshot;
-use hera::runtime::settings::{FileSettings, Overrides, Settings};
+use hera::runtime::settings::{FileSettings, Settings};
 use serde_json::{json, Value};
 
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -20,14 +22,7 @@ fn settings(name: &str, join: Vec<String>, liveness: Option<&str>) -> Settings {
     .expect("a valid test file");
     Settings::resolve(
         Some((std::path::Path::new("test.toml"), file)),
-        Overrides {
-            name: Some(name.to_string()),
-            bind: Some("127.0.0.1:0".to_string()),
-            http: Some("127.0.0.1:0".to_string()),
-            preset: Some("local".to_string()),
-            join,
-            ..Default::default()
-        },
+        support::overrides(name, join),
     )
     .expect("valid test settings")
 }

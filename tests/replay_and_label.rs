@@ -2,11 +2,13 @@
 //! captured datagram replayed to a node is refused, and two clusters that share a key (or
 //! none) but not a label never merge.
 
+mod support;
+
 use std::time::Duration;
 
 use hera::runtime::app::App;
 use hera::runtime::driver::Snapshot;
-use hera::runtime::settings::{format_key, FileSettings, Overrides, Settings};
+use hera::runtime::settings::{format_key, FileSettings, Settings};
 use hera::swim::State;
 use hera::wire::{DecodeErrorKind, Key};
 use tokio::net::UdpSocket;
@@ -26,14 +28,7 @@ fn settings(name: &str, join: Vec<String>, key: Option<&Key>, label: Option<&str
     };
     Settings::resolve(
         Some((std::path::Path::new("test.toml"), file)),
-        Overrides {
-            name: Some(name.to_string()),
-            bind: Some("127.0.0.1:0".to_string()),
-            http: Some("127.0.0.1:0".to_string()),
-            preset: Some("local".to_string()),
-            join,
-            ..Default::default()
-        },
+        support::overrides(name, join),
     )
     .expect("valid test settings")
 }

@@ -1,12 +1,14 @@
 //! Gossip encryption and API access control on real nodes over loopback: a key rotation with
 //! no downtime, nodes without the key (or with a wrong one) kept out, and the API token.
 
+mod support;
+
 use std::time::Duration;
 
 use hera::node::{Command, KeyringCommand};
 use hera::runtime::app::App;
 use hera::runtime::driver::Snapshot;
-use hera::runtime::settings::{format_key, FileSettings, Overrides, Settings};
+use hera::runtime::settings::{format_key, FileSettings, Settings};
 use hera::swim::State;
 use hera::wire::DecodeErrorKind;
 use hera::wire::Key;
@@ -23,14 +25,7 @@ fn key(byte: u8) -> Key {
 fn settings(name: &str, join: Vec<String>, file: FileSettings) -> Settings {
     Settings::resolve(
         Some((std::path::Path::new("test.toml"), file)),
-        Overrides {
-            name: Some(name.to_string()),
-            bind: Some("127.0.0.1:0".to_string()),
-            http: Some("127.0.0.1:0".to_string()),
-            preset: Some("local".to_string()),
-            join,
-            ..Default::default()
-        },
+        support::overrides(name, join),
     )
     .expect("valid test settings")
 }
