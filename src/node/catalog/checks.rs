@@ -593,6 +593,20 @@ mod tests {
         n.handle_command(now, Command::Register(spec)).unwrap();
     }
 
+    /// A node-level TTL check `id` (30 s), critical until its first report.
+    fn register_node_check(n: &mut Node, now: Instant, id: &str) {
+        let spec = CheckSpec {
+            id: Some(id.into()),
+            name: id.into(),
+            ..ttl(id, 30, None)
+        };
+        let command = Command::RegisterCheck {
+            service: None,
+            spec,
+        };
+        n.handle_command(now, command).unwrap();
+    }
+
     fn report(n: &mut Node, now: Instant, check: &str, health: Health) {
         let command = Command::SetCheck {
             check: check.to_string(),
@@ -756,19 +770,7 @@ mod tests {
             .unwrap();
         n.handle_command(start, Command::Register(spec_of(body)))
             .unwrap();
-        let disk = CheckSpec {
-            id: Some("disk".into()),
-            name: "disk".into(),
-            ..ttl("disk", 30, None)
-        };
-        n.handle_command(
-            start,
-            Command::RegisterCheck {
-                service: None,
-                spec: disk,
-            },
-        )
-        .unwrap();
+        register_node_check(&mut n, start, "disk");
         let instance = n.registry().get(&id).unwrap().clone();
         assert_eq!(instance.health, Health::Critical);
         let bytes = worst_case_entry_bytes(&instance);
@@ -782,19 +784,7 @@ mod tests {
         register(&mut n, start, "db-1", vec![ttl("db-ttl", 30, None)]);
         register(&mut n, start, "db-2", Vec::new());
         report(&mut n, start, "db-ttl", Health::Passing);
-        let disk = CheckSpec {
-            id: Some("disk".into()),
-            name: "disk".into(),
-            ..ttl("disk", 30, None)
-        };
-        n.handle_command(
-            start,
-            Command::RegisterCheck {
-                service: None,
-                spec: disk,
-            },
-        )
-        .unwrap();
+        register_node_check(&mut n, start, "disk");
         for id in ["db-1", "db-2"] {
             let i = n.registry().get(&InstanceId::new(id).unwrap()).unwrap();
             assert_eq!(
