@@ -57,8 +57,8 @@ pub fn trim_startup_pages() -> Trimmed {
                 && madvise(addr, mapping.len, give_back).is_ok()
         };
         if advised {
-            trimmed.mappings += 1;
-            trimmed.bytes += mapping.len;
+            trimmed.mappings = trimmed.mappings.saturating_add(1);
+            trimmed.bytes = trimmed.bytes.saturating_add(mapping.len);
         }
     }
     trimmed
