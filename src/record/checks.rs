@@ -20,7 +20,7 @@ use bincode::enc::{Encode, Encoder};
 use bincode::error::{DecodeError, EncodeError};
 
 use super::entry::{clip, Check, Health, Instance, OUTPUT_MAX_BYTES};
-use crate::wire::bounded::{BoundedString, BoundedVec};
+use crate::bounded::{BoundedString, BoundedVec};
 
 /// Most checks one instance may carry: an entry must fit one datagram, and 8 covers a
 /// service's liveness, readiness and dependencies with room to spare.
@@ -224,7 +224,7 @@ mod tests {
     fn the_list_and_the_new_kinds_cost_a_plain_entry_one_pointer() {
         use std::mem::size_of;
         assert_eq!(size_of::<CheckList>(), size_of::<usize>());
-        let http = size_of::<BoundedString<{ crate::registry::URL_MAX_BYTES }>>() + 2 * 8;
+        let http = size_of::<BoundedString<{ crate::record::URL_MAX_BYTES }>>() + 2 * 8;
         assert_eq!(size_of::<Check>(), http);
     }
 
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn the_list_round_trips_and_an_entry_without_it_still_decodes() {
-        use crate::registry::{Entry, Hlc};
+        use crate::record::{Entry, Hlc};
         use crate::wire::{decode_body, encode_message, Message};
         let mut i = instance();
         i.set_checks(
