@@ -369,6 +369,12 @@ impl Node {
         self.membership.members.get(name)
     }
 
+    /// When this node's suspicion of `name` runs out, if it holds one (the simulator's tests
+    /// check that a refuted suspicion's timer does nothing at this deadline).
+    pub fn suspicion_deadline(&self, name: &NodeName) -> Option<Instant> {
+        self.membership.suspicions.get(name).map(|s| s.deadline())
+    }
+
     pub fn quorum(&self) -> Quorum {
         self.view().quorum()
     }
