@@ -165,7 +165,9 @@ impl World {
             .saturating_sub(self.slots[i as usize].clock_offset)
     }
 
-    /// Hand `to` a datagram holding `messages` as if from `from`, and handle it now.
+    /// Hand `to` a datagram holding `messages` as if from `from`, now, past the network (no
+    /// partition or link override stops it): a forged or replayed datagram, or one that took
+    /// a path the test does not model.
     pub fn deliver_now(&mut self, from: u32, to: u32, messages: &[Message]) {
         let mut datagram = DatagramBuilder::new(self.config.packet_bytes_max);
         for message in messages {
@@ -174,8 +176,17 @@ impl World {
                 "test bug: the messages do not fit one datagram"
             );
         }
-        self.inject(from, to, Bytes::from(datagram.finish()));
-        self.run_until(self.now);
+        let bytes = datagram.finish();
+        let from = self.addr(from);
+        self.inputs += 1;
+        self.with_node(to, |node, now| node.handle_datagram(now, from, &bytes));
+    }
+
+    /// Lose every datagram on the wire now (the timers stay).
+    pub fn drop_in_flight(&mut self) {
+        self.queue
+            .retain(|e| !matches!(e.0.what, crate::What::Deliver { .. }));
+        self.in_flight_bytes = 0;
     }
 
     /// Run one instant at a time until `done` holds, for at most `bound` of virtual time;

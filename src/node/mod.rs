@@ -39,8 +39,6 @@ mod membership;
 mod query;
 mod replies;
 mod restore;
-#[cfg(test)]
-mod tests;
 
 use std::net::SocketAddr;
 
@@ -373,6 +371,11 @@ impl Node {
     /// check that a refuted suspicion's timer does nothing at this deadline).
     pub fn suspicion_deadline(&self, name: &NodeName) -> Option<Instant> {
         self.membership.suspicions.get(name).map(|s| s.deadline())
+    }
+
+    /// The digest of the live membership, this node included, that sync probes compare.
+    pub fn members_digest(&self) -> u64 {
+        self.membership.full_digest()
     }
 
     pub fn quorum(&self) -> Quorum {

@@ -10,6 +10,8 @@ use hera::swim::suspicion;
 use hera::Command;
 use hera_sim::World;
 
+pub mod registry;
+
 /// One-way delay of every delivered datagram: far below every timeout of every preset, so
 /// only the faults a test injects make probes fail.
 pub const LATENCY: Duration = Duration::from_micros(500);
