@@ -25,6 +25,9 @@
 //!
 //! Around the world: [`scenario`] (scenarios as code, and the swarm), [`check`] (the online
 //! monitor and the convergence checkers), [`report`] (figures, human and JSON).
+//!
+//! Over 600 lines: `World` is one state machine whose event loop, faults and views share its
+//! private queue and slots; what only tests need to see is in [`observe`].
 
 // clippy.toml keeps std's randomly seeded maps out of the core the simulator drives; the
 // simulator's own bookkeeping (checkers, link overrides) keeps them, and the test
