@@ -25,6 +25,9 @@
 //!
 //! Around the world: [`scenario`] (scenarios as code, and the swarm), [`check`] (the online
 //! monitor and the convergence checkers), [`report`] (figures, human and JSON).
+//!
+//! Over 600 lines: `World` is one state machine whose event loop, faults and views share its
+//! private queue and slots; what only tests need to see is in [`observe`].
 
 // clippy.toml keeps std's randomly seeded maps out of the core the simulator drives; the
 // simulator's own bookkeeping (checkers, link overrides) keeps them, and the test
@@ -33,6 +36,7 @@
 
 pub mod check;
 pub mod network;
+pub mod observe;
 pub mod report;
 pub mod scenario;
 
@@ -52,6 +56,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::check::Monitor;
 use crate::network::{below, Fate, LinkModel, Network};
+use crate::observe::Log;
 
 /// The virtual clock starts here on every node's clock (plus its skew): a realistic Unix time,
 /// so that hybrid logical clocks built on it look like real ones.
@@ -99,6 +104,8 @@ struct Slot {
     /// Bytes of every datagram any node addressed to this slot (before the network's fate):
     /// what an adversary at this address gets back.
     bytes_to: u64,
+    /// Tags this node's identity carries from its next start on.
+    tags: Vec<hera::wire::Tag>,
 }
 
 /// What happens at one point of virtual time.
@@ -141,6 +148,8 @@ pub struct World {
     pub in_flight_peak_bytes: u64,
     /// The most events the queue ever held.
     pub queue_peak: usize,
+    /// Every datagram sent and every event, kept only when a test asks ([`World::keep_log`]).
+    log: Option<Log>,
 }
 
 impl World {
@@ -165,6 +174,7 @@ impl World {
             in_flight_bytes: 0,
             in_flight_peak_bytes: 0,
             queue_peak: 0,
+            log: None,
             rng: ChaCha8Rng::seed_from_u64(0),
         };
         for _ in 0..options.nodes {
@@ -186,6 +196,7 @@ impl World {
             paused_until: 0,
             status: Status::NotStarted,
             bytes_to: 0,
+            tags: Vec::new(),
         });
         self.net.add_node();
         self.monitor.add_node();
@@ -329,7 +340,7 @@ impl World {
             name: slot.name.clone(),
             addr: slot.addr,
             dc,
-            tags: Vec::new(),
+            tags: slot.tags.clone(),
         };
         slot.node = Some(Node::new(self.config.clone(), identity, seed, now));
         slot.life += 1;
@@ -629,6 +640,9 @@ impl World {
         node.drain(&mut out);
         let deadline = node.poll_timeout();
         for t in out.transmits.drain(..) {
+            if let Some(log) = self.log.as_mut() {
+                log.on_send(&self.config, self.now, i, &t);
+            }
             let Some(to) = index_of_addr(t.to).filter(|&to| (to as usize) < self.slots.len())
             else {
                 self.net.stats.unroutable += 1;
@@ -688,6 +702,9 @@ impl World {
     }
 
     fn record_event(&mut self, i: u32, e: &Event) {
+        if let Some(log) = self.log.as_mut() {
+            log.on_event(self.now, i, e);
+        }
         let (kind, subject) = event_key(e);
         self.eat(&self.now.to_le_bytes());
         self.eat(&i.to_le_bytes());

@@ -39,8 +39,6 @@ mod membership;
 mod query;
 mod replies;
 mod restore;
-#[cfg(test)]
-mod tests;
 
 use std::net::SocketAddr;
 
@@ -367,6 +365,17 @@ impl Node {
     /// What this node believes about `name` (None for itself and for strangers).
     pub fn member(&self, name: &NodeName) -> Option<&crate::swim::Member> {
         self.membership.members.get(name)
+    }
+
+    /// When this node's suspicion of `name` runs out, if it holds one (the simulator's tests
+    /// check that a refuted suspicion's timer does nothing at this deadline).
+    pub fn suspicion_deadline(&self, name: &NodeName) -> Option<Instant> {
+        self.membership.suspicions.get(name).map(|s| s.deadline())
+    }
+
+    /// The digest of the live membership, this node included, that sync probes compare.
+    pub fn members_digest(&self) -> u64 {
+        self.membership.full_digest()
     }
 
     pub fn quorum(&self) -> Quorum {

@@ -767,4 +767,24 @@ mod tests {
         assert_eq!(AckTime::at(Instant::ZERO).get(), Some(Instant::ZERO));
         assert_eq!(AckTime::default().get(), None);
     }
+
+    /// Anti-entropy compares sums of per-member hashes: two members moving from (0, failed) to
+    /// (1, alive), as after a healed partition, must change the sum, or the divergence stays
+    /// hidden from sync probes (it did with raw FNV-1a values).
+    #[test]
+    fn digest_sees_members_come_back_at_a_higher_incarnation() {
+        let name = |i: usize| NodeName::new(&format!("n{i}")).unwrap();
+        for a in 0..20 {
+            for b in (a + 1)..20 {
+                let sum = |inc, state| {
+                    member_hash(&name(a), inc, state).wrapping_add(member_hash(
+                        &name(b),
+                        inc,
+                        state,
+                    ))
+                };
+                assert_ne!(sum(0, Failed), sum(1, Alive), "n{a} n{b}");
+            }
+        }
+    }
 }

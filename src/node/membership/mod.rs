@@ -13,6 +13,8 @@ pub(crate) mod claims;
 mod dissemination;
 mod lifecycle;
 mod probing;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,12 +1,23 @@
 //! Queries (`node::query`): a request disseminated to every member, each answering the asker
 //! directly; the asker reports every answer and who did not answer. The keyring is the verb.
 
-use super::*;
-use crate::node::KeyringCommand;
-use crate::node::{keyring_of, QueryRequest, QueryResult, Reply, QUERIES_IN_FLIGHT_MAX};
-use crate::stats::Refusal;
-use crate::wire::{Key, Opaque, Query, QueryAnswer, QueryId, QueryOutcome};
+mod support;
+
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hera::bounded::BoundedString;
+use hera::config::Config;
+use hera::names::NodeName;
+use hera::node::{
+    keyring_of, Event, KeyringCommand, QueryRequest, QueryResult, Refusal,
+    ANSWERS_PER_ASKER_PER_SEC, QUERIES_IN_FLIGHT_MAX, QUERY_TIMEOUT_MIN,
+};
+use hera::wire::{self, Key, Keyring, Message, Opaque, Query, QueryAnswer, QueryId, QueryOutcome};
+use hera::{Command, Reply};
+use hera_sim::observe::Sent;
+use hera_sim::{node_name, World};
+use support::{join, join_all, us, LATENCY};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -15,54 +26,50 @@ fn key(byte: u8) -> Key {
 }
 
 /// `n` joined nodes, sealed with `key(1)` when `encrypted`.
-fn cluster(n: usize, encrypted: bool) -> Cluster {
-    let mut c = Cluster::new(n, Config::local(), 31);
-    if encrypted {
-        c.keyring = Some(wire::Keyring::new(key(1)));
-        for i in 0..n {
-            c.start(i, name(i), 31_000 + i as u64);
+fn cluster(n: usize, encrypted: bool) -> World {
+    let mut w = World::manual(n, Config::local(), 31, LATENCY);
+    for i in 0..n as u32 {
+        w.start(i);
+        if encrypted {
+            w.with_node(i, |node, _| node.set_keyring(Keyring::new(key(1))));
         }
     }
-    c.join_all();
-    c
+    join_all(&mut w);
+    w
 }
 
 /// Ask from `asker` and run until its `QueryDone`; the result and how long it took.
-fn ask(c: &mut Cluster, asker: usize, request: QueryRequest) -> (QueryResult, Duration) {
-    let now = c.now;
-    let reply = c
-        .node_mut(asker)
-        .handle_command(now, Command::Query(request));
-    c.flush(asker);
+fn ask(w: &mut World, asker: u32, request: QueryRequest) -> (QueryResult, Duration) {
+    let reply = w.command(asker, Command::Query(request));
     let Ok(Reply::QueryStarted { id }) = reply else {
         panic!("query refused: {reply:?}");
     };
-    let start = c.now;
-    let done = |c: &Cluster| {
-        c.events
+    let start = w.now_us();
+    let done = |w: &World| {
+        w.events()
             .iter()
             .any(|(_, i, e)| *i == asker && matches!(e, Event::QueryDone(r) if r.id == id))
     };
-    c.run_until_true(TIMEOUT * 2, done)
+    w.step_until(TIMEOUT * 2, done)
         .expect("the query ends by its deadline");
-    let result = c
-        .events
+    let result = w
+        .events()
         .iter()
         .find_map(|(_, i, e)| match e {
             Event::QueryDone(r) if *i == asker && r.id == id => Some((**r).clone()),
             _ => None,
         })
         .expect("a QueryDone event");
-    (result, c.now.saturating_since(start))
+    (result, Duration::from_micros(w.now_us() - start))
 }
 
 fn keyring_query(op: KeyringCommand) -> QueryRequest {
     QueryRequest::keyring(&op, TIMEOUT)
 }
 
-fn answers_to(c: &Cluster, to: usize, since: Instant) -> Vec<QueryAnswer> {
-    c.sent_since(since)
-        .filter(|s| s.to == addr(to))
+fn answers_to(w: &World, to: u32, since_us: u64) -> Vec<QueryAnswer> {
+    w.sent_since(since_us)
+        .filter(|s| s.to == w.addr(to))
         .flat_map(Sent::messages)
         .filter_map(|m| match m {
             Message::QueryAnswer(a) => Some(a),
@@ -71,10 +78,10 @@ fn answers_to(c: &Cluster, to: usize, since: Instant) -> Vec<QueryAnswer> {
         .collect()
 }
 
-fn query_from(asker: usize, seq: u32, kind: u16) -> Message {
+fn query_from(asker: u32, seq: u32, kind: u16) -> Message {
     Message::Query(Query {
         id: QueryId {
-            asker: name(asker),
+            asker: node_name(asker),
             seq,
         },
         kind,
@@ -85,8 +92,8 @@ fn query_from(asker: usize, seq: u32, kind: u16) -> Message {
 
 #[test]
 fn a_keyring_install_reaches_every_member_and_every_answer_comes_back() {
-    let mut c = cluster(5, true);
-    let (result, took) = ask(&mut c, 0, keyring_query(KeyringCommand::Install(key(2))));
+    let mut w = cluster(5, true);
+    let (result, took) = ask(&mut w, 0, keyring_query(KeyringCommand::Install(key(2))));
     assert!(result.missing.is_empty(), "missing: {:?}", result.missing);
     assert_eq!(result.answers.len(), 5);
     for (who, outcome) in &result.answers {
@@ -101,33 +108,36 @@ fn a_keyring_install_reaches_every_member_and_every_answer_comes_back() {
         "done once all answered, not at the deadline"
     );
     for i in 0..5 {
-        assert_eq!(c.node(i).keyring().unwrap().keys(), &[key(1), key(2)]);
+        assert_eq!(
+            w.node(i).unwrap().keyring().unwrap().keys(),
+            &[key(1), key(2)]
+        );
     }
     // Then use it everywhere: the cluster keeps talking, now sealed with the new key.
-    let (result, _) = ask(&mut c, 2, keyring_query(KeyringCommand::Use(key(2))));
+    let (result, _) = ask(&mut w, 2, keyring_query(KeyringCommand::Use(key(2))));
     assert!(result.missing.is_empty());
     for i in 0..5 {
-        assert_eq!(c.node(i).keyring().unwrap().primary(), &key(2));
+        assert_eq!(w.node(i).unwrap().keyring().unwrap().primary(), &key(2));
     }
-    let (result, _) = ask(&mut c, 4, keyring_query(KeyringCommand::Remove(key(1))));
+    let (result, _) = ask(&mut w, 4, keyring_query(KeyringCommand::Remove(key(1))));
     assert!(result.missing.is_empty());
-    let all: Vec<usize> = (0..5).collect();
-    c.run_for(c.config.probe_interval * 5);
+    let all: Vec<u32> = (0..5).collect();
+    w.run_for(w.config().probe_interval * 5);
     assert!(
-        c.all_alive(&all),
+        w.all_alive(&all),
         "the cluster still talks after the rotation"
     );
     for i in 0..5 {
-        assert_eq!(c.node(i).keyring().unwrap().keys(), &[key(2)]);
+        assert_eq!(w.node(i).unwrap().keyring().unwrap().keys(), &[key(2)]);
     }
 }
 
 #[test]
 fn a_crashed_member_is_reported_as_not_answering_at_the_deadline() {
-    let mut c = cluster(5, true);
-    c.crash(3);
-    let (result, took) = ask(&mut c, 0, keyring_query(KeyringCommand::List));
-    assert_eq!(result.missing, vec![name(3)]);
+    let mut w = cluster(5, true);
+    w.crash(3);
+    let (result, took) = ask(&mut w, 0, keyring_query(KeyringCommand::List));
+    assert_eq!(result.missing, vec![node_name(3)]);
     assert_eq!(result.answers.len(), 4);
     assert!(took >= TIMEOUT, "waited for the deadline");
 }
@@ -135,8 +145,8 @@ fn a_crashed_member_is_reported_as_not_answering_at_the_deadline() {
 #[test]
 fn refusals_and_unknown_kinds_are_answered_not_dropped() {
     // A plain cluster: a keyring query is refused by every member, with the reason.
-    let mut c = cluster(3, false);
-    let (result, _) = ask(&mut c, 1, keyring_query(KeyringCommand::List));
+    let mut w = cluster(3, false);
+    let (result, _) = ask(&mut w, 1, keyring_query(KeyringCommand::List));
     assert!(result.missing.is_empty());
     for (_, outcome) in &result.answers {
         assert!(
@@ -149,7 +159,7 @@ fn refusals_and_unknown_kinds_are_answered_not_dropped() {
         payload: Opaque::default(),
         timeout: TIMEOUT,
     };
-    let (result, _) = ask(&mut c, 1, unknown);
+    let (result, _) = ask(&mut w, 1, unknown);
     assert!(result.missing.is_empty());
     assert_eq!(result.answers.len(), 3);
     assert!(result
@@ -160,11 +170,11 @@ fn refusals_and_unknown_kinds_are_answered_not_dropped() {
 
 #[test]
 fn bounds_are_refused_by_name_value_and_range() {
-    let mut c = cluster(2, false);
+    let mut w = cluster(2, false);
     let mut request = keyring_query(KeyringCommand::List);
     for timeout in [Duration::from_millis(10), Duration::from_secs(61)] {
         request.timeout = timeout;
-        let err = c.command(0, Command::Query(request.clone())).unwrap_err();
+        let err = w.command(0, Command::Query(request.clone())).unwrap_err();
         let detail = err.to_string();
         assert!(
             detail.contains("timeout") && detail.contains("100..=60000"),
@@ -173,25 +183,26 @@ fn bounds_are_refused_by_name_value_and_range() {
     }
     request.timeout = TIMEOUT;
     for _ in 0..QUERIES_IN_FLIGHT_MAX {
-        c.command(0, Command::Query(request.clone())).unwrap();
+        w.command(0, Command::Query(request.clone())).unwrap();
     }
-    let err = c.command(0, Command::Query(request.clone())).unwrap_err();
+    let err = w.command(0, Command::Query(request.clone())).unwrap_err();
     assert!(err.to_string().contains("in flight"), "{err}");
     assert!(Opaque::<{ wire::QUERY_PAYLOAD_MAX_BYTES }>::new(vec![0; 257]).is_none());
 }
 
 #[test]
 fn answers_go_only_to_a_live_asker_at_its_advertised_address() {
-    let mut c = cluster(3, false);
-    let since = c.now;
+    let mut w = cluster(3, false);
+    let stranger = w.add_node();
+    let since = w.now_us();
     // Sent from a stranger's address in n0's name: the answer goes to n0's address.
-    c.inject(1, addr(9), &[query_from(0, 100, 999)]);
+    w.deliver_now(stranger, 1, &[query_from(0, 100, 999)]);
     // The same query again (relayed by another member): applied and answered once.
-    c.inject(1, addr(2), &[query_from(0, 100, 999)]);
-    let answers = answers_to(&c, 0, since);
+    w.deliver_now(2, 1, &[query_from(0, 100, 999)]);
+    let answers = answers_to(&w, 0, since);
     assert_eq!(answers.len(), 1);
-    assert_eq!(answers[0].responder, name(1));
-    assert!(c.sent_since(since).all(|s| s.to != addr(9)));
+    assert_eq!(answers[0].responder, node_name(1));
+    assert!(w.sent_since(since).all(|s| s.to != w.addr(stranger)));
     // An asker that is no member gets nothing.
     let ghost = Message::Query(Query {
         id: QueryId {
@@ -202,63 +213,65 @@ fn answers_go_only_to_a_live_asker_at_its_advertised_address() {
         timeout_ms: 2_000,
         payload: Opaque::default(),
     });
-    c.inject(1, addr(9), &[ghost]);
+    w.deliver_now(stranger, 1, &[ghost]);
     assert_eq!(
-        c.node(1).stats().replies_refused[Refusal::QueryAsker.index()],
+        w.node(1).unwrap().stats().replies_refused[Refusal::QueryAsker.index()],
         1
     );
-    assert!(c.sent_since(since).all(|s| s.to != addr(9)));
+    assert!(w.sent_since(since).all(|s| s.to != w.addr(stranger)));
 }
 
 #[test]
 fn answers_to_one_asker_are_rate_limited() {
-    let mut c = cluster(2, false);
-    let since = c.now;
+    let mut w = cluster(2, false);
+    let since = w.now_us();
     let queries: Vec<Message> = (0..20).map(|seq| query_from(0, seq, 999)).collect();
-    c.inject(1, addr(0), &queries);
-    let answers = answers_to(&c, 0, since);
+    w.deliver_now(0, 1, &queries);
+    let answers = answers_to(&w, 0, since);
+    assert_eq!(answers.len(), ANSWERS_PER_ASKER_PER_SEC as usize);
     assert_eq!(
-        answers.len(),
-        crate::node::ANSWERS_PER_ASKER_PER_SEC as usize
-    );
-    assert_eq!(
-        c.node(1).stats().replies_refused[Refusal::QueryRate.index()],
-        20 - u64::from(crate::node::ANSWERS_PER_ASKER_PER_SEC)
+        w.node(1).unwrap().stats().replies_refused[Refusal::QueryRate.index()],
+        20 - u64::from(ANSWERS_PER_ASKER_PER_SEC)
     );
 }
 
 #[test]
 fn an_answer_not_from_the_responders_address_is_ignored() {
-    let mut c = cluster(3, false);
-    let now = c.now;
-    let reply = c.node_mut(0).handle_command(
-        now,
-        Command::Query(QueryRequest {
-            kind: 999,
-            payload: Opaque::default(),
-            timeout: TIMEOUT,
-        }),
-    );
+    let mut w = cluster(3, false);
+    let reply = w.with_node(0, |n, now| {
+        n.handle_command(
+            now,
+            Command::Query(QueryRequest {
+                kind: 999,
+                payload: Opaque::default(),
+                timeout: TIMEOUT,
+            }),
+        )
+    });
     let Ok(Reply::QueryStarted { id }) = reply else {
         panic!("{reply:?}")
     };
     // Before gossip spreads the query: a forged answer in n1's name from n2's address.
     let forged = Message::QueryAnswer(QueryAnswer {
         id: id.clone(),
-        responder: name(1),
+        responder: node_name(1),
         outcome: QueryOutcome::Refused(BoundedString("forged".into())),
     });
-    c.inject(0, addr(2), &[forged]);
-    c.run_for(TIMEOUT * 2);
-    let result = c
-        .events
+    w.deliver_now(2, 0, &[forged]);
+    w.run_for(TIMEOUT * 2);
+    let result = w
+        .events()
         .iter()
         .find_map(|(_, _, e)| match e {
             Event::QueryDone(r) if r.id == id => Some(r.clone()),
             _ => None,
         })
         .unwrap();
-    let n1 = result.answers.iter().find(|(n, _)| *n == name(1)).unwrap();
+    let n1 = result
+        .answers
+        .iter()
+        .find(|(n, _)| *n == node_name(1))
+        .unwrap();
     assert_eq!(
         n1.1,
         QueryOutcome::UnknownKind,
@@ -273,17 +286,17 @@ fn an_answer_not_from_the_responders_address_is_ignored() {
 #[test]
 fn a_short_query_is_applied_once_per_member_not_echoed_after_its_deadline() {
     let n = 8;
-    let mut c = cluster(n, false);
-    let since = c.now;
+    let mut w = cluster(n, false);
+    let since = w.now_us();
     let request = QueryRequest {
         kind: 999,
         payload: Opaque::default(),
-        timeout: crate::node::QUERY_TIMEOUT_MIN,
+        timeout: QUERY_TIMEOUT_MIN,
     };
-    c.command(0, Command::Query(request)).unwrap();
-    c.flush(0);
-    c.run_for(c.config.probe_interval * 20);
-    let answers = answers_to(&c, 0, since);
+    w.command(0, Command::Query(request)).unwrap();
+    let probe_interval = w.config().probe_interval;
+    w.run_for(probe_interval * 20);
+    let answers = answers_to(&w, 0, since);
     let mut per_member: BTreeMap<NodeName, usize> = BTreeMap::new();
     for a in &answers {
         *per_member.entry(a.responder.clone()).or_default() += 1;
@@ -292,8 +305,8 @@ fn a_short_query_is_applied_once_per_member_not_echoed_after_its_deadline() {
         per_member.values().all(|&count| count == 1),
         "answers per member: {per_member:?}"
     );
-    let relays_late = c
-        .sent_since(since + c.config.probe_interval * 10)
+    let relays_late = w
+        .sent_since(since + us(probe_interval * 10))
         .flat_map(Sent::messages)
         .filter(|m| matches!(m, Message::Query(_)))
         .count();
@@ -304,26 +317,20 @@ fn a_short_query_is_applied_once_per_member_not_echoed_after_its_deadline() {
 /// elsewhere (from its boot), so its first query is not taken for one already handled.
 #[test]
 fn an_asker_restarted_within_the_memory_is_answered_again() {
-    let mut c = cluster(3, false);
+    let mut w = cluster(3, false);
     let unknown = || QueryRequest {
         kind: 999,
         payload: Opaque::default(),
         timeout: TIMEOUT,
     };
-    let (first, _) = ask(&mut c, 1, unknown());
+    let (first, _) = ask(&mut w, 1, unknown());
     assert!(first.missing.is_empty());
-    c.crash(1);
-    c.start(1, name(1), 77_777);
-    c.command(
-        1,
-        Command::Join {
-            seeds: vec![addr(0)],
-        },
-    )
-    .unwrap();
-    c.run_until_true(TIMEOUT * 5, |c| c.all_alive(&[0, 1, 2]))
+    w.crash(1);
+    w.start(1);
+    join(&mut w, 1);
+    w.step_until(TIMEOUT * 5, |w| w.all_alive(&[0, 1, 2]))
         .expect("the restarted asker is back");
-    let (second, _) = ask(&mut c, 1, unknown());
+    let (second, _) = ask(&mut w, 1, unknown());
     assert_ne!(second.id, first.id, "a new boot, new ids");
     assert!(second.missing.is_empty(), "missing: {:?}", second.missing);
 }

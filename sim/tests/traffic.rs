@@ -2,56 +2,63 @@
 //! republishing for what changed nothing, no answer larger than the question to a stranger,
 //! anti-entropy that settles.
 
-use super::*;
-use crate::wire::MessageKind;
+mod support;
 
-/// An address no member holds.
-fn stranger() -> SocketAddr {
-    stranger_at(9_999)
-}
+use std::net::SocketAddr;
+use std::time::Duration;
 
-fn stranger_at(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+use bytes::Bytes;
+use hera::bounded::BoundedVec;
+use hera::config::Config;
+use hera::names::{Label, NodeName, ServiceName};
+use hera::node::Event;
+use hera::registry::InstanceSpec;
+use hera::swim::State;
+use hera::wire::{
+    self, encode_message, Claim, DatagramBuilder, MemberUpdate, Message, MessageKind, Ping, Profile,
+};
+use hera::Command;
+use hera_sim::{node_name, World};
+use support::{cluster, join, join_all, LATENCY};
 
 /// A rejected datagram and a refused name claim change nothing a reader sees: the state
 /// version stays, so the driver does not rebuild its snapshot for junk (issue 14, item 7).
 #[test]
 fn rejected_datagrams_and_refused_claims_keep_the_state_version() {
-    let mut c = Cluster::new(2, Config::local(), 41);
-    c.join_all();
-    let before = c.node(0).version();
-    let now = c.now;
-    c.node_mut(0)
-        .handle_datagram(now, stranger(), b"junk, not a datagram");
-    c.flush(0);
-    assert!(c
-        .events
+    let mut w = cluster(2, Config::local(), 41);
+    join_all(&mut w);
+    // An address no member holds.
+    let stranger = w.add_node();
+    let before = w.node(0).unwrap().version();
+    w.inject(stranger, 0, Bytes::from_static(b"junk, not a datagram"));
+    w.run_until(w.now_us());
+    assert!(w
+        .events()
         .iter()
         .any(|(_, _, e)| matches!(e, Event::Rejected { .. })));
     assert_eq!(
-        c.node(0).version(),
+        w.node(0).unwrap().version(),
         before,
         "a rejected datagram moved the version"
     );
     // n1's name claimed alive from another address: refused as a name conflict.
-    let profile = c.node(1).profile().clone();
+    let profile = w.node(1).unwrap().profile().clone();
     let claim = MemberUpdate {
-        name: name(1),
-        incarnation: c.node(1).incarnation() + 1,
+        name: node_name(1),
+        incarnation: w.node(1).unwrap().incarnation() + 1,
         claim: Claim::Alive,
         profile: Profile {
-            addr: stranger(),
+            addr: w.addr(stranger),
             ..profile
         },
     };
-    c.inject(0, stranger(), &[Message::Member(claim)]);
-    assert!(c
-        .events
+    w.deliver_now(stranger, 0, &[Message::Member(claim)]);
+    assert!(w
+        .events()
         .iter()
         .any(|(_, _, e)| matches!(e, Event::NameConflict { .. })));
     assert_eq!(
-        c.node(0).version(),
+        w.node(0).unwrap().version(),
         before,
         "a refused claim moved the version"
     );
@@ -59,8 +66,8 @@ fn rejected_datagrams_and_refused_claims_keep_the_state_version() {
 
 /// One message of each kind a stranger could send, aimed at what makes a node answer most:
 /// wrong digests, an empty registry digest asking for ours, a join.
-fn amplifiers(c: &Cluster) -> Vec<(MessageKind, Message)> {
-    let node = c.node(0);
+fn amplifiers(w: &World, stranger: SocketAddr) -> Vec<(MessageKind, Message)> {
+    let node = w.node(0).unwrap();
     let entry = node
         .registry()
         .instances()
@@ -68,7 +75,7 @@ fn amplifiers(c: &Cluster) -> Vec<(MessageKind, Message)> {
         .and_then(|i| node.registry().entry(&i.id))
         .expect("the registry holds entries");
     let profile = Profile {
-        addr: stranger(),
+        addr: stranger,
         ..node.profile().clone()
     };
     let record = MemberUpdate {
@@ -82,7 +89,7 @@ fn amplifiers(c: &Cluster) -> Vec<(MessageKind, Message)> {
             MessageKind::Ping,
             Message::Ping(Ping {
                 seq: 1,
-                target: name(0),
+                target: node_name(0),
             }),
         ),
         (MessageKind::Ack, Message::Ack(wire::Ack { seq: 1 })),
@@ -90,8 +97,8 @@ fn amplifiers(c: &Cluster) -> Vec<(MessageKind, Message)> {
             MessageKind::PingReq,
             Message::PingReq(wire::PingReq {
                 seq: 1,
-                target: name(1),
-                target_addr: addr(1),
+                target: node_name(1),
+                target_addr: w.addr(1),
             }),
         ),
         (MessageKind::Nack, Message::Nack(wire::Nack { seq: 1 })),
@@ -125,7 +132,7 @@ fn amplifiers(c: &Cluster) -> Vec<(MessageKind, Message)> {
             MessageKind::RegistryBuckets,
             Message::RegistryBuckets(wire::RegistryBuckets {
                 reply_wanted: true,
-                origin: name(1),
+                origin: node_name(1),
                 buckets: BoundedVec::new(Vec::new()),
             }),
         ),
@@ -135,12 +142,12 @@ fn amplifiers(c: &Cluster) -> Vec<(MessageKind, Message)> {
 /// Bytes node 0 sends (to anyone) in direct answer to one datagram of `copies` copies of
 /// `message` from a stranger, and the datagram's size.
 fn answer_bytes(
-    c: &mut Cluster,
+    w: &mut World,
     from: SocketAddr,
     message: &Message,
     copies: usize,
 ) -> (usize, usize) {
-    let mut datagram = DatagramBuilder::new(c.config.packet_bytes_max);
+    let mut datagram = DatagramBuilder::new(w.config().packet_bytes_max);
     let encoded = encode_message(message);
     for _ in 0..copies {
         if !datagram.try_push(&encoded) {
@@ -148,11 +155,9 @@ fn answer_bytes(
         }
     }
     let bytes = datagram.finish();
-    let sent_before = c.sent.len();
-    let now = c.now;
-    c.node_mut(0).handle_datagram(now, from, &bytes);
-    c.flush(0);
-    let out = c.sent[sent_before..]
+    let sent_before = w.sent().len();
+    w.with_node(0, |n, now| n.handle_datagram(now, from, &bytes));
+    let out = w.sent()[sent_before..]
         .iter()
         .map(|s| s.payload.len())
         .sum::<usize>();
@@ -164,31 +169,37 @@ fn answer_bytes(
 /// copies as fit. The table is printed (`--nocapture`) and recorded in docs/security.md.
 #[test]
 fn no_message_kind_amplifies_for_a_stranger() {
-    let mut c = Cluster::new(3, Config::local(), 43);
-    c.join_all();
+    let config = Config::local();
+    let mut w = cluster(3, config.clone(), 43);
+    join_all(&mut w);
     for i in 0..3 {
         for k in 0..10 {
-            let spec = crate::registry::InstanceSpec::new(
-                crate::names::ServiceName::new(&format!("svc{k}")).unwrap(),
+            let spec = InstanceSpec::new(
+                ServiceName::new(&format!("svc{k}")).unwrap(),
                 "10.0.0.1",
                 8080,
             );
-            c.command(i, Command::Register(spec)).unwrap();
+            w.command(i, Command::Register(spec)).unwrap();
         }
     }
-    c.run_for(c.config.sync_interval * 2);
+    w.run_for(config.sync_interval * 2);
     println!("kind              one: in  out  factor | full: in  out  factor");
     let mut worst = 0.0f64;
-    for (kind, message) in amplifiers(&c) {
+    // The address the visitor's member record names.
+    let visitor = w.add_node();
+    for (kind, message) in amplifiers(&w, w.addr(visitor)) {
         // Each case from a fresh second so the stranger rate does not hide a large answer.
-        c.run_for(Duration::from_secs(1));
+        w.run_for(Duration::from_secs(1));
         // A fresh address each time: a member record names its sender's address, and a
         // stranger it made a member is no longer unknown (docs/security.md says what limits
         // that).
-        let port = 9_000 + 2 * kind.index() as u16;
-        let (in1, out1) = answer_bytes(&mut c, stranger_at(port), &message, 1);
-        c.run_for(Duration::from_secs(1));
-        let (in_full, out_full) = answer_bytes(&mut c, stranger_at(port + 1), &message, usize::MAX);
+        let one = w.add_node();
+        let one = w.addr(one);
+        let (in1, out1) = answer_bytes(&mut w, one, &message, 1);
+        w.run_for(Duration::from_secs(1));
+        let full = w.add_node();
+        let full = w.addr(full);
+        let (in_full, out_full) = answer_bytes(&mut w, full, &message, usize::MAX);
         let (f1, f_full) = (out1 as f64 / in1 as f64, out_full as f64 / in_full as f64);
         println!(
             "{:<16} {in1:>8} {out1:>4} {f1:>7.2} | {in_full:>8} {out_full:>4} {f_full:>7.2}",
@@ -204,9 +215,9 @@ fn no_message_kind_amplifies_for_a_stranger() {
     println!("worst factor {worst:.2}");
 }
 
-/// Push-pull datagrams sent since `since`, by any node.
-fn push_pulls_since(c: &Cluster, since: Instant) -> usize {
-    c.sent_since(since)
+/// Push-pull datagrams sent since `since_us`, by any node.
+fn push_pulls_since(w: &World, since_us: u64) -> usize {
+    w.sent_since(since_us)
         .filter(|s| {
             s.messages()
                 .iter()
@@ -221,56 +232,47 @@ fn push_pulls_since(c: &Cluster, since: Instant) -> usize {
 #[test]
 fn a_newcomer_after_a_failure_agrees_and_sync_goes_quiet() {
     let config = Config::local();
-    let mut c = {
-        // Three members form, then one crashes and is failed everywhere.
-        let mut three = Cluster::new(3, config.clone(), 47);
-        three.join_all();
-        three.crash(2);
-        let bound = config.probe_interval * 10 + config.suspicion_base * 8;
-        let took = three.run_until_true(bound, |c| {
-            c.member_state(0, 2) == Some(State::Failed)
-                && c.member_state(1, 2) == Some(State::Failed)
-        });
-        assert!(took.is_some(), "n2 was not failed within {bound:?}");
-        three
-    };
+    // Three members form, then one crashes and is failed everywhere.
+    let mut w = cluster(3, config.clone(), 47);
+    join_all(&mut w);
+    w.crash(2);
+    let bound = config.probe_interval * 10 + config.suspicion_base * 8;
+    let took = w.step_until(bound, |w| {
+        w.member_state(0, 2) == Some(State::Failed) && w.member_state(1, 2) == Some(State::Failed)
+    });
+    assert!(took.is_some(), "n2 was not failed within {bound:?}");
     // A newcomer joins at a fourth address.
-    c.start(3, name(3), 4_7003);
-    c.command(
-        3,
-        Command::Join {
-            seeds: vec![addr(0)],
-        },
-    )
-    .unwrap();
-    let live = [0, 1, 3];
+    let newcomer = w.add_node();
+    w.start(newcomer);
+    join(&mut w, newcomer);
+    let live = [0, 1, newcomer];
     let bound = config.probe_interval * 10 + config.sync_interval * 2;
-    let took = c.run_until_true(bound, |c| c.all_alive(&live));
+    let took = w.step_until(bound, |w| w.all_alive(&live));
     assert!(took.is_some(), "the newcomer did not join within {bound:?}");
     assert_eq!(
-        c.member_state(3, 2),
+        w.member_state(newcomer, 2),
         None,
         "the newcomer never hears of the failed member"
     );
     assert_eq!(
-        c.member_state(0, 2),
+        w.member_state(0, 2),
         Some(State::Failed),
         "the fault took effect"
     );
     // Let gossip and the first sync rounds settle, then count table exchanges.
-    c.run_for(config.sync_interval * 2);
+    w.run_for(config.sync_interval * 2);
     let digests: Vec<u64> = live
         .iter()
-        .map(|&i| c.node(i).membership.full_digest())
+        .map(|&i| w.node(i).unwrap().members_digest())
         .collect();
     assert!(
         digests.iter().all(|d| *d == digests[0]),
         "digests differ: {digests:?}"
     );
-    let quiet_from = c.now;
-    c.run_for(config.sync_interval * 4);
+    let quiet_from = w.now_us();
+    w.run_for(config.sync_interval * 4);
     assert_eq!(
-        push_pulls_since(&c, quiet_from),
+        push_pulls_since(&w, quiet_from),
         0,
         "sync rounds kept exchanging tables in a settled cluster"
     );
@@ -281,40 +283,49 @@ fn a_newcomer_after_a_failure_agrees_and_sync_goes_quiet() {
 #[test]
 fn a_push_pull_in_many_chunks_is_answered_once() {
     let config = Config::local();
-    let mut c = Cluster::new(2, config.clone(), 53);
-    c.join_all();
-    let now = c.now;
-    for k in 0..300u32 {
-        let update = MemberUpdate {
-            name: NodeName::new(&format!("m{k}")).unwrap(),
-            incarnation: 0,
-            claim: Claim::Alive,
-            profile: Profile {
-                addr: SocketAddr::from(([10, 0, (k / 256) as u8, (k % 256) as u8], 7946)),
-                dc: crate::names::Label::new("dc1").unwrap(),
-                tags: BoundedVec::new(Vec::new()),
-            },
-        };
+    let mut w = cluster(2, config.clone(), 53);
+    join_all(&mut w);
+    // Both hear of 300 more members by gossip from an address of the world that never starts;
+    // the members' own addresses are outside the world (another port).
+    let gossiper = w.add_node();
+    let updates: Vec<Message> = (0..300u32)
+        .map(|k| {
+            Message::Member(MemberUpdate {
+                name: NodeName::new(&format!("m{k}")).unwrap(),
+                incarnation: 0,
+                claim: Claim::Alive,
+                profile: Profile {
+                    addr: SocketAddr::from(([10, 0, (k / 256) as u8, (k % 256) as u8], 7000)),
+                    dc: Label::new("dc1").unwrap(),
+                    tags: BoundedVec::new(Vec::new()),
+                },
+            })
+        })
+        .collect();
+    for batch in updates.chunks(10) {
         for i in 0..2 {
-            let node = c.node_mut(i);
-            let (m, cat, io) = (&mut node.membership, &mut node.catalog, &mut node.io);
-            m.apply_update(io, cat, now, update.clone(), Source::Gossip);
+            w.deliver_now(gossiper, i, batch);
         }
     }
-    // Drain what the insertions queued; nothing of it is delivered.
-    c.flush(0);
-    c.flush(1);
-    c.flights.clear();
-    let since = c.now;
+    for i in 0..2 {
+        assert_eq!(
+            w.node(i).unwrap().counts().alive,
+            301,
+            "n{i} believed the gossip"
+        );
+    }
+    // Nothing the insertions made the nodes send is delivered.
+    w.drop_in_flight();
+    let since = w.now_us();
     // n1 asks n0 for its table, as a sync probe with a different digest does.
-    c.inject(
+    w.deliver_now(
+        1,
         0,
-        addr(1),
         &[Message::SyncProbe(wire::SyncProbe { members_digest: 1 })],
     );
-    c.run_for(LATENCY * 4);
-    let chunks = |from: usize| {
-        c.sent_since(since)
+    w.run_for(LATENCY * 4);
+    let chunks = |from: u32| {
+        w.sent_since(since)
             .filter(|s| s.from == from)
             .filter(|s| {
                 s.messages()

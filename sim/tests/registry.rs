@@ -1,0 +1,431 @@
+//! The registry on the simulator's network: replication, renewal and expiry, health and
+//! maintenance, deletion, ownership, anti-entropy for a late joiner and for one lost entry,
+//! and what a gossiped entry may not make a node do. Partitions and failed owners are in
+//! `registry_faults.rs`.
+
+mod support;
+
+use std::time::Duration;
+
+use hera::names::{NodeName, ServiceName};
+use hera::node::{Event, Probe};
+use hera::registry::{Entry, Health, Hlc, SpecCheck};
+use hera::wire::Message;
+use hera::{Command, CommandError};
+use hera_sim::network::LinkOverride;
+use hera_sim::{World, EPOCH_US};
+use support::join;
+use support::registry::{cluster, everyone_holds, holds, id, nobody_holds, spec, spread};
+
+#[test]
+fn a_registration_reaches_every_node_within_a_few_round_trips() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    // Eager push: no wait for a gossip tick, so a handful of one-way latencies.
+    let took = c.step_until(spread(&c), |c| everyone_holds(c, &[0, 1, 2], "web-1"));
+    let took = took.expect("registration spread");
+    assert!(
+        took < c.config().gossip_interval,
+        "took {took:?}, not bound to the gossip tick"
+    );
+    let seen = c
+        .node(2)
+        .unwrap()
+        .registry()
+        .get(&id("web-1"))
+        .unwrap()
+        .clone();
+    assert_eq!(seen.owner, *c.name(0));
+    assert_eq!(seen.health, Health::Passing);
+}
+
+#[test]
+fn renewal_keeps_an_instance_and_silence_expires_it_everywhere() {
+    let mut c = cluster(3);
+    let liveness = Duration::from_secs(2);
+    let mut s = spec("storage", "s-1");
+    s.liveness = Some(liveness);
+    c.command(0, Command::Register(s)).unwrap();
+    c.run_for(spread(&c));
+    // Renewing more often than the liveness keeps it, and costs no cluster traffic.
+    for _ in 0..4 {
+        c.run_for(liveness / 2);
+        let datagrams_before = c.sent().len();
+        c.command(0, Command::Renew { id: id("s-1") }).unwrap();
+        assert_eq!(
+            c.sent().len(),
+            datagrams_before,
+            "a renewal that changes nothing sends nothing"
+        );
+        assert!(everyone_holds(&c, &[0, 1, 2], "s-1"));
+    }
+    // Silence: gone everywhere after the liveness plus a tick and a few gossip rounds.
+    let bound = liveness + c.config().registry_tick + spread(&c);
+    let gone = c.step_until(bound, |c| nobody_holds(c, &[0, 1, 2], "s-1"));
+    assert!(gone.is_some(), "expired instance still held");
+}
+
+#[test]
+fn ttl_checks_start_critical_pass_and_lapse() {
+    let mut c = cluster(3);
+    let ttl = Duration::from_secs(1);
+    let mut s = spec("api", "api-1");
+    s.check = SpecCheck::Ttl { ttl };
+    c.command(1, Command::Register(s)).unwrap();
+    c.run_for(spread(&c));
+    let health = |c: &World, i: u32| {
+        c.node(i)
+            .unwrap()
+            .registry()
+            .get(&id("api-1"))
+            .map(|x| x.health)
+    };
+    assert_eq!(
+        health(&c, 2),
+        Some(Health::Critical),
+        "critical until the first report"
+    );
+    c.command(
+        1,
+        Command::SetHealth {
+            id: id("api-1"),
+            health: Health::Passing,
+            output: "ok".into(),
+        },
+    )
+    .unwrap();
+    assert!(c
+        .step_until(spread(&c), |c| health(c, 0) == Some(Health::Passing))
+        .is_some());
+    // No report within the TTL: critical everywhere.
+    let bound = ttl + c.config().registry_tick + spread(&c);
+    assert!(c
+        .step_until(bound, |c| health(c, 0) == Some(Health::Critical))
+        .is_some());
+    assert_eq!(
+        c.node(2)
+            .unwrap()
+            .registry()
+            .get(&id("api-1"))
+            .unwrap()
+            .output
+            .0,
+        "TTL expired"
+    );
+}
+
+#[test]
+fn maintenance_takes_an_instance_off_line_everywhere() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    c.run_for(spread(&c));
+    c.command(
+        2,
+        Command::SetMaintenance {
+            id: id("web-1"),
+            enable: true,
+            reason: Some("deploy".into()),
+        },
+    )
+    .unwrap();
+    let offline = |c: &World, i: u32| {
+        c.node(i)
+            .unwrap()
+            .registry()
+            .get(&id("web-1"))
+            .is_some_and(|x| !x.online)
+    };
+    assert!(c
+        .step_until(spread(&c), |c| (0..3).all(|i| offline(c, i)))
+        .is_some());
+    let x = c
+        .node(0)
+        .unwrap()
+        .registry()
+        .get(&id("web-1"))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        x.maintenance_reason.as_ref().map(|r| r.0.as_str()),
+        Some("deploy")
+    );
+    assert!(!x.is_serving());
+    c.command(
+        1,
+        Command::SetMaintenance {
+            id: id("web-1"),
+            enable: false,
+            reason: None,
+        },
+    )
+    .unwrap();
+    assert!(c
+        .step_until(spread(&c), |c| (0..3).all(|i| !offline(c, i)))
+        .is_some());
+}
+
+#[test]
+fn deregistration_is_final_and_an_old_version_does_not_resurrect_it() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    c.run_for(spread(&c));
+    let old: Entry = c.node(2).unwrap().registry().entry(&id("web-1")).unwrap();
+    c.command(1, Command::Deregister { id: id("web-1") })
+        .unwrap();
+    assert!(c
+        .step_until(spread(&c), |c| nobody_holds(c, &[0, 1, 2], "web-1"))
+        .is_some());
+    // A slow peer's old version arrives late: the tombstone is newer, nothing comes back.
+    c.deliver_now(0, 2, &[Message::Entry(old)]);
+    c.run_for(spread(&c));
+    assert!(nobody_holds(&c, &[0, 1, 2], "web-1"));
+    assert_eq!(
+        c.command(0, Command::Deregister { id: id("web-1") }).err(),
+        Some(CommandError::UnknownInstance { id: id("web-1") })
+    );
+}
+
+#[test]
+fn a_write_on_another_node_moves_ownership() {
+    let mut c = cluster(3);
+    c.command(0, Command::Register(spec("web", "web-1")))
+        .unwrap();
+    c.run_for(spread(&c));
+    c.command(2, Command::Renew { id: id("web-1") }).unwrap();
+    let owner_is_2 = |c: &World| {
+        (0..3).all(|i| {
+            c.node(i)
+                .unwrap()
+                .registry()
+                .get(&id("web-1"))
+                .unwrap()
+                .owner
+                == *c.name(2)
+        })
+    };
+    assert!(c.step_until(spread(&c), owner_is_2).is_some());
+}
+
+#[test]
+fn an_id_in_use_by_another_service_is_refused() {
+    let mut c = cluster(2);
+    c.command(0, Command::Register(spec("web", "x-1"))).unwrap();
+    assert_eq!(
+        c.command(0, Command::Register(spec("db", "x-1"))).err(),
+        Some(CommandError::IdInUse {
+            id: id("x-1"),
+            service: ServiceName::new("web").unwrap()
+        })
+    );
+}
+
+#[test]
+fn a_node_that_joins_late_converges_to_thousands_of_entries() {
+    let mut c = cluster(3);
+    let total = 2_000;
+    for k in 0..total {
+        let owner = (k % 3) as u32;
+        c.command(owner, Command::Register(spec("bulk", &format!("i-{k}"))))
+            .unwrap();
+    }
+    // A burst this size outruns gossip's retransmit budget; anti-entropy completes it.
+    let settled = c.step_until(c.config().sync_interval * 4, |c| {
+        (0..3).all(|i| c.node(i).unwrap().registry().len() == total)
+    });
+    assert!(
+        settled.is_some(),
+        "the three nodes did not converge on the burst"
+    );
+    // A fourth node joins through node 0 and must end up with all of them.
+    let late = c.add_node();
+    c.start(late);
+    join(&mut c, late);
+    let bound = c.config().sync_interval * 3;
+    let took = c.step_until(bound, |c| c.node(3).unwrap().registry().len() == total);
+    assert!(
+        took.is_some(),
+        "late joiner holds {} of {total}",
+        c.node(3).unwrap().registry().len()
+    );
+}
+
+#[test]
+fn anti_entropy_sends_the_bucket_that_differs_not_the_whole_origin() {
+    let mut c = cluster(3);
+    let total = 640;
+    let lost = 123;
+    for k in (0..total).filter(|k| *k != lost) {
+        c.command(0, Command::Register(spec("bulk", &format!("i-{k}"))))
+            .unwrap();
+    }
+    let settled = c.step_until(c.config().sync_interval * 4, |c| {
+        (0..3).all(|i| c.node(i).unwrap().registry().len() == total - 1)
+    });
+    assert!(settled.is_some());
+    let drained = c.step_until(c.config().sync_interval * 4, |c| {
+        (0..3).all(|i| c.node(i).unwrap().queue_depth() == 0)
+    });
+    assert!(drained.is_some(), "gossip queues never drained");
+    // Node 2 misses one entry: nothing reaches it while node 0 writes it and gossip carries
+    // it, until the gossip queues have let it go.
+    c.net.set_link(0, 2, LinkOverride::Blocked);
+    c.net.set_link(1, 2, LinkOverride::Blocked);
+    c.command(0, Command::Register(spec("bulk", &format!("i-{lost}"))))
+        .unwrap();
+    let drained = c.step_until(c.config().sync_interval, |c| {
+        holds(c, 1, &format!("i-{lost}")) && (0..2).all(|i| c.node(i).unwrap().queue_depth() == 0)
+    });
+    assert!(drained.is_some(), "gossip queues never drained");
+    c.heal();
+    assert!(!holds(&c, 2, &format!("i-{lost}")), "the fault took effect");
+    let pushed_before: u64 = (0..3)
+        .map(|i| c.node(i).unwrap().stats().entries_pushed)
+        .sum();
+    let back = c.step_until(c.config().sync_interval * 4, |c| {
+        holds(c, 2, &format!("i-{lost}"))
+    });
+    assert!(
+        back.is_some(),
+        "anti-entropy did not restore the lost entry"
+    );
+    let pushed = (0..3)
+        .map(|i| c.node(i).unwrap().stats().entries_pushed)
+        .sum::<u64>()
+        - pushed_before;
+    // One bucket is about 640 / 64 entries; allow a few rounds of it, far below the origin.
+    assert!(
+        pushed > 0 && pushed < (total / 8) as u64,
+        "pushed {pushed} entries"
+    );
+}
+
+/// An entry as a forger would gossip it: `instance` of service `web`, owned by `owner`, at a
+/// version older than every node's start (so not taken for one of the owner's own recent writes).
+fn forged(instance: &str, owner: &NodeName, check: SpecCheck, writer: &NodeName) -> Entry {
+    let mut s = spec("web", instance);
+    s.check = check;
+    let mut forged = s
+        .into_instance(id(instance), owner.clone(), EPOCH_US / 1_000 - 60_000)
+        .unwrap();
+    forged.health = Health::Passing;
+    Entry {
+        id: id(instance),
+        version: Hlc {
+            wall_ms: EPOCH_US / 1_000 - 60_000,
+            counter: 0,
+            node: writer.clone(),
+        },
+        instance: Some(Box::new(forged)),
+    }
+}
+
+fn checks_due(c: &World, node: u32) -> Vec<String> {
+    c.events()
+        .iter()
+        .filter(|(_, i, _)| *i == node)
+        .filter_map(|(_, _, e)| match e {
+            Event::CheckDue {
+                probe: Probe::Http { url, .. },
+                ..
+            } => Some(url.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 14, finding 6: an entry gossiped in node 1's name, with an HTTP check and a TTL
+/// check, must not make node 1 fetch the URL nor enforce the TTL: checks run only for what was
+/// registered through the node's own API (or restored from its own data_dir).
+#[test]
+fn an_entry_gossiped_in_a_nodes_name_makes_it_run_no_check_and_enforce_no_ttl() {
+    let mut c = cluster(2);
+    let owner = c.name(1).clone();
+    let writer = c.name(0).clone();
+    let http = SpecCheck::Http {
+        url: "http://127.0.0.1:9/secret".into(),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+    };
+    let ttl = SpecCheck::Ttl {
+        ttl: Duration::from_secs(1),
+    };
+    c.deliver_now(
+        0,
+        1,
+        &[
+            Message::Entry(forged("web-http", &owner, http, &writer)),
+            Message::Entry(forged("web-ttl", &owner, ttl, &writer)),
+        ],
+    );
+    assert!(holds(&c, 1, "web-http") && holds(&c, 1, "web-ttl"));
+    c.command(
+        1,
+        Command::RunChecks {
+            service: None,
+            id: None,
+        },
+    )
+    .unwrap();
+    c.run_for(Duration::from_secs(5) + c.config().registry_tick * 2);
+    assert_eq!(
+        checks_due(&c, 1),
+        Vec::<String>::new(),
+        "node 1 ran a forged check"
+    );
+    assert_eq!(c.node(1).unwrap().stats().checks_started, 0);
+    let ttl_entry = c
+        .node(1)
+        .unwrap()
+        .registry()
+        .get(&id("web-ttl"))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        ttl_entry.health,
+        Health::Passing,
+        "node 1 enforced a forged TTL"
+    );
+}
+
+/// A gossiped version of an instance this node registered, with another check URL, does not
+/// change what the node fetches: it runs the check it was given through its API.
+#[test]
+fn a_gossiped_rewrite_of_an_owned_instance_does_not_change_the_url_it_fetches() {
+    let mut c = cluster(2);
+    let mut s = spec("web", "web-1");
+    s.check = SpecCheck::Http {
+        url: "http://127.0.0.1:9/health".into(),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+    };
+    c.command(1, Command::Register(s)).unwrap();
+    c.run_for(Duration::from_millis(1_500));
+    assert!(checks_due(&c, 1).contains(&"http://127.0.0.1:9/health".to_string()));
+    let owner = c.name(1).clone();
+    let writer = c.name(0).clone();
+    let mut rewrite = forged(
+        "web-1",
+        &owner,
+        SpecCheck::Http {
+            url: "http://169.254.169.254/latest/meta-data".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        },
+        &writer,
+    );
+    rewrite.version = Hlc {
+        wall_ms: c.local_now(0).as_millis() + 1,
+        counter: 0,
+        node: writer,
+    };
+    c.deliver_now(0, 1, &[Message::Entry(rewrite)]);
+    c.run_for(Duration::from_secs(3));
+    let urls = checks_due(&c, 1);
+    assert!(
+        urls.iter().all(|u| u == "http://127.0.0.1:9/health"),
+        "node 1 fetched a gossiped URL: {urls:?}"
+    );
+}
