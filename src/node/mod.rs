@@ -400,6 +400,7 @@ impl Node {
         io.timers.schedule(probe_at, Timer::ProbeTick);
         let gossip_at = now + io.jitter(io.config.gossip_interval);
         io.timers.schedule(gossip_at, Timer::GossipTick);
+        io.gossip_ticking = true;
         let sync_at = now + io.config.sync_interval / 2 + io.jitter(io.config.sync_interval);
         io.timers.schedule(sync_at, Timer::SyncTick);
         let reconnect_at =

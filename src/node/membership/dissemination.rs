@@ -55,13 +55,30 @@ impl Membership {
     pub(crate) fn on_eager_push(&mut self, io: &mut Io, now: Instant) {
         io.push_scheduled = false;
         io.last_push = Some(now);
+        io.eager_rounds_left = io.eager_rounds_left.saturating_sub(1);
         self.gossip_round(io);
+        if io.broadcasts.is_empty() {
+            return;
+        }
+        if io.eager_rounds_left > 0 {
+            io.schedule_push();
+        }
+        // What is left after the eager rounds goes out on gossip ticks.
+        if !io.gossip_ticking {
+            io.gossip_ticking = true;
+            io.timers
+                .schedule(now + io.config.gossip_interval, Timer::GossipTick);
+        }
     }
 
     pub(crate) fn on_gossip_tick(&mut self, io: &mut Io, now: Instant) {
-        io.timers
-            .schedule(now + io.config.gossip_interval, Timer::GossipTick);
         self.gossip_round(io);
+        // Tick on only while something is queued; the next news restarts the ticks.
+        io.gossip_ticking = !io.broadcasts.is_empty();
+        if io.gossip_ticking {
+            io.timers
+                .schedule(now + io.config.gossip_interval, Timer::GossipTick);
+        }
     }
 
     /// Send queued updates to `gossip_fanout` random live members, one datagram each.
