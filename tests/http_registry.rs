@@ -1,6 +1,9 @@
 //! The registry through real HTTP against real nodes on loopback: the seed API, Consul's API
 //! (with blocking queries) and hera's own, replication between nodes, expiry, maintenance,
 //! deregistration, a failed owner, bad input, and a late joiner.
+//!
+//! Over 600 lines: each test is one user story told end to end (the seed README's examples,
+//! a Consul registration's life across three nodes, renewal and expiry, blocking queries).
 
 mod support;
 

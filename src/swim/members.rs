@@ -1,4 +1,7 @@
 //! The member table and the merge rule.
+//!
+//! Over 600 lines with its tests: the table and the merge rule are about 550; the merge
+//! rule's cases are tested here, next to it, one per row of the rule.
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};

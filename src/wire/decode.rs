@@ -20,6 +20,9 @@
 //!   check `hera::fuzzing::check_decode` runs both on every input and asserts they agree;
 //! - the reference's memory limit ([`super::DECODE_MEMORY_MAX_BYTES`]) cannot bind on these
 //!   kinds (see `FAST_KINDS_MEMORY_BYTES`), so the fast path need not count.
+//!
+//! Over 600 lines with its tests: the decoder is about 460; the tests compare it, kind by
+//! kind, with the bincode reference.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 

@@ -41,6 +41,9 @@
 //! primary first, then the others; a datagram no key opens is [`DecodeError::Authentication`].
 //! The datagram names no key: a key id would save at most four tag checks (a microsecond)
 //! and tell an eavesdropper when a rotation happens.
+//!
+//! Over 600 lines with its tests: sealing and the keyring are about 530; the tests (360)
+//! cover each refusal of a tampered, replayed or wrongly keyed datagram.
 
 use std::fmt;
 

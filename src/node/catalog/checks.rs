@@ -4,6 +4,9 @@
 //!
 //! Check ids are the node's own namespace (a Consul agent's): an id names one check of one
 //! owned instance, or one node check, never two.
+//!
+//! Over 600 lines with its tests: the code is about 550; the tests beside it (250) build
+//! instances with several checks and read them back through the catalog.
 
 use std::time::Duration;
 

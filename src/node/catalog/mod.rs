@@ -4,12 +4,16 @@
 //! node's [`Io`](super::io::Io). Membership reaches it only as a [`MembershipView`]: the state of an owner,
 //! the counts behind quorum, the cluster size. No membership code touches these fields.
 //!
-//! - local writes, merging, TTLs, health checks, purging orphans: [`ops`];
+//! - the instances this node owns and the commands that write them: [`ops`];
+//! - writing entries and merging what peers gossip: [`merge`];
+//! - the owner's tick (TTLs, checks due, tombstones) and failed owners' instances: [`tick`];
 //! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`].
 
 mod checks;
+mod merge;
 mod ops;
 mod sync;
+mod tick;
 
 use std::collections::{BTreeMap, BTreeSet};
 
