@@ -404,3 +404,21 @@ fn tcp_check_addresses_at_and_past_their_shape() {
         assert_eq!(check_tcp_address_shape(address), Ok(()), "{address}");
     }
 }
+
+#[test]
+fn an_entry_whose_instance_names_another_id_is_refused() {
+    // The service index holds instances by their own id and is kept in step by the entry's:
+    // an entry (a crafted datagram's) whose two ids differ would leave the index holding an
+    // instance that no deletion of its entry removes.
+    let mut r = Registry::default();
+    let mut crafted = live("web", "w-1", v(1, 0, "a"));
+    crafted.id = id("w-2");
+    assert!(!r.apply(crafted));
+    assert_eq!((r.len(), r.index()), (0, 0));
+    assert!(r.stored(&id("w-2")).is_none());
+
+    assert!(r.apply(live("web", "w-1", v(1, 0, "a"))));
+    assert!(r.apply(tombstone("w-1", v(2, 0, "a"))));
+    let web = ServiceName::new("web").unwrap();
+    assert_eq!(r.service(&web).count(), 0);
+}
