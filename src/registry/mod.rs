@@ -28,11 +28,11 @@ pub use checks::{
 pub use digest::{bucket_of, OriginDigest, BUCKETS};
 pub use entry::{
     check_tcp_address_shape, check_url_shape, clip, fit_texts, worst_case_entry_bytes,
-    worst_case_entry_bytes_unlisted, BootId, Check, Entry, Health, HttpRequest, Instance, MetaPair,
-    TcpCheck, ADDRESS_MAX_BYTES, BODY_MAX_BYTES, CHECK_PERIOD_MS_MAX, CHECK_TIMEOUT_MS_MAX,
-    ENTRY_MAX_BYTES, HTTP_HEADERS_MAX, HTTP_METHOD_MAX_BYTES, META_KEY_MAX_BYTES, META_MAX,
-    META_VALUE_MAX_BYTES, OUTPUT_MAX_BYTES, TAGS_MAX, TAG_MAX_BYTES, TEXT_RESERVE_BYTES,
-    URL_MAX_BYTES,
+    worst_case_entry_bytes_unlisted, BootId, Check, Entry, Health, HttpCheck, HttpRequest,
+    Instance, InstanceMeta, InstanceTags, MetaPair, TcpCheck, ADDRESS_MAX_BYTES, BODY_MAX_BYTES,
+    CHECK_PERIOD_MS_MAX, CHECK_TIMEOUT_MS_MAX, ENTRY_MAX_BYTES, HTTP_HEADERS_MAX,
+    HTTP_METHOD_MAX_BYTES, META_KEY_MAX_BYTES, META_MAX, META_VALUE_MAX_BYTES, OUTPUT_MAX_BYTES,
+    TAGS_MAX, TAG_MAX_BYTES, TEXT_RESERVE_BYTES, URL_MAX_BYTES,
 };
 pub use hlc::{newer, Hlc, HlcClock};
 pub use spec::{CheckSpec, InstanceSpec, SpecCheck, SpecError};
@@ -222,13 +222,17 @@ impl Registry {
         if current.is_some_and(|current| !newer(current, &entry.version)) {
             return false;
         }
-        self.remove(&entry.id);
+        let previous = self.remove(&entry.id).and_then(|s| s.instance);
         self.unbury(&entry.id);
         self.index += 1;
+        let instance = entry.instance.map(|mut instance| {
+            self.share_lists(&mut instance, previous.as_deref());
+            Arc::new(*instance)
+        });
         let stored = Stored {
             version: entry.version,
             modify_index: self.index,
-            instance: entry.instance.map(|b| Arc::new(*b)),
+            instance,
         };
         self.insert(entry.id, stored);
         true
@@ -338,6 +342,28 @@ impl Registry {
             .collect()
     }
 
+    /// Make `instance`'s tag and meta lists the very ones of an instance that holds equal
+    /// lists, so that a service's instances keep one copy of what they have in common (most
+    /// have the same tags and meta; a decoded or newly registered instance brings its own).
+    /// The candidates are the version it replaces and its neighbours by id in its service:
+    /// at most three comparisons of bounded lists, and no table to keep or clean.
+    fn share_lists(&self, instance: &mut Instance, previous: Option<&Instance>) {
+        let neighbours = self.by_service.get(&instance.service).map(|set| {
+            let before = set.range(..instance.id.clone()).next_back();
+            let after = set.range(instance.id.clone()..).next();
+            [before, after].map(|i| i.map(|i| Arc::clone(&i.0)))
+        });
+        let neighbours = neighbours.into_iter().flatten().flatten();
+        for other in neighbours {
+            share(&mut instance.tags, &other.tags);
+            share(&mut instance.meta, &other.meta);
+        }
+        if let Some(other) = previous {
+            share(&mut instance.tags, &other.tags);
+            share(&mut instance.meta, &other.meta);
+        }
+    }
+
     // ---- keeping the indexes in step with `entries` ----
 
     fn bury(&mut self, id: InstanceId, version: Hlc) {
@@ -444,6 +470,14 @@ impl Ord for ById {
 impl std::borrow::Borrow<InstanceId> for ById {
     fn borrow(&self) -> &InstanceId {
         &self.0.id
+    }
+}
+
+/// Point `mine` at `theirs` if they hold the same (a shared list is never changed in place:
+/// an instance's lists are replaced whole).
+fn share<T: PartialEq>(mine: &mut Arc<T>, theirs: &Arc<T>) {
+    if !Arc::ptr_eq(mine, theirs) && **mine == **theirs {
+        *mine = Arc::clone(theirs);
     }
 }
 

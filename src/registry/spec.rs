@@ -1,6 +1,7 @@
 //! What a client registers, checked into an [`Instance`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::checks::{
@@ -254,8 +255,8 @@ impl InstanceSpec {
             id,
             address: bounded::<ADDRESS_MAX_BYTES>("address", &self.address)?,
             port: self.port,
-            tags: BoundedVec::new(tags),
-            meta: BoundedVec::new(meta),
+            tags: Arc::new(BoundedVec::new(tags)),
+            meta: Arc::new(BoundedVec::new(meta)),
             body: self
                 .body
                 .as_deref()
@@ -312,11 +313,11 @@ fn check_of(kind: SpecCheck) -> Result<(Check, Health), SpecError> {
         } => {
             url_shape(&url)?;
             above_zero("Interval", interval)?;
-            Check::Http {
+            Check::Http(Box::new(HttpCheck {
                 url: bounded::<URL_MAX_BYTES>("check URL", &url)?,
                 interval_ms: millis(interval),
                 timeout_ms: millis(timeout),
-            }
+            }))
         }
         SpecCheck::Request {
             url,
