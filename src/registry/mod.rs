@@ -17,6 +17,7 @@ mod hlc;
 mod spec;
 
 use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
@@ -348,9 +349,12 @@ impl Registry {
     /// The candidates are the version it replaces and its neighbours by id in its service:
     /// at most three comparisons of bounded lists, and no table to keep or clean.
     fn share_lists(&self, instance: &mut Instance, previous: Option<&Instance>) {
+        let id = &instance.id;
         let neighbours = self.by_service.get(&instance.service).map(|set| {
-            let before = set.range(..instance.id.clone()).next_back();
-            let after = set.range(instance.id.clone()..).next();
+            let before = set
+                .range::<_, InstanceId>((Unbounded, Excluded(id)))
+                .next_back();
+            let after = set.range::<_, InstanceId>((Excluded(id), Unbounded)).next();
             [before, after].map(|i| i.map(|i| Arc::clone(&i.0)))
         });
         let neighbours = neighbours.into_iter().flatten().flatten();
