@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
+use hera::bounded::BoundedVec;
 use hera::config::Config;
 use hera::names::{Label, NodeName};
 use hera::node::Identity;
 use hera::time::Instant;
-use hera::wire::bounded::BoundedVec;
 use hera::wire::seal::{seal_with, NONCE_BYTES};
 use hera::wire::{
     decode_body, decode_body_reference, decode_datagram, encode_message, open_envelope, Ack, Claim,

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
+use hera::bounded::{BoundedString, BoundedVec};
 use hera::names::{InstanceId, NodeName, ServiceName};
 use hera::registry::{Check, Entry, Health, Hlc, Instance, MetaPair, OriginDigest, Registry};
-use hera::wire::bounded::{BoundedString, BoundedVec};
 use hera::wire::{
     decode_datagram, encode_message, DatagramBuilder, Message, OriginSummary, RegistryDigest,
 };

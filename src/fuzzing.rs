@@ -16,12 +16,12 @@ pub use cluster::check_cluster;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::bounded::BoundedVec;
 use crate::config::Config;
 use crate::names::{Label, NodeName};
 use crate::node::{Event, Identity, Lifecycle, Node, Sink, Transmit};
 use crate::swim::State;
 use crate::time::Instant;
-use crate::wire::bounded::BoundedVec;
 use crate::wire::seal::{open_with, seal_plaintext, seal_with, NONCE_BYTES};
 use crate::wire::{
     decode_body, decode_datagram, decode_frames, decode_frames_reference, encode_message, Ack,

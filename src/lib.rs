@@ -9,8 +9,10 @@
 //! | [`node`] | the state machine: routing (`node/mod.rs`) between two sub-machines, `membership` (SWIM + Lifeguard) and `catalog` (the registry's protocol), over one `io` context; its contract (`node/api.rs`) |
 //! | [`time`] | the core's own `Instant`; the core never reads a clock |
 //! | [`duration`] | the one grammar and the bounds for durations read from outside |
-//! | [`wire`] | datagram envelope (magic, version, flags, CRC32), messages, typed decode errors |
-//! | [`registry`] | service instances, HLC versions, the last-writer-wins merge, tombstones |
+//! | [`bounded`] | strings and vectors that cannot exceed their limit, and their decoding |
+//! | [`record`] | what the registry holds, as data: an instance, its checks, its HLC version, the gossiped entry |
+//! | [`wire`] | datagram envelope (magic, version, flags, CRC32), messages, typed decode errors, the entry size rule |
+//! | [`registry`] | the store of entries, the last-writer-wins merge, tombstones, digests |
 //! | [`swim`] | the merge rule, probing, suspicion, Lifeguard awareness, the gossip queue |
 //! | [`stable_hash`] | the one hash behind every digest nodes compare (FNV-1a + fmix64) |
 //! | [`timers`] | the deadline table behind `Node::poll_timeout` |
@@ -27,15 +29,17 @@
 //! Each layer uses only those above it in this list; an import the other way is a design
 //! question, not a shortcut.
 //!
-//! 1. vocabulary: `names`, `time`, `duration`, `stable_hash`, bounded collections: no protocol
-//! 2. `wire`: the datagram format; knows the vocabulary, nothing of the state machines
+//! 1. vocabulary: `names`, `time`, `duration`, `stable_hash`, `bounded`, then `record` (the
+//!    registry's data types, built of the others): no protocol
+//! 2. `wire`: the datagram format and the size rule every entry obeys; knows the vocabulary,
+//!    nothing of the state machines
 //! 3. data structures: `swim` (member table, probes, suspicion, gossip queue), `registry`
 //!    (entries, HLC, merge), `timers`, `stats`, `config`
 //! 4. `node`: `membership` and `catalog` over one `io`, routed by `Node`
 //! 5. `runtime`: the shells (driver, faces, store, telemetry, settings, CLI), and `main`
 //!
-//! Where the code does not hold this yet: `wire` takes the bounded collections from its own
-//! `wire::bounded` and `Entry`/`BUCKETS` from `registry` (layer 3).
+//! Unit tests may reach up (a wire test builds an entry through `registry::InstanceSpec`);
+//! the code under test does not.
 
 // Two reviewed exceptions (`names::from_ascii`, an ASCII-checked name on the decoder's hot
 // path; `runtime::resident`, the binary's start-up pages given back with madvise); anything
@@ -50,11 +54,13 @@
 )]
 #![warn(missing_debug_implementations)]
 
+pub mod bounded;
 pub mod config;
 pub mod duration;
 pub mod fuzzing;
 pub mod names;
 pub mod node;
+pub mod record;
 pub mod registry;
 pub mod stable_hash;
 pub mod stats;

@@ -181,7 +181,7 @@ macro_rules! name_type {
                 &self,
                 e: &mut E,
             ) -> Result<(), bincode::error::EncodeError> {
-                crate::wire::bounded::encode_str(self.as_str(), e)
+                crate::bounded::encode_str(self.as_str(), e)
             }
         }
 
@@ -189,9 +189,9 @@ macro_rules! name_type {
             fn decode<D: bincode::de::Decoder<Context = C>>(
                 d: &mut D,
             ) -> Result<Self, bincode::error::DecodeError> {
-                crate::wire::bounded::decode_str_with(d, Self::MAX_BYTES, |s| {
+                crate::bounded::decode_str_with(d, Self::MAX_BYTES, |s| {
                     $ty::new(s).map_err(|_| {
-                        bincode::error::DecodeError::Other(crate::wire::bounded::INVALID_NAME)
+                        bincode::error::DecodeError::Other(crate::bounded::INVALID_NAME)
                     })
                 })
             }

@@ -11,12 +11,12 @@ use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use hera::bounded::{BoundedString, BoundedVec};
 use hera::fuzzing::{
     check_cluster, check_decode, check_node, check_sealed, fuzz_foreign_key, fuzz_keyring,
     valid_message, FUZZ_NONCE,
 };
 use hera::names::{Label, NodeName};
-use hera::wire::bounded::{BoundedString, BoundedVec};
 use hera::wire::seal::seal_with;
 use hera::wire::{
     encode_message, flags, Ack, Claim, DatagramBuilder, Key, MemberUpdate, Message, Nack, Opaque,

@@ -22,12 +22,12 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use hera::bounded::{BoundedString, BoundedVec};
 use hera::config::Preset;
 use hera::names::{InstanceId, Label, NodeName, ServiceName};
 use hera::node::{Event, Identity, Node, Sink, Transmit};
 use hera::registry::{Entry, Hlc, InstanceSpec, Registry};
 use hera::time::Instant;
-use hera::wire::bounded::{BoundedString, BoundedVec};
 use hera::wire::{encode_message, Claim, DatagramBuilder, MemberUpdate, Message, Profile, Tag};
 
 /// How many members (and registry entries) the figures are taken at: the scale of issue #4.

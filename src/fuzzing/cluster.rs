@@ -18,10 +18,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::{dc, Checker, CheckingSink, Input, TICK};
+use crate::bounded::BoundedVec;
 use crate::config::Config;
 use crate::names::NodeName;
 use crate::node::{Identity, Node, Outputs, Sink, Transmit};
-use crate::wire::bounded::BoundedVec;
 use crate::wire::{
     encode_message, Ack, Claim, DatagramBuilder, MemberUpdate, Message, Nack, Ping, PingReq,
     Profile, PushPull, RegistryBuckets, RegistryDigest, RegistrySync, SyncProbe,

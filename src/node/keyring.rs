@@ -120,11 +120,11 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
+    use crate::bounded::BoundedVec;
     use crate::config::Config;
     use crate::names::{Label, NodeName};
     use crate::node::{Command, CommandError, Identity};
     use crate::time::Instant;
-    use crate::wire::bounded::BoundedVec;
     use crate::wire::{encode_message, Claim, Key, KeyringError, MemberUpdate, Message, Profile};
 
     fn addr(port: u16) -> SocketAddr {

@@ -56,6 +56,7 @@ use self::io::Io;
 use self::membership::claims::Source;
 use self::membership::Membership;
 use self::replies::Sender;
+use crate::bounded::BoundedVec;
 use crate::config::Config;
 use crate::names::NodeName;
 use crate::registry::BootId;
@@ -65,7 +66,6 @@ use crate::stats::Stats;
 use crate::swim::members::StateCounts;
 use crate::time::Instant;
 use crate::timers::Timer;
-use crate::wire::bounded::BoundedVec;
 use crate::wire::{self, Incarnation, Message, Profile};
 
 pub use query::{

@@ -433,5 +433,5 @@ fn refused(why: &str) -> QueryOutcome {
         }
         why.truncate(cut);
     }
-    QueryOutcome::Refused(wire::bounded::BoundedString(why))
+    QueryOutcome::Refused(crate::bounded::BoundedString(why))
 }

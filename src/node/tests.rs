@@ -18,13 +18,13 @@ use bytes::Bytes;
 
 use super::membership::claims::Source;
 use super::{Command, CommandError, Event, Identity, Lifecycle, Node, Outputs};
+use crate::bounded::{BoundedString, BoundedVec};
 use crate::config::Config;
 use crate::names::{Label, NodeName};
 use crate::swim::gossip::retransmit_limit;
 use crate::swim::suspicion;
 use crate::swim::State;
 use crate::time::Instant;
-use crate::wire::bounded::{BoundedString, BoundedVec};
 use crate::wire::{
     self, encode_message, Claim, DatagramBuilder, MemberUpdate, Message, Ping, Profile, Tag,
 };

@@ -9,7 +9,7 @@
 use crate::names::InstanceId;
 use crate::stable_hash::StableHash;
 
-use super::hlc::Hlc;
+use crate::record::Hlc;
 
 /// A count and an order-independent hash of (id, version) pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,10 +34,7 @@ impl OriginDigest {
     }
 }
 
-/// Buckets an origin's entries are split into when its summaries differ: the second level of
-/// the exchange, so that one missing entry costs a bucket's worth of entries, not the origin's.
-/// 64 bucket summaries (13 bytes each at most) fit one datagram with room to spare.
-pub const BUCKETS: usize = 64;
+pub use crate::wire::BUCKETS;
 
 /// Which bucket an id falls in: stable across nodes and versions of hera.
 pub fn bucket_of(id: &InstanceId) -> usize {

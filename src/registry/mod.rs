@@ -10,10 +10,7 @@
 //! after every change, and a clone shares every node of the trees, so it costs O(1) whatever
 //! the registry's size; a change afterwards copies only the O(log n) path it touches.
 
-mod checks;
 mod digest;
-mod entry;
-mod hlc;
 mod spec;
 
 use std::collections::BTreeMap;
@@ -22,20 +19,14 @@ use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 
-pub use checks::{
-    default_check_id, worst, CheckList, CheckState, NodeVerdict, CHECKS_MAX, CHECK_ID_MAX_BYTES,
-    CHECK_OUTPUT_MAX_BYTES, CHECK_TEXT_MAX_BYTES,
-};
 pub use digest::{bucket_of, OriginDigest, BUCKETS};
-pub use entry::{
-    check_tcp_address_shape, check_url_shape, clip, fit_texts, worst_case_entry_bytes,
-    worst_case_entry_bytes_unlisted, BootId, Check, Entry, Health, HttpCheck, HttpRequest,
-    Instance, InstanceMeta, InstanceTags, MetaPair, TcpCheck, ADDRESS_MAX_BYTES, BODY_MAX_BYTES,
-    CHECK_PERIOD_MS_MAX, CHECK_TIMEOUT_MS_MAX, ENTRY_MAX_BYTES, HTTP_HEADERS_MAX,
-    HTTP_METHOD_MAX_BYTES, META_KEY_MAX_BYTES, META_MAX, META_VALUE_MAX_BYTES, OUTPUT_MAX_BYTES,
-    TAGS_MAX, TAG_MAX_BYTES, TEXT_RESERVE_BYTES, URL_MAX_BYTES,
+// The records themselves are vocabulary (`crate::record`); the size rule is the wire's. Both
+// are re-exported here, where a reader of the registry looks for them.
+pub use crate::record::*;
+pub use crate::wire::{
+    fit_texts, worst_case_entry_bytes, worst_case_entry_bytes_unlisted, ENTRY_MAX_BYTES,
+    TEXT_RESERVE_BYTES,
 };
-pub use hlc::{newer, Hlc, HlcClock};
 pub use spec::{CheckSpec, InstanceSpec, SpecCheck, SpecError};
 
 use crate::names::{InstanceId, NodeName, ServiceName};

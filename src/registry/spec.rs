@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::checks::{
-    default_check_id, CheckList, CheckState, CHECKS_MAX, CHECK_ID_MAX_BYTES, CHECK_TEXT_MAX_BYTES,
-};
-use super::entry::*;
+use crate::bounded::{BoundedString, BoundedVec};
 use crate::names::{InstanceId, NodeName, ServiceName};
-use crate::wire::bounded::{BoundedString, BoundedVec};
+use crate::record::*;
+use crate::wire::{worst_case_entry_bytes, worst_case_entry_bytes_unlisted, ENTRY_MAX_BYTES};
 
 /// A registration as a client states it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,7 +264,7 @@ impl InstanceSpec {
             liveness_ms: self.liveness.map(millis),
             deregister_critical_after_ms: None,
             owner,
-            owner_boot: super::entry::BootId::UNKNOWN,
+            owner_boot: BootId::UNKNOWN,
             output: BoundedString(String::new()),
             health: Health::Passing,
             health_since_ms: now_ms,

@@ -345,7 +345,7 @@ fn gossiped_checks_are_validated_on_decode() {
     };
     let http = |url: &str, interval_ms: u64, timeout_ms: u64| {
         Check::Http(Box::new(HttpCheck {
-            url: crate::wire::bounded::BoundedString(url.to_string()),
+            url: crate::bounded::BoundedString(url.to_string()),
             interval_ms,
             timeout_ms,
         }))

@@ -15,13 +15,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::bounded::BoundedString;
 use crate::config::schema::{self, Field, Kind, Meta, Naming, Raw, Section, Value};
 use crate::config::{Config, Preset};
 use crate::duration::Bounds;
 use crate::names::{Label, NodeName};
 use crate::runtime::dns::{Domain, DEFAULT_DNS};
 use crate::runtime::http::guard::{Access, Token};
-use crate::wire::bounded::BoundedString;
 use crate::wire::{ClusterLabel, Key, Tag, TAGS_MAX, TAG_VALUE_MAX_BYTES};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:7946";

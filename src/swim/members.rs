@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use crate::bounded::BoundedVec;
 use crate::names::{Label, NodeName};
 use crate::stable_hash::StableHash;
 use crate::time::Instant;
-use crate::wire::bounded::BoundedVec;
 use crate::wire::{Claim, Incarnation, Profile, Tag};
 
 /// A member's SWIM state, as this node believes it.

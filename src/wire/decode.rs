@@ -23,12 +23,12 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use super::bounded::{BoundedString, BoundedVec, PREALLOCATE_MAX_BYTES};
 use super::envelope::{wire_config, DECODE_MEMORY_MAX_BYTES, MESSAGES_MAX};
 use super::error::DecodeError;
 use super::message::*;
+use crate::bounded::{BoundedString, BoundedVec, PREALLOCATE_MAX_BYTES};
 use crate::names::{Label, NodeName};
-use crate::registry::Entry;
+use crate::record::Entry;
 
 /// Bytes of the smallest member update on the wire: a guess at how many messages a body holds,
 /// to size the output once instead of growing it several times.

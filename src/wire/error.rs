@@ -162,7 +162,7 @@ impl DecodeError {
                 actual: body_len,
             },
             B::LimitExceeded => DecodeError::Oversized,
-            B::Other(super::bounded::OVERSIZED) => DecodeError::Oversized,
+            B::Other(crate::bounded::OVERSIZED) => DecodeError::Oversized,
             B::UnexpectedVariant { found, .. } => DecodeError::UnknownKind { kind: found },
             B::OutsideUsizeRange(_) => DecodeError::Oversized,
             other => DecodeError::InvalidField {

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 
 use bincode::{Decode, Encode};
 
-use super::bounded::{BoundedString, BoundedVec};
+use crate::bounded::{BoundedString, BoundedVec};
 use crate::names::{Label, NodeName};
-use crate::registry::Entry;
+use crate::record::Entry;
 
 /// A probe's sequence number; pairs an ack or nack with its ping.
 pub type Seq = u32;
@@ -176,8 +176,14 @@ pub struct RegistryDigest {
     pub origins: BoundedVec<OriginSummary, DIGEST_ORIGINS_MAX>,
 }
 
-/// Bucket summaries in one [`RegistryBuckets`]: one per bucket of the registry's split.
-pub const BUCKETS_MAX: usize = crate::registry::BUCKETS;
+/// Buckets an origin's entries are split into when its summaries differ: the second level of
+/// the registry's anti-entropy exchange, so that one missing entry costs a bucket's worth of
+/// entries, not the origin's. A wire constant: every node must split the same way, and 64
+/// bucket summaries (13 bytes each at most) fit one datagram with room to spare.
+pub const BUCKETS: usize = 64;
+
+/// Bucket summaries in one [`RegistryBuckets`]: one per bucket.
+pub const BUCKETS_MAX: usize = BUCKETS;
 
 /// One bucket of one origin's entries: how many, and the sum of their (id, version) hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]

@@ -1,8 +1,8 @@
 //! Wire format v2: the envelope, the framed messages and their decoder, sealing, replay
 //! windows and the cluster label. See `docs/wire.md`.
 
-pub mod bounded;
 mod decode;
+mod entry_size;
 mod envelope;
 mod error;
 pub mod label;
@@ -12,6 +12,10 @@ pub mod seal;
 
 pub use decode::{
     decode_body, decode_body_reference, decode_frames, decode_frames_reference, Decoded,
+};
+pub use entry_size::{
+    fit_texts, worst_case_entry_bytes, worst_case_entry_bytes_unlisted, ENTRY_MAX_BYTES,
+    TEXT_RESERVE_BYTES,
 };
 pub use envelope::{
     check_label, decode_datagram, decode_plain, encode_frame, encode_message, flags, major_for,

@@ -8,8 +8,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::bounded::{BoundedString, BoundedVec};
 use super::*;
+use crate::bounded::{self, BoundedString, BoundedVec};
 use crate::names::{Label, NodeName};
 
 // ---- helpers ----

@@ -17,11 +17,11 @@
 use std::net::SocketAddr;
 
 use super::{Catalog, MembershipView};
+use crate::bounded::BoundedVec;
 use crate::names::NodeName;
 use crate::node::io::Io;
 use crate::registry::{BucketMask, Entry, OriginDigest, ALL_BUCKETS, BUCKETS};
 use crate::time::Instant;
-use crate::wire::bounded::BoundedVec;
 use crate::wire::{
     encode_message, BucketSummary, Message, MessageKind, OriginSummary, RegistryBuckets,
     RegistryDigest, RegistrySync, DIGEST_ORIGINS_MAX,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use super::claims::Source;
 use super::{JoinTransfer, Membership};
+use crate::bounded::BoundedVec;
 use crate::node::catalog::Catalog;
 use crate::node::io::Io;
 use crate::node::replies::Sender;
@@ -14,7 +15,6 @@ use crate::swim::gossip::retransmit_limit;
 use crate::swim::probe::sample;
 use crate::time::Instant;
 use crate::timers::Timer;
-use crate::wire::bounded::BoundedVec;
 use crate::wire::{
     DatagramBuilder, MemberUpdate, Message, MessageKind, PushPull, SyncProbe, PUSH_PULL_MEMBERS_MAX,
 };
@@ -334,7 +334,7 @@ mod tests {
                 profile: wire::Profile {
                     addr: peer,
                     dc: Label::new("dc1").unwrap(),
-                    tags: wire::bounded::BoundedVec::new(Vec::new()),
+                    tags: crate::bounded::BoundedVec::new(Vec::new()),
                 },
             })))
         );

@@ -20,7 +20,7 @@ use bincode::enc::{Encode, Encoder};
 use bincode::error::{DecodeError, EncodeError};
 
 use super::entry::{clip, Check, Health, Instance, OUTPUT_MAX_BYTES};
-use crate::wire::bounded::{BoundedString, BoundedVec};
+use crate::bounded::{BoundedString, BoundedVec};
 
 /// Most checks one instance may carry: an entry must fit one datagram, and 8 covers a
 /// service's liveness, readiness and dependencies with room to spare.
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn the_list_round_trips_and_an_entry_without_it_still_decodes() {
-        use crate::registry::{Entry, Hlc};
+        use crate::record::{Entry, Hlc};
         use crate::wire::{decode_body, encode_message, Message};
         let mut i = instance();
         i.set_checks(
