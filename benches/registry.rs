@@ -4,6 +4,7 @@
 //! `cargo bench --bench registry`. Sample sizes and times are kept small so that the whole
 //! `cargo bench` stays within a few minutes; pass criterion's `--measurement-time` for more.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -40,11 +41,11 @@ fn instance(o: usize, i: usize, health: Health) -> Instance {
         id: id(o, i),
         address: text(&format!("10.{o}.{i}.7")),
         port: 8080,
-        tags: BoundedVec::new(vec![text("v2"), text("primary")]),
-        meta: BoundedVec::new(vec![MetaPair {
+        tags: Arc::new(BoundedVec::new(vec![text("v2"), text("primary")])),
+        meta: Arc::new(BoundedVec::new(vec![MetaPair {
             key: text("version"),
             value: text("2.14.1"),
-        }]),
+        }])),
         body: None,
         check: Check::Ttl { ttl_ms: 30_000 },
         liveness_ms: None,

@@ -14,6 +14,7 @@ mod digest;
 mod spec;
 
 use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
@@ -65,8 +66,10 @@ pub const GRAVES_MAX: usize = 16_384;
 pub struct Registry {
     entries: OrdMap<InstanceId, Stored>,
     /// Live instances by service: listing in (service, id) order and per-service lookups
-    /// without a scan.
-    by_service: OrdMap<ServiceName, OrdSet<InstanceId>>,
+    /// without a scan. It holds the instances themselves (a pointer each, ordered by id: about
+    /// 20 B an entry where a copy of the id took 61 B, tests/memory.rs), so reading a service
+    /// needs no lookup in `entries`.
+    by_service: OrdMap<ServiceName, OrdSet<ById>>,
     /// Tombstones by the wall time of their version, oldest first, for collection.
     tombstones: OrdSet<(u64, InstanceId)>,
     /// Versions of collected tombstones kept while a member may still hold what they deleted
@@ -108,8 +111,8 @@ impl Registry {
     pub fn stored_instances(&self) -> impl Iterator<Item = (&Stored, &Arc<Instance>)> {
         self.by_service
             .values()
-            .flat_map(|ids| ids.iter())
-            .filter_map(|id| self.live_stored(id))
+            .flat_map(|set| set.iter())
+            .filter_map(|i| self.live_stored(&i.0.id))
     }
 
     /// The live instances of one service, by id.
@@ -120,15 +123,15 @@ impl Registry {
         self.by_service
             .get(name)
             .into_iter()
-            .flat_map(|ids| ids.iter())
-            .filter_map(|id| self.live_stored(id).map(|(_, i)| i))
+            .flat_map(|set| set.iter())
+            .map(|i| &i.0)
     }
 
     /// Every service with the ids of its live instances, both sorted.
     pub fn services(&self) -> BTreeMap<ServiceName, Vec<InstanceId>> {
         self.by_service
             .iter()
-            .map(|(name, ids)| (name.clone(), ids.iter().cloned().collect()))
+            .map(|(name, set)| (name.clone(), set.iter().map(|i| i.0.id.clone()).collect()))
             .collect()
     }
 
@@ -196,7 +199,13 @@ impl Registry {
     /// What we hold of an id is its stored entry or, once its tombstone is collected, its
     /// grave: an entry older than the grave is the deleted one coming back from a member cut
     /// off for longer than the grace, and loses to the deletion as it would have before.
+    ///
+    /// An entry whose instance carries an id other than the entry's is refused (only a crafted
+    /// one can): the indexes go by both, and must agree.
     pub fn apply(&mut self, entry: Entry) -> bool {
+        if entry.instance.as_ref().is_some_and(|i| i.id != entry.id) {
+            return false;
+        }
         self.clock.observe(&entry.version);
         let current = match self.entries.get(&entry.id) {
             Some(stored) => Some(&stored.version),
@@ -205,13 +214,17 @@ impl Registry {
         if current.is_some_and(|current| !newer(current, &entry.version)) {
             return false;
         }
-        self.remove(&entry.id);
+        let previous = self.remove(&entry.id).and_then(|s| s.instance);
         self.unbury(&entry.id);
         self.index += 1;
+        let instance = entry.instance.map(|mut instance| {
+            self.share_lists(&mut instance, previous.as_deref());
+            Arc::new(*instance)
+        });
         let stored = Stored {
             version: entry.version,
             modify_index: self.index,
-            instance: entry.instance.map(|b| Arc::new(*b)),
+            instance,
         };
         self.insert(entry.id, stored);
         true
@@ -321,6 +334,31 @@ impl Registry {
             .collect()
     }
 
+    /// Make `instance`'s tag and meta lists the very ones of an instance that holds equal
+    /// lists, so that a service's instances keep one copy of what they have in common (most
+    /// have the same tags and meta; a decoded or newly registered instance brings its own).
+    /// The candidates are the version it replaces and its neighbours by id in its service:
+    /// at most three comparisons of bounded lists, and no table to keep or clean.
+    fn share_lists(&self, instance: &mut Instance, previous: Option<&Instance>) {
+        let id = &instance.id;
+        let neighbours = self.by_service.get(&instance.service).map(|set| {
+            let before = set
+                .range::<_, InstanceId>((Unbounded, Excluded(id)))
+                .next_back();
+            let after = set.range::<_, InstanceId>((Excluded(id), Unbounded)).next();
+            [before, after].map(|i| i.map(|i| Arc::clone(&i.0)))
+        });
+        let neighbours = neighbours.into_iter().flatten().flatten();
+        for other in neighbours {
+            share(&mut instance.tags, &other.tags);
+            share(&mut instance.meta, &other.meta);
+        }
+        if let Some(other) = previous {
+            share(&mut instance.tags, &other.tags);
+            share(&mut instance.meta, &other.meta);
+        }
+    }
+
     // ---- keeping the indexes in step with `entries` ----
 
     fn bury(&mut self, id: InstanceId, version: Hlc) {
@@ -359,7 +397,7 @@ impl Registry {
                 self.by_service
                     .entry(instance.service.clone())
                     .or_default()
-                    .insert(id.clone());
+                    .insert(ById(Arc::clone(instance)));
             }
             None => {
                 self.tombstones.insert((stored.version.wall_ms, id.clone()));
@@ -383,9 +421,9 @@ impl Registry {
         match &stored.instance {
             Some(instance) => {
                 self.live -= 1;
-                if let Some(ids) = self.by_service.get_mut(&instance.service) {
-                    ids.remove(id);
-                    if ids.is_empty() {
+                if let Some(set) = self.by_service.get_mut(&instance.service) {
+                    set.remove(id);
+                    if set.is_empty() {
                         self.by_service.remove(&instance.service);
                     }
                 }
@@ -396,6 +434,45 @@ impl Registry {
             }
         }
         Some(stored)
+    }
+}
+
+/// A live instance in [`Registry`]'s service index: ordered, compared and looked up by its id
+/// alone (an id is stored once, so two instances under one id are never in one set).
+#[derive(Debug, Clone)]
+struct ById(Arc<Instance>);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl PartialOrd for ById {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ById {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.id.cmp(&other.0.id)
+    }
+}
+
+impl std::borrow::Borrow<InstanceId> for ById {
+    fn borrow(&self) -> &InstanceId {
+        &self.0.id
+    }
+}
+
+/// Point `mine` at `theirs` if they hold the same (a shared list is never changed in place:
+/// an instance's lists are replaced whole).
+fn share<T: PartialEq>(mine: &mut Arc<T>, theirs: &Arc<T>) {
+    if !Arc::ptr_eq(mine, theirs) && **mine == **theirs {
+        *mine = Arc::clone(theirs);
     }
 }
 

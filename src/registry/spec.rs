@@ -1,6 +1,7 @@
 //! What a client registers, checked into an [`Instance`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bounded::{BoundedString, BoundedVec};
@@ -180,12 +181,12 @@ impl InstanceSpec {
                 max: META_MAX,
             });
         }
-        let tags = self
+        let mut tags = self
             .tags
             .iter()
             .map(|t| bounded::<TAG_MAX_BYTES>("tag", t))
             .collect::<Result<Vec<_>, _>>()?;
-        let meta = self
+        let mut meta = self
             .meta
             .iter()
             .map(|(k, v)| {
@@ -242,13 +243,18 @@ impl InstanceSpec {
                 deregister_critical_after_ms: spec.deregister_critical_after.map(millis),
             });
         }
+        // Exactly as long as they are: `collect` through `Result` cannot know the length and
+        // leaves room for 4, which the registry would hold for the entry's life (168 B of an
+        // entry with 2 tags and 2 meta pairs, tests/memory.rs).
+        tags.shrink_to_fit();
+        meta.shrink_to_fit();
         let mut instance = Instance {
             service: self.service,
             id,
             address: bounded::<ADDRESS_MAX_BYTES>("address", &self.address)?,
             port: self.port,
-            tags: BoundedVec::new(tags),
-            meta: BoundedVec::new(meta),
+            tags: Arc::new(BoundedVec::new(tags)),
+            meta: Arc::new(BoundedVec::new(meta)),
             body: self
                 .body
                 .as_deref()
@@ -305,11 +311,11 @@ fn check_of(kind: SpecCheck) -> Result<(Check, Health), SpecError> {
         } => {
             url_shape(&url)?;
             above_zero("Interval", interval)?;
-            Check::Http {
+            Check::Http(Box::new(HttpCheck {
                 url: bounded::<URL_MAX_BYTES>("check URL", &url)?,
                 interval_ms: millis(interval),
                 timeout_ms: millis(timeout),
-            }
+            }))
         }
         SpecCheck::Request {
             url,

@@ -343,10 +343,12 @@ fn gossiped_checks_are_validated_on_decode() {
         };
         decode_body(&encode_message(&Message::Entry(entry)))
     };
-    let http = |url: &str, interval_ms: u64, timeout_ms: u64| Check::Http {
-        url: crate::bounded::BoundedString(url.to_string()),
-        interval_ms,
-        timeout_ms,
+    let http = |url: &str, interval_ms: u64, timeout_ms: u64| {
+        Check::Http(Box::new(HttpCheck {
+            url: crate::bounded::BoundedString(url.to_string()),
+            interval_ms,
+            timeout_ms,
+        }))
     };
     for good in [
         Check::None,
@@ -403,4 +405,65 @@ fn tcp_check_addresses_at_and_past_their_shape() {
     for address in ["127.0.0.1:1", "[::1]:65535", "db.local:5432"] {
         assert_eq!(check_tcp_address_shape(address), Ok(()), "{address}");
     }
+}
+
+#[test]
+fn an_entry_whose_instance_names_another_id_is_refused() {
+    // The service index holds instances by their own id and is kept in step by the entry's:
+    // an entry (a crafted datagram's) whose two ids differ would leave the index holding an
+    // instance that no deletion of its entry removes.
+    let mut r = Registry::default();
+    let mut crafted = live("web", "w-1", v(1, 0, "a"));
+    crafted.id = id("w-2");
+    assert!(!r.apply(crafted));
+    assert_eq!((r.len(), r.index()), (0, 0));
+    assert!(r.stored(&id("w-2")).is_none());
+
+    assert!(r.apply(live("web", "w-1", v(1, 0, "a"))));
+    assert!(r.apply(tombstone("w-1", v(2, 0, "a"))));
+    let web = ServiceName::new("web").unwrap();
+    assert_eq!(r.service(&web).count(), 0);
+}
+
+#[test]
+fn instances_of_a_service_share_equal_tag_and_meta_lists() {
+    let with = |instance_id: &str, tags: &[&str], version: Hlc| {
+        let mut spec = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 80);
+        spec.tags = tags.iter().map(|t| t.to_string()).collect();
+        spec.meta = [("version".to_string(), "1".to_string())].into();
+        let owner = NodeName::new("a").unwrap();
+        let instance = spec.into_instance(id(instance_id), owner, 0).unwrap();
+        Entry {
+            id: id(instance_id),
+            version,
+            instance: Some(Box::new(instance)),
+        }
+    };
+    let mut r = Registry::default();
+    for (n, name) in ["w-1", "w-3", "w-2"].iter().enumerate() {
+        assert!(r.apply(with(name, &["blue", "v2"], v(1 + n as u64, 0, "a"))));
+    }
+    assert!(r.apply(with("w-4", &["green"], v(9, 0, "a"))));
+    let get = |r: &Registry, i: &str| Arc::clone(r.get(&id(i)).unwrap());
+    let (w1, w2, w3, w4) = (
+        get(&r, "w-1"),
+        get(&r, "w-2"),
+        get(&r, "w-3"),
+        get(&r, "w-4"),
+    );
+    assert!(Arc::ptr_eq(&w1.tags, &w2.tags) && Arc::ptr_eq(&w2.tags, &w3.tags));
+    assert!(Arc::ptr_eq(&w1.meta, &w4.meta));
+    assert!(!Arc::ptr_eq(&w3.tags, &w4.tags));
+    assert_eq!(w4.tags().collect::<Vec<_>>(), ["green"]);
+
+    // A new version of an instance (a health change, as gossiped: its own fresh lists) keeps
+    // the lists it had.
+    let mut again = with("w-4", &["green"], v(10, 0, "a"));
+    assert!(!Arc::ptr_eq(
+        &again.instance.as_ref().unwrap().tags,
+        &w4.tags
+    ));
+    again.instance.as_mut().unwrap().health = Health::Critical;
+    assert!(r.apply(again));
+    assert!(Arc::ptr_eq(&get(&r, "w-4").tags, &w4.tags));
 }

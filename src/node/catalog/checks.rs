@@ -72,18 +72,14 @@ impl OwnedCheck {
     fn probe(&self) -> Option<(Probe, Duration, Duration)> {
         match &self.check {
             Check::None | Check::Ttl { .. } => None,
-            Check::Http {
-                url,
-                interval_ms,
-                timeout_ms,
-            } => Some((
+            Check::Http(http) => Some((
                 Probe::Http {
                     method: "GET".into(),
-                    url: url.0.clone(),
+                    url: http.url.0.clone(),
                     headers: Vec::new(),
                 },
-                Duration::from_millis(*interval_ms),
-                Duration::from_millis(*timeout_ms),
+                Duration::from_millis(http.interval_ms),
+                Duration::from_millis(http.timeout_ms),
             )),
             Check::Request(request) => Some((
                 Probe::Http {

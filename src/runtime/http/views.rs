@@ -49,7 +49,7 @@ pub fn check_type(check: &Check) -> &'static str {
     match check {
         Check::None => "",
         Check::Ttl { .. } => "ttl",
-        Check::Http { .. } | Check::Request(_) => "http",
+        Check::Http(_) | Check::Request(_) => "http",
         Check::Tcp(_) => "tcp",
     }
 }
@@ -250,12 +250,8 @@ pub fn hera_instance(s: &Snapshot, i: &Instance) -> Value {
     let check = match &i.check {
         Check::None => json!(null),
         Check::Ttl { ttl_ms } => json!({"TTL": format!("{}ms", ttl_ms)}),
-        Check::Http {
-            url,
-            interval_ms,
-            timeout_ms,
-        } => json!({
-            "HTTP": url.0, "Interval": format!("{interval_ms}ms"), "Timeout": format!("{timeout_ms}ms"),
+        Check::Http(h) => json!({
+            "HTTP": h.url.0, "Interval": format!("{}ms", h.interval_ms), "Timeout": format!("{}ms", h.timeout_ms),
         }),
         Check::Request(r) => json!({
             "HTTP": r.url.0, "Method": r.method.0, "Interval": format!("{}ms", r.interval_ms), "Timeout": format!("{}ms", r.timeout_ms),

@@ -126,14 +126,10 @@ impl CheckRecord {
         match check {
             Check::None => CheckRecord::None,
             Check::Ttl { ttl_ms } => CheckRecord::Ttl { ttl_ms: *ttl_ms },
-            Check::Http {
-                url,
-                interval_ms,
-                timeout_ms,
-            } => CheckRecord::Http {
-                url: url.0.clone(),
-                interval_ms: *interval_ms,
-                timeout_ms: *timeout_ms,
+            Check::Http(h) => CheckRecord::Http {
+                url: h.url.0.clone(),
+                interval_ms: h.interval_ms,
+                timeout_ms: h.timeout_ms,
             },
             Check::Tcp(t) => CheckRecord::Tcp {
                 address: t.address.0.clone(),
