@@ -92,7 +92,8 @@ class Node:
         try:
             c.request("GET", path)
             r = c.getresponse()
-            return r.status, dict(r.getheaders()), r.read()
+            # Header names lower-cased: HTTP/1.1 names are case-insensitive (hyper sends them so).
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         finally:
             c.close()
 
@@ -243,7 +244,7 @@ def watchers_run(watched, writer, service, count, settle):
     """`count` blocking queries on `watched`, one write through `writer`: seconds until every
     watcher has its answer."""
     status, headers, _ = watched.get(f"/v1/health/service/{service}")
-    index = int(headers["X-Consul-Index"])
+    index = int(headers["x-consul-index"])
     sel = selectors.DefaultSelector()
     request = (f"GET /v1/health/service/{service}?index={index}&wait=60s HTTP/1.1\r\n"
                f"Host: 127.0.0.1\r\nConnection: close\r\n\r\n").encode()
