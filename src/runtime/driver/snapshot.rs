@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::config::Config;
 use crate::names::{InstanceId, NodeName};
 use crate::node::{Lifecycle, MemberView, Node, Quorum};
-use crate::registry::Registry;
+use crate::registry::{Instance, Registry};
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::wire::Keyring;
@@ -41,8 +41,11 @@ pub struct Snapshot {
     pub node_maintenance: Option<String>,
     /// The node's own checks (Consul's checks without a `ServiceID`).
     pub node_checks: Vec<crate::registry::CheckState>,
-    /// Instances kept only for want of quorum: their owners are failed or gone.
-    pub stale: BTreeSet<InstanceId>,
+    /// Live members, this node left out: an instance whose owner is neither this node nor one
+    /// of them is stale (kept only for want of quorum). Kept per owner, not per instance: a
+    /// set of every stale instance cost a scan of the whole registry at every change and once
+    /// a second idle (issue 17: 100,000 entries made that the node's main cost).
+    pub live: BTreeSet<NodeName>,
     /// The protocol timings in force (they change at runtime with `Command::Configure`).
     pub config: Config,
     /// The gossip keyring, if gossip is encrypted (kept on disk by `runtime::store`).
@@ -50,6 +53,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Kept only for want of quorum: its owner is failed or gone (`Node::is_stale`).
+    pub fn is_stale(&self, i: &Instance) -> bool {
+        i.owner != self.name && !self.live.contains(&i.owner)
+    }
+
     pub fn of(node: &Node, now: Instant) -> Snapshot {
         Snapshot {
             name: node.name().clone(),
@@ -69,11 +77,11 @@ impl Snapshot {
             local: node.local_instances().cloned().collect(),
             node_maintenance: node.node_maintenance().map(str::to_string),
             node_checks: node.node_checks().cloned().collect(),
-            stale: node
-                .registry()
-                .instances()
-                .filter(|i| node.is_stale(i))
-                .map(|i| i.id.clone())
+            live: node
+                .member_views()
+                .into_iter()
+                .filter(|m| !m.is_self && m.state.is_live())
+                .map(|m| m.name)
                 .collect(),
             config: node.config().clone(),
             keyring: node.keyring().cloned(),

@@ -28,46 +28,88 @@ pub fn index_of(s: &Snapshot) -> u64 {
     s.registry.index().saturating_add(1)
 }
 
-/// Wait as the query asks, then return the snapshot to answer from.
+/// How a read blocks, parsed from its query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Block {
+    /// Answer at once.
+    Now,
+    /// Until the registry's index passes `index` (Consul's `?index=N&wait=D`).
+    Index { index: u64, wait: Duration },
+    /// Until the answer's content hash differs from `hash` (`?hash=H&wait=D`).
+    Hash { hash: String, wait: Duration },
+}
+
+/// The longest `hash` read: [`content_hash`] writes 16 hex digits.
+pub const HASH_MAX_BYTES: usize = 64;
+
+impl Block {
+    /// `index` and `wait`; without `index`, no wait.
+    pub fn on_index(query: &HashMap<String, String>) -> Result<Block, ApiError> {
+        let Some(index) = query.get("index").filter(|v| !v.is_empty()) else {
+            return Ok(Block::Now);
+        };
+        let index: u64 = index.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "index {:?} is not a number",
+                index.chars().take(64).collect::<String>()
+            ))
+        })?;
+        Ok(Block::Index {
+            index,
+            wait: wait_of(query)?,
+        })
+    }
+
+    /// `hash` and `wait`; without `hash`, no wait.
+    pub fn on_hash(query: &HashMap<String, String>) -> Result<Block, ApiError> {
+        let Some(hash) = query.get("hash").filter(|v| !v.is_empty()) else {
+            return Ok(Block::Now);
+        };
+        if hash.len() > HASH_MAX_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "hash: {} bytes, at most {HASH_MAX_BYTES}",
+                hash.len()
+            )));
+        }
+        Ok(Block::Hash {
+            hash: hash.clone(),
+            wait: wait_of(query)?,
+        })
+    }
+}
+
+/// Wait as the query asks (index-based), then return the snapshot to answer from.
 pub async fn wait(
     app: &AppState,
     query: &HashMap<String, String>,
 ) -> Result<Arc<Snapshot>, ApiError> {
-    let Some(index) = query.get("index").filter(|v| !v.is_empty()) else {
-        return Ok(app.node.snapshot());
-    };
-    let index: u64 = index
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("index {index:?} is not a number")))?;
-    let wait = wait_of(query)?;
-    let Ok(_slot) = app.shared.blocking.try_acquire() else {
-        return Ok(app.node.snapshot());
-    };
-    let changed = app.node.wait_for(wait, move |s| index_of(s) > index).await;
-    Ok(changed.unwrap_or_else(|| app.node.snapshot()))
+    Ok(until(app, &Block::on_index(query)?, |_| None).await)
 }
 
-/// Wait as a hash-based query asks: until `content_hash` of the node's state differs from the
-/// query's `hash`, or `wait` elapses. Without `hash`, answer at once.
-pub async fn wait_for_content(
+/// The wait step of every blocking read: hold until `block` is satisfied or its `wait`
+/// elapses, then return the snapshot to answer from. `content_hash` is the answer's hash, for
+/// [`Block::Hash`]. Past [`WAITERS_MAX`] waiting reads, answer at once (as if timed out).
+pub async fn until(
     app: &AppState,
-    query: &HashMap<String, String>,
-    content_hash: impl Fn(&Snapshot) -> Option<String> + Send + Sync + 'static,
-) -> Result<Arc<Snapshot>, ApiError> {
-    let Some(seen) = query.get("hash").filter(|v| !v.is_empty()).cloned() else {
-        return Ok(app.node.snapshot());
+    block: &Block,
+    content_hash: impl Fn(&Snapshot) -> Option<String> + Send + Sync,
+) -> Arc<Snapshot> {
+    let wait = match block {
+        Block::Now => return app.node.snapshot(),
+        Block::Index { wait, .. } | Block::Hash { wait, .. } => *wait,
     };
-    let wait = wait_of(query)?;
     let Ok(_slot) = app.shared.blocking.try_acquire() else {
-        return Ok(app.node.snapshot());
+        return app.node.snapshot();
     };
     let changed = app
         .node
-        .wait_for(wait, move |s| {
-            content_hash(s).as_deref() != Some(seen.as_str())
+        .wait_for(wait, |s| match block {
+            Block::Now => true,
+            Block::Index { index, .. } => index_of(s) > *index,
+            Block::Hash { hash, .. } => content_hash(s).as_deref() != Some(hash.as_str()),
         })
         .await;
-    Ok(changed.unwrap_or_else(|| app.node.snapshot()))
+    changed.unwrap_or_else(|| app.node.snapshot())
 }
 
 /// A read's `wait`: Consul's default when absent, capped at its maximum.

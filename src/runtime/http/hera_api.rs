@@ -201,7 +201,7 @@ async fn health(State(app): State<AppState>, Query(q): Q) -> Result<Json<Value>,
         if !i.online {
             *counts.entry("offline").or_default() += 1;
         }
-        if s.stale.contains(&i.id) {
+        if s.is_stale(i) {
             *counts.entry("stale").or_default() += 1;
         }
     }
@@ -222,7 +222,7 @@ async fn pick(
     let serving: Vec<_> = s
         .registry
         .service(&name)
-        .filter(|i| i.is_serving() && !s.stale.contains(&i.id))
+        .filter(|i| i.is_serving() && !s.is_stale(i))
         .collect();
     if serving.is_empty() {
         return Err(ApiError::new(

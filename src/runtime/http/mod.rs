@@ -1,8 +1,8 @@
 //! The HTTP faces of a node, all on one listener (axum):
 //!
 //! - Consul's agent API for membership: [`agent`];
-//! - the registry's three faces: the seed API ([`seed`]), Consul's ([`consul`], with blocking
-//!   queries in [`blocking`]) and hera's own ([`hera_api`], [`hera_config`]), all rendered by
+//! - the registry's three faces: the seed API ([`seed`]), Consul's ([`consul`] for writes, [`consul_reads`]
+//!   for reads as one pipeline, with blocking queries in [`blocking`]) and hera's own ([`hera_api`], [`hera_config`]), all rendered by
 //!   [`views`]; framework rejections are JSON too ([`json_errors`]);
 //! - hera's own status: [`status`];
 //! - operations: Prometheus at `/metrics` ([`metrics`]), the admin console at `/ui`
@@ -21,6 +21,7 @@ pub mod connections;
 pub mod console;
 pub mod consul;
 pub mod consul_checks;
+pub mod consul_reads;
 pub mod error;
 pub mod fuzzing;
 pub mod guard;
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .merge(console::routes())
         .merge(consul::routes())
+        .merge(consul_reads::routes())
         .merge(hera_api::routes())
         .merge(keyring::routes())
         .merge(seed::routes())

@@ -37,7 +37,7 @@ fn modify_index(s: &Snapshot, i: &Instance) -> u64 {
 }
 
 fn stale(s: &Snapshot, i: &Instance) -> bool {
-    s.stale.contains(&i.id)
+    s.is_stale(i)
 }
 
 pub fn maintenance_check_id(i: &Instance) -> String {

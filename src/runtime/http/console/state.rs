@@ -179,7 +179,7 @@ fn instances_of(s: &Snapshot, dc_of: &BTreeMap<&str, &str>) -> Vec<ConsoleInstan
                 .get(i.owner.as_str())
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| views::datacenter(s, i)),
-            stale: s.stale.contains(&i.id),
+            stale: s.is_stale(i),
             checks: i.checks().iter().map(ConsoleCheck::of).collect(),
         })
         .collect();
