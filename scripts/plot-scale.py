@@ -3,6 +3,7 @@
 
     /usr/bin/python3 scripts/plot-scale.py dc3 docs/data/dc3-lan.json docs/data/dc3-wan.json -o docs/img/dc3-cut-heal.png
     /usr/bin/python3 scripts/plot-scale.py memory docs/data/sim-memory.json -o docs/img/sim-memory.png
+    /usr/bin/python3 scripts/plot-scale.py cluster docs/data/cluster/*-[0-9]*.json -o docs/img/cluster-vs-serf.png
 
 `dc3` plots the cut-and-heal timeline of one or more `--scenario dc3 --json` reports (one
 column each): per side of the cut, the members seen alive, the nodes with quorum and the
@@ -10,6 +11,10 @@ other side's registry entries held (self-preservation keeps them where there is 
 `memory` plots the simulator's peak RSS, peak heap and settled heap against N from a table
 of `--scenario join` runs (docs/data/sim-memory.json; each figure is in the run's report:
 `peak_rss_bytes`, `peak_heap_bytes`, the note `heap after settling`).
+
+`cluster` plots real processes beside Serf against N from benches/cluster's JSON (one file per
+driver and N, `<driver>-<N>.json`): crash seen by all, a write seen by all, join, and idle
+bytes on the wire per node.
 
 Needs matplotlib (Debian: `apt-get install -y python3-matplotlib`).
 """
@@ -116,13 +121,53 @@ def plot_memory(paths, out):
     fig.savefig(out, dpi=100)
 
 
+def plot_cluster(paths, out):
+    """Four panels against N, hera and Serf, from gossipbench results."""
+    import os
+    import re
+
+    series = {}
+    for p in paths:
+        m = re.match(r"(hera|serf)-(\d+)\.json$", os.path.basename(p))
+        r = load(p)
+        if not m or "error" in r:
+            continue
+        w = list(r["write"].values())[0]
+        st = r["steady"]
+        reps = sorted(x["converged_s"] for x in r["join"]["reps"] if x["converged_s"] is not None)
+        series.setdefault(m.group(1), []).append((int(m.group(2)), {
+            "detect": r["failure"]["median_all_failed_s"],
+            "write": 1000 * (w.get("median_all_seen_handler_s") or w["median_all_seen_polled_s"]),
+            "join": reps[len(reps) // 2],
+            "bytes": st["tcpdump"]["udp_ip_bytes_per_agent_per_s"],
+        }))
+    panels = [("detect", "crash seen by all survivors, s"), ("write", "a write seen by all, ms"),
+              ("join", "N agents started: all see all alive, s"),
+              ("bytes", "idle UDP on the wire per node, B/s")]
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+    for ax, (key, title) in zip(axes.flat, panels):
+        for driver, style in (("serf", "--s"), ("hera", "-o")):
+            pts = sorted(series.get(driver, []))
+            ax.plot([n for n, _ in pts], [f[key] for _, f in pts], style,
+                    label="Serf 0.9.4" if driver == "serf" else "hera")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("N (real processes on loopback)")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("hera beside Serf, one sitting per N (benches/cluster)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("kind", choices=["dc3", "memory"])
+    ap.add_argument("kind", choices=["dc3", "memory", "cluster"])
     ap.add_argument("reports", nargs="+")
     ap.add_argument("-o", "--out", required=True)
     a = ap.parse_args()
-    (plot_dc3 if a.kind == "dc3" else plot_memory)(a.reports, a.out)
+    {"dc3": plot_dc3, "memory": plot_memory, "cluster": plot_cluster}[a.kind](a.reports, a.out)
 
 
 if __name__ == "__main__":
