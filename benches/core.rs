@@ -1,7 +1,7 @@
 //! Criterion benches of the protocol core: datagram encode/decode, plain and sealed, one
 //! node's datagram throughput, and memory per member.
 //!
-//! `cargo bench --bench core` prints criterion's figures; the memory figures are printed
+//! `cargo bench --features fuzzing --bench core` prints criterion's figures; the memory figures are printed
 //! first (a counting allocator wraps the system one in this binary only), then CPU-time
 //! figures of the decoder and the node, each beside its baseline from the same run (the
 //! reference decoder), which hold up on a loaded machine where criterion's wall-clock

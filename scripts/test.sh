@@ -27,8 +27,9 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-log "cargo test --workspace"
-cargo test --workspace
+log "cargo test --workspace --features hera/fuzzing"
+# The feature adds tests/fuzz_seeds.rs (the fuzz targets' seeds replayed).
+cargo test --workspace --features hera/fuzzing
 
 if [ "${QUICK:-0}" = "1" ]; then
     exit 0

@@ -18,7 +18,7 @@
 //! | [`timers`] | the deadline table behind `Node::poll_timeout` |
 //! | [`config`] | protocol knobs and the lan / wan / local presets |
 //! | [`stats`] | plain counters; only the shell exports them |
-//! | [`fuzzing`] | invariant checks shared by the fuzz targets and the seed-replay test |
+//! | `fuzzing` | invariant checks shared by the fuzz targets and the seed-replay test (feature `fuzzing`) |
 //! | `runtime` | the shells: tokio driver, HTTP and DNS faces, the data dir, telemetry, settings, CLI |
 //!
 //! The shells sit in `runtime/` behind the default `runtime` feature (one `cfg`), so the core
@@ -57,6 +57,8 @@
 pub mod bounded;
 pub mod config;
 pub mod duration;
+// Test and fuzzing hooks (a caller-chosen nonce among them): never in a production build.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod names;
 pub mod node;

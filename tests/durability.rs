@@ -43,11 +43,6 @@ fn ids(prefix: &str, n: usize) -> Vec<String> {
     ids
 }
 
-/// `n` nodes joined through the first, each with its own data directory.
-fn cluster(root: &Path, n: usize) -> Vec<Node> {
-    start_cluster(root, "n", n, &[])
-}
-
 /// Register `ids` on `node` and report each TTL once, every answer 200.
 fn register_passing(node: &Node, ids: &[String]) {
     for id in ids {
@@ -60,7 +55,7 @@ fn register_passing(node: &Node, ids: &[String]) {
 /// everywhere, rejoins by itself, and each instance's next TTL pass finds its check.
 fn restart_after_purge(stop: fn(&mut Node)) {
     let root = tempfile::tempdir().unwrap();
-    let mut nodes = cluster(root.path(), 3);
+    let mut nodes = start_cluster(root.path(), "n", 3, &[]);
     let mine = ids("web", 5);
     register_passing(&nodes[2], &mine);
     assert!(poll(CONVERGE, || catalog(&nodes[0]) == mine));
@@ -294,7 +289,7 @@ fn a_key_rotation_then_a_restart_rejoins_with_the_new_key() {
 #[test]
 fn a_five_node_cluster_restarted_all_at_once_then_rolling_loses_nothing() {
     let root = tempfile::tempdir().unwrap();
-    let mut nodes = cluster(root.path(), 5);
+    let mut nodes = start_cluster(root.path(), "n", 5, &[]);
     let mut all = Vec::new();
     for node in &nodes {
         let mine = ids(&format!("web-{}", node.name), 2);

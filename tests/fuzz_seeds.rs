@@ -1,10 +1,10 @@
 //! Replays the fuzz corpus seeds under `fuzz/seeds/` through the fuzz targets' checks, so that
-//! `cargo test` covers them without cargo-fuzz.
+//! `cargo test --features fuzzing` (as scripts/test.sh runs it) covers them without cargo-fuzz.
 //!
 //! The generated seeds are written by the real encoder (and, for `decode_sealed`, sealed with
 //! the fixed test keys of `hera::fuzzing::fuzz_keyring`). `seeds_match_the_encoder` fails when the
 //! encoding changes; regenerate them with
-//! `HERA_WRITE_SEEDS=1 cargo test --test fuzz_seeds seeds_match` (the DNS seeds need the
+//! `HERA_WRITE_SEEDS=1 cargo test --features fuzzing --test fuzz_seeds seeds_match` (the DNS seeds need the
 //! default `runtime` feature).
 //!
 //! Over 600 lines: one replay and one seed writer per fuzz target, kept together so a new

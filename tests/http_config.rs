@@ -9,15 +9,7 @@ use std::time::Duration;
 use hera::names::InstanceId;
 use hera::swim::State;
 use serde_json::{json, Value};
-use support::{cluster, CONVERGE};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(CONVERGE)
-        .build()
-        .expect("client")
-}
+use support::{cluster, http, CONVERGE};
 
 async fn put_config(http: &reqwest::Client, base: &str, body: &Value) -> (u16, Value) {
     let r = http
@@ -38,7 +30,7 @@ async fn put_config(http: &reqwest::Client, base: &str, body: &Value) -> (u16, V
 async fn out_of_range_durations_are_refused_with_the_range() {
     let nodes = cluster("config-range", 1).await;
     let base = format!("http://{}", nodes[0].http_addr);
-    let http = client();
+    let http = http();
     let before = nodes[0].handle.snapshot().config.clone();
     for (body, field) in [
         // Item 2: a suspicion window that overflowed when multiplied.
@@ -91,7 +83,7 @@ async fn out_of_range_durations_are_refused_with_the_range() {
 async fn a_shorter_probe_interval_re_arms_the_probe_timer() {
     let mut nodes = cluster("config-rearm", 2).await;
     let base = format!("http://{}", nodes[0].http_addr);
-    let http = client();
+    let http = http();
     let (status, shown) = put_config(&http, &base, &json!({"ProbeInterval": "1m"})).await;
     assert_eq!(status, 200, "{shown}");
     // Let the timer armed with the old interval fire once: the next one is a minute away.

@@ -11,16 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{cluster, CONVERGE};
+use support::{cluster, http, CONVERGE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(CONVERGE)
-        .build()
-        .expect("client")
-}
 
 /// The node still answers an ordinary read.
 async fn alive(http: &reqwest::Client, base: &str) {
@@ -45,7 +37,7 @@ async fn refused_with_json(r: reqwest::Response, what: &str) -> Value {
 async fn durations_no_duration_can_hold_are_refused_not_fatal() {
     let nodes = cluster("hostile-wait", 1).await;
     let base = format!("http://{}", nodes[0].http_addr);
-    let http = client();
+    let http = http();
 
     // The seed API's `GET /<service>` does not block, so it answers; it used to abort the
     // node all the same, since the request time bound parsed `wait` before routing.
@@ -185,7 +177,7 @@ async fn register(http: &reqwest::Client, base: &str, body: &Value) -> reqwest::
 async fn health_checks_are_bounded_and_never_overlap() {
     let nodes = cluster("hostile-checks", 1).await;
     let base = format!("http://{}", nodes[0].http_addr);
-    let http = client();
+    let http = http();
     let silent = SilentEndpoint::start().await;
     let url = format!("http://{}/health", silent.addr);
 
@@ -298,7 +290,7 @@ async fn keyring_bodies_are_read_like_other_consul_bodies() {
         .await
         .expect("starts");
     let url = format!("http://{}/v1/operator/keyring", app.http_addr);
-    let http = client();
+    let http = http();
     // curl -d sends a form content type; the key's name in lower case.
     let r = http
         .post(&url)
@@ -328,7 +320,7 @@ async fn keyring_bodies_are_read_like_other_consul_bodies() {
 async fn booleans_that_are_not_are_refused() {
     let nodes = cluster("hostile-flags", 1).await;
     let base = format!("http://{}", nodes[0].http_addr);
-    let http = client();
+    let http = http();
     let r = register(&http, &base, &json!({"Name": "web", "ID": "web-1"})).await;
     assert_eq!(r.status(), 200);
     for path in [
@@ -369,7 +361,7 @@ async fn booleans_that_are_not_are_refused() {
 async fn the_seed_api_returns_json_as_sent() {
     let nodes = cluster("hostile-seed", 1).await;
     let base = format!("http://{}", nodes[0].http_addr);
-    let http = client();
+    let http = http();
     let sent = r#"{"host":"10.0.0.1","port":80,"big":123456789012345678901234567890,"z":1,"a":[1.50,"\u00e9"]}"#;
     let r = http
         .put(format!("{base}/web/web-1"))
@@ -438,7 +430,7 @@ async fn requests_the_parser_refuses_are_answered_in_json() {
             serde_json::from_str(body).unwrap_or_else(|_| panic!("{shown:?}: not JSON: {body:?}"));
         assert!(json["error"].is_string(), "{shown:?}: {json}");
     }
-    alive(&client(), &format!("http://{addr}")).await;
+    alive(&http(), &format!("http://{addr}")).await;
     for n in nodes {
         n.shutdown().await;
     }
@@ -772,7 +764,7 @@ async fn refused_check(http: &reqwest::Client, base: &str, check: &Value) -> Str
 async fn check_durations_out_of_range_are_refused_naming_field_value_and_range() {
     let nodes = cluster("hostile-check-bounds", 1).await;
     let base = format!("http://{}", nodes[0].http_addr);
-    let http = client();
+    let http = http();
     let url = "http://127.0.0.1:1/health";
     let cases = [
         (json!({"TTL": "500ms"}), "TTL", "500ms"),
@@ -839,7 +831,7 @@ async fn check_durations_out_of_range_are_refused_naming_field_value_and_range()
 async fn check_kinds_hera_does_not_run_are_refused_by_name() {
     let nodes = cluster("hostile-check-kinds", 1).await;
     let base = format!("http://{}", nodes[0].http_addr);
-    let http = client();
+    let http = http();
     let cases = [
         (json!({"Args": ["/bin/true"], "Interval": "10s"}), "Args"),
         (

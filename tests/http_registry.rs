@@ -14,8 +14,7 @@ use hera::runtime::app::App;
 use hera::runtime::driver::Snapshot;
 use hera::runtime::settings::{FileSettings, Settings};
 use serde_json::{json, Value};
-
-const CONVERGE: Duration = Duration::from_secs(20);
+use support::{http, shutdown, url, CONVERGE};
 
 fn settings(name: &str, join: Vec<String>, liveness: Option<&str>) -> Settings {
     let file = FileSettings::parse(&match liveness {
@@ -31,59 +30,17 @@ fn settings(name: &str, join: Vec<String>, liveness: Option<&str>) -> Settings {
 }
 
 async fn cluster(n: usize, liveness: Option<&str>) -> Vec<App> {
-    let first = App::start(settings("h0", vec![], liveness), 1)
-        .await
-        .expect("starts");
-    let seed = first.gossip_addr.to_string();
-    let mut nodes = vec![first];
-    for i in 1..n {
-        nodes.push(
-            App::start(
-                settings(&format!("h{i}"), vec![seed.clone()], liveness),
-                i as u64 + 1,
-            )
-            .await
-            .expect("starts"),
-        );
-    }
-    for node in &nodes {
-        let all = node
-            .handle
-            .wait_for(CONVERGE, |s| {
-                s.members.iter().filter(|m| m.state.is_live()).count() == n
-            })
-            .await;
-        assert!(all.is_some(), "cluster did not form");
-    }
-    nodes
-}
-
-fn url(app: &App, path: &str) -> String {
-    format!("http://{}{}", app.http_addr, path)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    support::cluster_with(n, 1, |i, join| settings(&format!("h{i}"), join, liveness)).await
 }
 
 fn has(s: &Snapshot, id: &str) -> bool {
     s.registry.get(&InstanceId::new(id).unwrap()).is_some()
 }
 
-async fn shutdown(nodes: Vec<App>) {
-    for n in nodes {
-        n.shutdown().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_readme_examples_work_as_written() {
     let nodes = cluster(2, None).await;
-    let c = client();
+    let c = http();
     // curl -XPUT -d '{...}' sends application/x-www-form-urlencoded; that must not matter.
     let put = c
         .put(url(
@@ -128,7 +85,7 @@ async fn the_seed_readme_examples_work_as_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consul_register_health_maintenance_deregister_across_three_nodes() {
     let nodes = cluster(3, None).await;
-    let c = client();
+    let c = http();
     let body = json!({"name": "web", "id": "web-1", "address": "10.0.0.2", "port": 80, "tags": ["v1"], "check": {"ttl": "30s"}});
     // Lower-case keys and no content type: Consul accepts both.
     let r = c
@@ -272,7 +229,7 @@ async fn consul_register_health_maintenance_deregister_across_three_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_keeps_an_instance_and_silence_expires_it() {
     let nodes = cluster(2, Some("2s")).await;
-    let c = client();
+    let c = http();
     let put = || {
         c.put(url(&nodes[0], "/svc/a-1"))
             .body(r#"{"host":"h","port":1}"#)
@@ -314,7 +271,7 @@ async fn renewal_keeps_an_instance_and_silence_expires_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_query_returns_on_change_and_after_its_wait() {
     let nodes = cluster(2, None).await;
-    let c = client();
+    let c = http();
     let first = c
         .get(url(&nodes[1], "/v1/catalog/services"))
         .send()
@@ -378,7 +335,7 @@ async fn a_blocking_query_returns_on_change_and_after_its_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_service_blocks_on_its_content_hash() {
     let nodes = cluster(2, None).await;
-    let c = client();
+    let c = http();
     let register = |node: usize, tags: Value| {
         c.put(url(&nodes[node], "/v1/agent/service/register"))
             .body(json!({"Name": "api", "ID": "api-1", "Port": 8080, "Tags": tags}).to_string())
@@ -454,7 +411,7 @@ async fn agent_service_blocks_on_its_content_hash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_of_a_killed_owner_leave_the_other_nodes() {
     let mut nodes = cluster(3, None).await;
-    let c = client();
+    let c = http();
     let r = c
         .put(url(&nodes[2], "/v1/agent/service/register"))
         .body(json!({"Name": "cache", "ID": "cache-2"}).to_string())
@@ -485,7 +442,7 @@ async fn instances_of_a_killed_owner_leave_the_other_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hera_api_assigns_ids_answers_from_any_node_and_picks() {
     let nodes = cluster(2, None).await;
-    let c = client();
+    let c = http();
     let r = c
         .post(url(&nodes[0], "/v1/hera/instances"))
         .body(json!({"Name": "api", "Address": "10.0.0.9", "Port": 9000}).to_string())
@@ -556,7 +513,7 @@ async fn hera_api_assigns_ids_answers_from_any_node_and_picks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_a_4xx_with_a_json_error_and_change_nothing() {
     let nodes = cluster(1, None).await;
-    let c = client();
+    let c = http();
     let index_before = nodes[0].handle.snapshot().registry.index();
     let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
         (c.put(url(&nodes[0], "/storage/1")).body("[1, 2]"), 400),
@@ -628,7 +585,7 @@ async fn bad_requests_get_a_4xx_with_a_json_error_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_started_after_2000_registrations_converges_to_all() {
     let nodes = cluster(2, None).await;
-    let c = client();
+    let c = http();
     for k in 0..2_000 {
         let r = c
             .put(url(&nodes[k % 2], "/v1/agent/service/register"))

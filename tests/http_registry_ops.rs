@@ -3,6 +3,8 @@
 //! framework's own rejections as JSON, and (ignored by default) the time for a write on one
 //! node to be visible on all nodes of a five-node cluster.
 
+mod support;
+
 use std::process::Command as Process;
 use std::time::Duration;
 
@@ -11,62 +13,20 @@ use hera::runtime::app::App;
 use hera::runtime::driver::Snapshot;
 use hera::runtime::settings::{Overrides, Settings};
 use serde_json::{json, Value};
-
-const CONVERGE: Duration = Duration::from_secs(20);
+use support::{http, shutdown, url, CONVERGE};
 
 fn settings(name: &str, join: Vec<String>, preset: &str) -> Settings {
-    Settings::resolve(
-        None,
-        Overrides {
-            name: Some(name.to_string()),
-            bind: Some("127.0.0.1:0".to_string()),
-            http: Some("127.0.0.1:0".to_string()),
-            preset: Some(preset.to_string()),
-            join,
-            ..Default::default()
-        },
-    )
-    .expect("valid test settings")
+    support::settings_from(Overrides {
+        preset: Some(preset.to_string()),
+        ..support::overrides(name, join)
+    })
 }
 
 async fn cluster(n: usize, preset: &str) -> Vec<App> {
-    let first = App::start(settings("o0", vec![], preset), seed_base())
-        .await
-        .expect("starts");
-    let seed = first.gossip_addr.to_string();
-    let mut nodes = vec![first];
-    for i in 1..n {
-        let s = settings(&format!("o{i}"), vec![seed.clone()], preset);
-        nodes.push(App::start(s, seed_base() + i as u64).await.expect("starts"));
-    }
-    for node in &nodes {
-        let all = node
-            .handle
-            .wait_for(CONVERGE, |s| {
-                s.members.iter().filter(|m| m.state.is_live()).count() == n
-            })
-            .await;
-        assert!(all.is_some(), "cluster did not form");
-    }
-    nodes
-}
-
-async fn shutdown(nodes: Vec<App>) {
-    for n in nodes {
-        n.shutdown().await;
-    }
-}
-
-fn url(app: &App, path: &str) -> String {
-    format!("http://{}{}", app.http_addr, path)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    support::cluster_with(n, seed_base(), |i, join| {
+        settings(&format!("o{i}"), join, preset)
+    })
+    .await
 }
 
 fn has(s: &Snapshot, id: &str) -> bool {
@@ -250,7 +210,7 @@ async fn the_registry_cli_registers_lists_maintains_and_deregisters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_configuration_changes_liveness_and_intervals_and_refuses_bad_values() {
     let nodes = cluster(1, "local").await;
-    let c = client();
+    let c = http();
     let get = || async {
         c.get(url(&nodes[0], "/v1/hera/config"))
             .send()
@@ -317,7 +277,7 @@ async fn runtime_configuration_changes_liveness_and_intervals_and_refuses_bad_va
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_frameworks_own_rejections_are_json_too() {
     let nodes = cluster(1, "local").await;
-    let c = client();
+    let c = http();
     let cases = [
         (
             c.put(url(&nodes[0], "/v1/agent/service/register"))
@@ -359,7 +319,7 @@ async fn the_frameworks_own_rejections_are_json_too() {
 async fn write_visibility_on_a_five_node_lan_cluster() {
     const WRITES: usize = 50;
     let nodes = cluster(5, "lan").await;
-    let c = client();
+    let c = http();
     let mut times = Vec::with_capacity(WRITES);
     for k in 0..WRITES {
         let id = format!("vis-{k}");

@@ -369,7 +369,9 @@ impl Opened {
 }
 
 /// Seal a datagram with `key` and `nonce`, sent at second 0 and unlabelled: for tests and
-/// seeds, which check no time. The caller guarantees the nonce is fresh.
+/// seeds, which check no time. The caller guarantees the nonce is fresh, so this is no
+/// production API: only tests and the `fuzzing` feature have it.
+#[cfg(any(test, feature = "fuzzing"))]
 #[must_use]
 pub fn seal_with(key: &Key, nonce: [u8; NONCE_BYTES], datagram: DatagramBuilder) -> Vec<u8> {
     seal_parts(key, None, 0, nonce, datagram)
@@ -400,6 +402,7 @@ pub fn seal_parts(
 /// Seal `plaintext` (length prefix and body) verbatim, unlabelled and at second 0, even a
 /// prefix that does not match: the fuzz checks use it to reach the decoder behind the tag.
 /// Nodes seal with [`Sealer::seal`].
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn seal_plaintext(key: &Key, nonce: [u8; NONCE_BYTES], plaintext: &[u8]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(SEALED_OVERHEAD_BYTES - LENGTH_BYTES + plaintext.len());
     buf.extend_from_slice(&super::MAGIC);

@@ -41,18 +41,25 @@ pub fn settings_from(overrides: Overrides) -> Settings {
 
 /// Start `n` nodes joined through the first, and wait until every one sees all `n` alive.
 pub async fn cluster(prefix: &str, n: usize) -> Vec<App> {
-    let first = App::start(settings(&format!("{prefix}0"), vec![]), 1)
+    cluster_with(n, 1, |i, join| settings(&format!("{prefix}{i}"), join)).await
+}
+
+/// Start `n` nodes joined through the first, node `i` with `settings(i, join)` and protocol
+/// seed `seed + i`, and wait until every one sees all `n` alive.
+pub async fn cluster_with(
+    n: usize,
+    seed: u64,
+    settings: impl Fn(usize, Vec<String>) -> Settings,
+) -> Vec<App> {
+    let first = App::start(settings(0, vec![]), seed)
         .await
         .expect("node starts");
-    let seed = first.gossip_addr.to_string();
+    let join = first.gossip_addr.to_string();
     let mut nodes = vec![first];
     for i in 1..n {
-        let app = App::start(
-            settings(&format!("{prefix}{i}"), vec![seed.clone()]),
-            i as u64 + 1,
-        )
-        .await
-        .expect("node starts");
+        let app = App::start(settings(i, vec![join.clone()]), seed + i as u64)
+            .await
+            .expect("node starts");
         nodes.push(app);
     }
     for node in &nodes {
@@ -71,11 +78,26 @@ pub async fn cluster(prefix: &str, n: usize) -> Vec<App> {
     nodes
 }
 
+/// Stop every node, one after the other.
+pub async fn shutdown(nodes: Vec<App>) {
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// The HTTP client of the tests: no proxy (loopback only), and a timeout above the longest
+/// blocking query a test waits on.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
+}
+
+/// `path` on `app`'s HTTP address.
+pub fn url(app: &App, path: &str) -> String {
+    format!("http://{}{}", app.http_addr, path)
 }
 
 pub async fn get_text(addr: SocketAddr, path: &str) -> String {
