@@ -101,8 +101,10 @@ async fn read(
 pub struct Reads {
     /// How it blocks: on the registry index, on a hash of its answer, or not at all.
     pub block: BlockOn,
-    /// `tag` and `dc` select instances.
+    /// `dc` selects instances.
     pub selects: bool,
+    /// `tag` selects instances: Consul reads it on the service routes, not `health/checks`.
+    pub tag: bool,
     /// `passing` selects instances whose every check passes.
     pub passing: bool,
 }
@@ -137,13 +139,15 @@ impl ReadQuery {
             BlockOn::Hash => Block::on_hash(q)?,
             BlockOn::Never => Block::Now,
         };
-        let (tags, dc) = if reads.selects {
-            (
-                tags_of(pairs)?,
-                bounded(q, "dc", DC_MAX_BYTES)?.filter(|d| !d.is_empty()),
-            )
+        let tags = if reads.tag {
+            tags_of(pairs)?
         } else {
-            (Vec::new(), None)
+            Vec::new()
+        };
+        let dc = if reads.selects {
+            bounded(q, "dc", DC_MAX_BYTES)?.filter(|d| !d.is_empty())
+        } else {
+            None
         };
         let passing = reads.passing && flag(q, "passing")?;
         Ok(ReadQuery {
@@ -285,6 +289,7 @@ impl View {
         Reads {
             block,
             selects,
+            tag: matches!(self, View::CatalogService(_) | View::HealthService(_)),
             passing,
         }
     }
@@ -552,6 +557,31 @@ mod tests {
                 assert_eq!(ids, ["web-ab"], "{route}?{query}: {body}");
             }
         }
+    }
+
+    /// Consul's `health/checks/<service>` reads no `tag`: it lists the checks of every
+    /// instance whatever the tag asked (hera filtered them, answering differently).
+    #[test]
+    fn health_checks_ignore_tag_as_consul_does() {
+        let target = crate::runtime::http::fuzzing::HttpTarget::start();
+        for (id, tag) in [("web-a", "a"), ("web-b", "b")] {
+            let body = format!(
+                r#"{{"Name":"web","ID":"{id}","Port":80,"Tags":["{tag}"],"Check":{{"TTL":"30s"}}}}"#
+            );
+            let put = format!("PUT\n/v1/agent/service/register\n{body}");
+            assert_eq!(target.check(put.as_bytes()).status, Some(200), "{id}");
+        }
+        let answer = target.check(b"GET\n/v1/health/checks/web?tag=a\n");
+        assert_eq!(answer.status, Some(200));
+        let body: Value = serde_json::from_slice(&answer.body).unwrap();
+        let mut ids: Vec<&str> = body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["ServiceID"].as_str())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["web-a", "web-b"], "{body}");
     }
 
     /// Two filters share a cached answer only when they are the same filters: no tag or dc
