@@ -18,10 +18,13 @@ use super::blocking::{self, flag, Block};
 use super::views;
 use super::{ApiError, AppState};
 use crate::names::{InstanceId, ServiceName};
+use crate::record::TAGS_MAX;
 use crate::registry::{Health, Instance, TAG_MAX_BYTES};
 use crate::runtime::driver::Snapshot;
 
-type Q = Query<HashMap<String, String>>;
+/// The query string as sent, pairs in order: `tag` may be repeated (Consul keeps instances
+/// carrying every one).
+type Q = Query<Vec<(String, String)>>;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -98,8 +101,10 @@ async fn read(
 pub struct Reads {
     /// How it blocks: on the registry index, on a hash of its answer, or not at all.
     pub block: BlockOn,
-    /// `tag` and `dc` select instances.
+    /// `dc` selects instances.
     pub selects: bool,
+    /// `tag` selects instances: Consul reads it on the service routes, not `health/checks`.
+    pub tag: bool,
     /// `passing` selects instances whose every check passes.
     pub passing: bool,
 }
@@ -115,7 +120,8 @@ pub enum BlockOn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadQuery {
     pub block: Block,
-    pub tag: Option<String>,
+    /// Every `tag` given: an instance is kept when it carries them all, as in Consul.
+    pub tags: Vec<String>,
     pub dc: Option<String>,
     pub passing: bool,
 }
@@ -124,24 +130,29 @@ pub struct ReadQuery {
 pub const DC_MAX_BYTES: usize = 128;
 
 impl ReadQuery {
-    pub fn parse(q: &HashMap<String, String>, reads: Reads) -> Result<ReadQuery, ApiError> {
+    /// `pairs` in the order sent; of a repeated parameter other than `tag`, the last counts.
+    pub fn parse(pairs: &[(String, String)], reads: Reads) -> Result<ReadQuery, ApiError> {
+        let q: HashMap<String, String> = pairs.iter().cloned().collect();
+        let q = &q;
         let block = match reads.block {
             BlockOn::Index => Block::on_index(q)?,
             BlockOn::Hash => Block::on_hash(q)?,
             BlockOn::Never => Block::Now,
         };
-        let (tag, dc) = if reads.selects {
-            (
-                bounded(q, "tag", TAG_MAX_BYTES)?,
-                bounded(q, "dc", DC_MAX_BYTES)?.filter(|d| !d.is_empty()),
-            )
+        let tags = if reads.tag {
+            tags_of(pairs)?
         } else {
-            (None, None)
+            Vec::new()
+        };
+        let dc = if reads.selects {
+            bounded(q, "dc", DC_MAX_BYTES)?.filter(|d| !d.is_empty())
+        } else {
+            None
         };
         let passing = reads.passing && flag(q, "passing")?;
         Ok(ReadQuery {
             block,
-            tag,
+            tags,
             dc,
             passing,
         })
@@ -149,7 +160,7 @@ impl ReadQuery {
 
     /// The filter step: does the instance belong in the answer?
     pub fn keeps(&self, s: &Snapshot, i: &Instance) -> bool {
-        let tag_ok = self.tag.as_ref().is_none_or(|t| i.tags().any(|x| x == t));
+        let tag_ok = self.tags.iter().all(|t| i.tags().any(|x| x == t));
         let dc_ok = self
             .dc
             .as_ref()
@@ -160,13 +171,30 @@ impl ReadQuery {
     /// What a cached answer depends on besides the route and its subject: the filters, never
     /// `index`, `wait` or unknown parameters.
     fn key(&self) -> String {
-        format!(
-            "{}\0{}\0{}",
-            self.tag.as_deref().unwrap_or(""),
-            self.dc.as_deref().unwrap_or(""),
-            self.passing
-        )
+        // JSON, so no value can spell another's key (a tag holding a separator).
+        json!([self.tags, self.dc, self.passing]).to_string()
     }
+}
+
+/// Every `tag` of the query, each bounded like an instance's tag; more than an instance can
+/// carry is refused (nothing could match).
+fn tags_of(pairs: &[(String, String)]) -> Result<Vec<String>, ApiError> {
+    let mut tags = Vec::new();
+    for (_, tag) in pairs.iter().filter(|(k, _)| k == "tag") {
+        if tag.len() > TAG_MAX_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "tag: {} bytes, at most {TAG_MAX_BYTES}",
+                tag.len()
+            )));
+        }
+        if tags.len() >= TAGS_MAX {
+            return Err(ApiError::bad_request(format!(
+                "tag: given more than {TAGS_MAX} times, at most {TAGS_MAX}"
+            )));
+        }
+        tags.push(tag.clone());
+    }
+    Ok(tags)
 }
 
 fn bounded(
@@ -261,6 +289,7 @@ impl View {
         Reads {
             block,
             selects,
+            tag: matches!(self, View::CatalogService(_) | View::HealthService(_)),
             passing,
         }
     }
@@ -467,7 +496,7 @@ fn health_status(h: Health) -> StatusCode {
 mod tests {
     use super::*;
 
-    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -484,7 +513,7 @@ mod tests {
         ]);
         let catalog =
             ReadQuery::parse(&junk, View::CatalogService(service("s").unwrap()).reads()).unwrap();
-        assert_eq!(catalog.tag.as_deref(), Some("a"));
+        assert_eq!(catalog.tags, ["a"]);
         assert!(
             !catalog.passing,
             "the catalog ignores passing, as Consul does"
@@ -493,7 +522,86 @@ mod tests {
         let health = ReadQuery::parse(&junk, View::HealthService(service("s").unwrap()).reads());
         assert_eq!(health.map_err(|e| e.status.as_u16()), Err(400));
         let services = ReadQuery::parse(&junk, View::Services.reads()).unwrap();
-        assert_eq!(services.tag, None, "catalog/services lists every service");
+        assert!(
+            services.tags.is_empty(),
+            "catalog/services lists every service"
+        );
+    }
+
+    /// Consul reads `tag` as often as it is given and keeps the instances carrying every one;
+    /// reading one of them only answered with instances that lack the others.
+    #[test]
+    fn repeated_tags_select_instances_carrying_all_of_them() {
+        let target = crate::runtime::http::fuzzing::HttpTarget::start();
+        for (id, tags) in [
+            ("web-a", r#"["a"]"#),
+            ("web-b", r#"["b"]"#),
+            ("web-ab", r#"["a","b"]"#),
+        ] {
+            let body = format!(r#"{{"Name":"web","ID":"{id}","Port":80,"Tags":{tags}}}"#);
+            let put = format!("PUT\n/v1/agent/service/register\n{body}");
+            assert_eq!(target.check(put.as_bytes()).status, Some(200), "{id}");
+        }
+        for route in ["catalog/service", "health/service"] {
+            for query in ["tag=a&tag=b", "tag=b&tag=a"] {
+                let get = format!("GET\n/v1/{route}/web?{query}\n");
+                let answer = target.check(get.as_bytes());
+                assert_eq!(answer.status, Some(200), "{route}?{query}");
+                let body: Value = serde_json::from_slice(&answer.body).unwrap();
+                let ids: Vec<&str> = body
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|e| e["ServiceID"].as_str().or(e["Service"]["ID"].as_str()))
+                    .collect();
+                assert_eq!(ids, ["web-ab"], "{route}?{query}: {body}");
+            }
+        }
+    }
+
+    /// Consul's `health/checks/<service>` reads no `tag`: it lists the checks of every
+    /// instance whatever the tag asked (hera filtered them, answering differently).
+    #[test]
+    fn health_checks_ignore_tag_as_consul_does() {
+        let target = crate::runtime::http::fuzzing::HttpTarget::start();
+        for (id, tag) in [("web-a", "a"), ("web-b", "b")] {
+            let body = format!(
+                r#"{{"Name":"web","ID":"{id}","Port":80,"Tags":["{tag}"],"Check":{{"TTL":"30s"}}}}"#
+            );
+            let put = format!("PUT\n/v1/agent/service/register\n{body}");
+            assert_eq!(target.check(put.as_bytes()).status, Some(200), "{id}");
+        }
+        let answer = target.check(b"GET\n/v1/health/checks/web?tag=a\n");
+        assert_eq!(answer.status, Some(200));
+        let body: Value = serde_json::from_slice(&answer.body).unwrap();
+        let mut ids: Vec<&str> = body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["ServiceID"].as_str())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["web-a", "web-b"], "{body}");
+    }
+
+    /// Two filters share a cached answer only when they are the same filters: no tag or dc
+    /// holding a separator may spell another query's key.
+    #[test]
+    fn cache_keys_of_different_filters_differ() {
+        let reads = View::HealthService(service("s").unwrap()).reads();
+        let key = |pairs: &[(&str, &str)]| ReadQuery::parse(&q(pairs), reads).unwrap().key();
+        let pairs: [&[(&str, &str)]; 5] = [
+            &[("tag", "a"), ("tag", "b")],
+            &[("tag", "a\u{1}b")],
+            &[("tag", "a\0b")],
+            &[("tag", "a"), ("dc", "b")],
+            &[("tag", "a"), ("dc", "b\0")],
+        ];
+        for (n, x) in pairs.iter().enumerate() {
+            for y in pairs.iter().skip(n + 1) {
+                assert_ne!(key(x), key(y), "{x:?} and {y:?}");
+            }
+        }
     }
 
     #[test]
