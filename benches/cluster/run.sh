@@ -18,4 +18,4 @@ for n in "$@"; do
     "${pin[@]}" python3 benches/cluster/gossipbench.py --driver serf --out "$out" -n "$n"
     HERA_BIN="$bin" "${pin[@]}" python3 benches/cluster/gossipbench.py --driver hera --out "$out" -n "$n"
 done
-python3 benches/cluster/summarize.py "$out/*-[0-9]*.json"
+python3 benches/cluster/table.py "$out"
