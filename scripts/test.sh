@@ -41,7 +41,8 @@ log "installing the tools the external tests need"
 apt_install curl prometheus chromium nftables dnsutils dnsperf python3-consul
 
 log "tests that need external tools (cargo test -- --ignored)"
-cargo test --workspace -- --ignored
+# The same features as above, so the test binaries built there are reused, not rebuilt.
+cargo test --workspace --features hera/fuzzing -- --ignored
 
 if [ -x scripts/chaos.sh ]; then
     log "chaos: real processes, nftables loss, kill -9"
