@@ -41,11 +41,6 @@ pub struct Snapshot {
     pub node_maintenance: Option<String>,
     /// The node's own checks (Consul's checks without a `ServiceID`).
     pub node_checks: Vec<crate::registry::CheckState>,
-    /// Live members, this node left out: an instance whose owner is neither this node nor one
-    /// of them is stale (kept only for want of quorum). Kept per owner, not per instance: a
-    /// set of every stale instance cost a scan of the whole registry at every change and once
-    /// a second idle (issue 17: 100,000 entries made that the node's main cost).
-    pub live: BTreeSet<NodeName>,
     /// The protocol timings in force (they change at runtime with `Command::Configure`).
     pub config: Config,
     /// The gossip keyring, if gossip is encrypted (kept on disk by `runtime::store`).
@@ -53,9 +48,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Kept only for want of quorum: its owner is failed or gone (`Node::is_stale`).
+    /// Kept only for want of quorum: its owner is failed or gone (`Node::is_stale`). Looked
+    /// up per owner in `members` (sorted by name after this node), not kept as a set of stale
+    /// instances: that cost a scan of the whole registry at every change (issue 17).
     pub fn is_stale(&self, i: &Instance) -> bool {
-        i.owner != self.name && !self.live.contains(&i.owner)
+        if i.owner == self.name {
+            return false;
+        }
+        let others = self.members.get(1..).unwrap_or_default();
+        match others.binary_search_by(|m| m.name.cmp(&i.owner)) {
+            Ok(at) => !others[at].state.is_live(),
+            Err(_) => true,
+        }
     }
 
     pub fn of(node: &Node, now: Instant) -> Snapshot {
@@ -77,14 +81,64 @@ impl Snapshot {
             local: node.local_instances().cloned().collect(),
             node_maintenance: node.node_maintenance().map(str::to_string),
             node_checks: node.node_checks().cloned().collect(),
-            live: node
-                .member_views()
-                .into_iter()
-                .filter(|m| !m.is_self && m.state.is_live())
-                .map(|m| m.name)
-                .collect(),
             config: node.config().clone(),
             keyring: node.keyring().cloned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::names::{Label, ServiceName};
+    use crate::node::Identity;
+    use crate::registry::InstanceSpec;
+    use crate::swim::State;
+
+    fn owned_by(owner: &str) -> Instance {
+        let spec = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 80);
+        spec.into_instance(
+            InstanceId::new("web-1").unwrap(),
+            NodeName::new(owner).unwrap(),
+            1,
+        )
+        .unwrap()
+    }
+
+    /// The same rule as `Node::is_stale`, from the published members: an instance is stale
+    /// when its owner is neither this node nor a live (alive or suspect) member.
+    #[test]
+    fn an_instance_is_stale_when_its_owner_is_not_a_live_member() {
+        let epoch = Instant::from_micros(1_700_000_000_000_000);
+        let identity = Identity {
+            name: NodeName::new("n0").unwrap(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            dc: Label::new("dc1").unwrap(),
+            tags: Vec::new(),
+        };
+        let node = Node::new(Config::local(), identity, 1, epoch);
+        let mut s = Snapshot::of(&node, epoch);
+        let me = s.members[0].clone();
+        for (name, state) in [
+            ("a-failed", State::Failed),
+            ("b-alive", State::Alive),
+            ("c-left", State::Left),
+            ("d-suspect", State::Suspect),
+        ] {
+            s.members.push(MemberView {
+                name: NodeName::new(name).unwrap(),
+                state,
+                is_self: false,
+                ..me.clone()
+            });
+        }
+        assert!(!s.is_stale(&owned_by("n0")), "this node's own");
+        assert!(!s.is_stale(&owned_by("b-alive")));
+        assert!(!s.is_stale(&owned_by("d-suspect")));
+        assert!(s.is_stale(&owned_by("a-failed")));
+        assert!(s.is_stale(&owned_by("c-left")));
+        assert!(s.is_stale(&owned_by("e-never-seen")));
     }
 }
