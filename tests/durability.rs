@@ -247,15 +247,7 @@ const KEY_2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 #[test]
 fn a_key_rotation_then_a_restart_rejoins_with_the_new_key() {
     let root = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Node> = (0..3)
-        .map(|i| Node::new(root.path(), &format!("n{i}"), &["--encrypt", KEY_1]))
-        .collect();
-    let seed = nodes[0].gossip;
-    nodes[0].start(&[]);
-    for node in nodes.iter_mut().skip(1) {
-        node.start(&[seed]);
-    }
-    wait_all_alive(&nodes);
+    let mut nodes = start_cluster(root.path(), "n", 3, &["--encrypt", KEY_1]);
     let key = |k: &str| json!({"Key": k}).to_string();
     // Each step acts on every member (issue 16), asked of a different node each time.
     for (node, (method, k)) in

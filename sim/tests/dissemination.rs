@@ -3,15 +3,13 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
-use hera::bounded::{BoundedString, BoundedVec};
+use hera::bounded::BoundedString;
 use hera::config::Config;
 use hera::names::{Label, NodeName};
 use hera::node::Event;
 use hera::swim::gossip::retransmit_limit;
 use hera::swim::State;
-use hera::wire::{Claim, MemberUpdate, Message, Profile, Tag};
+use hera::wire::{Claim, MemberUpdate, Message, Tag};
 use hera_sim::observe::Sent;
 use hera_sim::{node_name, World};
 use support::{cluster, join, join_all, LATENCY};
@@ -71,28 +69,11 @@ fn mass_join_keeps_every_datagram_within_budget() {
 fn push_pull_of_500_members_is_split_within_budget() {
     let config = Config::local();
     let mut w = cluster(2, config.clone(), 15);
-    let members = 500;
+    let members: usize = 500;
     // n0 hears of the 500 by gossip from an address of the world that never starts; their own
     // addresses are outside the world (another port), so nobody can reach them.
     let gossiper = w.add_node();
-    let updates: Vec<Message> = (0..members)
-        .map(|k| {
-            let tag = Tag {
-                key: Label::new("role").unwrap(),
-                value: BoundedString(format!("worker-{k}")),
-            };
-            Message::Member(MemberUpdate {
-                name: NodeName::new(&format!("m{k}")).unwrap(),
-                incarnation: 0,
-                claim: Claim::Alive,
-                profile: Profile {
-                    addr: SocketAddr::from(([10, 0, (k / 256) as u8, (k % 256) as u8], 7000)),
-                    dc: Label::new("dc1").unwrap(),
-                    tags: BoundedVec::new(vec![tag]),
-                },
-            })
-        })
-        .collect();
+    let updates = support::unreachable_members(members as u32, true);
     for batch in updates.chunks(8) {
         w.deliver_now(gossiper, 0, batch);
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hera::bounded::BoundedVec;
 use hera::config::Config;
-use hera::names::{Label, NodeName, ServiceName};
+use hera::names::{NodeName, ServiceName};
 use hera::node::Event;
 use hera::registry::InstanceSpec;
 use hera::swim::State;
@@ -288,20 +288,7 @@ fn a_push_pull_in_many_chunks_is_answered_once() {
     // Both hear of 300 more members by gossip from an address of the world that never starts;
     // the members' own addresses are outside the world (another port).
     let gossiper = w.add_node();
-    let updates: Vec<Message> = (0..300u32)
-        .map(|k| {
-            Message::Member(MemberUpdate {
-                name: NodeName::new(&format!("m{k}")).unwrap(),
-                incarnation: 0,
-                claim: Claim::Alive,
-                profile: Profile {
-                    addr: SocketAddr::from(([10, 0, (k / 256) as u8, (k % 256) as u8], 7000)),
-                    dc: Label::new("dc1").unwrap(),
-                    tags: BoundedVec::new(Vec::new()),
-                },
-            })
-        })
-        .collect();
+    let updates = support::unreachable_members(300, false);
     for batch in updates.chunks(10) {
         for i in 0..2 {
             w.deliver_now(gossiper, i, batch);

@@ -3,10 +3,14 @@
 //! Each test file is its own crate and uses only part of this module.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use hera::bounded::{BoundedString, BoundedVec};
 use hera::config::Config;
+use hera::names::{Label, NodeName};
 use hera::swim::suspicion;
+use hera::wire::{Claim, MemberUpdate, Message, Profile, Tag};
 use hera::Command;
 use hera_sim::World;
 
@@ -55,4 +59,28 @@ pub fn join_all(w: &mut World) {
 /// The `(min, max)` suspicion window a node of an `n`-member cluster uses.
 pub fn suspicion_window(config: &Config, n: usize) -> (Duration, Duration) {
     suspicion::bounds(config.suspicion_base, config.suspicion_max_mult, n)
+}
+
+/// Alive updates about `n` members `m0..` at addresses outside the world (10.0.x.y), so nobody
+/// can reach them: a large table to gossip into a node. With `tagged`, each carries one tag
+/// (`role=worker-<k>`), making every update larger.
+pub fn unreachable_members(n: u32, tagged: bool) -> Vec<Message> {
+    (0..n)
+        .map(|k| {
+            let tags = tagged.then(|| Tag {
+                key: Label::new("role").unwrap(),
+                value: BoundedString(format!("worker-{k}")),
+            });
+            Message::Member(MemberUpdate {
+                name: NodeName::new(&format!("m{k}")).unwrap(),
+                incarnation: 0,
+                claim: Claim::Alive,
+                profile: Profile {
+                    addr: SocketAddr::from(([10, 0, (k / 256) as u8, (k % 256) as u8], 7000)),
+                    dc: Label::new("dc1").unwrap(),
+                    tags: BoundedVec::new(tags.into_iter().collect()),
+                },
+            })
+        })
+        .collect()
 }
