@@ -5,8 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use hera::config::Config;
-use hera::names::{InstanceId, NodeName, ServiceName};
+use hera::names::NodeName;
 use hera::node::{Event, Lifecycle};
 use hera::registry::{Entry, Health, Hlc, InstanceSpec, SpecCheck};
 use hera::swim::members::INCARNATION_JUMP_MAX;
@@ -14,33 +13,16 @@ use hera::swim::State;
 use hera::wire::{Claim, MemberUpdate, Message, Nack};
 use hera::{Command, CommandError};
 use hera_sim::{node_name as name, World};
-use support::{join, join_all, suspicion_window, LATENCY};
+use support::registry::{holds, id, spread};
+use support::{join, suspicion_window};
 
-fn id(s: &str) -> InstanceId {
-    InstanceId::new(s).unwrap()
+/// The hostile tests' cluster: its own seed, the shared registry helpers.
+fn cluster(n: usize) -> World {
+    support::registry::cluster_seeded(n, 21)
 }
 
 fn spec(instance: &str) -> InstanceSpec {
-    let mut s = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 8080);
-    s.id = Some(id(instance));
-    s
-}
-
-fn cluster(n: usize) -> World {
-    let mut w = World::manual(n, Config::local(), 21, LATENCY);
-    for i in 0..n as u32 {
-        w.start(i);
-    }
-    join_all(&mut w);
-    w
-}
-
-fn spread(c: &World) -> Duration {
-    c.config().gossip_interval * 10
-}
-
-fn holds(c: &World, i: u32, instance: &str) -> bool {
-    c.node(i).unwrap().registry().get(&id(instance)).is_some()
+    support::registry::spec("web", instance)
 }
 
 /// `entry` restamped `ahead` past the cluster's clock, as `writer` would.

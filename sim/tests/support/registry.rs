@@ -33,7 +33,12 @@ pub fn nobody_holds(c: &World, set: &[u32], instance: &str) -> bool {
 }
 
 pub fn cluster(n: usize) -> World {
-    let mut w = World::manual(n, Config::local(), 11, LATENCY);
+    cluster_seeded(n, 11)
+}
+
+/// [`cluster`] with its own seed.
+pub fn cluster_seeded(n: usize, seed: u64) -> World {
+    let mut w = World::manual(n, Config::local(), seed, LATENCY);
     for i in 0..n as u32 {
         w.start(i);
     }
