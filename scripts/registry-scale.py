@@ -407,7 +407,10 @@ def main():
         report()
 
         # Idle CPU, every node, the late one included.
-        time.sleep(5)  # let the write's gossip finish
+        # Idle means the write's gossip is done: every node's dissemination queue empty.
+        wait_until("gossip queues empty",
+                   lambda: all(n.metrics().get("hera_dissemination_queue_length", 1) == 0
+                               for n in nodes), 60)
         c0 = {n.name: n.cpu_ticks() for n in nodes}
         l0 = load()
         time.sleep(a.idle_seconds)
