@@ -92,7 +92,7 @@ async fn read(
 ) -> Result<Response, ApiError> {
     let view = view?;
     let query = ReadQuery::parse(&q, view.reads())?;
-    let s = blocking::until(&app, &query.block, |s| view.content_hash(s, &query)).await;
+    let s = blocking::until(&app, &query.block, |s| view.content_hash(s)).await;
     view.answer(&app, &s, &query)
 }
 
@@ -295,7 +295,7 @@ impl View {
     }
 
     /// The hash a hash-blocking view waits to change; `None` while there is no answer.
-    fn content_hash(&self, s: &Snapshot, _q: &ReadQuery) -> Option<String> {
+    fn content_hash(&self, s: &Snapshot) -> Option<String> {
         match self {
             View::AgentService(id) => s
                 .registry
