@@ -50,12 +50,28 @@ fn rust_files(at: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module names `code` reaches through `crate::`, outside comments and the test tail.
+/// The module names `code` reaches through `crate::`, outside comments and outside the item
+/// that follows each `#[cfg(test)]` (a `mod x;` line, or a `mod x { ... }` block, followed to
+/// its closing brace), so code after a test module is still checked.
 fn crate_paths(code: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
+    let mut skipping = false;
+    let mut entered = false;
+    let mut depth = 0usize;
     for (number, line) in code.lines().enumerate() {
-        if line.starts_with("#[cfg(test)]") {
-            break;
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            (skipping, entered, depth) = (true, false, 0);
+            continue;
+        }
+        if skipping {
+            let opens = line.matches('{').count();
+            entered |= opens > 0;
+            depth = (depth + opens).saturating_sub(line.matches('}').count());
+            // The item ends when its block closes, or at a `;` if it has no block.
+            if depth == 0 && (entered || line.trim_end().ends_with(';')) {
+                skipping = false;
+            }
+            continue;
         }
         let code_part = line.split("//").next().unwrap_or("");
         let mut rest = code_part;
@@ -123,11 +139,15 @@ fn no_layer_of_the_core_names_a_layer_above_it() {
 
 #[test]
 fn an_upward_import_is_reported() {
-    let code = "use crate::names::NodeName;\nuse crate::registry::Entry; // why\n#[cfg(test)]\nuse crate::node::Node;\n";
+    let code = "use crate::names::NodeName;\nuse crate::registry::Entry; // why\n#[cfg(test)]\nmod tests {\n    use crate::node::Node;\n    fn f() {}\n}\nuse crate::runtime::App;\n";
     let found = crate_paths(code);
     assert_eq!(
         found,
-        vec![(1, "names".to_string()), (2, "registry".to_string())]
+        vec![
+            (1, "names".to_string()),
+            (2, "registry".to_string()),
+            (8, "runtime".to_string())
+        ]
     );
     let wire = allowed("wire").expect("wire is a layer");
     assert!(!wire.contains(&"registry"));
