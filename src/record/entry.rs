@@ -452,6 +452,12 @@ impl Entry {
         config: C,
     ) -> Result<Entry, bincode::error::DecodeError> {
         let (head, used) = bincode::decode_from_slice::<EntryHead, C>(payload, config)?;
+        // The id is said twice; indexes go by both, so they must agree.
+        if head.instance.as_ref().is_some_and(|i| i.id != head.id) {
+            return Err(bincode::error::DecodeError::Other(
+                "an entry's instance names another id",
+            ));
+        }
         let mut entry = Entry {
             id: head.id,
             version: head.version,

@@ -907,3 +907,30 @@ fn an_entrys_owner_boot_is_appended_and_optional() {
         Ok(vec![Message::Entry(entry)])
     );
 }
+
+/// An entry carries its id twice (the entry's and its instance's); the registry's indexes go
+/// by both, so an entry in which they differ (only a crafted one can) is refused where it is
+/// read, as a malformed field, before any state sees it.
+#[test]
+fn an_entry_whose_instance_names_another_id_is_refused_by_the_decoder() {
+    use crate::names::{InstanceId, ServiceName};
+    use crate::registry::{Entry, Hlc, InstanceSpec};
+    let owner = NodeName::new("node-a").unwrap();
+    let instance = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 80)
+        .into_instance(InstanceId::new("web-2").unwrap(), owner.clone(), 1_000)
+        .unwrap();
+    let entry = Entry {
+        id: InstanceId::new("web-1").unwrap(),
+        version: Hlc {
+            wall_ms: 1_000,
+            counter: 0,
+            node: owner,
+        },
+        instance: Some(Box::new(instance)),
+    };
+    let frame = encode_message(&Message::Entry(entry));
+    assert!(matches!(
+        decode_datagram(&envelope(&frame)),
+        Err(DecodeError::InvalidField { .. })
+    ));
+}
