@@ -22,7 +22,7 @@ use hera::time::Instant;
 use hera::wire::seal::{seal_with, NONCE_BYTES};
 use hera::wire::{
     decode_body, decode_body_reference, decode_datagram, encode_message, open_envelope, Ack, Claim,
-    DatagramBuilder, Key, Keyring, MemberUpdate, Message, Ping, Profile, Sealer,
+    DatagramBuilder, Incarnation, Key, Keyring, MemberUpdate, Message, Ping, Profile, Sealer,
 };
 use hera::Node;
 
@@ -62,7 +62,7 @@ fn profile(i: usize) -> Profile {
 fn alive(i: usize, incarnation: u32) -> MemberUpdate {
     MemberUpdate {
         name: name(i),
-        incarnation,
+        incarnation: Incarnation::new(incarnation),
         claim: Claim::Alive,
         profile: profile(i),
     }

@@ -28,8 +28,8 @@ use crate::time::Instant;
 use crate::wire::seal::{open_with, seal_plaintext, seal_with, NONCE_BYTES};
 use crate::wire::{
     decode_body, decode_datagram, decode_frames, decode_frames_reference, encode_message, Ack,
-    Claim, DatagramBuilder, DecodeError, Decoded, Key, Keyring, MemberUpdate, Message, Nack, Ping,
-    PingReq, Profile, PushPull, Sealer, SyncProbe, DATAGRAM_MAX_BYTES, OVERHEAD_BYTES,
+    Claim, DatagramBuilder, DecodeError, Decoded, Incarnation, Key, Keyring, MemberUpdate, Message,
+    Nack, Ping, PingReq, Profile, PushPull, Sealer, SyncProbe, DATAGRAM_MAX_BYTES, OVERHEAD_BYTES,
     SEALED_OVERHEAD_BYTES,
 };
 
@@ -378,7 +378,7 @@ pub fn check_node(data: &[u8]) {
 /// What the checks remember between inputs.
 #[derive(Debug, Default)]
 struct Checker {
-    incarnation: u32,
+    incarnation: Incarnation,
 }
 
 impl Checker {
@@ -404,7 +404,7 @@ impl Checker {
         // In serial order (RFC 1982), as members compare them: a refutation may wrap.
         assert!(
             node.incarnation() == self.incarnation
-                || crate::swim::members::newer_incarnation(node.incarnation(), self.incarnation),
+                || node.incarnation().is_newer_than(self.incarnation),
             "incarnation went back from {} to {}",
             self.incarnation,
             node.incarnation()
@@ -433,7 +433,7 @@ impl Checker {
 #[derive(Debug)]
 struct CheckingSink {
     name: NodeName,
-    incarnation: u32,
+    incarnation: Incarnation,
     active: bool,
     budget_bytes: usize,
 }
@@ -458,7 +458,7 @@ impl Sink for CheckingSink {
         });
         for update in about_me.filter(|u| u.name == self.name) {
             assert!(
-                update.incarnation <= self.incarnation,
+                !update.incarnation.is_newer_than(self.incarnation),
                 "claims incarnation {} above its own {}",
                 update.incarnation,
                 self.incarnation
@@ -503,7 +503,7 @@ pub fn valid_message(kind: u8, a: u32, b: u8) -> Message {
     };
     let update = MemberUpdate {
         name: subject,
-        incarnation: a,
+        incarnation: Incarnation::new(a),
         claim,
         profile: profile(addr),
     };
@@ -532,7 +532,7 @@ pub fn valid_message(kind: u8, a: u32, b: u8) -> Message {
                 update,
                 MemberUpdate {
                     name: peer_name(b.wrapping_add(1)),
-                    incarnation: a / 2,
+                    incarnation: Incarnation::new(a / 2),
                     claim: Claim::Alive,
                     profile: profile(peer_addr(b.wrapping_add(1))),
                 },

@@ -11,7 +11,7 @@ use crate::names::NodeName;
 use crate::time::Instant;
 use crate::wire::{Incarnation, Seq};
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Timer {
     /// Start the next protocol period's probe.
     ProbeTick,
@@ -48,25 +48,61 @@ pub enum Timer {
 
 #[derive(Debug, Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    heap: BinaryHeap<Reverse<Armed>>,
     next_id: u64,
+}
+
+/// A timer in the table. Ordered by deadline, then by when it was armed (ids are unique), so
+/// timers due at the same instant fire in the order they were set, and the timer itself
+/// needs no order.
+#[derive(Debug)]
+struct Armed {
+    at: Instant,
+    id: u64,
+    timer: Timer,
+}
+
+impl PartialEq for Armed {
+    fn eq(&self, other: &Armed) -> bool {
+        (self.at, self.id) == (other.at, other.id)
+    }
+}
+
+impl Eq for Armed {}
+
+impl PartialOrd for Armed {
+    fn partial_cmp(&self, other: &Armed) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Armed {
+    fn cmp(&self, other: &Armed) -> std::cmp::Ordering {
+        (self.at, self.id).cmp(&(other.at, other.id))
+    }
 }
 
 impl Timers {
     pub fn schedule(&mut self, at: Instant, timer: Timer) {
         self.next_id += 1;
-        self.heap.push(Reverse((at, self.next_id, timer)));
+        self.heap.push(Reverse(Armed {
+            at,
+            id: self.next_id,
+            timer,
+        }));
     }
 
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        self.heap.peek().map(|Reverse(armed)| armed.at)
     }
 
     /// The earliest timer due at `now`, removed from the table.
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
         match self.heap.peek() {
-            Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse((_, _, t))| t),
+            Some(Reverse(armed)) if armed.at <= now => {
+                self.heap.pop().map(|Reverse(armed)| armed.timer)
+            }
             _ => None,
         }
     }
@@ -74,15 +110,14 @@ impl Timers {
     /// Move every armed `timer` due after `latest` to `latest` (a runtime change shortened the
     /// interval it was armed with). Nothing is added: a timer not armed stays so.
     pub fn pull_in(&mut self, timer: &Timer, latest: Instant) {
-        let late =
-            |Reverse((at, _, t)): &Reverse<(Instant, u64, Timer)>| t == timer && *at > latest;
+        let late = |Reverse(armed): &Reverse<Armed>| armed.timer == *timer && armed.at > latest;
         if !self.heap.iter().any(late) {
             return;
         }
         let mut entries = std::mem::take(&mut self.heap).into_vec();
-        for Reverse((at, _, t)) in &mut entries {
-            if t == timer && *at > latest {
-                *at = latest;
+        for Reverse(armed) in &mut entries {
+            if armed.timer == *timer && armed.at > latest {
+                armed.at = latest;
             }
         }
         self.heap = BinaryHeap::from(entries);

@@ -125,7 +125,7 @@ async fn five_nodes_converge_detect_a_crash_a_leave_and_a_restart() {
         .members
         .iter()
         .find(|m| m.name.as_str() == "n4")
-        .map(|m| m.incarnation);
+        .map(|m| m.incarnation.get());
     assert!(
         n4 > Some(0),
         "the restarted node must win with a higher incarnation, got {n4:?}"

@@ -22,9 +22,9 @@ use hera::fuzzing::{
 use hera::names::{Label, NodeName};
 use hera::wire::seal::seal_with;
 use hera::wire::{
-    encode_message, flags, Ack, Claim, DatagramBuilder, Key, MemberUpdate, Message, Nack, Opaque,
-    Ping, PingReq, Profile, PushPull, Query, QueryAnswer, QueryId, QueryOutcome, SyncProbe, Tag,
-    DATAGRAM_MAX_BYTES, HEADER_BYTES, TAGS_MAX, TAG_VALUE_MAX_BYTES,
+    encode_message, flags, Ack, Claim, DatagramBuilder, Incarnation, Key, MemberUpdate, Message,
+    Nack, Opaque, Ping, PingReq, Profile, PushPull, Query, QueryAnswer, QueryId, QueryOutcome,
+    SyncProbe, Tag, DATAGRAM_MAX_BYTES, HEADER_BYTES, TAGS_MAX, TAG_VALUE_MAX_BYTES,
 };
 
 fn seeds_dir(target: &str) -> PathBuf {
@@ -62,7 +62,7 @@ fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
 fn member(claim: Claim, addr: SocketAddr, tags: Vec<Tag>) -> MemberUpdate {
     MemberUpdate {
         name: name("peer-1"),
-        incarnation: 3,
+        incarnation: Incarnation::new(3),
         claim,
         profile: Profile {
             addr,
@@ -299,7 +299,7 @@ fn node_seeds() -> Vec<(&'static str, Vec<u8>)> {
             (0..4)
                 .map(|i| MemberUpdate {
                     name: name(&format!("peer-{i}")),
-                    incarnation: 1,
+                    incarnation: Incarnation::new(1),
                     claim: Claim::Alive,
                     profile: Profile {
                         addr: SocketAddr::from((Ipv4Addr::new(10, 0, 0, 10 + i), 7946)),

@@ -28,7 +28,9 @@ use hera::names::{InstanceId, Label, NodeName, ServiceName};
 use hera::node::{Event, Identity, Node, Sink, Transmit};
 use hera::registry::{Entry, Hlc, InstanceSpec, Registry};
 use hera::time::Instant;
-use hera::wire::{encode_message, Claim, DatagramBuilder, MemberUpdate, Message, Profile, Tag};
+use hera::wire::{
+    encode_message, Claim, DatagramBuilder, Incarnation, MemberUpdate, Message, Profile, Tag,
+};
 
 /// How many members (and registry entries) the figures are taken at: the scale of issue #4.
 const N: usize = 10_000;
@@ -146,7 +148,7 @@ fn node_with_members(n: usize, tags_each: usize, settle: bool) -> Node {
             .collect();
         let update = Message::Member(MemberUpdate {
             name: NodeName::new(&format!("node-{i:05}")).expect("a valid name"),
-            incarnation: 0,
+            incarnation: Incarnation::ZERO,
             claim: Claim::Alive,
             profile: Profile {
                 addr: addr(i),

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use hera::config::Config;
 use hera::node::Event;
 use hera::swim::State;
-use hera::wire::{self, encode_message, DatagramBuilder, Message, Tag};
+use hera::wire::{self, encode_message, DatagramBuilder, Incarnation, Message, Tag};
 use hera::{Instant, Node, Transmit};
 
 use crate::network::LinkModel;
@@ -220,7 +220,7 @@ impl World {
     }
 
     /// `subject`'s incarnation as `observer` holds it.
-    pub fn member_incarnation(&self, observer: u32, subject: u32) -> Option<u32> {
+    pub fn member_incarnation(&self, observer: u32, subject: u32) -> Option<Incarnation> {
         self.node(observer)?
             .member(self.name(subject))
             .map(|m| m.incarnation)

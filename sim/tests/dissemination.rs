@@ -9,7 +9,7 @@ use hera::names::{Label, NodeName};
 use hera::node::Event;
 use hera::swim::gossip::retransmit_limit;
 use hera::swim::State;
-use hera::wire::{Claim, MemberUpdate, Message, Tag};
+use hera::wire::{Claim, Incarnation, MemberUpdate, Message, Tag};
 use hera_sim::observe::Sent;
 use hera_sim::{node_name, World};
 use support::{cluster, join, join_all, LATENCY};
@@ -141,12 +141,12 @@ fn an_update_is_retransmitted_a_bounded_number_of_times() {
         0,
         &[Message::Member(MemberUpdate {
             name: node_name(0),
-            incarnation: 0,
+            incarnation: Incarnation::ZERO,
             claim: Claim::Suspect { by: node_name(1) },
             profile,
         })],
     );
-    assert_eq!(w.node(0).unwrap().incarnation(), 1);
+    assert_eq!(w.node(0).unwrap().incarnation(), Incarnation::new(1));
     assert_eq!(w.node(0).unwrap().queue_depth(), 1);
     let bound = config.gossip_interval * 20;
     assert!(w
@@ -160,7 +160,7 @@ fn an_update_is_retransmitted_a_bounded_number_of_times() {
         .flat_map(Sent::messages)
         .filter(|m| {
             matches!(m, Message::Member(u)
-                if u.name == node_name(0) && u.incarnation == 1 && u.claim == Claim::Alive)
+                if u.name == node_name(0) && u.incarnation == Incarnation::new(1) && u.claim == Claim::Alive)
         })
         .count();
     // Each transmission is one gossip round (its copies go to up to `gossip_fanout` members)

@@ -10,7 +10,7 @@ use hera::node::{Event, Lifecycle};
 use hera::registry::{Entry, Health, Hlc, InstanceSpec, SpecCheck};
 use hera::swim::members::INCARNATION_JUMP_MAX;
 use hera::swim::State;
-use hera::wire::{Claim, MemberUpdate, Message, Nack};
+use hera::wire::{Claim, Incarnation, MemberUpdate, Message, Nack};
 use hera::{Command, CommandError};
 use hera_sim::{node_name as name, World};
 use support::registry::{holds, id, spread};
@@ -248,7 +248,7 @@ fn claim_about(c: &World, subject: u32, incarnation: u32, claim: Claim) -> Messa
         .to_profile();
     Message::Member(MemberUpdate {
         name: name(subject),
-        incarnation,
+        incarnation: Incarnation::new(incarnation),
         claim,
         profile,
     })
@@ -268,7 +268,7 @@ fn left_at_the_largest_incarnation_does_not_lock_a_member_out() {
     c.run_for(c.config().probe_interval * 4);
     assert!(c.all_alive(&[0, 1, 2]), "the forged leave stuck");
     assert!(
-        c.node(1).unwrap().incarnation() < 16,
+        c.node(1).unwrap().incarnation().get() < 16,
         "{}",
         c.node(1).unwrap().incarnation()
     );
@@ -282,7 +282,7 @@ fn left_at_the_largest_incarnation_does_not_lock_a_member_out() {
 #[test]
 fn a_claim_jumping_an_incarnation_implausibly_is_refused_and_counted() {
     let mut c = cluster(3);
-    let known = c.member_incarnation(0, 1).unwrap();
+    let known = c.member_incarnation(0, 1).unwrap().get();
     let jump = known + INCARNATION_JUMP_MAX + 1;
     let forged = claim_about(&c, 1, jump, Claim::Failed { by: name(2) });
     for i in 0..3 {
@@ -296,16 +296,16 @@ fn a_claim_jumping_an_incarnation_implausibly_is_refused_and_counted() {
         "the member moved to the forgery"
     );
     assert!(c.events().iter().any(|(_, i, e)| *i == 0
-        && matches!(e, Event::ImplausibleClaim { known: k, claimed, .. } if *k == known && *claimed == jump)));
+        && matches!(e, Event::ImplausibleClaim { known: k, claimed, .. } if k.get() == known && claimed.get() == jump)));
     c.run_for(c.config().probe_interval * 4);
     assert!(c.all_alive(&[0, 1, 2]));
-    assert_eq!(c.member_incarnation(0, 1), Some(known));
+    assert_eq!(c.member_incarnation(0, 1), Some(Incarnation::new(known)));
     // A claim within reach still counts: the member refutes it as ever.
     let near = claim_about(&c, 1, known + 3, Claim::Suspect { by: name(2) });
     c.deliver_now(2, 0, &[near]);
     let refuted = c.step_until(c.config().probe_interval * 4, |c| {
-        c.node(1).unwrap().incarnation() == known + 4
-            && c.member_incarnation(0, 1) == Some(known + 4)
+        c.node(1).unwrap().incarnation().get() == known + 4
+            && c.member_incarnation(0, 1) == Some(Incarnation::new(known + 4))
     });
     assert!(refuted.is_some(), "a plausible suspicion was not refuted");
 }

@@ -10,7 +10,7 @@ use hera::config::Config;
 use hera::names::Label;
 use hera::node::{Event, Lifecycle};
 use hera::swim::State;
-use hera::wire::{self, Claim, MemberUpdate, Message, Ping, Profile};
+use hera::wire::{self, Claim, Incarnation, MemberUpdate, Message, Ping, Profile};
 use hera::{Command, CommandError};
 use hera_sim::network::LinkOverride;
 use hera_sim::observe::Sent;
@@ -158,12 +158,12 @@ fn restarted_node_takes_over_with_a_higher_incarnation() {
 
     let restarted = w.now_us();
     w.start(3);
-    assert_eq!(w.node(3).unwrap().incarnation(), 0);
+    assert_eq!(w.node(3).unwrap().incarnation(), Incarnation::ZERO);
     join(&mut w, 3);
     let bound = config.probe_interval * 4;
     let took = w.step_until(bound, |w| {
         let inc = w.node(3).unwrap().incarnation();
-        inc > 0
+        inc != Incarnation::ZERO
             && w.all_alive(&[0, 1, 2, 3])
             && (0..3).all(|o| w.member_incarnation(o, 3) == Some(inc))
     });
@@ -201,7 +201,7 @@ fn name_conflict_is_refused() {
     profile.addr = w.addr(claimant);
     let claim = Message::Member(MemberUpdate {
         name: node_name(1),
-        incarnation: w.member_incarnation(0, 1).unwrap() + 1,
+        incarnation: w.member_incarnation(0, 1).unwrap().next(),
         claim: Claim::Alive,
         profile,
     });
@@ -329,7 +329,7 @@ fn a_join_transfer_is_believed_but_not_gossiped_on() {
     let stranger = w.add_node();
     let record = MemberUpdate {
         name: node_name(stranger),
-        incarnation: 0,
+        incarnation: Incarnation::ZERO,
         claim: Claim::Alive,
         profile: Profile {
             addr: w.addr(stranger),

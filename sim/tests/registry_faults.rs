@@ -172,7 +172,7 @@ fn an_entry_refused_while_its_owner_was_failed_is_fetched_when_the_owner_returns
         c.net.set_link(5, j, LinkOverride::Blocked);
         c.net.set_link(j, 5, LinkOverride::Blocked);
     }
-    let incarnation = c.member_incarnation(0, 5).unwrap() + 1;
+    let incarnation = c.member_incarnation(0, 5).unwrap().next();
     let profile = c.node(5).unwrap().profile().clone();
     c.deliver_now(
         1,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hera::config::Config;
 use hera::node::Event;
 use hera::swim::State;
-use hera::wire::{Claim, Message};
+use hera::wire::{Claim, Incarnation, Message};
 use hera_sim::observe::Sent;
 use hera_sim::{node_name, World};
 use support::{cluster, join_all, suspicion_window, us};
@@ -106,7 +106,7 @@ fn suspected_member_refutes_with_a_higher_incarnation() {
     let bound = config.probe_interval * 2;
     let took = w.step_until(bound, |w| {
         let inc = w.node(3).unwrap().incarnation();
-        inc > 0 && (0..3).all(|o| w.member_incarnation(o, 3) == Some(inc))
+        inc != Incarnation::ZERO && (0..3).all(|o| w.member_incarnation(o, 3) == Some(inc))
     });
     assert!(took.is_some(), "no refutation within {bound:?}");
     assert!(w

@@ -15,7 +15,8 @@ use hera::node::Event;
 use hera::registry::InstanceSpec;
 use hera::swim::State;
 use hera::wire::{
-    self, encode_message, Claim, DatagramBuilder, MemberUpdate, Message, MessageKind, Ping, Profile,
+    self, encode_message, Claim, DatagramBuilder, Incarnation, MemberUpdate, Message, MessageKind,
+    Ping, Profile,
 };
 use hera::Command;
 use hera_sim::{node_name, World};
@@ -45,7 +46,7 @@ fn rejected_datagrams_and_refused_claims_keep_the_state_version() {
     let profile = w.node(1).unwrap().profile().clone();
     let claim = MemberUpdate {
         name: node_name(1),
-        incarnation: w.node(1).unwrap().incarnation() + 1,
+        incarnation: w.node(1).unwrap().incarnation().next(),
         claim: Claim::Alive,
         profile: Profile {
             addr: w.addr(stranger),
@@ -80,7 +81,7 @@ fn amplifiers(w: &World, stranger: SocketAddr) -> Vec<(MessageKind, Message)> {
     };
     let record = MemberUpdate {
         name: NodeName::new("visitor").unwrap(),
-        incarnation: 0,
+        incarnation: Incarnation::ZERO,
         claim: Claim::Alive,
         profile,
     };

@@ -23,8 +23,8 @@ use crate::config::Config;
 use crate::names::NodeName;
 use crate::node::{Identity, Node, Outputs, Sink, Transmit};
 use crate::wire::{
-    encode_message, Ack, Claim, DatagramBuilder, MemberUpdate, Message, Nack, Ping, PingReq,
-    Profile, PushPull, RegistryBuckets, RegistryDigest, RegistrySync, SyncProbe,
+    encode_message, Ack, Claim, DatagramBuilder, Incarnation, MemberUpdate, Message, Nack, Ping,
+    PingReq, Profile, PushPull, RegistryBuckets, RegistryDigest, RegistrySync, SyncProbe,
 };
 
 const NODES: usize = 3;
@@ -79,7 +79,7 @@ fn message(kind: u8, a: u32, b: u8) -> Message {
     };
     let update = MemberUpdate {
         name: subject.clone(),
-        incarnation: a,
+        incarnation: Incarnation::new(a),
         claim,
         profile: profile(at),
     };

@@ -125,7 +125,9 @@ mod tests {
     use crate::names::{Label, NodeName};
     use crate::node::{Command, CommandError, Identity};
     use crate::time::Instant;
-    use crate::wire::{encode_message, Claim, Key, KeyringError, MemberUpdate, Message, Profile};
+    use crate::wire::{
+        encode_message, Claim, Incarnation, Key, KeyringError, MemberUpdate, Message, Profile,
+    };
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
@@ -149,7 +151,7 @@ mod tests {
     fn intruder(key: Option<&Key>) -> Vec<u8> {
         let update = Message::Member(MemberUpdate {
             name: NodeName::new("intruder").unwrap(),
-            incarnation: 1,
+            incarnation: Incarnation::new(1),
             claim: Claim::Alive,
             profile: Profile {
                 addr: addr(7999),

@@ -26,10 +26,7 @@ pub struct Restored {
 impl Node {
     pub(super) fn restore(&mut self, now: Instant, restored: Restored) -> Reply {
         let membership = &mut self.membership;
-        membership.incarnation = crate::swim::members::later_incarnation(
-            membership.incarnation,
-            restored.incarnation.wrapping_add(1),
-        );
+        membership.incarnation = membership.incarnation.later(restored.incarnation.next());
         self.catalog
             .restore(&mut self.io, now, restored.clock, restored.instances);
         self.catalog
@@ -85,13 +82,13 @@ mod tests {
         let mut n = node("n1", start);
         let restored = Restored {
             instances: vec![saved("web-1", "n1", 5_000), saved("web-2", "n2", 5_000)],
-            incarnation: 7,
+            incarnation: Incarnation::new(7),
             clock: (90_000_000, 3),
             node_checks: Vec::new(),
         };
         n.handle_command(start, Command::Restore(Box::new(restored)))
             .unwrap();
-        assert_eq!(n.incarnation(), 8, "one above the last announced");
+        assert_eq!(n.incarnation().get(), 8, "one above the last announced");
         let id = crate::names::InstanceId::new("web-1").unwrap();
         assert_eq!(n.registry().stored(&id).unwrap().version.wall_ms, 5_000);
         assert_eq!(

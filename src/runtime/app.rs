@@ -390,7 +390,7 @@ fn restore(node: &mut Node, clock: &Clock, saved: Saved) {
         instances = count,
         skipped = saved.skipped.len(),
         members = saved.members.len(),
-        incarnation = node.incarnation(),
+        incarnation = node.incarnation().get(),
         "restored this node's state"
     );
 }

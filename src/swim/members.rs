@@ -63,43 +63,22 @@ impl State {
     }
 }
 
-/// Incarnations are compared as serial numbers (RFC 1982, 32 bits): `a` is newer than `b` when
-/// it is ahead by less than half the space. A plain `>` made `u32::MAX` the end of the line:
-/// one claim at the maximum about a live member left it nothing to refute with (issue 14).
-/// With serial order every incarnation has a successor, and refutation wraps. The order is
-/// total within any window of 2^31, which honest incarnations never leave: only the member
-/// raises its own, by one per refutation, and third-party claims that jump further than
-/// [`INCARNATION_JUMP_MAX`] are refused ([`plausible`]).
-pub fn newer_incarnation(a: Incarnation, b: Incarnation) -> bool {
-    let ahead = a.wrapping_sub(b);
-    ahead != 0 && ahead < 1 << 31
-}
-
-/// The later of two incarnations in serial order.
-pub fn later_incarnation(a: Incarnation, b: Incarnation) -> Incarnation {
-    if newer_incarnation(a, b) {
-        a
-    } else {
-        b
-    }
-}
-
 /// How far a claim may move a member's incarnation past the one we hold. Only the member
 /// raises its incarnation, by one per refutation; a node that missed a few of them, or a member
 /// restarted without its data directory, is behind by a handful, not tens of thousands. 2^16
 /// refutations at one a second is 18 hours of continuous suspicion, and it keeps any one
 /// forged claim 2^15 times short of the half-space where serial order turns ambiguous.
-pub const INCARNATION_JUMP_MAX: Incarnation = 1 << 16;
+pub const INCARNATION_JUMP_MAX: u32 = 1 << 16;
 
 /// Whether a claim at `claimed` about a member we hold at `known` is believable: not newer,
 /// or newer by at most [`INCARNATION_JUMP_MAX`].
 pub fn plausible(known: Incarnation, claimed: Incarnation) -> bool {
-    !newer_incarnation(claimed, known) || claimed.wrapping_sub(known) <= INCARNATION_JUMP_MAX
+    !claimed.is_newer_than(known) || claimed.steps_after(known) <= INCARNATION_JUMP_MAX
 }
 
 /// The merge rule: does a claim at `incoming` replace what we hold at `current`?
 ///
-/// A newer incarnation (serial order, [`newer_incarnation`]) always wins, because only the
+/// A newer incarnation (serial order, [`Incarnation::is_newer_than`]) always wins, because only the
 /// member itself raises it; at equal incarnation the more severe state wins (see
 /// [`State::precedence`]). Within any window of 2^31 incarnations this is a total order on
 /// (incarnation, state), so every node that sees the same claims ends in the same state
@@ -107,7 +86,7 @@ pub fn plausible(known: Incarnation, claimed: Incarnation) -> bool {
 pub fn supersedes(current: (Incarnation, State), incoming: (Incarnation, State)) -> bool {
     let (cur_inc, cur_state) = current;
     let (new_inc, new_state) = incoming;
-    newer_incarnation(new_inc, cur_inc)
+    new_inc.is_newer_than(cur_inc)
         || (new_inc == cur_inc && new_state.precedence() > cur_state.precedence())
 }
 
@@ -550,7 +529,7 @@ pub fn member_hash(name: &NodeName, incarnation: Incarnation, state: State) -> u
     // (1, alive) could leave the digest, a sum, unchanged.
     let mut h = StableHash::default();
     h.eat(name.as_str().as_bytes());
-    h.eat(&incarnation.to_le_bytes());
+    h.eat(&incarnation.get().to_le_bytes());
     h.eat(&[state.precedence()]);
     h.finish()
 }
@@ -590,9 +569,10 @@ mod tests {
             ((0, Alive), (u32::MAX, Left), false),
             ((5, Alive), (u32::MAX, Left), false),
         ];
+        let inc = |(n, state)| (Incarnation::new(n), state);
         for (current, incoming, expected) in table {
             assert_eq!(
-                supersedes(current, incoming),
+                supersedes(inc(current), inc(incoming)),
                 expected,
                 "{current:?} <- {incoming:?}"
             );
@@ -612,14 +592,15 @@ mod tests {
             (0, 1 << 30, false),
         ];
         for (known, claimed, expected) in table {
-            assert_eq!(plausible(known, claimed), expected, "{known} <- {claimed}");
+            let (k, c) = (Incarnation::new(known), Incarnation::new(claimed));
+            assert_eq!(plausible(k, c), expected, "{known} <- {claimed}");
         }
     }
 
     #[test]
     fn merge_rule_is_a_total_order() {
         let states = [Alive, Suspect, Failed, Left];
-        let window = [u32::MAX - 1, u32::MAX, 0, 1];
+        let window = [u32::MAX - 1, u32::MAX, 0, 1].map(Incarnation::new);
         for a_inc in window {
             for b_inc in window {
                 for a in states {
@@ -659,13 +640,13 @@ mod tests {
         let now = Instant::ZERO;
         let names = names(5);
         for n in &names {
-            m.set(n, 0, Alive, &profile(), now);
+            m.set(n, Incarnation::new(0), Alive, &profile(), now);
         }
         assert_eq!(m.live().len(), 5);
-        m.set(&names[1], 0, Suspect, &profile(), now);
-        m.set(&names[2], 0, Failed, &profile(), now);
+        m.set(&names[1], Incarnation::new(0), Suspect, &profile(), now);
+        m.set(&names[2], Incarnation::new(0), Failed, &profile(), now);
         let id3 = m.id(&names[3]).unwrap();
-        m.set_state(id3, 0, Left, now);
+        m.set_state(id3, Incarnation::new(0), Left, now);
         assert_eq!(
             m.counts(),
             StateCounts {
@@ -699,14 +680,16 @@ mod tests {
 
         // The digest depends only on the final contents, not on the path.
         let mut other = Members::default();
-        other.set(&names[3], 0, Left, &profile(), now);
-        other.set(&names[1], 0, Suspect, &profile(), now);
-        other.set(&names[0], 0, Alive, &profile(), now);
+        other.set(&names[3], Incarnation::new(0), Left, &profile(), now);
+        other.set(&names[1], Incarnation::new(0), Suspect, &profile(), now);
+        other.set(&names[0], Incarnation::new(0), Alive, &profile(), now);
         assert_eq!(m.digest(), other.digest());
 
         // A freed slot is reused, and the newcomer is found by name.
         let newcomer = NodeName::new("late").unwrap();
-        let id = m.set(&newcomer, 0, Alive, &profile(), now).unwrap();
+        let id = m
+            .set(&newcomer, Incarnation::new(0), Alive, &profile(), now)
+            .unwrap();
         assert!(id == m.id(&newcomer).unwrap() && m.by_id(id).unwrap().name() == &newcomer);
         assert_eq!(m.slots.len(), 5, "a freed slot was reused");
     }
@@ -716,7 +699,7 @@ mod tests {
         let mut m = Members::default();
         for i in [3, 9, 1, 7, 5, 0, 8, 2, 6, 4] {
             let name = NodeName::new(&format!("m{i}")).unwrap();
-            m.set(&name, 0, Alive, &profile(), Instant::ZERO);
+            m.set(&name, Incarnation::new(0), Alive, &profile(), Instant::ZERO);
         }
         m.remove(&NodeName::new("m5").unwrap());
         let order: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
@@ -732,7 +715,13 @@ mod tests {
         let names = names(3);
         let now = Instant::ZERO;
         for (i, n) in names.iter().enumerate() {
-            m.set(n, 0, Alive, &profile_in("dc1", i as u16), now);
+            m.set(
+                n,
+                Incarnation::new(0),
+                Alive,
+                &profile_in("dc1", i as u16),
+                now,
+            );
         }
         assert_eq!(m.traits.len(), 1, "one copy of dc1 for three members");
         let (a, b) = (m.get(&names[0]).unwrap(), m.get(&names[1]).unwrap());
@@ -740,7 +729,13 @@ mod tests {
         assert_eq!(b.profile.to_profile(), profile_in("dc1", 1));
 
         // A member moving to another dc takes new traits; the old stay while others hold them.
-        m.set(&names[0], 1, Alive, &profile_in("dc2", 7), now);
+        m.set(
+            &names[0],
+            Incarnation::new(1),
+            Alive,
+            &profile_in("dc2", 7),
+            now,
+        );
         assert_eq!(m.traits.len(), 2);
         assert_eq!(
             m.get(&names[0]).unwrap().profile.to_profile(),
@@ -758,12 +753,24 @@ mod tests {
         let mut m = Members::default();
         let name = NodeName::new("a").unwrap();
         let id = m
-            .set(&name, 0, Alive, &profile(), Instant::from_micros(1))
+            .set(
+                &name,
+                Incarnation::new(0),
+                Alive,
+                &profile(),
+                Instant::from_micros(1),
+            )
             .unwrap();
-        m.set(&name, 1, Alive, &profile(), Instant::from_micros(2));
+        m.set(
+            &name,
+            Incarnation::new(1),
+            Alive,
+            &profile(),
+            Instant::from_micros(2),
+        );
         assert_eq!(m.by_id(id).unwrap().since, Instant::from_micros(1));
         m.record_ack(&name, Instant::from_micros(3));
-        m.set_state(id, 1, Suspect, Instant::from_micros(4));
+        m.set_state(id, Incarnation::new(1), Suspect, Instant::from_micros(4));
         let member = m.by_id(id).unwrap();
         assert_eq!(member.since, Instant::from_micros(4));
         assert_eq!(member.last_ack(), Some(Instant::from_micros(3)));
@@ -786,7 +793,11 @@ mod tests {
                         state,
                     ))
                 };
-                assert_ne!(sum(0, Failed), sum(1, Alive), "n{a} n{b}");
+                assert_ne!(
+                    sum(Incarnation::ZERO, Failed),
+                    sum(Incarnation::new(1), Alive),
+                    "n{a} n{b}"
+                );
             }
         }
     }

@@ -152,7 +152,13 @@ mod tests {
     fn confirmations_are_independent_and_capped() {
         let name = |s: &str| NodeName::new(s).unwrap();
         let window = (Duration::from_secs(2), Duration::from_secs(8));
-        let mut s = Suspicion::new(4, name("a"), Instant::from_micros(0), window, 2);
+        let mut s = Suspicion::new(
+            Incarnation::new(4),
+            name("a"),
+            Instant::from_micros(0),
+            window,
+            2,
+        );
         assert_eq!(s.deadline(), Instant::from_micros(8_000_000));
         assert!(
             !s.confirm(&name("a")),

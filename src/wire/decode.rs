@@ -424,7 +424,7 @@ impl<'a> Cursor<'a> {
         let tags = self.tags()?;
         Some(MemberUpdate {
             name,
-            incarnation,
+            incarnation: Incarnation::new(incarnation),
             claim,
             profile: Profile { addr, dc, tags },
         })
@@ -551,7 +551,7 @@ mod tests {
     fn data_centres_of_consecutive_updates_decode_as_the_reference_says() {
         let update = |name: &str, dc: &str| MemberUpdate {
             name: NodeName::new(name).unwrap(),
-            incarnation: 1,
+            incarnation: Incarnation::new(1),
             claim: Claim::Alive,
             profile: Profile {
                 addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 7946)),
@@ -610,7 +610,7 @@ mod tests {
         }
         let with_tags = Message::Member(MemberUpdate {
             name: NodeName::new("n-1").unwrap(),
-            incarnation: 70_000,
+            incarnation: Incarnation::new(70_000),
             claim: Claim::Alive,
             profile: Profile {
                 addr: SocketAddr::from((Ipv6Addr::LOCALHOST, 7946)),

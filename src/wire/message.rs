@@ -14,7 +14,90 @@ use crate::record::Entry;
 pub type Seq = u32;
 
 /// A member's incarnation: only the member itself raises it, to refute a suspicion (SWIM §4.2).
-pub type Incarnation = u32;
+///
+/// Incarnations are compared as serial numbers (RFC 1982, 32 bits): `a` is newer than `b` when
+/// it is ahead by less than half the space. A plain `>` made `u32::MAX` the end of the line:
+/// one claim at the maximum about a live member left it nothing to refute with (issue 14).
+/// With serial order every incarnation has a successor, and refutation wraps. The order is
+/// total within any window of 2^31, which honest incarnations never leave (the membership
+/// refuses third-party claims that jump further: `swim::members::plausible`).
+///
+/// That is why this is a type and has no `Ord`: `<` on the number is the bug it prevents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Incarnation(u32);
+
+impl Incarnation {
+    /// Where a member's first boot starts.
+    pub const ZERO: Incarnation = Incarnation(0);
+
+    pub const fn new(n: u32) -> Incarnation {
+        Incarnation(n)
+    }
+
+    /// The number, for the wire, the data directory and the HTTP faces.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The successor in serial order: the one after `u32::MAX` is 0.
+    #[must_use]
+    pub const fn next(self) -> Incarnation {
+        Incarnation(self.0.wrapping_add(1))
+    }
+
+    /// How many steps `self` is ahead of `earlier`, counting round the serial space.
+    pub const fn steps_after(self, earlier: Incarnation) -> u32 {
+        self.0.wrapping_sub(earlier.0)
+    }
+
+    /// Ahead of `other` by less than half the serial space.
+    pub const fn is_newer_than(self, other: Incarnation) -> bool {
+        let ahead = self.steps_after(other);
+        ahead != 0 && ahead < 1 << 31
+    }
+
+    /// The later of two incarnations in serial order.
+    #[must_use]
+    pub const fn later(self, other: Incarnation) -> Incarnation {
+        if self.is_newer_than(other) {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+impl std::fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// On the wire an incarnation is its number (a varint, as before the type existed).
+impl Encode for Incarnation {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.0.encode(encoder)
+    }
+}
+
+impl<C> Decode<C> for Incarnation {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        u32::decode(decoder).map(Incarnation)
+    }
+}
+
+impl<'de, C> bincode::BorrowDecode<'de, C> for Incarnation {
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        u32::decode(decoder).map(Incarnation)
+    }
+}
 
 /// Most tags a member may carry; keeps an alive update well inside one datagram.
 pub const TAGS_MAX: usize = 16;

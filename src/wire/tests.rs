@@ -61,7 +61,7 @@ fn tags_at_limits() -> Vec<Tag> {
 fn update(claim: Claim, addr: SocketAddr) -> MemberUpdate {
     MemberUpdate {
         name: name("node-b"),
-        incarnation: 42,
+        incarnation: Incarnation::new(42),
         claim,
         profile: profile(addr, vec![]),
     }
@@ -163,7 +163,7 @@ fn every_message_kind_round_trips() {
         (
             "member, tags at their limits",
             Message::Member(MemberUpdate {
-                incarnation: u32::MAX,
+                incarnation: Incarnation::new(u32::MAX),
                 profile: profile(v6(), tags_at_limits()),
                 ..update(Claim::Alive, v4())
             }),
@@ -690,7 +690,7 @@ fn random_message(rng: &mut ChaCha8Rng) -> Message {
         .collect();
     let addr = if rng.next_u32() % 2 == 0 { v4() } else { v6() };
     let member = MemberUpdate {
-        incarnation: rng.next_u32(),
+        incarnation: Incarnation::new(rng.next_u32()),
         profile: profile(addr, tags),
         ..update(Claim::Alive, addr)
     };

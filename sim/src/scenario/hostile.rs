@@ -20,8 +20,8 @@ use hera::registry::{Entry, Hlc, InstanceSpec};
 use hera::swim::members::INCARNATION_JUMP_MAX;
 use hera::swim::State;
 use hera::wire::{
-    encode_message, Claim, DatagramBuilder, MemberUpdate, Message, Ping, PushPull, RegistryDigest,
-    SyncProbe,
+    encode_message, Claim, DatagramBuilder, Incarnation, MemberUpdate, Message, Ping, PushPull,
+    RegistryDigest, SyncProbe,
 };
 use hera::Command;
 
@@ -194,7 +194,7 @@ fn claim_about(
     ctx: &Ctx,
     by: u32,
     x: u32,
-    incarnation: u32,
+    incarnation: Incarnation,
     claim: Claim,
 ) -> Result<Message, String> {
     let member = ctx
@@ -224,12 +224,12 @@ pub fn hostile_incarnation(ctx: &mut Ctx) -> Result<(), String> {
         .ok_or_else(|| format!("n{liar} does not know n{x}"))?;
     let liar_name = ctx.world.name(liar).clone();
     let forged = [
-        claim_about(ctx, liar, x, u32::MAX, Claim::Left)?,
+        claim_about(ctx, liar, x, Incarnation::new(u32::MAX), Claim::Left)?,
         claim_about(
             ctx,
             liar,
             x,
-            known.wrapping_add(INCARNATION_JUMP_MAX + 1),
+            Incarnation::new(known.get().wrapping_add(INCARNATION_JUMP_MAX + 1)),
             Claim::Failed {
                 by: liar_name.clone(),
             },
@@ -238,7 +238,7 @@ pub fn hostile_incarnation(ctx: &mut Ctx) -> Result<(), String> {
             ctx,
             liar,
             x,
-            known.wrapping_add(INCARNATION_JUMP_MAX * 16),
+            Incarnation::new(known.get().wrapping_add(INCARNATION_JUMP_MAX * 16)),
             Claim::Suspect { by: liar_name },
         )?,
     ];
@@ -269,13 +269,18 @@ pub fn hostile_incarnation(ctx: &mut Ctx) -> Result<(), String> {
                     (State::Alive, node.incarnation())
                 } else {
                     node.member(ctx.world.name(x))
-                        .map_or((State::Left, 0), |m| (m.state, m.incarnation))
+                        .map_or((State::Left, Incarnation::ZERO), |m| {
+                            (m.state, m.incarnation)
+                        })
                 }
             })
-            .unwrap_or((State::Left, 0));
-        expect(state.0 == State::Alive && state.1 < known + 16, || {
-            format!("n{i} holds n{x} {:?} at incarnation {}", state.0, state.1)
-        })?;
+            .unwrap_or((State::Left, Incarnation::ZERO));
+        // Within 16 refutations of where it was: serial order, as members compare them.
+        let bound = Incarnation::new(known.get().wrapping_add(16));
+        expect(
+            state.0 == State::Alive && bound.is_newer_than(state.1),
+            || format!("n{i} holds n{x} {:?} at incarnation {}", state.0, state.1),
+        )?;
     }
     let refuted = ctx.world.node(x).map_or(0, |node| node.stats().refutations) - refutations0;
     expect(refuted == 0, || {

@@ -10,7 +10,7 @@ use hera::bounded::{BoundedString, BoundedVec};
 use hera::config::Config;
 use hera::names::{Label, NodeName};
 use hera::swim::suspicion;
-use hera::wire::{Claim, MemberUpdate, Message, Profile, Tag};
+use hera::wire::{Claim, Incarnation, MemberUpdate, Message, Profile, Tag};
 use hera::Command;
 use hera_sim::World;
 
@@ -73,7 +73,7 @@ pub fn unreachable_members(n: u32, tagged: bool) -> Vec<Message> {
             });
             Message::Member(MemberUpdate {
                 name: NodeName::new(&format!("m{k}")).unwrap(),
-                incarnation: 0,
+                incarnation: Incarnation::ZERO,
                 claim: Claim::Alive,
                 profile: Profile {
                     addr: SocketAddr::from(([10, 0, (k / 256) as u8, (k % 256) as u8], 7000)),

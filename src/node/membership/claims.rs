@@ -7,7 +7,7 @@ use crate::node::catalog::Catalog;
 use crate::node::io::Io;
 use crate::node::{CommandError, Event, Lifecycle, Reply};
 use crate::swim::gossip::Subject;
-use crate::swim::members::{later_incarnation, newer_incarnation, plausible, supersedes, State};
+use crate::swim::members::{plausible, supersedes, State};
 use crate::swim::probe::{uniform, ProbeKind};
 use crate::swim::suspicion::{self, Suspicion};
 use crate::time::Instant;
@@ -351,7 +351,7 @@ impl Membership {
         // Even a previous boot's count stays within a quarter of the serial space: outbidding
         // a claim half the space away would be neither newer nor older than where we were.
         let previous_boot = source == Source::JoinTransfer
-            && update.incarnation.wrapping_sub(self.incarnation) < PREVIOUS_BOOT_AHEAD_MAX;
+            && update.incarnation.steps_after(self.incarnation) < PREVIOUS_BOOT_AHEAD_MAX;
         if !previous_boot && !plausible(self.incarnation, update.incarnation) {
             io.stats.implausible_claims += 1;
             io.emit_quiet(Event::ImplausibleClaim {
@@ -378,7 +378,7 @@ impl Membership {
             });
             return false;
         }
-        let stale = newer_incarnation(self.incarnation, update.incarnation);
+        let stale = self.incarnation.is_newer_than(update.incarnation);
         let refute = match &update.claim {
             Claim::Alive => {
                 let impostor = update.profile.addr != self.profile.addr;
@@ -391,7 +391,7 @@ impl Membership {
                     });
                 }
                 // An alive claim at our incarnation with our address is our own news echoing.
-                newer_incarnation(update.incarnation, self.incarnation) || (impostor && !stale)
+                update.incarnation.is_newer_than(self.incarnation) || (impostor && !stale)
             }
             Claim::Suspect { .. } | Claim::Failed { .. } | Claim::Left => !stale,
         };
@@ -408,7 +408,7 @@ impl Membership {
             self.awareness.apply(1);
         }
         // Serial order: the successor of u32::MAX is 0, so no claim leaves us without one.
-        self.incarnation = later_incarnation(update.incarnation, self.incarnation).wrapping_add(1);
+        self.incarnation = update.incarnation.later(self.incarnation).next();
         io.stats.refutations += 1;
         io.emit(Event::Refuted {
             incarnation: self.incarnation,

@@ -325,7 +325,9 @@ mod tests {
     use crate::node::{Command, Identity, Node};
     use crate::registry::InstanceSpec;
     use crate::time::Instant;
-    use crate::wire::{self, encode_message, DatagramBuilder, Message, MessageKind, Ping};
+    use crate::wire::{
+        self, encode_message, DatagramBuilder, Incarnation, Message, MessageKind, Ping,
+    };
 
     /// A piggybacked registry entry is counted as an entry sent, not as a member update: the
     /// per-kind counters agree with what the datagram holds.
@@ -346,7 +348,7 @@ mod tests {
         assert!(
             d.try_push(&encode_message(&Message::Member(wire::MemberUpdate {
                 name: NodeName::new("n1").unwrap(),
-                incarnation: 0,
+                incarnation: Incarnation::ZERO,
                 claim: wire::Claim::Alive,
                 profile: wire::Profile {
                     addr: peer,

@@ -79,7 +79,7 @@ impl Membership {
         Membership {
             name,
             profile: Arc::new(profile),
-            incarnation: 0,
+            incarnation: Incarnation::ZERO,
             lifecycle: Lifecycle::Active,
             started: now,
             members: Members::default(),

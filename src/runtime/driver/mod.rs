@@ -293,7 +293,10 @@ mod log {
                     "refused a second node claiming a live member's name from another address"
                 ),
                 Event::Refuted { incarnation } => {
-                    tracing::info!(incarnation, "refuted a suspicion about this node")
+                    tracing::info!(
+                        incarnation = incarnation.get(),
+                        "refuted a suspicion about this node"
+                    )
                 }
                 Event::Joined { via } => tracing::info!(%via, "joined the cluster"),
                 Event::LeaveComplete => tracing::info!("left the cluster"),
@@ -318,7 +321,7 @@ mod log {
                 } => {
                     self.claims_since += 1;
                     if due(&mut self.last_claim, now) {
-                        tracing::warn!(member = %name, known, claimed, refused = self.claims_since, "refused claims jumping a member's incarnation (logged at most every 10 s)");
+                        tracing::warn!(member = %name, known = known.get(), claimed = claimed.get(), refused = self.claims_since, "refused claims jumping a member's incarnation (logged at most every 10 s)");
                         self.claims_since = 0;
                     }
                 }

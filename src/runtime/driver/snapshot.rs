@@ -66,7 +66,7 @@ impl Snapshot {
         Snapshot {
             name: node.name().clone(),
             addr: node.profile().addr,
-            incarnation: node.incarnation(),
+            incarnation: node.incarnation().get(),
             name_taken_by: node.name_taken_by(),
             lifecycle: node.lifecycle(),
             members: node.member_views(),

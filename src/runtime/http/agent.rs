@@ -78,7 +78,7 @@ pub fn consul_member(view: &MemberView, own_lifecycle: Lifecycle) -> ConsulMembe
         delegate_max: 5,
         delegate_cur: 4,
         state,
-        incarnation: view.incarnation,
+        incarnation: view.incarnation.get(),
         datacenter: view.profile.dc.to_string(),
     }
 }

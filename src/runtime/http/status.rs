@@ -77,7 +77,7 @@ pub fn status_of(s: &Snapshot, now: Instant) -> Status {
                 name: m.name.to_string(),
                 addr: m.profile.addr.to_string(),
                 state,
-                incarnation: m.incarnation,
+                incarnation: m.incarnation.get(),
                 dc: m.profile.dc.to_string(),
                 last_contact_seconds: m.last_ack.map(|t| now.saturating_since(t).as_secs_f64()),
                 state_since_seconds: now.saturating_since(m.since).as_secs_f64(),

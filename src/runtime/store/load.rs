@@ -11,7 +11,7 @@ use super::format::*;
 use super::StoreError;
 use crate::names::NodeName;
 use crate::node::Restored;
-use crate::wire::Keyring;
+use crate::wire::{Incarnation, Keyring};
 
 /// Members remembered at most (the file is rewritten when the set changes; joining tries a
 /// few of them, so more would only grow the file).
@@ -106,7 +106,7 @@ pub fn load(dir: &Path, me: &NodeName) -> Result<Saved, StoreError> {
     }
     if let Some(file) = read::<ProtocolFile>(dir, PROTOCOL_FILE)? {
         found += 1;
-        saved.restored.incarnation = file.incarnation;
+        saved.restored.incarnation = Incarnation::new(file.incarnation);
         saved.restored.clock = (file.clock_wall_ms, file.clock_counter);
     }
     saved.empty = found == 0;
