@@ -578,6 +578,7 @@ async fn three_thousand_silent_connections_do_not_lock_a_new_client_out() {
 }
 
 /// Percent-encode every byte but unreserved ones, for a path segment or a query value.
+#[cfg(feature = "fuzzing")]
 fn encoded(value: &str) -> String {
     value
         .bytes()
@@ -596,6 +597,7 @@ fn encoded(value: &str) -> String {
 /// JSON error, a refused request changes nothing in the registry, and the node keeps serving.
 /// Values that must be refused (durations, ports, booleans, checks) are asserted 4xx. Bounded:
 /// a fixed set of routes × values, one request each, over loopback.
+#[cfg(feature = "fuzzing")]
 #[test]
 fn every_route_with_hostile_values() {
     let target = hera::runtime::http::fuzzing::HttpTarget::start();

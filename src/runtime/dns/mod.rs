@@ -13,6 +13,8 @@
 
 pub mod answer;
 pub mod cache;
+// The fuzz target's and the seed replay's harness: never in a production build.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod names;
 pub mod query;

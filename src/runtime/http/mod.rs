@@ -23,6 +23,8 @@ pub mod consul;
 pub mod consul_checks;
 pub mod consul_reads;
 pub mod error;
+// The fuzz target's and the seed replay's harness: never in a production build.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod guard;
 pub mod hera_api;
