@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] [--duration SECS]
-//!          [--preset lan|wan|local] [--runs R] [--json] [-v]
+//!          [--preset lan|wan|local] [--runs R] [--json] [-v] [--instances K]
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -16,7 +16,8 @@ use hera_sim::scenario::{self, Params, SCENARIOS};
 
 const USAGE: &str = "usage: hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] \
 [--duration SECS] [--preset lan|wan|local] [--runs R] [--json] [-v]
-          [--dc-rtt MS] [--dc-jitter MS]
+          [--dc-rtt MS] [--dc-jitter MS] [--instances K]
+  --instances K           instances each node registers (registry-churn; default 1000)
   --dc-rtt, --dc-jitter   round trip between data centres (dc3; default 80 ms, ±20 ms)
   --runs R   run seeds S, S+1, ..., S+R-1 and stop at the first failure
   --list     list the scenarios";
@@ -83,6 +84,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "--nodes" => p.nodes = number(&value("--nodes")?, "--nodes")?,
             "--seed" => p.seed = number(&value("--seed")?, "--seed")?,
             "--runs" => runs = number(&value("--runs")?, "--runs")?,
+            "--instances" => {
+                let k: usize = number(&value("--instances")?, "--instances")?;
+                if !(1..=100_000).contains(&k) {
+                    return Err("--instances is a count per node from 1 to 100000".into());
+                }
+                p.per_node = Some(k);
+            }
             "--loss" => {
                 let l: f64 = number(&value("--loss")?, "--loss")?;
                 if !(0.0..=1.0).contains(&l) {

@@ -1,5 +1,6 @@
 //! The figures a run produces, for people (one block of text) and for machines (`--json`).
 
+pub mod churn;
 pub mod dc3;
 
 use std::fmt::Write as _;
@@ -219,6 +220,8 @@ pub struct Report {
     pub owner_entries_gone: Option<Percentiles>,
     /// The three-data-centre scenario's figures.
     pub dc3: Option<dc3::Dc3Report>,
+    /// The `registry-churn` scenario's figures.
+    pub churn: Option<churn::ChurnReport>,
     pub counts: Counts,
     /// False suspicions per node per simulated minute, over the fault phase.
     pub false_suspicions_per_node_min: Option<f64>,
@@ -383,6 +386,9 @@ impl Report {
         );
         if let Some(d) = &self.dc3 {
             d.render(&mut s);
+        }
+        if let Some(c) = &self.churn {
+            c.render(&mut s);
         }
         for (k, v) in &self.notes {
             let _ = writeln!(s, "  {k}: {v}");

@@ -22,6 +22,7 @@
 //! | `registry-partition` | 40/60 partition, both sides write the same and new entries | the majority purges, the minority keeps; after heal the last writer wins everywhere |
 //! | `registry-delete` | halves: one updates entries, the other deletes them later | after heal the tombstones win everywhere; no resurrection |
 //! | `owner-crash` | a tenth of the nodes crash, owning instances | their entries gone everywhere within a bound; the rest intact |
+//! | `registry-churn` | every node registers `--instances` (1,000) in bulk, one joins late; writes, deletions, 3 crashes (2 restart with their saved instances) | the registry agrees and matches the writes within a bound after the churn; the crashed owner's entries gone |
 //! | `settle` | a tenth crash for good, as many newcomers join | bulk sync traffic back at the idle baseline once settled |
 //! | `hostile-clock` | an entry and a tombstone stamped far ahead, sent to every node; a node a day ahead | refused and counted; every later write lands everywhere |
 //! | `hostile-incarnation` | `left` at `u32::MAX` and implausible incarnation jumps about a live member | counted; the member alive everywhere; its writes land |
@@ -36,6 +37,7 @@ pub mod dc3;
 pub mod hostile;
 pub mod membership;
 pub mod registry;
+pub mod registry_churn;
 pub mod settle;
 
 use std::time::Duration;
@@ -64,6 +66,8 @@ pub struct Params {
     /// Links between data centres (scenarios with data centres).
     pub inter_dc: LinkModel,
     pub verbose: bool,
+    /// Instances each node registers (scenarios that register in bulk).
+    pub per_node: Option<usize>,
     /// Live heap bytes of the process, when the caller counts them (the CLI does).
     pub heap_bytes: Option<fn() -> usize>,
 }
@@ -79,6 +83,7 @@ impl Params {
             preset: Preset::Lan,
             inter_dc: LinkModel::inter_dc(),
             verbose: false,
+            per_node: None,
             heap_bytes: None,
         }
     }
@@ -97,6 +102,9 @@ impl Params {
         }
         if let Some(d) = self.duration {
             s += &format!(" --duration {}", d.as_secs_f64());
+        }
+        if let Some(k) = self.per_node {
+            s += &format!(" --instances {k}");
         }
         let (m, default) = (self.inter_dc, LinkModel::inter_dc());
         if (m.latency_us, m.jitter_us) != (default.latency_us, default.jitter_us) {
@@ -137,6 +145,7 @@ pub const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("registry-partition", registry::registry_partition),
     ("registry-delete", registry::registry_delete),
     ("owner-crash", registry::owner_crash),
+    ("registry-churn", registry_churn::registry_churn),
     ("settle", settle::settle),
     ("hostile-clock", hostile::hostile_clock),
     ("hostile-incarnation", hostile::hostile_incarnation),
@@ -292,7 +301,11 @@ impl Ctx {
     /// Start every node, joining each through node 0 in a staggered rollout, and wait until
     /// every node sees every other alive.
     pub fn bootstrap(&mut self) -> Result<(), String> {
-        let n = self.n() as u32;
+        self.bootstrap_first(self.n() as u32)
+    }
+
+    /// [`Ctx::bootstrap`] of nodes `0..n` only; the rest stay unstarted (to join later).
+    pub fn bootstrap_first(&mut self, n: u32) -> Result<(), String> {
         // 2 ms apart up to 2,000 nodes; larger clusters join 100 a second. Every join is news
         // to every node, and each node passes on only so many updates a second (about 250 at
         // 10,000 nodes: 25 to a datagram, 200 rounds a second, each sent 20 times); joins

@@ -244,7 +244,6 @@ fn claim_about(c: &World, subject: u32, incarnation: u32, claim: Claim) -> Messa
         .unwrap()
         .member(&name(subject))
         .unwrap()
-        .profile
         .to_profile();
     Message::Member(MemberUpdate {
         name: name(subject),
@@ -343,7 +342,7 @@ fn a_twin_refuses_to_join_and_names_the_holder() {
     c.run_for(c.config().sync_interval * 2);
     for o in [0, 2] {
         let m = c.node(o).unwrap().member(&name(1)).unwrap();
-        assert_eq!((m.state, m.profile.addr), (State::Alive, c.addr(1)));
+        assert_eq!((m.state, m.addr()), (State::Alive, c.addr(1)));
         assert!(
             holds(&c, o, "web-1") && holds(&c, o, "web-2"),
             "seen by n{o}"

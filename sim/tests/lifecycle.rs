@@ -196,7 +196,6 @@ fn name_conflict_is_refused() {
         .unwrap()
         .member(&node_name(1))
         .unwrap()
-        .profile
         .to_profile();
     profile.addr = w.addr(claimant);
     let claim = Message::Member(MemberUpdate {
@@ -222,7 +221,7 @@ fn name_conflict_is_refused() {
     for o in [0, 2] {
         let m = w.node(o).unwrap().member(&node_name(1)).unwrap();
         assert_eq!(
-            (m.state, m.profile.addr),
+            (m.state, m.addr()),
             (State::Alive, w.addr(1)),
             "seen by n{o}"
         );

@@ -150,6 +150,33 @@ fn crashed_owners_entries_vanish_everywhere() {
     assert_eq!(gone.count, 4);
 }
 
+/// `registry-churn` small: 10 nodes × 500 instances in bulk, then 30 s of writes, three
+/// crashes (two restarting with `Command::Restore`) and a late joiner. It asserts within the
+/// scenario that every live node converges on the newest writes, that the owner that stayed
+/// down is gone everywhere within the purge bound, and that nothing was resurrected.
+#[test]
+fn registry_churn_converges_with_restored_owners_and_a_late_joiner() {
+    let mut p = params("registry-churn", 10, 1);
+    p.per_node = Some(500);
+    p.duration = Some(Duration::from_secs(30));
+    let o = run(p);
+    let c = o.report.churn.expect("churn figures");
+    assert_eq!(c.instances, 5_000);
+    assert!(c.churn_writes >= 300, "{} churn writes", c.churn_writes);
+    assert!(c.crashed_owner_gone_s.is_some() && c.purged_owner_gone_s.is_some());
+    assert!(
+        c.late_join_holds_all_s.is_some(),
+        "the late joiner never held all"
+    );
+    // Every node holds the bulk registrations less the deletions, plus what the churn added.
+    assert!(
+        c.entries_per_node > 4_000,
+        "{} entries per node",
+        c.entries_per_node
+    );
+    assert!(c.queues_empty_s.is_some(), "gossip queues never emptied");
+}
+
 /// One entry in one datagram, as a peer would send it.
 fn datagram(entry: Entry) -> Bytes {
     let mut d = DatagramBuilder::new(1_400);

@@ -381,7 +381,7 @@ impl Node {
             .members
             .get(name)
             .filter(|m| m.state.is_live())
-            .map(|m| m.profile.addr)
+            .map(|m| m.addr())
     }
 
     /// Carry out a query here and say what came of it.

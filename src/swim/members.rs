@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
@@ -124,11 +124,10 @@ struct Traits {
     tags: Box<[Tag]>,
 }
 
-/// A member's profile as the table keeps it: its own address inline, the shared rest by
-/// reference.
+/// The shared part of a member's profile (its address is in [`Member`], packed: a struct of
+/// an address and a pointer would pad to 32 bytes).
 #[derive(Debug)]
 pub struct MemberProfile {
-    pub addr: SocketAddr,
     traits: Arc<Traits>,
 }
 
@@ -140,13 +139,43 @@ impl MemberProfile {
     pub fn tags(&self) -> &[Tag] {
         &self.traits.tags
     }
+}
 
-    /// The profile as it goes on the wire.
-    pub fn to_profile(&self) -> Profile {
-        Profile {
-            addr: self.addr,
-            dc: self.traits.dc.clone(),
-            tags: BoundedVec::new(self.traits.tags.to_vec()),
+/// A socket address in 19 bytes, alignment 1, where `SocketAddr` takes 32 (alignment 4): an
+/// IPv6 address keeps a flow label and a scope id, which the wire never carries (a decoded
+/// address has both zero; `wire::decode`), and every member's address comes from the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackedAddr {
+    ip: [u8; 16],
+    port: [u8; 2],
+    v6: bool,
+}
+
+impl PackedAddr {
+    /// Packs `addr`, dropping an IPv6 flow label and scope id (zero for wire addresses).
+    fn pack(addr: SocketAddr) -> PackedAddr {
+        let (ip, v6) = match addr.ip() {
+            IpAddr::V4(ip) => {
+                let mut b = [0; 16];
+                b[..4].copy_from_slice(&ip.octets());
+                (b, false)
+            }
+            IpAddr::V6(ip) => (ip.octets(), true),
+        };
+        PackedAddr {
+            ip,
+            port: addr.port().to_le_bytes(),
+            v6,
+        }
+    }
+
+    fn unpack(self) -> SocketAddr {
+        let port = u16::from_le_bytes(self.port);
+        if self.v6 {
+            SocketAddr::from((Ipv6Addr::from(self.ip), port))
+        } else {
+            let [a, b, c, d, ..] = self.ip;
+            SocketAddr::from((Ipv4Addr::new(a, b, c, d), port))
         }
     }
 }
@@ -159,6 +188,7 @@ pub struct Member {
     pub incarnation: Incarnation,
     pub state: State,
     pub profile: MemberProfile,
+    addr: PackedAddr,
     /// When the member entered its current state.
     pub since: Instant,
     last_ack: AckTime,
@@ -169,6 +199,20 @@ pub struct Member {
 impl Member {
     pub fn name(&self) -> &NodeName {
         &self.name
+    }
+
+    /// The address it advertises.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr.unpack()
+    }
+
+    /// Its profile as it goes on the wire.
+    pub fn to_profile(&self) -> Profile {
+        Profile {
+            addr: self.addr(),
+            dc: self.profile.traits.dc.clone(),
+            tags: BoundedVec::new(self.profile.traits.tags.to_vec()),
+        }
     }
 
     /// Last time it answered one of our probes.
@@ -271,7 +315,7 @@ impl Members {
     pub fn any_at(&self, addr: SocketAddr, wanted: impl Fn(State) -> bool) -> bool {
         // Ids whose hash matches are few (usually one): look at each, not just the first.
         self.by_addr.iter_hash(addr_hash(addr)).any(|id| {
-            member_at(&self.slots, *id).is_some_and(|m| m.profile.addr == addr && wanted(m.state))
+            member_at(&self.slots, *id).is_some_and(|m| m.addr() == addr && wanted(m.state))
         })
     }
 
@@ -328,11 +372,12 @@ impl Members {
             let m = member_at_mut(&mut self.slots, id)?;
             let traits = intern(&mut self.traits, profile, Some(&m.profile.traits));
             let old = std::mem::replace(&mut m.profile.traits, traits);
-            let old_addr = std::mem::replace(&mut m.profile.addr, profile.addr);
+            let new_addr = PackedAddr::pack(profile.addr);
+            let old_addr = std::mem::replace(&mut m.addr, new_addr);
             release(&mut self.traits, old);
-            if old_addr != profile.addr {
-                self.unindex_addr(id, old_addr);
-                self.index_addr(id, profile.addr);
+            if old_addr != new_addr {
+                self.unindex_addr(id, old_addr.unpack());
+                self.index_addr(id, new_addr.unpack());
             }
             self.set_state(id, incarnation, state, now);
             return Some(id);
@@ -343,9 +388,9 @@ impl Members {
             incarnation,
             state,
             profile: MemberProfile {
-                addr: profile.addr,
                 traits: intern(&mut self.traits, profile, None),
             },
+            addr: PackedAddr::pack(profile.addr),
             since: now,
             last_ack: AckTime::default(),
             live_slot: state.is_live().then_some(self.live.len() as u32),
@@ -367,13 +412,13 @@ impl Members {
         let slots = &self.slots;
         let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| name_hash(&m.name));
         self.index.insert_unique(hash, id, rehash);
-        self.index_addr(id, profile.addr);
+        self.index_addr(id, PackedAddr::pack(profile.addr).unpack());
         Some(id)
     }
 
     fn index_addr(&mut self, id: MemberId, addr: SocketAddr) {
         let slots = &self.slots;
-        let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| addr_hash(m.profile.addr));
+        let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| addr_hash(m.addr()));
         self.by_addr.insert_unique(addr_hash(addr), id, rehash);
     }
 
@@ -425,7 +470,7 @@ impl Members {
         if let Ok(entry) = self.index.find_entry(name_hash(name), |i| *i == id) {
             entry.remove();
         }
-        let addr = member_at(&self.slots, id)?.profile.addr;
+        let addr = member_at(&self.slots, id)?.addr();
         self.unindex_addr(id, addr);
         let m = self.slots.get_mut(id.index())?.take()?;
         *self.counts.slot(m.state) -= 1;
@@ -550,6 +595,30 @@ mod tests {
     use super::*;
 
     use State::*;
+
+    /// The table's slot (`tests/memory.rs` weighs the whole record): 96 bytes with the address
+    /// as a `SocketAddr` beside the traits pointer, 80 with it packed into the member.
+    #[test]
+    fn a_member_slot_is_80_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Member>>(), 80);
+    }
+
+    #[test]
+    fn packed_addresses_come_back_as_they_went_in() {
+        for addr in [
+            "10.1.2.3:7946",
+            "[2001:db8::1]:65535",
+            "[::ffff:10.0.0.1]:1",
+            "0.0.0.0:0",
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(PackedAddr::pack(addr).unpack(), addr);
+        }
+        // An IPv4 address and its IPv4-mapped IPv6 form stay apart, as `SocketAddr`s are.
+        let v4: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:1".parse().unwrap();
+        assert_ne!(PackedAddr::pack(v4), PackedAddr::pack(mapped));
+    }
 
     #[test]
     fn merge_rule_table() {
@@ -768,7 +837,7 @@ mod tests {
         assert_eq!(m.traits.len(), 1, "one copy of dc1 for three members");
         let (a, b) = (m.get(&names[0]).unwrap(), m.get(&names[1]).unwrap());
         assert!(Arc::ptr_eq(&a.profile.traits, &b.profile.traits));
-        assert_eq!(b.profile.to_profile(), profile_in("dc1", 1));
+        assert_eq!(b.to_profile(), profile_in("dc1", 1));
 
         // A member moving to another dc takes new traits; the old stay while others hold them.
         m.set(
@@ -779,10 +848,7 @@ mod tests {
             now,
         );
         assert_eq!(m.traits.len(), 2);
-        assert_eq!(
-            m.get(&names[0]).unwrap().profile.to_profile(),
-            profile_in("dc2", 7)
-        );
+        assert_eq!(m.get(&names[0]).unwrap().to_profile(), profile_in("dc2", 7));
         m.remove(&names[0]);
         assert_eq!(m.traits.len(), 1, "dc2 went with its last member");
         m.remove(&names[1]);

@@ -36,6 +36,9 @@ use crate::{Status, World};
 /// they guard against resurrections.
 const OPEN_WRITES_MAX: usize = 4_096;
 
+/// The watch of a write that is not followed (a bulk registration).
+pub const UNFOLLOWED: usize = usize::MAX;
+
 /// One registry write the simulator made through a node's API.
 #[derive(Debug, Clone)]
 pub struct Write {
@@ -48,7 +51,7 @@ pub struct Write {
     pub at: u64,
     /// Counted in the write-reach figures.
     pub timed: bool,
-    /// The spread watch: who holds this version or a newer one.
+    /// The spread watch: who holds this version or a newer one ([`UNFOLLOWED`]: none).
     watch: usize,
     /// Nodes marked so far, the writer included (for closing the write cheaply).
     held: usize,
@@ -59,7 +62,7 @@ impl Write {
         self.service.is_some()
     }
 
-    /// Its spread watch, for [`super::Monitor::seen_at`].
+    /// Its spread watch, for [`super::Monitor::seen_at`] ([`UNFOLLOWED`] for a bulk write).
     pub fn watch(&self) -> usize {
         self.watch
     }
@@ -109,6 +112,9 @@ impl Monitor {
     }
 
     /// Node `writer` has just made a write through its API and stores `version` of `id`.
+    /// Unless `follow`, only the newest write of `id` is kept (for the convergence
+    /// checkers): no watch, never open.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_write(
         &mut self,
         now: u64,
@@ -117,6 +123,7 @@ impl Monitor {
         service: Option<ServiceName>,
         version: Hlc,
         timed: bool,
+        follow: bool,
     ) {
         let log = &mut self.registry;
         if log
@@ -128,10 +135,16 @@ impl Monitor {
             return;
         }
         self.counts.registry_writes += 1;
-        let watch = self.watch(writer, now);
-        let w = &mut self.watches[watch];
-        w.seen_at[writer as usize] = now;
-        w.hops[writer as usize] = 0;
+        let follow = follow || service.is_none();
+        let watch = if follow {
+            let watch = self.watch(writer, now);
+            let w = &mut self.watches[watch];
+            w.seen_at[writer as usize] = now;
+            w.hops[writer as usize] = 0;
+            watch
+        } else {
+            UNFOLLOWED
+        };
         let log = &mut self.registry;
         let k = log.writes.len();
         if service.is_none() {
@@ -144,10 +157,13 @@ impl Monitor {
             version,
             writer,
             at: now,
-            timed,
+            timed: timed && follow,
             watch,
             held: 1,
         });
+        if !follow {
+            return;
+        }
         log.open.push(k);
         if log.open.len() > OPEN_WRITES_MAX {
             if let Some(p) = log.open.iter().position(|&o| log.writes[o].is_live()) {

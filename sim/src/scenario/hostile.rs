@@ -206,7 +206,7 @@ fn claim_about(
         name: ctx.world.name(x).clone(),
         incarnation,
         claim,
-        profile: member.profile.to_profile(),
+        profile: member.to_profile(),
     }))
 }
 
@@ -338,7 +338,7 @@ pub fn hostile_twin(ctx: &mut Ctx) -> Result<(), String> {
         if i != h {
             let m = node.member(ctx.world.name(h));
             expect(
-                m.is_some_and(|m| m.state == State::Alive && m.profile.addr == holder),
+                m.is_some_and(|m| m.state == State::Alive && m.addr() == holder),
                 || format!("n{i} holds the holder n{h} as {m:?}"),
             )?;
         }

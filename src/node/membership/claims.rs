@@ -97,8 +97,7 @@ impl Membership {
             );
             return true;
         };
-        let (cur_inc, cur_state, cur_addr) =
-            (current.incarnation, current.state, current.profile.addr);
+        let (cur_inc, cur_state, cur_addr) = (current.incarnation, current.state, current.addr());
         if !plausible(cur_inc, update.incarnation) {
             // Only the member raises its incarnation, one refutation at a time: a claim this
             // far ahead is forged or corrupt, and believing it would leave the member little
@@ -140,7 +139,7 @@ impl Membership {
             self.members
                 .set_state(id, update.incarnation, incoming, now);
             match self.members.by_id(id) {
-                Some(member) => member.profile.to_profile(),
+                Some(member) => member.to_profile(),
                 None => update.profile,
             }
         };
@@ -278,7 +277,7 @@ impl Membership {
                 name: name.clone(),
                 incarnation,
                 claim: Claim::Suspect { by: by.clone() },
-                profile: member.profile.to_profile(),
+                profile: member.to_profile(),
             };
             self.queue_member(io, update);
         }
@@ -331,7 +330,7 @@ impl Membership {
             claim: Claim::Failed {
                 by: self.name.clone(),
             },
-            profile: member.profile.to_profile(),
+            profile: member.to_profile(),
         };
         if self.apply_update(io, catalog, now, update, Source::Local) {
             io.stats.suspicions_confirmed += 1;
@@ -452,7 +451,7 @@ impl Membership {
                     name: name.clone(),
                     incarnation: member.incarnation,
                     claim: Claim::Left,
-                    profile: member.profile.to_profile(),
+                    profile: member.to_profile(),
                 };
                 self.apply_update(io, catalog, now, update, Source::Gossip);
                 Ok(Reply::Done)

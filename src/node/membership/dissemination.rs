@@ -103,7 +103,7 @@ impl Membership {
             return;
         }
         for target in targets {
-            let Some(addr) = self.members.by_id(target).map(|m| m.profile.addr) else {
+            let Some(addr) = self.members.by_id(target).map(|m| m.addr()) else {
                 continue;
             };
             io.transmit(addr, datagram.clone());
@@ -146,7 +146,7 @@ impl Membership {
             name: name.clone(),
             incarnation: m.incarnation,
             claim: self.claim_for(name, m.state),
-            profile: m.profile.to_profile(),
+            profile: m.to_profile(),
         }));
         self.send_records(io, to, reply_wanted, records, budget);
     }
@@ -287,7 +287,7 @@ impl Membership {
         let Some(peer) = sample(self.members.live(), 1, &mut io.rng, |_| false).pop() else {
             return;
         };
-        if let Some(addr) = self.members.by_id(peer).map(|m| m.profile.addr) {
+        if let Some(addr) = self.members.by_id(peer).map(|m| m.addr()) {
             io.stats.sync_rounds += 1;
             self.send_sync_probe(io, catalog, addr);
         }

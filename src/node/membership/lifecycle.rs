@@ -92,7 +92,7 @@ impl Membership {
             false
         });
         for id in direct {
-            if let Some(addr) = self.members.by_id(id).map(|m| m.profile.addr) {
+            if let Some(addr) = self.members.by_id(id).map(|m| m.addr()) {
                 self.send(io, addr, &[Message::Member(goodbye.clone())], true);
             }
         }
@@ -127,7 +127,7 @@ impl Membership {
             .iter()
             .filter(|(_, m)| m.state == State::Failed)
             .nth(pick)
-            .map(|(_, m)| m.profile.addr);
+            .map(|(_, m)| m.addr());
         if let Some(addr) = addr {
             self.send_sync_probe(io, catalog, addr);
         }

@@ -52,7 +52,7 @@ impl Membership {
         if self.probes.len() >= PROBES_MAX {
             return;
         }
-        let Some(addr) = self.members.get(&target).map(|m| m.profile.addr) else {
+        let Some(addr) = self.members.get(&target).map(|m| m.addr()) else {
             return;
         };
         let seq = self.next_seq();
@@ -95,7 +95,7 @@ impl Membership {
                     claim: Claim::Suspect {
                         by: suspicion.first_suspecter().clone(),
                     },
-                    profile: member.profile.to_profile(),
+                    profile: member.to_profile(),
                 }));
             }
         }
@@ -126,7 +126,7 @@ impl Membership {
         });
         let mut asked = Vec::with_capacity(helpers.len());
         for helper in helpers {
-            if let Some(helper_addr) = self.members.by_id(helper).map(|m| m.profile.addr) {
+            if let Some(helper_addr) = self.members.by_id(helper).map(|m| m.addr()) {
                 self.send(io, helper_addr, std::slice::from_ref(&request), true);
                 asked.push(helper_addr);
             }
@@ -165,7 +165,7 @@ impl Membership {
         let Some(member) = self.members.get(&probe.target) else {
             return;
         };
-        if !member.state.is_live() || member.profile.addr != probe.addr {
+        if !member.state.is_live() || member.addr() != probe.addr {
             return;
         }
         let update = MemberUpdate {
@@ -174,7 +174,7 @@ impl Membership {
             claim: Claim::Suspect {
                 by: self.name.clone(),
             },
-            profile: member.profile.to_profile(),
+            profile: member.to_profile(),
         };
         self.apply_update(io, catalog, now, update, Source::Local);
     }
