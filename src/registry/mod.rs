@@ -31,13 +31,19 @@ pub use spec::{CheckSpec, InstanceSpec, SpecCheck, SpecError};
 
 use crate::names::{InstanceId, NodeName, ServiceName};
 
-/// One stored entry: the newest version seen, and the instance (None: deleted).
+/// One stored entry: the newest version of an id seen, and the instance (None: deleted).
+///
+/// Held in one allocation (an `Arc`) that the registry's maps share and every snapshot of the
+/// registry shares: the maps hold a pointer each, ordered by the id inside ([`ById`]), so an
+/// entry costs its record and about 16 B per map (issue 17, `tests/memory.rs`). Never changed
+/// in place: a new version is a new record.
 #[derive(Debug, Clone)]
 pub struct Stored {
+    pub id: InstanceId,
     pub version: Hlc,
     /// The registry index when this entry last changed here (Consul's ModifyIndex).
     pub modify_index: u64,
-    pub instance: Option<Arc<Instance>>,
+    pub instance: Option<Instance>,
 }
 
 /// Counts for metrics and status.
@@ -64,11 +70,12 @@ pub const GRAVES_MAX: usize = 16_384;
 
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    entries: OrdMap<InstanceId, Stored>,
+    /// Every entry, live or deleted, by id: a pointer to its record each.
+    entries: OrdSet<ById>,
     /// Live instances by service: listing in (service, id) order and per-service lookups
-    /// without a scan. It holds the instances themselves (a pointer each, ordered by id: about
-    /// 20 B an entry where a copy of the id took 61 B, tests/memory.rs), so reading a service
-    /// needs no lookup in `entries`.
+    /// without a scan. It holds the records themselves (a pointer each, ordered by id, where a
+    /// copy of the id took 61 B an entry, tests/memory.rs), so reading a service needs no
+    /// lookup in `entries`.
     by_service: OrdMap<ServiceName, OrdSet<ById>>,
     /// Tombstones by the wall time of their version, oldest first, for collection.
     tombstones: OrdSet<(u64, InstanceId)>,
@@ -93,45 +100,42 @@ impl Registry {
     }
 
     /// A live instance by id.
-    pub fn get(&self, id: &InstanceId) -> Option<&Arc<Instance>> {
-        self.entries.get(id).and_then(|s| s.instance.as_ref())
+    pub fn get(&self, id: &InstanceId) -> Option<&Instance> {
+        self.stored(id).and_then(|s| s.instance.as_ref())
     }
 
     /// An entry by id, tombstones included.
     pub fn stored(&self, id: &InstanceId) -> Option<&Stored> {
-        self.entries.get(id)
+        self.entries.get(id).map(|s| &*s.0)
     }
 
     /// Live instances, ordered by (service, id).
-    pub fn instances(&self) -> impl Iterator<Item = &Arc<Instance>> {
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
         self.stored_instances().map(|(_, i)| i)
     }
 
     /// Live instances with their stored entry (version, modify index), by (service, id).
-    pub fn stored_instances(&self) -> impl Iterator<Item = (&Stored, &Arc<Instance>)> {
+    pub fn stored_instances(&self) -> impl Iterator<Item = (&Stored, &Instance)> {
         self.by_service
             .values()
             .flat_map(|set| set.iter())
-            .filter_map(|i| self.live_stored(&i.0.id))
+            .filter_map(|s| Some((&*s.0, s.0.instance.as_ref()?)))
     }
 
     /// The live instances of one service, by id.
-    pub fn service<'a>(
-        &'a self,
-        name: &ServiceName,
-    ) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
+    pub fn service<'a>(&'a self, name: &ServiceName) -> impl Iterator<Item = &'a Instance> + 'a {
         self.by_service
             .get(name)
             .into_iter()
             .flat_map(|set| set.iter())
-            .map(|i| &i.0)
+            .filter_map(|s| s.0.instance.as_ref())
     }
 
     /// Every service with the ids of its live instances, both sorted.
     pub fn services(&self) -> BTreeMap<ServiceName, Vec<InstanceId>> {
         self.by_service
             .iter()
-            .map(|(name, set)| (name.clone(), set.iter().map(|i| i.0.id.clone()).collect()))
+            .map(|(name, set)| (name.clone(), set.iter().map(|s| s.0.id.clone()).collect()))
             .collect()
     }
 
@@ -207,26 +211,27 @@ impl Registry {
             return false;
         }
         self.clock.observe(&entry.version);
-        let current = match self.entries.get(&entry.id) {
+        let current = match self.stored(&entry.id) {
             Some(stored) => Some(&stored.version),
             None => self.graves.get(&entry.id),
         };
         if current.is_some_and(|current| !newer(current, &entry.version)) {
             return false;
         }
-        let previous = self.remove(&entry.id).and_then(|s| s.instance);
+        let previous = self.remove(&entry.id);
         self.unbury(&entry.id);
         self.index += 1;
         let instance = entry.instance.map(|mut instance| {
-            self.share_lists(&mut instance, previous.as_deref());
-            Arc::new(*instance)
+            let previous = previous.as_ref().and_then(|s| s.instance.as_ref());
+            self.share_lists(&mut instance, previous);
+            *instance
         });
-        let stored = Stored {
+        self.insert(Stored {
+            id: entry.id,
             version: entry.version,
             modify_index: self.index,
             instance,
-        };
-        self.insert(entry.id, stored);
+        });
         true
     }
 
@@ -256,7 +261,7 @@ impl Registry {
             }
             if let Some(stored) = self.remove(&id) {
                 if keep_graves {
-                    self.bury(id, stored.version);
+                    self.bury(id, stored.version.clone());
                 }
             }
             collected += 1;
@@ -282,13 +287,13 @@ impl Registry {
     /// make us gossip it back to peers that have collected it.
     pub fn is_expired_tombstone(&self, entry: &Entry, now_ms: u64, grace_ms: u64) -> bool {
         entry.instance.is_none()
-            && !self.entries.contains_key(&entry.id)
+            && !self.entries.contains(&entry.id)
             && now_ms.saturating_sub(entry.version.wall_ms) >= grace_ms
     }
 
     /// The entry as it would be gossiped.
     pub fn entry(&self, id: &InstanceId) -> Option<Entry> {
-        self.entries.get(id).map(|s| to_entry(id, s))
+        self.stored(id).map(to_entry)
     }
 
     /// Per-origin summaries, by origin name.
@@ -304,12 +309,8 @@ impl Registry {
     /// Summaries of each bucket of the entries written by `origin` (a scan).
     pub fn bucket_digests(&self, origin: &NodeName) -> [OriginDigest; BUCKETS] {
         let mut out = [OriginDigest::default(); BUCKETS];
-        for (id, s) in self
-            .entries
-            .iter()
-            .filter(|(_, s)| s.version.node == *origin)
-        {
-            out[bucket_of(id)].add(id, &s.version);
+        for s in self.entries.iter().filter(|s| s.0.version.node == *origin) {
+            out[bucket_of(&s.0.id)].add(&s.0.id, &s.0.version);
         }
         out
     }
@@ -322,8 +323,9 @@ impl Registry {
     ) -> impl Iterator<Item = Entry> + 'a {
         self.entries
             .iter()
-            .filter(move |(id, s)| s.version.node == *origin && buckets & (1 << bucket_of(id)) != 0)
-            .map(|(id, s)| to_entry(id, s))
+            .map(|s| &*s.0)
+            .filter(move |s| s.version.node == *origin && buckets & (1 << bucket_of(&s.id)) != 0)
+            .map(to_entry)
     }
 
     /// Ids of live instances owned by `owner`.
@@ -346,10 +348,10 @@ impl Registry {
                 .range::<_, InstanceId>((Unbounded, Excluded(id)))
                 .next_back();
             let after = set.range::<_, InstanceId>((Excluded(id), Unbounded)).next();
-            [before, after].map(|i| i.map(|i| Arc::clone(&i.0)))
+            [before, after]
         });
         let neighbours = neighbours.into_iter().flatten().flatten();
-        for other in neighbours {
+        for other in neighbours.filter_map(|s| s.0.instance.as_ref()) {
             share(&mut instance.tags, &other.tags);
             share(&mut instance.meta, &other.meta);
         }
@@ -378,36 +380,34 @@ impl Registry {
         }
     }
 
-    fn live_stored(&self, id: &InstanceId) -> Option<(&Stored, &Arc<Instance>)> {
-        let s = self.entries.get(id)?;
-        s.instance.as_ref().map(|i| (s, i))
-    }
-
-    fn insert(&mut self, id: InstanceId, stored: Stored) {
+    fn insert(&mut self, stored: Stored) {
+        let id = &stored.id;
         self.origins
             .entry(stored.version.node.clone())
             .or_default()
-            .add(&id, &stored.version);
+            .add(id, &stored.version);
         self.digest = self
             .digest
-            .wrapping_add(digest::entry_hash(&id, &stored.version));
-        match &stored.instance {
+            .wrapping_add(digest::entry_hash(id, &stored.version));
+        let stored = ById(Arc::new(stored));
+        match &stored.0.instance {
             Some(instance) => {
                 self.live += 1;
                 self.by_service
                     .entry(instance.service.clone())
                     .or_default()
-                    .insert(ById(Arc::clone(instance)));
+                    .insert(stored.clone());
             }
             None => {
-                self.tombstones.insert((stored.version.wall_ms, id.clone()));
+                let tombstone = (stored.0.version.wall_ms, stored.0.id.clone());
+                self.tombstones.insert(tombstone);
             }
         }
-        self.entries.insert(id, stored);
+        self.entries.insert(stored);
     }
 
-    fn remove(&mut self, id: &InstanceId) -> Option<Stored> {
-        let stored = self.entries.remove(id)?;
+    fn remove(&mut self, id: &InstanceId) -> Option<Arc<Stored>> {
+        let stored = self.entries.remove(id)?.0;
         let origin = &stored.version.node;
         if let Some(d) = self.origins.get_mut(origin) {
             d.remove(id, &stored.version);
@@ -437,10 +437,10 @@ impl Registry {
     }
 }
 
-/// A live instance in [`Registry`]'s service index: ordered, compared and looked up by its id
-/// alone (an id is stored once, so two instances under one id are never in one set).
+/// A stored entry in one of [`Registry`]'s sets: ordered, compared and looked up by its id
+/// alone (an id is stored once, so two records under one id are never in one set).
 #[derive(Debug, Clone)]
-struct ById(Arc<Instance>);
+struct ById(Arc<Stored>);
 
 impl PartialEq for ById {
     fn eq(&self, other: &Self) -> bool {
@@ -476,11 +476,11 @@ fn share<T: PartialEq>(mine: &mut Arc<T>, theirs: &Arc<T>) {
     }
 }
 
-fn to_entry(id: &InstanceId, s: &Stored) -> Entry {
+fn to_entry(s: &Stored) -> Entry {
     Entry {
-        id: id.clone(),
+        id: s.id.clone(),
         version: s.version.clone(),
-        instance: s.instance.as_ref().map(|i| Box::new((**i).clone())),
+        instance: s.instance.as_ref().map(|i| Box::new(i.clone())),
     }
 }
 

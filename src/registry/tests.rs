@@ -444,7 +444,7 @@ fn instances_of_a_service_share_equal_tag_and_meta_lists() {
         assert!(r.apply(with(name, &["blue", "v2"], v(1 + n as u64, 0, "a"))));
     }
     assert!(r.apply(with("w-4", &["green"], v(9, 0, "a"))));
-    let get = |r: &Registry, i: &str| Arc::clone(r.get(&id(i)).unwrap());
+    let get = |r: &Registry, i: &str| r.get(&id(i)).unwrap().clone();
     let (w1, w2, w3, w4) = (
         get(&r, "w-1"),
         get(&r, "w-2"),
