@@ -222,6 +222,7 @@ impl Registry {
         self.unbury(&entry.id);
         self.index += 1;
         let instance = entry.instance.map(|mut instance| {
+            instance.extras.compact();
             let previous = previous.as_ref().and_then(|s| s.instance.as_ref());
             self.share_lists(&mut instance, previous);
             *instance
