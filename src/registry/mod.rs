@@ -34,15 +34,16 @@ use crate::names::{InstanceId, NodeName, ServiceName};
 /// One stored entry: the newest version of an id seen, and the instance (None: deleted).
 ///
 /// Held in one allocation (an `Arc`) that the registry's maps share and every snapshot of the
-/// registry shares: the maps hold a pointer each, ordered by the id inside ([`ById`]), so an
-/// entry costs its record and about 16 B per map (issue 17, `tests/memory.rs`). Never changed
-/// in place: a new version is a new record.
+/// registry shares. A live entry's maps hold a pointer each, ordered by its instance's id
+/// ([`ById`]), so it costs its record and about 24 B per map and holds its id once (issue 17,
+/// `tests/memory.rs`); a tombstone is kept under its id. Never changed in place: a new
+/// version is a new record.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    pub id: InstanceId,
     pub version: Hlc,
     /// The registry index when this entry last changed here (Consul's ModifyIndex).
     pub modify_index: u64,
+    /// None: deleted (a tombstone).
     pub instance: Option<Instance>,
 }
 
@@ -70,8 +71,10 @@ pub const GRAVES_MAX: usize = 16_384;
 
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    /// Every entry, live or deleted, by id: a pointer to its record each.
+    /// Live entries by id: a pointer to its record each.
     entries: OrdSet<ById>,
+    /// Tombstones by id (few: collected after a grace).
+    deleted: OrdMap<InstanceId, Arc<Stored>>,
     /// Live instances by service: listing in (service, id) order and per-service lookups
     /// without a scan. It holds the records themselves (a pointer each, ordered by id, where a
     /// copy of the id took 61 B an entry, tests/memory.rs), so reading a service needs no
@@ -88,7 +91,6 @@ pub struct Registry {
     origins: OrdMap<NodeName, OriginDigest>,
     /// The sum of every origin's hash: one number to compare whole registries.
     digest: u64,
-    live: usize,
     index: u64,
     clock: HlcClock,
 }
@@ -106,7 +108,8 @@ impl Registry {
 
     /// An entry by id, tombstones included.
     pub fn stored(&self, id: &InstanceId) -> Option<&Stored> {
-        self.entries.get(id).map(|s| &*s.0)
+        let live = self.entries.get(id).map(|s| &*s.0);
+        live.or_else(|| self.deleted.get(id).map(|s| &**s))
     }
 
     /// Live instances, ordered by (service, id).
@@ -135,17 +138,17 @@ impl Registry {
     pub fn services(&self) -> BTreeMap<ServiceName, Vec<InstanceId>> {
         self.by_service
             .iter()
-            .map(|(name, set)| (name.clone(), set.iter().map(|s| s.0.id.clone()).collect()))
+            .map(|(name, set)| (name.clone(), set.iter().map(|s| s.id().clone()).collect()))
             .collect()
     }
 
     /// Live instances.
     pub fn len(&self) -> usize {
-        self.live
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.entries.is_empty()
     }
 
     /// Tombstones not yet collected.
@@ -221,18 +224,24 @@ impl Registry {
         let previous = self.remove(&entry.id);
         self.unbury(&entry.id);
         self.index += 1;
-        let instance = entry.instance.map(|mut instance| {
-            instance.extras.compact();
-            let previous = previous.as_ref().and_then(|s| s.instance.as_ref());
-            self.share_lists(&mut instance, previous);
-            *instance
-        });
-        self.insert(Stored {
-            id: entry.id,
-            version: entry.version,
-            modify_index: self.index,
-            instance,
-        });
+        let stored = match entry.instance {
+            Some(mut instance) => {
+                instance.extras.compact();
+                let previous = previous.as_ref().and_then(|s| s.instance.as_ref());
+                self.share_lists(&mut instance, previous);
+                Stored {
+                    version: entry.version,
+                    modify_index: self.index,
+                    instance: Some(*instance),
+                }
+            }
+            None => Stored {
+                version: entry.version,
+                modify_index: self.index,
+                instance: None,
+            },
+        };
+        self.insert(entry.id, stored);
         true
     }
 
@@ -288,13 +297,13 @@ impl Registry {
     /// make us gossip it back to peers that have collected it.
     pub fn is_expired_tombstone(&self, entry: &Entry, now_ms: u64, grace_ms: u64) -> bool {
         entry.instance.is_none()
-            && !self.entries.contains(&entry.id)
+            && self.stored(&entry.id).is_none()
             && now_ms.saturating_sub(entry.version.wall_ms) >= grace_ms
     }
 
     /// The entry as it would be gossiped.
     pub fn entry(&self, id: &InstanceId) -> Option<Entry> {
-        self.stored(id).map(to_entry)
+        self.stored(id).map(|s| to_entry(id, s))
     }
 
     /// Per-origin summaries, by origin name.
@@ -310,8 +319,8 @@ impl Registry {
     /// Summaries of each bucket of the entries written by `origin` (a scan).
     pub fn bucket_digests(&self, origin: &NodeName) -> [OriginDigest; BUCKETS] {
         let mut out = [OriginDigest::default(); BUCKETS];
-        for s in self.entries.iter().filter(|s| s.0.version.node == *origin) {
-            out[bucket_of(&s.0.id)].add(&s.0.id, &s.0.version);
+        for (id, s) in self.all().filter(|(_, s)| s.version.node == *origin) {
+            out[bucket_of(id)].add(id, &s.version);
         }
         out
     }
@@ -322,11 +331,9 @@ impl Registry {
         origin: &'a NodeName,
         buckets: BucketMask,
     ) -> impl Iterator<Item = Entry> + 'a {
-        self.entries
-            .iter()
-            .map(|s| &*s.0)
-            .filter(move |s| s.version.node == *origin && buckets & (1 << bucket_of(&s.id)) != 0)
-            .map(to_entry)
+        self.all()
+            .filter(move |(id, s)| s.version.node == *origin && buckets & (1 << bucket_of(id)) != 0)
+            .map(|(id, s)| to_entry(id, s))
     }
 
     /// Ids of live instances owned by `owner`.
@@ -381,34 +388,48 @@ impl Registry {
         }
     }
 
-    fn insert(&mut self, stored: Stored) {
-        let id = &stored.id;
+    /// Every entry, live and deleted, by id.
+    fn all(&self) -> impl Iterator<Item = (&InstanceId, &Stored)> {
+        let mut live = self.entries.iter().map(|s| (s.id(), &*s.0)).peekable();
+        let mut deleted = self.deleted.iter().map(|(id, s)| (id, &**s)).peekable();
+        // Two id-ordered sequences with no id in common, merged.
+        std::iter::from_fn(move || match (live.peek(), deleted.peek()) {
+            (Some((a, _)), Some((b, _))) if b < a => deleted.next(),
+            (Some(_), _) => live.next(),
+            (None, _) => deleted.next(),
+        })
+    }
+
+    fn insert(&mut self, id: InstanceId, stored: Stored) {
         self.origins
             .entry(stored.version.node.clone())
             .or_default()
-            .add(id, &stored.version);
+            .add(&id, &stored.version);
         self.digest = self
             .digest
-            .wrapping_add(digest::entry_hash(id, &stored.version));
-        let stored = ById(Arc::new(stored));
-        match &stored.0.instance {
+            .wrapping_add(digest::entry_hash(&id, &stored.version));
+        let stored = Arc::new(stored);
+        match &stored.instance {
             Some(instance) => {
-                self.live += 1;
+                let stored = ById(Arc::clone(&stored));
                 self.by_service
                     .entry(instance.service.clone())
                     .or_default()
                     .insert(stored.clone());
+                self.entries.insert(stored);
             }
             None => {
-                let tombstone = (stored.0.version.wall_ms, stored.0.id.clone());
-                self.tombstones.insert(tombstone);
+                self.tombstones.insert((stored.version.wall_ms, id.clone()));
+                self.deleted.insert(id, stored);
             }
         }
-        self.entries.insert(stored);
     }
 
     fn remove(&mut self, id: &InstanceId) -> Option<Arc<Stored>> {
-        let stored = self.entries.remove(id)?.0;
+        let stored = match self.entries.remove(id) {
+            Some(live) => live.0,
+            None => self.deleted.remove(id)?,
+        };
         let origin = &stored.version.node;
         if let Some(d) = self.origins.get_mut(origin) {
             d.remove(id, &stored.version);
@@ -421,7 +442,6 @@ impl Registry {
             .wrapping_sub(digest::entry_hash(id, &stored.version));
         match &stored.instance {
             Some(instance) => {
-                self.live -= 1;
                 if let Some(set) = self.by_service.get_mut(&instance.service) {
                     set.remove(id);
                     if set.is_empty() {
@@ -438,14 +458,24 @@ impl Registry {
     }
 }
 
-/// A stored entry in one of [`Registry`]'s sets: ordered, compared and looked up by its id
-/// alone (an id is stored once, so two records under one id are never in one set).
+/// A live entry in one of [`Registry`]'s sets: ordered, compared and looked up by its
+/// instance's id alone (an id is stored once, so two records under one id are never in one
+/// set).
 #[derive(Debug, Clone)]
 struct ById(Arc<Stored>);
 
+/// What [`ById::id`] reads for a record without an instance (none is put in a set).
+static NO_ID: InstanceId = InstanceId::NONE;
+
+impl ById {
+    fn id(&self) -> &InstanceId {
+        self.0.instance.as_ref().map_or(&NO_ID, |i| &i.id)
+    }
+}
+
 impl PartialEq for ById {
     fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
+        self.id() == other.id()
     }
 }
 
@@ -459,13 +489,13 @@ impl PartialOrd for ById {
 
 impl Ord for ById {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.id.cmp(&other.0.id)
+        self.id().cmp(other.id())
     }
 }
 
 impl std::borrow::Borrow<InstanceId> for ById {
     fn borrow(&self) -> &InstanceId {
-        &self.0.id
+        self.id()
     }
 }
 
@@ -477,9 +507,9 @@ fn share<T: PartialEq>(mine: &mut Arc<T>, theirs: &Arc<T>) {
     }
 }
 
-fn to_entry(s: &Stored) -> Entry {
+fn to_entry(id: &InstanceId, s: &Stored) -> Entry {
     Entry {
-        id: s.id.clone(),
+        id: id.clone(),
         version: s.version.clone(),
         instance: s.instance.as_ref().map(|i| Box::new(i.clone())),
     }
