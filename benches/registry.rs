@@ -11,7 +11,9 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 
 use hera::bounded::{BoundedString, BoundedVec};
 use hera::names::{InstanceId, NodeName, ServiceName};
-use hera::registry::{Check, Entry, Health, Hlc, Instance, MetaPair, OriginDigest, Registry};
+use hera::registry::{
+    Check, Entry, Extras, Health, Hlc, Instance, InstanceExtras, MetaPair, OriginDigest, Registry,
+};
 use hera::wire::{
     decode_datagram, encode_message, DatagramBuilder, Message, OriginSummary, RegistryDigest,
 };
@@ -46,18 +48,17 @@ fn instance(o: usize, i: usize, health: Health) -> Instance {
             key: text("version"),
             value: text("2.14.1"),
         }])),
-        body: None,
         check: Check::Ttl { ttl_ms: 30_000 },
-        liveness_ms: None,
-        deregister_critical_after_ms: Some(600_000),
         owner: origin(o),
         owner_boot: hera::registry::BootId(o as u64 + 1),
         health,
-        output: text(""),
         health_since_ms: WALL_MS,
         online: true,
-        maintenance_reason: None,
         checks: Default::default(),
+        extras: Extras::of(InstanceExtras {
+            deregister_critical_after_ms: Some(600_000),
+            ..InstanceExtras::default()
+        }),
     }
 }
 

@@ -232,6 +232,12 @@ name_type!(
     "._:-"
 );
 
+impl InstanceId {
+    /// The empty id, which no validated one equals: only a placeholder where a reference to
+    /// an id is needed and none can be held (the registry's sets of live records).
+    pub(crate) const NONE: InstanceId = InstanceId(CompactString::const_new(""));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

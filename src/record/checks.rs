@@ -186,6 +186,8 @@ impl Instance {
             self.output = clip::<OUTPUT_MAX_BYTES>(&output, usize::MAX);
             self.checks = CheckList(Some(Box::new(BoundedVec::new(checks))));
         }
+        // Writing the fields above boxed the extras even when they stay empty.
+        self.extras.compact();
     }
 }
 

@@ -15,10 +15,10 @@ pub use checks::{
     CHECK_OUTPUT_MAX_BYTES, CHECK_TEXT_MAX_BYTES,
 };
 pub use entry::{
-    check_tcp_address_shape, check_url_shape, clip, BootId, Check, Entry, Health, HttpCheck,
-    HttpRequest, Instance, InstanceMeta, InstanceTags, MetaPair, TcpCheck, ADDRESS_MAX_BYTES,
-    BODY_MAX_BYTES, CHECK_PERIOD_MS_MAX, CHECK_TIMEOUT_MS_MAX, HTTP_HEADERS_MAX,
-    HTTP_METHOD_MAX_BYTES, META_KEY_MAX_BYTES, META_MAX, META_VALUE_MAX_BYTES, OUTPUT_MAX_BYTES,
-    TAGS_MAX, TAG_MAX_BYTES, URL_MAX_BYTES,
+    check_tcp_address_shape, check_url_shape, clip, BootId, Check, Entry, Extras, Health,
+    HttpCheck, HttpRequest, Instance, InstanceExtras, InstanceMeta, InstanceTags, MetaPair,
+    TcpCheck, ADDRESS_MAX_BYTES, BODY_MAX_BYTES, CHECK_PERIOD_MS_MAX, CHECK_TIMEOUT_MS_MAX,
+    HTTP_HEADERS_MAX, HTTP_METHOD_MAX_BYTES, META_KEY_MAX_BYTES, META_MAX, META_VALUE_MAX_BYTES,
+    OUTPUT_MAX_BYTES, TAGS_MAX, TAG_MAX_BYTES, URL_MAX_BYTES,
 };
 pub use hlc::{newer, Hlc, HlcClock};

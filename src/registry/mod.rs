@@ -31,13 +31,20 @@ pub use spec::{CheckSpec, InstanceSpec, SpecCheck, SpecError};
 
 use crate::names::{InstanceId, NodeName, ServiceName};
 
-/// One stored entry: the newest version seen, and the instance (None: deleted).
+/// One stored entry: the newest version of an id seen, and the instance (None: deleted).
+///
+/// Held in one allocation (an `Arc`) that the registry's maps share and every snapshot of the
+/// registry shares. A live entry's maps hold a pointer each, ordered by its instance's id
+/// ([`ById`]), so it costs its record and about 24 B per map and holds its id once (issue 17,
+/// `tests/memory.rs`); a tombstone is kept under its id. Never changed in place: a new
+/// version is a new record.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub version: Hlc,
     /// The registry index when this entry last changed here (Consul's ModifyIndex).
     pub modify_index: u64,
-    pub instance: Option<Arc<Instance>>,
+    /// None: deleted (a tombstone).
+    pub instance: Option<Instance>,
 }
 
 /// Counts for metrics and status.
@@ -64,11 +71,14 @@ pub const GRAVES_MAX: usize = 16_384;
 
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    entries: OrdMap<InstanceId, Stored>,
+    /// Live entries by id: a pointer to its record each.
+    entries: OrdSet<ById>,
+    /// Tombstones by id (few: collected after a grace).
+    deleted: OrdMap<InstanceId, Arc<Stored>>,
     /// Live instances by service: listing in (service, id) order and per-service lookups
-    /// without a scan. It holds the instances themselves (a pointer each, ordered by id: about
-    /// 20 B an entry where a copy of the id took 61 B, tests/memory.rs), so reading a service
-    /// needs no lookup in `entries`.
+    /// without a scan. It holds the records themselves (a pointer each, ordered by id, where a
+    /// copy of the id took 61 B an entry, tests/memory.rs), so reading a service needs no
+    /// lookup in `entries`.
     by_service: OrdMap<ServiceName, OrdSet<ById>>,
     /// Tombstones by the wall time of their version, oldest first, for collection.
     tombstones: OrdSet<(u64, InstanceId)>,
@@ -81,7 +91,6 @@ pub struct Registry {
     origins: OrdMap<NodeName, OriginDigest>,
     /// The sum of every origin's hash: one number to compare whole registries.
     digest: u64,
-    live: usize,
     index: u64,
     clock: HlcClock,
 }
@@ -93,55 +102,53 @@ impl Registry {
     }
 
     /// A live instance by id.
-    pub fn get(&self, id: &InstanceId) -> Option<&Arc<Instance>> {
-        self.entries.get(id).and_then(|s| s.instance.as_ref())
+    pub fn get(&self, id: &InstanceId) -> Option<&Instance> {
+        self.stored(id).and_then(|s| s.instance.as_ref())
     }
 
     /// An entry by id, tombstones included.
     pub fn stored(&self, id: &InstanceId) -> Option<&Stored> {
-        self.entries.get(id)
+        let live = self.entries.get(id).map(|s| &*s.0);
+        live.or_else(|| self.deleted.get(id).map(|s| &**s))
     }
 
     /// Live instances, ordered by (service, id).
-    pub fn instances(&self) -> impl Iterator<Item = &Arc<Instance>> {
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
         self.stored_instances().map(|(_, i)| i)
     }
 
     /// Live instances with their stored entry (version, modify index), by (service, id).
-    pub fn stored_instances(&self) -> impl Iterator<Item = (&Stored, &Arc<Instance>)> {
+    pub fn stored_instances(&self) -> impl Iterator<Item = (&Stored, &Instance)> {
         self.by_service
             .values()
             .flat_map(|set| set.iter())
-            .filter_map(|i| self.live_stored(&i.0.id))
+            .filter_map(|s| Some((&*s.0, s.0.instance.as_ref()?)))
     }
 
     /// The live instances of one service, by id.
-    pub fn service<'a>(
-        &'a self,
-        name: &ServiceName,
-    ) -> impl Iterator<Item = &'a Arc<Instance>> + 'a {
+    pub fn service<'a>(&'a self, name: &ServiceName) -> impl Iterator<Item = &'a Instance> + 'a {
         self.by_service
             .get(name)
             .into_iter()
             .flat_map(|set| set.iter())
-            .map(|i| &i.0)
+            .filter_map(|s| s.0.instance.as_ref())
     }
 
     /// Every service with the ids of its live instances, both sorted.
     pub fn services(&self) -> BTreeMap<ServiceName, Vec<InstanceId>> {
         self.by_service
             .iter()
-            .map(|(name, set)| (name.clone(), set.iter().map(|i| i.0.id.clone()).collect()))
+            .map(|(name, set)| (name.clone(), set.iter().map(|s| s.id().clone()).collect()))
             .collect()
     }
 
     /// Live instances.
     pub fn len(&self) -> usize {
-        self.live
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.entries.is_empty()
     }
 
     /// Tombstones not yet collected.
@@ -207,24 +214,32 @@ impl Registry {
             return false;
         }
         self.clock.observe(&entry.version);
-        let current = match self.entries.get(&entry.id) {
+        let current = match self.stored(&entry.id) {
             Some(stored) => Some(&stored.version),
             None => self.graves.get(&entry.id),
         };
         if current.is_some_and(|current| !newer(current, &entry.version)) {
             return false;
         }
-        let previous = self.remove(&entry.id).and_then(|s| s.instance);
+        let previous = self.remove(&entry.id);
         self.unbury(&entry.id);
         self.index += 1;
-        let instance = entry.instance.map(|mut instance| {
-            self.share_lists(&mut instance, previous.as_deref());
-            Arc::new(*instance)
-        });
-        let stored = Stored {
-            version: entry.version,
-            modify_index: self.index,
-            instance,
+        let stored = match entry.instance {
+            Some(mut instance) => {
+                instance.extras.compact();
+                let previous = previous.as_ref().and_then(|s| s.instance.as_ref());
+                self.share_lists(&mut instance, previous);
+                Stored {
+                    version: entry.version,
+                    modify_index: self.index,
+                    instance: Some(*instance),
+                }
+            }
+            None => Stored {
+                version: entry.version,
+                modify_index: self.index,
+                instance: None,
+            },
         };
         self.insert(entry.id, stored);
         true
@@ -256,7 +271,7 @@ impl Registry {
             }
             if let Some(stored) = self.remove(&id) {
                 if keep_graves {
-                    self.bury(id, stored.version);
+                    self.bury(id, stored.version.clone());
                 }
             }
             collected += 1;
@@ -282,13 +297,13 @@ impl Registry {
     /// make us gossip it back to peers that have collected it.
     pub fn is_expired_tombstone(&self, entry: &Entry, now_ms: u64, grace_ms: u64) -> bool {
         entry.instance.is_none()
-            && !self.entries.contains_key(&entry.id)
+            && self.stored(&entry.id).is_none()
             && now_ms.saturating_sub(entry.version.wall_ms) >= grace_ms
     }
 
     /// The entry as it would be gossiped.
     pub fn entry(&self, id: &InstanceId) -> Option<Entry> {
-        self.entries.get(id).map(|s| to_entry(id, s))
+        self.stored(id).map(|s| to_entry(id, s))
     }
 
     /// Per-origin summaries, by origin name.
@@ -304,11 +319,7 @@ impl Registry {
     /// Summaries of each bucket of the entries written by `origin` (a scan).
     pub fn bucket_digests(&self, origin: &NodeName) -> [OriginDigest; BUCKETS] {
         let mut out = [OriginDigest::default(); BUCKETS];
-        for (id, s) in self
-            .entries
-            .iter()
-            .filter(|(_, s)| s.version.node == *origin)
-        {
+        for (id, s) in self.all().filter(|(_, s)| s.version.node == *origin) {
             out[bucket_of(id)].add(id, &s.version);
         }
         out
@@ -320,8 +331,7 @@ impl Registry {
         origin: &'a NodeName,
         buckets: BucketMask,
     ) -> impl Iterator<Item = Entry> + 'a {
-        self.entries
-            .iter()
+        self.all()
             .filter(move |(id, s)| s.version.node == *origin && buckets & (1 << bucket_of(id)) != 0)
             .map(|(id, s)| to_entry(id, s))
     }
@@ -346,10 +356,10 @@ impl Registry {
                 .range::<_, InstanceId>((Unbounded, Excluded(id)))
                 .next_back();
             let after = set.range::<_, InstanceId>((Excluded(id), Unbounded)).next();
-            [before, after].map(|i| i.map(|i| Arc::clone(&i.0)))
+            [before, after]
         });
         let neighbours = neighbours.into_iter().flatten().flatten();
-        for other in neighbours {
+        for other in neighbours.filter_map(|s| s.0.instance.as_ref()) {
             share(&mut instance.tags, &other.tags);
             share(&mut instance.meta, &other.meta);
         }
@@ -378,9 +388,16 @@ impl Registry {
         }
     }
 
-    fn live_stored(&self, id: &InstanceId) -> Option<(&Stored, &Arc<Instance>)> {
-        let s = self.entries.get(id)?;
-        s.instance.as_ref().map(|i| (s, i))
+    /// Every entry, live and deleted, by id.
+    fn all(&self) -> impl Iterator<Item = (&InstanceId, &Stored)> {
+        let mut live = self.entries.iter().map(|s| (s.id(), &*s.0)).peekable();
+        let mut deleted = self.deleted.iter().map(|(id, s)| (id, &**s)).peekable();
+        // Two id-ordered sequences with no id in common, merged.
+        std::iter::from_fn(move || match (live.peek(), deleted.peek()) {
+            (Some((a, _)), Some((b, _))) if b < a => deleted.next(),
+            (Some(_), _) => live.next(),
+            (None, _) => deleted.next(),
+        })
     }
 
     fn insert(&mut self, id: InstanceId, stored: Stored) {
@@ -391,23 +408,28 @@ impl Registry {
         self.digest = self
             .digest
             .wrapping_add(digest::entry_hash(&id, &stored.version));
+        let stored = Arc::new(stored);
         match &stored.instance {
             Some(instance) => {
-                self.live += 1;
+                let stored = ById(Arc::clone(&stored));
                 self.by_service
                     .entry(instance.service.clone())
                     .or_default()
-                    .insert(ById(Arc::clone(instance)));
+                    .insert(stored.clone());
+                self.entries.insert(stored);
             }
             None => {
                 self.tombstones.insert((stored.version.wall_ms, id.clone()));
+                self.deleted.insert(id, stored);
             }
         }
-        self.entries.insert(id, stored);
     }
 
-    fn remove(&mut self, id: &InstanceId) -> Option<Stored> {
-        let stored = self.entries.remove(id)?;
+    fn remove(&mut self, id: &InstanceId) -> Option<Arc<Stored>> {
+        let stored = match self.entries.remove(id) {
+            Some(live) => live.0,
+            None => self.deleted.remove(id)?,
+        };
         let origin = &stored.version.node;
         if let Some(d) = self.origins.get_mut(origin) {
             d.remove(id, &stored.version);
@@ -420,7 +442,6 @@ impl Registry {
             .wrapping_sub(digest::entry_hash(id, &stored.version));
         match &stored.instance {
             Some(instance) => {
-                self.live -= 1;
                 if let Some(set) = self.by_service.get_mut(&instance.service) {
                     set.remove(id);
                     if set.is_empty() {
@@ -437,14 +458,24 @@ impl Registry {
     }
 }
 
-/// A live instance in [`Registry`]'s service index: ordered, compared and looked up by its id
-/// alone (an id is stored once, so two instances under one id are never in one set).
+/// A live entry in one of [`Registry`]'s sets: ordered, compared and looked up by its
+/// instance's id alone (an id is stored once, so two records under one id are never in one
+/// set).
 #[derive(Debug, Clone)]
-struct ById(Arc<Instance>);
+struct ById(Arc<Stored>);
+
+/// What [`ById::id`] reads for a record without an instance (none is put in a set).
+static NO_ID: InstanceId = InstanceId::NONE;
+
+impl ById {
+    fn id(&self) -> &InstanceId {
+        self.0.instance.as_ref().map_or(&NO_ID, |i| &i.id)
+    }
+}
 
 impl PartialEq for ById {
     fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
+        self.id() == other.id()
     }
 }
 
@@ -458,13 +489,13 @@ impl PartialOrd for ById {
 
 impl Ord for ById {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.id.cmp(&other.0.id)
+        self.id().cmp(other.id())
     }
 }
 
 impl std::borrow::Borrow<InstanceId> for ById {
     fn borrow(&self) -> &InstanceId {
-        &self.0.id
+        self.id()
     }
 }
 
@@ -480,7 +511,7 @@ fn to_entry(id: &InstanceId, s: &Stored) -> Entry {
     Entry {
         id: id.clone(),
         version: s.version.clone(),
-        instance: s.instance.as_ref().map(|i| Box::new((**i).clone())),
+        instance: s.instance.as_ref().map(|i| Box::new(i.clone())),
     }
 }
 

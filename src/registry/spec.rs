@@ -255,22 +255,22 @@ impl InstanceSpec {
             port: self.port,
             tags: Arc::new(BoundedVec::new(tags)),
             meta: Arc::new(BoundedVec::new(meta)),
-            body: self
-                .body
-                .as_deref()
-                .map(|b| bounded::<BODY_MAX_BYTES>("body", b))
-                .transpose()?,
             check: Check::None,
-            liveness_ms: self.liveness.map(millis),
-            deregister_critical_after_ms: None,
             owner,
             owner_boot: BootId::UNKNOWN,
-            output: BoundedString(String::new()),
             health: Health::Passing,
             health_since_ms: now_ms,
             online: true,
-            maintenance_reason: None,
             checks: CheckList(None),
+            extras: Extras::of(InstanceExtras {
+                body: self
+                    .body
+                    .as_deref()
+                    .map(|b| bounded::<BODY_MAX_BYTES>("body", b))
+                    .transpose()?,
+                liveness_ms: self.liveness.map(millis),
+                ..InstanceExtras::default()
+            }),
         };
         instance.set_checks(checks, None, now_ms);
         let bytes = measure(&instance);

@@ -444,7 +444,7 @@ fn instances_of_a_service_share_equal_tag_and_meta_lists() {
         assert!(r.apply(with(name, &["blue", "v2"], v(1 + n as u64, 0, "a"))));
     }
     assert!(r.apply(with("w-4", &["green"], v(9, 0, "a"))));
-    let get = |r: &Registry, i: &str| Arc::clone(r.get(&id(i)).unwrap());
+    let get = |r: &Registry, i: &str| r.get(&id(i)).unwrap().clone();
     let (w1, w2, w3, w4) = (
         get(&r, "w-1"),
         get(&r, "w-2"),
@@ -466,4 +466,37 @@ fn instances_of_a_service_share_equal_tag_and_meta_lists() {
     again.instance.as_mut().unwrap().health = Health::Critical;
     assert!(r.apply(again));
     assert!(Arc::ptr_eq(&get(&r, "w-4").tags, &w4.tags));
+}
+
+#[test]
+fn entries_from_an_origin_come_in_id_order_tombstones_among_the_live() {
+    // Live entries and tombstones are held apart (tests/memory.rs); what is sent for an
+    // origin is still one sequence by id, as before, and the bucket summaries count both.
+    let mut r = Registry::default();
+    for (n, name) in ["a", "d", "f"].iter().enumerate() {
+        assert!(r.apply(live("web", name, v(1 + n as u64, 0, "o"))));
+    }
+    for (n, name) in ["b", "c", "e", "g"].iter().enumerate() {
+        assert!(r.apply(tombstone(name, v(10 + n as u64, 0, "o"))));
+    }
+    assert!(r.apply(live("web", "h", v(20, 0, "other"))));
+    let origin = NodeName::new("o").unwrap();
+    let sent: Vec<(String, bool)> = r
+        .entries_from(&origin, ALL_BUCKETS)
+        .map(|e| (e.id.to_string(), e.instance.is_some()))
+        .collect();
+    let expected = [
+        ("a", true),
+        ("b", false),
+        ("c", false),
+        ("d", true),
+        ("e", false),
+        ("f", true),
+        ("g", false),
+    ]
+    .map(|(id, live)| (id.to_string(), live));
+    assert_eq!(sent, expected);
+    let counted: u32 = r.bucket_digests(&origin).iter().map(|d| d.count).sum();
+    assert_eq!((counted, r.len(), r.tombstones()), (7, 4, 4));
+    assert_eq!(r.origin_digests().get(&origin).unwrap().count, 7);
 }

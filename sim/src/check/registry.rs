@@ -23,7 +23,6 @@
 //! helpers refuse to); with that, a node holding a deleted id alive is always a resurrection.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use hera::names::{InstanceId, ServiceName};
 use hera::registry::{Hlc, Instance, Registry, Stored};
@@ -259,7 +258,7 @@ fn held_by_all_up(seen_at: &[u64], up_since: &[u64]) -> bool {
 }
 
 /// A node's live entries, in (service, id) order.
-fn live(registry: &Registry) -> impl Iterator<Item = (&Stored, &Arc<Instance>)> {
+fn live(registry: &Registry) -> impl Iterator<Item = (&Stored, &Instance)> {
     registry.stored_instances()
 }
 
@@ -289,7 +288,7 @@ pub fn registry_agrees(world: &World) -> Result<(), String> {
                 (None, None) => break,
                 (Some((s, x)), Some((t, y))) if x.id == y.id && s.version == t.version => {}
                 (a, b) => {
-                    let show = |e: Option<(&Stored, &Arc<Instance>)>| {
+                    let show = |e: Option<(&Stored, &Instance)>| {
                         e.map_or("nothing more".to_string(), |(s, x)| {
                             format!("{} @{}.{}", x.id, s.version.wall_ms, s.version.counter)
                         })

@@ -229,12 +229,7 @@ impl Catalog {
                 Ok(Reply::Done)
             }
             Some(Target::Instance(id)) => {
-                let current = self
-                    .registry
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| CommandError::UnknownInstance { id: id.clone() })?;
-                let mut next = (*current).clone();
+                let mut next = self.live_instance(&id)?;
                 next.owner = self.name.clone();
                 let wall_ms = now.as_millis();
                 let mut checks = next.checks();
@@ -254,7 +249,7 @@ impl Catalog {
                 next.set_checks(checks, self.node_verdict().as_ref(), wall_ms);
                 fit_if_needed(&mut next);
                 self.refresh_deadlines(now, &next, Some(check));
-                if next != *current {
+                if self.changes(&id, &next) {
                     self.write(io, now, id, Some(next));
                 }
                 Ok(Reply::Done)
@@ -307,11 +302,11 @@ impl Catalog {
             self.apply_node_verdict(io, now);
             return Ok(Reply::Done);
         };
-        let current = self
+        let mut next = self
             .registry
             .get(id)
-            .cloned()
             .filter(|i| i.owner == self.name && self.owned.contains_key(id))
+            .cloned()
             .ok_or_else(|| CommandError::UnknownInstance { id: id.clone() })?;
         let wall_ms = now.as_millis();
         let check_id = spec
@@ -328,7 +323,7 @@ impl Catalog {
             )));
         }
         let state = check_state(&self.name, check_id.clone(), spec, wall_ms)?;
-        let mut checks: Vec<CheckState> = current
+        let mut checks: Vec<CheckState> = next
             .checks()
             .into_iter()
             // An instance registered without a check holds a placeholder of kind None.
@@ -340,7 +335,6 @@ impl Catalog {
             )));
         }
         checks.push(state);
-        let mut next = (*current).clone();
         next.set_checks(checks, self.node_verdict().as_ref(), wall_ms);
         if crate::registry::worst_case_entry_bytes(&next) > crate::registry::ENTRY_MAX_BYTES {
             return Err(invalid(format!(
@@ -376,18 +370,13 @@ impl Catalog {
                 Ok(Reply::Done)
             }
             Some(Target::Instance(id)) => {
-                let current = self
-                    .registry
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| CommandError::UnknownInstance { id: id.clone() })?;
-                if !current.checks().iter().any(|c| c.id.0 == check) {
+                let mut next = self.live_instance(&id)?;
+                if !next.checks().iter().any(|c| c.id.0 == check) {
                     // A bare instance id names no check to remove.
                     return Err(CommandError::UnknownCheck {
                         check: check.to_string(),
                     });
                 }
-                let mut next = (*current).clone();
                 next.owner = self.name.clone();
                 let checks = next
                     .checks()
@@ -399,7 +388,7 @@ impl Catalog {
                     owned.checks.retain(|c| c.id != check);
                 }
                 self.refresh_deadlines(now, &next, None);
-                if next != *current {
+                if self.changes(&id, &next) {
                     self.write(io, now, id, Some(next));
                 }
                 Ok(Reply::Done)
@@ -411,11 +400,10 @@ impl Catalog {
     pub(super) fn apply_node_verdict(&mut self, io: &mut Io, now: Instant) {
         let verdict = self.node_verdict();
         let wall_ms = now.as_millis();
-        for (id, current) in self.held_as_owner() {
-            let mut next = (*current).clone();
+        for (id, mut next) in self.held_as_owner() {
             next.set_checks(next.checks(), verdict.as_ref(), wall_ms);
             fit_if_needed(&mut next);
-            if next != *current {
+            if self.changes(&id, &next) {
                 self.write(io, now, id, Some(next));
             }
         }

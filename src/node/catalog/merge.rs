@@ -164,9 +164,9 @@ impl Catalog {
         }
     }
 
-    /// The live instances this node holds as their owner, in id order (a snapshot: the
-    /// caller may write while walking it).
-    pub(super) fn held_as_owner(&self) -> Vec<(InstanceId, std::sync::Arc<Instance>)> {
+    /// Copies of the live instances this node holds as their owner, in id order (the caller
+    /// may write while walking them).
+    pub(super) fn held_as_owner(&self) -> Vec<(InstanceId, Instance)> {
         self.owned
             .keys()
             .filter_map(|id| {

@@ -77,8 +77,8 @@ impl Catalog {
             Some(id) => id,
             None => self.new_instance_id(io),
         };
-        let existing = self.registry.get(&id).cloned();
-        if let Some(current) = &existing {
+        let existing = self.registry.get(&id);
+        if let Some(current) = existing {
             if current.service != spec.service {
                 return Err(CommandError::IdInUse {
                     id,
@@ -94,7 +94,7 @@ impl Catalog {
         let mut existing_equal = false;
         let wall_ms = now.as_millis();
         let mut checks = instance.checks();
-        if let Some(current) = &existing {
+        if let Some(current) = existing {
             // Re-registering keeps what the instance's checks and operators established.
             let before = current.checks();
             for check in &mut checks {
@@ -121,8 +121,8 @@ impl Catalog {
                 Some(clip(&format!("{NODE_MAINTENANCE}{reason}"), usize::MAX));
             fit_texts(&mut instance);
         }
-        if let Some(current) = &existing {
-            existing_equal = **current == instance;
+        if let Some(current) = existing {
+            existing_equal = *current == instance;
         }
         // Registered through our API: the checks to run are the ones given here.
         match self.owned.get_mut(&id) {
@@ -151,8 +151,7 @@ impl Catalog {
         now: Instant,
         id: &InstanceId,
     ) -> Result<Reply, CommandError> {
-        let current = self.live_instance(id)?;
-        let mut next = (*current).clone();
+        let mut next = self.live_instance(id)?;
         next.owner = self.name.clone();
         let mut checks = next.checks();
         let mut revived = false;
@@ -169,7 +168,7 @@ impl Catalog {
             next.set_checks(checks, self.node_verdict().as_ref(), now.as_millis());
         }
         self.refresh_deadlines(now, &next, None);
-        if next != *current {
+        if self.changes(id, &next) {
             self.write(io, now, id.clone(), Some(next));
         }
         Ok(Reply::Done)
@@ -196,8 +195,7 @@ impl Catalog {
         output: &str,
     ) -> Result<Reply, CommandError> {
         // The instance's first check (its only one, as the seed API and older clients see it).
-        let current = self.live_instance(id)?;
-        let first = current.checks().into_iter().next();
+        let first = self.live_instance(id)?.checks().into_iter().next();
         let Some(first) = first else {
             return Ok(Reply::Done);
         };
@@ -215,8 +213,7 @@ impl Catalog {
         enable: bool,
         reason: Option<&str>,
     ) -> Result<Reply, CommandError> {
-        let current = self.live_instance(id)?;
-        let mut next = (*current).clone();
+        let mut next = self.live_instance(id)?;
         next.online = !enable;
         next.maintenance_reason = if enable {
             Some(clip(reason.unwrap_or("maintenance mode"), usize::MAX))
@@ -224,7 +221,7 @@ impl Catalog {
             None
         };
         fit_texts(&mut next);
-        if next != *current {
+        if self.changes(id, &next) {
             self.write(io, now, id.clone(), Some(next));
         }
         Ok(Reply::Done)
@@ -245,18 +242,17 @@ impl Catalog {
                 .is_some_and(|r| r.0.starts_with(NODE_MAINTENANCE))
         };
         let reason = reason.unwrap_or("maintenance mode").to_string();
-        for (id, current) in self.held_as_owner() {
-            let mut next = (*current).clone();
-            if enable && (current.online || taken(&current)) {
+        for (id, mut next) in self.held_as_owner() {
+            if enable && (next.online || taken(&next)) {
                 next.online = false;
                 next.maintenance_reason =
                     Some(clip(&format!("{NODE_MAINTENANCE}{reason}"), usize::MAX));
-            } else if !enable && taken(&current) {
+            } else if !enable && taken(&next) {
                 next.online = true;
                 next.maintenance_reason = None;
             }
             fit_texts(&mut next);
-            if next != *current {
+            if self.changes(&id, &next) {
                 self.write(io, now, id, Some(next));
             }
         }
@@ -298,14 +294,18 @@ impl Catalog {
         Reply::ChecksStarted { count: due.len() }
     }
 
-    pub(super) fn live_instance(
-        &self,
-        id: &InstanceId,
-    ) -> Result<std::sync::Arc<Instance>, CommandError> {
+    /// A copy of a live instance, to change and write back.
+    pub(super) fn live_instance(&self, id: &InstanceId) -> Result<Instance, CommandError> {
         self.registry
             .get(id)
             .cloned()
             .ok_or_else(|| CommandError::UnknownInstance { id: id.clone() })
+    }
+
+    /// Whether writing `next` as `id` would change what the registry holds (a write that
+    /// changes nothing is not made, so it is not gossiped).
+    pub(super) fn changes(&self, id: &InstanceId, next: &Instance) -> bool {
+        self.registry.get(id) != Some(next)
     }
 
     /// Whether `check` is a check id a report may name (one of ours, or `service:<id>` of an

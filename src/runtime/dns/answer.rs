@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use hickory_proto::rr::rdata::{A, AAAA, PTR, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -239,8 +238,8 @@ fn dc_matches(asked: &Option<String>, dc: &crate::names::Label) -> bool {
 
 /// The instances a service lookup names, whatever their health: if there are none, the name
 /// does not exist.
-fn named<'s>(s: &'s Snapshot, lookup: &ServiceLookup) -> Vec<&'s Arc<Instance>> {
-    let matches = |i: &&Arc<Instance>| {
+fn named<'s>(s: &'s Snapshot, lookup: &ServiceLookup) -> Vec<&'s Instance> {
+    let matches = |i: &&Instance| {
         let tag_ok = lookup
             .tag
             .as_ref()
@@ -345,7 +344,7 @@ fn srv<'s>(
     s: &'s Snapshot,
     config: &DnsConfig,
     name: &Name,
-    serving: impl Iterator<Item = &'s Arc<Instance>>,
+    serving: impl Iterator<Item = &'s Instance>,
 ) -> Prepared {
     let mut records = Vec::new();
     let mut target_of = Vec::new();

@@ -438,7 +438,7 @@ impl View {
 }
 
 /// The instances this node registered itself.
-fn owned<'a>(s: &'a Snapshot) -> impl Iterator<Item = &'a std::sync::Arc<Instance>> + 'a {
+fn owned<'a>(s: &'a Snapshot) -> impl Iterator<Item = &'a Instance> + 'a {
     s.registry
         .instances()
         .filter(move |i| i.owner == s.name && s.local.contains(&i.id))
