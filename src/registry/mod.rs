@@ -40,6 +40,21 @@ pub struct Stored {
     pub instance: Option<Arc<Instance>>,
 }
 
+/// The same write: equal version and modify index, and the very same instance (by pointer,
+/// not by content). What [`Registry::changed_since`] needs to tell a changed entry from one
+/// two copies of the registry share, without comparing instances field by field.
+impl PartialEq for Stored {
+    fn eq(&self, other: &Stored) -> bool {
+        self.version == other.version
+            && self.modify_index == other.modify_index
+            && match (&self.instance, &other.instance) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
 /// Counts for metrics and status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RegistryCounts {
@@ -90,6 +105,20 @@ impl Registry {
     /// Bumps on every change applied here; blocking queries wait on it.
     pub fn index(&self) -> u64 {
         self.index
+    }
+
+    /// The ids whose entry differs between `older` and this registry (added, changed or
+    /// removed), in id order. For two copies of one registry (a snapshot and a later one) it
+    /// skips the subtrees they still share, so it costs O(changes × log n), not O(n).
+    pub fn changed_since<'a>(
+        &'a self,
+        older: &'a Registry,
+    ) -> impl Iterator<Item = &'a InstanceId> {
+        older.entries.diff(&self.entries).map(|item| match item {
+            imbl::ordmap::DiffItem::Add(id, _)
+            | imbl::ordmap::DiffItem::Remove(id, _)
+            | imbl::ordmap::DiffItem::Update { new: (id, _), .. } => id,
+        })
     }
 
     /// A live instance by id.

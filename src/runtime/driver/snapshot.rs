@@ -3,8 +3,6 @@
 
 use std::net::SocketAddr;
 
-use std::collections::BTreeSet;
-
 use crate::config::Config;
 use crate::names::{InstanceId, NodeName};
 use crate::node::{Lifecycle, MemberView, Node, Quorum};
@@ -35,8 +33,9 @@ pub struct Snapshot {
     /// The registry (entries are shared, so this copy is cheap).
     pub registry: Registry,
     /// Instances this node owns and looks after: registered through its API or restored from
-    /// its own data_dir (what it persists, and what its agent endpoints list).
-    pub local: BTreeSet<InstanceId>,
+    /// its own data_dir (what it persists, and what its agent endpoints list). Persistent:
+    /// shared with the node's own set, not copied per snapshot (issue 17).
+    pub local: imbl::OrdSet<InstanceId>,
     /// Why this node is in maintenance (Consul's `_node_maintenance` check), if it is.
     pub node_maintenance: Option<String>,
     /// The node's own checks (Consul's checks without a `ServiceID`).
@@ -78,7 +77,7 @@ impl Snapshot {
             taken_at: now,
             started: node.started(),
             registry: node.registry().clone(),
-            local: node.local_instances().cloned().collect(),
+            local: node.local_instances().clone(),
             node_maintenance: node.node_maintenance().map(str::to_string),
             node_checks: node.node_checks().cloned().collect(),
             config: node.config().clone(),
