@@ -241,10 +241,12 @@ impl Catalog {
         instance: &Instance,
         reported: Option<&str>,
     ) {
-        let owned = self
-            .owned
-            .entry(instance.id.clone())
-            .or_insert_with(|| Owned::new(instance));
+        if !self.owned.contains_key(&instance.id) {
+            self.own(instance.id.clone(), Owned::new(instance));
+        }
+        let Some(owned) = self.owned.get_mut(&instance.id) else {
+            return;
+        };
         owned.liveness_deadline = instance
             .liveness_ms
             .map(|ms| now + Duration::from_millis(ms));

@@ -138,10 +138,16 @@ impl Catalog {
 
     /// The instances this node owns and looks after (see [`ops::Owned`]); cloning it is O(1).
     pub(crate) fn owned_ids(&self) -> &imbl::OrdSet<InstanceId> {
+        debug_assert_eq!(
+            self.owned.len(),
+            self.owned_ids.len(),
+            "owned outside `own`"
+        );
         &self.owned_ids
     }
 
-    /// Start looking after `id` (or replace what we kept for it).
+    /// Start looking after `id` (or replace what we kept for it). Every insertion into
+    /// `owned` goes through here, or the published set would miss it.
     fn own(&mut self, id: InstanceId, owned: ops::Owned) {
         if self.owned.insert(id.clone(), owned).is_none() {
             self.owned_ids.insert(id);

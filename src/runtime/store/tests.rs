@@ -316,3 +316,26 @@ fn a_log_without_its_instances_json_is_ignored() {
     std::fs::remove_file(bench.dir().join(INSTANCES_FILE)).unwrap();
     assert!(loaded(bench.dir()).unwrap().is_empty());
 }
+
+/// A restart takes the instances back (`Command::Restore`) and writes them again at once: the
+/// fresh instances.json holds them (the owned set once missed the restored ones, and the
+/// start's compaction wrote an empty file over them).
+#[test]
+fn a_restart_writes_back_what_it_restored() {
+    let mut bench = Bench::new();
+    bench.store.begin(bench.snapshot()).unwrap();
+    bench.register("a");
+    bench.register("b");
+    let expected = bench.commit();
+    let dir = bench.dir().to_path_buf();
+    let Bench { store, _dir, .. } = bench;
+    drop(store);
+    let mut again = Bench::new();
+    let (store, saved) = Store::open(&dir, &me()).unwrap();
+    again.store = store;
+    again.command(Command::Restore(Box::new(saved.restored)));
+    again.store.begin(again.snapshot()).unwrap();
+    assert_eq!(held(&again.snapshot()), expected);
+    assert_eq!(loaded(&dir).unwrap(), expected);
+    drop(_dir);
+}
