@@ -106,6 +106,31 @@ mod tests {
         .unwrap()
     }
 
+    /// The owned ids are shared with the node, not copied: a snapshot per change cost a copy
+    /// of every owned id (issue 17).
+    #[test]
+    fn a_snapshot_shares_the_owned_ids_with_the_node() {
+        let epoch = Instant::from_micros(1_700_000_000_000_000);
+        let identity = Identity {
+            name: NodeName::new("n0").unwrap(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            dc: Label::new("dc1").unwrap(),
+            tags: Vec::new(),
+        };
+        let mut node = Node::new(Config::local(), identity, 1, epoch);
+        for n in 0..1_000 {
+            let mut spec = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 80);
+            spec.id = Some(InstanceId::new(&format!("web-{n}")).unwrap());
+            node.handle_command(epoch, crate::node::Command::Register(spec))
+                .unwrap();
+        }
+        let first = Snapshot::of(&node, epoch);
+        let second = Snapshot::of(&node, epoch);
+        assert_eq!(first.local.len(), 1_000);
+        assert!(first.local.ptr_eq(&second.local));
+        assert!(first.local.ptr_eq(node.local_instances()));
+    }
+
     /// The same rule as `Node::is_stale`, from the published members: an instance is stale
     /// when its owner is neither this node nor a live (alive or suspect) member.
     #[test]
