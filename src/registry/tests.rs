@@ -500,3 +500,29 @@ fn entries_from_an_origin_come_in_id_order_tombstones_among_the_live() {
     assert_eq!((counted, r.len(), r.tombstones()), (7, 4, 4));
     assert_eq!(r.origin_digests().get(&origin).unwrap().count, 7);
 }
+
+/// What the data directory's log appends: every id whose record differs from a snapshot's,
+/// including a record replaced under the same id (the live set orders and compares by id
+/// alone, so its own diff would not see it), a deletion, a new id, and nothing else.
+#[test]
+fn changed_since_sees_replacements_deletions_and_additions_only() {
+    let mut r = Registry::default();
+    for k in 0..200 {
+        r.apply(live("bulk", &format!("i-{k:03}"), v(1, 0, "a")));
+    }
+    r.apply(tombstone("t-old", v(1, 0, "a")));
+    let before = r.clone();
+    assert_eq!(
+        r.changed_since(&before).count(),
+        0,
+        "a copy differs from nothing"
+    );
+    r.apply(live("bulk", "i-007", v(2, 0, "a")));
+    r.apply(tombstone("i-100", v(2, 0, "a")));
+    r.apply(live("bulk", "i-new", v(2, 0, "a")));
+    r.apply(live("bulk", "i-150", v(0, 5, "a"))); // older: refused, no change
+    let mut changed: Vec<&str> = r.changed_since(&before).map(InstanceId::as_str).collect();
+    changed.sort_unstable();
+    changed.dedup();
+    assert_eq!(changed, ["i-007", "i-100", "i-new"]);
+}

@@ -168,7 +168,7 @@ impl App {
         if let Some(store) = store.as_mut() {
             restore(&mut node, &clock, saved);
             store
-                .begin(&Snapshot::of(&node, clock.now()))
+                .begin(std::sync::Arc::new(Snapshot::of(&node, clock.now())))
                 .map_err(StartError::Store)?;
         }
 

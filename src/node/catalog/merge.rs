@@ -53,7 +53,7 @@ impl Catalog {
         // Ours stays ours (with the check we were given); an entry naming us that we do not
         // own already is not adopted here: only our API and our own data_dir make us owner.
         if owner.as_ref() != Some(&self.name) {
-            self.owned.remove(&id);
+            self.disown(&id);
         }
         let payload = encode_message(&Message::Entry(entry));
         io.broadcasts.push(Subject::Instance(id), payload.into());
@@ -208,7 +208,7 @@ impl Catalog {
     pub(super) fn adopt_forgotten(&mut self, now: Instant, instance: &Instance) {
         let mut owned = Owned::new(instance);
         owned.checks.retain(|c| c.check.ttl().is_some());
-        self.owned.insert(instance.id.clone(), owned);
+        self.own(instance.id.clone(), owned);
         self.refresh_deadlines(now, instance, None);
     }
 
@@ -241,10 +241,12 @@ impl Catalog {
         instance: &Instance,
         reported: Option<&str>,
     ) {
-        let owned = self
-            .owned
-            .entry(instance.id.clone())
-            .or_insert_with(|| Owned::new(instance));
+        if !self.owned.contains_key(&instance.id) {
+            self.own(instance.id.clone(), Owned::new(instance));
+        }
+        let Some(owned) = self.owned.get_mut(&instance.id) else {
+            return;
+        };
         owned.liveness_deadline = instance
             .liveness_ms
             .map(|ms| now + Duration::from_millis(ms));

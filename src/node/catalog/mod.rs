@@ -85,6 +85,10 @@ pub(crate) struct Catalog {
     /// registry tick walks it, and what it writes (expiries, TTL lapses) must come out in the
     /// same order on every run for replay to be bit for bit.
     owned: BTreeMap<InstanceId, ops::Owned>,
+    /// The keys of `owned`, in a persistent set: the driver's snapshot clones it at every
+    /// change (O(1), sharing the tree) where collecting the keys copied every owned id
+    /// (issue 17). Changed only through [`Catalog::own`] and [`Catalog::disown`].
+    owned_ids: imbl::OrdSet<InstanceId>,
     /// Since when instances of failed or departed owners await the purge decision.
     orphans_since: Option<Instant>,
     /// Members held failed whose entries we refused: compare registries with them when they
@@ -112,6 +116,7 @@ impl Catalog {
             epoch: None,
             registry: Registry::default(),
             owned: BTreeMap::new(),
+            owned_ids: imbl::OrdSet::new(),
             orphans_since: None,
             owed_syncs: BTreeSet::new(),
             graves_until: None,
@@ -131,8 +136,28 @@ impl Catalog {
         self.node_maintenance.as_deref()
     }
 
-    /// The instances this node owns and looks after (see [`ops::Owned`]).
-    pub(crate) fn owned_ids(&self) -> impl Iterator<Item = &InstanceId> {
-        self.owned.keys()
+    /// The instances this node owns and looks after (see [`ops::Owned`]); cloning it is O(1).
+    pub(crate) fn owned_ids(&self) -> &imbl::OrdSet<InstanceId> {
+        debug_assert_eq!(
+            self.owned.len(),
+            self.owned_ids.len(),
+            "owned outside `own`"
+        );
+        &self.owned_ids
+    }
+
+    /// Start looking after `id` (or replace what we kept for it). Every insertion into
+    /// `owned` goes through here, or the published set would miss it.
+    fn own(&mut self, id: InstanceId, owned: ops::Owned) {
+        if self.owned.insert(id.clone(), owned).is_none() {
+            self.owned_ids.insert(id);
+        }
+    }
+
+    /// Stop looking after `id`.
+    fn disown(&mut self, id: &InstanceId) {
+        if self.owned.remove(id).is_some() {
+            self.owned_ids.remove(id);
+        }
     }
 }

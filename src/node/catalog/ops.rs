@@ -128,7 +128,7 @@ impl Catalog {
         match self.owned.get_mut(&id) {
             Some(owned) => owned.take_checks(&instance),
             None => {
-                self.owned.insert(id.clone(), Owned::new(&instance));
+                self.own(id.clone(), Owned::new(&instance));
             }
         }
         if existing_equal {
@@ -181,7 +181,7 @@ impl Catalog {
         id: &InstanceId,
     ) -> Result<Reply, CommandError> {
         self.live_instance(id)?;
-        self.owned.remove(id);
+        self.disown(id);
         self.write(io, now, id.clone(), None);
         Ok(Reply::Done)
     }

@@ -55,7 +55,7 @@ impl Catalog {
         checks.extend(node_due.into_iter().map(|c| (None, c)));
         for id in expire {
             io.stats.instances_expired += 1;
-            self.owned.remove(&id);
+            self.disown(&id);
             self.write(io, now, id, None);
         }
         for check in ttl_lapsed {

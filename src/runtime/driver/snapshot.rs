@@ -3,8 +3,6 @@
 
 use std::net::SocketAddr;
 
-use std::collections::BTreeSet;
-
 use crate::config::Config;
 use crate::names::{InstanceId, NodeName};
 use crate::node::{Lifecycle, MemberView, Node, Quorum};
@@ -35,8 +33,9 @@ pub struct Snapshot {
     /// The registry (entries are shared, so this copy is cheap).
     pub registry: Registry,
     /// Instances this node owns and looks after: registered through its API or restored from
-    /// its own data_dir (what it persists, and what its agent endpoints list).
-    pub local: BTreeSet<InstanceId>,
+    /// its own data_dir (what it persists, and what its agent endpoints list). Persistent:
+    /// shared with the node's own set, not copied per snapshot (issue 17).
+    pub local: imbl::OrdSet<InstanceId>,
     /// Why this node is in maintenance (Consul's `_node_maintenance` check), if it is.
     pub node_maintenance: Option<String>,
     /// The node's own checks (Consul's checks without a `ServiceID`).
@@ -78,7 +77,7 @@ impl Snapshot {
             taken_at: now,
             started: node.started(),
             registry: node.registry().clone(),
-            local: node.local_instances().cloned().collect(),
+            local: node.local_instances().clone(),
             node_maintenance: node.node_maintenance().map(str::to_string),
             node_checks: node.node_checks().cloned().collect(),
             config: node.config().clone(),
@@ -105,6 +104,31 @@ mod tests {
             1,
         )
         .unwrap()
+    }
+
+    /// The owned ids are shared with the node, not copied: a snapshot per change cost a copy
+    /// of every owned id (issue 17).
+    #[test]
+    fn a_snapshot_shares_the_owned_ids_with_the_node() {
+        let epoch = Instant::from_micros(1_700_000_000_000_000);
+        let identity = Identity {
+            name: NodeName::new("n0").unwrap(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
+            dc: Label::new("dc1").unwrap(),
+            tags: Vec::new(),
+        };
+        let mut node = Node::new(Config::local(), identity, 1, epoch);
+        for n in 0..1_000 {
+            let mut spec = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 80);
+            spec.id = Some(InstanceId::new(&format!("web-{n}")).unwrap());
+            node.handle_command(epoch, crate::node::Command::Register(spec))
+                .unwrap();
+        }
+        let first = Snapshot::of(&node, epoch);
+        let second = Snapshot::of(&node, epoch);
+        assert_eq!(first.local.len(), 1_000);
+        assert!(first.local.ptr_eq(&second.local));
+        assert!(first.local.ptr_eq(node.local_instances()));
     }
 
     /// The same rule as `Node::is_stale`, from the published members: an instance is stale

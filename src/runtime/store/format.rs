@@ -4,7 +4,8 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `instances.json` | the instances registered with this node, with their check state |
+//! | `instances.json` | the instances registered with this node, with their check state, as of the last compaction |
+//! | `instances.log` | the changes to them since, appended ([`LogRecord`], framed by `frame`) |
 //! | `keyring.json` | the gossip keyring, once changed at run time (primary first) |
 //! | `members.json` | the members this node knew, to rejoin without `join` |
 //! | `protocol.json` | the incarnation and registry clock floors |
@@ -32,6 +33,7 @@ use crate::wire::{Key, Keyring};
 pub const FORMAT: u32 = 1;
 
 pub const INSTANCES_FILE: &str = "instances.json";
+pub const INSTANCES_LOG_FILE: &str = "instances.log";
 pub const KEYRING_FILE: &str = "keyring.json";
 pub const MEMBERS_FILE: &str = "members.json";
 pub const PROTOCOL_FILE: &str = "protocol.json";
@@ -46,7 +48,31 @@ pub struct InstancesFile<R> {
     pub format: u32,
     /// The node that wrote the file: its instances name it as their owner.
     pub node: String,
+    /// The generation of the `instances.log` that continues this file. Absent in files
+    /// written before the log (no log then); a log of another generation is stale (a crash
+    /// between a compaction's two renames) and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<u64>,
     pub instances: Vec<R>,
+}
+
+/// The first record of `instances.log`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogHeader {
+    pub format: u32,
+    pub node: String,
+    /// Equal to the `log` of the `instances.json` this log continues.
+    pub generation: u64,
+}
+
+/// One change in `instances.log`, applied in order over `instances.json`: `{"put": {...}}`
+/// (an [`InstanceRecord`], registered or changed) or `{"del": "id"}` (no longer ours).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum LogRecord<R> {
+    Put(R),
+    Del(String),
 }
 
 /// One instance registered with this node, as it stood at its last write.

@@ -2,13 +2,14 @@
 //! file that is there but empty, truncated, not JSON or of an unknown format is refused with
 //! the file and what is wrong. One bad instance record is skipped with a warning naming it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
 use super::format::*;
-use super::StoreError;
+use super::{frame, StoreError};
 use crate::names::NodeName;
 use crate::node::Restored;
 use crate::wire::{Incarnation, Keyring};
@@ -32,6 +33,8 @@ pub struct Saved {
     pub skipped: Vec<String>,
     /// No state file at all: a first start in this directory.
     pub empty: bool,
+    /// The generation of `instances.json` and of the log that continues it (0: none).
+    pub log_generation: u64,
 }
 
 pub fn load(dir: &Path, me: &NodeName) -> Result<Saved, StoreError> {
@@ -53,7 +56,23 @@ pub fn load(dir: &Path, me: &NodeName) -> Result<Saved, StoreError> {
                 ),
             });
         }
+        saved.log_generation = file.log.unwrap_or(0);
+        // By id, so the log's records replace or remove them; each with where it was read.
+        let mut records: BTreeMap<String, (String, serde_json::Value)> = BTreeMap::new();
+        let mut bad = Vec::new();
         for (n, value) in file.instances.into_iter().enumerate() {
+            let origin = format!("record {} of {}", n + 1, path.display());
+            match value.get("id").and_then(serde_json::Value::as_str) {
+                Some(id) => {
+                    records.insert(id.to_string(), (origin, value));
+                }
+                None => bad.push((origin, value)),
+            }
+        }
+        if let Some(generation) = file.log {
+            replay_log(dir, me, generation, &mut records)?;
+        }
+        for (origin, value) in bad.into_iter().chain(records.into_values()) {
             let record = serde_json::from_value::<InstanceRecord>(value)
                 .map_err(|e| e.to_string())
                 .and_then(|r| {
@@ -64,12 +83,19 @@ pub fn load(dir: &Path, me: &NodeName) -> Result<Saved, StoreError> {
             match record {
                 Ok(entry) => saved.restored.instances.push(entry),
                 Err(why) => {
-                    let why = format!("record {} of {}: {why}", n + 1, path.display());
+                    let why = format!("{origin}: {why}");
                     tracing::warn!("skipped a bad saved instance: {why}");
                     saved.skipped.push(why);
                 }
             }
         }
+    } else if dir.join(INSTANCES_LOG_FILE).exists() {
+        // The log continues an instances.json; without it, the operator removed it to make
+        // the node forget its instances (docs/operations.md), and the log goes with it.
+        tracing::warn!(
+            "{} without {INSTANCES_FILE}: ignored (it is replaced at start)",
+            dir.join(INSTANCES_LOG_FILE).display()
+        );
     }
     if let Some(file) = read::<KeyringFile>(dir, KEYRING_FILE)? {
         found += 1;
@@ -111,6 +137,89 @@ pub fn load(dir: &Path, me: &NodeName) -> Result<Saved, StoreError> {
     }
     saved.empty = found == 0;
     Ok(saved)
+}
+
+/// Apply `instances.log` over the records of the `instances.json` of `generation`. A missing
+/// log or one of another generation (a crash between a compaction's two renames: the
+/// snapshot already holds it) changes nothing; a torn last record is dropped with a warning;
+/// any other bad record is refused with its offset.
+fn replay_log(
+    dir: &Path,
+    me: &NodeName,
+    generation: u64,
+    records: &mut BTreeMap<String, (String, serde_json::Value)>,
+) -> Result<(), StoreError> {
+    let path = dir.join(INSTANCES_LOG_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(StoreError::Read { file: path, source }),
+    };
+    let corrupt = |offset: u64, detail: String| StoreError::Corrupt {
+        file: path.clone(),
+        detail: format!("at offset {offset}: {detail}"),
+    };
+    let scanned = frame::scan(&bytes).map_err(|c| corrupt(c.offset, c.detail))?;
+    if let Some((offset, why)) = &scanned.torn {
+        tracing::warn!(
+            "{}: dropped an incomplete last record at offset {offset} ({why}): a write cut \
+             short by a crash, never acknowledged",
+            path.display()
+        );
+    }
+    let mut frames = scanned.records.into_iter();
+    let Some((_, header)) = frames.next() else {
+        return Err(corrupt(0, "no header record".into()));
+    };
+    let header: LogHeader =
+        serde_json::from_slice(header).map_err(|e| corrupt(0, format!("not a log header: {e}")))?;
+    if header.format != FORMAT {
+        return Err(corrupt(
+            0,
+            format!(
+                "format {} is not one this hera reads (it reads {FORMAT})",
+                header.format
+            ),
+        ));
+    }
+    if header.node != me.as_str() {
+        return Err(corrupt(
+            0,
+            format!(
+                "written by node {:?}, but this node is {:?}",
+                header.node,
+                me.as_str()
+            ),
+        ));
+    }
+    if header.generation != generation {
+        tracing::info!(
+            "{}: generation {} is older than {INSTANCES_FILE}'s {generation}: ignored (the \
+             snapshot holds it)",
+            path.display(),
+            header.generation
+        );
+        return Ok(());
+    }
+    for (offset, payload) in frames {
+        let record: LogRecord<serde_json::Value> = serde_json::from_slice(payload)
+            .map_err(|e| corrupt(offset, format!("not a log record: {e}")))?;
+        match record {
+            LogRecord::Put(value) => {
+                let id = value
+                    .get("id")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let origin = format!("record at offset {offset} of {}", path.display());
+                records.insert(id, (origin, value));
+            }
+            LogRecord::Del(id) => {
+                records.remove(&id);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A state file, or None if there is none. Anything else wrong with it is an error.

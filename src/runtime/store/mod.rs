@@ -7,23 +7,30 @@
 //! the configuration changed at run time ([`save_overrides`]).
 //!
 //! ```text
-//! driver ──snapshot (watch)──> writer task ──spawn_blocking──> tmp, fsync, rename, fsync dir
+//! driver ──snapshot (watch)──> writer task ──spawn_blocking──> instances: append, fsync
+//!                                   │                          others: tmp, fsync, rename, fsync dir
 //!                                   └──> Durability (watch) ──> NodeHandle acks writes
 //! ```
 //!
 //! Persistence stays off the protocol's path: the driver never waits for a disk. The writer
-//! watches the published snapshot and rewrites the files whose content changed; while one
-//! write is in flight, further snapshots replace each other, so a burst of registrations
-//! costs one write per fsync, not one per registration (group commit). The HTTP handlers that
-//! acknowledge a registration wait until the writer reports it durable ([`Durability`]), so an
-//! acknowledged registration survives a `kill -9`.
+//! watches the published snapshot, appends the instances that changed to `instances.log`
+//! ([`instances`]: O(change), compacted into `instances.json` now and then) and rewrites the
+//! other files whose content changed; while one write is in flight, further snapshots replace
+//! each other, so a burst of registrations costs one write per fsync, not one per
+//! registration (group commit). The HTTP handlers that acknowledge a registration wait until
+//! the writer reports it durable ([`Durability`]), so an acknowledged registration survives a
+//! `kill -9`.
 
 mod atomic;
 mod error;
 pub mod format;
+mod frame;
+mod instances;
 mod load;
 mod lock;
 mod render;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +45,8 @@ pub use lock::LOCK_FILE;
 use crate::names::NodeName;
 use crate::runtime::driver::Snapshot;
 use crate::wire::Keyring;
-use format::{CHECKS_FILE, INSTANCES_FILE, KEYRING_FILE, MEMBERS_FILE, PROTOCOL_FILE};
+use format::{CHECKS_FILE, KEYRING_FILE, MEMBERS_FILE, PROTOCOL_FILE};
+use instances::InstanceLog;
 use lock::DirLock;
 
 /// The registry clock moves with every write; saving it each time would double the fsyncs of a
@@ -62,6 +70,9 @@ pub struct Store {
     dir: PathBuf,
     _lock: DirLock,
     files: Files,
+    instances: InstanceLog,
+    /// Bytes written to the directory so far (what a write costs, for tests and metrics).
+    written_bytes: u64,
 }
 
 impl Store {
@@ -80,6 +91,8 @@ impl Store {
                 keep_keyring: saved.keyring.is_some(),
                 ..Files::default()
             },
+            instances: InstanceLog::new(saved.log_generation),
+            written_bytes: 0,
         };
         Ok((store, saved))
     }
@@ -91,11 +104,29 @@ impl Store {
     /// Write the whole state now, synchronously: at start, so that a directory the node
     /// cannot write is refused before it serves anyone. `snapshot`'s keyring is the one the
     /// node starts with; it is kept on disk from its first change at run time.
-    pub fn begin(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+    pub fn begin(&mut self, snapshot: Arc<Snapshot>) -> Result<(), StoreError> {
         self.files.start_keyring = snapshot.keyring.clone();
+        self.commit(&snapshot)
+    }
+
+    /// Make the files hold `snapshot`, durably (blocks on fsync).
+    fn commit(&mut self, snapshot: &Arc<Snapshot>) -> Result<(), StoreError> {
+        let written = self.instances.commit(&self.dir, snapshot)?;
+        self.written_bytes = self.written_bytes.saturating_add(written);
         let changed = self.files.changed(snapshot);
         atomic::replace_files(&self.dir, &changed)?;
+        let written: usize = changed.iter().map(|(_, bytes)| bytes.len()).sum();
+        self.written_bytes = self.written_bytes.saturating_add(written as u64);
         self.files.written(changed);
+        Ok(())
+    }
+
+    /// Compact the instance log if it has outgrown its snapshot (blocks on fsync).
+    fn compact_if_due(&mut self) -> Result<(), StoreError> {
+        if self.instances.compaction_due() {
+            let written = self.instances.compact_now(&self.dir)?;
+            self.written_bytes = self.written_bytes.saturating_add(written);
+        }
         Ok(())
     }
 
@@ -130,39 +161,36 @@ pub struct Writer {
 }
 
 async fn write_loop(
-    mut store: Store,
+    store: Store,
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     durability: watch::Sender<Durability>,
 ) {
     let mut failing = false;
+    let mut store = Some(store);
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
-        let changed = store.files.changed(&snapshot);
-        let dir = store.dir.clone();
-        let result = if changed.is_empty() {
-            Ok(changed)
-        } else {
-            // fsync blocks: on the blocking pool, never on the node's own thread.
-            tokio::task::spawn_blocking(move || {
-                atomic::replace_files(&dir, &changed).map(|()| changed)
-            })
-            .await
-            .unwrap_or_else(|e| {
-                Err(StoreError::Write {
-                    file: store.dir.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            })
+        let Some(mut owned) = store.take() else {
+            return;
         };
+        // fsync blocks: on the blocking pool, never on the node's own thread.
+        let job = tokio::task::spawn_blocking(move || {
+            let result = owned.commit(&snapshot).map(|()| snapshot.version);
+            (owned, result)
+        });
+        let Ok((back, result)) = job.await else {
+            tracing::error!("the state writer stopped");
+            durability.send_modify(|d| d.error = Some("the state writer stopped".into()));
+            return;
+        };
+        store = Some(back);
         match result {
-            Ok(written) => {
-                store.files.written(written);
+            Ok(version) => {
                 if failing {
-                    tracing::info!(dir = %store.dir.display(), "state written again");
+                    tracing::info!("state written again");
                     failing = false;
                 }
                 durability.send_replace(Durability {
-                    written: snapshot.version,
+                    written: version,
                     error: None,
                 });
             }
@@ -175,31 +203,51 @@ async fn write_loop(
                 durability.send_modify(|d| d.error = Some(e.to_string()));
             }
         }
+        // After the acknowledgement: a compaction delays the next commit, never this one.
+        if let Some(mut owned) = store.take() {
+            let job = tokio::task::spawn_blocking(move || {
+                let result = owned.compact_if_due();
+                (owned, result)
+            });
+            let Ok((back, result)) = job.await else {
+                tracing::error!("the state writer stopped");
+                return;
+            };
+            if let Err(e) = result {
+                // The next commit compacts again (the log is closed on failure).
+                tracing::error!("cannot compact the instance log: {e}");
+            }
+            store = Some(back);
+        }
         if snapshots.changed().await.is_err() {
-            // The driver has stopped: write what it last published, then end.
+            // The driver has stopped: write what it last published, compacted (a stopped
+            // node's instances are all in instances.json), then end.
             let last = snapshots.borrow().clone();
-            let changed = store.files.changed(&last);
-            if let Err(e) = atomic::replace_files(&store.dir, &changed) {
-                tracing::error!("cannot keep the node's final state: {e}");
-            } else {
-                durability.send_replace(Durability {
-                    written: last.version,
-                    error: None,
-                });
+            let Some(mut owned) = store.take() else {
+                return;
+            };
+            let result = owned
+                .commit(&last)
+                .and_then(|()| owned.instances.compact_now(&owned.dir).map(|_| ()));
+            match result {
+                Err(e) => tracing::error!("cannot keep the node's final state: {e}"),
+                Ok(()) => {
+                    durability.send_replace(Durability {
+                        written: last.version,
+                        error: None,
+                    });
+                }
             }
             return;
         }
     }
 }
 
-/// The bytes last written of each file, so only what changed is written again.
+/// The bytes last written of each file but the instances', so only what changed is written
+/// again.
 #[derive(Debug, Default)]
 struct Files {
     last: BTreeMap<&'static str, Vec<u8>>,
-    /// The registry index `instances.json` was rendered at: unchanged, nothing to render.
-    registry_index: Option<u64>,
-    /// The index rendered but not yet known written.
-    pending_index: Option<u64>,
     /// The incarnation and registry clock (wall ms) in `protocol.json`.
     floors: Option<(u32, u64)>,
     pending_floors: Option<(u32, u64)>,
@@ -217,11 +265,6 @@ impl Files {
                 out.push((name, bytes));
             }
         };
-        let index = snapshot.registry.index();
-        if self.registry_index != Some(index) {
-            self.pending_index = Some(index);
-            consider(INSTANCES_FILE, render::instances(snapshot));
-        }
         if !snapshot.node_checks.is_empty() || self.last.contains_key(CHECKS_FILE) {
             consider(CHECKS_FILE, render::node_checks(snapshot));
         }
@@ -244,9 +287,6 @@ impl Files {
     }
 
     fn written(&mut self, files: Vec<(&'static str, Vec<u8>)>) {
-        if let Some(index) = self.pending_index.take() {
-            self.registry_index = Some(index);
-        }
         if let Some(floors) = self.pending_floors.take() {
             self.floors = Some(floors);
         }

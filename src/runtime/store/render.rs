@@ -2,25 +2,36 @@
 
 use super::format::*;
 use super::load::MEMBERS_KEPT_MAX;
+use crate::names::InstanceId;
+use crate::registry::{Instance, Stored};
 use crate::runtime::driver::Snapshot;
 
-pub fn instances(snapshot: &Snapshot) -> Vec<u8> {
+/// `instances.json`, continued by the log of `generation`.
+pub fn instances(snapshot: &Snapshot, generation: u64) -> Vec<u8> {
     // From the ids this node owns, not a scan of the registry: at 100,000 entries the scan
     // (an owner and an id compared per entry) was most of a registration's cost (issue 17).
     let instances = snapshot
         .local
         .iter()
-        .filter_map(|id| {
-            let stored = snapshot.registry.stored(id)?;
-            let i = stored.instance.as_ref()?;
-            (i.owner == snapshot.name).then(|| InstanceRecord::of(i, &stored.version))
-        })
+        .filter_map(|id| owned(snapshot, id))
+        .map(|(stored, i)| InstanceRecord::of(i, &stored.version))
         .collect();
     to_file_bytes(&InstancesFile {
         format: FORMAT,
         node: snapshot.name.as_str().to_string(),
+        log: Some(generation),
         instances,
     })
+}
+
+/// An instance this node keeps on disk: one it owns and looks after, live, naming it.
+pub fn owned<'a>(snapshot: &'a Snapshot, id: &InstanceId) -> Option<(&'a Stored, &'a Instance)> {
+    if !snapshot.local.contains(id) {
+        return None;
+    }
+    let stored = snapshot.registry.stored(id)?;
+    let instance = stored.instance.as_ref()?;
+    (instance.owner == snapshot.name).then_some((stored, instance))
 }
 
 /// The node's own checks, once it has had any (an empty list keeps removals on disk).

@@ -1,0 +1,159 @@
+//! The instances this node owns, on disk: `instances.json` as of the last compaction, and
+//! `instances.log`, the changes since, appended. A group commit appends only the records that
+//! changed (upserts and deletions) and fsyncs the log: its cost is O(change), where rewriting
+//! the whole `instances.json` cost O(owned instances) per commit (4.3 MB at 8,800 owned,
+//! issue 17).
+//!
+//! The changes are found by comparing the snapshot last written with the new one: the
+//! registry's and the owned set's persistent trees share every subtree that did not change, so
+//! the comparison skips them ([`crate::registry::Registry::changed_since`]).
+//!
+//! Compaction: once the log outgrows twice the snapshot (and [`COMPACT_MIN_BYTES`]), the writer
+//! writes a fresh `instances.json` of what the log holds, then an empty log of the next
+//! generation, each atomically (`atomic`: temporary file, fsync, rename, directory fsync). A
+//! crash between the two leaves the new snapshot with the old log, whose generation no longer
+//! matches: the log is ignored, the snapshot already holds everything in it. The writer runs it
+//! after acknowledging the commit that crossed the bound, so it delays only the next commit,
+//! by one write of `instances.json` (~10 MB at 20,000 owned instances); amortised, each log
+//! byte costs at most one more byte of snapshot.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::format::{InstanceRecord, LogHeader, LogRecord, FORMAT, INSTANCES_LOG_FILE};
+use super::{atomic, frame, render, StoreError};
+use crate::names::InstanceId;
+use crate::runtime::driver::Snapshot;
+
+/// The log is compacted only past this size, however small the snapshot.
+pub const COMPACT_MIN_BYTES: u64 = 4 << 20;
+
+/// The log is compacted past this many times the snapshot's size.
+pub const COMPACT_RATIO: u64 = 2;
+
+/// The log is compacted past this many records, far below what a load accepts.
+pub const COMPACT_RECORDS: usize = frame::RECORDS_MAX / 2;
+
+#[derive(Debug)]
+pub struct InstanceLog {
+    /// The snapshot whose owned instances the two files hold; None before the first write.
+    base: Option<Arc<Snapshot>>,
+    /// The log, open for appending. None after a failed append (its tail may be torn: the
+    /// next commit compacts instead of appending after it) and before the first compaction.
+    file: Option<File>,
+    /// The generation of the files on disk.
+    generation: u64,
+    log_bytes: u64,
+    log_records: usize,
+    snapshot_bytes: u64,
+}
+
+impl InstanceLog {
+    /// `generation`: the one of the files found at start.
+    pub fn new(generation: u64) -> InstanceLog {
+        InstanceLog {
+            base: None,
+            file: None,
+            generation,
+            log_bytes: 0,
+            log_records: 0,
+            snapshot_bytes: 0,
+        }
+    }
+
+    /// Make the files hold `snapshot`'s owned instances, durably. Returns the bytes written.
+    pub fn commit(&mut self, dir: &Path, snapshot: &Arc<Snapshot>) -> Result<u64, StoreError> {
+        let base = match (&self.base, &self.file) {
+            (Some(base), Some(_)) if base.name == snapshot.name => base.clone(),
+            _ => return self.compact(dir, snapshot),
+        };
+        if Arc::ptr_eq(&base, snapshot) {
+            return Ok(0);
+        }
+        let mut ids: Vec<&InstanceId> = snapshot.registry.changed_since(&base.registry).collect();
+        ids.extend(base.local.diff(&snapshot.local).map(|d| match d {
+            imbl::ordset::DiffItem::Add(id) | imbl::ordset::DiffItem::Remove(id) => id,
+        }));
+        ids.sort_unstable();
+        ids.dedup();
+        let mut bytes = Vec::new();
+        let mut records = 0;
+        for id in ids {
+            let record = match render::owned(snapshot, id) {
+                Some((stored, i)) => LogRecord::Put(InstanceRecord::of(i, &stored.version)),
+                None if render::owned(&base, id).is_some() => {
+                    LogRecord::Del(id.as_str().to_string())
+                }
+                None => continue,
+            };
+            // Plain structs: serialising cannot fail (an empty payload would be refused below).
+            let payload = serde_json::to_vec(&record).unwrap_or_default();
+            if !frame::push(&payload, &mut bytes) {
+                return self.compact(dir, snapshot);
+            }
+            records += 1;
+        }
+        if records > 0 {
+            let path = dir.join(INSTANCES_LOG_FILE);
+            let file = self.file.as_mut().ok_or_else(|| StoreError::Write {
+                file: path.clone(),
+                source: std::io::Error::other("the log is not open"),
+            })?;
+            if let Err(source) = file.write_all(&bytes).and_then(|()| file.sync_data()) {
+                self.file = None;
+                return Err(StoreError::Write { file: path, source });
+            }
+            self.log_bytes = self.log_bytes.saturating_add(bytes.len() as u64);
+            self.log_records = self.log_records.saturating_add(records);
+        }
+        self.base = Some(snapshot.clone());
+        Ok(bytes.len() as u64)
+    }
+
+    /// The log has outgrown the snapshot: time to [`InstanceLog::compact_now`].
+    pub fn compaction_due(&self) -> bool {
+        let bound = COMPACT_MIN_BYTES.max(self.snapshot_bytes.saturating_mul(COMPACT_RATIO));
+        self.file.is_some() && (self.log_bytes > bound || self.log_records >= COMPACT_RECORDS)
+    }
+
+    /// Rewrite `instances.json` with what the files hold, and start an empty log.
+    pub fn compact_now(&mut self, dir: &Path) -> Result<u64, StoreError> {
+        match self.base.clone() {
+            Some(base) => self.compact(dir, &base),
+            None => Ok(0),
+        }
+    }
+
+    fn compact(&mut self, dir: &Path, snapshot: &Arc<Snapshot>) -> Result<u64, StoreError> {
+        self.file = None;
+        // A new generation even if this fails half-way: the files never reuse one.
+        self.generation = self.generation.wrapping_add(1);
+        let instances = render::instances(snapshot, self.generation);
+        let header = LogHeader {
+            format: FORMAT,
+            node: snapshot.name.as_str().to_string(),
+            generation: self.generation,
+        };
+        let mut log = Vec::new();
+        frame::push(&serde_json::to_vec(&header).unwrap_or_default(), &mut log);
+        let written = (instances.len() + log.len()) as u64;
+        let snapshot_bytes = instances.len() as u64;
+        // The snapshot first, durably, then the log: never a new log beside an old snapshot.
+        atomic::replace_files(dir, &[(super::format::INSTANCES_FILE, instances)])?;
+        let log_bytes = log.len() as u64;
+        atomic::replace_files(dir, &[(INSTANCES_LOG_FILE, log)])?;
+        let path = dir.join(INSTANCES_LOG_FILE);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|source| StoreError::Write { file: path, source })?;
+        self.file = Some(file);
+        self.base = Some(snapshot.clone());
+        self.log_bytes = log_bytes;
+        self.log_records = 0;
+        self.snapshot_bytes = snapshot_bytes;
+        Ok(written)
+    }
+}
