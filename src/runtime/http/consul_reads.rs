@@ -92,7 +92,7 @@ async fn read(
 ) -> Result<Response, ApiError> {
     let view = view?;
     let query = ReadQuery::parse(&q, view.reads())?;
-    let s = blocking::until(&app, &query.block, |s| view.content_hash(s)).await;
+    let s = blocking::until(&app, &query.block, |s| view.content_hash(s)).await?;
     view.answer(&app, &s, &query)
 }
 

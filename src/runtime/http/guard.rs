@@ -21,10 +21,16 @@ use tokio::sync::Semaphore;
 use super::{blocking, ApiError, AppState};
 
 /// Requests handled at once; more are refused with 503. Room for every blocking query that
-/// may wait (`blocking::WAITERS_MAX`) plus this many ordinary ones, so that waiting clients
+/// may wait (`blocking_waiters_max`) plus this many ordinary ones, so that waiting clients
 /// can never starve writes and plain reads.
 pub const ORDINARY_REQUESTS_MAX: usize = 256;
-pub const REQUESTS_MAX: usize = blocking::WAITERS_MAX + ORDINARY_REQUESTS_MAX;
+/// [`requests_max`] with the default bound on blocking queries.
+pub const REQUESTS_MAX: usize = requests_max(blocking::WAITERS_MAX);
+
+/// Requests in flight at once, for `waiters_max` blocking queries waiting at once.
+pub const fn requests_max(waiters_max: usize) -> usize {
+    waiters_max.saturating_add(ORDINARY_REQUESTS_MAX)
+}
 /// Longest an ordinary request may take. Commands reach the node over a bounded channel; a
 /// node that has not answered in this long is stuck, and the client should hear so.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -77,24 +83,29 @@ pub struct Access {
 pub struct Guard {
     pub access: Access,
     requests: Semaphore,
+    requests_max: usize,
 }
 
 impl Guard {
-    pub fn new(access: Access) -> Guard {
+    /// `requests_max`: requests in flight at once ([`requests_max`]).
+    pub fn new(access: Access, requests_max: usize) -> Guard {
         Guard {
             access,
-            requests: Semaphore::new(REQUESTS_MAX),
+            requests: Semaphore::new(requests_max),
+            requests_max,
         }
     }
 }
 
-/// Refuse at once, with 503, a request beyond [`REQUESTS_MAX`] in flight.
+/// Refuse at once, with 503 and a second to wait, a request beyond the bound in flight.
 pub async fn limit(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let Ok(_permit) = app.guard.requests.try_acquire() else {
+        let max = app.guard.requests_max;
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("too many requests in flight (at most {REQUESTS_MAX}): retry shortly"),
+            format!("too many requests in flight (at most {max}): retry shortly"),
         )
+        .retry_after(1)
         .into_response();
     };
     next.run(request).await
@@ -174,8 +185,9 @@ fn time_bound(request: &Request) -> Duration {
 impl AppState {
     /// The same state under this access policy (the default is an open API).
     pub fn with_access(self, access: Access) -> AppState {
+        let requests_max = requests_max(self.shared.waiters_max);
         AppState {
-            guard: Arc::new(Guard::new(access)),
+            guard: Arc::new(Guard::new(access, requests_max)),
             ..self
         }
     }
