@@ -7,17 +7,17 @@
 //! semaphore; tower-http's `TimeoutLayer` has one bound for every route, while a Consul
 //! blocking query may legitimately wait up to its own `?wait=` (at most ten minutes).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
+use super::query::FirstValues;
 use super::{blocking, ApiError, AppState};
 
 /// Requests handled at once; more are refused with 503. Room for every blocking query that
@@ -166,9 +166,8 @@ pub async fn deadline(request: Request, next: Next) -> Response {
 }
 
 fn time_bound(request: &Request) -> Duration {
-    let query: HashMap<String, String> = Query::try_from_uri(request.uri())
-        .map(|Query(q)| q)
-        .unwrap_or_default();
+    // Of a repeated key, the first value: what the handler reads (`query`).
+    let FirstValues(query) = FirstValues::of_uri(request.uri());
     // A blocking read (on the index, or on a content hash) may hold for its whole wait.
     let blocks = |key: &str| query.get(key).is_some_and(|v| !v.is_empty());
     if !blocks("index") && !blocks("hash") {
@@ -236,6 +235,12 @@ mod tests {
         assert_eq!(
             bound("/v1/catalog/services?index=5&wait=1h"),
             blocking::WAIT_MAX + REQUEST_TIMEOUT
+        );
+        // Of a repeated `wait`, the first counts, as for the handler (Consul's `Get`): the
+        // bound must not cut a read short that waits for its first value.
+        assert_eq!(
+            bound("/v1/catalog/services?index=5&wait=9m&wait=1s"),
+            Duration::from_secs(540) + REQUEST_TIMEOUT
         );
         // A read that blocks on a content hash waits as long as one on an index.
         assert_eq!(

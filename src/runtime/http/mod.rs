@@ -30,6 +30,7 @@ pub mod hera_config;
 pub mod json_errors;
 pub mod keyring;
 pub mod metrics;
+pub mod query;
 pub mod seed;
 pub mod status;
 pub mod timing;
