@@ -40,10 +40,18 @@ pub fn index_of(s: &Snapshot) -> u64 {
 pub enum Block {
     /// Answer at once.
     Now,
-    /// Until the registry's index passes `index` (Consul's `?index=N&wait=D`).
-    Index { index: u64, wait: Duration },
-    /// Until the answer's content hash differs from `hash` (`?hash=H&wait=D`).
-    Hash { hash: String, wait: Duration },
+    /// Until `until` holds, or `wait` elapses.
+    Until { until: Until, wait: Duration },
+}
+
+/// What a blocking read waits for. Apart from [`Block::Now`], so that the wait step has no
+/// "answer at once" case to handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Until {
+    /// The registry's index passes this (Consul's `?index=N&wait=D`).
+    Index(u64),
+    /// The answer's content hash differs from this (`?hash=H&wait=D`).
+    Hash(String),
 }
 
 /// The longest `hash` read: [`content_hash`] writes 16 hex digits.
@@ -61,8 +69,8 @@ impl Block {
                 index.chars().take(64).collect::<String>()
             ))
         })?;
-        Ok(Block::Index {
-            index,
+        Ok(Block::Until {
+            until: Until::Index(index),
             wait: wait_of(query)?,
         })
     }
@@ -78,8 +86,8 @@ impl Block {
                 hash.len()
             )));
         }
-        Ok(Block::Hash {
-            hash: hash.clone(),
+        Ok(Block::Until {
+            until: Until::Hash(hash.clone()),
             wait: wait_of(query)?,
         })
     }
@@ -95,26 +103,25 @@ pub async fn wait(
 
 /// The wait step of every blocking read: hold until `block` is satisfied or its `wait`
 /// elapses, then return the snapshot to answer from. `content_hash` is the answer's hash, for
-/// [`Block::Hash`]. Past `blocking_waiters_max` waiting reads, a blocking read is refused
+/// [`Until::Hash`]. Past `blocking_waiters_max` waiting reads, a blocking read is refused
 /// with 429 and a `Retry-After`, the bound named.
 pub async fn until(
     app: &AppState,
     block: &Block,
     content_hash: impl Fn(&Snapshot) -> Option<String> + Send + Sync,
 ) -> Result<Arc<Snapshot>, ApiError> {
-    let wait = match block {
+    let (until, wait) = match block {
         Block::Now => return Ok(app.node.snapshot()),
-        Block::Index { wait, .. } | Block::Hash { wait, .. } => *wait,
+        Block::Until { until, wait } => (until, *wait),
     };
     let Ok(_slot) = app.shared.blocking.try_acquire() else {
         return Err(refused(app.shared.waiters_max));
     };
     let changed = app
         .node
-        .wait_for(wait, |s| match block {
-            Block::Now => true,
-            Block::Index { index, .. } => index_of(s) > *index,
-            Block::Hash { hash, .. } => content_hash(s).as_deref() != Some(hash.as_str()),
+        .wait_for(wait, |s| match until {
+            Until::Index(index) => index_of(s) > *index,
+            Until::Hash(hash) => content_hash(s).as_deref() != Some(hash.as_str()),
         })
         .await;
     Ok(changed.unwrap_or_else(|| app.node.snapshot()))

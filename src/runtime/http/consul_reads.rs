@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::blocking::{self, flag, Block};
+use super::blocking::{self, flag, Block, Until};
 use super::query::FirstValues;
 use super::views;
 use super::{ApiError, AppState};
@@ -520,7 +520,13 @@ mod tests {
             !catalog.passing,
             "the catalog ignores passing, as Consul does"
         );
-        assert!(matches!(catalog.block, Block::Index { index: 7, .. }));
+        assert!(matches!(
+            catalog.block,
+            Block::Until {
+                until: Until::Index(7),
+                ..
+            }
+        ));
         let health = ReadQuery::parse(&junk, View::HealthService(service("s").unwrap()).reads());
         assert_eq!(health.map_err(|e| e.status.as_u16()), Err(400));
         let services = ReadQuery::parse(&junk, View::Services.reads()).unwrap();
@@ -609,8 +615,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             parsed.block,
-            Block::Index {
-                index: 5,
+            Block::Until {
+                until: Until::Index(5),
                 wait: std::time::Duration::from_secs(1)
             }
         );
@@ -630,7 +636,7 @@ mod tests {
             View::AgentService(instance("i").unwrap()).reads(),
         )
         .unwrap();
-        assert!(matches!(hash.block, Block::Hash { ref hash, .. } if hash == "aa"));
+        assert!(matches!(hash.block, Block::Until { until: Until::Hash(ref h), .. } if h == "aa"));
     }
 
     /// Over real HTTP: `?dc=dc1&dc=elsewhere` selects the node's own data centre (dc1).
