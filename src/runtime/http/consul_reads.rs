@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::blocking::{self, flag, Block, Until};
+use super::blocking::{self, flag, Block};
 use super::query::FirstValues;
 use super::views;
 use super::{ApiError, AppState};
@@ -497,6 +497,7 @@ fn health_status(h: Health) -> StatusCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::http::blocking::Until;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
