@@ -19,7 +19,7 @@ pub use cluster::check_cluster;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::bounded::BoundedVec;
+use crate::bounded::{BoundedString, BoundedVec};
 use crate::config::Config;
 use crate::names::{Label, NodeName};
 use crate::node::{Event, Identity, Lifecycle, Node, Sink, Transmit};
@@ -29,8 +29,8 @@ use crate::wire::seal::{open_with, seal_plaintext, seal_with, NONCE_BYTES};
 use crate::wire::{
     decode_body, decode_datagram, decode_frames, decode_frames_reference, encode_message, Ack,
     Claim, DatagramBuilder, DecodeError, Decoded, Incarnation, Key, Keyring, MemberUpdate, Message,
-    Nack, Ping, PingReq, Profile, PushPull, Sealer, SyncProbe, DATAGRAM_MAX_BYTES, OVERHEAD_BYTES,
-    SEALED_OVERHEAD_BYTES,
+    Nack, Opaque, Ping, PingReq, Profile, PushPull, Query, QueryAnswer, QueryId, QueryOutcome,
+    Sealer, SyncProbe, DATAGRAM_MAX_BYTES, OVERHEAD_BYTES, SEALED_OVERHEAD_BYTES,
 };
 
 /// Arbitrary text as a config file (the `config_file` target): reading and resolving it never
@@ -39,7 +39,7 @@ use crate::wire::{
 #[cfg(feature = "runtime")]
 pub fn check_config_file(data: &[u8]) {
     use crate::config::schema::{validate, Naming};
-    use crate::runtime::settings::{FileSettings, Overrides, Settings, TUNABLE_FIELDS};
+    use crate::runtime::settings::{FileSettings, Overrides, Settings, Tunables, TUNABLE_FIELDS};
 
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -71,9 +71,12 @@ pub fn check_config_file(data: &[u8]) {
     match Settings::resolve(Some((std::path::Path::new("fuzz.toml"), file)), cli) {
         Ok(settings) => {
             assert_eq!(validate(&settings.config, Naming::File), Ok(()));
-            let liveness = crate::config::schema::Value::Duration(settings.liveness);
+            let tunables = Tunables {
+                liveness: settings.liveness,
+                blocking_waiters_max: settings.blocking_waiters_max,
+            };
             for f in &TUNABLE_FIELDS {
-                assert_eq!(f.meta.check(Naming::File, liveness), Ok(()));
+                assert_eq!(f.meta.check(Naming::File, (f.get)(&tunables)), Ok(()));
             }
         }
         Err(error) => {
@@ -538,10 +541,45 @@ pub fn valid_message(kind: u8, a: u32, b: u8) -> Message {
                 },
             ]),
         }),
+        // Bit 6 of a kind that is otherwise a sync probe: the cluster query and its answer
+        // (bit 7 picks which), so that the relay, the answer and the id memory are fuzzed too.
+        7 if kind & 0x40 != 0 => query_message(kind & 0x80 != 0, a, b),
         _ => Message::SyncProbe(SyncProbe {
             members_digest: u64::from(a) << 32 | u64::from(b),
         }),
     }
+}
+
+/// A query from a peer (`answer`: a peer's answer to one, usually of ours) about a kind picked
+/// by `a` (one past the known kinds: an unknown one), with a key-sized payload or none.
+fn query_message(answer: bool, a: u32, b: u8) -> Message {
+    // Our own ids sometimes: answers to a query we may be running, and echoes of our own.
+    let asker = if b & 0b1000_0000 == 0 {
+        self_name()
+    } else {
+        peer_name(b)
+    };
+    let id = QueryId { asker, seq: a % 8 };
+    if answer {
+        let outcome = match a % 3 {
+            0 => QueryOutcome::Done(Opaque::new(vec![b; 32]).unwrap_or_default()),
+            1 => QueryOutcome::Refused(BoundedString("refused".to_string())),
+            _ => QueryOutcome::UnknownKind,
+        };
+        return Message::QueryAnswer(QueryAnswer {
+            id,
+            responder: peer_name(b >> 2),
+            outcome,
+        });
+    }
+    let payload = if b & 1 == 0 { Vec::new() } else { vec![b; 32] };
+    Message::Query(Query {
+        id,
+        kind: u16::try_from(1 + a % 5).unwrap_or(0),
+        // Up to about a minute: the receivers' id memory is bounded by the longest deadline.
+        timeout_ms: a % 65_536,
+        payload: Opaque::new(payload).unwrap_or_default(),
+    })
 }
 
 fn identity() -> Identity {
@@ -623,6 +661,21 @@ mod tests {
                 let bytes = builder.finish();
                 check_decode(&bytes);
             }
+        }
+    }
+
+    /// The node fuzz target reaches every message kind a peer may send, the cluster query and
+    /// its answer included (they were never generated, so their handling went unfuzzed).
+    #[test]
+    fn valid_messages_cover_every_kind_a_peer_sends() {
+        let mut seen = std::collections::BTreeSet::new();
+        for kind in 0..=255u8 {
+            for b in [0u8, 0x55, 0xaa, 0xff] {
+                seen.insert(format!("{:?}", valid_message(kind, 7, b).kind()));
+            }
+        }
+        for wanted in ["Query", "QueryAnswer", "Ping", "SyncProbe", "PushPull"] {
+            assert!(seen.contains(wanted), "{wanted} never generated: {seen:?}");
         }
     }
 

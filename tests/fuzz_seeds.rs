@@ -395,6 +395,21 @@ fn node_seeds() -> Vec<(&'static str, Vec<u8>)> {
             "sync-probe",
             [cluster.clone(), valid(1, 7, 99, 3), ticks(3)].concat(),
         ),
+        // valid_message's kind 0x47 is a peer's cluster query (the kind from `a`: 1 lists the
+        // keyring, 2 installs the payload as a key, 5 is unknown), 0xC7 an answer to one.
+        (
+            "query-relayed-and-answered",
+            [
+                cluster.clone(),
+                valid(1, 0x47, 0, 0x80),
+                valid(2, 0x47, 1, 0x81),
+                valid(3, 0x47, 4, 0x82),
+                valid(1, 0x47, 0, 0x80),
+                valid(2, 0xC7, 1, 0x00),
+                ticks(3),
+            ]
+            .concat(),
+        ),
         ("leave-alone", [leave.clone(), ticks(5)].concat()),
         (
             "leave-in-cluster",

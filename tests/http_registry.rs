@@ -329,6 +329,114 @@ async fn a_blocking_query_returns_on_change_and_after_its_wait() {
     shutdown(nodes).await;
 }
 
+/// Issue 17 (1,000 watchers on one node): past `blocking_waiters_max` waiting queries, a
+/// blocking query is refused at once with 429, a `Retry-After` and a body naming the bound.
+/// It used to be answered at once with the unchanged index, as if timed out, so a watcher
+/// asked again at once and spun. The waiters within the bound keep waiting, and all wake on
+/// the next write with a higher index. The bound is lowered to 8 here, with 18 watchers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_past_the_bound_are_refused_with_retry_after_and_the_rest_wake_on_a_write() {
+    const BOUND: usize = 8;
+    const WATCHERS: usize = BOUND + 10;
+    let file = FileSettings::parse(&format!("blocking_waiters_max = {BOUND}\n"))
+        .expect("the bound is a setting of the config file");
+    let settings = Settings::resolve(
+        Some((std::path::Path::new("test.toml"), file)),
+        support::overrides("w0", vec![]),
+    )
+    .expect("valid test settings");
+    let node = App::start(settings, 1).await.expect("node starts");
+    let c = http();
+    let first = c
+        .get(url(&node, "/v1/catalog/services"))
+        .send()
+        .await
+        .unwrap();
+    let index: u64 = first.headers()["x-consul-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel(WATCHERS);
+    let watch = url(
+        &node,
+        &format!("/v1/catalog/services?index={index}&wait=60s"),
+    );
+    for _ in 0..WATCHERS {
+        let (c, watch, tx) = (c.clone(), watch.clone(), tx.clone());
+        tokio::spawn(async move {
+            let r = c.get(watch).send().await.expect("an answer");
+            let header = |name: &str| {
+                r.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let (retry_after, index) = (header("retry-after"), header("x-consul-index"));
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let _ = tx.send((status, retry_after, index, body)).await;
+        });
+    }
+    drop(tx);
+
+    // The ten past the bound are refused at once; the other eight are still waiting.
+    for _ in 0..WATCHERS - BOUND {
+        let (status, retry_after, _, body) = tokio::time::timeout(CONVERGE, rx.recv())
+            .await
+            .expect("the watchers past the bound are answered at once")
+            .expect("an answer");
+        assert_eq!(status, 429, "{body}");
+        let secs: u64 = retry_after
+            .expect("a Retry-After header")
+            .parse()
+            .expect("Retry-After in seconds");
+        assert!(secs >= 1, "{secs}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&format!("at most {BOUND}")) && error.contains("blocking_waiters_max"),
+            "{body}"
+        );
+    }
+    assert!(
+        rx.try_recv().is_err(),
+        "a watcher within the bound was answered before any change"
+    );
+
+    // A write wakes every one within the bound, each with a higher index.
+    let reg = c
+        .put(url(&node, "/v1/agent/service/register"))
+        .body(json!({"Name": "db", "Port": 5432}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reg.status(), 200);
+    for _ in 0..BOUND {
+        let (status, _, seen, body) = tokio::time::timeout(CONVERGE, rx.recv())
+            .await
+            .expect("every waiter wakes on the write")
+            .expect("an answer");
+        assert_eq!(status, 200, "{body}");
+        let seen: u64 = seen.expect("X-Consul-Index").parse().unwrap();
+        assert!(seen > index, "{seen} after {index}");
+        assert!(body.get("db").is_some(), "{body}");
+    }
+    assert!(rx.recv().await.is_none(), "no more answers than watchers");
+
+    // Their slots are free again: a new blocking query waits rather than being refused.
+    let r = c
+        .get(url(
+            &node,
+            &format!("/v1/catalog/services?index={}&wait=50ms", index + 1),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    node.shutdown().await;
+}
+
 /// Consul's hash-based blocking on `/v1/agent/service/<id>`: every answer carries
 /// `X-Consul-ContentHash`; `?hash=` of the current answer holds the read until the service
 /// changes (here through another node) or the wait runs out.

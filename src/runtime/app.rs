@@ -186,7 +186,8 @@ impl App {
             handle = handle.clone().with_durability(writer.durability);
             writer.task
         });
-        let state = AppState::new(handle.clone(), settings.liveness, kept_config)
+        let waiters_max = settings.blocking_waiters_max;
+        let state = AppState::new(handle.clone(), settings.liveness, waiters_max, kept_config)
             .with_access(settings.access.clone());
         let router = http::router(state);
         // HTTP stops when asked, or when the node has stopped (after a leave through the API).
@@ -194,12 +195,18 @@ impl App {
             s.lifecycle == crate::node::Lifecycle::Stopped
         });
         let mut http_stop = stopped.clone();
-        let http = tokio::spawn(http::serve(listener, router, async move {
-            tokio::select! {
-                _ = node_done => {}
-                _ = http_stop.wait_for(|v| *v) => {}
-            }
-        }));
+        let limits = http::ConnectionLimits::for_waiters(waiters_max);
+        let http = tokio::spawn(http::connections::serve(
+            listener,
+            limits,
+            router,
+            async move {
+                tokio::select! {
+                    _ = node_done => {}
+                    _ = http_stop.wait_for(|v| *v) => {}
+                }
+            },
+        ));
         let dns = dns_listeners.map(|listeners| {
             let config = Arc::new(DnsConfig::new(
                 settings.dns_domain.clone(),
@@ -363,6 +370,7 @@ fn restore_config(
         settings.liveness = change
             .tunables(Tunables {
                 liveness: settings.liveness,
+                blocking_waiters_max: settings.blocking_waiters_max,
             })
             .liveness;
         tracing::info!(

@@ -8,7 +8,7 @@
 
 use serde_json::{json, Map, Value as JsonValue};
 
-use crate::config::schema::{Field, Naming, Raw, Value};
+use crate::config::schema::{ConfigError, Field, Naming, Raw, Value};
 use crate::config::Tuning;
 use crate::runtime::settings::{Knob, Tunables};
 
@@ -50,6 +50,12 @@ impl Change {
                     .read(field, Naming::Json, raw(value))
                     .map_err(|e| e.to_string())?,
                 Some(Knob::Deployment(field)) => {
+                    if !field.meta.runtime {
+                        return Err(ConfigError::NotAtRuntime {
+                            name: field.meta.json.to_string(),
+                        }
+                        .to_string());
+                    }
                     let value = field
                         .meta
                         .read(Naming::Json, raw(value))
@@ -208,6 +214,8 @@ mod tests {
             json!({"RetransmitMult": 0}),
             json!({"RetransmitMult": 18446744073709551615u64}),
             json!({"Protocol": 1}),
+            // A deployment knob that changes only with a restart.
+            json!({"BlockingWaitersMax": 16}),
         ] {
             assert!(Change::parse(&body(bad.clone())).is_err(), "{bad}");
         }

@@ -89,6 +89,7 @@ struct FileToml {
     log_level: Option<String>,
     expect: Option<Spanned<toml::Value>>,
     liveness: Option<Spanned<toml::Value>>,
+    blocking_waiters_max: Option<Spanned<toml::Value>>,
     encrypt: Option<String>,
     token: Option<String>,
     #[serde(default)]
@@ -102,23 +103,32 @@ struct FileToml {
     protocol: BTreeMap<String, Spanned<toml::Value>>,
 }
 
-/// The deployment's settings that change on a running node (`PUT /v1/hera/config`).
+/// The deployment's knobs of the schema: those marked `runtime` change on a running node
+/// (`PUT /v1/hera/config`), the rest with a restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tunables {
     /// Seed API: instances expire this long after their last PUT.
     pub liveness: Duration,
+    /// HTTP: blocking queries waiting at once; more are refused with 429.
+    pub blocking_waiters_max: usize,
 }
 
 impl Default for Tunables {
     fn default() -> Self {
         Tunables {
             liveness: DEFAULT_LIVENESS,
+            blocking_waiters_max: crate::runtime::http::blocking::WAITERS_MAX,
         }
     }
 }
 
+/// The most blocking queries a node may be set to hold: each holds a connection (a file
+/// descriptor, a task, buffers) for up to 10 minutes, and the bound on open connections is
+/// twice the requests in flight; 65,536 is a common hard limit on a process's descriptors.
+const BLOCKING_WAITERS_RANGE_MAX: u64 = 65_536;
+
 /// The deployment's knobs, described as the protocol's are (`config::schema`).
-pub static TUNABLE_FIELDS: [Field<Tunables>; 1] = [
+pub static TUNABLE_FIELDS: [Field<Tunables>; 2] = [
     // 1 s: the seed API's unit, and a PUT must have time to arrive; 30 days: an instance
     // silent for a month is not live, and the value stays far inside the millisecond counter
     // the HTTP layer keeps it in.
@@ -139,6 +149,29 @@ pub static TUNABLE_FIELDS: [Field<Tunables>; 1] = [
         set: |t, v| {
             if let Value::Duration(d) = v {
                 t.liveness = d;
+            }
+        },
+    },
+    // At least one, or no watcher could ever wait; at most BLOCKING_WAITERS_RANGE_MAX (its
+    // reason is there). The default holds issue 17's thousand watchers on one node.
+    Field {
+        meta: Meta {
+            name: "blocking_waiters_max",
+            section: Section::Top,
+            json: "BlockingWaitersMax",
+            flag: Some("blocking-waiters-max"),
+            kind: Kind::Count {
+                min: 1,
+                max: BLOCKING_WAITERS_RANGE_MAX,
+            },
+            runtime: false,
+            why:
+                "HTTP: blocking queries waiting at once; more are refused with 429 and Retry-After",
+        },
+        get: |t| Value::Count(t.blocking_waiters_max as u64),
+        set: |t, v| {
+            if let Value::Count(n) = v {
+                t.blocking_waiters_max = usize::try_from(n).unwrap_or(usize::MAX);
             }
         },
     },
@@ -226,6 +259,8 @@ pub struct Settings {
     pub log_level: String,
     /// Seed API: instances expire this long after their last PUT.
     pub liveness: Duration,
+    /// HTTP: blocking queries waiting at once (`blocking_waiters_max`).
+    pub blocking_waiters_max: usize,
     /// The cluster key: with one, every datagram is sealed and plain ones are refused.
     pub encrypt: Option<Key>,
     /// Carried by every datagram; datagrams of another label (or none) are refused.
@@ -314,6 +349,9 @@ impl FileSettings {
         }
         if let Some(v) = toml.liveness {
             raw_knobs.push((Section::Top, "liveness".to_string(), v));
+        }
+        if let Some(v) = toml.blocking_waiters_max {
+            raw_knobs.push((Section::Top, "blocking_waiters_max".to_string(), v));
         }
         for (name, v) in toml.protocol {
             raw_knobs.push((Section::Protocol, name, v));
@@ -549,6 +587,7 @@ impl Settings {
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_string()),
             liveness,
+            blocking_waiters_max: tunables.blocking_waiters_max,
             encrypt,
             cluster_label,
             access,

@@ -73,8 +73,9 @@ impl Membership {
 
     pub(crate) fn on_gossip_tick(&mut self, io: &mut Io, now: Instant) {
         self.gossip_round(io);
-        // Tick on only while something is queued; the next news restarts the ticks.
-        io.gossip_ticking = !io.broadcasts.is_empty();
+        // Tick on only while something is queued and a member can hear it; the next news
+        // restarts the ticks (a member arriving is news).
+        io.gossip_ticking = !io.broadcasts.is_empty() && !self.members.live().is_empty();
         if io.gossip_ticking {
             io.timers
                 .schedule(now + io.config.gossip_interval, Timer::GossipTick);
@@ -83,7 +84,9 @@ impl Membership {
 
     /// Send queued updates to `gossip_fanout` random live members, one datagram each.
     fn gossip_round(&mut self, io: &mut Io) {
-        if io.broadcasts.is_empty() {
+        // Alone, a round reaches nobody: filling its datagram would spend every update's
+        // retransmit budget before a first member could hear it, and count sends never made.
+        if io.broadcasts.is_empty() || self.members.live().is_empty() {
             return;
         }
         // The live list never holds this node itself: nothing to exclude.

@@ -42,3 +42,52 @@ fn an_own_update_over_the_datagram_budget_is_reported() {
     let small = Node::new(Config::local(), identity(), 1, epoch);
     assert_eq!(small.own_update_fits(), Ok(()));
 }
+
+/// A node alone (no member yet) has nobody to gossip to: its gossip rounds must neither spend
+/// the retransmit budget of what it has queued (the updates would be gone before a member
+/// arrives to hear them) nor count messages it did not send. They did both: the round filled
+/// a datagram, counting a transmission and a sent message per update, for zero targets.
+#[test]
+fn a_lone_node_spends_no_retransmissions_and_counts_no_sends() {
+    use crate::names::{InstanceId, ServiceName};
+    use crate::node::Command;
+    use crate::registry::InstanceSpec;
+    use crate::wire::MessageKind;
+
+    let start = Instant::from_micros(1_700_000_000_000_000);
+    let mut node = Node::new(Config::local(), identity(), 1, start);
+    let mut spec = InstanceSpec::new(ServiceName::new("db").unwrap(), "10.0.0.1", 5432);
+    spec.id = Some(InstanceId::new("db-1").unwrap());
+    node.handle_command(start, Command::Register(spec)).unwrap();
+    let queued = node.queue_depth();
+    assert!(queued >= 1, "the registration is queued for gossip");
+
+    // Ten simulated seconds: fifty gossip intervals of the local preset, far past any
+    // retransmit limit. Bounded by the count of timeouts as well as by time.
+    let end = start + std::time::Duration::from_secs(10);
+    let mut transmits = 0;
+    for _ in 0..10_000 {
+        let Some(at) = node.poll_timeout().filter(|at| *at <= end) else {
+            break;
+        };
+        node.handle_timeout(at);
+        while node.poll_transmit().is_some() {
+            transmits += 1;
+        }
+        while node.poll_event().is_some() {}
+    }
+    assert_eq!(transmits, 0, "a lone node has nobody to send to");
+    let stats = node.stats();
+    for kind in [MessageKind::Member, MessageKind::Entry] {
+        assert_eq!(
+            stats.messages_out[kind.index()],
+            0,
+            "{kind:?} messages counted as sent by a node with no target"
+        );
+    }
+    assert_eq!(
+        node.queue_depth(),
+        queued,
+        "the updates still wait, with their whole retransmit budget, for a first member"
+    );
+}

@@ -15,8 +15,15 @@ use axum::http::{HeaderMap, HeaderValue};
 use super::{ApiError, AppState};
 use crate::runtime::driver::Snapshot;
 
-/// Blocking queries waiting at once; beyond this they answer at once (as if timed out).
+/// Blocking queries waiting at once, by default (`blocking_waiters_max` changes it): room for
+/// a thousand watchers on one node (issue 17). Beyond the bound a blocking query is refused
+/// with 429 and [`REFUSED_RETRY_AFTER_SECS`].
 pub const WAITERS_MAX: usize = 1_024;
+/// What a refused blocking query is told to wait before asking again. Answering it at once
+/// with the unchanged index, as if timed out, made a watcher ask again at once and spin; the
+/// slots free only on a change or a waiter's timeout, so asking sooner rarely helps. Consul's
+/// own watches wait 5 s after an error.
+pub const REFUSED_RETRY_AFTER_SECS: u64 = 5;
 /// Consul's defaults: 5 minutes, at most 10.
 pub const WAIT_DEFAULT: Duration = Duration::from_secs(300);
 pub const WAIT_MAX: Duration = Duration::from_secs(600);
@@ -33,10 +40,18 @@ pub fn index_of(s: &Snapshot) -> u64 {
 pub enum Block {
     /// Answer at once.
     Now,
-    /// Until the registry's index passes `index` (Consul's `?index=N&wait=D`).
-    Index { index: u64, wait: Duration },
-    /// Until the answer's content hash differs from `hash` (`?hash=H&wait=D`).
-    Hash { hash: String, wait: Duration },
+    /// Until `until` holds, or `wait` elapses.
+    Until { until: Until, wait: Duration },
+}
+
+/// What a blocking read waits for. Apart from [`Block::Now`], so that the wait step has no
+/// "answer at once" case to handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Until {
+    /// The registry's index passes this (Consul's `?index=N&wait=D`).
+    Index(u64),
+    /// The answer's content hash differs from this (`?hash=H&wait=D`).
+    Hash(String),
 }
 
 /// The longest `hash` read: [`content_hash`] writes 16 hex digits.
@@ -54,8 +69,8 @@ impl Block {
                 index.chars().take(64).collect::<String>()
             ))
         })?;
-        Ok(Block::Index {
-            index,
+        Ok(Block::Until {
+            until: Until::Index(index),
             wait: wait_of(query)?,
         })
     }
@@ -71,8 +86,8 @@ impl Block {
                 hash.len()
             )));
         }
-        Ok(Block::Hash {
-            hash: hash.clone(),
+        Ok(Block::Until {
+            until: Until::Hash(hash.clone()),
             wait: wait_of(query)?,
         })
     }
@@ -83,33 +98,47 @@ pub async fn wait(
     app: &AppState,
     query: &HashMap<String, String>,
 ) -> Result<Arc<Snapshot>, ApiError> {
-    Ok(until(app, &Block::on_index(query)?, |_| None).await)
+    until(app, &Block::on_index(query)?, |_| None).await
 }
 
 /// The wait step of every blocking read: hold until `block` is satisfied or its `wait`
 /// elapses, then return the snapshot to answer from. `content_hash` is the answer's hash, for
-/// [`Block::Hash`]. Past [`WAITERS_MAX`] waiting reads, answer at once (as if timed out).
+/// [`Until::Hash`]. Past `blocking_waiters_max` waiting reads, a blocking read is refused
+/// with 429 and a `Retry-After`, the bound named.
 pub async fn until(
     app: &AppState,
     block: &Block,
     content_hash: impl Fn(&Snapshot) -> Option<String> + Send + Sync,
-) -> Arc<Snapshot> {
-    let wait = match block {
-        Block::Now => return app.node.snapshot(),
-        Block::Index { wait, .. } | Block::Hash { wait, .. } => *wait,
+) -> Result<Arc<Snapshot>, ApiError> {
+    let (until, wait) = match block {
+        Block::Now => return Ok(app.node.snapshot()),
+        Block::Until { until, wait } => (until, *wait),
     };
     let Ok(_slot) = app.shared.blocking.try_acquire() else {
-        return app.node.snapshot();
+        return Err(refused(app.shared.waiters_max));
     };
     let changed = app
         .node
-        .wait_for(wait, |s| match block {
-            Block::Now => true,
-            Block::Index { index, .. } => index_of(s) > *index,
-            Block::Hash { hash, .. } => content_hash(s).as_deref() != Some(hash.as_str()),
+        .wait_for(wait, |s| match until {
+            Until::Index(index) => index_of(s) > *index,
+            Until::Hash(hash) => content_hash(s).as_deref() != Some(hash.as_str()),
         })
         .await;
-    changed.unwrap_or_else(|| app.node.snapshot())
+    Ok(changed.unwrap_or_else(|| app.node.snapshot()))
+}
+
+/// The answer to a blocking read past the bound: 429, as Consul answers a client past its
+/// connection limit (`http_max_conns_per_client`), and a time to wait, so that a watcher backs
+/// off instead of asking again at once.
+fn refused(waiters_max: usize) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many blocking queries waiting on this node (at most {waiters_max}, the \
+             setting blocking_waiters_max): retry after {REFUSED_RETRY_AFTER_SECS} s"
+        ),
+    )
+    .retry_after(REFUSED_RETRY_AFTER_SECS)
 }
 
 /// A read's `wait`: Consul's default when absent, capped at its maximum.

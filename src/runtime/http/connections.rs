@@ -38,9 +38,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
-/// Open connections at once: every blocking query and ordinary request in flight, with room
-/// to spare for idle keep-alive connections.
-pub const CONNECTIONS_MAX: usize = 2 * super::guard::REQUESTS_MAX;
+/// Open connections at once with the default bound on blocking queries
+/// ([`ConnectionLimits::for_waiters`]).
+pub const CONNECTIONS_MAX: usize = connections_max(super::guard::REQUESTS_MAX);
+
+/// Open connections at once for `requests_max` requests in flight: every blocking query and
+/// ordinary request in flight, with as much room again for idle keep-alive connections.
+const fn connections_max(requests_max: usize) -> usize {
+    requests_max.saturating_mul(2)
+}
 
 /// How long a client has to send a request's head whole, from the moment the connection opens
 /// or the previous answer is written: slow-header and silent clients are cut off after this.
@@ -55,6 +61,17 @@ pub struct ConnectionLimits {
     pub open_max: usize,
     pub header_read_timeout: Duration,
     pub write_stall_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    /// The limits that leave room for `waiters_max` blocking queries waiting at once (the
+    /// setting `blocking_waiters_max`) besides ordinary requests and idle connections.
+    pub fn for_waiters(waiters_max: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            open_max: connections_max(super::guard::requests_max(waiters_max)),
+            ..ConnectionLimits::default()
+        }
+    }
 }
 
 impl Default for ConnectionLimits {

@@ -7,13 +7,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::blocking::flag;
+use super::query::FirstValues;
 use super::{ApiError, AppState};
 use crate::duration::Bounds;
 use crate::names::{InstanceId, ServiceName};
@@ -54,7 +55,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/status/peers", get(status_peers))
 }
 
-type Q = Query<HashMap<String, String>>;
+type Q = FirstValues;
 
 fn parse_service(name: &str) -> Result<ServiceName, ApiError> {
     ServiceName::new(name).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -194,7 +195,7 @@ fn maintenance_query(q: &HashMap<String, String>) -> Result<(bool, Option<String
 async fn maintenance(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Q,
+    FirstValues(q): Q,
 ) -> Result<StatusCode, ApiError> {
     let (enable, reason) = maintenance_query(&q)?;
     app.node
@@ -210,7 +211,7 @@ async fn maintenance(
 /// Consul's node maintenance: every instance this node owns off-line, or back.
 async fn node_maintenance(
     State(app): State<AppState>,
-    Query(q): Q,
+    FirstValues(q): Q,
 ) -> Result<StatusCode, ApiError> {
     let (enable, reason) = maintenance_query(&q)?;
     app.node
@@ -239,7 +240,7 @@ async fn set_check(
 async fn check_report(
     State(app): State<AppState>,
     Path(check): Path<String>,
-    Query(q): Q,
+    FirstValues(q): Q,
     health: Health,
 ) -> Result<StatusCode, ApiError> {
     let note = q.get("note").cloned().unwrap_or_default();

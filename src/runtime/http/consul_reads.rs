@@ -15,6 +15,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::blocking::{self, flag, Block};
+use super::query::FirstValues;
 use super::views;
 use super::{ApiError, AppState};
 use crate::names::{InstanceId, ServiceName};
@@ -92,7 +93,7 @@ async fn read(
 ) -> Result<Response, ApiError> {
     let view = view?;
     let query = ReadQuery::parse(&q, view.reads())?;
-    let s = blocking::until(&app, &query.block, |s| view.content_hash(s)).await;
+    let s = blocking::until(&app, &query.block, |s| view.content_hash(s)).await?;
     view.answer(&app, &s, &query)
 }
 
@@ -130,9 +131,10 @@ pub struct ReadQuery {
 pub const DC_MAX_BYTES: usize = 128;
 
 impl ReadQuery {
-    /// `pairs` in the order sent; of a repeated parameter other than `tag`, the last counts.
+    /// `pairs` in the order sent; of a repeated parameter other than `tag`, the first counts,
+    /// as in Consul ([`FirstValues`]).
     pub fn parse(pairs: &[(String, String)], reads: Reads) -> Result<ReadQuery, ApiError> {
-        let q: HashMap<String, String> = pairs.iter().cloned().collect();
+        let FirstValues(q) = FirstValues::of(pairs);
         let q = &q;
         let block = match reads.block {
             BlockOn::Index => Block::on_index(q)?,
@@ -495,6 +497,7 @@ fn health_status(h: Health) -> StatusCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::http::blocking::Until;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -518,7 +521,13 @@ mod tests {
             !catalog.passing,
             "the catalog ignores passing, as Consul does"
         );
-        assert!(matches!(catalog.block, Block::Index { index: 7, .. }));
+        assert!(matches!(
+            catalog.block,
+            Block::Until {
+                until: Until::Index(7),
+                ..
+            }
+        ));
         let health = ReadQuery::parse(&junk, View::HealthService(service("s").unwrap()).reads());
         assert_eq!(health.map_err(|e| e.status.as_u16()), Err(400));
         let services = ReadQuery::parse(&junk, View::Services.reads()).unwrap();
@@ -582,6 +591,73 @@ mod tests {
             .collect();
         ids.sort_unstable();
         assert_eq!(ids, ["web-a", "web-b"], "{body}");
+    }
+
+    /// Consul reads a repeated parameter other than `tag` through Go's `url.Values.Get`, which
+    /// returns the first value (`parseWait`, `parseDC`, `passing`); hera took the last.
+    #[test]
+    fn repeated_parameters_take_the_first_value_as_consul_does() {
+        let reads = View::HealthService(service("s").unwrap()).reads();
+        let parsed = ReadQuery::parse(
+            &q(&[
+                ("index", "5"),
+                ("wait", "1s"),
+                ("index", "9"),
+                ("wait", "9s"),
+                ("dc", "a"),
+                ("dc", "b"),
+                ("passing", "true"),
+                ("passing", "false"),
+                ("tag", "x"),
+                ("tag", "y"),
+            ]),
+            reads,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.block,
+            Block::Until {
+                until: Until::Index(5),
+                wait: std::time::Duration::from_secs(1)
+            }
+        );
+        assert_eq!(parsed.dc.as_deref(), Some("a"));
+        assert!(parsed.passing);
+        assert_eq!(parsed.tags, ["x", "y"], "tag stays a list");
+        // A bad later value is not read at all, as in Consul.
+        let first_good = q(&[
+            ("index", "5"),
+            ("index", "x"),
+            ("wait", "1s"),
+            ("wait", "soon"),
+        ]);
+        assert!(ReadQuery::parse(&first_good, reads).is_ok());
+        let hash = ReadQuery::parse(
+            &q(&[("hash", "aa"), ("hash", "bb")]),
+            View::AgentService(instance("i").unwrap()).reads(),
+        )
+        .unwrap();
+        assert!(matches!(hash.block, Block::Until { until: Until::Hash(ref h), .. } if h == "aa"));
+    }
+
+    /// Over real HTTP: `?dc=dc1&dc=elsewhere` selects the node's own data centre (dc1).
+    #[test]
+    fn a_repeated_dc_selects_by_its_first_value() {
+        let target = crate::runtime::http::fuzzing::HttpTarget::start();
+        let put =
+            b"PUT\n/v1/agent/service/register\n{\"Name\":\"web\",\"ID\":\"web-1\",\"Port\":80}";
+        assert_eq!(target.check(put).status, Some(200));
+        for (query, found) in [("dc=dc1&dc=elsewhere", 1), ("dc=elsewhere&dc=dc1", 0)] {
+            let get = format!("GET\n/v1/catalog/service/web?{query}\n");
+            let answer = target.check(get.as_bytes());
+            assert_eq!(answer.status, Some(200), "{query}");
+            let body: Value = serde_json::from_slice(&answer.body).unwrap();
+            assert_eq!(
+                body.as_array().map(Vec::len),
+                Some(found),
+                "{query}: {body}"
+            );
+        }
     }
 
     /// Two filters share a cached answer only when they are the same filters: no tag or dc

@@ -12,6 +12,9 @@ use crate::wire::KeyringError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds a refused client should wait before asking again (`Retry-After`), for the
+    /// refusals of a bound that frees itself (429, 503).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -19,6 +22,15 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// The same error, telling the client to wait `secs` seconds before asking again.
+    pub fn retry_after(self, secs: u64) -> Self {
+        ApiError {
+            retry_after_secs: Some(secs),
+            ..self
         }
     }
 
@@ -33,11 +45,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
+        let body = Json(serde_json::json!({ "error": self.message }));
+        match self.retry_after_secs {
+            Some(secs) => (
+                self.status,
+                [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                body,
+            )
+                .into_response(),
+            None => (self.status, body).into_response(),
+        }
     }
 }
 

@@ -7,24 +7,30 @@
 //! semaphore; tower-http's `TimeoutLayer` has one bound for every route, while a Consul
 //! blocking query may legitimately wait up to its own `?wait=` (at most ten minutes).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
+use super::query::FirstValues;
 use super::{blocking, ApiError, AppState};
 
 /// Requests handled at once; more are refused with 503. Room for every blocking query that
-/// may wait (`blocking::WAITERS_MAX`) plus this many ordinary ones, so that waiting clients
+/// may wait (`blocking_waiters_max`) plus this many ordinary ones, so that waiting clients
 /// can never starve writes and plain reads.
 pub const ORDINARY_REQUESTS_MAX: usize = 256;
-pub const REQUESTS_MAX: usize = blocking::WAITERS_MAX + ORDINARY_REQUESTS_MAX;
+/// [`requests_max`] with the default bound on blocking queries.
+pub const REQUESTS_MAX: usize = requests_max(blocking::WAITERS_MAX);
+
+/// Requests in flight at once, for `waiters_max` blocking queries waiting at once.
+pub const fn requests_max(waiters_max: usize) -> usize {
+    waiters_max.saturating_add(ORDINARY_REQUESTS_MAX)
+}
 /// Longest an ordinary request may take. Commands reach the node over a bounded channel; a
 /// node that has not answered in this long is stuck, and the client should hear so.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -77,24 +83,29 @@ pub struct Access {
 pub struct Guard {
     pub access: Access,
     requests: Semaphore,
+    requests_max: usize,
 }
 
 impl Guard {
-    pub fn new(access: Access) -> Guard {
+    /// `requests_max`: requests in flight at once ([`requests_max`]).
+    pub fn new(access: Access, requests_max: usize) -> Guard {
         Guard {
             access,
-            requests: Semaphore::new(REQUESTS_MAX),
+            requests: Semaphore::new(requests_max),
+            requests_max,
         }
     }
 }
 
-/// Refuse at once, with 503, a request beyond [`REQUESTS_MAX`] in flight.
+/// Refuse at once, with 503 and a second to wait, a request beyond the bound in flight.
 pub async fn limit(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let Ok(_permit) = app.guard.requests.try_acquire() else {
+        let max = app.guard.requests_max;
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("too many requests in flight (at most {REQUESTS_MAX}): retry shortly"),
+            format!("too many requests in flight (at most {max}): retry shortly"),
         )
+        .retry_after(1)
         .into_response();
     };
     next.run(request).await
@@ -155,9 +166,8 @@ pub async fn deadline(request: Request, next: Next) -> Response {
 }
 
 fn time_bound(request: &Request) -> Duration {
-    let query: HashMap<String, String> = Query::try_from_uri(request.uri())
-        .map(|Query(q)| q)
-        .unwrap_or_default();
+    // Of a repeated key, the first value: what the handler reads (`query`).
+    let FirstValues(query) = FirstValues::of_uri(request.uri());
     // A blocking read (on the index, or on a content hash) may hold for its whole wait.
     let blocks = |key: &str| query.get(key).is_some_and(|v| !v.is_empty());
     if !blocks("index") && !blocks("hash") {
@@ -174,8 +184,9 @@ fn time_bound(request: &Request) -> Duration {
 impl AppState {
     /// The same state under this access policy (the default is an open API).
     pub fn with_access(self, access: Access) -> AppState {
+        let requests_max = requests_max(self.shared.waiters_max);
         AppState {
-            guard: Arc::new(Guard::new(access)),
+            guard: Arc::new(Guard::new(access, requests_max)),
             ..self
         }
     }
@@ -224,6 +235,12 @@ mod tests {
         assert_eq!(
             bound("/v1/catalog/services?index=5&wait=1h"),
             blocking::WAIT_MAX + REQUEST_TIMEOUT
+        );
+        // Of a repeated `wait`, the first counts, as for the handler (Consul's `Get`): the
+        // bound must not cut a read short that waits for its first value.
+        assert_eq!(
+            bound("/v1/catalog/services?index=5&wait=9m&wait=1s"),
+            Duration::from_secs(540) + REQUEST_TIMEOUT
         );
         // A read that blocks on a content hash waits as long as one on an index.
         assert_eq!(

@@ -14,11 +14,11 @@
 //! | runtime configuration (liveness, protocol timings) | `GET` / `PUT /v1/hera/config` ([`super::hera_config`]) |
 //! | pick one healthy instance for a gateway | `GET /v1/hera/pick/{service}?strategy=random\|lru&dc=` |
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -27,11 +27,12 @@ use serde_json::{json, Value};
 
 use super::blocking::{self, flag};
 use super::consul::{object_body, registered_id, spec_from_consul};
+use super::query::FirstValues;
 use super::{views, ApiError, AppState};
 use crate::names::{InstanceId, ServiceName};
 use crate::node::{Command, Reply};
 
-type Q = Query<HashMap<String, String>>;
+type Q = FirstValues;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -101,7 +102,7 @@ async fn renew(
 async fn offline(
     State(app): State<AppState>,
     Path(text): Path<String>,
-    Query(q): Q,
+    FirstValues(q): Q,
 ) -> Result<StatusCode, ApiError> {
     let reason = q.get("reason").cloned().filter(|r| !r.is_empty());
     app.node
@@ -128,7 +129,7 @@ async fn online(
     Ok(StatusCode::OK)
 }
 
-async fn services(State(app): State<AppState>, Query(q): Q) -> Result<Response, ApiError> {
+async fn services(State(app): State<AppState>, FirstValues(q): Q) -> Result<Response, ApiError> {
     let s = blocking::wait(&app, &q).await?;
     let out: BTreeMap<String, Vec<String>> = s
         .registry
@@ -147,7 +148,7 @@ async fn services(State(app): State<AppState>, Query(q): Q) -> Result<Response, 
 async fn service(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Q,
+    FirstValues(q): Q,
 ) -> Result<Response, ApiError> {
     let name = service_name(&name)?;
     let healthy = flag(&q, "healthy")?;
@@ -163,7 +164,10 @@ async fn service(
     Ok((blocking::headers(&s), Json(out)).into_response())
 }
 
-async fn run_checks(State(app): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+async fn run_checks(
+    State(app): State<AppState>,
+    FirstValues(q): Q,
+) -> Result<Json<Value>, ApiError> {
     let service = q.get("service").map(|s| service_name(s)).transpose()?;
     let instance = q.get("id").map(|i| id(i)).transpose()?;
     if let Some(i) = &instance {
@@ -187,7 +191,7 @@ async fn run_checks(State(app): State<AppState>, Query(q): Q) -> Result<Json<Val
     ))
 }
 
-async fn health(State(app): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+async fn health(State(app): State<AppState>, FirstValues(q): Q) -> Result<Json<Value>, ApiError> {
     let filter = q.get("service").map(|s| service_name(s)).transpose()?;
     let s = app.node.snapshot();
     let mut per_service: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
@@ -215,7 +219,7 @@ async fn health(State(app): State<AppState>, Query(q): Q) -> Result<Json<Value>,
 async fn pick(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Q,
+    FirstValues(q): Q,
 ) -> Result<Response, ApiError> {
     let name = service_name(&name)?;
     let s = app.node.snapshot();

@@ -48,10 +48,15 @@ const SHOW_WAIT: Duration = Duration::from_secs(2);
 
 fn render(tunables: &Tunables, c: &Config) -> JsonValue {
     let mut out = Map::new();
-    for f in &TUNABLE_FIELDS {
-        out.insert(f.meta.json.to_string(), shown((f.get)(tunables)));
-    }
     let (mut changeable, mut read_only) = (Map::new(), Map::new());
+    for f in &TUNABLE_FIELDS {
+        let into = if f.meta.runtime {
+            &mut out
+        } else {
+            &mut read_only
+        };
+        into.insert(f.meta.json.to_string(), shown((f.get)(tunables)));
+    }
     for f in &schema::FIELDS {
         let into = if f.meta.runtime {
             &mut changeable
@@ -68,6 +73,7 @@ fn render(tunables: &Tunables, c: &Config) -> JsonValue {
 fn tunables(app: &AppState) -> Tunables {
     Tunables {
         liveness: Duration::from_millis(app.shared.liveness_ms.load(Ordering::Relaxed)),
+        blocking_waiters_max: app.shared.waiters_max,
     }
 }
 
@@ -150,5 +156,6 @@ mod tests {
         assert_eq!(shown["Liveness"], "5m");
         assert_eq!(shown["Protocol"]["ProbeTimeout"], json!("400ms"));
         assert_eq!(shown["ReadOnly"]["ExpectedMembers"], JsonValue::Null);
+        assert_eq!(shown["ReadOnly"]["BlockingWaitersMax"], json!(1_024));
     }
 }

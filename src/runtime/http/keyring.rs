@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use super::blocking::{consul_duration, flag};
 use super::consul::{field, object_body};
+use super::query::FirstValues;
 use super::{ApiError, AppState};
 use crate::node::{keyring_of, Command, KeyringCommand, QueryRequest, QueryResult, Reply};
 use crate::runtime::settings::{format_key, parse_key};
@@ -379,18 +380,18 @@ async fn consul_run(
     Ok(Json(consul_shape(app, &report)))
 }
 
-type Q = Query<HashMap<String, String>>;
+type Q = FirstValues;
 
 async fn consul_list(
     State(app): State<AppState>,
-    Query(q): Q,
+    FirstValues(q): Q,
 ) -> Result<Json<Vec<KeyringResponse>>, ApiError> {
     consul_run(&app, KeyringCommand::List, &q).await
 }
 
 async fn consul_install(
     State(app): State<AppState>,
-    Query(q): Q,
+    FirstValues(q): Q,
     body: Bytes,
 ) -> Result<Json<Vec<KeyringResponse>>, ApiError> {
     consul_run(&app, KeyringCommand::Install(key_of(&body)?), &q).await
@@ -398,7 +399,7 @@ async fn consul_install(
 
 async fn consul_use(
     State(app): State<AppState>,
-    Query(q): Q,
+    FirstValues(q): Q,
     body: Bytes,
 ) -> Result<Json<Vec<KeyringResponse>>, ApiError> {
     consul_run(&app, KeyringCommand::Use(key_of(&body)?), &q).await
@@ -406,7 +407,7 @@ async fn consul_use(
 
 async fn consul_remove(
     State(app): State<AppState>,
-    Query(q): Q,
+    FirstValues(q): Q,
     body: Bytes,
 ) -> Result<Json<Vec<KeyringResponse>>, ApiError> {
     consul_run(&app, KeyringCommand::Remove(key_of(&body)?), &q).await
@@ -414,7 +415,10 @@ async fn consul_remove(
 
 // ---- hera's route ----
 
-async fn hera_list(State(app): State<AppState>, Query(q): Q) -> Result<Json<Report>, ApiError> {
+async fn hera_list(
+    State(app): State<AppState>,
+    FirstValues(q): Q,
+) -> Result<Json<Report>, ApiError> {
     run(&app, KeyringCommand::List, &options(&q)?)
         .await
         .map(Json)
@@ -422,7 +426,7 @@ async fn hera_list(State(app): State<AppState>, Query(q): Q) -> Result<Json<Repo
 
 async fn hera_install(
     State(app): State<AppState>,
-    Query(q): Q,
+    FirstValues(q): Q,
     body: Bytes,
 ) -> Result<Json<Report>, ApiError> {
     run(&app, KeyringCommand::Install(key_of(&body)?), &options(&q)?)
@@ -432,7 +436,7 @@ async fn hera_install(
 
 async fn hera_use(
     State(app): State<AppState>,
-    Query(q): Q,
+    FirstValues(q): Q,
     body: Bytes,
 ) -> Result<Json<Report>, ApiError> {
     run(&app, KeyringCommand::Use(key_of(&body)?), &options(&q)?)
@@ -442,7 +446,7 @@ async fn hera_use(
 
 async fn hera_remove(
     State(app): State<AppState>,
-    Query(q): Q,
+    FirstValues(q): Q,
     body: Bytes,
 ) -> Result<Json<Report>, ApiError> {
     run(&app, KeyringCommand::Remove(key_of(&body)?), &options(&q)?)

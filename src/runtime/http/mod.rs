@@ -32,6 +32,7 @@ pub mod hera_config;
 pub mod json_errors;
 pub mod keyring;
 pub mod metrics;
+pub mod query;
 pub mod seed;
 pub mod status;
 pub mod timing;
@@ -65,8 +66,10 @@ pub struct AppState {
 pub struct Shared {
     /// Seed API liveness in milliseconds; changeable at runtime (`PUT /v1/hera/config`).
     pub liveness_ms: std::sync::atomic::AtomicU64,
-    /// Bounds the blocking queries waiting at once.
+    /// Bounds the blocking queries waiting at once, to `waiters_max`.
     pub blocking: tokio::sync::Semaphore,
+    /// The setting `blocking_waiters_max`.
+    pub waiters_max: usize,
     /// When each instance was last handed out by the least-recently-picked strategy.
     pub picked: std::sync::Mutex<std::collections::HashMap<crate::names::InstanceId, u64>>,
     pub picks: std::sync::atomic::AtomicU64,
@@ -77,23 +80,29 @@ pub struct Shared {
 }
 
 impl AppState {
-    /// `kept_config`: with a `data_dir`, where runtime configuration changes are kept.
+    /// `kept_config`: with a `data_dir`, where runtime configuration changes are kept;
+    /// `waiters_max`: blocking queries waiting at once (the requests in flight follow it).
     pub fn new(
         node: NodeHandle,
         liveness: std::time::Duration,
+        waiters_max: usize,
         kept_config: Option<hera_config::KeptConfig>,
     ) -> AppState {
         AppState {
             node,
             shared: std::sync::Arc::new(Shared {
                 liveness_ms: std::sync::atomic::AtomicU64::new(liveness.as_millis() as u64),
-                blocking: tokio::sync::Semaphore::new(blocking::WAITERS_MAX),
+                blocking: tokio::sync::Semaphore::new(waiters_max),
+                waiters_max,
                 picked: std::sync::Mutex::new(std::collections::HashMap::new()),
                 picks: std::sync::atomic::AtomicU64::new(0),
                 responses: cache::ResponseCache::default(),
                 kept_config,
             }),
-            guard: std::sync::Arc::new(guard::Guard::new(guard::Access::default())),
+            guard: std::sync::Arc::new(guard::Guard::new(
+                guard::Access::default(),
+                guard::requests_max(waiters_max),
+            )),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +18,7 @@ use axum::Router;
 use serde_json::Value;
 
 use super::consul::object_body;
+use super::query::FirstValues;
 use super::{views, ApiError, AppState};
 use crate::names::{InstanceId, ServiceName};
 use crate::node::Command;
@@ -84,7 +85,7 @@ fn render(compact: String, query: &HashMap<String, String>) -> Response {
 async fn list(
     State(app): State<AppState>,
     Path(service): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    FirstValues(query): FirstValues,
 ) -> Result<Response, ApiError> {
     let (service, _) = names(&service, None)?;
     let s = app.node.snapshot();
@@ -105,7 +106,7 @@ async fn list(
 async fn one(
     State(app): State<AppState>,
     Path((service, id)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    FirstValues(query): FirstValues,
 ) -> Result<Response, ApiError> {
     let (service, id) = names(&service, Some(&id))?;
     let Some(id) = id else {
