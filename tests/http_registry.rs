@@ -33,6 +33,15 @@ async fn cluster(n: usize, liveness: Option<&str>) -> Vec<App> {
     support::cluster_with(n, 1, |i, join| settings(&format!("h{i}"), join, liveness)).await
 }
 
+/// The `X-Consul-Index` an answer carries.
+fn consul_index(answer: &reqwest::Response) -> u64 {
+    answer.headers()["x-consul-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn has(s: &Snapshot, id: &str) -> bool {
     s.registry.get(&InstanceId::new(id).unwrap()).is_some()
 }
@@ -277,11 +286,7 @@ async fn a_blocking_query_returns_on_change_and_after_its_wait() {
         .send()
         .await
         .unwrap();
-    let index: u64 = first.headers()["x-consul-index"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let index = consul_index(&first);
     assert_eq!(first.headers()["x-consul-knownleader"], "true");
 
     // Without a change, it returns after its wait with the same index.
@@ -318,11 +323,7 @@ async fn a_blocking_query_returns_on_change_and_after_its_wait() {
     let (answer, reg) = tokio::join!(blocked, register);
     assert_eq!(reg.status(), 200);
     let answer = answer.unwrap();
-    let new_index: u64 = answer.headers()["x-consul-index"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let new_index = consul_index(&answer);
     assert!(new_index > index);
     let services: Value = answer.json().await.unwrap();
     assert!(services.get("db").is_some(), "{services}");
@@ -352,11 +353,7 @@ async fn watchers_past_the_bound_are_refused_with_retry_after_and_the_rest_wake_
         .send()
         .await
         .unwrap();
-    let index: u64 = first.headers()["x-consul-index"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let index = consul_index(&first);
 
     let (tx, mut rx) = tokio::sync::mpsc::channel(WATCHERS);
     let watch = url(

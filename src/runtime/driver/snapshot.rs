@@ -106,10 +106,8 @@ mod tests {
         .unwrap()
     }
 
-    /// The owned ids are shared with the node, not copied: a snapshot per change cost a copy
-    /// of every owned id (issue 17).
-    #[test]
-    fn a_snapshot_shares_the_owned_ids_with_the_node() {
+    /// A lone node, n0, and the instant it started.
+    fn node_n0() -> (Node, Instant) {
         let epoch = Instant::from_micros(1_700_000_000_000_000);
         let identity = Identity {
             name: NodeName::new("n0").unwrap(),
@@ -117,7 +115,14 @@ mod tests {
             dc: Label::new("dc1").unwrap(),
             tags: Vec::new(),
         };
-        let mut node = Node::new(Config::local(), identity, 1, epoch);
+        (Node::new(Config::local(), identity, 1, epoch), epoch)
+    }
+
+    /// The owned ids are shared with the node, not copied: a snapshot per change cost a copy
+    /// of every owned id (issue 17).
+    #[test]
+    fn a_snapshot_shares_the_owned_ids_with_the_node() {
+        let (mut node, epoch) = node_n0();
         for n in 0..1_000 {
             let mut spec = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 80);
             spec.id = Some(InstanceId::new(&format!("web-{n}")).unwrap());
@@ -135,14 +140,7 @@ mod tests {
     /// when its owner is neither this node nor a live (alive or suspect) member.
     #[test]
     fn an_instance_is_stale_when_its_owner_is_not_a_live_member() {
-        let epoch = Instant::from_micros(1_700_000_000_000_000);
-        let identity = Identity {
-            name: NodeName::new("n0").unwrap(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
-            dc: Label::new("dc1").unwrap(),
-            tags: Vec::new(),
-        };
-        let node = Node::new(Config::local(), identity, 1, epoch);
+        let (node, epoch) = node_n0();
         let mut s = Snapshot::of(&node, epoch);
         let me = s.members[0].clone();
         for (name, state) in [
