@@ -88,15 +88,24 @@ impl HlcClock {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(wall_ms: u64, counter: u32, node: &str) -> Hlc {
+impl Hlc {
+    /// A version written by hand, for tests: `wall_ms`, `counter`, by `node`.
+    #[allow(clippy::unwrap_used)] // a test's own literal name
+    pub(crate) fn at(wall_ms: u64, counter: u32, node: &str) -> Hlc {
         Hlc {
             wall_ms,
             counter,
             node: NodeName::new(node).unwrap(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(wall_ms: u64, counter: u32, node: &str) -> Hlc {
+        Hlc::at(wall_ms, counter, node)
     }
 
     #[test]

@@ -57,14 +57,9 @@ pub fn entry_hash(id: &InstanceId, v: &Hlc) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::NodeName;
 
     fn v(wall_ms: u64, counter: u32, node: &str) -> Hlc {
-        Hlc {
-            wall_ms,
-            counter,
-            node: NodeName::new(node).unwrap(),
-        }
+        Hlc::at(wall_ms, counter, node)
     }
 
     fn id(s: &str) -> InstanceId {

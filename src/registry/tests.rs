@@ -6,11 +6,7 @@ use super::*;
 use crate::time::Instant;
 
 fn v(wall_ms: u64, counter: u32, node: &str) -> Hlc {
-    Hlc {
-        wall_ms,
-        counter,
-        node: NodeName::new(node).unwrap(),
-    }
+    Hlc::at(wall_ms, counter, node)
 }
 
 fn id(s: &str) -> InstanceId {
