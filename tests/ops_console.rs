@@ -164,8 +164,11 @@ async fn console_shows_each_check_and_toggles_node_maintenance() {
         b.click("#node-maintenance");
         b.wait_for(
             PAGE,
-            "the node shown in maintenance",
-            "document.getElementById('node-maintenance').dataset.on === 'true'",
+            "the node shown in maintenance, its button enabled again",
+            // The page's live refresh can show the new state before the click's own request
+            // has finished and re-enabled the button; a click on it then would be ignored.
+            "document.getElementById('node-maintenance').dataset.on === 'true' \
+             && !document.getElementById('node-maintenance').disabled",
         );
         b
     })
