@@ -16,6 +16,16 @@ of `--scenario join` runs (docs/data/sim-memory.json; each figure is in the run'
 driver and N, `<driver>-<N>.json`): crash seen by all, a write seen by all, join, and idle
 bytes on the wire per node.
 
+`spread` plots how one update spreads against log2 N from `--scenario join --json` reports
+(the newcomer's alive update, pushed into a settled cluster) and `--scenario registry --json`
+reports (registry writes, p50 over the writes): datagram hops (gossip generations) to reach
+50%, 99% and everyone, beside the line log2 N, and the time to reach everyone in gossip
+rounds (time / gossip interval).
+
+`registry-memory` plots each node's RSS against the entries registered so far, from
+scripts/registry-scale.py's JSON (`register.progress`: a row per 10,000 answered, the last
+field each node's RSS in KiB), beside the in-core cost per entry counted by tests/memory.rs.
+
 Needs matplotlib (Debian: `apt-get install -y python3-matplotlib`).
 """
 
@@ -161,13 +171,96 @@ def plot_cluster(paths, out):
     fig.savefig(out, dpi=100)
 
 
+def plot_spread(paths, out):
+    """Hops and time against log2 N: join reports (one update) and registry reports."""
+    import math
+    import statistics
+
+    joins, writes = {}, {}
+    for p in paths:
+        r = load(p)
+        if r.get("join"):
+            j = r["join"]
+            joins.setdefault(r["nodes"], []).append(
+                (j["hops_p50"], j["hops_p99"], j["hops_max"], j["all_rounds"]))
+        if r.get("write_reach"):
+            w = r["write_reach"]
+            writes.setdefault(r["nodes"], []).append(
+                (w["to_half"]["hops_p50"], w["to_p99"]["hops_p50"], w["to_all"]["hops_p50"],
+                 w["to_all"]["p99_rounds"]))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 4.6))
+    colours = {"50%": "tab:blue", "99%": "tab:orange", "all": "tab:green"}
+    for table, label, marker, style in ((joins, "join", "o", "-"),
+                                        (writes, "registry write", "s", "--")):
+        ns = sorted(table)
+        if not ns:
+            continue
+        x = [math.log2(n) for n in ns]
+        for k, what in enumerate(("50%", "99%", "all")):
+            ax.plot(x, [statistics.median(row[k] for row in table[n]) for n in ns],
+                    style + marker, color=colours[what], label=f"{label}: hops to {what}")
+        for n in ns:
+            rounds = [row[3] for row in table[n] if row[3] is not None]
+            bx.plot([math.log2(n)] * len(rounds), rounds, marker, linestyle="none",
+                    color="tab:green" if table is joins else "tab:purple", alpha=0.6)
+        bx.plot(x, [statistics.median([row[3] for row in table[n] if row[3] is not None]
+                                      or [float("nan")]) for n in ns], style,
+                color="tab:green" if table is joins else "tab:purple",
+                label="join: to all (each run; line: median)" if table is joins
+                else "registry write: to all, p99 of writes")
+    xs = [math.log2(n) for n in list(joins) + list(writes)]
+    if xs:
+        ax.plot([min(xs), max(xs)], [min(xs), max(xs)], color="grey", linewidth=0.8,
+                label="log2 N")
+    for a, title, ylabel in ((ax, "datagram hops (gossip generations), median of runs", "hops"),
+                             (bx, "time until every live node holds it", "gossip rounds (200 ms)")):
+        a.set_xlabel("log2 N")
+        a.set_ylabel(ylabel)
+        a.set_title(title, fontsize=10)
+        a.set_ylim(bottom=0)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    fig.suptitle("hera-sim: how one update spreads against log N (lan preset)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def plot_registry_memory(paths, out, entry_bytes=293):
+    """RSS per node against entries registered, one line per run, nodes as a band."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for p in paths:
+        r = load(p)
+        rows = [row for row in r["register"]["progress"] if len(row) >= 5]
+        if not rows:
+            continue
+        x = [row[0] for row in rows]
+        per_node = [[kib / 1024 for kib in row[4]] for row in rows]
+        ax.fill_between(x, [min(v) for v in per_node], [max(v) for v in per_node], alpha=0.25)
+        ax.plot(x, [sum(v) / len(v) for v in per_node], "-o",
+                label=f"RSS per node, {r['nodes']} nodes (mean, band: min-max)")
+        base = per_node[0] and min(per_node[0])
+        first = x[0]
+        ax.plot([first, x[-1]], [base, base + (x[-1] - first) * entry_bytes / MIB], ":",
+                color="grey", label=f"first point + {entry_bytes} B per entry (tests/memory.rs)")
+    ax.set_xlabel("instances registered in the cluster (each node holds all)")
+    ax.set_ylabel("MiB")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("scripts/registry-scale.py: memory per node against registry size")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("kind", choices=["dc3", "memory", "cluster"])
+    ap.add_argument("kind", choices=["dc3", "memory", "cluster", "spread", "registry-memory"])
     ap.add_argument("reports", nargs="+")
     ap.add_argument("-o", "--out", required=True)
     a = ap.parse_args()
-    {"dc3": plot_dc3, "memory": plot_memory, "cluster": plot_cluster}[a.kind](a.reports, a.out)
+    plots = {"dc3": plot_dc3, "memory": plot_memory, "cluster": plot_cluster,
+             "spread": plot_spread, "registry-memory": plot_registry_memory}
+    plots[a.kind](a.reports, a.out)
 
 
 if __name__ == "__main__":

@@ -152,7 +152,8 @@ def pct(values, q):
 
 def register_all(nodes, services, per_service, threads, progress):
     """PUT every instance, instance j of a service on node j % len(nodes). Appends to
-    `progress`, at every 10,000 answered, [answered, seconds, rate of the last 10,000, load]."""
+    `progress`, at every 10,000 answered, [answered, seconds, rate of the last 10,000, load,
+    RSS KiB of each node] (the memory-against-registry-size plot's points)."""
     jobs = [(s, j) for s in range(services) for j in range(per_service)]
     lock = threading.Lock()
     state = {"next": 0, "errors": 0, "first_error": None, "done": 0}
@@ -164,7 +165,8 @@ def register_all(nodes, services, per_service, threads, progress):
         if state["done"] % 10_000 == 0:
             now = time.monotonic()
             progress.append([state["done"], round(now - t0, 1),
-                             round(10_000 / max(now - last[0], 1e-9)), load()])
+                             round(10_000 / max(now - last[0], 1e-9)), load(),
+                             [n.rss_kib()[0] for n in nodes]])
             last[0] = now
             log(f"registered {progress[-1]}")
 
