@@ -42,8 +42,9 @@ pub struct ChurnReport {
     /// registrations and the churn and every second while the queues drained (the core bounds
     /// it: `hera::swim::gossip::INSTANCE_UPDATES_MAX`).
     pub queued_entries_peak: usize,
-    /// Entries dropped unsent from the gossip queues to keep them within that bound, per
-    /// node (`gossip_instances_dropped`, averaged over the nodes up at the end).
+    /// Entries dropped from the gossip queues before their last retransmission, to keep them
+    /// within that bound, per node (`gossip_instances_dropped`, averaged over the nodes up at
+    /// the end).
     pub gossip_dropped_per_node: f64,
     /// Traffic while the queues drain (every entry already held everywhere).
     pub draining: PhaseBytes,

@@ -207,8 +207,9 @@ pub fn describe() {
     );
     describe_counter!(
         GOSSIP_DROPPED,
-        "Updates dropped from the dissemination queue unsent past its bound, by kind (only \
-         registry entries are bounded; anti-entropy delivers them instead)."
+        "Updates dropped from the dissemination queue before their last retransmission, past \
+         its bound, by kind (only registry entries are bounded; anti-entropy delivers them \
+         instead)."
     );
     describe_counter!(
         ENTRIES_PUSHED,
