@@ -38,6 +38,10 @@ pub struct Stats {
     pub members_reaped: u64,
     /// Registry entries sent by anti-entropy (not counting gossip).
     pub entries_pushed: u64,
+    /// Registry entries dropped from the gossip queue before their last retransmission, to keep
+    /// it within its bound (`swim::gossip::INSTANCE_UPDATES_MAX`); anti-entropy delivers them
+    /// instead.
+    pub gossip_instances_dropped: u64,
     /// Entries anti-entropy could not send: larger than this node's datagram budget.
     pub entries_unsendable: u64,
     /// Entries we own that a peer sent back after we deleted them, deleted again.

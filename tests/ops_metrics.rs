@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::*;
 
 /// Families every node exports from its first scrape.
-const REQUIRED: [&str; 38] = [
+const REQUIRED: [&str; 39] = [
     "hera_members",
     "hera_quorum",
     "hera_quorum_reachable_members",
@@ -49,6 +49,7 @@ const REQUIRED: [&str; 38] = [
     "hera_health_checks_started_total",
     "hera_health_checks_failed_total",
     "hera_registry_entries_pushed_total",
+    "hera_gossip_dropped_total",
     "hera_registry_syncs_total",
     "hera_registry_instances_expired_total",
     "hera_registry_clock_rejections_total",

@@ -5,11 +5,13 @@ mod support;
 
 use hera::bounded::BoundedString;
 use hera::config::Config;
-use hera::names::{Label, NodeName};
+use hera::names::{InstanceId, Label, NodeName, ServiceName};
 use hera::node::Event;
+use hera::registry::InstanceSpec;
 use hera::swim::gossip::retransmit_limit;
 use hera::swim::State;
-use hera::wire::{Claim, Incarnation, MemberUpdate, Message, Tag};
+use hera::wire::{Claim, Incarnation, MemberUpdate, Message, MessageKind, Tag};
+use hera::Command;
 use hera_sim::observe::Sent;
 use hera_sim::{node_name, World};
 use support::{cluster, join, join_all, LATENCY};
@@ -172,6 +174,51 @@ fn an_update_is_retransmitted_a_bounded_number_of_times() {
         "{sends} sends, limit {limit}"
     );
     assert_eq!(w.node(0).unwrap().queue_depth(), 0);
+}
+
+/// `messages_out` (`hera_gossip_messages_total{direction="out"}`) counts what went on the
+/// wire, by kind: a gossip round's datagram goes to up to `gossip_fanout` members, and every
+/// copy's messages count, as every copy's bytes do. Counted once per round, the figures said
+/// each node sent each registry entry `retransmit_limit` times (12 at 100 nodes, docs/scale.md)
+/// while up to `gossip_fanout` times that went out.
+#[test]
+fn messages_out_counts_every_copy_on_the_wire() {
+    let config = Config::local();
+    let n = 8;
+    let mut w = cluster(n, config.clone(), 23);
+    join_all(&mut w);
+    let counted = |w: &World| -> Vec<[u64; MessageKind::ALL.len()]> {
+        (0..n as u32)
+            .map(|i| w.node(i).unwrap().stats().messages_out)
+            .collect()
+    };
+    let before = counted(&w);
+    let logged = w.sent().len();
+    for k in 0..40 {
+        let mut spec = InstanceSpec::new(ServiceName::new("web").unwrap(), "10.0.0.1", 80);
+        spec.id = Some(InstanceId::new(&format!("web-{k}")).unwrap());
+        w.command(k % 3, Command::Register(spec)).unwrap();
+        w.run_for(config.gossip_interval / 3);
+    }
+    let drained = w.step_until(config.sync_interval, |w| {
+        (0..n as u32).all(|i| w.node(i).unwrap().queue_depth() == 0)
+    });
+    assert!(drained.is_some(), "queues never drained");
+    let after = counted(&w);
+    let mut sent = vec![[0u64; MessageKind::ALL.len()]; n];
+    for s in &w.sent()[logged..] {
+        for m in s.messages() {
+            sent[s.from as usize][m.kind().index()] += 1;
+        }
+    }
+    for i in 0..n {
+        let delta: Vec<u64> = (0..MessageKind::ALL.len())
+            .map(|k| after[i][k] - before[i][k])
+            .collect();
+        assert_eq!(delta, sent[i], "n{i}: counted (left) against sent, by kind");
+    }
+    let entries: u64 = sent.iter().map(|s| s[MessageKind::Entry.index()]).sum();
+    assert!(entries > 0, "no entry was gossiped");
 }
 
 /// The contract of the core: the same seed and inputs give the same datagrams, byte for byte,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use hera::names::{NodeName, ServiceName};
 use hera::node::{Event, Probe};
 use hera::registry::{Entry, Health, Hlc, SpecCheck};
+use hera::swim::gossip::INSTANCE_UPDATES_MAX;
 use hera::wire::Message;
 use hera::{Command, CommandError};
 use hera_sim::network::LinkOverride;
@@ -274,6 +275,64 @@ fn a_node_that_joins_late_converges_to_thousands_of_entries() {
         took.is_some(),
         "late joiner holds {} of {total}",
         c.node(3).unwrap().registry().len()
+    );
+}
+
+/// A bulk load three times the gossip queue's bound for registry entries (issue 17): every
+/// node's queue holds at most the bound at every step, entries were dropped from it (the bound
+/// took effect), and anti-entropy still brings every node every entry; then the queues empty.
+/// Without the bound every node queued all of them and gossiped each `retransmit_limit` times
+/// for minutes after the registry agreed.
+#[test]
+fn a_bulk_load_past_the_queue_bound_converges_with_bounded_queues() {
+    let n = 5u32;
+    let mut c = cluster(n as usize);
+    let total = INSTANCE_UPDATES_MAX * 3;
+    let mut peak = 0;
+    let queued = |c: &World| {
+        (0..n)
+            .map(|i| c.node(i).unwrap().queued_entries())
+            .max()
+            .unwrap_or(0)
+    };
+    for k in 0..total {
+        let owner = k as u32 % n;
+        c.command(owner, Command::Register(spec("bulk", &format!("i-{k}"))))
+            .unwrap();
+        peak = peak.max(queued(&c));
+    }
+    let bound = c.config().sync_interval * 6;
+    let settled = c.step_until(bound, |c| {
+        peak = peak.max(queued(c));
+        (0..n).all(|i| c.node(i).unwrap().registry().len() == total)
+    });
+    let held: Vec<usize> = (0..n)
+        .map(|i| c.node(i).unwrap().registry().len())
+        .collect();
+    assert!(
+        settled.is_some(),
+        "not every node holds all {total} entries {bound:?} after the load: {held:?}"
+    );
+    let dropped: Vec<u64> = (0..n)
+        .map(|i| c.node(i).unwrap().stats().gossip_instances_dropped)
+        .collect();
+    assert!(
+        dropped.iter().all(|&d| d > 0),
+        "the bound took no effect: dropped {dropped:?}"
+    );
+    let drained = c.step_until(bound, |c| {
+        peak = peak.max(queued(c));
+        (0..n).all(|i| c.node(i).unwrap().queue_depth() == 0)
+    });
+    assert!(drained.is_some(), "gossip queues never drained");
+    assert!(
+        peak <= INSTANCE_UPDATES_MAX,
+        "a queue held {peak} entries (bound {INSTANCE_UPDATES_MAX})"
+    );
+    assert_eq!(peak, INSTANCE_UPDATES_MAX, "the queues never filled");
+    println!(
+        "{total} entries: held everywhere after {settled:?}, queues empty {drained:?} later, \
+         dropped per node {dropped:?}"
     );
 }
 

@@ -321,6 +321,11 @@ impl Node {
         self.io.broadcasts.len()
     }
 
+    /// Registry entries among them: at most [`crate::swim::gossip::INSTANCE_UPDATES_MAX`].
+    pub fn queued_entries(&self) -> usize {
+        self.io.broadcasts.instances_len()
+    }
+
     /// Changes with every visible change of state.
     pub fn version(&self) -> u64 {
         self.io.version()

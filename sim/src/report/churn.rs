@@ -38,6 +38,14 @@ pub struct ChurnReport {
     /// long after it every queue was empty (None: not within an hour).
     pub queue_depth_at_converged: usize,
     pub queues_empty_s: Option<f64>,
+    /// The most registry entries any node's gossip queue held, looked at every 100 ms of the
+    /// registrations and the churn and every second while the queues drained (the core bounds
+    /// it: `hera::swim::gossip::INSTANCE_UPDATES_MAX`).
+    pub queued_entries_peak: usize,
+    /// Entries dropped from the gossip queues before their last retransmission, to keep them
+    /// within that bound, per node (`gossip_instances_dropped`, averaged over the nodes up at
+    /// the end).
+    pub gossip_dropped_per_node: f64,
     /// Traffic while the queues drain (every entry already held everywhere).
     pub draining: PhaseBytes,
     pub idle: PhaseBytes,
@@ -100,6 +108,11 @@ impl ChurnReport {
             phase(&self.idle)
         );
         let _ = writeln!(s, "    while the queues drained: {}", phase(&self.draining));
+        let _ = writeln!(
+            s,
+            "    gossip queues: at most {} entries queued on a node; {:.0} dropped per node",
+            self.queued_entries_peak, self.gossip_dropped_per_node
+        );
         let _ = writeln!(
             s,
             "    per node: {} entries, {} tombstones; heap once idle {} MiB, {} B per entry held",

@@ -106,6 +106,17 @@ fn holds_all(world: &World, late: u32, ids: &[InstanceId]) -> bool {
     })
 }
 
+/// The most registry entries queued for gossip on any healthy node now.
+fn queued_entries(world: &World) -> usize {
+    world
+        .healthy()
+        .iter()
+        .filter_map(|&i| world.node(i))
+        .map(|x| x.queued_entries())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Traffic counters now: time (µs), datagrams, bytes, the running nodes' messages by kind.
 type Snap = (u64, u64, u64, [u64; MessageKind::ALL.len()]);
 
@@ -242,6 +253,7 @@ pub fn registry_churn(ctx: &mut Ctx) -> Result<(), String> {
             done[i as usize] = d;
         }
         ctx.world.run_for(ROUND);
+        report.queued_entries_peak = report.queued_entries_peak.max(queued_entries(&ctx.world));
     }
     let bound = ctx.registry_bound() + REGISTER_WINDOW;
     ctx.settle_registry("after the bulk registrations", bound)?;
@@ -338,6 +350,7 @@ pub fn registry_churn(ctx: &mut Ctx) -> Result<(), String> {
             writes += 1;
         }
         ctx.world.run_for(ROUND);
+        report.queued_entries_peak = report.queued_entries_peak.max(queued_entries(&ctx.world));
     }
     report.churn_writes = writes;
     report.churn = phase(&ctx.world, churn_start);
@@ -384,10 +397,15 @@ pub fn registry_churn(ctx: &mut Ctx) -> Result<(), String> {
     };
     report.queue_depth_at_converged = queues(&ctx.world);
     let draining = traffic(&ctx.world);
+    let mut peak = report.queued_entries_peak;
     report.queues_empty_s = ctx
         .world
-        .run_until_true(DRAIN_MAX, LOOK_EVERY, |w| queues(w) == 0)
+        .run_until_true(DRAIN_MAX, LOOK_EVERY, |w| {
+            peak = peak.max(queued_entries(w));
+            queues(w) == 0
+        })
         .map(|d| d.as_secs_f64());
+    report.queued_entries_peak = peak;
     report.draining = phase(&ctx.world, draining);
     let idle = traffic(&ctx.world);
     ctx.world.run_for(ctx.config().sync_interval * 2);
@@ -400,6 +418,13 @@ pub fn registry_churn(ctx: &mut Ctx) -> Result<(), String> {
         .filter_map(|&i| ctx.world.node(i))
         .map(|x| x.registry().len())
         .sum();
+    let up = ctx.world.healthy();
+    let dropped: u64 = up
+        .iter()
+        .filter_map(|&i| ctx.world.node(i))
+        .map(|x| x.stats().gossip_instances_dropped)
+        .sum();
+    report.gossip_dropped_per_node = dropped as f64 / up.len().max(1) as f64;
     if let Some(node) = ctx.world.node(0) {
         report.entries_per_node = node.registry().len();
         report.tombstones_per_node = node.registry().tombstones();

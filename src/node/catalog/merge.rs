@@ -56,7 +56,13 @@ impl Catalog {
             self.disown(&id);
         }
         let payload = encode_message(&Message::Entry(entry));
-        io.broadcasts.push(Subject::Instance(id), payload.into());
+        if io
+            .broadcasts
+            .push(Subject::Instance(id), payload.into())
+            .is_some()
+        {
+            io.stats.gossip_instances_dropped += 1;
+        }
         io.want_push();
         io.changed();
         let index = self.registry.index();

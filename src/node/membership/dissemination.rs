@@ -11,7 +11,7 @@ use crate::node::catalog::Catalog;
 use crate::node::io::Io;
 use crate::node::replies::Sender;
 use crate::node::Event;
-use crate::swim::gossip::retransmit_limit;
+use crate::swim::gossip::{retransmit_limit, Filled};
 use crate::swim::probe::sample;
 use crate::time::Instant;
 use crate::timers::Timer;
@@ -42,14 +42,15 @@ impl Membership {
     }
 
     fn fill_piggyback(&mut self, io: &mut Io, datagram: &mut DatagramBuilder) {
+        let filled = self.fill_queued(io, datagram);
+        count_sent(io, filled, 1);
+    }
+
+    /// Put queued updates into `datagram`, each counting one of its transmissions; the caller
+    /// counts the messages once it knows how many copies went out.
+    fn fill_queued(&self, io: &mut Io, datagram: &mut DatagramBuilder) -> Filled {
         let limit = retransmit_limit(io.config.retransmit_mult, self.cluster_size());
-        let filled = io.broadcasts.fill(datagram, limit);
-        io.stats
-            .messages_out(MessageKind::Member, filled.members as u64);
-        io.stats
-            .messages_out(MessageKind::Entry, filled.instances as u64);
-        io.stats
-            .messages_out(MessageKind::Query, filled.queries as u64);
+        io.broadcasts.fill(datagram, limit)
     }
 
     pub(crate) fn on_eager_push(&mut self, io: &mut Io, now: Instant) {
@@ -101,16 +102,21 @@ impl Membership {
         // `limit`. Counting per copy (as memberlist does) left about one small-cluster write in
         // fifty missing a node until anti-entropy, and that is what Serf's event misses are.
         let mut datagram = io.new_datagram();
-        self.fill_piggyback(io, &mut datagram);
+        let filled = self.fill_queued(io, &mut datagram);
         if datagram.is_empty() {
             return;
         }
+        let mut copies = 0;
         for target in targets {
             let Some(addr) = self.members.by_id(target).map(|m| m.addr()) else {
                 continue;
             };
             io.transmit(addr, datagram.clone());
+            copies += 1;
         }
+        // The counters say what went on the wire, as the datagram and byte counters do: every
+        // copy's messages.
+        count_sent(io, filled, copies);
     }
 
     /// Answer a push-pull that asked for one: a member gets our whole table; a stranger (a
@@ -317,6 +323,16 @@ impl Membership {
             self.send_push_pull(io, from, true, None);
         }
     }
+}
+
+/// Count the queued updates `filled` put in a datagram that went out `copies` times.
+fn count_sent(io: &mut Io, filled: Filled, copies: u64) {
+    io.stats
+        .messages_out(MessageKind::Member, filled.members as u64 * copies);
+    io.stats
+        .messages_out(MessageKind::Entry, filled.instances as u64 * copies);
+    io.stats
+        .messages_out(MessageKind::Query, filled.queries as u64 * copies);
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ pub mod names {
     pub const CHECKS_STARTED: &str = "hera_health_checks_started_total";
     pub const CHECKS_SKIPPED: &str = "hera_health_checks_skipped_total";
     pub const CHECKS_FAILED: &str = "hera_health_checks_failed_total";
+    pub const GOSSIP_DROPPED: &str = "hera_gossip_dropped_total";
     pub const ENTRIES_PUSHED: &str = "hera_registry_entries_pushed_total";
     pub const REGISTRY_SYNCS: &str = "hera_registry_syncs_total";
     pub const INSTANCES_EXPIRED: &str = "hera_registry_instances_expired_total";
@@ -205,6 +206,12 @@ pub fn describe() {
         "HTTP health checks run by this node whose result was not passing."
     );
     describe_counter!(
+        GOSSIP_DROPPED,
+        "Updates dropped from the dissemination queue before their last retransmission, past \
+         its bound, by kind (only registry entries are bounded; anti-entropy delivers them \
+         instead)."
+    );
+    describe_counter!(
         ENTRIES_PUSHED,
         "Registry entries sent by anti-entropy (gossiped ones not counted)."
     );
@@ -258,6 +265,7 @@ pub struct NodeMetrics {
     sync_rounds: Counter,
     push_pulls: Counter,
     entries_pushed: Counter,
+    gossip_dropped_instances: Counter,
     registry_syncs: Counter,
     instances_expired: Counter,
     clock_rejections: Counter,
@@ -307,6 +315,7 @@ impl NodeMetrics {
             sync_rounds: counter!(SYNC_ROUNDS),
             push_pulls: counter!(PUSH_PULLS),
             entries_pushed: counter!(ENTRIES_PUSHED),
+            gossip_dropped_instances: counter!(GOSSIP_DROPPED, "kind" => "instance"),
             registry_syncs: counter!(REGISTRY_SYNCS),
             instances_expired: counter!(INSTANCES_EXPIRED),
             clock_rejections: counter!(CLOCK_REJECTIONS),
@@ -379,6 +388,8 @@ impl NodeMetrics {
         self.sync_rounds.absolute(s.sync_rounds);
         self.push_pulls.absolute(s.push_pulls_sent);
         self.entries_pushed.absolute(s.entries_pushed);
+        self.gossip_dropped_instances
+            .absolute(s.gossip_instances_dropped);
         self.registry_syncs.absolute(s.registry_syncs);
         self.instances_expired.absolute(s.instances_expired);
         self.clock_rejections.absolute(s.clock_rejections);
