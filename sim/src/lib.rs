@@ -662,6 +662,7 @@ impl World {
             if let Some(log) = self.log.as_mut() {
                 log.on_send(&self.config, self.now, i, &t);
             }
+            self.net.stats.paced_sent += u64::from(t.paced);
             let Some(to) = index_of_addr(t.to).filter(|&to| (to as usize) < self.slots.len())
             else {
                 self.net.stats.unroutable += 1;

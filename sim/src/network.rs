@@ -118,6 +118,9 @@ pub struct NetStats {
     /// Of `sent`, those between two data centres (lost or not).
     pub cross_dc_sent: u64,
     pub cross_dc_sent_bytes: u64,
+    /// Of `sent`, bulk transfers a real driver paces (`Transmit::paced`): the simulator
+    /// delivers them like the rest, as its nodes never run short of CPU or socket buffer.
+    pub paced_sent: u64,
 }
 
 /// The network: link model, partitions, overrides and counters.

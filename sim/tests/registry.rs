@@ -371,6 +371,7 @@ fn anti_entropy_sends_the_bucket_that_differs_not_the_whole_origin() {
     let pushed_before: u64 = (0..3)
         .map(|i| c.node(i).unwrap().stats().entries_pushed)
         .sum();
+    let paced_before = c.net.stats.paced_sent;
     let back = c.step_until(c.config().sync_interval * 4, |c| {
         holds(c, 2, &format!("i-{lost}"))
     });
@@ -386,6 +387,13 @@ fn anti_entropy_sends_the_bucket_that_differs_not_the_whole_origin() {
     assert!(
         pushed > 0 && pushed < (total / 8) as u64,
         "pushed {pushed} entries"
+    );
+    // The repair went out as paced datagrams (a driver spreads them out), at most one per
+    // entry pushed; probes, acks and gossip are never paced.
+    let paced = c.net.stats.paced_sent - paced_before;
+    assert!(
+        paced > 0 && paced <= pushed,
+        "{paced} paced datagrams for {pushed} entries"
     );
 }
 

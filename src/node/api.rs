@@ -324,6 +324,10 @@ impl Event {
 pub struct Transmit {
     pub to: SocketAddr,
     pub payload: Bytes,
+    /// Part of a bulk transfer (registry entries pushed by anti-entropy): a shell may spread
+    /// these out over time, so that thousands of them neither overflow the receiver's socket
+    /// buffer nor wait ahead of probes and acks. Everything else is sent at once.
+    pub paced: bool,
 }
 
 /// Where [`Node::drain`](super::Node::drain) puts the outputs.

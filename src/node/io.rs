@@ -37,6 +37,10 @@ pub(crate) struct Io {
     pub(crate) outbox: VecDeque<Transmit>,
     /// Bytes waiting in `outbox` (bulk answers wait while it is over a cap, `replies`).
     pub(crate) outbox_bytes: usize,
+    /// Bytes of paced transmits the shell has taken but not sent yet
+    /// ([`crate::Node::set_paced_backlog`]): they count against the same cap, so a node
+    /// whose bulk sends are still draining answers no more bulk.
+    pub(crate) paced_backlog_bytes: usize,
     /// Who may be answered, and how much (`replies`).
     pub(crate) replies: super::replies::Replies,
     pub(crate) events: VecDeque<Event>,
@@ -73,6 +77,7 @@ impl Io {
             timers: Timers::default(),
             outbox: VecDeque::new(),
             outbox_bytes: 0,
+            paced_backlog_bytes: 0,
             replies: super::replies::Replies::default(),
             events: VecDeque::new(),
             broadcasts: Broadcasts::default(),
@@ -158,6 +163,15 @@ impl Io {
     }
 
     pub(crate) fn transmit(&mut self, to: SocketAddr, datagram: DatagramBuilder) {
+        self.transmit_as(to, datagram, false);
+    }
+
+    /// One datagram of a bulk transfer, which the shell may pace ([`Transmit::paced`]).
+    pub(crate) fn transmit_paced(&mut self, to: SocketAddr, datagram: DatagramBuilder) {
+        self.transmit_as(to, datagram, true);
+    }
+
+    fn transmit_as(&mut self, to: SocketAddr, datagram: DatagramBuilder, paced: bool) {
         let payload = self.finish_datagram(datagram);
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += payload.len() as u64;
@@ -165,14 +179,16 @@ impl Io {
         self.outbox.push_back(Transmit {
             to,
             payload: payload.into(),
+            paced,
         });
     }
 
     /// May the sender of the datagram being handled get a bulk answer of `kind`?
     pub(crate) fn may_answer(&mut self, now: Instant, kind: crate::wire::MessageKind) -> bool {
         let interval = self.config.probe_interval;
+        let waiting = self.outbox_bytes.saturating_add(self.paced_backlog_bytes);
         self.replies
-            .bulk(now, kind, interval, self.outbox_bytes, &mut self.stats)
+            .bulk(now, kind, interval, waiting, &mut self.stats)
     }
 
     /// Something new was queued: push it soon, and [`EAGER_ROUNDS`] times in all, at most

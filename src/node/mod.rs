@@ -157,6 +157,13 @@ impl Node {
         self.io.set_wall_clock(now, wall);
     }
 
+    /// Bytes of paced transmits ([`Transmit::paced`]) the shell has taken from the node but not
+    /// sent yet. A shell that paces calls this every turn; the node then answers no bulk
+    /// request while the backlog and its own outbox together are over their cap.
+    pub fn set_paced_backlog(&mut self, bytes: usize) {
+        self.io.paced_backlog_bytes = bytes;
+    }
+
     /// Deadlines up to `now` have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.io.set_seal_clock(now);

@@ -250,7 +250,9 @@ impl Catalog {
         }
     }
 
-    /// Pack entries into datagrams within the budget, without piggybacking.
+    /// Pack entries into datagrams within the budget, without piggybacking. They may be
+    /// thousands (a late joiner, an origin whose every bucket differs after a bulk load), so
+    /// they go out paced ([`crate::node::Transmit::paced`]).
     fn send_entries(&mut self, io: &mut Io, to: SocketAddr, entries: Vec<Entry>) {
         let mut datagram = io.new_datagram();
         for entry in entries {
@@ -258,7 +260,7 @@ impl Catalog {
             if !datagram.try_push(&encoded) {
                 let full = std::mem::replace(&mut datagram, io.new_datagram());
                 if !full.is_empty() {
-                    io.transmit(to, full);
+                    io.transmit_paced(to, full);
                 }
                 if !datagram.try_push(&encoded) {
                     // Entries are bounded to fit a default datagram (ENTRY_MAX_BYTES); only a
@@ -271,7 +273,7 @@ impl Catalog {
             io.stats.messages_out(MessageKind::Entry, 1);
         }
         if !datagram.is_empty() {
-            io.transmit(to, datagram);
+            io.transmit_paced(to, datagram);
         }
     }
 

@@ -9,6 +9,7 @@
 
 mod checks;
 mod handle;
+mod pacer;
 mod snapshot;
 mod socket;
 
@@ -108,6 +109,8 @@ async fn run(
     let mut buf = vec![0u8; DATAGRAM_MAX_BYTES];
     // Collects the node's outputs between awaits.
     let mut outbox = Outputs::default();
+    // Bulk sends (anti-entropy's entries) leave at a bounded rate; the rest at once.
+    let mut paced = pacer::Pacer::new(clock.now());
     let mut log = log::EventLog::default();
     let mut published = node.version();
     let mut published_at = clock.now();
@@ -130,10 +133,22 @@ async fn run(
         }
         node.drain(&mut outbox);
         for t in outbox.transmits.drain(..) {
+            if t.paced {
+                if !paced.push(t) {
+                    log.paced_dropped(paced.dropped(), clock.now());
+                }
+                continue;
+            }
             if let Err(e) = socket.send_to(&t.payload, t.to).await {
                 log.send_failed(t.to, &e, clock.now());
             }
         }
+        while let Some(t) = paced.pop_due(clock.now()) {
+            if let Err(e) = socket.send_to(&t.payload, t.to).await {
+                log.send_failed(t.to, &e, clock.now());
+            }
+        }
+        node.set_paced_backlog(paced.backlog_bytes());
         let mut left = false;
         for event in outbox.events.drain(..) {
             left |= event == Event::LeaveComplete;
@@ -164,7 +179,11 @@ async fn run(
         if left || node.lifecycle() == Lifecycle::Stopped {
             break;
         }
-        let timer = node.poll_timeout().map(|at| clock.deadline(at));
+        let timer = [node.poll_timeout(), paced.next_at()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| clock.deadline(at));
         let sleep_until = match (timer, leave_deadline) {
             (Some(t), Some(l)) => Some(t.min(l)),
             (t, l) => t.or(l),
@@ -221,7 +240,11 @@ async fn run(
                     tracing::warn!("leave did not complete in time; stopping anyway");
                     break;
                 }
-                node.handle_timeout(clock.now());
+                // Woken for the node's timers or for the pacer: the top of the loop sends
+                // what the pacer lets out.
+                if node.poll_timeout().is_some_and(|at| at <= clock.now()) {
+                    node.handle_timeout(clock.now());
+                }
             }
         }
     }
@@ -259,6 +282,7 @@ mod log {
         last_claim: Option<Instant>,
         claims_since: u64,
         last_io_error: Option<Instant>,
+        last_paced_drop: Option<Instant>,
     }
 
     fn due(last: &mut Option<Instant>, now: Instant) -> bool {
@@ -345,6 +369,15 @@ mod log {
         pub fn send_failed(&mut self, to: SocketAddr, error: &std::io::Error, now: Instant) {
             if due(&mut self.last_io_error, now) {
                 tracing::warn!(%to, %error, "sending a datagram failed (logged at most every 10 s)");
+            }
+        }
+
+        pub fn paced_dropped(&mut self, total: u64, now: Instant) {
+            if due(&mut self.last_paced_drop, now) {
+                tracing::warn!(
+                    total,
+                    "bulk sends dropped: the paced backlog is full (anti-entropy sends them again)"
+                );
             }
         }
 
