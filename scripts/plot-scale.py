@@ -226,7 +226,11 @@ def plot_spread(paths, out):
 
 
 def plot_registry_memory(paths, out, entry_bytes=293):
-    """RSS per node against entries registered, one line per run, nodes as a band."""
+    """RSS per node against entries registered, one line per run (its JSON's "label", else
+    the file's name), nodes as a band."""
+    import os
+
+    x = []
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for p in paths:
         r = load(p)
@@ -236,11 +240,12 @@ def plot_registry_memory(paths, out, entry_bytes=293):
         x = [row[0] for row in rows]
         per_node = [[kib / 1024 for kib in row[4]] for row in rows]
         ax.fill_between(x, [min(v) for v in per_node], [max(v) for v in per_node], alpha=0.25)
+        name = r.get("label") or os.path.basename(p)
         ax.plot(x, [sum(v) / len(v) for v in per_node], "-o",
-                label=f"RSS per node, {r['nodes']} nodes (mean, band: min-max)")
-        base = per_node[0] and min(per_node[0])
-        first = x[0]
-        ax.plot([first, x[-1]], [base, base + (x[-1] - first) * entry_bytes / MIB], ":",
+                label=f"{name}: RSS per node (mean of {r['nodes']}; band: min-max)")
+        base = min(per_node[0])
+    if x:
+        ax.plot([x[0], x[-1]], [base, base + (x[-1] - x[0]) * entry_bytes / MIB], ":",
                 color="grey", label=f"first point + {entry_bytes} B per entry (tests/memory.rs)")
     ax.set_xlabel("instances registered in the cluster (each node holds all)")
     ax.set_ylabel("MiB")

@@ -336,6 +336,7 @@ def main():
     ap.add_argument("--idle-seconds", type=float, default=30)
     ap.add_argument("--converge-timeout", type=float, default=900)
     ap.add_argument("--out", default="registry-scale.json")
+    ap.add_argument("--label", help="names this run in the plots (scripts/plot-scale.py)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
@@ -345,6 +346,8 @@ def main():
     result = {"nodes": a.nodes, "services": a.services, "per_service": a.per_service,
               "instances": total, "binary": binary, "cpus": os.cpu_count(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if a.label:
+        result["label"] = a.label
 
     def report():
         with open(a.out, "w") as f:
