@@ -342,6 +342,71 @@ mod tests {
         assert_eq!(saved.restored.instances[0].version.counter, 2);
     }
 
+    /// A sparse file as large as `bytes` (no disk used): what a corrupt or hostile data
+    /// directory could hold.
+    fn huge(dir: &Path, name: &str, bytes: u64) {
+        std::fs::File::create(dir.join(name))
+            .unwrap()
+            .set_len(bytes)
+            .unwrap();
+    }
+
+    /// A multi-gigabyte state file is refused before it is read, naming the file, its size and
+    /// the bound: reading it whole would make the node allocate it all.
+    #[test]
+    fn state_files_over_their_bound_are_refused_unread() {
+        let too_large = 4u64 << 30;
+        for name in [
+            INSTANCES_FILE,
+            INSTANCES_LOG_FILE,
+            KEYRING_FILE,
+            MEMBERS_FILE,
+            CONFIG_FILE,
+            CHECKS_FILE,
+            PROTOCOL_FILE,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            if name == INSTANCES_LOG_FILE {
+                // The log is read only beside the snapshot it continues.
+                let file = serde_json::json!({"format": 1, "node": "n1", "log": 1, "instances": []});
+                write(dir.path(), INSTANCES_FILE, &file.to_string());
+            }
+            huge(dir.path(), name, too_large);
+            let err = load(dir.path(), &me()).unwrap_err();
+            let max = file_max_bytes(name);
+            assert!(max < too_large, "{name}");
+            match &err {
+                StoreError::TooLarge { file, bytes, max: bound } => {
+                    assert!(file.ends_with(name), "{err}");
+                    assert_eq!((*bytes, *bound), (too_large, max), "{err}");
+                }
+                other => panic!("{name}: expected TooLarge, got {other:?}"),
+            }
+            let text = err.to_string();
+            assert!(
+                text.contains(name) && text.contains(&too_large.to_string()),
+                "{text}"
+            );
+        }
+    }
+
+    /// A file at its bound is read as any other: the bound refuses only what is larger.
+    #[test]
+    fn a_state_file_at_its_bound_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = serde_json::json!({"format": 1, "members": []}).to_string();
+        let max = usize::try_from(file_max_bytes(MEMBERS_FILE)).unwrap();
+        text.push_str(&" ".repeat(max - text.len()));
+        write(dir.path(), MEMBERS_FILE, &text);
+        assert!(load(dir.path(), &me()).unwrap().members.is_empty());
+        text.push(' ');
+        write(dir.path(), MEMBERS_FILE, &text);
+        assert!(matches!(
+            load(dir.path(), &me()),
+            Err(StoreError::TooLarge { .. })
+        ));
+    }
+
     #[test]
     fn instances_of_another_node_name_are_refused() {
         let dir = tempfile::tempdir().unwrap();
