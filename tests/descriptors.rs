@@ -46,7 +46,11 @@ fn an_asked_bound_the_descriptor_limit_cannot_hold_is_refused_at_start() {
     let code = refused(child, &node);
     let log = node.log_text();
     assert_eq!(code, 1, "{log}");
-    for said in ["blocking_waiters_max = 1024 needs", "only 1024", "LimitNOFILE"] {
+    for said in [
+        "blocking_waiters_max = 1024 needs",
+        "only 1024",
+        "LimitNOFILE",
+    ] {
         assert!(log.contains(said), "the refusal says {said:?}: {log}");
     }
     // The most that fits is named, so the operator has a number to set.
@@ -80,7 +84,10 @@ fn a_limit_too_low_for_any_bound_is_refused_at_start() {
     let code = refused(child, &node);
     let log = node.log_text();
     assert_eq!(code, 1, "{log}");
-    assert!(log.contains("only 64"), "the refusal names the limit: {log}");
+    assert!(
+        log.contains("only 64"),
+        "the refusal names the limit: {log}"
+    );
 }
 
 #[test]
@@ -88,7 +95,7 @@ fn the_soft_limit_is_raised_to_the_hard_one() {
     let root = tempfile::tempdir().unwrap();
     let mut node = Node::new(root.path(), "fd3", &[]);
     // `exec` keeps the shell's process id: the child's pid is hera's.
-    let child = node.spawn_under_ulimit("-H -n 4096 && ulimit -S -n 256", &[]);
+    let child = node.spawn_under_ulimit("-S -n 256 && ulimit -H -n 4096", &[]);
     let pid = child.id();
     node.child = Some(child);
     let up = poll(CONVERGE, || node.get("/v1/agent/self").is_some());

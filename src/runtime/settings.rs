@@ -261,6 +261,10 @@ pub struct Settings {
     pub liveness: Duration,
     /// HTTP: blocking queries waiting at once (`blocking_waiters_max`).
     pub blocking_waiters_max: usize,
+    /// Whether the file or a flag set `blocking_waiters_max`: a bound asked for that the
+    /// descriptor limit cannot hold is refused at start, the default lowered to fit
+    /// (`runtime::descriptors`).
+    pub blocking_waiters_asked: bool,
     /// The cluster key: with one, every datagram is sealed and plain ones are refused.
     pub encrypt: Option<Key>,
     /// Carried by every datagram; datagrams of another label (or none) are refused.
@@ -525,6 +529,12 @@ impl Settings {
         }
         schema::validate(&config, Naming::File).map_err(|e| problem(e.to_string()))?;
         let liveness = tunables.liveness;
+        let waiters = Knob::in_file(Section::Top, "blocking_waiters_max");
+        let blocking_waiters_asked = file.knobs.iter().any(|k| Some(k.knob) == waiters)
+            || cli
+                .knobs
+                .iter()
+                .any(|(flag, _)| Knob::by_flag(flag).is_some_and(|k| Some(k) == waiters));
         let mut join = file.join;
         join.extend(cli.join);
         join.dedup();
@@ -588,6 +598,7 @@ impl Settings {
                 .unwrap_or_else(|| "info".to_string()),
             liveness,
             blocking_waiters_max: tunables.blocking_waiters_max,
+            blocking_waiters_asked,
             encrypt,
             cluster_label,
             access,
