@@ -708,7 +708,10 @@ async fn addresses_naming_every_interface_are_refused_as_consul_refuses_them() {
         assert_eq!(r.status(), 400, "{address}");
         let v: Value = r.json().await.unwrap();
         let error = v["error"].as_str().unwrap_or_default();
-        assert!(error.starts_with("Invalid service address"), "{address}: {error}");
+        assert!(
+            error.starts_with("Invalid service address"),
+            "{address}: {error}"
+        );
         assert!(error.contains(address), "{address}: {error}");
     }
     assert!(!has(&nodes[0].handle.snapshot(), "any-1"));
