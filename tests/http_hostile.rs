@@ -883,3 +883,60 @@ async fn check_kinds_hera_does_not_run_are_refused_by_name() {
         n.shutdown().await;
     }
 }
+
+/// One `GET` written by hand (a client library might re-encode the query): status and body.
+async fn raw_get(addr: std::net::SocketAddr, target: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {target} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(CONVERGE, stream.read_to_end(&mut answer))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (status, body)
+}
+
+/// A query string that cannot be read (a `%` that starts no escape, bytes that are not UTF-8
+/// once decoded) is refused with 400 by the guard, on every route: no route may take it as
+/// empty, or read it with replacement characters, and go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_query_strings_are_refused_on_every_route() {
+    let nodes = cluster("hostile-query", 1).await;
+    let addr = nodes[0].http_addr;
+    for (target, named) in [
+        ("/v1/agent/self?x=%ZZ", "%ZZ"),
+        ("/v1/agent/members?wan=%4", "%4"),
+        ("/v1/catalog/services?dc=%FF", "UTF-8"),
+        ("/v1/health/service/web?passing&tag=%C3%28", "UTF-8"),
+        ("/web?pretty&%E2%82=1", "UTF-8"),
+        ("/v1/status/leader?%", "\"%\""),
+    ] {
+        let (status, body) = raw_get(addr, target).await;
+        assert_eq!(status, 400, "{target}: {body}");
+        let error: Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{target}: not JSON: {body}"));
+        let text = error["error"].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("malformed query string") && text.contains(named),
+            "{target}: {text}"
+        );
+    }
+    // Escapes that decode to UTF-8, `+` for a space and bare keys still read as before.
+    for target in [
+        "/v1/agent/self?x=%41%2B+b&%C3%A9=%E2%82%AC",
+        "/v1/agent/self?pretty&a=&&b",
+    ] {
+        let (status, body) = raw_get(addr, target).await;
+        assert_eq!(status, 200, "{target}: {body}");
+    }
+}

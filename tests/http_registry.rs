@@ -687,6 +687,47 @@ async fn bad_requests_get_a_4xx_with_a_json_error_and_change_nothing() {
     shutdown(nodes).await;
 }
 
+/// Consul parity (its `AgentRegisterService`): an address naming every interface (`ipaddr.IsAny`:
+/// `0.0.0.0`, `::`, `[::]`) is refused with 400 "Invalid service address", since no client can
+/// reach a service there. Any other text is taken, `::1:80` included (Go's `net.ParseIP` reads
+/// it as the IPv6 address 0:0:0:0:0:0:1:80, not as ::1 port 80), and so is a check id equal to
+/// another service's default check id (Consul's agent takes any `CheckID`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_naming_every_interface_are_refused_as_consul_refuses_them() {
+    let nodes = cluster(1, None).await;
+    let c = http();
+    let register = |body: Value| {
+        c.put(url(&nodes[0], "/v1/agent/service/register"))
+            .body(body.to_string())
+            .send()
+    };
+    for address in ["0.0.0.0", "::", "[::]"] {
+        let r = register(json!({"Name": "web", "ID": "any-1", "Address": address}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{address}");
+        let v: Value = r.json().await.unwrap();
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("Invalid service address"),
+            "{address}: {error}"
+        );
+        assert!(error.contains(address), "{address}: {error}");
+    }
+    assert!(!has(&nodes[0].handle.snapshot(), "any-1"));
+    let r = register(json!({"Name": "web", "ID": "v6-1", "Address": "::1:80", "Port": 80}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = register(json!({
+        "Name": "db", "ID": "db-1", "Check": {"CheckID": "service:v6-2", "TTL": "30s"}
+    }))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    shutdown(nodes).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_started_after_2000_registrations_converges_to_all() {
     let nodes = cluster(2, None).await;

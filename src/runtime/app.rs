@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::node::{Command, Identity, Node};
 use crate::runtime::clock::Clock;
+use crate::runtime::descriptors;
 use crate::runtime::dns::{self, DnsConfig};
 use crate::runtime::driver::{self, NodeHandle, Snapshot};
 use crate::runtime::http::hera_config::KeptConfig;
@@ -42,6 +43,8 @@ pub enum StartError {
         bytes: usize,
         room: usize,
     },
+    /// The process may not open as many files and sockets as the HTTP bound needs.
+    Descriptors(descriptors::TooFew),
 }
 
 impl std::fmt::Display for StartError {
@@ -54,6 +57,7 @@ impl std::fmt::Display for StartError {
                 write!(f, "cannot bind HTTP (TCP) on {addr}: {source}")
             }
             StartError::BindDns(e) => write!(f, "{e}"),
+            StartError::Descriptors(e) => write!(f, "{e}"),
             StartError::Store(e) => write!(f, "{e}"),
             StartError::ProfileTooLarge { bytes, room } => write!(
                 f,
@@ -88,6 +92,14 @@ impl App {
     /// Bind, start the driver and the HTTP server, and begin joining the configured seeds.
     /// `rng_seed` seeds the node's protocol randomness.
     pub async fn start(mut settings: Settings, rng_seed: u64) -> Result<App, StartError> {
+        // Before anything is opened: a bound the process cannot hold is a setting to fix.
+        let nofile = descriptors::raise_soft_limit();
+        settings.blocking_waiters_max = descriptors::fit(
+            settings.blocking_waiters_max,
+            settings.blocking_waiters_asked,
+            nofile,
+        )
+        .map_err(StartError::Descriptors)?;
         // The data directory first: a node that cannot keep its state must not start serving.
         let mut opened = match &settings.data_dir {
             Some(dir) => Some(Store::open(dir, &settings.name).map_err(StartError::Store)?),
@@ -238,7 +250,10 @@ impl App {
             cluster_label = settings.cluster_label.as_ref().map(|l| l.as_str()),
             api_token = settings.access.token.is_some(),
             dns = %dns_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
-            dns_domain = %settings.dns_domain, "hera node started"
+            dns_domain = %settings.dns_domain,
+            blocking_waiters_max = settings.blocking_waiters_max,
+            nofile = %nofile.soft.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+            "hera node started"
         );
         match &settings.data_dir {
             Some(dir) => tracing::info!(data_dir = %dir.display(), "state kept across restarts"),

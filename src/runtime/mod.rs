@@ -10,6 +10,7 @@
 //! | [`settings`] | the deployment's settings: config file, flags, defaults |
 //! | [`http_client`] | the one-request HTTP client of health checks and the CLI |
 //! | [`cli`] | clap: `hera run` and the client subcommands |
+//! | [`descriptors`] | the descriptor limit raised, and checked against the HTTP bound at start |
 //! | [`store`] | the node's durable state in its `data_dir` |
 //! | [`rejoin`] | joins retried (and names re-resolved) while the node is alone |
 //! | [`app`] | one running node: driver, HTTP and telemetry started together |
@@ -17,6 +18,7 @@
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod descriptors;
 pub mod dns;
 pub mod driver;
 pub mod http;

@@ -261,6 +261,10 @@ pub struct Settings {
     pub liveness: Duration,
     /// HTTP: blocking queries waiting at once (`blocking_waiters_max`).
     pub blocking_waiters_max: usize,
+    /// Whether the file or a flag set `blocking_waiters_max`: a bound asked for that the
+    /// descriptor limit cannot hold is refused at start, the default lowered to fit
+    /// (`runtime::descriptors`).
+    pub blocking_waiters_asked: bool,
     /// The cluster key: with one, every datagram is sealed and plain ones are refused.
     pub encrypt: Option<Key>,
     /// Carried by every datagram; datagrams of another label (or none) are refused.
@@ -320,13 +324,41 @@ fn problem(message: impl Into<String>) -> SettingsError {
     }
 }
 
+/// The largest config file read: the commented example (`node.toml`) is a few KiB, and every
+/// key, a full keyring and a few hundred `join` addresses fit in far less than this. A larger
+/// one (`-c /dev/zero`, a log file given by mistake) is refused unread.
+pub const CONFIG_FILE_MAX_BYTES: u64 = 1 << 20;
+
 impl FileSettings {
     pub fn load(path: &Path) -> Result<FileSettings, SettingsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SettingsError {
+        use std::io::Read;
+        let refused = |message: String| SettingsError {
             file: Some(path.to_path_buf()),
             line: None,
-            message: format!("cannot read: {e}"),
-        })?;
+            message,
+        };
+        let file = std::fs::File::open(path).map_err(|e| refused(format!("cannot read: {e}")))?;
+        let max = CONFIG_FILE_MAX_BYTES;
+        let too_large = |bytes: u64| {
+            refused(format!(
+                "{bytes} bytes or more, over the {max} a config file may hold: not a config file"
+            ))
+        };
+        let bytes = file
+            .metadata()
+            .map_err(|e| refused(format!("cannot read: {e}")))?
+            .len();
+        if bytes > max {
+            return Err(too_large(bytes));
+        }
+        // A device or a pipe reports 0 bytes: the read stops past the bound all the same.
+        let mut text = String::new();
+        file.take(max.saturating_add(1))
+            .read_to_string(&mut text)
+            .map_err(|e| refused(format!("cannot read: {e}")))?;
+        if text.len() as u64 > max {
+            return Err(too_large(text.len() as u64));
+        }
         FileSettings::parse(&text).map_err(|mut e| {
             e.file = Some(path.to_path_buf());
             e
@@ -525,6 +557,12 @@ impl Settings {
         }
         schema::validate(&config, Naming::File).map_err(|e| problem(e.to_string()))?;
         let liveness = tunables.liveness;
+        let waiters = Knob::in_file(Section::Top, "blocking_waiters_max");
+        let blocking_waiters_asked = file.knobs.iter().any(|k| Some(k.knob) == waiters)
+            || cli
+                .knobs
+                .iter()
+                .any(|(flag, _)| Knob::by_flag(flag).is_some_and(|k| Some(k) == waiters));
         let mut join = file.join;
         join.extend(cli.join);
         join.dedup();
@@ -588,6 +626,7 @@ impl Settings {
                 .unwrap_or_else(|| "info".to_string()),
             liveness,
             blocking_waiters_max: tunables.blocking_waiters_max,
+            blocking_waiters_asked,
             encrypt,
             cluster_label,
             access,
@@ -649,6 +688,31 @@ pub fn format_key(key: &Key) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// A config file larger than any real one (a sparse 4 GiB file, or an endless device) is
+    /// refused unread, naming the file, its size and the bound.
+    #[test]
+    fn a_config_file_over_its_bound_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(4 << 30)
+            .unwrap();
+        let err = super::FileSettings::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("node.toml") && err.contains("4294967296 bytes"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&super::CONFIG_FILE_MAX_BYTES.to_string()),
+            "{err}"
+        );
+        let endless = super::FileSettings::load(std::path::Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(endless.contains("over the"), "{endless}");
+    }
+
     use super::*;
 
     #[test]

@@ -49,25 +49,50 @@ impl HeraProcess {
 
     /// Start without waiting (for a process expected to refuse to start).
     pub fn spawn(&self, join: &[u16]) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hera"));
+        cmd.args(self.run_args(join));
+        self.logged(cmd).spawn().expect("hera starts")
+    }
+
+    /// Start without waiting, under `ulimit <ulimit>` (e.g. `-n 64`: a shell sets the limit,
+    /// then `exec`s hera, so the limit is the process's own from its first instruction).
+    pub fn spawn_under_ulimit(&self, ulimit: &str, join: &[u16]) -> Child {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit {ulimit} && exec \"$@\""))
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_hera"))
+            .args(self.run_args(join));
+        self.logged(cmd).spawn().expect("sh starts")
+    }
+
+    /// `hera run`'s arguments for this node.
+    fn run_args(&self, join: &[u16]) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = ["run", "--name", &self.name, "--preset", "local"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        args.extend(["--bind".into(), format!("127.0.0.1:{}", self.gossip).into()]);
+        args.extend(["--http".into(), format!("127.0.0.1:{}", self.http).into()]);
+        args.extend(["--data-dir".into(), self.dir.clone().into_os_string()]);
+        args.extend(self.extra.iter().map(Into::into));
+        for port in join {
+            args.extend(["--join".into(), format!("127.0.0.1:{port}").into()]);
+        }
+        args
+    }
+
+    /// `cmd` with its output appended to this node's log.
+    fn logged(&self, mut cmd: Command) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hera"));
-        cmd.args(["run", "--name", &self.name, "--preset", "local"])
-            .args(["--bind", &format!("127.0.0.1:{}", self.gossip)])
-            .args(["--http", &format!("127.0.0.1:{}", self.http)])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(&self.extra)
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        for port in join {
-            cmd.args(["--join", &format!("127.0.0.1:{port}")]);
-        }
-        cmd.spawn().expect("hera starts")
+        cmd
     }
 
     pub fn kill9(&mut self) {

@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub use checks::CHECKS_IN_FLIGHT_MAX;
 pub use handle::{HandleError, NodeHandle};
 pub use snapshot::Snapshot;
 pub use socket::bind_udp;

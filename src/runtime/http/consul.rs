@@ -131,11 +131,16 @@ pub fn spec_from_consul(
             .and_then(|p| u16::try_from(p).ok())
             .ok_or_else(|| ApiError::bad_request("Port must be a number from 0 to 65535"))?,
     };
-    let mut spec = InstanceSpec::new(
-        service,
-        &text_field(body, "Address")?.unwrap_or_default(),
-        port,
-    );
+    let address = text_field(body, "Address")?.unwrap_or_default();
+    // Consul's agent refuses an address that names every interface (its `ipaddr.IsAny`):
+    // no client can reach a service there. Any other text it takes, as hera does.
+    if matches!(address.as_str(), "0.0.0.0" | "::" | "[::]") {
+        return Err(ApiError::bad_request(format!(
+            "Invalid service address {address:?}: it names every interface, not one a client \
+             can reach"
+        )));
+    }
+    let mut spec = InstanceSpec::new(service, &address, port);
     spec.id = id;
     if let Some(tags) = field(body, "Tags") {
         let list = tags

@@ -151,6 +151,16 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// Refuse with 400 a request whose query string cannot be read ([`super::query::Malformed`]),
+/// before any route sees it: routes read queries in several ways (axum's `Query`, the first
+/// values), and a lossy one would act on values the client never sent.
+pub async fn well_formed(request: Request, next: Next) -> Response {
+    if let Err(e) = super::query::pairs(request.uri().query().unwrap_or_default()) {
+        return ApiError::bad_request(e.to_string()).into_response();
+    }
+    next.run(request).await
+}
+
 /// End a request that outlives its bound with 503. A blocking query's bound is its own wait
 /// plus the ordinary timeout.
 pub async fn deadline(request: Request, next: Next) -> Response {
@@ -167,7 +177,8 @@ pub async fn deadline(request: Request, next: Next) -> Response {
 
 fn time_bound(request: &Request) -> Duration {
     // Of a repeated key, the first value: what the handler reads (`query`).
-    let FirstValues(query) = FirstValues::of_uri(request.uri());
+    // A malformed query never gets here ([`well_formed`]); none reads as none.
+    let FirstValues(query) = FirstValues::of_uri(request.uri()).unwrap_or_default();
     // A blocking read (on the index, or on a content hash) may hold for its whole wait.
     let blocks = |key: &str| query.get(key).is_some_and(|v| !v.is_empty());
     if !blocks("index") && !blocks("hash") {

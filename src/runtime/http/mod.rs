@@ -124,9 +124,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_MAX_BYTES))
         // The framework's own 4xx (body too large, bad path, wrong method) as JSON too.
         .layer(axum::middleware::from_fn(json_errors::rewrite))
-        // Inside out: the time bound, then the token, then the bound on requests in flight,
-        // so that a flood is shed before any other work.
+        // Inside out: the time bound, a readable query, then the token, then the bound on
+        // requests in flight, so that a flood is shed before any other work.
         .layer(axum::middleware::from_fn(guard::deadline))
+        .layer(axum::middleware::from_fn(guard::well_formed))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::authorize,

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// A state file was read but its content is wrong: empty, truncated, not JSON, of an
     /// unknown format, or with a value out of range.
     Corrupt { file: PathBuf, detail: String },
+    /// A state file is larger than any this hera writes ([`super::format::file_max_bytes`]):
+    /// refused unread, since reading it would allocate all of it.
+    TooLarge { file: PathBuf, bytes: u64, max: u64 },
     /// A state file could not be written (or the directory synced).
     Write {
         file: PathBuf,
@@ -56,6 +59,12 @@ impl fmt::Display for StoreError {
                 f,
                 "{}: {detail}; refusing to start without it (fix the file, or move it away \
                  to start without what it held)",
+                file.display()
+            ),
+            StoreError::TooLarge { file, bytes, max } => write!(
+                f,
+                "{}: {bytes} bytes, over the {max} this file can hold; refusing to read it (a \
+                 corrupt or foreign file: move it away to start without what it held)",
                 file.display()
             ),
             StoreError::Write { file, source } => {

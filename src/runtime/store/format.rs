@@ -40,6 +40,35 @@ pub const PROTOCOL_FILE: &str = "protocol.json";
 pub const CONFIG_FILE: &str = "config.json";
 pub const CHECKS_FILE: &str = "checks.json";
 
+/// The most a state file other than the instances' may hold. The largest, `members.json`, is
+/// [`MEMBERS_KEPT_MAX`](super::load::MEMBERS_KEPT_MAX) = 512 records of a name (at most 64
+/// bytes, up to six-fold when JSON escapes it) and an address: under 256 KiB. The others are
+/// smaller still: five keys, sixteen node checks, a few counters, a few settings.
+pub const STATE_FILE_MAX_BYTES: u64 = 1 << 20;
+
+/// The most `instances.json` may hold. The registry bounds each instance (`ENTRY_MAX_BYTES`)
+/// but not how many a node owns, so this is a choice: a record takes ~500 B (4.3 MB at 8,800
+/// owned, issue 17), so 256 MiB holds ~500,000 owned instances, 25 times the 20,000 per node
+/// the README measures, and more than a node holds comfortably in memory (~500 B each in the
+/// registry, and several times the file while it is parsed). The writer warns when it writes
+/// a larger one, since a restart would refuse it.
+pub const INSTANCES_FILE_MAX_BYTES: u64 = 256 << 20;
+
+/// The most `instances.log` may hold: the writer compacts it once it outgrows
+/// [`COMPACT_RATIO`](super::instances::COMPACT_RATIO) times the snapshot, so it is at most that
+/// much plus the commit that crossed the bound (at most every owned instance once more).
+pub const INSTANCES_LOG_MAX_BYTES: u64 =
+    (super::instances::COMPACT_RATIO + 1) * INSTANCES_FILE_MAX_BYTES;
+
+/// The most the state file `name` may hold; a larger one is refused unread.
+pub fn file_max_bytes(name: &str) -> u64 {
+    match name {
+        INSTANCES_FILE => INSTANCES_FILE_MAX_BYTES,
+        INSTANCES_LOG_FILE => INSTANCES_LOG_MAX_BYTES,
+        _ => STATE_FILE_MAX_BYTES,
+    }
+}
+
 /// `instances.json`. Records are read one by one, so one bad record is skipped (with a
 /// warning naming it) without losing the others.
 #[derive(Debug, Serialize, Deserialize)]

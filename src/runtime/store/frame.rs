@@ -29,14 +29,6 @@ pub fn push(payload: &[u8], out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// The records of a log, each with its offset, and the torn tail dropped if there was one.
-#[derive(Debug, Default)]
-pub struct Scanned<'a> {
-    pub records: Vec<(u64, &'a [u8])>,
-    /// Offset of the torn last record and what was wrong with it.
-    pub torn: Option<(u64, String)>,
-}
-
 /// A record in the middle of the log that is not what was written: its offset and why.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Corrupt {
@@ -44,52 +36,132 @@ pub struct Corrupt {
     pub detail: String,
 }
 
-pub fn scan(bytes: &[u8]) -> Result<Scanned<'_>, Corrupt> {
-    let mut scanned = Scanned::default();
-    let mut at = 0;
-    while let Some(rest) = bytes.get(at..).filter(|rest| !rest.is_empty()) {
-        let offset = at as u64;
-        let zeros = |from: usize| rest.get(from..).unwrap_or_default().iter().all(|b| *b == 0);
-        let corrupt = |detail: String| Corrupt { offset, detail };
-        let (Some(len), Some(crc)) = (le_u32(rest, 0), le_u32(rest, 4)) else {
-            scanned.torn = Some((offset, format!("{} bytes of a record header", rest.len())));
-            break;
+/// Why a log could not be read to its end.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    Corrupt(Corrupt),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// A log's records, read one at a time: at most one payload ([`RECORD_MAX_BYTES`]) is held,
+/// so a log is never read whole, whatever its size.
+#[derive(Debug)]
+pub struct Reader<R> {
+    inner: R,
+    /// Offset of the next record.
+    offset: u64,
+    records: usize,
+    payload: Vec<u8>,
+    done: bool,
+    /// Once the end is reached: the torn last record's offset and what was wrong with it.
+    pub torn: Option<(u64, String)>,
+}
+
+impl<R: std::io::Read> Reader<R> {
+    pub fn new(inner: R) -> Reader<R> {
+        Reader {
+            inner,
+            offset: 0,
+            records: 0,
+            payload: Vec::new(),
+            done: false,
+            torn: None,
+        }
+    }
+
+    /// The next record and its offset; None at the end of the log (a torn tail is then in
+    /// [`Reader::torn`]).
+    pub fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, ReadError> {
+        if self.done {
+            return Ok(None);
+        }
+        let offset = self.offset;
+        let corrupt = |detail: String| ReadError::Corrupt(Corrupt { offset, detail });
+        let mut header = [0u8; HEADER_BYTES];
+        let got = read_full(&mut self.inner, &mut header)?;
+        if got == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        if got < HEADER_BYTES {
+            return self.torn(offset, format!("{got} bytes of a record header"));
+        }
+        let (Some(len), Some(crc)) = (le_u32(&header, 0), le_u32(&header, 4)) else {
+            return self.torn(offset, format!("{got} bytes of a record header"));
         };
         let len = len as usize;
         if len == 0 || len > RECORD_MAX_BYTES {
-            if zeros(0) {
-                scanned.torn = Some((offset, "zeros to the end of the file".into()));
-                break;
+            if header.iter().all(|b| *b == 0) && self.rest_is_zeros()? {
+                return self.torn(offset, "zeros to the end of the file".into());
             }
             return Err(corrupt(format!(
                 "record length {len} is outside 1..={RECORD_MAX_BYTES}"
             )));
         }
-        let end = HEADER_BYTES + len;
-        let Some(payload) = rest.get(HEADER_BYTES..end) else {
-            scanned.torn = Some((
+        self.payload.resize(len, 0);
+        let got = read_full(&mut self.inner, &mut self.payload)?;
+        if got < len {
+            return self.torn(
                 offset,
-                format!(
-                    "a record of {len} bytes cut at {} bytes",
-                    rest.len() - HEADER_BYTES
-                ),
-            ));
-            break;
-        };
-        if crc32fast::hash(payload) != crc {
-            if zeros(end) {
-                scanned.torn = Some((offset, "the last record's checksum does not match".into()));
-                break;
+                format!("a record of {len} bytes cut at {got} bytes"),
+            );
+        }
+        if crc32fast::hash(&self.payload) != crc {
+            if self.rest_is_zeros()? {
+                return self.torn(offset, "the last record's checksum does not match".into());
             }
             return Err(corrupt("checksum does not match".into()));
         }
-        if scanned.records.len() >= RECORDS_MAX {
+        if self.records >= RECORDS_MAX {
             return Err(corrupt(format!("more than {RECORDS_MAX} records")));
         }
-        scanned.records.push((offset, payload));
-        at += end;
+        self.records += 1;
+        self.offset = offset.saturating_add((HEADER_BYTES + len) as u64);
+        Ok(Some((offset, self.payload.as_slice())))
     }
-    Ok(scanned)
+
+    fn torn(&mut self, offset: u64, why: String) -> Result<Option<(u64, &[u8])>, ReadError> {
+        self.done = true;
+        self.torn = Some((offset, why));
+        Ok(None)
+    }
+
+    /// Whether everything left to read is zeros (a file system that extended the file before
+    /// its data reached the disk). Reads in chunks.
+    fn rest_is_zeros(&mut self) -> Result<bool, ReadError> {
+        let mut chunk = [0u8; 8 * 1024];
+        loop {
+            let got = read_full(&mut self.inner, &mut chunk)?;
+            let read = chunk.get(..got).unwrap_or_default();
+            if !read.iter().all(|b| *b == 0) {
+                return Ok(false);
+            }
+            if got < chunk.len() {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// Fill `buf` from `r` as far as it goes; the bytes read (fewer only at the end).
+fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+        match r.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
@@ -101,6 +173,30 @@ fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
 mod tests {
     use super::*;
 
+    /// The records of a log, each with its offset, and the torn tail dropped if there was one.
+    #[derive(Debug, Default)]
+    struct Scanned {
+        records: Vec<(u64, Vec<u8>)>,
+        torn: Option<(u64, String)>,
+    }
+
+    fn scan(bytes: &[u8]) -> Result<Scanned, Corrupt> {
+        let mut reader = Reader::new(bytes);
+        let mut records = Vec::new();
+        loop {
+            match reader.next_record() {
+                Ok(Some((offset, payload))) => records.push((offset, payload.to_vec())),
+                Ok(None) => break,
+                Err(ReadError::Corrupt(c)) => return Err(c),
+                Err(ReadError::Io(e)) => panic!("reading a slice: {e}"),
+            }
+        }
+        Ok(Scanned {
+            records,
+            torn: reader.torn,
+        })
+    }
+
     fn log(payloads: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
         for p in payloads {
@@ -109,15 +205,23 @@ mod tests {
         out
     }
 
-    fn payloads(bytes: &[u8]) -> Vec<&[u8]> {
-        scan(bytes).unwrap().records.iter().map(|r| r.1).collect()
+    fn payloads(bytes: &[u8]) -> Vec<Vec<u8>> {
+        scan(bytes)
+            .unwrap()
+            .records
+            .into_iter()
+            .map(|r| r.1)
+            .collect()
     }
 
     #[test]
     fn records_come_back_with_their_offsets() {
         let bytes = log(&[b"one", b"second"]);
         let scanned = scan(&bytes).unwrap();
-        assert_eq!(scanned.records, [(0, &b"one"[..]), (11, &b"second"[..])]);
+        assert_eq!(
+            scanned.records,
+            [(0, b"one".to_vec()), (11, b"second".to_vec())]
+        );
         assert!(scanned.torn.is_none());
     }
 

@@ -131,6 +131,16 @@ impl InstanceLog {
         // A new generation even if this fails half-way: the files never reuse one.
         self.generation = self.generation.wrapping_add(1);
         let instances = render::instances(snapshot, self.generation);
+        if instances.len() as u64 > super::format::INSTANCES_FILE_MAX_BYTES {
+            tracing::error!(
+                bytes = instances.len(),
+                max = super::format::INSTANCES_FILE_MAX_BYTES,
+                "{} is larger than a restart reads: this node owns more instances than hera is \
+                 built for, and will refuse to start with this data_dir (deregister some, or \
+                 spread them over more nodes)",
+                super::format::INSTANCES_FILE
+            );
+        }
         let header = LogHeader {
             format: FORMAT,
             node: snapshot.name.as_str().to_string(),

@@ -3,6 +3,7 @@
 //! the file and what is wrong. One bad instance record is skipped with a warning naming it.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -150,25 +151,23 @@ fn replay_log(
     records: &mut BTreeMap<String, (String, serde_json::Value)>,
 ) -> Result<(), StoreError> {
     let path = dir.join(INSTANCES_LOG_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(StoreError::Read { file: path, source }),
+    // Streamed record by record: only the records' effect (one per instance id) is kept.
+    let Some(log) = open_bounded(&path, file_max_bytes(INSTANCES_LOG_FILE))? else {
+        return Ok(());
     };
+    let mut reader = frame::Reader::new(std::io::BufReader::new(log));
     let corrupt = |offset: u64, detail: String| StoreError::Corrupt {
         file: path.clone(),
         detail: format!("at offset {offset}: {detail}"),
     };
-    let scanned = frame::scan(&bytes).map_err(|c| corrupt(c.offset, c.detail))?;
-    if let Some((offset, why)) = &scanned.torn {
-        tracing::warn!(
-            "{}: dropped an incomplete last record at offset {offset} ({why}): a write cut \
-             short by a crash, never acknowledged",
-            path.display()
-        );
-    }
-    let mut frames = scanned.records.into_iter();
-    let Some((_, header)) = frames.next() else {
+    let failed = |e: frame::ReadError| match e {
+        frame::ReadError::Io(source) => StoreError::Read {
+            file: path.clone(),
+            source,
+        },
+        frame::ReadError::Corrupt(c) => corrupt(c.offset, c.detail),
+    };
+    let Some((_, header)) = reader.next_record().map_err(failed)? else {
         return Err(corrupt(0, "no header record".into()));
     };
     let header: LogHeader =
@@ -201,7 +200,7 @@ fn replay_log(
         );
         return Ok(());
     }
-    for (offset, payload) in frames {
+    while let Some((offset, payload)) = reader.next_record().map_err(failed)? {
         let record: LogRecord<serde_json::Value> = serde_json::from_slice(payload)
             .map_err(|e| corrupt(offset, format!("not a log record: {e}")))?;
         match record {
@@ -219,16 +218,21 @@ fn replay_log(
             }
         }
     }
+    if let Some((offset, why)) = &reader.torn {
+        tracing::warn!(
+            "{}: dropped an incomplete last record at offset {offset} ({why}): a write cut \
+             short by a crash, never acknowledged",
+            path.display()
+        );
+    }
     Ok(())
 }
 
 /// A state file, or None if there is none. Anything else wrong with it is an error.
 fn read<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>, StoreError> {
     let file = dir.join(name);
-    let bytes = match std::fs::read(&file) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(StoreError::Read { file, source }),
+    let Some(bytes) = read_bounded(&file, file_max_bytes(name))? else {
+        return Ok(None);
     };
     let corrupt = |detail: String| StoreError::Corrupt {
         file: file.clone(),
@@ -256,6 +260,46 @@ fn read<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>, StoreE
     }
     let value: T = serde_json::from_slice(&bytes).map_err(syntax)?;
     Ok(Some(value))
+}
+
+/// `file` opened for reading at most `max` bytes (what a file growing meanwhile adds past
+/// `max` is not read), or None if there is no such file; refused if it holds more than `max`.
+fn open_bounded(file: &Path, max: u64) -> Result<Option<std::io::Take<File>>, StoreError> {
+    use std::io::Read;
+    let read_error = |source| StoreError::Read {
+        file: file.to_path_buf(),
+        source,
+    };
+    let opened = match File::open(file) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(read_error(source)),
+    };
+    let bytes = opened.metadata().map_err(read_error)?.len();
+    if bytes > max {
+        return Err(StoreError::TooLarge {
+            file: file.to_path_buf(),
+            bytes,
+            max,
+        });
+    }
+    Ok(Some(opened.take(max)))
+}
+
+/// The bytes of `file` ([`open_bounded`]).
+fn read_bounded(file: &Path, max: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    use std::io::Read;
+    let Some(mut opened) = open_bounded(file, max)? else {
+        return Ok(None);
+    };
+    let mut content = Vec::new();
+    opened
+        .read_to_end(&mut content)
+        .map_err(|source| StoreError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+    Ok(Some(content))
 }
 
 #[cfg(test)]
@@ -340,6 +384,76 @@ mod tests {
         assert!(!first.online);
         assert_eq!(first.maintenance_reason.as_ref().unwrap().0, "draining");
         assert_eq!(saved.restored.instances[0].version.counter, 2);
+    }
+
+    /// A sparse file as large as `bytes` (no disk used): what a corrupt or hostile data
+    /// directory could hold.
+    fn huge(dir: &Path, name: &str, bytes: u64) {
+        std::fs::File::create(dir.join(name))
+            .unwrap()
+            .set_len(bytes)
+            .unwrap();
+    }
+
+    /// A multi-gigabyte state file is refused before it is read, naming the file, its size and
+    /// the bound: reading it whole would make the node allocate it all.
+    #[test]
+    fn state_files_over_their_bound_are_refused_unread() {
+        let too_large = 4u64 << 30;
+        for name in [
+            INSTANCES_FILE,
+            INSTANCES_LOG_FILE,
+            KEYRING_FILE,
+            MEMBERS_FILE,
+            CONFIG_FILE,
+            CHECKS_FILE,
+            PROTOCOL_FILE,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            if name == INSTANCES_LOG_FILE {
+                // The log is read only beside the snapshot it continues.
+                let file =
+                    serde_json::json!({"format": 1, "node": "n1", "log": 1, "instances": []});
+                write(dir.path(), INSTANCES_FILE, &file.to_string());
+            }
+            huge(dir.path(), name, too_large);
+            let err = load(dir.path(), &me()).unwrap_err();
+            let max = file_max_bytes(name);
+            assert!(max < too_large, "{name}");
+            match &err {
+                StoreError::TooLarge {
+                    file,
+                    bytes,
+                    max: bound,
+                } => {
+                    assert!(file.ends_with(name), "{err}");
+                    assert_eq!((*bytes, *bound), (too_large, max), "{err}");
+                }
+                other => panic!("{name}: expected TooLarge, got {other:?}"),
+            }
+            let text = err.to_string();
+            assert!(
+                text.contains(name) && text.contains(&too_large.to_string()),
+                "{text}"
+            );
+        }
+    }
+
+    /// A file at its bound is read as any other: the bound refuses only what is larger.
+    #[test]
+    fn a_state_file_at_its_bound_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = serde_json::json!({"format": 1, "members": []}).to_string();
+        let max = usize::try_from(file_max_bytes(MEMBERS_FILE)).unwrap();
+        text.push_str(&" ".repeat(max - text.len()));
+        write(dir.path(), MEMBERS_FILE, &text);
+        assert!(load(dir.path(), &me()).unwrap().members.is_empty());
+        text.push(' ');
+        write(dir.path(), MEMBERS_FILE, &text);
+        assert!(matches!(
+            load(dir.path(), &me()),
+            Err(StoreError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -1,0 +1,106 @@
+//! A node's file descriptors against its bound on HTTP connections, with real `hera run`
+//! processes started under `ulimit -n`: the soft limit is raised to the hard one; a bound that
+//! the operator asked for and the limit cannot hold is refused at start, naming the setting,
+//! its value, the limit and what to do; the default bound is lowered to fit, and said so.
+
+mod support;
+
+use std::process::Child;
+
+use support::process::{poll, HeraProcess as Node, CONVERGE};
+
+/// Wait (bounded) for a process expected to refuse to start; its exit status's code.
+fn refused(mut child: Child, node: &Node) -> i32 {
+    let exited = poll(CONVERGE, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert!(exited, "{} did not exit: {}", node.name, node.log_text());
+    status.code().unwrap_or(-1)
+}
+
+/// The bound on blocking queries the running node reports.
+fn waiters_max(node: &Node) -> u64 {
+    let config = node.get("/v1/hera/config").expect("config answers");
+    config["ReadOnly"]["BlockingWaitersMax"]
+        .as_u64()
+        .expect("BlockingWaitersMax in the config")
+}
+
+/// The soft "Max open files" of a running process.
+fn soft_nofile(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_asked_bound_the_descriptor_limit_cannot_hold_is_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let node = Node::new(root.path(), "fd0", &["--blocking-waiters-max", "1024"]);
+    let child = node.spawn_under_ulimit("-n 1024", &[]);
+    let code = refused(child, &node);
+    let log = node.log_text();
+    assert_eq!(code, 1, "{log}");
+    for said in [
+        "blocking_waiters_max = 1024 needs",
+        "only 1024",
+        "LimitNOFILE",
+    ] {
+        assert!(log.contains(said), "the refusal says {said:?}: {log}");
+    }
+    // The most that fits is named, so the operator has a number to set.
+    assert!(log.contains("set blocking_waiters_max to at most"), "{log}");
+}
+
+#[test]
+fn the_default_bound_is_lowered_to_fit_a_low_limit_and_said_so() {
+    let root = tempfile::tempdir().unwrap();
+    let mut node = Node::new(root.path(), "fd1", &[]);
+    node.child = Some(node.spawn_under_ulimit("-n 1024", &[]));
+    let up = poll(CONVERGE, || node.get("/v1/agent/self").is_some());
+    assert!(up, "did not come up: {}", node.log_text());
+    let bound = waiters_max(&node);
+    assert!(
+        (1..1024).contains(&bound),
+        "lowered below the default 1024: {bound}"
+    );
+    let log = node.log_text();
+    assert!(
+        log.contains("blocking_waiters_max lowered from its default 1024"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_limit_too_low_for_any_bound_is_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let node = Node::new(root.path(), "fd2", &[]);
+    let child = node.spawn_under_ulimit("-n 64", &[]);
+    let code = refused(child, &node);
+    let log = node.log_text();
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("only 64"),
+        "the refusal names the limit: {log}"
+    );
+}
+
+#[test]
+fn the_soft_limit_is_raised_to_the_hard_one() {
+    let root = tempfile::tempdir().unwrap();
+    let mut node = Node::new(root.path(), "fd3", &[]);
+    // `exec` keeps the shell's process id: the child's pid is hera's.
+    let child = node.spawn_under_ulimit("-S -n 256 && ulimit -H -n 4096", &[]);
+    let pid = child.id();
+    node.child = Some(child);
+    let up = poll(CONVERGE, || node.get("/v1/agent/self").is_some());
+    assert!(up, "did not come up: {}", node.log_text());
+    assert_eq!(soft_nofile(pid), 4096);
+    // Room for the default bound once raised.
+    assert_eq!(waiters_max(&node), 1024);
+}
