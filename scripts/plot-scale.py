@@ -49,6 +49,28 @@ def load(path):
         return json.load(f)
 
 
+def finish_axes(ax, xlabel, ylabel, title, legend_size=8, title_size=None):
+    """The look every panel shares: labels, a title, y from zero, a light grid, a legend."""
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title_size:
+        ax.set_title(title, fontsize=title_size)
+    else:
+        ax.set_title(title)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
+def save(fig, out, suptitle=None):
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
 def plot_dc3(paths, out):
     """Per report two columns: the first two minutes of the cut, and the heal."""
     reports = [load(p) for p in paths]
@@ -161,14 +183,8 @@ def plot_cluster(paths, out):
             ax.plot([n for n, _ in pts], [f[key] for _, f in pts], style,
                     label="Serf 0.9.4" if driver == "serf" else "hera")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("N (real processes on loopback)")
-        ax.set_title(title, fontsize=10)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("hera beside Serf, one sitting per N (benches/cluster)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
+        finish_axes(ax, "N (real processes on loopback)", None, title, title_size=10)
+    save(fig, out, "hera beside Serf, one sitting per N (benches/cluster)")
 
 
 def plot_spread(paths, out):
@@ -214,15 +230,8 @@ def plot_spread(paths, out):
                 label="log2 N")
     for a, title, ylabel in ((ax, "datagram hops (gossip generations), median of runs", "hops"),
                              (bx, "time until every live node holds it", "gossip rounds (200 ms)")):
-        a.set_xlabel("log2 N")
-        a.set_ylabel(ylabel)
-        a.set_title(title, fontsize=10)
-        a.set_ylim(bottom=0)
-        a.grid(alpha=0.3)
-        a.legend(fontsize=7)
-    fig.suptitle("hera-sim: how one update spreads against log N (lan preset)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
+        finish_axes(a, "log2 N", ylabel, title, legend_size=7, title_size=10)
+    save(fig, out, "hera-sim: how one update spreads against log N (lan preset)")
 
 
 def plot_registry_memory(paths, out, entry_bytes=293):
@@ -247,14 +256,9 @@ def plot_registry_memory(paths, out, entry_bytes=293):
     if x:
         ax.plot([x[0], x[-1]], [base, base + (x[-1] - x[0]) * entry_bytes / MIB], ":",
                 color="grey", label=f"first point + {entry_bytes} B per entry (tests/memory.rs)")
-    ax.set_xlabel("instances registered in the cluster (each node holds all)")
-    ax.set_ylabel("MiB")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("scripts/registry-scale.py: memory per node against registry size")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    finish_axes(ax, "instances registered in the cluster (each node holds all)", "MiB",
+                "scripts/registry-scale.py: memory per node against registry size")
+    save(fig, out)
 
 
 def main():
