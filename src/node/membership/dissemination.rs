@@ -327,12 +327,18 @@ impl Membership {
 
 /// Count the queued updates `filled` put in a datagram that went out `copies` times.
 fn count_sent(io: &mut Io, filled: Filled, copies: u64) {
-    io.stats
-        .messages_out(MessageKind::Member, filled.members as u64 * copies);
-    io.stats
-        .messages_out(MessageKind::Entry, filled.instances as u64 * copies);
-    io.stats
-        .messages_out(MessageKind::Query, filled.queries as u64 * copies);
+    io.stats.messages_out(
+        MessageKind::Member,
+        (filled.members as u64).saturating_mul(copies),
+    );
+    io.stats.messages_out(
+        MessageKind::Entry,
+        (filled.instances as u64).saturating_mul(copies),
+    );
+    io.stats.messages_out(
+        MessageKind::Query,
+        (filled.queries as u64).saturating_mul(copies),
+    );
 }
 
 #[cfg(test)]
