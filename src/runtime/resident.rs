@@ -22,6 +22,10 @@ pub struct Trimmed {
 /// always; other mappings of it only where the kernel finds them unshared (page-out). Best
 /// effort: without `/proc`, or on a kernel without `MADV_PAGEOUT` (before 5.4), less or
 /// nothing changes.
+///
+/// Never inlined: it marks where start-up ends for the profile that orders the binary's code
+/// (`scripts/hot-code.sh`).
+#[inline(never)]
 pub fn trim_startup_pages() -> Trimmed {
     let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
         return Trimmed::default();
