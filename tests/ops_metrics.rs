@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::*;
 
 /// Families every node exports from its first scrape.
-const REQUIRED: [&str; 39] = [
+const REQUIRED: [&str; 41] = [
     "hera_members",
     "hera_quorum",
     "hera_quorum_reachable_members",
@@ -50,6 +50,8 @@ const REQUIRED: [&str; 39] = [
     "hera_health_checks_failed_total",
     "hera_registry_entries_pushed_total",
     "hera_gossip_dropped_total",
+    "hera_paced_backlog_bytes",
+    "hera_paced_dropped_total",
     "hera_registry_syncs_total",
     "hera_registry_instances_expired_total",
     "hera_registry_clock_rejections_total",

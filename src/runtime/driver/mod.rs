@@ -150,6 +150,7 @@ async fn run(
             }
         }
         node.set_paced_backlog(paced.backlog_bytes());
+        telemetry.paced(paced.backlog_bytes(), paced.dropped());
         let mut left = false;
         for event in outbox.events.drain(..) {
             left |= event == Event::LeaveComplete;

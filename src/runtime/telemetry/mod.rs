@@ -103,6 +103,9 @@ struct Inner {
     checks_started: metrics::Counter,
     checks_skipped: metrics::Counter,
     checks_failed: metrics::Counter,
+    /// The driver's pacer of bulk sends (`driver::pacer`): backlog and drops.
+    paced_backlog: metrics::Gauge,
+    paced_dropped: metrics::Counter,
     latency: Mutex<LatencyWindows>,
     clock: Clock,
     last_upkeep_micros: AtomicU64,
@@ -134,7 +137,7 @@ impl Telemetry {
             .expect("bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
-        let (node_handles, checks_started, checks_skipped, checks_failed) =
+        let (node_handles, checks, paced_backlog, paced_dropped) =
             metrics::with_local_recorder(&recorder, || {
                 node_metrics::describe();
                 describe_http();
@@ -150,11 +153,16 @@ impl Telemetry {
                     .set(node.started().as_micros() as f64 / 1e6);
                 (
                     NodeMetrics::register(),
-                    metrics::counter!(node_metrics::names::CHECKS_STARTED),
-                    metrics::counter!(node_metrics::names::CHECKS_SKIPPED),
-                    metrics::counter!(node_metrics::names::CHECKS_FAILED),
+                    [
+                        metrics::counter!(node_metrics::names::CHECKS_STARTED),
+                        metrics::counter!(node_metrics::names::CHECKS_SKIPPED),
+                        metrics::counter!(node_metrics::names::CHECKS_FAILED),
+                    ],
+                    metrics::gauge!(node_metrics::names::PACED_BACKLOG),
+                    metrics::counter!(node_metrics::names::PACED_DROPPED),
                 )
             });
+        let [checks_started, checks_skipped, checks_failed] = checks;
         Telemetry {
             inner: Arc::new(Inner {
                 recorder,
@@ -163,6 +171,8 @@ impl Telemetry {
                 checks_started,
                 checks_skipped,
                 checks_failed,
+                paced_backlog,
+                paced_dropped,
                 latency: Mutex::new(LatencyWindows::default()),
                 clock,
                 last_upkeep_micros: AtomicU64::new(0),
@@ -180,6 +190,12 @@ impl Telemetry {
             self.inner.last_upkeep_micros.store(now, Ordering::Relaxed);
             self.inner.handle.run_upkeep();
         }
+    }
+
+    /// The pacer's backlog now and its drops so far.
+    pub fn paced(&self, backlog_bytes: usize, dropped_total: u64) {
+        self.inner.paced_backlog.set(backlog_bytes as f64);
+        self.inner.paced_dropped.absolute(dropped_total);
     }
 
     /// Count one health check that started running (not one merely due).

@@ -57,6 +57,8 @@ pub mod names {
     pub const CHECKS_STARTED: &str = "hera_health_checks_started_total";
     pub const CHECKS_SKIPPED: &str = "hera_health_checks_skipped_total";
     pub const CHECKS_FAILED: &str = "hera_health_checks_failed_total";
+    pub const PACED_BACKLOG: &str = "hera_paced_backlog_bytes";
+    pub const PACED_DROPPED: &str = "hera_paced_dropped_total";
     pub const GOSSIP_DROPPED: &str = "hera_gossip_dropped_total";
     pub const ENTRIES_PUSHED: &str = "hera_registry_entries_pushed_total";
     pub const REGISTRY_SYNCS: &str = "hera_registry_syncs_total";
@@ -204,6 +206,16 @@ pub fn describe() {
     describe_counter!(
         CHECKS_FAILED,
         "HTTP health checks run by this node whose result was not passing."
+    );
+    describe_gauge!(
+        PACED_BACKLOG,
+        metrics::Unit::Bytes,
+        "Anti-entropy datagrams waiting to leave at the paced rate."
+    );
+    describe_counter!(
+        PACED_DROPPED,
+        "Anti-entropy datagrams dropped because the paced backlog was full (a later exchange \
+         sends their entries again)."
     );
     describe_counter!(
         GOSSIP_DROPPED,
