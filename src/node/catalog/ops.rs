@@ -36,13 +36,18 @@ pub(super) struct Owned {
 
 impl Owned {
     pub(super) fn new(instance: &Instance) -> Owned {
+        let mut checks: Vec<OwnedCheck> = instance
+            .checks()
+            .iter()
+            .filter(|c| c.check != Check::None)
+            .map(OwnedCheck::of)
+            .collect();
+        // A filtered collect grows from nothing, and a Vec's first allocation has room for
+        // four: 416 B for the one check most instances have, 312 B of it never used, on every
+        // instance a node owns (tests/memory.rs, `bytes_per_owned_instance_at_ten_thousand`).
+        checks.shrink_to_fit();
         Owned {
-            checks: instance
-                .checks()
-                .iter()
-                .filter(|c| c.check != Check::None)
-                .map(OwnedCheck::of)
-                .collect(),
+            checks,
             liveness_deadline: None,
         }
     }
