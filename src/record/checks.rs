@@ -184,6 +184,9 @@ impl Instance {
             self.check = Check::None;
             self.deregister_critical_after_ms = None;
             self.output = clip::<OUTPUT_MAX_BYTES>(&output, usize::MAX);
+            // Held as long as the entry: no spare room (a Vec grown by pushes or a filtered
+            // collect has room for four checks at least).
+            checks.shrink_to_fit();
             self.checks = CheckList(Some(Box::new(BoundedVec::new(checks))));
         }
         // Writing the fields above boxed the extras even when they stay empty.
@@ -227,6 +230,17 @@ mod tests {
         use std::mem::size_of;
         assert_eq!(size_of::<CheckList>(), size_of::<usize>());
         assert_eq!(size_of::<Check>(), 2 * size_of::<u64>());
+    }
+
+    #[test]
+    fn a_stored_list_keeps_no_spare_room() {
+        let mut i = instance();
+        let mut checks = Vec::with_capacity(CHECKS_MAX);
+        checks.push(state("a", Health::Passing));
+        checks.push(state("b", Health::Warning));
+        i.set_checks(checks, None, 5);
+        let list = i.checks.0.as_ref().expect("two checks are held as a list");
+        assert_eq!(list.0.capacity(), 2);
     }
 
     #[test]
