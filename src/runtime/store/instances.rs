@@ -72,29 +72,9 @@ impl InstanceLog {
         if Arc::ptr_eq(&base, snapshot) {
             return Ok(0);
         }
-        let mut ids: Vec<&InstanceId> = snapshot.registry.changed_since(&base.registry).collect();
-        ids.extend(base.local.diff(&snapshot.local).map(|d| match d {
-            imbl::ordset::DiffItem::Add(id) | imbl::ordset::DiffItem::Remove(id) => id,
-        }));
-        ids.sort_unstable();
-        ids.dedup();
-        let mut bytes = Vec::new();
-        let mut records = 0;
-        for id in ids {
-            let record = match render::owned(snapshot, id) {
-                Some((stored, i)) => LogRecord::Put(InstanceRecord::of(i, &stored.version)),
-                None if render::owned(&base, id).is_some() => {
-                    LogRecord::Del(id.as_str().to_string())
-                }
-                None => continue,
-            };
-            // Plain structs: serialising cannot fail (an empty payload would be refused below).
-            let payload = serde_json::to_vec(&record).unwrap_or_default();
-            if !frame::push(&payload, &mut bytes) {
-                return self.compact(dir, snapshot);
-            }
-            records += 1;
-        }
+        let Some(Changes { bytes, records }) = changes(&base, snapshot) else {
+            return self.compact(dir, snapshot);
+        };
         if records > 0 {
             let path = dir.join(INSTANCES_LOG_FILE);
             let file = self.file.as_mut().ok_or_else(|| StoreError::Write {
@@ -166,4 +146,38 @@ impl InstanceLog {
         self.snapshot_bytes = snapshot_bytes;
         Ok(written)
     }
+}
+
+/// The records a commit appends: framed, and how many.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub bytes: Vec<u8>,
+    pub records: usize,
+}
+
+/// What takes the files from `base`'s owned instances to `snapshot`'s: a put of each owned
+/// instance that changed, a deletion of each no longer owned. None if they do not fit one
+/// append (the caller compacts instead).
+pub fn changes(base: &Snapshot, snapshot: &Snapshot) -> Option<Changes> {
+    let mut ids: Vec<&InstanceId> = snapshot.registry.changed_since(&base.registry).collect();
+    ids.extend(base.local.diff(&snapshot.local).map(|d| match d {
+        imbl::ordset::DiffItem::Add(id) | imbl::ordset::DiffItem::Remove(id) => id,
+    }));
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Changes::default();
+    for id in ids {
+        let record = match render::owned(snapshot, id) {
+            Some((stored, i)) => LogRecord::Put(InstanceRecord::of(i, &stored.version)),
+            None if render::owned(base, id).is_some() => LogRecord::Del(id.as_str().to_string()),
+            None => continue,
+        };
+        // Plain structs: serialising cannot fail (an empty payload would be refused below).
+        let payload = serde_json::to_vec(&record).unwrap_or_default();
+        if !frame::push(&payload, &mut out.bytes) {
+            return None;
+        }
+        out.records += 1;
+    }
+    Some(out)
 }
