@@ -2,6 +2,7 @@
 //! group commit cost O(change) instead of a walk of the whole registry (issue 17).
 
 use crate::names::InstanceId;
+use crate::registry::BootId;
 
 /// Changes remembered at most. The store reads the changes since its last commit, made while
 /// that commit's fsync ran (a few ms; a compaction's ~100 ms at 20,000 owned instances): a
@@ -21,8 +22,10 @@ pub const OWNED_CHANGES_MAX: usize = 4_096;
 /// holding an older snapshot asks the newer one for the changes since (O(log n + changes)).
 /// Bounded: the oldest [`OWNED_CHANGES_MAX`]-th change back is forgotten, and a reader whose
 /// snapshot is older than that is told so ([`OwnedChanges::since`] returns None).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OwnedChanges {
+    /// The process start whose changes these are: another's numbers mean nothing here.
+    boot: BootId,
     /// The ids noted, oldest first: `ids[k]` is change number `forgotten + k + 1`.
     ids: imbl::Vector<InstanceId>,
     /// Changes noted and since forgotten (dropped from the front).
@@ -30,16 +33,28 @@ pub struct OwnedChanges {
 }
 
 impl OwnedChanges {
-    /// Changes noted so far: the mark a reader keeps to ask for the changes since.
+    pub(super) fn new(boot: BootId) -> OwnedChanges {
+        OwnedChanges {
+            boot,
+            ids: imbl::Vector::new(),
+            forgotten: 0,
+        }
+    }
+
+    /// Changes noted so far.
     pub fn count(&self) -> u64 {
         self.forgotten + self.ids.len() as u64
     }
 
-    /// The ids noted after the first `count` changes, oldest first (an id may come several
-    /// times). None if some of them are forgotten already, or `count` is ahead of these
-    /// changes (a mark taken from another node's): the caller must not rely on them.
-    pub fn since(&self, count: u64) -> Option<impl Iterator<Item = &InstanceId>> {
-        let skip = usize::try_from(count.checked_sub(self.forgotten)?).ok()?;
+    /// The ids noted since `older` (an earlier copy of these changes) was taken, oldest first
+    /// (an id may come several times). None if some of them are forgotten already, or `older`
+    /// is not an earlier copy of these (another process start's, or a later one): the caller
+    /// must not rely on them.
+    pub fn since(&self, older: &OwnedChanges) -> Option<impl Iterator<Item = &InstanceId>> {
+        if older.boot != self.boot {
+            return None;
+        }
+        let skip = usize::try_from(older.count().checked_sub(self.forgotten)?).ok()?;
         (skip <= self.ids.len()).then(|| self.ids.focus().narrow(skip..).into_iter())
     }
 
@@ -61,43 +76,49 @@ mod tests {
         InstanceId::new(&format!("web-{n}")).unwrap()
     }
 
-    fn since(changes: &OwnedChanges, count: u64) -> Option<Vec<String>> {
-        let ids = changes.since(count)?;
+    const BOOT: BootId = BootId(7);
+
+    fn since(changes: &OwnedChanges, older: &OwnedChanges) -> Option<Vec<String>> {
+        let ids = changes.since(older)?;
         Some(ids.map(|id| id.as_str().to_string()).collect())
     }
 
     #[test]
-    fn a_reader_gets_the_changes_after_its_mark_in_order() {
-        let mut changes = OwnedChanges::default();
-        assert_eq!(since(&changes, 0), Some(vec![]));
+    fn a_reader_gets_the_changes_after_its_copy_in_order() {
+        let mut changes = OwnedChanges::new(BOOT);
+        let empty = changes.clone();
+        assert_eq!(since(&changes, &empty), Some(vec![]));
         changes.note(&id(1));
-        let mark = changes.count();
         let older = changes.clone();
         changes.note(&id(2));
         changes.note(&id(1));
-        assert_eq!(mark, 1);
         assert_eq!(
-            since(&changes, mark),
+            since(&changes, &older),
             Some(vec!["web-2".into(), "web-1".into()])
         );
-        assert_eq!(since(&changes, 0).map(|ids| ids.len()), Some(3));
-        assert_eq!(since(&changes, 3), Some(vec![]));
-        // A clone taken earlier is unchanged (a published snapshot's).
-        assert_eq!(since(&older, 0), Some(vec!["web-1".into()]));
-        // A mark from the future (another node's count) is refused, not read as empty.
-        assert_eq!(since(&older, 3), None);
+        assert_eq!(since(&changes, &empty).map(|ids| ids.len()), Some(3));
+        assert_eq!(since(&changes, &changes), Some(vec![]));
+        // The copy taken earlier is unchanged (a published snapshot's).
+        assert_eq!(since(&older, &empty), Some(vec!["web-1".into()]));
+        // A later copy, or another boot's, is refused, not read as no change.
+        assert_eq!(since(&older, &changes), None);
+        let mut other = OwnedChanges::new(BootId(8));
+        other.note(&id(1));
+        assert_eq!(since(&changes, &other), None);
     }
 
     #[test]
     fn past_the_window_the_oldest_are_forgotten_and_a_reader_behind_is_told() {
-        let mut changes = OwnedChanges::default();
+        let mut changes = OwnedChanges::new(BOOT);
+        let mut marks = Vec::new();
         for n in 0..OWNED_CHANGES_MAX + 10 {
+            marks.push(changes.clone());
             changes.note(&id(n));
         }
         assert_eq!(changes.count(), (OWNED_CHANGES_MAX + 10) as u64);
         assert_eq!(changes.ids.len(), OWNED_CHANGES_MAX, "bounded");
-        assert_eq!(since(&changes, 9), None, "change 10 is forgotten");
-        let last = since(&changes, 10).unwrap();
+        assert_eq!(since(&changes, &marks[9]), None, "change 10 is forgotten");
+        let last = since(&changes, &marks[10]).unwrap();
         assert_eq!(last.len(), OWNED_CHANGES_MAX);
         assert_eq!(last[0], "web-10");
         assert_eq!(

@@ -125,7 +125,7 @@ impl Catalog {
             registry: Registry::default(),
             owned: BTreeMap::new(),
             owned_ids: imbl::OrdSet::new(),
-            owned_changes: OwnedChanges::default(),
+            owned_changes: OwnedChanges::new(boot),
             orphans_since: None,
             owed_syncs: BTreeSet::new(),
             graves_until: None,

@@ -167,10 +167,7 @@ pub struct Changes {
 /// O(changes) whatever the registry's size, where comparing the two registries walked every
 /// live entry (~2 ms at 100,000 entries, which bounded commits to ~500/s, issue 17).
 pub fn changes(base: &Snapshot, snapshot: &Snapshot) -> Option<Changes> {
-    let mut ids: Vec<&InstanceId> = snapshot
-        .owned_changes
-        .since(base.owned_changes.count())?
-        .collect();
+    let mut ids: Vec<&InstanceId> = snapshot.owned_changes.since(&base.owned_changes)?.collect();
     ids.sort_unstable();
     ids.dedup();
     let mut out = Changes::default();

@@ -156,7 +156,7 @@ impl Bench {
         if let Some(base) = last.as_ref() {
             let noted: BTreeSet<&InstanceId> = snapshot
                 .owned_changes
-                .since(base.owned_changes.count())
+                .since(&base.owned_changes)
                 .expect("a dozen ids stay within the window")
                 .collect();
             let compared = snapshot.registry.changed_since(&base.registry);
