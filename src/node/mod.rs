@@ -50,6 +50,7 @@ pub use self::api::{
     Quorum, Reply, Sink, Transmit,
 };
 use self::catalog::{Catalog, MembershipView};
+pub use self::catalog::{OwnedChanges, OWNED_CHANGES_MAX};
 use self::io::Io;
 use self::membership::claims::Source;
 use self::membership::Membership;
@@ -352,6 +353,12 @@ impl Node {
     /// A persistent set: cloning it is O(1) whatever its size.
     pub fn local_instances(&self) -> &imbl::OrdSet<crate::names::InstanceId> {
         self.catalog.owned_ids()
+    }
+
+    /// The changes to [`Node::local_instances`] and to their records, in order: what the
+    /// store appends to its log at each group commit. Persistent: cloning it is O(1).
+    pub fn owned_changes(&self) -> &OwnedChanges {
+        self.catalog.owned_changes()
     }
 
     /// Why this node is in maintenance (all its instances off-line), if it is.

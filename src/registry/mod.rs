@@ -117,6 +117,10 @@ impl Registry {
     /// walked in id order and compared by pointer: their set orders and compares by id alone,
     /// so its own diff cannot see a record replaced under the same id. That is O(n) pointer
     /// comparisons (no copy, no I/O; ~2 ms at 100,000 entries); tombstones, few, by diff.
+    ///
+    /// Too slow for every group commit (issue 17: the store reads the node's
+    /// [`crate::node::OwnedChanges`] instead); kept as the independent account the store's
+    /// tests check those changes against.
     pub fn changed_since<'a>(
         &'a self,
         older: &'a Registry,

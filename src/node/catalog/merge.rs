@@ -55,6 +55,7 @@ impl Catalog {
         if owner.as_ref() != Some(&self.name) {
             self.disown(&id);
         }
+        self.note_if_owned(&id);
         let payload = encode_message(&Message::Entry(entry));
         if io
             .broadcasts

@@ -10,12 +10,15 @@
 //! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`].
 
 mod checks;
+mod journal;
 mod merge;
 mod ops;
 mod sync;
 mod tick;
 
 use std::collections::{BTreeMap, BTreeSet};
+
+pub use journal::{OwnedChanges, OWNED_CHANGES_MAX};
 
 use super::Quorum;
 use crate::names::{InstanceId, NodeName};
@@ -89,6 +92,11 @@ pub(crate) struct Catalog {
     /// change (O(1), sharing the tree) where collecting the keys copied every owned id
     /// (issue 17). Changed only through [`Catalog::own`] and [`Catalog::disown`].
     owned_ids: imbl::OrdSet<InstanceId>,
+    /// Every change to what this node keeps on disk, in order: an id joining or leaving
+    /// `owned_ids` ([`Catalog::own`], [`Catalog::disown`]) or its record changing while in it
+    /// ([`Catalog::note_if_owned`], after every change to the registry). The store's group
+    /// commit reads it instead of comparing registries (issue 17).
+    owned_changes: OwnedChanges,
     /// Since when instances of failed or departed owners await the purge decision.
     orphans_since: Option<Instant>,
     /// Members held failed whose entries we refused: compare registries with them when they
@@ -117,6 +125,7 @@ impl Catalog {
             registry: Registry::default(),
             owned: BTreeMap::new(),
             owned_ids: imbl::OrdSet::new(),
+            owned_changes: OwnedChanges::new(boot),
             orphans_since: None,
             owed_syncs: BTreeSet::new(),
             graves_until: None,
@@ -146,10 +155,16 @@ impl Catalog {
         &self.owned_ids
     }
 
+    /// The changes to the owned instances, in order (see [`OwnedChanges`]); cloning it is O(1).
+    pub(crate) fn owned_changes(&self) -> &OwnedChanges {
+        &self.owned_changes
+    }
+
     /// Start looking after `id` (or replace what we kept for it). Every insertion into
-    /// `owned` goes through here, or the published set would miss it.
+    /// `owned` goes through here, or the published set and its changes would miss it.
     fn own(&mut self, id: InstanceId, owned: ops::Owned) {
         if self.owned.insert(id.clone(), owned).is_none() {
+            self.owned_changes.note(&id);
             self.owned_ids.insert(id);
         }
     }
@@ -158,6 +173,16 @@ impl Catalog {
     fn disown(&mut self, id: &InstanceId) {
         if self.owned.remove(id).is_some() {
             self.owned_ids.remove(id);
+            self.owned_changes.note(id);
+        }
+    }
+
+    /// The registry's record of `id` changed: note it if we own it. Called after every change
+    /// to the registry that can touch a live entry (`merge`, `purge_orphans`); collecting a
+    /// tombstone cannot touch an owned one (a tombstone merged disowns its id).
+    fn note_if_owned(&mut self, id: &InstanceId) {
+        if self.owned_ids.contains(id) {
+            self.owned_changes.note(id);
         }
     }
 }

@@ -190,6 +190,7 @@ impl Catalog {
         }
         for id in &gone {
             self.registry.forget(id);
+            self.note_if_owned(id);
             io.broadcasts.forget(&Subject::Instance(id.clone()));
         }
         io.changed();

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use crate::config::Config;
 use crate::names::{InstanceId, NodeName};
-use crate::node::{Lifecycle, MemberView, Node, Quorum};
+use crate::node::{Lifecycle, MemberView, Node, OwnedChanges, Quorum};
 use crate::registry::{Instance, Registry};
 use crate::stats::Stats;
 use crate::time::Instant;
@@ -36,6 +36,9 @@ pub struct Snapshot {
     /// its own data_dir (what it persists, and what its agent endpoints list). Persistent:
     /// shared with the node's own set, not copied per snapshot (issue 17).
     pub local: imbl::OrdSet<InstanceId>,
+    /// The changes to `local` and to its instances' records, in order: the store's group
+    /// commit reads those since its last snapshot here (O(change), issue 17). Shared, O(1).
+    pub owned_changes: OwnedChanges,
     /// Why this node is in maintenance (Consul's `_node_maintenance` check), if it is.
     pub node_maintenance: Option<String>,
     /// The node's own checks (Consul's checks without a `ServiceID`).
@@ -78,6 +81,7 @@ impl Snapshot {
             started: node.started(),
             registry: node.registry().clone(),
             local: node.local_instances().clone(),
+            owned_changes: node.owned_changes().clone(),
             node_maintenance: node.node_maintenance().map(str::to_string),
             node_checks: node.node_checks().cloned().collect(),
             config: node.config().clone(),

@@ -25,6 +25,8 @@ mod atomic;
 mod error;
 pub mod format;
 mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod hooks;
 mod instances;
 mod load;
 mod lock;

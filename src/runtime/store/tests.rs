@@ -19,6 +19,15 @@ fn me() -> NodeName {
     NodeName::new("n0").unwrap()
 }
 
+fn identity() -> Identity {
+    Identity {
+        name: me(),
+        addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
+        dc: Label::new("dc1").unwrap(),
+        tags: Vec::new(),
+    }
+}
+
 struct Bench {
     node: Node,
     now: Instant,
@@ -29,14 +38,8 @@ struct Bench {
 impl Bench {
     fn new() -> Bench {
         let dir = tempfile::tempdir().unwrap();
-        let identity = Identity {
-            name: me(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
-            dc: Label::new("dc1").unwrap(),
-            tags: Vec::new(),
-        };
         let now = Instant::from_micros(1_700_000_000_000_000);
-        let node = Node::new(Config::local(), identity, 7, now);
+        let node = Node::new(Config::local(), identity(), 7, now);
         let (store, _) = Store::open(dir.path(), &me()).unwrap();
         Bench {
             node,
@@ -339,3 +342,5 @@ fn a_restart_writes_back_what_it_restored() {
     assert_eq!(loaded(&dir).unwrap(), expected);
     drop(_dir);
 }
+
+mod changes;
