@@ -68,6 +68,9 @@ pub struct Params {
     pub verbose: bool,
     /// Instances each node registers (scenarios that register in bulk).
     pub per_node: Option<usize>,
+    /// Overrides the preset's `suspicion_base` (the suspicion sweep, issue 17); checked
+    /// against the config schema's range by whoever sets it.
+    pub suspicion_base: Option<Duration>,
     /// Live heap bytes of the process, when the caller counts them (the CLI does).
     pub heap_bytes: Option<fn() -> usize>,
 }
@@ -84,6 +87,7 @@ impl Params {
             inter_dc: LinkModel::inter_dc(),
             verbose: false,
             per_node: None,
+            suspicion_base: None,
             heap_bytes: None,
         }
     }
@@ -105,6 +109,9 @@ impl Params {
         }
         if let Some(k) = self.per_node {
             s += &format!(" --instances {k}");
+        }
+        if let Some(b) = self.suspicion_base {
+            s += &format!(" --suspicion-base {}", b.as_secs_f64() * 1e3);
         }
         let (m, default) = (self.inter_dc, LinkModel::inter_dc());
         if (m.latency_us, m.jitter_us) != (default.latency_us, default.jitter_us) {
@@ -200,12 +207,16 @@ pub fn run(params: Params) -> Result<Outcome, String> {
 
 impl Ctx {
     pub fn new(params: Params) -> Ctx {
-        let config = params.preset.config();
+        let mut config = params.preset.config();
+        if let Some(base) = params.suspicion_base {
+            config.suspicion_base = base;
+        }
         let model = LinkModel::for_preset(params.preset);
         Ctx::with(params, config, model)
     }
 
     pub fn with(params: Params, config: Config, model: LinkModel) -> Ctx {
+        let suspicion_base_s = config.suspicion_base.as_secs_f64();
         let world = World::new(WorldOptions {
             nodes: params.nodes,
             config,
@@ -219,6 +230,7 @@ impl Ctx {
             seed: params.seed,
             nodes: params.nodes,
             preset: preset_name(params.preset).to_string(),
+            suspicion_base_s,
             loss: params.loss.unwrap_or(0.0),
             replay: params.replay(),
             ..Report::default()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{expect, Ctx, Params};
 use crate::check::{crashes_detected, no_false_failures};
 use crate::network::{below, unit};
-use crate::report::{DetectionReport, SpreadReport};
+use crate::report::{DetectionReport, PauseReport, SpreadReport};
 
 /// N nodes join through one seed; then a newcomer joins a settled cluster and its join is
 /// timed to 50%, 99% and 100% of the nodes.
@@ -133,12 +133,14 @@ pub fn loss(ctx: &mut Ctx) -> Result<(), String> {
     if p >= 0.05 {
         expect(failed > 0, || format!("loss {p} made no probe fail"))?;
     }
-    no_false_failures(&ctx.world)?;
     ctx.world.set_loss(0.0);
-    let took = ctx.settle("after the loss stopped", ctx.converge_bound())?;
-    ctx.report.heal_converged_s = Some(took.as_secs_f64());
-    // Suspicions raised under loss may still time out after it stops: still its fault.
-    no_false_failures(&ctx.world)
+    let settled = ctx.settle("after the loss stopped", ctx.converge_bound());
+    // Suspicions raised under loss may still time out after it stops: still its fault. Checked
+    // before agreement, so that a run with false failures reports all of them (the suspicion
+    // sweep counts them), and a disagreement they caused is reported as what it is.
+    no_false_failures(&ctx.world)?;
+    ctx.report.heal_converged_s = Some(settled?.as_secs_f64());
+    Ok(())
 }
 
 /// Two halves cut apart long enough to declare each other failed, then healed.
@@ -226,20 +228,33 @@ pub fn pause(ctx: &mut Ctx) -> Result<(), String> {
     let x = ctx.pick(1)[0];
     let d = ctx.duration(ctx.suspicion_max() + ctx.config().probe_interval * 10);
     let refutations = ctx.world.monitor.counts.refutations;
+    let before = ctx.world.monitor.marks(x);
     ctx.world.pause(x, d);
     ctx.world.run_for(d);
     let marks = ctx.world.monitor.marks(x);
-    expect(marks.suspected > 0, || {
+    let mut report = PauseReport {
+        node: x,
+        pause_s: d.as_secs_f64(),
+        suspected: marks.suspected - before.suspected,
+        failed: marks.failed - before.failed,
+    };
+    ctx.report.pause = Some(report);
+    expect(report.suspected > 0, || {
         format!("paused n{x} was never suspected")
     })?;
     let took = ctx.settle("after the pause", ctx.converge_bound())?;
     expect(ctx.world.monitor.counts.refutations > refutations, || {
         format!("n{x} woke and never refuted")
     })?;
+    // Suspicions that ran out while it was waking count too.
+    let marks = ctx.world.monitor.marks(x);
+    report.suspected = marks.suspected - before.suspected;
+    report.failed = marks.failed - before.failed;
+    ctx.report.pause = Some(report);
     ctx.report.heal_converged_s = Some(took.as_secs_f64());
     ctx.report.note(
         "paused node",
-        format!("n{x} for {d:?}, failed {} times", marks.failed),
+        format!("n{x} for {d:?}, failed {} times", report.failed),
     );
     no_false_failures(&ctx.world)
 }
