@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""suspicion-sweep: is a shorter suspicion_base safe? False failures and detection in hera-sim.
+
+    python3 scripts/suspicion-sweep.py [--nodes 32,128] [--bases 1000,1250,1500] [--seeds 8]
+        [--scenarios loss,pause,churn,crash] [--losses 0.01,0.05,0.1,0.2,0.3]
+        [--pauses 2,3,4,5,6,8] [--budget SECS] [--run-timeout SECS] [--out-dir DIR]
+    python3 scripts/suspicion-sweep.py --table [--out-dir DIR]   # the markdown table only
+
+For each cluster size N, each suspicion_base (milliseconds, `hera-sim --suspicion-base`) and
+each seed 1..S, runs the lan preset through:
+
+  loss   uniform loss P for 120 s (the `loss` scenario), for each P of --losses. No node
+         crashes, so every failure declared is false: counted from `failures_seen`, which
+         also covers the monitor's start-up grace and the scenario's early exit
+  pause  one node stalls for D seconds, for each D of --pauses: how often the others declare
+         it failed (the monitor excuses a paused node, so this is not a "false failure" in
+         its counts; it is the cost a shorter suspicion has: a shorter stall becomes a failure)
+  churn  random crashes, restarts and leaves for 90 s: false failures (monitor)
+  crash  one crash (N/100, 1 to 10): time until every live node declared it failed (p50 of
+         the run; the table gives the median over seeds)
+
+Runs one simulator at a time under `nice`, each with a wall-time limit (--run-timeout), and
+starts no run after --budget seconds. Writes docs/data/suspicion/sweep-n<N>.json after every
+run (so an interrupted sweep keeps what it measured) and prints the table. Python 3 stdlib only.
+"""
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def load():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def floats(s):
+    return [float(x) for x in s.split(",") if x]
+
+
+def ints(s):
+    return [int(x) for x in s.split(",") if x]
+
+
+def commit():
+    try:
+        return subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def one_run(binary, scenario, nodes, base_ms, seed, timeout, loss=None, pause_s=None):
+    """One simulator run; a compact record of what it measured."""
+    cmd = ["nice", "-n", "10", binary, "--scenario", scenario, "--nodes", str(nodes),
+           "--seed", str(seed), "--suspicion-base", str(base_ms), "--json"]
+    if loss is not None:
+        cmd += ["--loss", str(loss)]
+    if pause_s is not None:
+        cmd += ["--duration", str(pause_s)]
+    rec = {"scenario": scenario, "nodes": nodes, "base_ms": base_ms, "seed": seed,
+           "loss": loss, "pause_s": pause_s}
+    started = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        rec.update(timed_out=True, wall_s=round(time.monotonic() - started, 2))
+        return rec
+    try:
+        r = json.loads(p.stdout)
+    except json.JSONDecodeError:
+        rec.update(error=(p.stderr or p.stdout)[-300:])
+        return rec
+    c = r["counts"]
+    d = (r.get("detection") or {}).get("all_failed") or {}
+    pause = r.get("pause") or {}
+    rec.update(
+        passed=r["passed"],
+        failure=(r["failure"] or "")[:200] or None,
+        false_failures=c["false_failures"],
+        failures_seen=c["failures_seen"],
+        false_suspicions=c["false_suspicions"],
+        suspicions_raised=c["suspicions_raised"],
+        refutations=c["refutations"],
+        detect_all_p50_s=d.get("p50_s"),
+        pause_suspected=pause.get("suspected"),
+        pause_failed=pause.get("failed"),
+        simulated_s=round(r["simulated_s"], 1),
+        wall_s=round(time.monotonic() - started, 2),
+        trace_hash=r["trace_hash"],
+    )
+    return rec
+
+
+def accusations(rec):
+    """False failure declarations in a run (one per observer)."""
+    if rec["scenario"] == "loss":
+        # Nothing crashes in `loss`: every failure is false, even inside the monitor's grace.
+        return max(rec.get("failures_seen", 0), rec.get("false_failures", 0))
+    if rec["scenario"] == "pause":
+        # The paused node's own failures are its stall's; anyone else's are false.
+        return rec.get("failures_seen", 0) - (rec.get("pause_failed") or 0)
+    return rec.get("false_failures", 0)
+
+
+def cells(runs):
+    """Group runs by (scenario, N, loss or pause, base)."""
+    groups = {}
+    for rec in runs:
+        key = (rec["scenario"], rec["nodes"], rec.get("loss"), rec.get("pause_s"), rec["base_ms"])
+        groups.setdefault(key, []).append(rec)
+    out = []
+    for (scenario, nodes, loss, pause_s, base), rs in groups.items():
+        done = [r for r in rs if "passed" in r]
+        det = [r["detect_all_p50_s"] for r in done if r.get("detect_all_p50_s") is not None]
+        out.append({
+            "scenario": scenario, "nodes": nodes, "loss": loss, "pause_s": pause_s,
+            "base_ms": base,
+            "runs": len(done),
+            "timed_out": sum(1 for r in rs if r.get("timed_out")),
+            "runs_failed": sum(1 for r in done if not r["passed"]),
+            "false_failures": sum(accusations(r) for r in done),
+            "runs_with_false_failure": sum(1 for r in done if accusations(r) > 0),
+            "false_suspicions": sum(r.get("suspicions_raised", 0) for r in done
+                                    if scenario == "loss"),
+            "paused_declared_failed": (sum(1 for r in done if (r.get("pause_failed") or 0) > 0)
+                                       if scenario == "pause" else None),
+            "detect_all_median_s": round(statistics.median(det), 3) if det else None,
+        })
+    return sorted(out, key=sort_key)
+
+
+def sort_key(c):
+    return (c["scenario"], c["nodes"], c["loss"] or 0, c["pause_s"] or 0, c["base_ms"])
+
+
+def table(all_cells):
+    lines = ["| scenario | N | loss / pause | suspicion_base | runs | false failures (runs with any) "
+             "| paused node declared failed | crash seen by all, median |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in sorted(all_cells, key=sort_key):
+        what = (f"loss {c['loss']:.0%}" if c["loss"] is not None else
+                f"pause {c['pause_s']:g} s" if c["pause_s"] is not None else "")
+        pf = "" if c["paused_declared_failed"] is None else \
+            f"{c['paused_declared_failed']}/{c['runs']}"
+        det = "" if c["detect_all_median_s"] is None else f"{c['detect_all_median_s']:.2f} s"
+        lines.append(f"| {c['scenario']} | {c['nodes']} | {what} | {c['base_ms'] / 1000:g} s "
+                     f"| {c['runs']} | {c['false_failures']} ({c['runs_with_false_failure']}) "
+                     f"| {pf} | {det} |")
+    return "\n".join(lines)
+
+
+def write(path, meta, runs):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"meta": meta, "cells": cells(runs), "runs": runs},
+                  f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/hera-sim"))
+    ap.add_argument("--nodes", type=ints, default=[32, 128])
+    ap.add_argument("--bases", type=ints, default=[1000, 1250, 1500], help="milliseconds")
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--scenarios", default="loss,pause,churn,crash")
+    ap.add_argument("--losses", type=floats, default=[0.01, 0.05, 0.10, 0.20, 0.30])
+    ap.add_argument("--pauses", type=floats, default=[2, 3, 4, 5, 6, 8], help="seconds")
+    ap.add_argument("--budget", type=float, default=3600, help="seconds: start no run after")
+    ap.add_argument("--run-timeout", type=float, default=300, help="seconds per run")
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, "docs/data/suspicion"))
+    ap.add_argument("--table", action="store_true", help="print the table of --out-dir only")
+    a = ap.parse_args()
+
+    if a.table:
+        all_cells = []
+        for path in sorted(glob.glob(os.path.join(a.out_dir, "sweep-n*.json"))):
+            with open(path) as f:
+                all_cells += json.load(f)["cells"]
+        print(table(all_cells))
+        return 0
+    if not (1 <= a.seeds <= 1000):
+        sys.exit("--seeds is 1 to 1000")
+    if not os.access(a.bin, os.X_OK):
+        sys.exit(f"{a.bin}: not built (cargo build --release -p hera-sim)")
+    os.makedirs(a.out_dir, exist_ok=True)
+    scenarios = [s for s in a.scenarios.split(",") if s]
+    unknown = set(scenarios) - {"loss", "pause", "churn", "crash"}
+    if unknown:
+        sys.exit(f"unknown scenarios {sorted(unknown)}")
+
+    t0 = time.monotonic()
+    all_cells = []
+    for n in a.nodes:
+        meta = {
+            "what": "hera-sim lan preset, suspicion_base swept (issue 17)",
+            "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+            "commit": commit(),
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_at_start": load(),
+            "nodes": n, "seeds": a.seeds, "complete": False,
+        }
+        path = os.path.join(a.out_dir, f"sweep-n{n}.json")
+        plan = []
+        for s in scenarios:
+            params = {"loss": [(l, None) for l in a.losses],
+                      "pause": [(None, d) for d in a.pauses]}.get(s, [(None, None)])
+            for loss, pause_s in params:
+                for base in a.bases:
+                    for seed in range(1, a.seeds + 1):
+                        plan.append((s, base, seed, loss, pause_s))
+        runs = []
+        for i, (s, base, seed, loss, pause_s) in enumerate(plan):
+            if time.monotonic() - t0 > a.budget:
+                log(f"budget of {a.budget:.0f} s spent: {len(plan) - i} runs at N = {n} not started")
+                break
+            rec = one_run(a.bin, s, n, base, seed, a.run_timeout, loss, pause_s)
+            runs.append(rec)
+            log(f"N={n} {s} loss={loss} pause={pause_s} base={base} seed={seed}: "
+                f"false={accusations(rec) if 'passed' in rec else '-'} "
+                f"passed={rec.get('passed')} wall={rec.get('wall_s')}s")
+            write(path, meta, runs)
+        else:
+            meta["complete"] = True
+        meta["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        write(path, meta, runs)
+        all_cells += cells(runs)
+    print(table(all_cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
