@@ -195,6 +195,19 @@ pub struct PauseReport {
     pub failed: u32,
 }
 
+/// One node whose links lose much of what it sends and receives (`flaky`): what the others
+/// made of it. It stays live and connected, so every failure of it is false.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FlakyReport {
+    pub node: u32,
+    /// Loss on each of its links, both ways.
+    pub link_loss: f64,
+    /// Suspicions of it heard, one per observer and suspicion (raised or gossiped).
+    pub suspected: u32,
+    /// Failures of it declared, one per observer.
+    pub failed: u32,
+}
+
 /// Traffic per node per simulated second.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Traffic {
@@ -237,6 +250,8 @@ pub struct Report {
     pub churn: Option<churn::ChurnReport>,
     /// The `pause` scenario's paused node.
     pub pause: Option<PauseReport>,
+    /// The `flaky` scenario's node.
+    pub flaky: Option<FlakyReport>,
     pub counts: Counts,
     /// False suspicions per node per simulated minute, over the fault phase.
     pub false_suspicions_per_node_min: Option<f64>,

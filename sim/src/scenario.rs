@@ -15,6 +15,7 @@
 //! | `asymmetric` | a quarter of the nodes cannot send to the rest | suspicions; agreement after heal |
 //! | `isolate` | one node cut off | it and the others declare each other failed; agreement after |
 //! | `pause` | one node stalls past its suspicion window | it is suspected, wakes, refutes |
+//! | `flaky` | one node's links lose `--loss` (50%) both ways | no false failure; agreement after |
 //! | `churn` | random crashes, restarts and leaves | agreement once everyone is back |
 //! | `swarm` | size, loss, duplication, reordering and faults all drawn from the seed | agreement after heal |
 //! | `registry` | ongoing writes, updates and deletions (optionally under `--loss`) | write reach; every node holds the newest writes; no resurrection |
@@ -50,7 +51,9 @@ use crate::network::{below, LinkModel};
 use crate::report::{Report, Traffic};
 use crate::{World, WorldOptions};
 
-pub use membership::{asymmetric, churn, crash, isolate, join, loss, partition, pause, swarm};
+pub use membership::{
+    asymmetric, churn, crash, flaky, isolate, join, loss, partition, pause, swarm,
+};
 
 /// How one run is set up (the CLI's flags).
 #[derive(Debug, Clone)]
@@ -145,6 +148,7 @@ pub const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("asymmetric", asymmetric),
     ("isolate", isolate),
     ("pause", pause),
+    ("flaky", flaky),
     ("churn", churn),
     ("swarm", swarm),
     ("registry", registry::registry),

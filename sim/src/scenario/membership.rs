@@ -1,13 +1,13 @@
 //! Membership scenarios: joins, crashes, loss, partitions (full and one-way), an isolated
-//! node, a stalled process, churn, and the swarm that draws all of them from the seed. Each
-//! asserts that its fault took effect before it asserts recovery.
+//! node, a stalled process, a node with lossy links, churn, and the swarm that draws all of
+//! them from the seed. Each asserts that its fault took effect before it asserts recovery.
 
 use std::time::Duration;
 
 use super::{expect, Ctx, Params};
 use crate::check::{crashes_detected, no_false_failures};
-use crate::network::{below, unit};
-use crate::report::{DetectionReport, PauseReport, SpreadReport};
+use crate::network::{below, unit, LinkOverride};
+use crate::report::{DetectionReport, FlakyReport, PauseReport, SpreadReport};
 
 /// N nodes join through one seed; then a newcomer joins a settled cluster and its join is
 /// timed to 50%, 99% and 100% of the nodes.
@@ -257,6 +257,48 @@ pub fn pause(ctx: &mut Ctx) -> Result<(), String> {
         format!("n{x} for {d:?}, failed {} times", report.failed),
     );
     no_false_failures(&ctx.world)
+}
+
+/// One node's links, both ways, lose `--loss` (default 50%) of their datagrams for the duration
+/// (default 120 s): a failing NIC, an overflowing receive buffer. The node is live and answers
+/// some of the time, and it is the one whose refutations get lost, so this is the race a short
+/// suspicion window can lose: no one may declare it (or anyone) failed. Then the links heal
+/// and membership must agree.
+pub fn flaky(ctx: &mut Ctx) -> Result<(), String> {
+    ctx.bootstrap()?;
+    let x = ctx.pick(1)[0];
+    let p = ctx.params.loss.unwrap_or(0.5);
+    ctx.report.loss = p;
+    let d = ctx.duration(Duration::from_secs(120));
+    let before = ctx.world.monitor.marks(x);
+    let lost0 = ctx.world.net.stats.lost;
+    // 2(N - 1) sparse overrides; the rest of the network stays loss-free.
+    for j in (0..ctx.n() as u32).filter(|&j| j != x) {
+        ctx.world.net.set_link(x, j, LinkOverride::Loss(p));
+        ctx.world.net.set_link(j, x, LinkOverride::Loss(p));
+    }
+    ctx.world.run_for(d);
+    let marks = ctx.world.monitor.marks(x);
+    ctx.report.flaky = Some(FlakyReport {
+        node: x,
+        link_loss: p,
+        suspected: marks.suspected - before.suspected,
+        failed: marks.failed - before.failed,
+    });
+    expect(p == 0.0 || ctx.world.net.stats.lost > lost0, || {
+        format!("n{x}'s links at loss {p} dropped no datagram")
+    })?;
+    ctx.world.heal();
+    let settled = ctx.settle("after the flaky links healed", ctx.converge_bound());
+    // Failures declared after the heal are still the loss's: counted before agreement.
+    let marks = ctx.world.monitor.marks(x);
+    if let Some(f) = &mut ctx.report.flaky {
+        f.suspected = marks.suspected - before.suspected;
+        f.failed = marks.failed - before.failed;
+    }
+    no_false_failures(&ctx.world)?;
+    ctx.report.heal_converged_s = Some(settled?.as_secs_f64());
+    Ok(())
 }
 
 /// Random crashes, restarts (same name and address) and graceful leaves for the duration; then
