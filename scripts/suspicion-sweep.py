@@ -3,7 +3,7 @@
 
     python3 scripts/suspicion-sweep.py [--nodes 32,128] [--bases 1000,1250,1500] [--seeds 8]
         [--scenarios loss,pause,churn,crash] [--losses 0.01,0.05,0.1,0.2,0.3]
-        [--pauses 2,3,4,5,6,8] [--budget SECS] [--run-timeout SECS] [--out-dir DIR]
+        [--pauses 2,3,4,5,6,8] [--flaky 0.3,0.5,0.7] [--budget SECS] [--run-timeout SECS] [--out-dir DIR]
     python3 scripts/suspicion-sweep.py --table [--out-dir DIR]   # the markdown table only
 
 For each cluster size N, each suspicion_base (milliseconds, `hera-sim --suspicion-base`) and
@@ -15,13 +15,18 @@ each seed 1..S, runs the lan preset through:
   pause  one node stalls for D seconds, for each D of --pauses: how often the others declare
          it failed (the monitor excuses a paused node, so this is not a "false failure" in
          its counts; it is the cost a shorter suspicion has: a shorter stall becomes a failure)
+  flaky  one node's links lose P of their datagrams both ways for 120 s, for each P of
+         --flaky: it is live and its refutations are what gets lost; every failure of it, or
+         of anyone, is false (monitor)
   churn  random crashes, restarts and leaves for 90 s: false failures (monitor)
   crash  one crash (N/100, 1 to 10): time until every live node declared it failed (p50 of
          the run; the table gives the median over seeds)
 
 Runs one simulator at a time under `nice`, each with a wall-time limit (--run-timeout), and
 starts no run after --budget seconds. Writes docs/data/suspicion/sweep-n<N>.json after every
-run (so an interrupted sweep keeps what it measured) and prints the table. Python 3 stdlib only.
+run (so an interrupted sweep keeps what it measured; runs of earlier invocations in the file
+stay unless run again, and each invocation's command is kept under "sweeps") and prints the
+table. Python 3 stdlib only.
 """
 
 import argparse
@@ -64,6 +69,7 @@ def commit():
 
 
 def one_run(binary, scenario, nodes, base_ms, seed, timeout, loss=None, pause_s=None):
+    # `loss` is --loss: uniform loss for `loss`, one node's link loss for `flaky`.
     """One simulator run; a compact record of what it measured."""
     cmd = ["nice", "-n", "10", binary, "--scenario", scenario, "--nodes", str(nodes),
            "--seed", str(seed), "--suspicion-base", str(base_ms), "--json"]
@@ -87,6 +93,7 @@ def one_run(binary, scenario, nodes, base_ms, seed, timeout, loss=None, pause_s=
     c = r["counts"]
     d = (r.get("detection") or {}).get("all_failed") or {}
     pause = r.get("pause") or {}
+    flaky = r.get("flaky") or {}
     rec.update(
         passed=r["passed"],
         failure=(r["failure"] or "")[:200] or None,
@@ -98,6 +105,8 @@ def one_run(binary, scenario, nodes, base_ms, seed, timeout, loss=None, pause_s=
         detect_all_p50_s=d.get("p50_s"),
         pause_suspected=pause.get("suspected"),
         pause_failed=pause.get("failed"),
+        flaky_suspected=flaky.get("suspected"),
+        flaky_failed=flaky.get("failed"),
         simulated_s=round(r["simulated_s"], 1),
         wall_s=round(time.monotonic() - started, 2),
         trace_hash=r["trace_hash"],
@@ -136,6 +145,8 @@ def cells(runs):
             "runs_with_false_failure": sum(1 for r in done if accusations(r) > 0),
             "false_suspicions": sum(r.get("suspicions_raised", 0) for r in done
                                     if scenario == "loss"),
+            "flaky_suspected": (sum(r.get("flaky_suspected") or 0 for r in done)
+                                if scenario == "flaky" else None),
             "paused_declared_failed": (sum(1 for r in done if (r.get("pause_failed") or 0) > 0)
                                        if scenario == "pause" else None),
             "detect_all_median_s": round(statistics.median(det), 3) if det else None,
@@ -148,26 +159,40 @@ def sort_key(c):
 
 
 def table(all_cells):
-    lines = ["| scenario | N | loss / pause | suspicion_base | runs | false failures (runs with any) "
-             "| paused node declared failed | crash seen by all, median |",
+    lines = ["| scenario | N | loss / pause | suspicion_base | runs (failed) | false failures "
+             "(runs with any) | paused node declared failed | crash seen by all, median |",
              "|---|---|---|---|---|---|---|---|"]
     for c in sorted(all_cells, key=sort_key):
-        what = (f"loss {c['loss']:.0%}" if c["loss"] is not None else
+        what = (f"{'link ' if c['scenario'] == 'flaky' else ''}loss {c['loss']:.0%}"
+                if c["loss"] is not None else
                 f"pause {c['pause_s']:g} s" if c["pause_s"] is not None else "")
         pf = "" if c["paused_declared_failed"] is None else \
             f"{c['paused_declared_failed']}/{c['runs']}"
         det = "" if c["detect_all_median_s"] is None else f"{c['detect_all_median_s']:.2f} s"
         lines.append(f"| {c['scenario']} | {c['nodes']} | {what} | {c['base_ms'] / 1000:g} s "
-                     f"| {c['runs']} | {c['false_failures']} ({c['runs_with_false_failure']}) "
+                     f"| {c['runs']} ({c['runs_failed']}) | {c['false_failures']} ({c['runs_with_false_failure']}) "
                      f"| {pf} | {det} |")
     return "\n".join(lines)
 
 
-def write(path, meta, runs):
+def key(rec):
+    return (rec["scenario"], rec["base_ms"], rec["seed"], rec.get("loss"), rec.get("pause_s"))
+
+
+def load_file(path):
+    """The sweeps and runs already in `path` (none if it does not exist)."""
+    if not os.path.exists(path):
+        return [], []
+    with open(path) as f:
+        d = json.load(f)
+    return d.get("sweeps") or [d["meta"]] * ("meta" in d), d.get("runs", [])
+
+
+def write(path, sweeps, runs):
     tmp = path + ".tmp"
+    runs = sorted(runs, key=lambda r: tuple(-1 if v is None else v for v in key(r)))
     with open(tmp, "w") as f:
-        json.dump({"meta": meta, "cells": cells(runs), "runs": runs},
-                  f, indent=1)
+        json.dump({"sweeps": sweeps, "cells": cells(runs), "runs": runs}, f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
 
@@ -178,9 +203,11 @@ def main():
     ap.add_argument("--nodes", type=ints, default=[32, 128])
     ap.add_argument("--bases", type=ints, default=[1000, 1250, 1500], help="milliseconds")
     ap.add_argument("--seeds", type=int, default=8)
-    ap.add_argument("--scenarios", default="loss,pause,churn,crash")
+    ap.add_argument("--scenarios", default="loss,flaky,pause,churn,crash")
     ap.add_argument("--losses", type=floats, default=[0.01, 0.05, 0.10, 0.20, 0.30])
     ap.add_argument("--pauses", type=floats, default=[2, 3, 4, 5, 6, 8], help="seconds")
+    ap.add_argument("--flaky", type=floats, default=[0.3, 0.5, 0.7],
+                    help="link loss of the flaky node")
     ap.add_argument("--budget", type=float, default=3600, help="seconds: start no run after")
     ap.add_argument("--run-timeout", type=float, default=300, help="seconds per run")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "docs/data/suspicion"))
@@ -200,7 +227,7 @@ def main():
         sys.exit(f"{a.bin}: not built (cargo build --release -p hera-sim)")
     os.makedirs(a.out_dir, exist_ok=True)
     scenarios = [s for s in a.scenarios.split(",") if s]
-    unknown = set(scenarios) - {"loss", "pause", "churn", "crash"}
+    unknown = set(scenarios) - {"loss", "flaky", "pause", "churn", "crash"}
     if unknown:
         sys.exit(f"unknown scenarios {sorted(unknown)}")
 
@@ -216,30 +243,37 @@ def main():
             "nodes": n, "seeds": a.seeds, "complete": False,
         }
         path = os.path.join(a.out_dir, f"sweep-n{n}.json")
+        # Another invocation's runs stay, unless this one runs them again.
+        sweeps, kept = load_file(path)
+        sweeps.append(meta)
         plan = []
         for s in scenarios:
             params = {"loss": [(l, None) for l in a.losses],
+                      "flaky": [(l, None) for l in a.flaky],
                       "pause": [(None, d) for d in a.pauses]}.get(s, [(None, None)])
             for loss, pause_s in params:
                 for base in a.bases:
                     for seed in range(1, a.seeds + 1):
                         plan.append((s, base, seed, loss, pause_s))
+        planned = {(s, base, seed, loss, pause_s) for s, base, seed, loss, pause_s in plan}
+        kept = [r for r in kept if key(r) not in planned]
         runs = []
         for i, (s, base, seed, loss, pause_s) in enumerate(plan):
             if time.monotonic() - t0 > a.budget:
                 log(f"budget of {a.budget:.0f} s spent: {len(plan) - i} runs at N = {n} not started")
                 break
             rec = one_run(a.bin, s, n, base, seed, a.run_timeout, loss, pause_s)
+            rec["commit"] = meta["commit"]
             runs.append(rec)
             log(f"N={n} {s} loss={loss} pause={pause_s} base={base} seed={seed}: "
                 f"false={accusations(rec) if 'passed' in rec else '-'} "
                 f"passed={rec.get('passed')} wall={rec.get('wall_s')}s")
-            write(path, meta, runs)
+            write(path, sweeps, kept + runs)
         else:
             meta["complete"] = True
         meta["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        write(path, meta, runs)
-        all_cells += cells(runs)
+        write(path, sweeps, kept + runs)
+        all_cells += cells(kept + runs)
     print(table(all_cells))
     return 0
 
