@@ -2,8 +2,9 @@
 """suspicion-sweep: is a shorter suspicion_base safe? False failures and detection in hera-sim.
 
     python3 scripts/suspicion-sweep.py [--nodes 32,128] [--bases 1000,1250,1500] [--seeds 8]
-        [--scenarios loss,pause,churn,crash] [--losses 0.01,0.05,0.1,0.2,0.3]
-        [--pauses 2,3,4,5,6,8] [--flaky 0.3,0.5,0.7] [--budget SECS] [--run-timeout SECS] [--out-dir DIR]
+        [--scenarios loss,flaky,pause,churn,crash] [--losses 0.01,0.05,0.1,0.2,0.3]
+        [--pauses 2,3,4,5,6,8] [--flaky 0.5,0.7,0.8,0.9] [--budget SECS]
+        [--run-timeout SECS] [--out-dir DIR]
     python3 scripts/suspicion-sweep.py --table [--out-dir DIR]   # the markdown table only
 
 For each cluster size N, each suspicion_base (milliseconds, `hera-sim --suspicion-base`) and
@@ -149,6 +150,12 @@ def cells(runs):
                                 if scenario == "flaky" else None),
             "paused_declared_failed": (sum(1 for r in done if (r.get("pause_failed") or 0) > 0)
                                        if scenario == "pause" else None),
+            # Of the false failures, those of the flaky node itself (the rest are its
+            # accusations of others, and their echoes).
+            "flaky_node_failed": (sum(r.get("flaky_failed") or 0 for r in done)
+                                  if scenario == "flaky" else None),
+            "runs_flaky_node_failed": (sum(1 for r in done if (r.get("flaky_failed") or 0) > 0)
+                                       if scenario == "flaky" else None),
             "detect_all_median_s": round(statistics.median(det), 3) if det else None,
         })
     return sorted(out, key=sort_key)
@@ -158,20 +165,50 @@ def sort_key(c):
     return (c["scenario"], c["nodes"], c["loss"] or 0, c["pause_s"] or 0, c["base_ms"])
 
 
+SCENARIO_ORDER = ["crash", "loss", "flaky", "churn", "pause"]
+
+
+def what(c):
+    if c["loss"] is not None:
+        return f"{'its links lose' if c['scenario'] == 'flaky' else 'loss'} {c['loss']:.0%}"
+    if c["pause_s"] is not None:
+        return f"stalls {c['pause_s']:g} s"
+    return ""
+
+
+def cell_text(c):
+    """One base's figure for one row: what the scenario is there to show."""
+    if c["scenario"] == "crash":
+        det = c["detect_all_median_s"]
+        return "-" if det is None else f"{det:.2f} s"
+    if c["scenario"] == "pause":
+        return f"{c['paused_declared_failed']}/{c['runs']}"
+    text = f"{c['false_failures']} ({c['runs_with_false_failure']}/{c['runs']})"
+    if c["scenario"] == "flaky":
+        text += f"; it: {c['flaky_node_failed']} ({c['runs_flaky_node_failed']})"
+    return text
+
+
 def table(all_cells):
-    lines = ["| scenario | N | loss / pause | suspicion_base | runs (failed) | false failures "
-             "(runs with any) | paused node declared failed | crash seen by all, median |",
-             "|---|---|---|---|---|---|---|---|"]
-    for c in sorted(all_cells, key=sort_key):
-        what = (f"{'link ' if c['scenario'] == 'flaky' else ''}loss {c['loss']:.0%}"
-                if c["loss"] is not None else
-                f"pause {c['pause_s']:g} s" if c["pause_s"] is not None else "")
-        pf = "" if c["paused_declared_failed"] is None else \
-            f"{c['paused_declared_failed']}/{c['runs']}"
-        det = "" if c["detect_all_median_s"] is None else f"{c['detect_all_median_s']:.2f} s"
-        lines.append(f"| {c['scenario']} | {c['nodes']} | {what} | {c['base_ms'] / 1000:g} s "
-                     f"| {c['runs']} ({c['runs_failed']}) | {c['false_failures']} ({c['runs_with_false_failure']}) "
-                     f"| {pf} | {det} |")
+    """One row per scenario, N and fault; one column per suspicion_base."""
+    bases = sorted({c["base_ms"] for c in all_cells})
+    rows = {}
+    for c in all_cells:
+        rows.setdefault((c["scenario"], c["nodes"], c["loss"] or 0, c["pause_s"] or 0), {})[
+            c["base_ms"]] = c
+    head = " | ".join(f"{b / 1000:g} s" for b in bases)
+    lines = [f"| scenario | N | fault | figure | {head} |",
+             "|---|---|---|---|" + "---|" * len(bases)]
+    figure = {"crash": "crash seen by all, median over seeds",
+              "pause": "runs in which the stalled node was declared failed",
+              "flaky": "false failures (runs with any); of the flaky node itself"}
+    order = {s: i for i, s in enumerate(SCENARIO_ORDER)}
+    for k in sorted(rows, key=lambda k: (k[1], order.get(k[0], 99), k[2], k[3])):
+        by_base = rows[k]
+        any_cell = next(iter(by_base.values()))
+        texts = " | ".join(cell_text(by_base[b]) if b in by_base else "" for b in bases)
+        lines.append(f"| {k[0]} | {k[1]} | {what(any_cell)} | "
+                     f"{figure.get(k[0], 'false failures (runs with any)')} | {texts} |")
     return "\n".join(lines)
 
 
@@ -206,7 +243,7 @@ def main():
     ap.add_argument("--scenarios", default="loss,flaky,pause,churn,crash")
     ap.add_argument("--losses", type=floats, default=[0.01, 0.05, 0.10, 0.20, 0.30])
     ap.add_argument("--pauses", type=floats, default=[2, 3, 4, 5, 6, 8], help="seconds")
-    ap.add_argument("--flaky", type=floats, default=[0.3, 0.5, 0.7],
+    ap.add_argument("--flaky", type=floats, default=[0.5, 0.7, 0.8, 0.9],
                     help="link loss of the flaky node")
     ap.add_argument("--budget", type=float, default=3600, help="seconds: start no run after")
     ap.add_argument("--run-timeout", type=float, default=300, help="seconds per run")
@@ -218,7 +255,7 @@ def main():
         all_cells = []
         for path in sorted(glob.glob(os.path.join(a.out_dir, "sweep-n*.json"))):
             with open(path) as f:
-                all_cells += json.load(f)["cells"]
+                all_cells += cells(json.load(f)["runs"])
         print(table(all_cells))
         return 0
     if not (1 <= a.seeds <= 1000):
@@ -260,7 +297,8 @@ def main():
         runs = []
         for i, (s, base, seed, loss, pause_s) in enumerate(plan):
             if time.monotonic() - t0 > a.budget:
-                log(f"budget of {a.budget:.0f} s spent: {len(plan) - i} runs at N = {n} not started")
+                log(f"budget of {a.budget:.0f} s spent: {len(plan) - i} runs at N = {n} "
+                    "not started")
                 break
             rec = one_run(a.bin, s, n, base, seed, a.run_timeout, loss, pause_s)
             rec["commit"] = meta["commit"]
