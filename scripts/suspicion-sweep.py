@@ -226,11 +226,17 @@ def load_file(path):
 
 
 def write(path, sweeps, runs):
-    tmp = path + ".tmp"
+    """The file, one run (and one cell) a line: diffs and greps stay readable."""
     runs = sorted(runs, key=lambda r: tuple(-1 if v is None else v for v in key(r)))
+
+    def rows(items):
+        return ",\n".join("  " + json.dumps(x, sort_keys=True) for x in items)
+
+    text = (f'{{\n "sweeps": [\n{rows(sweeps)}\n ],\n "cells": [\n{rows(cells(runs))}\n ],\n'
+            f' "runs": [\n{rows(runs)}\n ]\n}}\n')
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"sweeps": sweeps, "cells": cells(runs), "runs": runs}, f, indent=1)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
 
 
