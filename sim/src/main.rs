@@ -4,6 +4,7 @@
 //! ```text
 //! hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] [--duration SECS]
 //!          [--preset lan|wan|local] [--runs R] [--json] [-v] [--instances K]
+//!          [--suspicion-base MS]
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -11,12 +12,15 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hera::config::schema::{self, Naming, Value};
 use hera::config::Preset;
 use hera_sim::scenario::{self, Params, SCENARIOS};
 
 const USAGE: &str = "usage: hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] \
 [--duration SECS] [--preset lan|wan|local] [--runs R] [--json] [-v]
-          [--dc-rtt MS] [--dc-jitter MS] [--instances K]
+          [--dc-rtt MS] [--dc-jitter MS] [--instances K] [--suspicion-base MS]
+  --suspicion-base MS     the preset's suspicion_base, overridden (the config's range: 10 ms
+                          to 10 min)
   --instances K           instances each node registers (registry-churn; default 1000)
   --dc-rtt, --dc-jitter   round trip between data centres (dc3; default 80 ms, ±20 ms)
   --runs R   run seeds S, S+1, ..., S+R-1 and stop at the first failure
@@ -105,6 +109,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 }
                 p.duration = Some(Duration::from_secs_f64(secs));
             }
+            "--suspicion-base" => {
+                let ms: f64 = number(&value(&arg)?, &arg)?;
+                p.suspicion_base = Some(suspicion_base(ms)?);
+            }
             "--dc-rtt" | "--dc-jitter" => {
                 let ms: f64 = number(&value(&arg)?, &arg)?;
                 if !(ms.is_finite() && (0.0..=10_000.0).contains(&ms)) {
@@ -150,6 +158,20 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         runs: runs.max(1),
         json,
     }))
+}
+
+/// `ms` milliseconds as a `suspicion_base`, refused outside the range the config schema gives
+/// the field (the one a node's config file and API are held to).
+fn suspicion_base(ms: f64) -> Result<Duration, String> {
+    let d = Duration::try_from_secs_f64(ms / 1e3)
+        .map_err(|_| format!("--suspicion-base: {ms} is not a number of milliseconds"))?;
+    let field = schema::find(Naming::File, "suspicion_base")
+        .ok_or("--suspicion-base: the config schema has no suspicion_base")?;
+    field
+        .meta
+        .check(Naming::File, Value::Duration(d))
+        .map_err(|e| format!("--suspicion-base: {e}"))?;
+    Ok(d)
 }
 
 fn number<T: std::str::FromStr>(s: &str, name: &str) -> Result<T, String> {
@@ -236,4 +258,57 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use hera_sim::scenario::Ctx;
+
+    fn parsed(args: &[&str]) -> Result<Option<Args>, String> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn suspicion_base_reaches_the_world_and_the_replay() {
+        let args = parsed(&["--scenario", "crash", "--suspicion-base", "1250"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            args.params.suspicion_base,
+            Some(Duration::from_millis(1_250))
+        );
+        assert!(
+            args.params.replay().ends_with(" --suspicion-base 1250"),
+            "{}",
+            args.params.replay()
+        );
+        let ctx = Ctx::new(args.params);
+        assert_eq!(
+            ctx.world.config().suspicion_base,
+            Duration::from_millis(1_250)
+        );
+        assert_eq!(ctx.report.suspicion_base_s, 1.25);
+        // Without the flag, the preset's.
+        let ctx = Ctx::new(parsed(&["--scenario", "crash"]).unwrap().unwrap().params);
+        assert_eq!(
+            ctx.world.config().suspicion_base,
+            Preset::Lan.config().suspicion_base
+        );
+    }
+
+    #[test]
+    fn suspicion_base_outside_the_schemas_range_is_refused() {
+        for bad in ["5", "0", "-1", "nan", "inf", "600001", "1e30", "x"] {
+            let e = parsed(&["--suspicion-base", bad]).err();
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("--suspicion-base")),
+                "{bad}: {e:?}"
+            );
+        }
+        for good in ["10", "1000", "600000"] {
+            assert!(parsed(&["--suspicion-base", good]).is_ok(), "{good}");
+        }
+    }
 }

@@ -184,6 +184,30 @@ impl WriteReachReport {
     }
 }
 
+/// One node stalled for a while (`pause`): what the others made of it.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PauseReport {
+    pub node: u32,
+    pub pause_s: f64,
+    /// Suspicions of it heard, one per observer and suspicion (raised or gossiped).
+    pub suspected: u32,
+    /// Failures of it declared, one per observer: 0 if every suspicion was refuted in time.
+    pub failed: u32,
+}
+
+/// One node whose links lose much of what it sends and receives (`flaky`): what the others
+/// made of it. It stays live and connected, so every failure of it is false.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FlakyReport {
+    pub node: u32,
+    /// Loss on each of its links, both ways.
+    pub link_loss: f64,
+    /// Suspicions of it heard, one per observer and suspicion (raised or gossiped).
+    pub suspected: u32,
+    /// Failures of it declared, one per observer.
+    pub failed: u32,
+}
+
 /// Traffic per node per simulated second.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Traffic {
@@ -199,6 +223,8 @@ pub struct Report {
     pub seed: u64,
     pub nodes: usize,
     pub preset: String,
+    /// The protocol's `suspicion_base` in this run: the preset's, or `--suspicion-base`.
+    pub suspicion_base_s: f64,
     pub loss: f64,
     pub passed: bool,
     pub failure: Option<String>,
@@ -222,6 +248,10 @@ pub struct Report {
     pub dc3: Option<dc3::Dc3Report>,
     /// The `registry-churn` scenario's figures.
     pub churn: Option<churn::ChurnReport>,
+    /// The `pause` scenario's paused node.
+    pub pause: Option<PauseReport>,
+    /// The `flaky` scenario's node.
+    pub flaky: Option<FlakyReport>,
     pub counts: Counts,
     /// False suspicions per node per simulated minute, over the fault phase.
     pub false_suspicions_per_node_min: Option<f64>,
@@ -254,10 +284,11 @@ impl Report {
         let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
         let _ = writeln!(
             s,
-            "scenario {} | {} nodes | preset {} | loss {:.0}% | seed {} | {}",
+            "scenario {} | {} nodes | preset {} (suspicion base {}s) | loss {:.0}% | seed {} | {}",
             self.scenario,
             self.nodes,
             self.preset,
+            self.suspicion_base_s,
             self.loss * 100.0,
             self.seed,
             if self.passed { "PASSED" } else { "FAILED" }

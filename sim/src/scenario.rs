@@ -15,6 +15,7 @@
 //! | `asymmetric` | a quarter of the nodes cannot send to the rest | suspicions; agreement after heal |
 //! | `isolate` | one node cut off | it and the others declare each other failed; agreement after |
 //! | `pause` | one node stalls past its suspicion window | it is suspected, wakes, refutes |
+//! | `flaky` | one node's links lose `--loss` (50%) both ways | no false failure; agreement after |
 //! | `churn` | random crashes, restarts and leaves | agreement once everyone is back |
 //! | `swarm` | size, loss, duplication, reordering and faults all drawn from the seed | agreement after heal |
 //! | `registry` | ongoing writes, updates and deletions (optionally under `--loss`) | write reach; every node holds the newest writes; no resurrection |
@@ -50,7 +51,9 @@ use crate::network::{below, LinkModel};
 use crate::report::{Report, Traffic};
 use crate::{World, WorldOptions};
 
-pub use membership::{asymmetric, churn, crash, isolate, join, loss, partition, pause, swarm};
+pub use membership::{
+    asymmetric, churn, crash, flaky, isolate, join, loss, partition, pause, swarm,
+};
 
 /// How one run is set up (the CLI's flags).
 #[derive(Debug, Clone)]
@@ -68,6 +71,9 @@ pub struct Params {
     pub verbose: bool,
     /// Instances each node registers (scenarios that register in bulk).
     pub per_node: Option<usize>,
+    /// Overrides the preset's `suspicion_base` (the suspicion sweep, issue 17); checked
+    /// against the config schema's range by whoever sets it.
+    pub suspicion_base: Option<Duration>,
     /// Live heap bytes of the process, when the caller counts them (the CLI does).
     pub heap_bytes: Option<fn() -> usize>,
 }
@@ -84,6 +90,7 @@ impl Params {
             inter_dc: LinkModel::inter_dc(),
             verbose: false,
             per_node: None,
+            suspicion_base: None,
             heap_bytes: None,
         }
     }
@@ -105,6 +112,9 @@ impl Params {
         }
         if let Some(k) = self.per_node {
             s += &format!(" --instances {k}");
+        }
+        if let Some(b) = self.suspicion_base {
+            s += &format!(" --suspicion-base {}", b.as_secs_f64() * 1e3);
         }
         let (m, default) = (self.inter_dc, LinkModel::inter_dc());
         if (m.latency_us, m.jitter_us) != (default.latency_us, default.jitter_us) {
@@ -138,6 +148,7 @@ pub const SCENARIOS: &[(&str, ScenarioFn)] = &[
     ("asymmetric", asymmetric),
     ("isolate", isolate),
     ("pause", pause),
+    ("flaky", flaky),
     ("churn", churn),
     ("swarm", swarm),
     ("registry", registry::registry),
@@ -200,12 +211,16 @@ pub fn run(params: Params) -> Result<Outcome, String> {
 
 impl Ctx {
     pub fn new(params: Params) -> Ctx {
-        let config = params.preset.config();
+        let mut config = params.preset.config();
+        if let Some(base) = params.suspicion_base {
+            config.suspicion_base = base;
+        }
         let model = LinkModel::for_preset(params.preset);
         Ctx::with(params, config, model)
     }
 
     pub fn with(params: Params, config: Config, model: LinkModel) -> Ctx {
+        let suspicion_base_s = config.suspicion_base.as_secs_f64();
         let world = World::new(WorldOptions {
             nodes: params.nodes,
             config,
@@ -219,6 +234,7 @@ impl Ctx {
             seed: params.seed,
             nodes: params.nodes,
             preset: preset_name(params.preset).to_string(),
+            suspicion_base_s,
             loss: params.loss.unwrap_or(0.0),
             replay: params.replay(),
             ..Report::default()

@@ -71,6 +71,19 @@ fn paused_node_refutes_when_it_wakes() {
     run(params("pause", 30, 1));
 }
 
+/// A node whose links lose half their datagrams both ways is suspected again and again, and
+/// refutes every time: no one declares it failed (the suspicion sweep's `flaky`,
+/// docs/scale.md).
+#[test]
+fn flaky_node_is_suspected_never_failed() {
+    let mut p = params("flaky", 32, 1);
+    p.duration = Some(Duration::from_secs(60));
+    let o = run(p);
+    let f = o.report.flaky.expect("the flaky node's figures");
+    assert!(f.suspected > 0, "\n{}\n", o.report.render());
+    assert_eq!(f.failed, 0);
+}
+
 #[test]
 fn churn_converges() {
     run(params("churn", 40, 1));

@@ -1,13 +1,13 @@
 //! Membership scenarios: joins, crashes, loss, partitions (full and one-way), an isolated
-//! node, a stalled process, churn, and the swarm that draws all of them from the seed. Each
-//! asserts that its fault took effect before it asserts recovery.
+//! node, a stalled process, a node with lossy links, churn, and the swarm that draws all of
+//! them from the seed. Each asserts that its fault took effect before it asserts recovery.
 
 use std::time::Duration;
 
 use super::{expect, Ctx, Params};
 use crate::check::{crashes_detected, no_false_failures};
-use crate::network::{below, unit};
-use crate::report::{DetectionReport, SpreadReport};
+use crate::network::{below, unit, LinkOverride};
+use crate::report::{DetectionReport, FlakyReport, PauseReport, SpreadReport};
 
 /// N nodes join through one seed; then a newcomer joins a settled cluster and its join is
 /// timed to 50%, 99% and 100% of the nodes.
@@ -133,12 +133,14 @@ pub fn loss(ctx: &mut Ctx) -> Result<(), String> {
     if p >= 0.05 {
         expect(failed > 0, || format!("loss {p} made no probe fail"))?;
     }
-    no_false_failures(&ctx.world)?;
     ctx.world.set_loss(0.0);
-    let took = ctx.settle("after the loss stopped", ctx.converge_bound())?;
-    ctx.report.heal_converged_s = Some(took.as_secs_f64());
-    // Suspicions raised under loss may still time out after it stops: still its fault.
-    no_false_failures(&ctx.world)
+    let settled = ctx.settle("after the loss stopped", ctx.converge_bound());
+    // Suspicions raised under loss may still time out after it stops: still its fault. Checked
+    // before agreement, so that a run with false failures reports all of them (the suspicion
+    // sweep counts them), and a disagreement they caused is reported as what it is.
+    no_false_failures(&ctx.world)?;
+    ctx.report.heal_converged_s = Some(settled?.as_secs_f64());
+    Ok(())
 }
 
 /// Two halves cut apart long enough to declare each other failed, then healed.
@@ -226,22 +228,77 @@ pub fn pause(ctx: &mut Ctx) -> Result<(), String> {
     let x = ctx.pick(1)[0];
     let d = ctx.duration(ctx.suspicion_max() + ctx.config().probe_interval * 10);
     let refutations = ctx.world.monitor.counts.refutations;
+    let before = ctx.world.monitor.marks(x);
     ctx.world.pause(x, d);
     ctx.world.run_for(d);
     let marks = ctx.world.monitor.marks(x);
-    expect(marks.suspected > 0, || {
+    let mut report = PauseReport {
+        node: x,
+        pause_s: d.as_secs_f64(),
+        suspected: marks.suspected - before.suspected,
+        failed: marks.failed - before.failed,
+    };
+    ctx.report.pause = Some(report);
+    expect(report.suspected > 0, || {
         format!("paused n{x} was never suspected")
     })?;
     let took = ctx.settle("after the pause", ctx.converge_bound())?;
     expect(ctx.world.monitor.counts.refutations > refutations, || {
         format!("n{x} woke and never refuted")
     })?;
+    // Suspicions that ran out while it was waking count too.
+    let marks = ctx.world.monitor.marks(x);
+    report.suspected = marks.suspected - before.suspected;
+    report.failed = marks.failed - before.failed;
+    ctx.report.pause = Some(report);
     ctx.report.heal_converged_s = Some(took.as_secs_f64());
     ctx.report.note(
         "paused node",
-        format!("n{x} for {d:?}, failed {} times", marks.failed),
+        format!("n{x} for {d:?}, failed {} times", report.failed),
     );
     no_false_failures(&ctx.world)
+}
+
+/// One node's links, both ways, lose `--loss` (default 50%) of their datagrams for the duration
+/// (default 120 s): a failing NIC, an overflowing receive buffer. The node is live and answers
+/// some of the time, and it is the one whose refutations get lost, so this is the race a short
+/// suspicion window can lose: no one may declare it (or anyone) failed. Then the links heal
+/// and membership must agree.
+pub fn flaky(ctx: &mut Ctx) -> Result<(), String> {
+    ctx.bootstrap()?;
+    let x = ctx.pick(1)[0];
+    let p = ctx.params.loss.unwrap_or(0.5);
+    ctx.report.loss = p;
+    let d = ctx.duration(Duration::from_secs(120));
+    let before = ctx.world.monitor.marks(x);
+    let lost0 = ctx.world.net.stats.lost;
+    // 2(N - 1) sparse overrides; the rest of the network stays loss-free.
+    for j in (0..ctx.n() as u32).filter(|&j| j != x) {
+        ctx.world.net.set_link(x, j, LinkOverride::Loss(p));
+        ctx.world.net.set_link(j, x, LinkOverride::Loss(p));
+    }
+    ctx.world.run_for(d);
+    let marks = ctx.world.monitor.marks(x);
+    ctx.report.flaky = Some(FlakyReport {
+        node: x,
+        link_loss: p,
+        suspected: marks.suspected - before.suspected,
+        failed: marks.failed - before.failed,
+    });
+    expect(p == 0.0 || ctx.world.net.stats.lost > lost0, || {
+        format!("n{x}'s links at loss {p} dropped no datagram")
+    })?;
+    ctx.world.heal();
+    let settled = ctx.settle("after the flaky links healed", ctx.converge_bound());
+    // Failures declared after the heal are still the loss's: counted before agreement.
+    let marks = ctx.world.monitor.marks(x);
+    if let Some(f) = &mut ctx.report.flaky {
+        f.suspected = marks.suspected - before.suspected;
+        f.failed = marks.failed - before.failed;
+    }
+    no_false_failures(&ctx.world)?;
+    ctx.report.heal_converged_s = Some(settled?.as_secs_f64());
+    Ok(())
 }
 
 /// Random crashes, restarts (same name and address) and graceful leaves for the duration; then
