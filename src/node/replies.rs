@@ -101,6 +101,11 @@ impl Replies {
         self.sender
     }
 
+    /// Where the datagram being handled came from.
+    pub(crate) fn from(&self) -> Option<SocketAddr> {
+        self.from
+    }
+
     /// The largest answer a stranger may get to the datagram being handled.
     pub(crate) fn stranger_budget(&self) -> usize {
         self.bytes_in

@@ -214,7 +214,7 @@ impl Membership {
         self.send(io, to, &[message], false);
     }
 
-    fn claim_for(
+    pub(super) fn claim_for(
         &self,
         name: &crate::names::NodeName,
         state: crate::swim::State,
