@@ -792,7 +792,10 @@ mod tests {
         c.instances_owned_max = 1_000;
         c.registry_entries_max = 999;
         let e = validate(&c, Naming::File).unwrap_err().to_string();
-        assert_eq!(e, "instances_owned_max must not exceed registry_entries_max");
+        assert_eq!(
+            e,
+            "instances_owned_max must not exceed registry_entries_max"
+        );
         c.registry_entries_max = 1_000;
         assert_eq!(validate(&c, Naming::File), Ok(()));
     }
