@@ -166,6 +166,7 @@ impl Catalog {
             }
         }
         if !room {
+            // A tombstone of an id we do not hold (a live entry was refused above).
             io.stats.refused_entries_max += 1;
             return;
         }
