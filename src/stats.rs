@@ -55,6 +55,12 @@ pub struct Stats {
     /// Registry versions refused because their wall part was further ahead of our wall clock
     /// than `max_clock_offset` (a bad clock, or a poisoning attempt).
     pub clock_rejections: u64,
+    /// Registrations through our API (or adoptions of our forgotten instances) of ids new to
+    /// us refused because we own `instances_owned_max` already.
+    pub refused_owned_max: u64,
+    /// Entries of ids new to us refused because the registry holds `registry_entries_max`:
+    /// from peers (gossip, anti-entropy) and from our own API.
+    pub refused_entries_max: u64,
     /// Third-party claims refused because they moved a member's incarnation implausibly far
     /// (`swim::members::INCARNATION_JUMP_MAX`).
     pub implausible_claims: u64,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::*;
 
 /// Families every node exports from its first scrape.
-const REQUIRED: [&str; 41] = [
+const REQUIRED: [&str; 42] = [
     "hera_members",
     "hera_quorum",
     "hera_quorum_reachable_members",
@@ -56,6 +56,7 @@ const REQUIRED: [&str; 41] = [
     "hera_registry_instances_expired_total",
     "hera_registry_clock_rejections_total",
     "hera_implausible_claims_total",
+    "hera_registry_refused_total",
 ];
 
 /// Alerting rules shipped in the docs.

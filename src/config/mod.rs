@@ -79,10 +79,32 @@ pub struct Config {
     /// clock is further off has its writes refused until its clock is fixed, which is the
     /// failure we want to see (counted, logged).
     pub max_clock_offset: Duration,
+    /// Instances this node may own (registered through its API) at once: a registration of a
+    /// new id past it is refused (`CommandError::Full`, HTTP 507), while updates, renewals and
+    /// deregistrations of what it owns always go through. SPEC §11: a client, or anyone where
+    /// no token is set, must not be able to register until the node runs out of memory. A node
+    /// owning 100,000 measured about 100 MiB of RSS (docs/scale.md, issue 17): the default is
+    /// that measured scale, so the memory it takes is known; raise it knowingly. Restoring more
+    /// than this from the data_dir keeps them all (only new ids are refused).
+    pub instances_owned_max: usize,
+    /// Registry entries (live instances and tombstones, every owner's) this node holds at
+    /// most: a new id past it is refused (counted, `hera_registry_refused_total`), whether a
+    /// peer gossips or pushes it or our own API registers it; updates and deletions of held
+    /// ids always apply. A member with the cluster key (buggy, or compromised) could otherwise
+    /// make every node store any number of entries. 1,000,000: twice five nodes owning 100,000
+    /// each, about 1.3 GiB of RSS at the 1.3 KiB per entry measured at 100,000 (docs/scale.md).
+    pub registry_entries_max: usize,
     /// Expected cluster size, if known: quorum is then a majority of the larger of this and
     /// the number of members known.
     pub expected_members: Option<usize>,
 }
+
+/// Default of [`Config::instances_owned_max`], the same in every preset (it bounds memory, which
+/// does not depend on the network).
+pub const INSTANCES_OWNED_MAX: usize = 100_000;
+
+/// Default of [`Config::registry_entries_max`], the same in every preset.
+pub const REGISTRY_ENTRIES_MAX: usize = 1_000_000;
 
 /// A named set of defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +180,8 @@ impl Config {
             registry_tick: Duration::from_millis(500),
             tombstone_grace: Duration::from_secs(600),
             max_clock_offset: Duration::from_secs(5),
+            instances_owned_max: INSTANCES_OWNED_MAX,
+            registry_entries_max: REGISTRY_ENTRIES_MAX,
             expected_members: None,
         }
     }
@@ -192,6 +216,8 @@ impl Config {
             registry_tick: Duration::from_secs(1),
             tombstone_grace: Duration::from_secs(1_800),
             max_clock_offset: Duration::from_secs(5),
+            instances_owned_max: INSTANCES_OWNED_MAX,
+            registry_entries_max: REGISTRY_ENTRIES_MAX,
             expected_members: None,
         }
     }
@@ -223,6 +249,8 @@ impl Config {
             registry_tick: Duration::from_millis(100),
             tombstone_grace: Duration::from_secs(60),
             max_clock_offset: Duration::from_secs(5),
+            instances_owned_max: INSTANCES_OWNED_MAX,
+            registry_entries_max: REGISTRY_ENTRIES_MAX,
             expected_members: None,
         }
     }

@@ -441,6 +441,12 @@ macro_rules! flag_of {
     ("max_clock_offset") => {
         "max-clock-offset"
     };
+    ("instances_owned_max") => {
+        "instances-owned-max"
+    };
+    ("registry_entries_max") => {
+        "registry-entries-max"
+    };
     ("expect") => {
         "expect"
     };
@@ -448,7 +454,7 @@ macro_rules! flag_of {
 
 /// Every knob of [`Config`], in the order the README lists them. The range's reason follows
 /// each row.
-pub static FIELDS: [Field<Config>; 24] = [
+pub static FIELDS: [Field<Config>; 26] = [
     // 10 ms: a period shorter than a few loopback round trips only adds traffic (one ping per
     // node per period). 1 min: a crash would go unseen for minutes; SWIM's period is seconds.
     field!("probe_interval", "ProbeInterval", runtime: true,
@@ -542,6 +548,17 @@ pub static FIELDS: [Field<Config>; 24] = [
     field!("max_clock_offset", "MaxClockOffset", runtime: true,
         duration!(max_clock_offset, ms(100), secs(HOUR)),
         "registry versions further ahead of the local wall clock are refused"),
+    // 1: a node that may own nothing is no registry; 10,000,000: about 10 GiB at the ~1 KiB
+    // per owned instance measured at 100,000 (docs/scale.md), past any machine hera targets.
+    // Runtime: lowering it keeps what is owned and refuses new ids, as a restart would.
+    field!("instances_owned_max", "InstancesOwnedMax", runtime: true,
+        count!(instances_owned_max, 1, 10_000_000),
+        "instances this node may own at once; a new id past it is refused (HTTP 507)"),
+    // At least `instances_owned_max` (a rule in `validate`); 10,000,000: about 13 GiB of RSS
+    // at the 1.3 KiB per entry measured at 100,000. Runtime, like the owned bound.
+    field!("registry_entries_max", "RegistryEntriesMax", runtime: true,
+        count!(registry_entries_max, 1, 10_000_000),
+        "registry entries (all owners, tombstones included) held at most; new ids past it are refused"),
     // Quorum is a majority of max(expect, known): 1,000,000 is beyond any cluster hera serves.
     Field {
         meta: Meta {
@@ -592,6 +609,17 @@ pub fn validate(config: &Config, naming: Naming) -> Result<(), ConfigErrors> {
                 "{} must be shorter than {}",
                 name("probe_timeout"),
                 name("probe_interval")
+            ),
+        });
+    }
+    // What this node owns is held in its registry too: an owned bound above the total one
+    // would promise registrations the registry then refuses.
+    if config.instances_owned_max > config.registry_entries_max {
+        errors.push(ConfigError::Inconsistent {
+            rule: format!(
+                "{} must not exceed {}",
+                name("instances_owned_max"),
+                name("registry_entries_max")
             ),
         });
     }
@@ -755,6 +783,21 @@ mod tests {
         ] {
             assert!(n.meta.read(Naming::File, bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// An owned bound above the total one would promise registrations the registry refuses.
+    #[test]
+    fn the_owned_bound_may_not_exceed_the_registry_bound() {
+        let mut c = Config::lan();
+        c.instances_owned_max = 1_000;
+        c.registry_entries_max = 999;
+        let e = validate(&c, Naming::File).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "instances_owned_max must not exceed registry_entries_max"
+        );
+        c.registry_entries_max = 1_000;
+        assert_eq!(validate(&c, Naming::File), Ok(()));
     }
 
     #[test]

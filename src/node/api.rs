@@ -162,6 +162,15 @@ pub enum CommandError {
         id: InstanceId,
         service: ServiceName,
     },
+    /// A registration of a new id refused: this node holds as many as `field` allows. Not the
+    /// client's mistake, nor one a retry mends: room comes back only with a deregistration, a
+    /// lapse, or an operator raising the bound. Updates of what is held never get this.
+    Full {
+        /// The config field that is the bound (`instances_owned_max`, `registry_entries_max`).
+        field: &'static str,
+        max: usize,
+        held: usize,
+    },
     /// The registration breaks a limit.
     Invalid {
         detail: String,
@@ -193,6 +202,12 @@ impl std::fmt::Display for CommandError {
             CommandError::IdInUse { id, service } => {
                 write!(f, "id {id} is already registered for service {service}")
             }
+            CommandError::Full { field, max, held } => write!(
+                f,
+                "this node holds {held} of at most {max} ({field}): new instances are refused \
+                 until some are deregistered or {field} is raised; updates and deregistrations \
+                 still work"
+            ),
             CommandError::Invalid { detail } => write!(f, "{detail}"),
             CommandError::Keyring(e) => write!(f, "{e}"),
             CommandError::UnknownMember { name } => write!(f, "no member named {name}"),

@@ -204,6 +204,12 @@ impl Registry {
         self.entries.is_empty()
     }
 
+    /// Entries held, live and tombstones: what `registry_entries_max` bounds (graves, bounded
+    /// on their own by [`GRAVES_MAX`], are not entries).
+    pub fn held(&self) -> usize {
+        self.entries.len() + self.deleted.len()
+    }
+
     /// Tombstones not yet collected.
     pub fn tombstones(&self) -> usize {
         self.tombstones.len()

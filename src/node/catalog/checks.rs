@@ -230,6 +230,8 @@ impl Catalog {
             }
             Some(Target::Instance(id)) => {
                 let mut next = self.live_instance(&id)?;
+                // A report here makes us the owner of an instance registered elsewhere.
+                self.room_to_own(io, &id)?;
                 next.owner = self.name.clone();
                 let wall_ms = now.as_millis();
                 let mut checks = next.checks();
@@ -377,6 +379,7 @@ impl Catalog {
                         check: check.to_string(),
                     });
                 }
+                self.room_to_own(io, &id)?;
                 next.owner = self.name.clone();
                 let checks = next
                     .checks()

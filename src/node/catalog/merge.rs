@@ -98,6 +98,9 @@ impl Catalog {
         {
             return;
         }
+        // Past `registry_entries_max`, an id we do not hold is refused (counted): the old
+        // version of a deleted one (below) still gets its grave reply, which stores nothing.
+        let room = self.may_hold(io, &entry.id);
         if let Some(instance) = &entry.instance {
             if let Some(grave) = self
                 .registry
@@ -117,6 +120,10 @@ impl Catalog {
                         instance: None,
                     });
                 }
+                return;
+            }
+            if !room {
+                io.stats.refused_entries_max += 1;
                 return;
             }
             let unknown = self.registry.stored(&entry.id).is_none();
@@ -159,13 +166,20 @@ impl Catalog {
                 self.on_member_gone(now);
             }
         }
+        if !room {
+            // A tombstone of an id we do not hold (a live entry was refused above).
+            io.stats.refused_entries_max += 1;
+            return;
+        }
         let forgotten = entry
             .instance
             .as_deref()
             .filter(|i| self.is_forgotten(&entry, i))
             .cloned();
         if self.merge(io, entry) {
-            if let Some(instance) = forgotten {
+            // Taken back only within `instances_owned_max`; past it, held but not enforced,
+            // like any entry naming us that we do not own.
+            if let Some(instance) = forgotten.filter(|i| self.room_to_own(io, &i.id).is_ok()) {
                 self.adopt_forgotten(now, &instance);
             }
         }

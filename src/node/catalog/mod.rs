@@ -7,8 +7,10 @@
 //! - the instances this node owns and the commands that write them: [`ops`];
 //! - writing entries and merging what peers gossip: [`merge`];
 //! - the owner's tick (TTLs, checks due, tombstones) and failed owners' instances: [`tick`];
-//! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`].
+//! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`];
+//! - the bounds on what it holds (`instances_owned_max`, `registry_entries_max`): [`bounds`].
 
+mod bounds;
 mod checks;
 mod journal;
 mod merge;

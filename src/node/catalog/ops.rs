@@ -119,6 +119,9 @@ impl Catalog {
         }
         instance.set_checks(checks, self.node_verdict().as_ref(), wall_ms);
         self.refuse_taken_ids(&id, &instance)?;
+        // Checked once the registration is known to be valid, so a malformed one is told so.
+        self.room_to_own(io, &id)?;
+        self.room_to_hold(io, &id)?;
         if let (Some(reason), true) = (&self.node_maintenance, instance.online) {
             // Registered while the node is in maintenance: off-line with it.
             instance.online = false;
@@ -157,6 +160,8 @@ impl Catalog {
         id: &InstanceId,
     ) -> Result<Reply, CommandError> {
         let mut next = self.live_instance(id)?;
+        // A renewal here makes us the owner of an instance registered elsewhere.
+        self.room_to_own(io, id)?;
         next.owner = self.name.clone();
         let mut checks = next.checks();
         let mut revived = false;

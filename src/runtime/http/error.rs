@@ -78,6 +78,13 @@ impl From<CommandError> for ApiError {
             CommandError::UnknownInstance { .. } => StatusCode::NOT_FOUND,
             CommandError::UnknownCheck { .. } => StatusCode::NOT_FOUND,
             CommandError::IdInUse { .. } => StatusCode::CONFLICT,
+            // 507 Insufficient Storage (RFC 4918): the node cannot store what it was asked to,
+            // which is exactly what happened. Not 429 or 503: generic clients and proxies retry
+            // those, and this frees only when something is deregistered or the bound raised, so
+            // a retry loop would hammer a full node. Not a 4xx: the request is well formed; the
+            // node's configured capacity is what refuses it. Consul clients take any non-2xx as
+            // a failed registration, so they report it without retrying blindly.
+            CommandError::Full { .. } => StatusCode::INSUFFICIENT_STORAGE,
             CommandError::Invalid { .. } => StatusCode::BAD_REQUEST,
             CommandError::UnknownMember { .. } => StatusCode::NOT_FOUND,
             CommandError::MemberLive { .. } => StatusCode::CONFLICT,

@@ -65,7 +65,12 @@ pub mod names {
     pub const INSTANCES_EXPIRED: &str = "hera_registry_instances_expired_total";
     pub const CLOCK_REJECTIONS: &str = "hera_registry_clock_rejections_total";
     pub const IMPLAUSIBLE_CLAIMS: &str = "hera_implausible_claims_total";
+    pub const REGISTRY_REFUSED: &str = "hera_registry_refused_total";
 }
+
+/// The bounds a registry entry can be refused by, as `hera_registry_refused_total` labels
+/// them: the config field of each.
+const REFUSED_BY: [&str; 2] = ["instances_owned_max", "registry_entries_max"];
 
 /// The member states, as labelled.
 const STATES: [&str; 4] = ["alive", "suspect", "failed", "left"];
@@ -240,6 +245,12 @@ pub fn describe() {
         "Registry versions refused: stamped further ahead of this node's wall clock than max_clock_offset."
     );
     describe_counter!(
+        REGISTRY_REFUSED,
+        "Entries of ids new to this node refused at a bound, by the bound's config field: \
+         registrations past instances_owned_max, and entries (from peers or the API) past \
+         registry_entries_max."
+    );
+    describe_counter!(
         IMPLAUSIBLE_CLAIMS,
         "Third-party member claims refused for moving a member's incarnation implausibly far."
     );
@@ -282,6 +293,7 @@ pub struct NodeMetrics {
     instances_expired: Counter,
     clock_rejections: Counter,
     implausible_claims: Counter,
+    registry_refused: [Counter; REFUSED_BY.len()],
     rtt: Histogram,
 }
 
@@ -332,6 +344,7 @@ impl NodeMetrics {
             instances_expired: counter!(INSTANCES_EXPIRED),
             clock_rejections: counter!(CLOCK_REJECTIONS),
             implausible_claims: counter!(IMPLAUSIBLE_CLAIMS),
+            registry_refused: REFUSED_BY.map(|b| counter!(REGISTRY_REFUSED, "reason" => b)),
             rtt: histogram!(PROBE_RTT),
         }
     }
@@ -406,5 +419,7 @@ impl NodeMetrics {
         self.instances_expired.absolute(s.instances_expired);
         self.clock_rejections.absolute(s.clock_rejections);
         self.implausible_claims.absolute(s.implausible_claims);
+        self.registry_refused[0].absolute(s.refused_owned_max);
+        self.registry_refused[1].absolute(s.refused_entries_max);
     }
 }
