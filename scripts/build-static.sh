@@ -72,7 +72,15 @@ used=""
 if [[ -f "$release/hot-order.last" ]]; then used="$(cat "$release/hot-order.last")"; fi
 if [[ -n "$used" && ! -f "$used" ]]; then used=""; fi
 link "$used"
-if [[ -f "$profile" ]]; then
+# The ordering file is an lld option: rustc links with lld by default on x86_64 Linux since
+# 1.90; an older toolchain or another host links with the system's ld, and gets no order.
+linked_by_lld() {
+    command -v nm > /dev/null && command -v readelf > /dev/null \
+        && readelf -p .comment "$bin" 2> /dev/null | grep "Linker: LLD" > /dev/null
+}
+if [[ -f "$profile" ]] && ! linked_by_lld; then
+    echo "build-static: not linked by lld (or no nm/readelf): the hot code is not grouped" >&2
+elif [[ -f "$profile" ]]; then
     ordering > "$release/hot-order.tmp"
     order="$release/hot-order-$(sha256sum "$release/hot-order.tmp" | cut -c1-16).txt"
     mv "$release/hot-order.tmp" "$order"
@@ -83,7 +91,9 @@ if [[ -f "$profile" ]]; then
     echo "build-static: $(wc -l < "$order") functions linked first, from $(grep -vc '^#' "$profile") in $profile" >&2
 fi
 # ldd says "statically linked" (static-pie) or "not a dynamic executable" (static).
-if ! ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; then
+# ldd exits 1 for the latter: read its words, not its status (pipefail).
+linkage="$(ldd "$bin" 2>&1 || true)"
+if ! grep -qE 'statically linked|not a dynamic executable' <<< "$linkage"; then
     echo "build-static: $bin is dynamically linked" >&2
     exit 1
 fi

@@ -82,17 +82,21 @@ pub struct Config {
     /// Instances this node may own (registered through its API) at once: a registration of a
     /// new id past it is refused (`CommandError::Full`, HTTP 507), while updates, renewals and
     /// deregistrations of what it owns always go through. SPEC §11: a client, or anyone where
-    /// no token is set, must not be able to register until the node runs out of memory. A node
-    /// owning 100,000 measured about 100 MiB of RSS (docs/scale.md, issue 17): the default is
-    /// that measured scale, so the memory it takes is known; raise it knowingly. Restoring more
+    /// no token is set, must not be able to register until the node runs out of memory. An owned
+    /// instance costs ~640 B of core heap on top of its ~293 B registry entry (tests/memory.rs),
+    /// so 100,000 owned is ~90 MB of heap: a scale measured (nodes of a 5-node cluster held
+    /// 100,000 entries in 89-96 MiB of RSS, owning 20,000 each, docs/scale.md); raise it
+    /// knowingly. Restoring more
     /// than this from the data_dir keeps them all (only new ids are refused).
     pub instances_owned_max: usize,
     /// Registry entries (live instances and tombstones, every owner's) this node holds at
     /// most: a new id past it is refused (counted, `hera_registry_refused_total`), whether a
     /// peer gossips or pushes it or our own API registers it; updates and deletions of held
     /// ids always apply. A member with the cluster key (buggy, or compromised) could otherwise
-    /// make every node store any number of entries. 1,000,000: twice five nodes owning 100,000
-    /// each, about 1.3 GiB of RSS at the 1.3 KiB per entry measured at 100,000 (docs/scale.md).
+    /// make every node store any number of entries. 1,000,000: ten times the 100,000 measured
+    /// on a real cluster (89-96 MiB of RSS per node holding them, docs/scale.md), so about
+    /// 1 GiB at that rate. A deletion keeps its tombstone for `tombstone_grace`, and a
+    /// tombstone counts: deregistering makes room only once it is collected.
     pub registry_entries_max: usize,
     /// Expected cluster size, if known: quorum is then a majority of the larger of this and
     /// the number of members known.

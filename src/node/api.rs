@@ -202,12 +202,20 @@ impl std::fmt::Display for CommandError {
             CommandError::IdInUse { id, service } => {
                 write!(f, "id {id} is already registered for service {service}")
             }
-            CommandError::Full { field, max, held } => write!(
-                f,
-                "this node holds {held} of at most {max} ({field}): new instances are refused \
-                 until some are deregistered or {field} is raised; updates and deregistrations \
-                 still work"
-            ),
+            CommandError::Full { field, max, held } => {
+                // Tombstones count against the registry's bound until they are collected.
+                let room = if *field == "registry_entries_max" {
+                    "until deleted entries' tombstones are collected (tombstone_grace after the \
+                     deletion)"
+                } else {
+                    "until some are deregistered"
+                };
+                write!(
+                    f,
+                    "this node holds {held} of at most {max} ({field}): new instances are \
+                     refused {room} or {field} is raised; updates and deregistrations still work"
+                )
+            }
             CommandError::Invalid { detail } => write!(f, "{detail}"),
             CommandError::Keyring(e) => write!(f, "{e}"),
             CommandError::UnknownMember { name } => write!(f, "no member named {name}"),

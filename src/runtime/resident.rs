@@ -24,7 +24,7 @@ pub struct Trimmed {
 /// nothing changes.
 ///
 /// Never inlined: it marks where start-up ends for the profile that orders the binary's code
-/// (`scripts/hot-code.sh`).
+/// (`scripts/hot-code.py`).
 #[inline(never)]
 pub fn trim_startup_pages() -> Trimmed {
     let Ok(exe) = std::fs::read_link("/proc/self/exe") else {

@@ -10,7 +10,8 @@
 //!
 //! Only new ids are refused, never what is held: lowering a bound at run time, or restarting
 //! with a data_dir that holds more than it, keeps everything and refuses new ids until
-//! deregistrations bring the count below (`Catalog::restore` merges unchecked). A full node's
+//! deregistrations bring the count below (for `registry_entries_max`, once their tombstones
+//! are collected, `tombstone_grace` later) (`Catalog::restore` merges unchecked). A full node's
 //! registry digest differs from its peers' for as long as it is full, so each anti-entropy
 //! round with a peer that holds more ends with that peer pushing the differing buckets again:
 //! one exchange per `sync_interval` (or per returning member), answered only within the

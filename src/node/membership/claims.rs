@@ -351,8 +351,9 @@ impl Membership {
     /// stranger's carries one datagram of the table, which need not hold its record. So tell it,
     /// in one small message: it refutes, and its alive outbids the verdict everywhere (the
     /// `churn` scenario at 128 nodes: 2 of 20 restarts stayed `left` in every table but their
-    /// own). Bounded as any answer to a stranger: one per datagram, a few a second, and no
-    /// larger than the datagram that carried the claim.
+    /// own). Bounded as any answer to a stranger: one per datagram, within the stranger answers
+    /// per second shared with acks and join answers, and, envelope included, no larger than the
+    /// datagram that carried the claim.
     fn tell_verdict(&mut self, io: &mut Io, now: Instant, id: crate::swim::members::MemberId) {
         let Some(member) = self.members.by_id(id) else {
             return;
@@ -365,7 +366,11 @@ impl Membership {
         };
         let to = member.addr();
         let message = Message::Member(update);
-        let fits = encode_message(&message).len() <= io.replies.stranger_budget();
+        // The envelope (checksum, label, seal) comes on top of the message.
+        let size = encode_message(&message)
+            .len()
+            .saturating_add(io.envelope_overhead());
+        let fits = size <= io.replies.stranger_budget();
         if fits
             && io
                 .replies

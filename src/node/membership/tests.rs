@@ -91,3 +91,68 @@ fn a_lone_node_spends_no_retransmissions_and_counts_no_sends() {
         "the updates still wait, with their whole retransmit budget, for a first member"
     );
 }
+
+/// A member held `left` that says, from its own address, it is alive at an incarnation the
+/// verdict outranks (restarted without its data) is told the verdict, in one message no larger
+/// than the datagram it sent; the same claim from any other address gets nothing.
+#[test]
+fn a_member_claiming_alive_below_its_verdict_is_told_it_from_its_own_address_only() {
+    use crate::bounded::BoundedVec;
+    use crate::wire::{Claim, DatagramBuilder, Incarnation, MemberUpdate, Message, Profile};
+
+    let now = Instant::from_micros(1_700_000_000_000_000);
+    let mut node = Node::new(Config::local(), identity(), 1, now);
+    let member = SocketAddr::from(([127, 0, 0, 1], 7001));
+    let other = SocketAddr::from(([127, 0, 0, 1], 7002));
+    let claim = |claim: Claim| {
+        let update = Message::Member(MemberUpdate {
+            name: NodeName::new("n1").unwrap(),
+            incarnation: Incarnation::ZERO,
+            claim,
+            profile: Profile {
+                addr: member,
+                dc: Label::new("dc1").unwrap(),
+                tags: BoundedVec::new(Vec::new()),
+            },
+        });
+        let mut d = DatagramBuilder::new(1_400);
+        assert!(d.try_push(&wire::encode_message(&update)));
+        d.finish()
+    };
+    let drain = |node: &mut Node| {
+        let mut sent = Vec::new();
+        while let Some(t) = node.poll_transmit() {
+            sent.push(t);
+        }
+        while node.poll_event().is_some() {}
+        sent
+    };
+    node.handle_datagram(now, member, &claim(Claim::Alive));
+    node.handle_datagram(now, other, &claim(Claim::Left));
+    drain(&mut node);
+
+    let stale = claim(Claim::Alive);
+    node.handle_datagram(now, other, &stale);
+    let told = |sent: &[crate::node::Transmit]| {
+        sent.iter()
+            .filter(|t| t.to == member)
+            .flat_map(|t| wire::decode_datagram(&t.payload).unwrap())
+            .any(|m| matches!(m, Message::Member(u) if u.claim == Claim::Left))
+    };
+    assert!(
+        !told(&drain(&mut node)),
+        "told on a claim from another address"
+    );
+
+    node.handle_datagram(now, member, &stale);
+    let sent = drain(&mut node);
+    assert!(told(&sent), "the member was not told its verdict");
+    for t in sent.iter().filter(|t| t.to == member) {
+        assert!(
+            t.payload.len() <= stale.len(),
+            "{} B answered to {} B",
+            t.payload.len(),
+            stale.len()
+        );
+    }
+}
