@@ -142,12 +142,16 @@ impl Node {
         for message in datagram.messages {
             if self.membership.lifecycle == Lifecycle::Stopped {
                 // Stopped by this datagram (our name is taken): the rest is not for us.
-                return;
+                break;
             }
             self.io.stats.message_in(message.kind());
             self.handle_message(now, from, message);
         }
-        self.catalog.send_grave_replies(&mut self.io, now, from);
+        if self.membership.lifecycle != Lifecycle::Stopped {
+            self.catalog.send_grave_replies(&mut self.io, now, from);
+        }
+        // What is applied from here on (timers, commands) came from no datagram's sender.
+        self.io.replies.end();
     }
 
     /// The shell read the wall clock as `wall` at `now` (its monotonic time). Registry versions

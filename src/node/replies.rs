@@ -101,7 +101,13 @@ impl Replies {
         self.sender
     }
 
-    /// Where the datagram being handled came from.
+    /// The datagram is handled: no sender until the next one begins.
+    pub(crate) fn end(&mut self) {
+        self.sender = Sender::Stranger;
+        self.from = None;
+    }
+
+    /// Where the datagram being handled came from (None outside one).
     pub(crate) fn from(&self) -> Option<SocketAddr> {
         self.from
     }
