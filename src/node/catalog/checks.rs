@@ -343,11 +343,11 @@ impl Catalog {
                 "instance {id} with this check would not fit one datagram"
             )));
         }
-        if let Some(owned) = self.owned.get_mut(id) {
+        self.owned.update(id, |owned| {
             // Registered again under the same id: it starts afresh.
             owned.checks.retain(|c| c.id != check_id);
             owned.take_checks(&next);
-        }
+        });
         self.refresh_deadlines(now, &next, Some(&check_id));
         self.write(io, now, id.clone(), Some(next));
         Ok(Reply::Done)
@@ -387,9 +387,8 @@ impl Catalog {
                     .filter(|c| c.id.0 != check)
                     .collect();
                 next.set_checks(checks, self.node_verdict().as_ref(), now.as_millis());
-                if let Some(owned) = self.owned.get_mut(&id) {
-                    owned.checks.retain(|c| c.id != check);
-                }
+                self.owned
+                    .update(&id, |owned| owned.checks.retain(|c| c.id != check));
                 self.refresh_deadlines(now, &next, None);
                 if self.changes(&id, &next) {
                     self.write(io, now, id, Some(next));
@@ -422,28 +421,30 @@ impl Catalog {
         id: Option<&InstanceId>,
         check: &str,
     ) {
-        let run = match id {
+        // Schedules the check's next run and says what to run now, if it is a kind we run.
+        let arm = |run: &mut OwnedCheck| {
+            let (probe, interval, timeout) = run.probe()?;
+            run.next_check = Some(now + interval);
+            Some((probe, timeout))
+        };
+        let started = match id {
             Some(id) => {
                 if self.registry.get(id).is_none() {
                     return;
                 }
-                self.owned
-                    .get_mut(id)
-                    .and_then(|o| o.checks.iter_mut().find(|c| c.id == check))
+                self.owned.update(id, |o| {
+                    o.checks.iter_mut().find(|c| c.id == check).and_then(arm)
+                })
             }
             None => self
                 .node_checks
                 .iter_mut()
                 .find(|c| c.state.id.0 == check)
-                .map(|c| &mut c.run),
+                .map(|c| arm(&mut c.run)),
         };
-        let Some(run) = run else {
+        let Some((probe, timeout)) = started.flatten() else {
             return;
         };
-        let Some((probe, interval, timeout)) = run.probe() else {
-            return;
-        };
-        run.next_check = Some(now + interval);
         io.stats.checks_started += 1;
         io.emit(Event::CheckDue {
             check: check.to_string(),

@@ -265,20 +265,19 @@ impl Catalog {
         if !self.owned.contains_key(&instance.id) {
             self.own(instance.id.clone(), Owned::new(instance));
         }
-        let Some(owned) = self.owned.get_mut(&instance.id) else {
-            return;
-        };
-        owned.liveness_deadline = instance
-            .liveness_ms
-            .map(|ms| now + Duration::from_millis(ms));
         let states = instance.checks();
-        for check in &mut owned.checks {
-            let status = states
-                .iter()
-                .find(|s| s.id.0 == check.id)
-                .map_or(Health::Passing, |s| s.status);
-            check.refresh(now, status, reported.is_none_or(|r| r == check.id));
-        }
+        self.owned.update(&instance.id, |owned| {
+            owned.liveness_deadline = instance
+                .liveness_ms
+                .map(|ms| now + Duration::from_millis(ms));
+            for check in &mut owned.checks {
+                let status = states
+                    .iter()
+                    .find(|s| s.id.0 == check.id)
+                    .map_or(Health::Passing, |s| s.status);
+                check.refresh(now, status, reported.is_none_or(|r| r == check.id));
+            }
+        });
     }
 }
 

@@ -15,10 +15,11 @@ mod checks;
 mod journal;
 mod merge;
 mod ops;
+mod owned;
 mod sync;
 mod tick;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 pub use journal::{OwnedChanges, OWNED_CHANGES_MAX};
 
@@ -86,10 +87,9 @@ pub(crate) struct Catalog {
     /// start and was taken for one we had deleted (issue 14).
     epoch: Option<Hlc>,
     pub(super) registry: Registry,
-    /// Deadlines of the instances this node owns (owner-local: never gossiped). Ordered: the
-    /// registry tick walks it, and what it writes (expiries, TTL lapses) must come out in the
-    /// same order on every run for replay to be bit for bit.
-    owned: BTreeMap<InstanceId, ops::Owned>,
+    /// Deadlines of the instances this node owns (owner-local: never gossiped), indexed by the
+    /// earliest: the registry tick visits only those with something due.
+    owned: owned::OwnedSet,
     /// The keys of `owned`, in a persistent set: the driver's snapshot clones it at every
     /// change (O(1), sharing the tree) where collecting the keys copied every owned id
     /// (issue 17). Changed only through [`Catalog::own`] and [`Catalog::disown`].
@@ -125,7 +125,7 @@ impl Catalog {
             boot,
             epoch: None,
             registry: Registry::default(),
-            owned: BTreeMap::new(),
+            owned: owned::OwnedSet::default(),
             owned_ids: imbl::OrdSet::new(),
             owned_changes: OwnedChanges::new(boot),
             orphans_since: None,

@@ -26,7 +26,7 @@ pub(crate) const NODE_MAINTENANCE: &str = "node maintenance: ";
 /// report) or restored from its own data_dir are owned here. An entry that arrives by gossip
 /// naming this node as owner is stored but not adopted: nobody outside the node's API can
 /// make it fetch a URL or enforce a TTL (issue 14, finding 6).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct Owned {
     /// The checks as this node was given them, never as gossip later rewrote them: the only
     /// URLs and addresses this node probes for the instance.
@@ -50,6 +50,23 @@ impl Owned {
             checks,
             liveness_deadline: None,
         }
+    }
+
+    /// The earliest moment the owner's tick has something to do for this instance: its
+    /// liveness lapses, a check's TTL lapses or its run is due, or a check has been critical
+    /// for its `deregister_after` ([`super::owned::OwnedSet`] is indexed by it).
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        let checks = self.checks.iter().flat_map(|c| {
+            let deregister = match (c.critical_since, c.deregister_after) {
+                (Some(since), Some(after)) => Some(since + after),
+                _ => None,
+            };
+            [c.ttl_deadline, c.next_check, deregister]
+        });
+        std::iter::once(self.liveness_deadline)
+            .chain(checks)
+            .flatten()
+            .min()
     }
 
     /// Take the checks of a registration through our API: those unchanged keep their
@@ -133,22 +150,23 @@ impl Catalog {
             existing_equal = *current == instance;
         }
         // Registered through our API: the checks to run are the ones given here.
-        match self.owned.get_mut(&id) {
-            Some(owned) => owned.take_checks(&instance),
-            None => {
-                self.own(id.clone(), Owned::new(&instance));
-            }
+        if self
+            .owned
+            .update(&id, |owned| owned.take_checks(&instance))
+            .is_none()
+        {
+            self.own(id.clone(), Owned::new(&instance));
         }
         if existing_equal {
             self.refresh_deadlines(now, &instance, None);
             return Ok(Reply::Registered { id });
         }
         self.refresh_deadlines(now, &instance, None);
-        if let Some(owned) = self.owned.get_mut(&id) {
+        self.owned.update(&id, |owned| {
             for check in &mut owned.checks {
                 check.next_check = check.check.interval().map(|_| now);
             }
-        }
+        });
         self.write(io, now, id.clone(), Some(instance));
         Ok(Reply::Registered { id })
     }
