@@ -129,5 +129,22 @@ async fn every_write_path_refuses_a_new_id_past_the_owned_bound_and_updates_go_t
         Some(&"4"),
         "{metrics}"
     );
+    // And shown by `/v1/status` (what `hera status` prints): held against each bound. Its
+    // counters are the snapshot's, republished within a second when only counters moved.
+    let counted = node
+        .handle
+        .wait_for(std::time::Duration::from_secs(10), |s| {
+            s.stats.refused_owned_max == 4
+        })
+        .await;
+    assert!(counted.is_some(), "the snapshot never counted the refusals");
+    let status = support::get_json(node.http_addr, "/v1/status").await;
+    let registry = &status["registry"];
+    assert_eq!(registry["owned"], 3, "{status}");
+    assert_eq!(registry["instances_owned_max"], 3, "{status}");
+    assert_eq!(registry["live"], 3, "{status}");
+    assert_eq!(registry["held"], 4, "a tombstone counts: {status}");
+    assert_eq!(registry["refused"]["instances_owned_max"], 4, "{status}");
+    assert_eq!(registry["refused"]["registry_entries_max"], 0, "{status}");
     node.shutdown().await;
 }

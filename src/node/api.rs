@@ -166,8 +166,7 @@ pub enum CommandError {
     /// client's mistake, nor one a retry mends: room comes back only with a deregistration, a
     /// lapse, or an operator raising the bound. Updates of what is held never get this.
     Full {
-        /// The config field that is the bound (`instances_owned_max`, `registry_entries_max`).
-        field: &'static str,
+        bound: HeldBound,
         max: usize,
         held: usize,
     },
@@ -192,6 +191,27 @@ pub enum CommandError {
     },
 }
 
+/// A bound on what a node holds, past which a new id is refused ([`CommandError::Full`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldBound {
+    /// Instances this node owns: `instances_owned_max`.
+    InstancesOwned,
+    /// Registry entries held, live and tombstones: `registry_entries_max`.
+    RegistryEntries,
+}
+
+impl HeldBound {
+    pub const ALL: [HeldBound; 2] = [HeldBound::InstancesOwned, HeldBound::RegistryEntries];
+
+    /// The config field that sets it: what an error, a metric label and `hera status` name.
+    pub const fn field(self) -> &'static str {
+        match self {
+            HeldBound::InstancesOwned => "instances_owned_max",
+            HeldBound::RegistryEntries => "registry_entries_max",
+        }
+    }
+}
+
 impl std::fmt::Display for CommandError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -202,13 +222,15 @@ impl std::fmt::Display for CommandError {
             CommandError::IdInUse { id, service } => {
                 write!(f, "id {id} is already registered for service {service}")
             }
-            CommandError::Full { field, max, held } => {
+            CommandError::Full { bound, max, held } => {
+                let field = bound.field();
                 // Tombstones count against the registry's bound until they are collected.
-                let room = if *field == "registry_entries_max" {
-                    "until deleted entries' tombstones are collected (tombstone_grace after the \
-                     deletion)"
-                } else {
-                    "until some are deregistered"
+                let room = match bound {
+                    HeldBound::RegistryEntries => {
+                        "until deleted entries' tombstones are collected (tombstone_grace after \
+                         the deletion)"
+                    }
+                    HeldBound::InstancesOwned => "until some are deregistered",
                 };
                 write!(
                     f,

@@ -46,8 +46,8 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use self::api::{
-    Command, CommandError, Event, Identity, KeyringCommand, Lifecycle, MemberView, Outputs, Probe,
-    Quorum, Reply, Sink, Transmit,
+    Command, CommandError, Event, HeldBound, Identity, KeyringCommand, Lifecycle, MemberView,
+    Outputs, Probe, Quorum, Reply, Sink, Transmit,
 };
 use self::catalog::{Catalog, MembershipView};
 pub use self::catalog::{OwnedChanges, OWNED_CHANGES_MAX};

@@ -21,7 +21,7 @@
 use super::Catalog;
 use crate::names::InstanceId;
 use crate::node::io::Io;
-use crate::node::CommandError;
+use crate::node::{CommandError, HeldBound};
 
 impl Catalog {
     /// May `id` become one this node owns? Yes if it is one already, or if we own fewer than
@@ -34,7 +34,7 @@ impl Catalog {
         }
         io.stats.refused_owned_max += 1;
         Err(CommandError::Full {
-            field: "instances_owned_max",
+            bound: HeldBound::InstancesOwned,
             max,
             held,
         })
@@ -50,7 +50,7 @@ impl Catalog {
         let (max, held) = (io.config.registry_entries_max, self.registry.held());
         io.stats.refused_entries_max += 1;
         Err(CommandError::Full {
-            field: "registry_entries_max",
+            bound: HeldBound::RegistryEntries,
             max,
             held,
         })
@@ -70,7 +70,7 @@ mod tests {
     use crate::bounded::BoundedVec;
     use crate::config::Config;
     use crate::names::{InstanceId, Label, NodeName, ServiceName};
-    use crate::node::{Command, CommandError, Identity, Node, Restored};
+    use crate::node::{Command, CommandError, HeldBound, Identity, Node, Restored};
     use crate::registry::{Entry, Hlc, InstanceSpec};
     use crate::time::Instant;
     use crate::wire::{self, encode_message, DatagramBuilder, Incarnation, Message};
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(
             register(&mut node, "own-1", 80),
             Err(CommandError::Full {
-                field: "registry_entries_max",
+                bound: HeldBound::RegistryEntries,
                 max: 8,
                 held: 8
             })
@@ -223,7 +223,7 @@ mod tests {
         assert_eq!(
             node.handle_command(start(), Command::Renew { id: id("p-2") }),
             Err(CommandError::Full {
-                field: "instances_owned_max",
+                bound: HeldBound::InstancesOwned,
                 max: 2,
                 held: 2
             })
@@ -242,7 +242,7 @@ mod tests {
             register(&mut node, text, 80).unwrap();
         }
         let full = Err(CommandError::Full {
-            field: "instances_owned_max",
+            bound: HeldBound::InstancesOwned,
             max: 3,
             held: 3,
         });
@@ -283,7 +283,7 @@ mod tests {
         assert!(matches!(
             register(&mut node, "new", 80),
             Err(CommandError::Full {
-                field: "instances_owned_max",
+                bound: HeldBound::InstancesOwned,
                 max: 2,
                 held: 5
             })

@@ -137,6 +137,26 @@ pub async fn status(http_addr: &str) -> Result<(), String> {
         "queue:       {} updates waiting",
         text(&s, "dissemination_queue")
     );
+    let r = &s["registry"];
+    println!(
+        "registry:    {} live, {} tombstones; holds {} of at most {} (registry_entries_max)",
+        text(r, "live"),
+        text(r, "tombstones"),
+        text(r, "held"),
+        text(r, "registry_entries_max")
+    );
+    println!(
+        "owned:       {} of at most {} (instances_owned_max)",
+        text(r, "owned"),
+        text(r, "instances_owned_max")
+    );
+    if let Some(refused) = r["refused"]
+        .as_object()
+        .filter(|m| m.values().any(|v| v.as_u64() != Some(0)))
+    {
+        let parts: Vec<String> = refused.iter().map(|(k, v)| format!("{v} by {k}")).collect();
+        println!("refused:     new ids {}", parts.join(", "));
+    }
     if let Some(members) = s["members"].as_array() {
         println!();
         let rows: Vec<[String; 5]> = members

@@ -29,7 +29,8 @@ pub enum Commands {
     Run(RunArgs),
     /// List the cluster's members as this node sees them.
     Members(ClientArgs),
-    /// Show this node's status: members by state, quorum, dissemination queue.
+    /// Show this node's status: members by state, quorum, dissemination queue, the registry
+    /// against its bounds.
     Status(ClientArgs),
     /// Make the node leave the cluster gracefully (it stops afterwards).
     Leave(ClientArgs),

@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Serialize;
 
 use super::AppState;
+use crate::node::HeldBound;
 use crate::runtime::driver::Snapshot;
 use crate::runtime::telemetry::latency::{VerbLatency, WINDOW};
 use crate::time::Instant;
@@ -32,6 +33,22 @@ pub struct QuorumStatus {
     pub needed: usize,
 }
 
+/// What the registry holds here, against the bounds a new id is refused past.
+#[derive(Debug, Serialize)]
+pub struct RegistryStatus {
+    pub live: usize,
+    pub tombstones: usize,
+    /// Live instances and tombstones: what `registry_entries_max` bounds.
+    pub held: usize,
+    pub registry_entries_max: usize,
+    /// Instances this node owns: what `instances_owned_max` bounds.
+    pub owned: usize,
+    pub instances_owned_max: usize,
+    /// New ids refused since start, by the bound that refused them (as of the snapshot: at
+    /// most a second behind `hera_registry_refused_total`).
+    pub refused: std::collections::BTreeMap<&'static str, u64>,
+}
+
 /// Requests per verb, and their latency over the recent window.
 #[derive(Debug, Serialize)]
 pub struct RequestStatus {
@@ -52,6 +69,7 @@ pub struct Status {
     pub members: Vec<StatusMember>,
     pub quorum: QuorumStatus,
     pub dissemination_queue: usize,
+    pub registry: RegistryStatus,
     pub requests: RequestStatus,
 }
 
@@ -106,6 +124,18 @@ pub fn status_of(s: &Snapshot, now: Instant) -> Status {
             needed: s.quorum.known.max(s.quorum.expected.unwrap_or(0)) / 2 + 1,
         },
         dissemination_queue: s.queue_depth,
+        registry: RegistryStatus {
+            live: s.registry.len(),
+            tombstones: s.registry.tombstones(),
+            held: s.registry.held(),
+            registry_entries_max: s.config.registry_entries_max,
+            owned: s.local.len(),
+            instances_owned_max: s.config.instances_owned_max,
+            refused: HeldBound::ALL
+                .into_iter()
+                .map(|bound| (bound.field(), s.stats.refused_by(bound)))
+                .collect(),
+        },
         requests: RequestStatus {
             window_seconds: WINDOW.as_secs(),
             verbs: Vec::new(),

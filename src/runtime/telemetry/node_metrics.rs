@@ -9,7 +9,7 @@
 
 use metrics::{Counter, Gauge, Histogram};
 
-use crate::node::{Lifecycle, Node, Refusal};
+use crate::node::{HeldBound, Lifecycle, Node, Refusal};
 use crate::stats::Stats;
 use crate::wire::{DecodeErrorKind, MessageKind};
 
@@ -68,9 +68,9 @@ pub mod names {
     pub const REGISTRY_REFUSED: &str = "hera_registry_refused_total";
 }
 
-/// The bounds a registry entry can be refused by, as `hera_registry_refused_total` labels
-/// them: the config field of each.
-const REFUSED_BY: [&str; 2] = ["instances_owned_max", "registry_entries_max"];
+/// The bounds a registry entry can be refused by; `hera_registry_refused_total` labels each
+/// with its config field.
+const REFUSED_BY: [HeldBound; 2] = HeldBound::ALL;
 
 /// The member states, as labelled.
 const STATES: [&str; 4] = ["alive", "suspect", "failed", "left"];
@@ -344,7 +344,7 @@ impl NodeMetrics {
             instances_expired: counter!(INSTANCES_EXPIRED),
             clock_rejections: counter!(CLOCK_REJECTIONS),
             implausible_claims: counter!(IMPLAUSIBLE_CLAIMS),
-            registry_refused: REFUSED_BY.map(|b| counter!(REGISTRY_REFUSED, "reason" => b)),
+            registry_refused: REFUSED_BY.map(|b| counter!(REGISTRY_REFUSED, "reason" => b.field())),
             rtt: histogram!(PROBE_RTT),
         }
     }
@@ -419,7 +419,8 @@ impl NodeMetrics {
         self.instances_expired.absolute(s.instances_expired);
         self.clock_rejections.absolute(s.clock_rejections);
         self.implausible_claims.absolute(s.implausible_claims);
-        self.registry_refused[0].absolute(s.refused_owned_max);
-        self.registry_refused[1].absolute(s.refused_entries_max);
+        for (counter, bound) in self.registry_refused.iter().zip(REFUSED_BY) {
+            counter.absolute(s.refused_by(bound));
+        }
     }
 }
