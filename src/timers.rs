@@ -44,6 +44,8 @@ pub enum Timer {
     RegistryTick,
     /// A query this node asked has run out of time: report what it collected.
     QueryDeadline { seq: u32 },
+    /// Push the registry entries peers asked for since the first of them, in one pass.
+    PushDue,
 }
 
 #[derive(Debug, Default)]

@@ -278,6 +278,58 @@ fn a_node_that_joins_late_converges_to_thousands_of_entries() {
     );
 }
 
+/// Anti-entropy finds the entries it pushes by a pass over the registry. Every origin a peer
+/// lacks, asked for in one exchange, is served by one pass, not one an origin (issue 17: at
+/// 100 origins × 1,000 entries, one exchange was 100 passes over 100,000 entries). A late
+/// joiner lacks the five origins of the cluster; its seed pushes them all with one pass.
+#[test]
+fn one_exchange_pushes_every_origin_in_one_pass() {
+    let origins = 5u32;
+    let mut c = cluster(origins as usize);
+    let each = 40;
+    let total = (origins * each) as usize;
+    for owner in 0..origins {
+        for k in 0..each {
+            let name = format!("i-{owner}-{k}");
+            c.command(owner, Command::Register(spec("bulk", &name)))
+                .unwrap();
+        }
+    }
+    let settled = c.step_until(c.config().sync_interval * 4, |c| {
+        (0..origins).all(|i| {
+            let node = c.node(i).unwrap();
+            node.registry().len() == total && node.queue_depth() == 0
+        })
+    });
+    assert!(
+        settled.is_some(),
+        "the cluster did not settle on its entries"
+    );
+    let stats = |c: &World| {
+        let s = c.node(0).unwrap().stats();
+        (s.push_passes, s.entries_pushed)
+    };
+    let (passes_before, pushed_before) = stats(&c);
+    let late = c.add_node();
+    c.start(late);
+    join(&mut c, late);
+    let took = c.step_until(c.config().sync_interval / 2, |c| {
+        c.node(late).unwrap().registry().len() == total
+    });
+    assert!(
+        took.is_some(),
+        "the late joiner holds {} of {total}",
+        c.node(late).unwrap().registry().len()
+    );
+    let (passes, pushed) = stats(&c);
+    assert!(
+        pushed - pushed_before >= total as u64,
+        "the seed pushed {} entries",
+        pushed - pushed_before
+    );
+    assert_eq!(passes - passes_before, 1, "passes for {origins} origins");
+}
+
 /// A bulk load three times the gossip queue's bound for registry entries (issue 17): every
 /// node's queue holds at most the bound at every step, entries were dropped from it (the bound
 /// took effect), and anti-entropy still brings every node every entry; then the queues empty.

@@ -461,6 +461,7 @@ impl Node {
                 let view = membership.view(io.config.expected_members);
                 catalog.on_registry_tick(io, &view, now);
             }
+            Timer::PushDue => catalog.on_push_due(io),
             Timer::QueryDeadline { .. } => {}
         }
     }

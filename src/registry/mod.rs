@@ -80,6 +80,16 @@ pub const ALL_BUCKETS: BucketMask = u64::MAX;
 /// bring their entries back.
 pub const GRAVES_MAX: usize = 16_384;
 
+/// An origin with at least this many entries here has its bucket summaries kept up to date
+/// ([`Registry::bucket_digests`] is then a lookup, not a scan of the registry): 64 of them,
+/// 1 KiB an origin, so at most 4 B an entry (8 B just above the drop line below; 1 B at 1,000
+/// entries an origin, issue 17's 100 × 1,000). A smaller origin is summed by a scan when asked:
+/// one exchange compares its buckets only if it holds more than `PUSH_WHOLE_MAX` (16) entries
+/// (`node/catalog/sync.rs`), and keeping 1 KiB for every such origin would cost more than the
+/// entry itself at 100 entries an origin (`tests/memory.rs`). Kept until the origin falls to
+/// half of this, so an origin near the line does not build and drop them in turn.
+pub const BUCKETS_KEPT_MIN: u32 = 256;
+
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     /// Live entries by id: a pointer to its record each.
@@ -100,6 +110,10 @@ pub struct Registry {
     graves_by_age: OrdSet<(u64, InstanceId)>,
     /// Per-origin summaries (origin: the node that wrote the version held), kept up to date.
     origins: OrdMap<NodeName, OriginDigest>,
+    /// Per-bucket summaries of the origins with [`BUCKETS_KEPT_MIN`] entries or more, kept up to
+    /// date. Behind an `Arc` each, so a snapshot's clone shares them, and a change after it
+    /// copies one origin's 1 KiB.
+    origin_buckets: OrdMap<NodeName, Arc<[OriginDigest; BUCKETS]>>,
     /// The sum of every origin's hash: one number to compare whole registries.
     digest: u64,
     index: u64,
@@ -375,8 +389,24 @@ impl Registry {
         self.digest
     }
 
-    /// Summaries of each bucket of the entries written by `origin` (a scan).
+    /// Summaries of each bucket of the entries written by `origin`: a lookup for an origin with
+    /// [`BUCKETS_KEPT_MIN`] entries or more, else a scan of the registry.
     pub fn bucket_digests(&self, origin: &NodeName) -> [OriginDigest; BUCKETS] {
+        match self.origin_buckets.get(origin) {
+            Some(kept) => **kept,
+            None => self.scan_bucket_digests(origin),
+        }
+    }
+
+    /// Whether `origin`'s bucket summaries are kept up to date (for tests).
+    #[cfg(test)]
+    fn keeps_buckets(&self, origin: &NodeName) -> bool {
+        self.origin_buckets.contains_key(origin)
+    }
+
+    /// [`Registry::bucket_digests`] by a scan of every entry: what the kept summaries are built
+    /// from, and the oracle their tests compare them with.
+    fn scan_bucket_digests(&self, origin: &NodeName) -> [OriginDigest; BUCKETS] {
         let mut out = [OriginDigest::default(); BUCKETS];
         for (id, s) in self.all().filter(|(_, s)| s.version.node == *origin) {
             out[bucket_of(id)].add(id, &s.version);
@@ -392,6 +422,23 @@ impl Registry {
     ) -> impl Iterator<Item = Entry> + 'a {
         self.all()
             .filter(move |(id, s)| s.version.node == *origin && buckets & (1 << bucket_of(id)) != 0)
+            .map(|(id, s)| to_entry(id, s))
+    }
+
+    /// Every entry whose origin is in `wanted` and whose bucket is in that origin's mask: what
+    /// [`Registry::entries_from`] gives for each origin, in one pass over the registry instead of
+    /// one an origin (a lookup of the entry's origin in `wanted` per entry, the bucket's hash
+    /// only for the origins wanted). In id order.
+    pub fn entries_of<'a>(
+        &'a self,
+        wanted: &'a BTreeMap<NodeName, BucketMask>,
+    ) -> impl Iterator<Item = Entry> + 'a {
+        self.all()
+            .filter(move |(id, s)| {
+                wanted
+                    .get(&s.version.node)
+                    .is_some_and(|mask| mask & (1 << bucket_of(id)) != 0)
+            })
             .map(|(id, s)| to_entry(id, s))
     }
 
@@ -460,13 +507,15 @@ impl Registry {
     }
 
     fn insert(&mut self, id: InstanceId, stored: Stored) {
-        self.origins
-            .entry(stored.version.node.clone())
-            .or_default()
-            .add(&id, &stored.version);
+        let origin = self.origins.entry(stored.version.node.clone()).or_default();
+        origin.add(&id, &stored.version);
+        let count = origin.count;
         self.digest = self
             .digest
             .wrapping_add(digest::entry_hash(&id, &stored.version));
+        if count > BUCKETS_KEPT_MIN / 2 {
+            self.buckets_add(&id, &stored.version, count);
+        }
         let stored = Arc::new(stored);
         match &stored.instance {
             Some(instance) => {
@@ -484,6 +533,20 @@ impl Registry {
         }
     }
 
+    /// An entry of an origin now holding `count` entries, this one included, is being stored:
+    /// count it in the origin's kept buckets, or, as the origin reaches [`BUCKETS_KEPT_MIN`],
+    /// start keeping them (one scan, before the entry is in the maps, so it is added here).
+    fn buckets_add(&mut self, id: &InstanceId, version: &Hlc, count: u32) {
+        if let Some(kept) = self.origin_buckets.get_mut(&version.node) {
+            Arc::make_mut(kept)[bucket_of(id)].add(id, version);
+        } else if count >= BUCKETS_KEPT_MIN {
+            let mut built = self.scan_bucket_digests(&version.node);
+            built[bucket_of(id)].add(id, version);
+            self.origin_buckets
+                .insert(version.node.clone(), Arc::new(built));
+        }
+    }
+
     fn remove(&mut self, id: &InstanceId) -> Option<Arc<Stored>> {
         let stored = match self.entries.remove(id) {
             Some(live) => live.0,
@@ -492,8 +555,17 @@ impl Registry {
         let origin = &stored.version.node;
         if let Some(d) = self.origins.get_mut(origin) {
             d.remove(id, &stored.version);
+            let count = d.count;
             if d.is_empty() {
                 self.origins.remove(origin);
+            }
+            if count >= BUCKETS_KEPT_MIN / 2 {
+                if let Some(kept) = self.origin_buckets.get_mut(origin) {
+                    Arc::make_mut(kept)[bucket_of(id)].remove(id, &stored.version);
+                }
+            } else if count + 1 >= BUCKETS_KEPT_MIN / 2 {
+                // Fell below half the line: drop them.
+                self.origin_buckets.remove(origin);
             }
         }
         self.digest = self

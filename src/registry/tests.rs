@@ -522,3 +522,113 @@ fn changed_since_sees_replacements_deletions_and_additions_only() {
     changed.dedup();
     assert_eq!(changed, ["i-007", "i-100", "i-new"]);
 }
+
+/// The kept bucket summaries against the scan they replace, after every kind of change: live
+/// writes, overwrites by another origin, deletions, forgetting, tombstones collected. Each
+/// origin climbs past [`BUCKETS_KEPT_MIN`], falls below half of it and climbs again, so the
+/// summaries are built, updated, dropped and rebuilt; and a snapshot taken halfway keeps what
+/// it saw.
+#[test]
+fn kept_bucket_summaries_match_a_scan_through_every_change() {
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let origins = ["o1", "o2", "o3"];
+    let ids = 1_200;
+    let mut r = Registry::default();
+    let mut wall = 1;
+    let (mut built, mut dropped) = (0, 0);
+    let mut snapshot: Option<(Registry, Vec<[OriginDigest; BUCKETS]>)> = None;
+    for step in 0..12_000u32 {
+        // Three climbs and three falls: writes outnumber removals, then the other way round.
+        let climbing = (step / 2_000) % 2 == 0;
+        let roll = rng.next_u32() % 10;
+        let k = rng.next_u32() % ids;
+        let origin = origins[(rng.next_u32() % 3) as usize];
+        let name = format!("i-{k}");
+        wall += 1;
+        let version = v(wall, 0, origin);
+        let kept_before: Vec<bool> = origins
+            .iter()
+            .map(|o| r.keeps_buckets(&NodeName::new(o).unwrap()))
+            .collect();
+        match (climbing, roll) {
+            (true, 0..=7) | (false, 0) => {
+                r.apply(live("svc", &name, version));
+            }
+            (true, 8) | (false, 1..=2) => {
+                r.apply(tombstone(&name, version));
+            }
+            (true, _) | (false, 3..=6) => {
+                r.forget(&id(&name));
+            }
+            (false, _) => {
+                r.collect_tombstones(wall, u64::from(rng.next_u32() % 500), step % 2 == 0);
+            }
+        }
+        for (o, before) in origins.iter().zip(kept_before) {
+            let o = NodeName::new(o).unwrap();
+            let count = r.origin_digests().get(&o).map_or(0, |d| d.count);
+            let kept = r.keeps_buckets(&o);
+            if count >= BUCKETS_KEPT_MIN {
+                assert!(kept, "{o} holds {count} entries and keeps no buckets");
+            }
+            if count < BUCKETS_KEPT_MIN / 2 {
+                assert!(!kept, "{o} holds {count} entries and still keeps buckets");
+            }
+            built += usize::from(kept && !before);
+            dropped += usize::from(!kept && before);
+            if kept || step % 97 == 0 {
+                assert_eq!(
+                    r.bucket_digests(&o),
+                    r.scan_bucket_digests(&o),
+                    "step {step}: {o}'s buckets"
+                );
+            }
+        }
+        if step == 5_000 {
+            let seen = origins
+                .iter()
+                .map(|o| r.bucket_digests(&NodeName::new(o).unwrap()))
+                .collect();
+            snapshot = Some((r.clone(), seen));
+        }
+    }
+    assert!(
+        built >= 6 && dropped >= 3,
+        "built {built}, dropped {dropped}"
+    );
+    let (old, seen) = snapshot.unwrap();
+    for (o, seen) in origins.iter().zip(seen) {
+        let o = NodeName::new(o).unwrap();
+        assert_eq!(old.bucket_digests(&o), seen);
+        assert_eq!(old.bucket_digests(&o), old.scan_bucket_digests(&o));
+    }
+}
+
+/// One pass for several origins gives what one pass an origin gives, in id order.
+#[test]
+fn entries_of_several_origins_are_each_origins_entries() {
+    let mut r = Registry::default();
+    for k in 0..300u64 {
+        let origin = ["a", "b", "c"][(k % 3) as usize];
+        let name = format!("i-{k:03}");
+        if k % 7 == 0 {
+            r.apply(tombstone(&name, v(k, 0, origin)));
+        } else {
+            r.apply(live("svc", &name, v(k, 0, origin)));
+        }
+    }
+    let (a, b) = (NodeName::new("a").unwrap(), NodeName::new("b").unwrap());
+    let masks = [(a.clone(), 0x0f0f_0f0f_0f0f_0f0f), (b.clone(), ALL_BUCKETS)];
+    let wanted: BTreeMap<NodeName, BucketMask> = masks.iter().cloned().collect();
+    let ids = |entries: Vec<Entry>| -> Vec<String> {
+        entries.into_iter().map(|e| e.id.to_string()).collect()
+    };
+    let got = ids(r.entries_of(&wanted).collect());
+    let mut expected = ids(r.entries_from(&a, masks[0].1).collect());
+    expected.extend(ids(r.entries_from(&b, ALL_BUCKETS).collect()));
+    expected.sort();
+    assert_eq!(got, expected);
+    assert!(got.len() > 100 && got.len() < 200, "{}", got.len());
+}

@@ -116,6 +116,10 @@ pub(crate) struct Catalog {
     /// Tombstones to send back to the sender of the datagram being read, which brought old
     /// versions of entries deleted here (at most `ops::GRAVE_REPLIES_MAX`).
     grave_replies: Vec<Entry>,
+    /// Entries peers asked for (by origin and buckets) and not sent yet: served together, by
+    /// one pass over the registry, when [`crate::timers::Timer::PushDue`] fires (at most
+    /// `sync::PUSHES_DUE_MAX`).
+    pushes_due: Vec<sync::PushDue>,
 }
 
 impl Catalog {
@@ -134,6 +138,7 @@ impl Catalog {
             node_maintenance: None,
             node_checks: Vec::new(),
             grave_replies: Vec::new(),
+            pushes_due: Vec::new(),
         }
     }
 

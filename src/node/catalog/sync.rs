@@ -14,7 +14,9 @@
 //! Pushed entries go in MTU-bounded datagrams, as many as it takes; a receiver merges them
 //! like gossip (and gossips what was news to it).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::{Catalog, MembershipView};
 use crate::bounded::BoundedVec;
@@ -22,6 +24,7 @@ use crate::names::NodeName;
 use crate::node::io::Io;
 use crate::registry::{BucketMask, Entry, OriginDigest, ALL_BUCKETS, BUCKETS};
 use crate::time::Instant;
+use crate::timers::Timer;
 use crate::wire::{
     encode_message, BucketSummary, Message, MessageKind, OriginSummary, RegistryBuckets,
     RegistryDigest, RegistrySync, DIGEST_ORIGINS_MAX,
@@ -44,6 +47,27 @@ pub(crate) const OWED_SYNCS_MAX: usize = 64;
 /// An origin with at most this many entries here is pushed whole when it differs: cheaper than
 /// a round trip of bucket summaries (64 of them, about 900 bytes, each way).
 const PUSH_WHOLE_MAX: u32 = 16;
+
+/// How long the entries a peer asks for wait, so that one pass over the registry serves every
+/// origin asked for meanwhile. One exchange asks for up to one origin a datagram (a bucket
+/// summary each, sent together), and finding one origin's entries is a pass over the whole
+/// registry: at 100 origins × 1,000 entries, one exchange was 100 passes over 100,000
+/// entries, most of a simulated node's time (issue 17, docs/scale.md). A burst sent together
+/// arrives within a few milliseconds on a LAN; what comes later is served by the next pass.
+/// Next to a `sync_interval` of 30 s, the wait is nothing.
+pub(crate) const PUSH_BATCH_DELAY: Duration = Duration::from_millis(10);
+
+/// Pushes (a peer and an origin) waiting at most: 100 origins for each of 10 peers in one
+/// `PUSH_BATCH_DELAY`, about 60 B each. Past it a push is served at once, by a pass of its own.
+pub(crate) const PUSHES_DUE_MAX: usize = 1_024;
+
+/// Entries a peer asked for: those of `origin` in `buckets`.
+#[derive(Debug)]
+pub(crate) struct PushDue {
+    to: SocketAddr,
+    origin: NodeName,
+    buckets: BucketMask,
+}
 
 impl Catalog {
     /// Sent beside the membership sync probe: one hash of the whole registry.
@@ -157,7 +181,7 @@ impl Catalog {
             return;
         }
         for origin in push_whole {
-            self.push_entries(io, from, &origin, ALL_BUCKETS);
+            self.push_entries(io, now, from, origin, ALL_BUCKETS);
         }
         for origin in compare_buckets {
             self.send_registry_buckets(io, from, origin, true);
@@ -219,24 +243,57 @@ impl Catalog {
         if !answers || !io.may_answer(now, MessageKind::RegistryBuckets) {
             return;
         }
-        if differing != 0 {
-            self.push_entries(io, from, &buckets.origin, differing);
-        }
         if buckets.reply_wanted {
-            self.send_registry_buckets(io, from, buckets.origin, false);
+            self.send_registry_buckets(io, from, buckets.origin.clone(), false);
+        }
+        if differing != 0 {
+            self.push_entries(io, now, from, buckets.origin, differing);
         }
     }
 
-    /// Push our entries written by `origin` in `buckets`.
+    /// Push our entries written by `origin` in `buckets`, with every other push asked for in
+    /// the next [`PUSH_BATCH_DELAY`] ([`Catalog::on_push_due`]).
     fn push_entries(
         &mut self,
         io: &mut Io,
+        now: Instant,
         to: SocketAddr,
-        origin: &NodeName,
+        origin: NodeName,
         buckets: BucketMask,
     ) {
-        let entries: Vec<Entry> = self.registry.entries_from(origin, buckets).collect();
-        self.send_entries(io, to, entries);
+        let same = |d: &&mut PushDue| d.to == to && d.origin == origin;
+        if let Some(due) = self.pushes_due.iter_mut().find(same) {
+            due.buckets |= buckets;
+            return;
+        }
+        if self.pushes_due.len() >= PUSHES_DUE_MAX {
+            let wanted = BTreeMap::from([(origin, buckets)]);
+            let entries = self.registry.entries_of(&wanted).collect();
+            io.stats.push_passes += 1;
+            return self.send_entries(io, to, entries);
+        }
+        if self.pushes_due.is_empty() {
+            io.timers.schedule(now + PUSH_BATCH_DELAY, Timer::PushDue);
+        }
+        self.pushes_due.push(PushDue {
+            to,
+            origin,
+            buckets,
+        });
+    }
+
+    /// Send what peers asked for since the first push fell due: one pass over the registry for
+    /// each peer, whatever the number of origins it asked for.
+    pub(crate) fn on_push_due(&mut self, io: &mut Io) {
+        let mut due = std::mem::take(&mut self.pushes_due);
+        due.sort_by_key(|d| d.to);
+        for peer in due.chunk_by(|a, b| a.to == b.to) {
+            let wanted: BTreeMap<NodeName, BucketMask> =
+                peer.iter().map(|d| (d.origin.clone(), d.buckets)).collect();
+            let entries = self.registry.entries_of(&wanted).collect();
+            io.stats.push_passes += 1;
+            self.send_entries(io, peer[0].to, entries);
+        }
     }
 
     /// Send the sender of the datagram just read the tombstones [`Catalog::on_entry`] answered
