@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
@@ -192,8 +192,6 @@ pub struct Member {
     /// When the member entered its current state.
     pub since: Instant,
     last_ack: AckTime,
-    /// Position in `Members::live`, while live.
-    live_slot: Option<u32>,
 }
 
 impl Member {
@@ -221,20 +219,27 @@ impl Member {
     }
 }
 
-/// An `Option<Instant>` in 8 bytes rather than 16, as it is in every member record: the
-/// instant's microseconds plus one, zero meaning never.
+/// An `Option<Instant>` in 4 bytes rather than 16, as it is in every member record: whole
+/// seconds since the epoch plus one, zero meaning never. Only shown (the status page's last
+/// contact), never decided on, so a second's precision is enough; it saturates 136 years
+/// from the epoch (the node's start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct AckTime(Option<NonZeroU64>);
+struct AckTime(Option<NonZeroU32>);
 
 impl AckTime {
+    const MICROS_PER_SECOND: u64 = 1_000_000;
+
     fn at(instant: Instant) -> AckTime {
-        // Saturates half a million years from the epoch: a microsecond off there.
-        AckTime(NonZeroU64::new(instant.as_micros().saturating_add(1)))
+        let seconds = instant.as_micros() / Self::MICROS_PER_SECOND;
+        let plus_one = u32::try_from(seconds).unwrap_or(u32::MAX - 1) + 1;
+        AckTime(NonZeroU32::new(plus_one))
     }
 
+    /// The start of the second it was recorded in.
     fn get(self) -> Option<Instant> {
-        self.0
-            .map(|plus_one| Instant::from_micros(plus_one.get() - 1))
+        self.0.map(|plus_one| {
+            Instant::from_micros(u64::from(plus_one.get() - 1) * Self::MICROS_PER_SECOND)
+        })
     }
 }
 
@@ -393,7 +398,6 @@ impl Members {
             addr: PackedAddr::pack(profile.addr),
             since: now,
             last_ack: AckTime::default(),
-            live_slot: state.is_live().then_some(self.live.len() as u32),
         };
         if state.is_live() {
             super::reserve_gently(&mut self.live);
@@ -448,18 +452,15 @@ impl Members {
         if m.state != state {
             m.since = now;
         }
+        let was_live = m.state.is_live();
         m.incarnation = incarnation;
         m.state = state;
-        match (m.live_slot, state.is_live()) {
-            (None, true) => {
-                m.live_slot = Some(self.live.len() as u32);
+        match (was_live, state.is_live()) {
+            (false, true) => {
                 super::reserve_gently(&mut self.live);
                 self.live.push(id);
             }
-            (Some(slot), false) => {
-                m.live_slot = None;
-                self.remove_live(slot);
-            }
+            (true, false) => self.remove_live(id),
             _ => {}
         }
     }
@@ -477,8 +478,8 @@ impl Members {
         self.digest = self
             .digest
             .wrapping_sub(digest_part(&m.name, m.incarnation, m.state));
-        if let Some(slot) = m.live_slot {
-            self.remove_live(slot);
+        if m.state.is_live() {
+            self.remove_live(id);
         }
         release(&mut self.traits, m.profile.traits);
         self.free.push(id);
@@ -497,13 +498,12 @@ impl Members {
         MemberId::from_index(self.slots.len())
     }
 
-    fn remove_live(&mut self, slot: u32) {
-        let slot = slot as usize;
-        self.live.swap_remove(slot);
-        if let Some(&moved) = self.live.get(slot) {
-            if let Some(m) = member_at_mut(&mut self.slots, moved) {
-                m.live_slot = Some(slot as u32);
-            }
+    /// Takes `id` out of the live list: found by a scan (a member leaves it on a failure or a
+    /// leave, rare next to lookups; 10,000 ids are 40 kB read), where a back-pointer in every
+    /// slot cost 8 bytes a member. Swapped out, as before, so the list's order stays the same.
+    fn remove_live(&mut self, id: MemberId) {
+        if let Some(position) = self.live.iter().position(|live| *live == id) {
+            self.live.swap_remove(position);
         }
     }
 }
@@ -597,10 +597,11 @@ mod tests {
     use State::*;
 
     /// The table's slot (`tests/memory.rs` weighs the whole record): 96 bytes with the address
-    /// as a `SocketAddr` beside the traits pointer, 80 with it packed into the member.
+    /// as a `SocketAddr` beside the traits pointer, 80 with it packed into the member, 72
+    /// without the live-list back-pointer and with the last ack in 4 bytes.
     #[test]
-    fn a_member_slot_is_80_bytes() {
-        assert_eq!(std::mem::size_of::<Option<Member>>(), 80);
+    fn a_member_slot_is_72_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Member>>(), 72);
     }
 
     #[test]
@@ -877,13 +878,20 @@ mod tests {
             Instant::from_micros(2),
         );
         assert_eq!(m.by_id(id).unwrap().since, Instant::from_micros(1));
-        m.record_ack(&name, Instant::from_micros(3));
+        m.record_ack(&name, Instant::from_micros(3_500_000));
         m.set_state(id, Incarnation::new(1), Suspect, Instant::from_micros(4));
         let member = m.by_id(id).unwrap();
         assert_eq!(member.since, Instant::from_micros(4));
-        assert_eq!(member.last_ack(), Some(Instant::from_micros(3)));
+        // Kept to the second: the start of the second it came in.
+        assert_eq!(member.last_ack(), Some(Instant::from_micros(3_000_000)));
         assert_eq!(AckTime::at(Instant::ZERO).get(), Some(Instant::ZERO));
         assert_eq!(AckTime::default().get(), None);
+        // Past 2^32 - 2 seconds it saturates rather than wrapping to "never" or to the start.
+        let far = Instant::from_micros(u64::MAX);
+        assert_eq!(
+            AckTime::at(far).get(),
+            Some(Instant::from_micros(u64::from(u32::MAX - 1) * 1_000_000))
+        );
     }
 
     /// Anti-entropy compares sums of per-member hashes: two members moving from (0, failed) to
