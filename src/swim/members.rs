@@ -3,7 +3,7 @@
 //! Over 600 lines with its tests: the table and the merge rule are about 550; the merge
 //! rule's cases are tested here, next to it, one per row of the rule.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -124,20 +124,107 @@ struct Traits {
     tags: Box<[Tag]>,
 }
 
-/// The shared part of a member's profile (its address is in [`Member`], packed: a struct of
-/// an address and a pointer would pad to 32 bytes).
+/// A number for one [`Traits`] in a table's [`TraitsTable`]: 4 bytes in every member where
+/// a pointer took 8 (and, with the slot's alignment, the difference between a 72- and a
+/// 64-byte slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TraitsId(u32);
+
+/// One traits value in use, and how many members hold it.
 #[derive(Debug)]
-pub struct MemberProfile {
+struct HeldTraits {
     traits: Arc<Traits>,
+    holders: u32,
 }
 
-impl MemberProfile {
-    pub fn dc(&self) -> &Label {
-        &self.traits.dc
+/// The traits in use, each kept once, numbered, and counted: dropped with their last holder.
+/// At most one entry per member plus the one being taken on in [`Members::set`], so at most
+/// [`MEMBERS_MAX`] + 1 entries, numbered in a `u32`.
+#[derive(Debug, Default)]
+struct TraitsTable {
+    /// By number; None: a free number, listed in `free`.
+    by_id: Vec<Option<HeldTraits>>,
+    free: Vec<TraitsId>,
+    /// Numbers by value, to find a profile's traits when some member already has them.
+    by_value: BTreeMap<Arc<Traits>, TraitsId>,
+}
+
+impl TraitsTable {
+    fn get(&self, id: TraitsId) -> Option<&Traits> {
+        let held = self.by_id.get(id.0 as usize)?.as_ref()?;
+        Some(&held.traits)
     }
 
-    pub fn tags(&self) -> &[Tag] {
-        &self.traits.tags
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_value.len()
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.by_value.is_empty()
+    }
+
+    /// One more holder of `profile`'s traits: `current` when they have not changed (the common
+    /// case, without building anything), else the table's copy, else a new entry. None only
+    /// if the table has no number left (it cannot: see the type's doc).
+    fn take(&mut self, profile: &Profile, current: Option<TraitsId>) -> Option<TraitsId> {
+        let same = |t: &Traits| t.dc == profile.dc && *t.tags == *profile.tags.0;
+        let found = match current {
+            Some(id) if self.get(id).is_some_and(same) => Some(id),
+            _ => {
+                let traits = Traits {
+                    dc: profile.dc.clone(),
+                    tags: profile.tags.0.clone().into_boxed_slice(),
+                };
+                match self.by_value.get(&traits) {
+                    Some(id) => Some(*id),
+                    None => return self.add(traits),
+                }
+            }
+        };
+        let id = found?;
+        let held = self.by_id.get_mut(id.0 as usize)?.as_mut()?;
+        held.holders = held.holders.saturating_add(1);
+        Some(id)
+    }
+
+    fn add(&mut self, traits: Traits) -> Option<TraitsId> {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => TraitsId(u32::try_from(self.by_id.len()).ok()?),
+        };
+        let traits = Arc::new(traits);
+        let held = Some(HeldTraits {
+            traits: traits.clone(),
+            holders: 1,
+        });
+        match self.by_id.get_mut(id.0 as usize) {
+            Some(slot) => *slot = held,
+            None => {
+                super::reserve_gently(&mut self.by_id);
+                self.by_id.push(held);
+            }
+        }
+        self.by_value.insert(traits, id);
+        Some(id)
+    }
+
+    /// A holder lets go of `id`; the entry goes with its last holder.
+    fn release(&mut self, id: TraitsId) {
+        let Some(slot) = self.by_id.get_mut(id.0 as usize) else {
+            return;
+        };
+        let Some(held) = slot else {
+            return;
+        };
+        held.holders = held.holders.saturating_sub(1);
+        if held.holders == 0 {
+            if let Some(held) = slot.take() {
+                self.by_value.remove(&held.traits);
+            }
+            self.free.push(id);
+        }
     }
 }
 
@@ -187,7 +274,8 @@ pub struct Member {
     name: NodeName,
     pub incarnation: Incarnation,
     pub state: State,
-    pub profile: MemberProfile,
+    /// Its data centre and tags, in the table's [`TraitsTable`] ([`Members::profile`]).
+    traits: TraitsId,
     addr: PackedAddr,
     /// When the member entered its current state.
     pub since: Instant,
@@ -202,15 +290,6 @@ impl Member {
     /// The address it advertises.
     pub fn addr(&self) -> SocketAddr {
         self.addr.unpack()
-    }
-
-    /// Its profile as it goes on the wire.
-    pub fn to_profile(&self) -> Profile {
-        Profile {
-            addr: self.addr(),
-            dc: self.profile.traits.dc.clone(),
-            tags: BoundedVec::new(self.profile.traits.tags.to_vec()),
-        }
     }
 
     /// Last time it answered one of our probes.
@@ -285,8 +364,8 @@ pub struct Members {
     /// name at the old address).
     by_addr: HashTable<MemberId>,
     live: Vec<MemberId>,
-    /// The traits in use, each held by this set and by every member that has it.
-    traits: BTreeSet<Arc<Traits>>,
+    /// The traits in use (data centre and tags), each kept once for every member that has it.
+    traits: TraitsTable,
     counts: StateCounts,
     digest: u64,
 }
@@ -310,6 +389,21 @@ impl Members {
 
     pub fn by_id(&self, id: MemberId) -> Option<&Member> {
         member_at(&self.slots, id)
+    }
+
+    /// A member's profile as it goes on the wire (`member` is one of this table's).
+    pub fn profile(&self, member: &Member) -> Profile {
+        // Every member's traits are in the table while it is; the empty fallback is never
+        // taken, and keeps this total.
+        let (dc, tags) = match self.traits.get(member.traits) {
+            Some(traits) => (traits.dc.clone(), traits.tags.to_vec()),
+            None => (Label::UNKNOWN, Vec::new()),
+        };
+        Profile {
+            addr: member.addr(),
+            dc,
+            tags: BoundedVec::new(tags),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -375,11 +469,11 @@ impl Members {
     ) -> Option<MemberId> {
         if let Some(id) = self.id(name) {
             let m = member_at_mut(&mut self.slots, id)?;
-            let traits = intern(&mut self.traits, profile, Some(&m.profile.traits));
-            let old = std::mem::replace(&mut m.profile.traits, traits);
+            let traits = self.traits.take(profile, Some(m.traits))?;
+            let old = std::mem::replace(&mut m.traits, traits);
             let new_addr = PackedAddr::pack(profile.addr);
             let old_addr = std::mem::replace(&mut m.addr, new_addr);
-            release(&mut self.traits, old);
+            self.traits.release(old);
             if old_addr != new_addr {
                 self.unindex_addr(id, old_addr.unpack());
                 self.index_addr(id, new_addr.unpack());
@@ -388,13 +482,12 @@ impl Members {
             return Some(id);
         }
         let id = self.free_id()?;
+        let traits = self.traits.take(profile, None)?;
         let member = Member {
             name: name.clone(),
             incarnation,
             state,
-            profile: MemberProfile {
-                traits: intern(&mut self.traits, profile, None),
-            },
+            traits,
             addr: PackedAddr::pack(profile.addr),
             since: now,
             last_ack: AckTime::default(),
@@ -481,7 +574,7 @@ impl Members {
         if m.state.is_live() {
             self.remove_live(id);
         }
-        release(&mut self.traits, m.profile.traits);
+        self.traits.release(m.traits);
         self.free.push(id);
         Some(id)
     }
@@ -538,38 +631,6 @@ fn addr_hash(addr: SocketAddr) -> u64 {
     mix64(ip ^ u64::from(addr.port()) << 40)
 }
 
-/// The shared traits equal to `profile`'s: `current` when they have not changed (the common
-/// case, without building anything), else the set's copy, else a new one added to the set.
-fn intern(
-    set: &mut BTreeSet<Arc<Traits>>,
-    profile: &Profile,
-    current: Option<&Arc<Traits>>,
-) -> Arc<Traits> {
-    if let Some(current) = current {
-        if current.dc == profile.dc && *current.tags == *profile.tags.0 {
-            return current.clone();
-        }
-    }
-    let traits = Traits {
-        dc: profile.dc.clone(),
-        tags: profile.tags.0.clone().into_boxed_slice(),
-    };
-    if let Some(shared) = set.get(&traits) {
-        return shared.clone();
-    }
-    let shared = Arc::new(traits);
-    set.insert(shared.clone());
-    shared
-}
-
-/// A member lets go of `traits`; the set drops them when no member holds them any more.
-fn release(set: &mut BTreeSet<Arc<Traits>>, traits: Arc<Traits>) {
-    // Two holders left: the set and the one being let go of.
-    if Arc::strong_count(&traits) == 2 {
-        set.remove(&traits);
-    }
-}
-
 /// What a member adds to [`Members::digest`]: its hash if live, nothing otherwise.
 pub fn digest_part(name: &NodeName, incarnation: Incarnation, state: State) -> u64 {
     if state.is_live() {
@@ -598,10 +659,11 @@ mod tests {
 
     /// The table's slot (`tests/memory.rs` weighs the whole record): 96 bytes with the address
     /// as a `SocketAddr` beside the traits pointer, 80 with it packed into the member, 72
-    /// without the live-list back-pointer and with the last ack in 4 bytes.
+    /// without the live-list back-pointer and with the last ack in 4 bytes, 64 with a 4-byte
+    /// traits number for the 8-byte pointer.
     #[test]
-    fn a_member_slot_is_72_bytes() {
-        assert_eq!(std::mem::size_of::<Option<Member>>(), 72);
+    fn a_member_slot_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Member>>(), 64);
     }
 
     #[test]
@@ -837,8 +899,8 @@ mod tests {
         }
         assert_eq!(m.traits.len(), 1, "one copy of dc1 for three members");
         let (a, b) = (m.get(&names[0]).unwrap(), m.get(&names[1]).unwrap());
-        assert!(Arc::ptr_eq(&a.profile.traits, &b.profile.traits));
-        assert_eq!(b.to_profile(), profile_in("dc1", 1));
+        assert_eq!(a.traits, b.traits);
+        assert_eq!(m.profile(b), profile_in("dc1", 1));
 
         // A member moving to another dc takes new traits; the old stay while others hold them.
         m.set(
@@ -849,7 +911,7 @@ mod tests {
             now,
         );
         assert_eq!(m.traits.len(), 2);
-        assert_eq!(m.get(&names[0]).unwrap().to_profile(), profile_in("dc2", 7));
+        assert_eq!(m.profile(m.get(&names[0]).unwrap()), profile_in("dc2", 7));
         m.remove(&names[0]);
         assert_eq!(m.traits.len(), 1, "dc2 went with its last member");
         m.remove(&names[1]);
