@@ -919,6 +919,47 @@ mod tests {
         assert!(m.traits.is_empty());
     }
 
+    /// Tags come from the network: a member per tag set is the most the table can be made to
+    /// hold, and numbers freed by departed members are taken again rather than growing it.
+    #[test]
+    fn traits_numbers_are_reused_and_each_member_reads_its_own() {
+        let mut m = Members::default();
+        let names = names(50);
+        let tagged = |i: usize| Profile {
+            tags: BoundedVec::new(vec![Tag {
+                key: Label::new("k").unwrap(),
+                value: crate::bounded::BoundedString(format!("v{i}")),
+            }]),
+            ..profile_in("dc1", i as u16)
+        };
+        for round in 0..3 {
+            for (i, n) in names.iter().enumerate() {
+                m.set(
+                    n,
+                    Incarnation::new(round),
+                    Alive,
+                    &tagged(i + 100 * round as usize),
+                    Instant::ZERO,
+                );
+            }
+            assert_eq!(m.traits.len(), names.len(), "round {round}");
+            assert!(
+                m.traits.by_id.len() <= names.len() + 1,
+                "round {round}: numbers reused"
+            );
+            for (i, n) in names.iter().enumerate() {
+                let member = m.get(n).unwrap();
+                assert_eq!(m.profile(member), tagged(i + 100 * round as usize));
+            }
+        }
+        for n in &names {
+            m.remove(n);
+        }
+        assert!(m.traits.is_empty());
+        assert!(m.traits.by_id.iter().all(Option::is_none));
+        assert_eq!(m.traits.free.len(), m.traits.by_id.len());
+    }
+
     #[test]
     fn since_moves_only_with_the_state() {
         let mut m = Members::default();
