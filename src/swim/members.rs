@@ -9,7 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use hashbrown::HashTable;
+mod index;
+
+use index::IdIndex;
 
 use crate::bounded::BoundedVec;
 use crate::names::{Label, NodeName};
@@ -358,11 +360,11 @@ pub struct Members {
     free: Vec<MemberId>,
     /// Ids by name, hashing the names kept in `slots`. Only looked up, never iterated, so its
     /// order does not matter; [`Members::iter`] goes by name.
-    index: HashTable<MemberId>,
+    index: IdIndex,
     /// Ids by advertised address, to tell a datagram from a member from one from a stranger
     /// without a scan (`node::replies`). Several members may share one (a restart under a new
     /// name at the old address).
-    by_addr: HashTable<MemberId>,
+    by_addr: IdIndex,
     live: Vec<MemberId>,
     /// The traits in use (data centre and tags), each kept once for every member that has it.
     traits: TraitsTable,
@@ -377,8 +379,8 @@ impl Members {
 
     pub fn id(&self, name: &NodeName) -> Option<MemberId> {
         let slots = &self.slots;
-        let is_named = |id: &MemberId| member_at(slots, *id).is_some_and(|m| m.name == *name);
-        self.index.find(name_hash(name), is_named).copied()
+        let is_named = |id: MemberId| member_at(slots, id).is_some_and(|m| m.name == *name);
+        self.index.find(name_hash(name), is_named)
     }
 
     /// A member and its id.
@@ -413,8 +415,8 @@ impl Members {
     /// Is any member whose state satisfies `wanted` advertised at `addr`?
     pub fn any_at(&self, addr: SocketAddr, wanted: impl Fn(State) -> bool) -> bool {
         // Ids whose hash matches are few (usually one): look at each, not just the first.
-        self.by_addr.iter_hash(addr_hash(addr)).any(|id| {
-            member_at(&self.slots, *id).is_some_and(|m| m.addr() == addr && wanted(m.state))
+        self.by_addr.candidates(addr_hash(addr)).any(|id| {
+            member_at(&self.slots, id).is_some_and(|m| m.addr() == addr && wanted(m.state))
         })
     }
 
@@ -507,22 +509,23 @@ impl Members {
             self.slots[id.index()] = Some(member);
         }
         let slots = &self.slots;
-        let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| name_hash(&m.name));
-        self.index.insert_unique(hash, id, rehash);
+        self.index.insert(hash, id, |id| rehash_name(slots, id));
         self.index_addr(id, PackedAddr::pack(profile.addr).unpack());
         Some(id)
     }
 
     fn index_addr(&mut self, id: MemberId, addr: SocketAddr) {
         let slots = &self.slots;
-        let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| addr_hash(m.addr()));
-        self.by_addr.insert_unique(addr_hash(addr), id, rehash);
+        self.by_addr
+            .insert(addr_hash(addr), id, |id| rehash_addr(slots, id));
     }
 
+    /// Takes `id` out of the address index, where it went in under `addr` (the slot may hold
+    /// a newer address already: only the other ids' addresses are read).
     fn unindex_addr(&mut self, id: MemberId, addr: SocketAddr) {
-        if let Ok(entry) = self.by_addr.find_entry(addr_hash(addr), |i| *i == id) {
-            entry.remove();
-        }
+        let slots = &self.slots;
+        self.by_addr
+            .remove(addr_hash(addr), |i| i == id, |i| rehash_addr(slots, i));
     }
 
     /// Change a member's state, keeping its profile. The caller has applied the merge rule.
@@ -561,9 +564,9 @@ impl Members {
     /// Forget a member entirely (reaping); returns the id it had, now free for reuse.
     pub fn remove(&mut self, name: &NodeName) -> Option<MemberId> {
         let id = self.id(name)?;
-        if let Ok(entry) = self.index.find_entry(name_hash(name), |i| *i == id) {
-            entry.remove();
-        }
+        let slots = &self.slots;
+        self.index
+            .remove(name_hash(name), |i| i == id, |i| rehash_name(slots, i));
         let addr = member_at(&self.slots, id)?.addr();
         self.unindex_addr(id, addr);
         let m = self.slots.get_mut(id.index())?.take()?;
@@ -599,6 +602,16 @@ impl Members {
             self.live.swap_remove(position);
         }
     }
+}
+
+/// The name index's hash of the member at `id` (0 for a free slot, which is never indexed).
+fn rehash_name(slots: &[Option<Member>], id: MemberId) -> u64 {
+    member_at(slots, id).map_or(0, |m| name_hash(&m.name))
+}
+
+/// The address index's hash of the member at `id` (0 for a free slot, never indexed).
+fn rehash_addr(slots: &[Option<Member>], id: MemberId) -> u64 {
+    member_at(slots, id).map_or(0, |m| addr_hash(m.addr()))
 }
 
 fn member_at(slots: &[Option<Member>], id: MemberId) -> Option<&Member> {
