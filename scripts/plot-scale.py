@@ -124,11 +124,17 @@ def plot_dc3(paths, out):
 
 
 def plot_memory(paths, out):
-    """From docs/data/sim-memory.json: rows of nodes, allocator ("glibc default" or "mmap
-    threshold 64 KiB"), peak RSS, peak heap and settled heap in MiB."""
+    """From docs/data/sim-memory.json: rows of nodes, allocator ("glibc default", "mmap
+    threshold 64 KiB", or another label for a later core: its own series), peak RSS, peak heap
+    and settled heap in MiB."""
     rows = [row for p in paths for row in load(p)["rows"]]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for alloc, style in (("glibc default", "-o"), ("mmap threshold 64 KiB", "--s")):
+    # Known series first, then any other label (a later build of the core) in its own style.
+    series = [("glibc default", "-o"), ("mmap threshold 64 KiB", "--s")]
+    known = {alloc for alloc, _ in series}
+    others = sorted({r["allocator"] for r in rows} - known)
+    series += [(alloc, "-.D") for alloc in others]
+    for alloc, style in series:
         sel = sorted((r for r in rows if r["allocator"] == alloc), key=lambda r: r["nodes"])
         if not sel:
             continue

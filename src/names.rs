@@ -215,6 +215,12 @@ name_type!(
     32
 );
 
+impl Label {
+    /// A valid label for a value that cannot be missing: the fallback of a lookup that
+    /// never fails, so that it need not panic.
+    pub(crate) const UNKNOWN: Label = Label(CompactString::const_new("unknown"));
+}
+
 name_type!(
     /// A service's name: 1 to 64 bytes of `[A-Za-z0-9._-]`.
     ServiceName,

@@ -242,9 +242,8 @@ fn claim_about(c: &World, subject: u32, incarnation: u32, claim: Claim) -> Messa
     let profile = c
         .node(observer)
         .unwrap()
-        .member(&name(subject))
-        .unwrap()
-        .to_profile();
+        .member_profile(&name(subject))
+        .unwrap();
     Message::Member(MemberUpdate {
         name: name(subject),
         incarnation: Incarnation::new(incarnation),

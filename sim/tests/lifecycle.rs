@@ -191,12 +191,7 @@ fn name_conflict_is_refused() {
     // The claimant's address: a slot of the world that never starts.
     let claimant = w.add_node();
     let start = w.now_us();
-    let mut profile = w
-        .node(0)
-        .unwrap()
-        .member(&node_name(1))
-        .unwrap()
-        .to_profile();
+    let mut profile = w.node(0).unwrap().member_profile(&node_name(1)).unwrap();
     profile.addr = w.addr(claimant);
     let claim = Message::Member(MemberUpdate {
         name: node_name(1),

@@ -391,6 +391,12 @@ impl Node {
         self.membership.members.get(name)
     }
 
+    /// A member's profile as this node would gossip it.
+    pub fn member_profile(&self, name: &NodeName) -> Option<crate::wire::Profile> {
+        let members = &self.membership.members;
+        members.get(name).map(|m| members.profile(m))
+    }
+
     /// When this node's suspicion of `name` runs out, if it holds one (the simulator's tests
     /// check that a refuted suspicion's timer does nothing at this deadline).
     pub fn suspicion_deadline(&self, name: &NodeName) -> Option<Instant> {

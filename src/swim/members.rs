@@ -3,13 +3,15 @@
 //! Over 600 lines with its tests: the table and the merge rule are about 550; the merge
 //! rule's cases are tested here, next to it, one per row of the rule.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use hashbrown::HashTable;
+mod index;
+
+use index::IdIndex;
 
 use crate::bounded::BoundedVec;
 use crate::names::{Label, NodeName};
@@ -124,20 +126,107 @@ struct Traits {
     tags: Box<[Tag]>,
 }
 
-/// The shared part of a member's profile (its address is in [`Member`], packed: a struct of
-/// an address and a pointer would pad to 32 bytes).
+/// A number for one [`Traits`] in a table's [`TraitsTable`]: 4 bytes in every member where
+/// a pointer took 8 (and, with the slot's alignment, the difference between a 72- and a
+/// 64-byte slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TraitsId(u32);
+
+/// One traits value in use, and how many members hold it.
 #[derive(Debug)]
-pub struct MemberProfile {
+struct HeldTraits {
     traits: Arc<Traits>,
+    holders: u32,
 }
 
-impl MemberProfile {
-    pub fn dc(&self) -> &Label {
-        &self.traits.dc
+/// The traits in use, each kept once, numbered, and counted: dropped with their last holder.
+/// At most one entry per member plus the one being taken on in [`Members::set`], so at most
+/// [`MEMBERS_MAX`] + 1 entries, numbered in a `u32`.
+#[derive(Debug, Default)]
+struct TraitsTable {
+    /// By number; None: a free number, listed in `free`.
+    by_id: Vec<Option<HeldTraits>>,
+    free: Vec<TraitsId>,
+    /// Numbers by value, to find a profile's traits when some member already has them.
+    by_value: BTreeMap<Arc<Traits>, TraitsId>,
+}
+
+impl TraitsTable {
+    fn get(&self, id: TraitsId) -> Option<&Traits> {
+        let held = self.by_id.get(id.0 as usize)?.as_ref()?;
+        Some(&held.traits)
     }
 
-    pub fn tags(&self) -> &[Tag] {
-        &self.traits.tags
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_value.len()
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.by_value.is_empty()
+    }
+
+    /// One more holder of `profile`'s traits: `current` when they have not changed (the common
+    /// case, without building anything), else the table's copy, else a new entry. None only
+    /// if the table has no number left (it cannot: see the type's doc).
+    fn take(&mut self, profile: &Profile, current: Option<TraitsId>) -> Option<TraitsId> {
+        let same = |t: &Traits| t.dc == profile.dc && *t.tags == *profile.tags.0;
+        let found = match current {
+            Some(id) if self.get(id).is_some_and(same) => Some(id),
+            _ => {
+                let traits = Traits {
+                    dc: profile.dc.clone(),
+                    tags: profile.tags.0.clone().into_boxed_slice(),
+                };
+                match self.by_value.get(&traits) {
+                    Some(id) => Some(*id),
+                    None => return self.add(traits),
+                }
+            }
+        };
+        let id = found?;
+        let held = self.by_id.get_mut(id.0 as usize)?.as_mut()?;
+        held.holders = held.holders.saturating_add(1);
+        Some(id)
+    }
+
+    fn add(&mut self, traits: Traits) -> Option<TraitsId> {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => TraitsId(u32::try_from(self.by_id.len()).ok()?),
+        };
+        let traits = Arc::new(traits);
+        let held = Some(HeldTraits {
+            traits: traits.clone(),
+            holders: 1,
+        });
+        match self.by_id.get_mut(id.0 as usize) {
+            Some(slot) => *slot = held,
+            None => {
+                super::reserve_gently(&mut self.by_id);
+                self.by_id.push(held);
+            }
+        }
+        self.by_value.insert(traits, id);
+        Some(id)
+    }
+
+    /// A holder lets go of `id`; the entry goes with its last holder.
+    fn release(&mut self, id: TraitsId) {
+        let Some(slot) = self.by_id.get_mut(id.0 as usize) else {
+            return;
+        };
+        let Some(held) = slot else {
+            return;
+        };
+        held.holders = held.holders.saturating_sub(1);
+        if held.holders == 0 {
+            if let Some(held) = slot.take() {
+                self.by_value.remove(&held.traits);
+            }
+            self.free.push(id);
+        }
     }
 }
 
@@ -187,13 +276,12 @@ pub struct Member {
     name: NodeName,
     pub incarnation: Incarnation,
     pub state: State,
-    pub profile: MemberProfile,
+    /// Its data centre and tags, in the table's [`TraitsTable`] ([`Members::profile`]).
+    traits: TraitsId,
     addr: PackedAddr,
     /// When the member entered its current state.
     pub since: Instant,
     last_ack: AckTime,
-    /// Position in `Members::live`, while live.
-    live_slot: Option<u32>,
 }
 
 impl Member {
@@ -206,35 +294,33 @@ impl Member {
         self.addr.unpack()
     }
 
-    /// Its profile as it goes on the wire.
-    pub fn to_profile(&self) -> Profile {
-        Profile {
-            addr: self.addr(),
-            dc: self.profile.traits.dc.clone(),
-            tags: BoundedVec::new(self.profile.traits.tags.to_vec()),
-        }
-    }
-
     /// Last time it answered one of our probes.
     pub fn last_ack(&self) -> Option<Instant> {
         self.last_ack.get()
     }
 }
 
-/// An `Option<Instant>` in 8 bytes rather than 16, as it is in every member record: the
-/// instant's microseconds plus one, zero meaning never.
+/// An `Option<Instant>` in 4 bytes rather than 16, as it is in every member record: whole
+/// seconds since the epoch plus one, zero meaning never. Only shown (the status page's last
+/// contact), never decided on, so a second's precision is enough; it saturates 136 years
+/// from the epoch (the node's start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct AckTime(Option<NonZeroU64>);
+struct AckTime(Option<NonZeroU32>);
 
 impl AckTime {
+    const MICROS_PER_SECOND: u64 = 1_000_000;
+
     fn at(instant: Instant) -> AckTime {
-        // Saturates half a million years from the epoch: a microsecond off there.
-        AckTime(NonZeroU64::new(instant.as_micros().saturating_add(1)))
+        let seconds = instant.as_micros() / Self::MICROS_PER_SECOND;
+        let plus_one = u32::try_from(seconds).unwrap_or(u32::MAX - 1) + 1;
+        AckTime(NonZeroU32::new(plus_one))
     }
 
+    /// The start of the second it was recorded in.
     fn get(self) -> Option<Instant> {
-        self.0
-            .map(|plus_one| Instant::from_micros(plus_one.get() - 1))
+        self.0.map(|plus_one| {
+            Instant::from_micros(u64::from(plus_one.get() - 1) * Self::MICROS_PER_SECOND)
+        })
     }
 }
 
@@ -274,14 +360,14 @@ pub struct Members {
     free: Vec<MemberId>,
     /// Ids by name, hashing the names kept in `slots`. Only looked up, never iterated, so its
     /// order does not matter; [`Members::iter`] goes by name.
-    index: HashTable<MemberId>,
+    index: IdIndex,
     /// Ids by advertised address, to tell a datagram from a member from one from a stranger
     /// without a scan (`node::replies`). Several members may share one (a restart under a new
     /// name at the old address).
-    by_addr: HashTable<MemberId>,
+    by_addr: IdIndex,
     live: Vec<MemberId>,
-    /// The traits in use, each held by this set and by every member that has it.
-    traits: BTreeSet<Arc<Traits>>,
+    /// The traits in use (data centre and tags), each kept once for every member that has it.
+    traits: TraitsTable,
     counts: StateCounts,
     digest: u64,
 }
@@ -293,8 +379,8 @@ impl Members {
 
     pub fn id(&self, name: &NodeName) -> Option<MemberId> {
         let slots = &self.slots;
-        let is_named = |id: &MemberId| member_at(slots, *id).is_some_and(|m| m.name == *name);
-        self.index.find(name_hash(name), is_named).copied()
+        let is_named = |id: MemberId| member_at(slots, id).is_some_and(|m| m.name == *name);
+        self.index.find(name_hash(name), is_named)
     }
 
     /// A member and its id.
@@ -307,6 +393,21 @@ impl Members {
         member_at(&self.slots, id)
     }
 
+    /// A member's profile as it goes on the wire (`member` is one of this table's).
+    pub fn profile(&self, member: &Member) -> Profile {
+        // Every member's traits are in the table while it is; the empty fallback is never
+        // taken, and keeps this total.
+        let (dc, tags) = match self.traits.get(member.traits) {
+            Some(traits) => (traits.dc.clone(), traits.tags.to_vec()),
+            None => (Label::UNKNOWN, Vec::new()),
+        };
+        Profile {
+            addr: member.addr(),
+            dc,
+            tags: BoundedVec::new(tags),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -314,8 +415,8 @@ impl Members {
     /// Is any member whose state satisfies `wanted` advertised at `addr`?
     pub fn any_at(&self, addr: SocketAddr, wanted: impl Fn(State) -> bool) -> bool {
         // Ids whose hash matches are few (usually one): look at each, not just the first.
-        self.by_addr.iter_hash(addr_hash(addr)).any(|id| {
-            member_at(&self.slots, *id).is_some_and(|m| m.addr() == addr && wanted(m.state))
+        self.by_addr.candidates(addr_hash(addr)).any(|id| {
+            member_at(&self.slots, id).is_some_and(|m| m.addr() == addr && wanted(m.state))
         })
     }
 
@@ -370,11 +471,11 @@ impl Members {
     ) -> Option<MemberId> {
         if let Some(id) = self.id(name) {
             let m = member_at_mut(&mut self.slots, id)?;
-            let traits = intern(&mut self.traits, profile, Some(&m.profile.traits));
-            let old = std::mem::replace(&mut m.profile.traits, traits);
+            let traits = self.traits.take(profile, Some(m.traits))?;
+            let old = std::mem::replace(&mut m.traits, traits);
             let new_addr = PackedAddr::pack(profile.addr);
             let old_addr = std::mem::replace(&mut m.addr, new_addr);
-            release(&mut self.traits, old);
+            self.traits.release(old);
             if old_addr != new_addr {
                 self.unindex_addr(id, old_addr.unpack());
                 self.index_addr(id, new_addr.unpack());
@@ -383,17 +484,15 @@ impl Members {
             return Some(id);
         }
         let id = self.free_id()?;
+        let traits = self.traits.take(profile, None)?;
         let member = Member {
             name: name.clone(),
             incarnation,
             state,
-            profile: MemberProfile {
-                traits: intern(&mut self.traits, profile, None),
-            },
+            traits,
             addr: PackedAddr::pack(profile.addr),
             since: now,
             last_ack: AckTime::default(),
-            live_slot: state.is_live().then_some(self.live.len() as u32),
         };
         if state.is_live() {
             super::reserve_gently(&mut self.live);
@@ -410,22 +509,23 @@ impl Members {
             self.slots[id.index()] = Some(member);
         }
         let slots = &self.slots;
-        let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| name_hash(&m.name));
-        self.index.insert_unique(hash, id, rehash);
+        self.index.insert(hash, id, |id| rehash_name(slots, id));
         self.index_addr(id, PackedAddr::pack(profile.addr).unpack());
         Some(id)
     }
 
     fn index_addr(&mut self, id: MemberId, addr: SocketAddr) {
         let slots = &self.slots;
-        let rehash = |id: &MemberId| member_at(slots, *id).map_or(0, |m| addr_hash(m.addr()));
-        self.by_addr.insert_unique(addr_hash(addr), id, rehash);
+        self.by_addr
+            .insert(addr_hash(addr), id, |id| rehash_addr(slots, id));
     }
 
+    /// Takes `id` out of the address index, where it went in under `addr` (the slot may hold
+    /// a newer address already: only the other ids' addresses are read).
     fn unindex_addr(&mut self, id: MemberId, addr: SocketAddr) {
-        if let Ok(entry) = self.by_addr.find_entry(addr_hash(addr), |i| *i == id) {
-            entry.remove();
-        }
+        let slots = &self.slots;
+        self.by_addr
+            .remove(addr_hash(addr), |i| i == id, |i| rehash_addr(slots, i));
     }
 
     /// Change a member's state, keeping its profile. The caller has applied the merge rule.
@@ -448,18 +548,15 @@ impl Members {
         if m.state != state {
             m.since = now;
         }
+        let was_live = m.state.is_live();
         m.incarnation = incarnation;
         m.state = state;
-        match (m.live_slot, state.is_live()) {
-            (None, true) => {
-                m.live_slot = Some(self.live.len() as u32);
+        match (was_live, state.is_live()) {
+            (false, true) => {
                 super::reserve_gently(&mut self.live);
                 self.live.push(id);
             }
-            (Some(slot), false) => {
-                m.live_slot = None;
-                self.remove_live(slot);
-            }
+            (true, false) => self.remove_live(id),
             _ => {}
         }
     }
@@ -467,9 +564,9 @@ impl Members {
     /// Forget a member entirely (reaping); returns the id it had, now free for reuse.
     pub fn remove(&mut self, name: &NodeName) -> Option<MemberId> {
         let id = self.id(name)?;
-        if let Ok(entry) = self.index.find_entry(name_hash(name), |i| *i == id) {
-            entry.remove();
-        }
+        let slots = &self.slots;
+        self.index
+            .remove(name_hash(name), |i| i == id, |i| rehash_name(slots, i));
         let addr = member_at(&self.slots, id)?.addr();
         self.unindex_addr(id, addr);
         let m = self.slots.get_mut(id.index())?.take()?;
@@ -477,10 +574,10 @@ impl Members {
         self.digest = self
             .digest
             .wrapping_sub(digest_part(&m.name, m.incarnation, m.state));
-        if let Some(slot) = m.live_slot {
-            self.remove_live(slot);
+        if m.state.is_live() {
+            self.remove_live(id);
         }
-        release(&mut self.traits, m.profile.traits);
+        self.traits.release(m.traits);
         self.free.push(id);
         Some(id)
     }
@@ -497,15 +594,24 @@ impl Members {
         MemberId::from_index(self.slots.len())
     }
 
-    fn remove_live(&mut self, slot: u32) {
-        let slot = slot as usize;
-        self.live.swap_remove(slot);
-        if let Some(&moved) = self.live.get(slot) {
-            if let Some(m) = member_at_mut(&mut self.slots, moved) {
-                m.live_slot = Some(slot as u32);
-            }
+    /// Takes `id` out of the live list: found by a scan (a member leaves it on a failure or a
+    /// leave, rare next to lookups; 10,000 ids are 40 kB read), where a back-pointer in every
+    /// slot cost 8 bytes a member. Swapped out, as before, so the list's order stays the same.
+    fn remove_live(&mut self, id: MemberId) {
+        if let Some(position) = self.live.iter().position(|live| *live == id) {
+            self.live.swap_remove(position);
         }
     }
+}
+
+/// The name index's hash of the member at `id` (0 for a free slot, which is never indexed).
+fn rehash_name(slots: &[Option<Member>], id: MemberId) -> u64 {
+    member_at(slots, id).map_or(0, |m| name_hash(&m.name))
+}
+
+/// The address index's hash of the member at `id` (0 for a free slot, never indexed).
+fn rehash_addr(slots: &[Option<Member>], id: MemberId) -> u64 {
+    member_at(slots, id).map_or(0, |m| addr_hash(m.addr()))
 }
 
 fn member_at(slots: &[Option<Member>], id: MemberId) -> Option<&Member> {
@@ -538,38 +644,6 @@ fn addr_hash(addr: SocketAddr) -> u64 {
     mix64(ip ^ u64::from(addr.port()) << 40)
 }
 
-/// The shared traits equal to `profile`'s: `current` when they have not changed (the common
-/// case, without building anything), else the set's copy, else a new one added to the set.
-fn intern(
-    set: &mut BTreeSet<Arc<Traits>>,
-    profile: &Profile,
-    current: Option<&Arc<Traits>>,
-) -> Arc<Traits> {
-    if let Some(current) = current {
-        if current.dc == profile.dc && *current.tags == *profile.tags.0 {
-            return current.clone();
-        }
-    }
-    let traits = Traits {
-        dc: profile.dc.clone(),
-        tags: profile.tags.0.clone().into_boxed_slice(),
-    };
-    if let Some(shared) = set.get(&traits) {
-        return shared.clone();
-    }
-    let shared = Arc::new(traits);
-    set.insert(shared.clone());
-    shared
-}
-
-/// A member lets go of `traits`; the set drops them when no member holds them any more.
-fn release(set: &mut BTreeSet<Arc<Traits>>, traits: Arc<Traits>) {
-    // Two holders left: the set and the one being let go of.
-    if Arc::strong_count(&traits) == 2 {
-        set.remove(&traits);
-    }
-}
-
 /// What a member adds to [`Members::digest`]: its hash if live, nothing otherwise.
 pub fn digest_part(name: &NodeName, incarnation: Incarnation, state: State) -> u64 {
     if state.is_live() {
@@ -597,10 +671,12 @@ mod tests {
     use State::*;
 
     /// The table's slot (`tests/memory.rs` weighs the whole record): 96 bytes with the address
-    /// as a `SocketAddr` beside the traits pointer, 80 with it packed into the member.
+    /// as a `SocketAddr` beside the traits pointer, 80 with it packed into the member, 72
+    /// without the live-list back-pointer and with the last ack in 4 bytes, 64 with a 4-byte
+    /// traits number for the 8-byte pointer.
     #[test]
-    fn a_member_slot_is_80_bytes() {
-        assert_eq!(std::mem::size_of::<Option<Member>>(), 80);
+    fn a_member_slot_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Member>>(), 64);
     }
 
     #[test]
@@ -836,8 +912,8 @@ mod tests {
         }
         assert_eq!(m.traits.len(), 1, "one copy of dc1 for three members");
         let (a, b) = (m.get(&names[0]).unwrap(), m.get(&names[1]).unwrap());
-        assert!(Arc::ptr_eq(&a.profile.traits, &b.profile.traits));
-        assert_eq!(b.to_profile(), profile_in("dc1", 1));
+        assert_eq!(a.traits, b.traits);
+        assert_eq!(m.profile(b), profile_in("dc1", 1));
 
         // A member moving to another dc takes new traits; the old stay while others hold them.
         m.set(
@@ -848,12 +924,53 @@ mod tests {
             now,
         );
         assert_eq!(m.traits.len(), 2);
-        assert_eq!(m.get(&names[0]).unwrap().to_profile(), profile_in("dc2", 7));
+        assert_eq!(m.profile(m.get(&names[0]).unwrap()), profile_in("dc2", 7));
         m.remove(&names[0]);
         assert_eq!(m.traits.len(), 1, "dc2 went with its last member");
         m.remove(&names[1]);
         m.remove(&names[2]);
         assert!(m.traits.is_empty());
+    }
+
+    /// Tags come from the network: a member per tag set is the most the table can be made to
+    /// hold, and numbers freed by departed members are taken again rather than growing it.
+    #[test]
+    fn traits_numbers_are_reused_and_each_member_reads_its_own() {
+        let mut m = Members::default();
+        let names = names(50);
+        let tagged = |i: usize| Profile {
+            tags: BoundedVec::new(vec![Tag {
+                key: Label::new("k").unwrap(),
+                value: crate::bounded::BoundedString(format!("v{i}")),
+            }]),
+            ..profile_in("dc1", i as u16)
+        };
+        for round in 0..3 {
+            for (i, n) in names.iter().enumerate() {
+                m.set(
+                    n,
+                    Incarnation::new(round),
+                    Alive,
+                    &tagged(i + 100 * round as usize),
+                    Instant::ZERO,
+                );
+            }
+            assert_eq!(m.traits.len(), names.len(), "round {round}");
+            assert!(
+                m.traits.by_id.len() <= names.len() + 1,
+                "round {round}: numbers reused"
+            );
+            for (i, n) in names.iter().enumerate() {
+                let member = m.get(n).unwrap();
+                assert_eq!(m.profile(member), tagged(i + 100 * round as usize));
+            }
+        }
+        for n in &names {
+            m.remove(n);
+        }
+        assert!(m.traits.is_empty());
+        assert!(m.traits.by_id.iter().all(Option::is_none));
+        assert_eq!(m.traits.free.len(), m.traits.by_id.len());
     }
 
     #[test]
@@ -877,13 +994,20 @@ mod tests {
             Instant::from_micros(2),
         );
         assert_eq!(m.by_id(id).unwrap().since, Instant::from_micros(1));
-        m.record_ack(&name, Instant::from_micros(3));
+        m.record_ack(&name, Instant::from_micros(3_500_000));
         m.set_state(id, Incarnation::new(1), Suspect, Instant::from_micros(4));
         let member = m.by_id(id).unwrap();
         assert_eq!(member.since, Instant::from_micros(4));
-        assert_eq!(member.last_ack(), Some(Instant::from_micros(3)));
+        // Kept to the second: the start of the second it came in.
+        assert_eq!(member.last_ack(), Some(Instant::from_micros(3_000_000)));
         assert_eq!(AckTime::at(Instant::ZERO).get(), Some(Instant::ZERO));
         assert_eq!(AckTime::default().get(), None);
+        // Past 2^32 - 2 seconds it saturates rather than wrapping to "never" or to the start.
+        let far = Instant::from_micros(u64::MAX);
+        assert_eq!(
+            AckTime::at(far).get(),
+            Some(Instant::from_micros(u64::from(u32::MAX - 1) * 1_000_000))
+        );
     }
 
     /// Anti-entropy compares sums of per-member hashes: two members moving from (0, failed) to

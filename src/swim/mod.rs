@@ -12,7 +12,7 @@ pub mod members;
 pub mod probe;
 pub mod suspicion;
 
-pub use members::{Member, MemberId, MemberProfile, Members, State};
+pub use members::{Member, MemberId, Members, State};
 
 /// Make room for one more item, growing by a sixteenth rather than doubling: the member table
 /// and its side lists hold one entry per member, and at 10,000 members a doubled vector leaves

@@ -197,16 +197,16 @@ fn claim_about(
     incarnation: Incarnation,
     claim: Claim,
 ) -> Result<Message, String> {
-    let member = ctx
+    let profile = ctx
         .world
         .node(by)
-        .and_then(|n| n.member(ctx.world.name(x)))
+        .and_then(|n| n.member_profile(ctx.world.name(x)))
         .ok_or_else(|| format!("n{by} does not know n{x}"))?;
     Ok(Message::Member(MemberUpdate {
         name: ctx.world.name(x).clone(),
         incarnation,
         claim,
-        profile: member.to_profile(),
+        profile,
     }))
 }
 

@@ -146,7 +146,7 @@ impl Membership {
             self.members
                 .set_state(id, update.incarnation, incoming, now);
             match self.members.by_id(id) {
-                Some(member) => member.to_profile(),
+                Some(member) => self.members.profile(member),
                 None => update.profile,
             }
         };
@@ -284,7 +284,7 @@ impl Membership {
                 name: name.clone(),
                 incarnation,
                 claim: Claim::Suspect { by: by.clone() },
-                profile: member.to_profile(),
+                profile: self.members.profile(member),
             };
             self.queue_member(io, update);
         }
@@ -337,7 +337,7 @@ impl Membership {
             claim: Claim::Failed {
                 by: self.name.clone(),
             },
-            profile: member.to_profile(),
+            profile: self.members.profile(member),
         };
         if self.apply_update(io, catalog, now, update, Source::Local) {
             io.stats.suspicions_confirmed += 1;
@@ -362,7 +362,7 @@ impl Membership {
             name: member.name().clone(),
             incarnation: member.incarnation,
             claim: self.claim_for(member.name(), member.state),
-            profile: member.to_profile(),
+            profile: self.members.profile(member),
         };
         let to = member.addr();
         let message = Message::Member(update);
@@ -494,7 +494,7 @@ impl Membership {
                     name: name.clone(),
                     incarnation: member.incarnation,
                     claim: Claim::Left,
-                    profile: member.to_profile(),
+                    profile: self.members.profile(member),
                 };
                 self.apply_update(io, catalog, now, update, Source::Gossip);
                 Ok(Reply::Done)

@@ -155,7 +155,7 @@ impl Membership {
             name: name.clone(),
             incarnation: m.incarnation,
             claim: self.claim_for(name, m.state),
-            profile: m.to_profile(),
+            profile: self.members.profile(m),
         }));
         self.send_records(io, to, reply_wanted, records, budget);
     }

@@ -120,7 +120,7 @@ impl Membership {
         // `Members::iter` goes by name already.
         out.extend(self.members.iter().map(|(name, m)| MemberView {
             name: name.clone(),
-            profile: Arc::new(m.to_profile()),
+            profile: Arc::new(self.members.profile(m)),
             state: m.state,
             incarnation: m.incarnation,
             since: m.since,

@@ -95,7 +95,7 @@ impl Membership {
                     claim: Claim::Suspect {
                         by: suspicion.first_suspecter().clone(),
                     },
-                    profile: member.to_profile(),
+                    profile: self.members.profile(member),
                 }));
             }
         }
@@ -174,7 +174,7 @@ impl Membership {
             claim: Claim::Suspect {
                 by: self.name.clone(),
             },
-            profile: member.to_profile(),
+            profile: self.members.profile(member),
         };
         self.apply_update(io, catalog, now, update, Source::Local);
     }
