@@ -32,8 +32,7 @@ impl StableHash {
 }
 
 /// murmur3's 64-bit finaliser: every input bit moves every output bit. On its own it hashes a
-/// value that already fits in 64 bits (an address folded into one) in a handful of
-/// instructions.
+/// value that already fits in 64 bits in a handful of instructions.
 pub const fn mix64(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
