@@ -97,6 +97,12 @@ impl Timers {
         self.heap.peek().map(|Reverse(armed)| armed.at)
     }
 
+    /// Every armed deadline, in no particular order (a shell that wakes once for timers close
+    /// together reads them; O(timers)).
+    pub fn deadlines(&self) -> impl Iterator<Item = Instant> + Clone + '_ {
+        self.heap.iter().map(|Reverse(armed)| armed.at)
+    }
+
     /// The earliest timer due at `now`, removed from the table.
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
         match self.heap.peek() {

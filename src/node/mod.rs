@@ -263,6 +263,14 @@ impl Node {
         self.io.timers.next_deadline()
     }
 
+    /// Every deadline armed, in no particular order; the earliest is [`Node::poll_timeout`].
+    /// A shell may wake once for several close together (a few ms) and call
+    /// [`Node::handle_timeout`] once for all of them.
+    pub fn timeouts(&self) -> impl Iterator<Item = Instant> + Clone + '_ {
+        let stopped = self.membership.lifecycle == Lifecycle::Stopped;
+        self.io.timers.deadlines().filter(move |_| !stopped)
+    }
+
     /// Move every pending output into `sink`: datagrams first, then events.
     pub fn drain(&mut self, sink: &mut impl Sink) {
         while let Some(t) = self.poll_transmit() {
