@@ -643,11 +643,17 @@ mod tests {
             while n.poll_event().is_some() {}
             wakes += 1;
         }
-        assert!(!n.io.registry_ticking, "an idle node keeps its registry tick");
+        assert!(
+            !n.io.registry_ticking,
+            "an idle node keeps its registry tick"
+        );
         // 5 s of `local` timings: ten probe periods; a registry tick every 100 ms was 50 more.
         assert!(wakes < 20, "{wakes} wake-ups in 5 s idle");
         register(&mut n, idle_until, "db-1", vec![ttl("fast", 1, None)]);
-        assert!(n.io.registry_ticking, "a registration did not restart the tick");
+        assert!(
+            n.io.registry_ticking,
+            "a registration did not restart the tick"
+        );
         report(&mut n, idle_until, "fast", Health::Passing);
         run_until(&mut n, idle_until + Duration::from_secs(1) + tick);
         assert_eq!(status(&n, "db-1", "fast"), Some(Health::Critical));

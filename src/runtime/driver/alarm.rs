@@ -143,13 +143,19 @@ mod tests {
     fn timers_within_the_window_of_the_earliest_share_one_wake_up() {
         let window = ms(3);
         // The probe at 1,000 ms and the registry tick 2 ms later: one wake-up, at the tick.
-        assert_eq!(wake_at([ms(1_002), ms(1_000), ms(1_500)], window), Some(ms(1_002)));
+        assert_eq!(
+            wake_at([ms(1_002), ms(1_000), ms(1_500)], window),
+            Some(ms(1_002))
+        );
         // Exactly at the window's end still counts.
         assert_eq!(wake_at([ms(10), ms(13)], window), Some(ms(13)));
         // Just past it does not: the earliest is not held back for it.
         assert_eq!(wake_at([ms(10), ms(14)], window), Some(ms(10)));
         // Counted from the earliest, not chained: 10, 12, 14, 16 wake at 12, never at 16.
-        assert_eq!(wake_at([ms(16), ms(14), ms(12), ms(10)], window), Some(ms(12)));
+        assert_eq!(
+            wake_at([ms(16), ms(14), ms(12), ms(10)], window),
+            Some(ms(12))
+        );
         // One deadline, or several at the same instant, wake at it.
         assert_eq!(wake_at([ms(7)], window), Some(ms(7)));
         assert_eq!(wake_at([ms(7), ms(7)], window), Some(ms(7)));
@@ -165,8 +171,7 @@ mod tests {
         let start = clock.deadline(clock.now());
         let at = start + ms(30);
         // Abandoned before the deadline: the timer stays set for it.
-        let abandoned =
-            tokio::time::timeout(ms(5), alarm.wait(Some(at + ms(1_000)), &clock)).await;
+        let abandoned = tokio::time::timeout(ms(5), alarm.wait(Some(at + ms(1_000)), &clock)).await;
         assert!(abandoned.is_err(), "woke 1 s early");
         alarm.wait(Some(at), &clock).await;
         let woke = clock.deadline(clock.now());
