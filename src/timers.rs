@@ -1,8 +1,10 @@
 //! The deadline table behind `Node::poll_timeout`.
 //!
-//! Timers are never cancelled: each carries what it guards (a probe's sequence number, a
-//! suspicion's incarnation), and the node ignores one whose subject has moved on. A refuted
-//! suspicion's timer therefore fires and does nothing.
+//! Each timer carries what it guards (a probe's sequence number, a suspicion's incarnation), and
+//! the node ignores one whose subject has moved on: a refuted suspicion's timer fires and does
+//! nothing. The one exception is the common case: a probe answered in time disarms its two
+//! deadlines ([`Timers::cancel`]), or an idle node would wake every period for a timeout that
+//! finds its probe answered.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -99,6 +101,12 @@ impl Timers {
         self.heap.peek().map(|Reverse(armed)| armed.at)
     }
 
+    /// Every armed deadline, in no particular order (a shell that wakes once for timers close
+    /// together reads them; O(timers)).
+    pub fn deadlines(&self) -> impl Iterator<Item = Instant> + Clone + '_ {
+        self.heap.iter().map(|Reverse(armed)| armed.at)
+    }
+
     /// The earliest timer due at `now`, removed from the table.
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
         match self.heap.peek() {
@@ -107,6 +115,13 @@ impl Timers {
             }
             _ => None,
         }
+    }
+
+    /// Disarm `timer` wherever it is armed: what it guards has been settled (a probe
+    /// answered), and firing it would only find nothing to do, at the cost of a wake-up of the
+    /// shell. O(timers).
+    pub fn cancel(&mut self, timer: &Timer) {
+        self.heap.retain(|Reverse(armed)| armed.timer != *timer);
     }
 
     /// Move every armed `timer` due after `latest` to `latest` (a runtime change shortened the
@@ -155,6 +170,24 @@ mod tests {
         assert_eq!(t.pop_due(at(10)), Some(Timer::SyncTick));
         assert_eq!(t.pop_due(at(29)), None);
         assert_eq!(t.pop_due(at(100)), Some(Timer::GossipTick));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_cancelled_timer_never_fires_and_the_others_keep_their_order() {
+        let mut t = Timers::default();
+        let at = |ms: u64| Instant::from_micros(ms * 1_000);
+        let seq: Seq = 7;
+        t.schedule(at(10), Timer::ProbeTick);
+        t.schedule(at(5), Timer::ProbeTimeout { seq });
+        t.schedule(at(10), Timer::SyncTick);
+        t.schedule(at(5), Timer::ProbeTimeout { seq: 8 });
+        t.cancel(&Timer::ProbeTimeout { seq });
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.next_deadline(), Some(at(5)));
+        assert_eq!(t.pop_due(at(10)), Some(Timer::ProbeTimeout { seq: 8 }));
+        assert_eq!(t.pop_due(at(10)), Some(Timer::ProbeTick));
+        assert_eq!(t.pop_due(at(10)), Some(Timer::SyncTick));
         assert!(t.is_empty());
     }
 

@@ -152,6 +152,7 @@ impl Node {
         }
         // What is applied from here on (timers, commands) came from no datagram's sender.
         self.io.replies.end();
+        self.keep_registry_ticking(now);
     }
 
     /// The shell read the wall clock as `wall` at `now` (its monotonic time). Registry versions
@@ -179,6 +180,7 @@ impl Node {
                 self.handle_timer(now, timer);
             }
         }
+        self.keep_registry_ticking(now);
     }
 
     /// An operator's or client's request; the reply says what was done.
@@ -187,6 +189,12 @@ impl Node {
         now: Instant,
         command: Command,
     ) -> Result<Reply, CommandError> {
+        let result = self.apply_command(now, command);
+        self.keep_registry_ticking(now);
+        result
+    }
+
+    fn apply_command(&mut self, now: Instant, command: Command) -> Result<Reply, CommandError> {
         if self.membership.lifecycle != Lifecycle::Active {
             return Err(CommandError::NotRunning);
         }
@@ -261,6 +269,14 @@ impl Node {
             return None;
         }
         self.io.timers.next_deadline()
+    }
+
+    /// Every deadline armed, in no particular order; the earliest is [`Node::poll_timeout`].
+    /// A shell may wake once for several close together (a few ms) and call
+    /// [`Node::handle_timeout`] once for all of them.
+    pub fn timeouts(&self) -> impl Iterator<Item = Instant> + Clone + '_ {
+        let stopped = self.membership.lifecycle == Lifecycle::Stopped;
+        self.io.timers.deadlines().filter(move |_| !stopped)
     }
 
     /// Move every pending output into `sink`: datagrams first, then events.
@@ -440,6 +456,22 @@ impl Node {
         io.timers.schedule(reap_at, Timer::ReapTick);
         let registry_at = now + io.config.registry_tick;
         io.timers.schedule(registry_at, Timer::RegistryTick);
+        io.registry_ticking = true;
+    }
+
+    /// Arm the registry tick if it had stopped (nothing to do) and the input just handled gave
+    /// it work: an instance registered or restored, a tombstone received, a member failed.
+    /// Called after every input, so no path that creates work has to remember to.
+    fn keep_registry_ticking(&mut self, now: Instant) {
+        if self.io.registry_ticking || self.membership.lifecycle == Lifecycle::Stopped {
+            return;
+        }
+        let view = self.membership.view(self.io.config.expected_members);
+        if self.catalog.has_tick_work(&view) {
+            self.io.registry_ticking = true;
+            let at = now + self.io.config.registry_tick;
+            self.io.timers.schedule(at, Timer::RegistryTick);
+        }
     }
 
     fn handle_timer(&mut self, now: Instant, timer: Timer) {

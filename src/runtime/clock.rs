@@ -44,6 +44,12 @@ impl Clock {
         }
     }
 
+    /// How long until `at` (zero once it has passed).
+    #[allow(clippy::disallowed_methods)] // the one sanctioned clock read
+    pub fn until(&self, at: tokio::time::Instant) -> std::time::Duration {
+        at.saturating_duration_since(tokio::time::Instant::now())
+    }
+
     /// The tokio deadline for a core deadline.
     pub fn deadline(&self, at: Instant) -> tokio::time::Instant {
         self.mono_at_start + at.saturating_since(self.wall_at_start)

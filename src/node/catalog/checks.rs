@@ -628,6 +628,38 @@ mod tests {
             .map(|c| c.status)
     }
 
+    /// The registry tick runs only while it has work: an idle node (nothing owned, no
+    /// tombstone, no member failed) stops waking for it, and a registration starts it again,
+    /// in time for the instance's TTL to lapse as it always did.
+    #[test]
+    fn the_registry_tick_stops_while_idle_and_a_registration_restarts_it() {
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        let tick = n.config().registry_tick;
+        let idle_until = start + Duration::from_secs(5);
+        let mut wakes = 0;
+        while let Some(at) = n.poll_timeout().filter(|at| *at <= idle_until) {
+            n.handle_timeout(at);
+            while n.poll_transmit().is_some() {}
+            while n.poll_event().is_some() {}
+            wakes += 1;
+        }
+        assert!(
+            !n.io.registry_ticking,
+            "an idle node keeps its registry tick"
+        );
+        // 5 s of `local` timings: ten probe periods; a registry tick every 100 ms was 50 more.
+        assert!(wakes < 20, "{wakes} wake-ups in 5 s idle");
+        register(&mut n, idle_until, "db-1", vec![ttl("fast", 1, None)]);
+        assert!(
+            n.io.registry_ticking,
+            "a registration did not restart the tick"
+        );
+        report(&mut n, idle_until, "fast", Health::Passing);
+        run_until(&mut n, idle_until + Duration::from_secs(1) + tick);
+        assert_eq!(status(&n, "db-1", "fast"), Some(Health::Critical));
+    }
+
     #[test]
     fn one_lapsed_ttl_of_two_makes_only_that_check_and_the_instance_critical() {
         let start = Instant::from_micros(1_700_000_000_000_000);

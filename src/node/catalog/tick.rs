@@ -12,11 +12,14 @@ use crate::timers::Timer;
 
 impl Catalog {
     pub(crate) fn on_registry_tick(&mut self, io: &mut Io, view: &MembershipView, now: Instant) {
-        io.timers
-            .schedule(now + io.config.registry_tick, Timer::RegistryTick);
-        if !view.active {
+        io.registry_ticking = self.has_tick_work(view);
+        if !io.registry_ticking {
+            // Nothing below would change anything; the next input that gives the tick work
+            // arms it again (`Node::keep_registry_ticking`).
             return;
         }
+        io.timers
+            .schedule(now + io.config.registry_tick, Timer::RegistryTick);
         let mut expire = Vec::new();
         let mut ttl_lapsed = Vec::new();
         let mut checks = Vec::new();
@@ -117,6 +120,21 @@ impl Catalog {
             };
             self.registry.forget_graves(before_ms);
         }
+    }
+
+    /// Whether a registry tick has anything to do: instances or node checks of our own (TTLs,
+    /// liveness, checks due), instances of a gone owner awaiting the purge, tombstones to
+    /// collect or graves to forget, or a member held failed (it keeps graves). An idle node
+    /// with none of these has no reason to wake twice a second. Inactive (joining, leaving),
+    /// the tick does nothing either. O(1).
+    pub(crate) fn has_tick_work(&self, view: &MembershipView) -> bool {
+        view.active
+            && (!self.owned.is_empty()
+                || !self.node_checks.is_empty()
+                || self.orphans_since.is_some()
+                || self.registry.tombstones() > 0
+                || self.registry.graves() > 0
+                || view.counts().failed > 0)
     }
 
     /// Whether collected tombstones are kept as graves ([`crate::registry::Registry::grave`]):

@@ -202,6 +202,9 @@ impl Membership {
 
     pub(crate) fn on_ack(&mut self, io: &mut Io, now: Instant, ack: Ack) {
         if let Some(probe) = self.probes.remove(&ack.seq) {
+            // Answered: its timeout and deadline have nothing left to do.
+            io.timers.cancel(&Timer::ProbeTimeout { seq: ack.seq });
+            io.timers.cancel(&Timer::ProbeDeadline { seq: ack.seq });
             io.stats.record_rtt(now.saturating_since(probe.started));
             self.members.record_ack(&probe.target, now);
             if probe.kind == ProbeKind::Regular {
@@ -209,6 +212,7 @@ impl Membership {
             }
         }
         if let Some(relay) = self.relays.remove(&ack.seq) {
+            io.timers.cancel(&Timer::RelayTimeout { seq: ack.seq });
             self.send(
                 io,
                 relay.origin,

@@ -156,3 +156,76 @@ fn a_member_claiming_alive_below_its_verdict_is_told_it_from_its_own_address_onl
         );
     }
 }
+
+/// An answered probe disarms its timeout: the timer used to fire `probe_timeout` after every
+/// ping, answered or not, and find nothing to do (one of an idle node's wake-ups a second).
+#[test]
+fn an_answered_probe_leaves_no_timeout_armed() {
+    use crate::node::Command;
+
+    let start = Instant::from_micros(1_700_000_000_000_000);
+    let config = Config::local();
+    let mut b_identity = identity();
+    b_identity.name = NodeName::new("n1").unwrap();
+    b_identity.addr = SocketAddr::from(([127, 0, 0, 1], 7001));
+    let (a_addr, b_addr) = (identity().addr, b_identity.addr);
+    let mut a = Node::new(config.clone(), identity(), 1, start);
+    let mut b = Node::new(config.clone(), b_identity, 2, start);
+    // Every datagram either sends, delivered at once, until both are quiet.
+    let exchange = |a: &mut Node, b: &mut Node, now: Instant| {
+        for _ in 0..100 {
+            let mut quiet = true;
+            while let Some(t) = a.poll_transmit() {
+                quiet = false;
+                if t.to == b_addr {
+                    b.handle_datagram(now, a_addr, &t.payload);
+                }
+            }
+            while let Some(t) = b.poll_transmit() {
+                quiet = false;
+                if t.to == a_addr {
+                    a.handle_datagram(now, b_addr, &t.payload);
+                }
+            }
+            while a.poll_event().is_some() {}
+            while b.poll_event().is_some() {}
+            if quiet {
+                return;
+            }
+        }
+        panic!("the two nodes never went quiet");
+    };
+    a.handle_command(
+        start,
+        Command::Join {
+            seeds: vec![b_addr],
+        },
+    )
+    .unwrap();
+    exchange(&mut a, &mut b, start);
+    assert_eq!(a.counts().alive, 1, "a knows b");
+    // Run a's timers until it pings b.
+    let mut ping_at = None;
+    for _ in 0..1_000 {
+        let before = a.stats().probes_sent;
+        let at = a.poll_timeout().unwrap();
+        a.handle_timeout(at);
+        if a.stats().probes_sent > before {
+            ping_at = Some(at);
+            break;
+        }
+        exchange(&mut a, &mut b, at);
+    }
+    let ping_at = ping_at.expect("a probed b");
+    let timeout_at = ping_at + config.probe_timeout;
+    assert!(
+        a.timeouts().any(|d| d == timeout_at),
+        "the probe's timeout is armed while it waits"
+    );
+    exchange(&mut a, &mut b, ping_at);
+    assert_eq!(a.stats().probes_failed, 0);
+    assert!(
+        !a.timeouts().any(|d| d == timeout_at),
+        "the answered probe's timeout is still armed"
+    );
+}

@@ -7,6 +7,7 @@
 //! sleep_until ─timer──┘
 //! ```
 
+mod alarm;
 mod checks;
 mod handle;
 mod pacer;
@@ -113,6 +114,7 @@ async fn run(
     // Bulk sends (anti-entropy's entries) leave at a bounded rate; the rest at once.
     let mut paced = pacer::Pacer::new(clock.now());
     let mut log = log::EventLog::default();
+    let mut alarm = alarm::Alarm::new();
     let mut published = node.version();
     let mut published_at = clock.now();
     let mut shutting_down = false;
@@ -181,11 +183,13 @@ async fn run(
         if left || node.lifecycle() == Lifecycle::Stopped {
             break;
         }
-        let timer = [node.poll_timeout(), paced.next_at()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|at| clock.deadline(at));
+        // One wake-up for the node's timers and the pacer's next release, and for those a few
+        // ms later: each is met at most `COALESCE_WINDOW` late.
+        let timer = alarm::wake_at(
+            node.timeouts().chain(paced.next_at()),
+            alarm::COALESCE_WINDOW,
+        )
+        .map(|at| clock.deadline(at));
         let sleep_until = match (timer, leave_deadline) {
             (Some(t), Some(l)) => Some(t.min(l)),
             (t, l) => t.or(l),
@@ -237,7 +241,7 @@ async fn run(
                 }
                 None => commands_open = false,
             },
-            () = sleep(sleep_until) => {
+            () = alarm.wait(sleep_until, &clock) => {
                 if leave_deadline.is_some_and(|d| d <= clock.deadline(clock.now())) {
                     tracing::warn!("leave did not complete in time; stopping anyway");
                     break;
@@ -253,13 +257,6 @@ async fn run(
     telemetry.observe(&mut node);
     snapshot_tx.send_replace(Arc::new(Snapshot::of(&node, clock.now())));
     tracing::info!(node = %node.name(), "node stopped");
-}
-
-async fn sleep(until: Option<tokio::time::Instant>) {
-    match until {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 mod log {
