@@ -25,6 +25,10 @@ impl OwnedSet {
         self.by_id.len()
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
     pub(super) fn contains_key(&self, id: &InstanceId) -> bool {
         self.by_id.contains_key(id)
     }
