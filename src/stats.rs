@@ -77,14 +77,6 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// New ids refused by `bound` since start.
-    pub fn refused_by(&self, bound: crate::node::HeldBound) -> u64 {
-        match bound {
-            crate::node::HeldBound::InstancesOwned => self.refused_owned_max,
-            crate::node::HeldBound::RegistryEntries => self.refused_entries_max,
-        }
-    }
-
     pub fn reply_refused(&mut self, reason: Refusal) {
         self.replies_refused[reason.index()] += 1;
     }

@@ -210,6 +210,14 @@ impl HeldBound {
             HeldBound::RegistryEntries => "registry_entries_max",
         }
     }
+
+    /// New ids it refused since start, as `stats` counts them.
+    pub fn refused(self, stats: &crate::stats::Stats) -> u64 {
+        match self {
+            HeldBound::InstancesOwned => stats.refused_owned_max,
+            HeldBound::RegistryEntries => stats.refused_entries_max,
+        }
+    }
 }
 
 impl std::fmt::Display for CommandError {

@@ -133,7 +133,7 @@ pub fn status_of(s: &Snapshot, now: Instant) -> Status {
             instances_owned_max: s.config.instances_owned_max,
             refused: HeldBound::ALL
                 .into_iter()
-                .map(|bound| (bound.field(), s.stats.refused_by(bound)))
+                .map(|bound| (bound.field(), bound.refused(&s.stats)))
                 .collect(),
         },
         requests: RequestStatus {

@@ -420,7 +420,7 @@ impl NodeMetrics {
         self.clock_rejections.absolute(s.clock_rejections);
         self.implausible_claims.absolute(s.implausible_claims);
         for (counter, bound) in self.registry_refused.iter().zip(REFUSED_BY) {
-            counter.absolute(s.refused_by(bound));
+            counter.absolute(bound.refused(s));
         }
     }
 }
