@@ -1,11 +1,17 @@
-//! A node's file descriptors against its bound on HTTP connections, with real `hera run`
-//! processes started under `ulimit -n`: the soft limit is raised to the hard one; a bound that
-//! the operator asked for and the limit cannot hold is refused at start, naming the setting,
-//! its value, the limit and what to do; the default bound is lowered to fit, and said so.
+//! A node's footprint on its host, with real `hera run` processes.
+//!
+//! File descriptors against its bound on HTTP connections, started under `ulimit -n`: the soft
+//! limit is raised to the hard one; a bound that the operator asked for and the limit cannot
+//! hold is refused at start, naming the setting, its value, the limit and what to do; the
+//! default bound is lowered to fit, and said so.
+//!
+//! The page cache: giving back start-up's pages must not evict the binary for the next
+//! process started from it.
 
 mod support;
 
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command};
 
 use support::process::{poll, HeraProcess as Node, CONVERGE};
 
@@ -103,4 +109,60 @@ fn the_soft_limit_is_raised_to_the_hard_one() {
     assert_eq!(soft_nofile(pid), 4096);
     // Room for the default bound once raised.
     assert_eq!(waiters_max(&node), 1024);
+}
+
+/// Pages of `file` in the page cache, as util-linux's `fincore` counts them.
+fn cached_pages(fincore: &Path, file: &Path) -> u64 {
+    let out = Command::new(fincore)
+        .args(["--raw", "--noheadings", "--output", "PAGES"])
+        .arg(file)
+        .output()
+        .expect("fincore runs");
+    assert!(out.status.success(), "fincore: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("fincore printed {text:?}"))
+}
+
+/// Put every page of `file` in the page cache one page at a time, as a process faulting its
+/// binary in does (a bulk read may fill large folios, which page-out leaves alone).
+fn warm_page_by_page(file: &Path) {
+    use rustix::fs::{fadvise, Advice};
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(file).expect("open the binary");
+    // Dropping clean cached pages is harmless to processes running from them: they keep what
+    // they have mapped and fault in the rest again.
+    fadvise(&f, 0, None, Advice::DontNeed).expect("fadvise");
+    fadvise(&f, 0, None, Advice::Random).expect("fadvise");
+    let len = f.metadata().expect("stat the binary").len();
+    let mut page = [0u8; 4096];
+    let mut offset = 0;
+    while offset < len {
+        f.read_at(&mut page, offset).expect("read the binary");
+        offset += page.len() as u64;
+    }
+}
+
+#[test]
+fn giving_back_start_up_pages_leaves_the_binary_in_the_page_cache() {
+    let fincore = support::require("fincore", "util-linux");
+    let exe = Path::new(env!("CARGO_BIN_EXE_hera"));
+    warm_page_by_page(exe);
+    let before = cached_pages(&fincore, exe);
+    let root = tempfile::tempdir().unwrap();
+    let mut node = Node::new(root.path(), "cache0", &["--log-level", "hera=debug"]);
+    node.start(&[]);
+    let trimmed = poll(CONVERGE, || {
+        node.log_text().contains("start-up pages given back")
+    });
+    assert!(trimmed, "no trim logged: {}", node.log_text());
+    let after = cached_pages(&fincore, exe);
+    node.terminate();
+    // Page-out of the read-only data evicted what no other process mapped: the next node
+    // started from this binary read it from disk again.
+    assert!(
+        after >= before,
+        "the binary had {before} pages in the page cache before a node started, {after} after"
+    );
 }

@@ -18,10 +18,10 @@ pub struct Trimmed {
 }
 
 /// Advise every mapping of this process's own executable as read at random, and give back
-/// what it has mapped so far: its code (never written, so dropping a page only unmaps it)
-/// always; other mappings of it only where the kernel finds them unshared (page-out). Best
-/// effort: without `/proc`, or on a kernel without `MADV_PAGEOUT` (before 5.4), less or
-/// nothing changes.
+/// what it has mapped so far: whatever of it was never written (code, read-only data: dropping
+/// a page only unmaps it) always; a mapping with a written page only where the kernel finds
+/// it unshared (page-out). Best effort: without `/proc`, or on a kernel without
+/// `MADV_PAGEOUT` (before 5.4), less or nothing changes.
 ///
 /// Never inlined: it marks where start-up ends for the profile that orders the binary's code
 /// (`scripts/hot-code.py`).
@@ -38,20 +38,23 @@ pub fn trim_startup_pages() -> Trimmed {
     for mapping in own_mappings(&maps, &exe) {
         use rustix::mm::{madvise, Advice};
         let addr = mapping.start as *mut std::ffi::c_void;
-        // Code is dropped even where other processes map the same pages (several nodes on
-        // one test host): page-out would skip those. Anything writable, or written once and
-        // then protected (relocated read-only data), is only paged out: dropping a private
-        // page that was ever written would bring back the file's bytes in its place.
-        let give_back = if mapping.code {
+        // A clean mapping is only unmapped: its pages stay in the page cache for the next
+        // process (page-out would evict every page no other process maps, and each node started
+        // after this one read them from disk again: 448 KiB a start, issue 17's join). Code is
+        // dropped even where other processes map the same pages (several nodes on one host),
+        // which page-out would skip. Anything writable, or written once and then protected
+        // (relocated read-only data), is only paged out: dropping a private page that was ever
+        // written would bring back the file's bytes in its place.
+        let give_back = if mapping.clean {
             Advice::LinuxDontNeed
         } else {
             Advice::LinuxPageOut
         };
         // SAFETY: `addr..addr + len` is a whole mapping of our executable, as the kernel lists
         // it now (nothing unmaps it while we run). MADV_RANDOM only turns off fault-around and
-        // read-ahead. MADV_DONTNEED is used on code only: a private file mapping, executable,
-        // not writable, and with no page ever written (no anonymous page: the loader
-        // relocates data, not code, and the kernel says so), so its pages read back the same
+        // read-ahead. MADV_DONTNEED is used on clean mappings only: private file mappings, not
+        // writable, with no page ever written (no anonymous page: the loader relocates some
+        // data, and the kernel says which), so their pages read back the same
         // bytes from the file at their next use. MADV_PAGEOUT
         // never changes contents (dirty or anonymous pages are written out or left). No
         // reference into the range sees different bytes.
@@ -72,21 +75,21 @@ pub fn trim_startup_pages() -> Trimmed {
 struct Mapping {
     start: usize,
     len: usize,
-    /// Readable and executable, not writable, no page of it ever written: the binary's code.
-    code: bool,
+    /// Not writable, no page of it ever written: the binary's code and read-only data.
+    clean: bool,
 }
 
 /// The mappings of `exe` that `/proc/self/smaps` lists.
 fn own_mappings(smaps: &str, exe: &std::path::Path) -> Vec<Mapping> {
     let mut found: Vec<Mapping> = Vec::new();
-    // Whether the mapping being read is one of ours, and whether it is code so far.
+    // Whether the mapping being read is one of ours, and whether it is clean so far.
     let mut current: Option<usize> = None;
     for line in smaps.lines() {
         if let Some(kb) = line.strip_prefix("Anonymous:") {
             let written = kb.trim().trim_end_matches("kB").trim() != "0";
             if let (Some(at), true) = (current, written) {
                 if let Some(mapping) = found.get_mut(at) {
-                    mapping.code = false;
+                    mapping.clean = false;
                 }
             }
             continue;
@@ -113,7 +116,7 @@ fn own_mappings(smaps: &str, exe: &std::path::Path) -> Vec<Mapping> {
             found.push(Mapping {
                 start,
                 len,
-                code: perms == "r-xp",
+                clean: perms == "r-xp" || perms == "r--p",
             });
         }
     }
@@ -125,7 +128,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_executables_own_mappings_are_picked_and_only_unwritten_code_dropped() {
+    fn only_the_executables_own_mappings_are_picked_and_only_unwritten_ones_dropped() {
         let maps = "\
 5581a000-5581b000 r--p 00000000 fd:01 123 /usr/bin/hera
 Rss:                   4 kB
@@ -137,6 +140,8 @@ VmFlags: rd ex mr mw me
 Anonymous:             4 kB
 5591c000-5591d000 r-xp 00102000 fd:01 123 /usr/bin/hera
 Anonymous:             4 kB
+5591d000-5591e000 r--p 00103000 fd:01 123 /usr/bin/hera
+Anonymous:             4 kB
 7f00a000-7f00b000 r-xp 00000000 fd:01 456 /usr/lib/libc.so.6
 Anonymous:             0 kB
 7f00c000-7f00d000 rw-p 00000000 00:00 0 
@@ -144,15 +149,18 @@ Anonymous:             0 kB
 bad line
 ";
         let picked = own_mappings(maps, std::path::Path::new("/usr/bin/hera"));
-        let m = |start, len, code| Mapping { start, len, code };
+        let m = |start, len, clean| Mapping { start, len, clean };
         assert_eq!(
             picked,
             vec![
-                m(0x5581_a000, 0x1000, false),
+                // Read-only data never written: dropped like code, so the page cache keeps it.
+                m(0x5581_a000, 0x1000, true),
                 m(0x5581_b000, 0x10_0000, true),
                 m(0x5591_b000, 0x1000, false),
                 // Executable, but a page of it was written: never dropped, only paged out.
                 m(0x5591_c000, 0x1000, false),
+                // Read-only now, but relocated by the loader: only paged out.
+                m(0x5591_d000, 0x1000, false),
             ]
         );
     }
