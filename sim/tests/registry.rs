@@ -74,7 +74,11 @@ fn renewal_keeps_an_instance_and_silence_expires_it_everywhere() {
     s.liveness = Some(liveness);
     c.command(0, Command::Register(s)).unwrap();
     c.run_for(spread(&c));
-    // Renewing more often than the liveness keeps it, and costs no cluster traffic.
+    // Renewing more often than the liveness keeps it, and costs no cluster traffic. The first
+    // renewal comes `spread` after the registration, under the liveness; the owner's tick
+    // expires an instance when its liveness lapses, not a tick later, so a first renewal
+    // `spread + liveness / 2` late would come after the lapse.
+    c.command(0, Command::Renew { id: id("s-1") }).unwrap();
     for _ in 0..4 {
         c.run_for(liveness / 2);
         let datagrams_before = c.sent().len();

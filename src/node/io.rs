@@ -53,10 +53,10 @@ pub(crate) struct Io {
     /// A gossip tick is scheduled. Ticks stop while nothing is queued (an idle node has no
     /// reason to wake five times a second) and resume with the next eager round.
     pub(crate) gossip_ticking: bool,
-    /// A registry tick is scheduled. Ticks stop while the catalog has nothing a tick could do
-    /// (`Catalog::has_tick_work`: nothing owned, no tombstone, no member failed) and resume
-    /// after the input that gives it some (`Node::keep_registry_ticking`).
-    pub(crate) registry_ticking: bool,
+    /// When the registry tick is armed for; None while the catalog has nothing a tick could
+    /// do (`Catalog::next_tick_at`). Brought forward by the input that gives it something
+    /// earlier (`Node::keep_registry_ticking`).
+    pub(crate) registry_tick_at: Option<Instant>,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) stats: Stats,
     /// The cluster key and nonce sequence; None sends and accepts plain datagrams.
@@ -89,7 +89,7 @@ impl Io {
             last_push: None,
             eager_rounds_left: 0,
             gossip_ticking: false,
-            registry_ticking: false,
+            registry_tick_at: None,
             rng,
             stats: Stats::default(),
             sealer: None,

@@ -456,21 +456,31 @@ impl Node {
         io.timers.schedule(reap_at, Timer::ReapTick);
         let registry_at = now + io.config.registry_tick;
         io.timers.schedule(registry_at, Timer::RegistryTick);
-        io.registry_ticking = true;
+        io.registry_tick_at = Some(registry_at);
     }
 
-    /// Arm the registry tick if it had stopped (nothing to do) and the input just handled gave
-    /// it work: an instance registered or restored, a tombstone received, a member failed.
-    /// Called after every input, so no path that creates work has to remember to.
+    /// Arm the registry tick, or bring it forward, if the input just handled gave it something
+    /// to do sooner: an instance registered or restored, a check reported, a tombstone
+    /// received, a member failed. Called after every input, so no path that creates work has
+    /// to remember to. O(log owned).
     fn keep_registry_ticking(&mut self, now: Instant) {
-        if self.io.registry_ticking || self.membership.lifecycle == Lifecycle::Stopped {
+        if self.membership.lifecycle == Lifecycle::Stopped {
             return;
         }
         let view = self.membership.view(self.io.config.expected_members);
-        if self.catalog.has_tick_work(&view) {
-            self.io.registry_ticking = true;
-            let at = now + self.io.config.registry_tick;
-            self.io.timers.schedule(at, Timer::RegistryTick);
+        let Some(wanted) = self.catalog.next_tick_at(&self.io, &view, now) else {
+            return;
+        };
+        match self.io.registry_tick_at {
+            Some(armed) if armed <= wanted => {}
+            Some(_) => {
+                self.io.timers.pull_in(&Timer::RegistryTick, wanted);
+                self.io.registry_tick_at = Some(wanted);
+            }
+            None => {
+                self.io.timers.schedule(wanted, Timer::RegistryTick);
+                self.io.registry_tick_at = Some(wanted);
+            }
         }
     }
 

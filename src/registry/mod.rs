@@ -229,6 +229,11 @@ impl Registry {
         self.tombstones.len()
     }
 
+    /// Wall-clock milliseconds of the oldest tombstone's deletion: the first to be collected.
+    pub fn oldest_tombstone_ms(&self) -> Option<u64> {
+        self.tombstones.get_min().map(|(wall_ms, _)| *wall_ms)
+    }
+
     /// Graves: collected tombstones whose versions are still kept ([`Registry::grave`]).
     pub fn graves(&self) -> usize {
         self.graves.len()

@@ -475,6 +475,15 @@ impl Catalog {
     }
 
     /// Node checks due at `now`, and TTLs of node checks lapsed: (due, lapsed) ids.
+    /// The earliest deadline of the node's own checks (a run or a TTL). O(node checks).
+    pub(super) fn node_checks_next_due(&self) -> Option<Instant> {
+        self.node_checks
+            .iter()
+            .flat_map(|c| [c.run.next_check, c.run.ttl_deadline])
+            .flatten()
+            .min()
+    }
+
     pub(super) fn node_checks_due(&self, now: Instant) -> (Vec<String>, Vec<String>) {
         let mut due = Vec::new();
         let mut lapsed = Vec::new();
@@ -644,20 +653,79 @@ mod tests {
             while n.poll_event().is_some() {}
             wakes += 1;
         }
-        assert!(
-            !n.io.registry_ticking,
+        assert_eq!(
+            n.io.registry_tick_at, None,
             "an idle node keeps its registry tick"
         );
         // 5 s of `local` timings: ten probe periods; a registry tick every 100 ms was 50 more.
         assert!(wakes < 20, "{wakes} wake-ups in 5 s idle");
         register(&mut n, idle_until, "db-1", vec![ttl("fast", 1, None)]);
         assert!(
-            n.io.registry_ticking,
+            n.io.registry_tick_at.is_some(),
             "a registration did not restart the tick"
         );
         report(&mut n, idle_until, "fast", Health::Passing);
         run_until(&mut n, idle_until + Duration::from_secs(1) + tick);
         assert_eq!(status(&n, "db-1", "fast"), Some(Health::Critical));
+    }
+
+    /// An owning node wakes for its deadlines, not every `registry_tick`: with one TTL check
+    /// of 30 s reported passing, five idle seconds cost no more wake-ups than owning nothing,
+    /// and the TTL lapses when it falls, not up to a tick later.
+    #[test]
+    fn an_owning_node_sleeps_until_its_next_deadline() {
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        register(&mut n, start, "db-1", vec![ttl("slow", 30, None)]);
+        report(&mut n, start, "slow", Health::Passing);
+        let idle_until = start + Duration::from_secs(5);
+        let mut wakes = 0;
+        while let Some(at) = n.poll_timeout().filter(|at| *at <= idle_until) {
+            n.handle_timeout(at);
+            while n.poll_transmit().is_some() {}
+            while n.poll_event().is_some() {}
+            wakes += 1;
+        }
+        // 5 s of `local` timings: ten probe periods; a registry tick every 100 ms was 50 more.
+        assert!(wakes < 20, "{wakes} wake-ups in 5 s, owning one instance");
+        assert_eq!(
+            n.io.registry_tick_at,
+            Some(start + Duration::from_secs(30)),
+            "the tick is not armed for the TTL's deadline"
+        );
+        let deadline = start + Duration::from_secs(30);
+        run_until(&mut n, deadline - Duration::from_millis(1));
+        assert_eq!(status(&n, "db-1", "slow"), Some(Health::Passing));
+        run_until(&mut n, deadline);
+        assert_eq!(
+            status(&n, "db-1", "slow"),
+            Some(Health::Critical),
+            "the TTL did not lapse at its deadline"
+        );
+    }
+
+    /// A report that moves a deadline earlier than the one the tick sleeps for brings the
+    /// tick forward.
+    #[test]
+    fn a_sooner_deadline_brings_the_tick_forward() {
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        register(&mut n, start, "db-1", vec![ttl("slow", 30, None)]);
+        report(&mut n, start, "slow", Health::Passing);
+        // Past the first tick: asleep until the slow TTL.
+        let later = start + Duration::from_secs(1);
+        run_until(&mut n, later);
+        assert_eq!(n.io.registry_tick_at, Some(start + Duration::from_secs(30)));
+        register(&mut n, later, "db-2", vec![ttl("fast", 2, None)]);
+        report(&mut n, later, "fast", Health::Passing);
+        assert_eq!(
+            n.io.registry_tick_at,
+            Some(later + Duration::from_secs(2)),
+            "the tick was not brought forward to the sooner TTL"
+        );
+        run_until(&mut n, later + Duration::from_secs(2));
+        assert_eq!(status(&n, "db-2", "fast"), Some(Health::Critical));
+        assert_eq!(status(&n, "db-1", "slow"), Some(Health::Passing));
     }
 
     #[test]

@@ -25,10 +25,6 @@ impl OwnedSet {
         self.by_id.len()
     }
 
-    pub(super) fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     pub(super) fn contains_key(&self, id: &InstanceId) -> bool {
         self.by_id.contains_key(id)
     }
@@ -84,6 +80,11 @@ impl OwnedSet {
             }
         }
         Some(result)
+    }
+
+    /// The earliest deadline of any owned instance. O(log owned).
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.due.first().map(|(at, _)| *at)
     }
 
     /// The owned instances with a deadline at or before `now`, in id order (what the tick

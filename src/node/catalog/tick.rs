@@ -1,6 +1,8 @@
 //! The owner's tick: TTLs, liveness and due checks of the instances this node owns, tombstones
 //! collected; and the instances of failed owners, purged with quorum and kept (stale) without.
 
+use std::time::Duration;
+
 use super::{Catalog, MembershipView};
 use crate::names::{InstanceId, NodeName};
 use crate::node::io::Io;
@@ -12,19 +14,24 @@ use crate::timers::Timer;
 
 impl Catalog {
     pub(crate) fn on_registry_tick(&mut self, io: &mut Io, view: &MembershipView, now: Instant) {
-        io.registry_ticking = self.has_tick_work(view);
-        if !io.registry_ticking {
-            // Nothing below would change anything; the next input that gives the tick work
-            // arms it again (`Node::keep_registry_ticking`).
-            return;
+        io.registry_tick_at = None;
+        if self.next_tick_at(io, view, now).is_some() {
+            self.registry_tick_work(io, view, now);
         }
-        io.timers
-            .schedule(now + io.config.registry_tick, Timer::RegistryTick);
+        // Asleep until the next deadline, or until an input gives the tick something to do
+        // (`Node::keep_registry_ticking`).
+        if let Some(at) = self.next_tick_at(io, view, now) {
+            io.registry_tick_at = Some(at);
+            io.timers.schedule(at, Timer::RegistryTick);
+        }
+    }
+
+    fn registry_tick_work(&mut self, io: &mut Io, view: &MembershipView, now: Instant) {
         let mut expire = Vec::new();
         let mut ttl_lapsed = Vec::new();
         let mut checks = Vec::new();
-        // Runs twice a second: only the owned instances with a deadline passed are visited
-        // (the index of `owned`), and the registry is looked up only for those.
+        // Only the owned instances with a deadline passed are visited (the index of `owned`),
+        // and the registry is looked up only for those.
         for (id, owned) in self.owned.due(now) {
             let held = || self.registry.get(id);
             if owned.liveness_deadline.is_some_and(|d| now >= d) {
@@ -122,19 +129,51 @@ impl Catalog {
         }
     }
 
-    /// Whether a registry tick has anything to do: instances or node checks of our own (TTLs,
-    /// liveness, checks due), instances of a gone owner awaiting the purge, tombstones to
-    /// collect or graves to forget, or a member held failed (it keeps graves). An idle node
-    /// with none of these has no reason to wake twice a second. Inactive (joining, leaving),
-    /// the tick does nothing either. O(1).
-    pub(crate) fn has_tick_work(&self, view: &MembershipView) -> bool {
-        view.active
-            && (!self.owned.is_empty()
-                || !self.node_checks.is_empty()
-                || self.orphans_since.is_some()
-                || self.registry.tombstones() > 0
-                || self.registry.graves() > 0
-                || view.counts().failed > 0)
+    /// When the registry tick should run next, if at all.
+    ///
+    /// - At the earliest deadline of what this node owns (an instance's liveness, a check's
+    ///   TTL, next run or critical clock, a node check's) or of its oldest tombstone's grace:
+    ///   an owning node with a check every 10 s wakes for it, not twice a second, and meets
+    ///   each deadline when it falls rather than up to a `registry_tick` late.
+    /// - A `registry_tick` from now at the latest while work waits that has no deadline here:
+    ///   instances of a gone owner awaiting the purge (it waits for a majority), graves to
+    ///   forget, or a member held failed (it keeps graves); and while a deadline passed stays
+    ///   passed (a lapsed TTL stays lapsed until reported), as the tick always did.
+    /// - Never, with none of these, or while inactive (joining, leaving). O(log owned).
+    pub(crate) fn next_tick_at(
+        &self,
+        io: &Io,
+        view: &MembershipView,
+        now: Instant,
+    ) -> Option<Instant> {
+        if !view.active {
+            return None;
+        }
+        let tick = io.config.registry_tick;
+        // Tombstones age by the wall clock (`collect_tombstones`); the tick's clock is the
+        // node's, so the wait is converted from the wall clock's reading now.
+        let tombstone_due = self.registry.oldest_tombstone_ms().map(|wall_ms| {
+            let grace_ms = io.config.tombstone_grace.as_millis() as u64;
+            let due_ms = wall_ms.saturating_add(grace_ms);
+            let now_ms = io.wall(now).as_millis();
+            now + Duration::from_millis(due_ms.saturating_sub(now_ms))
+        });
+        let earliest = [
+            self.owned.next_due(),
+            self.node_checks_next_due(),
+            tombstone_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| if at > now { at } else { now + tick });
+        let undated =
+            self.orphans_since.is_some() || self.registry.graves() > 0 || view.counts().failed > 0;
+        match (earliest, undated) {
+            (Some(at), true) => Some(at.min(now + tick)),
+            (None, true) => Some(now + tick),
+            (at, false) => at,
+        }
     }
 
     /// Whether collected tombstones are kept as graves ([`crate::registry::Registry::grave`]):
