@@ -107,6 +107,7 @@ impl Membership {
     pub(crate) fn on_leave_done(&mut self, io: &mut Io) {
         self.lifecycle = Lifecycle::Stopped;
         io.timers.clear();
+        io.registry_tick_at = None;
         self.probes.clear();
         self.relays.clear();
         io.emit(Event::LeaveComplete);
