@@ -2,7 +2,7 @@
 # Build the release binary linked statically against glibc: the build to deploy, and the one
 # the performance figures are measured on. Prints the binary's path.
 #
-#   scripts/build-static.sh            -> target/<host>/release/hera
+#   scripts/build-static.sh            -> $CARGO_TARGET_DIR/<host>/release/hera (target/ unset)
 #
 # Why static: an idle node's resident memory is mostly pages of its binary and of the shared
 # libraries it maps. Dynamically linked, ~2 MiB of libc, libm and the loader stay resident;
@@ -20,7 +20,14 @@ case "$host" in
     *-linux-gnu) ;;
     *) echo "build-static: static glibc builds need a *-linux-gnu host; this is $host" >&2; exit 2 ;;
 esac
-release="target/$host/release"
+# Cargo's target directory, as cargo itself reads it; made absolute, because the paths below go
+# to the linker and are printed for the caller.
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in
+    /*) ;;
+    *) target_dir="$PWD/$target_dir" ;;
+esac
+release="$target_dir/$host/release"
 bin="$release/hera"
 
 # Code layout: the functions a running node executes (scripts/hot-code.txt, made by
@@ -35,7 +42,9 @@ profile="scripts/hot-code.txt"
 link() { # $1: the ordering file, or "" for none
     local order=()
     if [[ -n "$1" ]]; then
-        order=(-- -C "link-arg=-Wl,--symbol-ordering-file=$PWD/$1" -C "link-arg=-Wl,--no-warn-symbol-ordering")
+        local file="$1"
+        [[ "$file" == /* ]] || file="$PWD/$file" # a path recorded by an older run
+        order=(-- -C "link-arg=-Wl,--symbol-ordering-file=$file" -C "link-arg=-Wl,--no-warn-symbol-ordering")
     fi
     RUSTFLAGS="-C target-feature=+crt-static" cargo rustc --release --target "$host" --bin hera "${extra[@]}" "${order[@]}" >&2
 }
@@ -97,4 +106,4 @@ if ! grep -qE 'statically linked|not a dynamic executable' <<< "$linkage"; then
     echo "build-static: $bin is dynamically linked" >&2
     exit 1
 fi
-echo "$PWD/$bin"
+echo "$bin"
