@@ -62,6 +62,7 @@ pub mod names {
     pub const GOSSIP_DROPPED: &str = "hera_gossip_dropped_total";
     pub const ENTRIES_PUSHED: &str = "hera_registry_entries_pushed_total";
     pub const REGISTRY_SYNCS: &str = "hera_registry_syncs_total";
+    pub const REGISTRY_RESYNCS: &str = "hera_registry_resyncs_total";
     pub const INSTANCES_EXPIRED: &str = "hera_registry_instances_expired_total";
     pub const CLOCK_REJECTIONS: &str = "hera_registry_clock_rejections_total";
     pub const IMPLAUSIBLE_CLAIMS: &str = "hera_implausible_claims_total";
@@ -237,6 +238,11 @@ pub fn describe() {
         "Registry digests from peers that differed from this node's (each starts a repair)."
     );
     describe_counter!(
+        REGISTRY_RESYNCS,
+        "Early registry comparisons started because the last exchange brought news (beside \
+         the regular one per sync_interval)."
+    );
+    describe_counter!(
         INSTANCES_EXPIRED,
         "Instances this node owned and deregistered when they expired."
     );
@@ -290,6 +296,7 @@ pub struct NodeMetrics {
     entries_pushed: Counter,
     gossip_dropped_instances: Counter,
     registry_syncs: Counter,
+    registry_resyncs: Counter,
     instances_expired: Counter,
     clock_rejections: Counter,
     implausible_claims: Counter,
@@ -341,6 +348,7 @@ impl NodeMetrics {
             entries_pushed: counter!(ENTRIES_PUSHED),
             gossip_dropped_instances: counter!(GOSSIP_DROPPED, "kind" => "instance"),
             registry_syncs: counter!(REGISTRY_SYNCS),
+            registry_resyncs: counter!(REGISTRY_RESYNCS),
             instances_expired: counter!(INSTANCES_EXPIRED),
             clock_rejections: counter!(CLOCK_REJECTIONS),
             implausible_claims: counter!(IMPLAUSIBLE_CLAIMS),
@@ -416,6 +424,7 @@ impl NodeMetrics {
         self.gossip_dropped_instances
             .absolute(s.gossip_instances_dropped);
         self.registry_syncs.absolute(s.registry_syncs);
+        self.registry_resyncs.absolute(s.registry_resyncs);
         self.instances_expired.absolute(s.instances_expired);
         self.clock_rejections.absolute(s.clock_rejections);
         self.implausible_claims.absolute(s.implausible_claims);
