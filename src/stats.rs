@@ -68,6 +68,9 @@ pub struct Stats {
     /// (`swim::members::INCARNATION_JUMP_MAX`).
     pub implausible_claims: u64,
     pub registry_syncs: u64,
+    /// Early registry comparisons started because the last exchange brought news
+    /// (`node::catalog::resync`), beside the regular one per `sync_interval`.
+    pub registry_resyncs: u64,
     pub checks_started: u64,
     pub checks_failed: u64,
     pub instances_expired: u64,

@@ -48,6 +48,9 @@ pub enum Timer {
     QueryDeadline { seq: u32 },
     /// Push the registry entries peers asked for since the first of them, in one pass.
     PushDue,
+    /// Compare registries again soon: the last exchange brought news
+    /// (`node::catalog::resync`).
+    RegistryResync,
 }
 
 #[derive(Debug, Default)]

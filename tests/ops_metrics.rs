@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::*;
 
 /// Families every node exports from its first scrape.
-const REQUIRED: [&str; 42] = [
+const REQUIRED: [&str; 43] = [
     "hera_members",
     "hera_quorum",
     "hera_quorum_reachable_members",
@@ -53,6 +53,7 @@ const REQUIRED: [&str; 42] = [
     "hera_paced_backlog_bytes",
     "hera_paced_dropped_total",
     "hera_registry_syncs_total",
+    "hera_registry_resyncs_total",
     "hera_registry_instances_expired_total",
     "hera_registry_clock_rejections_total",
     "hera_implausible_claims_total",

@@ -50,7 +50,7 @@ pub use self::api::{
     Outputs, Probe, Quorum, Reply, Sink, Transmit,
 };
 use self::catalog::{Catalog, MembershipView};
-pub use self::catalog::{OwnedChanges, OWNED_CHANGES_MAX};
+pub use self::catalog::{OwnedChanges, OWNED_CHANGES_MAX, RESYNCS_PER_INTERVAL_MAX};
 use self::io::Io;
 use self::membership::claims::Source;
 use self::membership::Membership;
@@ -510,6 +510,7 @@ impl Node {
                 catalog.on_registry_tick(io, &view, now);
             }
             Timer::PushDue => catalog.on_push_due(io),
+            Timer::RegistryResync => membership.on_registry_resync(io, catalog, now),
             Timer::QueryDeadline { .. } => {}
         }
     }
@@ -535,7 +536,7 @@ impl Node {
             Message::SyncProbe(probe) => membership.on_sync_probe(io, now, from, probe),
             Message::Entry(entry) => {
                 let view = membership.view(io.config.expected_members);
-                catalog.on_entry(io, &view, now, entry)
+                catalog.on_entry(io, &view, now, from, entry)
             }
             Message::RegistrySync(sync) => catalog.on_registry_sync(io, now, from, sync),
             Message::RegistryDigest(digest) => catalog.on_registry_digest(io, now, from, digest),

@@ -16,7 +16,9 @@
 //! round with a peer that holds more ends with that peer pushing the differing buckets again:
 //! one exchange per `sync_interval` (or per returning member), answered only within the
 //! per-peer reply budget (`node::replies`) and sent paced at a bounded rate
-//! (`runtime::driver::pacer`), so it costs bounded, steady traffic, not a loop.
+//! (`runtime::driver::pacer`), so it costs bounded, steady traffic, not a loop. What a full
+//! node refuses is not news, and what it pushes back is not news to its peers, so neither
+//! side re-syncs early on its account (`resync`).
 
 use super::Catalog;
 use crate::names::InstanceId;

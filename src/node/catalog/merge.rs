@@ -2,6 +2,7 @@
 //! guard, tombstones and grave replies, and what an entry naming this node as owner may do (a
 //! forgotten instance taken back, a twin left alone, a zombie deleted).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::ops::{Owned, GRAVE_REPLIES_MAX};
@@ -77,6 +78,7 @@ impl Catalog {
         io: &mut Io,
         view: &MembershipView,
         now: Instant,
+        from: SocketAddr,
         entry: Entry,
     ) {
         let wall_ms = io.wall(now).as_millis();
@@ -176,7 +178,15 @@ impl Catalog {
             .as_deref()
             .filter(|i| self.is_forgotten(&entry, i))
             .cloned();
+        // Only a peer comparing registries with us may have pushed it (`resync`).
+        let pushed = self
+            .resync
+            .is_partner(from)
+            .then(|| (entry.id.clone(), entry.version.node.clone()));
         if self.merge(io, entry) {
+            if let Some((id, origin)) = pushed {
+                self.note_sync_news(io, now, from, &id, &origin);
+            }
             // Taken back only within `instances_owned_max`; past it, held but not enforced,
             // like any entry naming us that we do not own.
             if let Some(instance) = forgotten.filter(|i| self.room_to_own(io, &i.id).is_ok()) {

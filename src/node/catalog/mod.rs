@@ -7,7 +7,8 @@
 //! - the instances this node owns and the commands that write them: [`ops`];
 //! - writing entries and merging what peers gossip: [`merge`];
 //! - the owner's tick (TTLs, checks due, tombstones) and failed owners' instances: [`tick`];
-//! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`];
+//! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`], and its pace after
+//!   an exchange that brought news: [`resync`];
 //! - the bounds on what it holds (`instances_owned_max`, `registry_entries_max`): [`bounds`].
 
 mod bounds;
@@ -16,12 +17,14 @@ mod journal;
 mod merge;
 mod ops;
 mod owned;
+mod resync;
 mod sync;
 mod tick;
 
 use std::collections::BTreeSet;
 
 pub use journal::{OwnedChanges, OWNED_CHANGES_MAX};
+pub use resync::RESYNCS_PER_INTERVAL_MAX;
 
 use super::Quorum;
 use crate::names::{InstanceId, NodeName};
@@ -120,6 +123,9 @@ pub(crate) struct Catalog {
     /// one pass over the registry, when [`crate::timers::Timer::PushDue`] fires (at most
     /// `sync::PUSHES_DUE_MAX`).
     pushes_due: Vec<sync::PushDue>,
+    /// Early re-syncs after exchanges that brought news: partners, the ceiling
+    /// ([`resync::Resync`]).
+    resync: resync::Resync,
 }
 
 impl Catalog {
@@ -139,6 +145,7 @@ impl Catalog {
             node_checks: Vec::new(),
             grave_replies: Vec::new(),
             pushes_due: Vec::new(),
+            resync: resync::Resync::default(),
         }
     }
 

@@ -12,17 +12,19 @@
 //! Summaries are counts and sums of (id, version) hashes, not "the highest version seen from
 //! each origin": gossip is unordered, so a gap below the highest version would not show.
 //! Pushed entries go in MTU-bounded datagrams, as many as it takes; a receiver merges them
-//! like gossip (and gossips what was news to it).
+//! like gossip (and gossips what was news to it). A receiver to which they were news compares
+//! again soon, with another peer, instead of a `sync_interval` later ([`super::resync`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::resync::{Fire, Timings};
 use super::{Catalog, MembershipView};
 use crate::bounded::BoundedVec;
-use crate::names::NodeName;
+use crate::names::{InstanceId, NodeName};
 use crate::node::io::Io;
-use crate::registry::{BucketMask, Entry, OriginDigest, ALL_BUCKETS, BUCKETS};
+use crate::registry::{bucket_of, BucketMask, Entry, OriginDigest, ALL_BUCKETS, BUCKETS};
 use crate::time::Instant;
 use crate::timers::Timer;
 use crate::wire::{
@@ -70,6 +72,41 @@ pub(crate) struct PushDue {
 }
 
 impl Catalog {
+    /// An entry (`id`, written by `origin`) from `from` was news: if `from` was to push it in a
+    /// registry comparison, the exchange is doing work, and another soon may find more
+    /// ([`super::resync`]).
+    pub(super) fn note_sync_news(
+        &mut self,
+        io: &mut Io,
+        now: Instant,
+        from: SocketAddr,
+        id: &InstanceId,
+        origin: &NodeName,
+    ) {
+        let bucket = bucket_of(id);
+        if let Some(at) = self.resync.on_news(now, from, origin, bucket, timings(io)) {
+            io.timers.schedule(at, Timer::RegistryResync);
+        }
+    }
+
+    /// The re-sync timer fired: whether to compare registries with a peer now. Re-arms the
+    /// timer itself while news is still arriving.
+    pub(crate) fn resync_due(&mut self, io: &mut Io, now: Instant) -> bool {
+        match self.resync.on_timer(now, timings(io)) {
+            Fire::Sync => true,
+            Fire::Later(at) => {
+                io.timers.schedule(at, Timer::RegistryResync);
+                false
+            }
+            Fire::Skip => false,
+        }
+    }
+
+    /// Peers to leave out of an early re-sync: those we just compared with.
+    pub(crate) fn recent_sync_partners(&self, io: &Io, now: Instant) -> Vec<SocketAddr> {
+        self.resync.recent_partners(now, timings(io))
+    }
+
     /// Sent beside the membership sync probe: one hash of the whole registry.
     pub(crate) fn registry_sync_message(&self) -> Message {
         Message::RegistrySync(RegistrySync {
@@ -132,6 +169,34 @@ impl Catalog {
         }
     }
 
+    /// Note what the sender of `digest` will push us whole ([`super::resync`]): each origin it
+    /// holds that differs from ours and that we lack or both hold few of. The sender decides
+    /// by the same rule ([`Catalog::on_registry_digest`], on its side) from the same two
+    /// summaries.
+    fn expect_whole_pushes(
+        &mut self,
+        io: &Io,
+        now: Instant,
+        from: SocketAddr,
+        digest: &RegistryDigest,
+    ) {
+        self.resync.exchanged(now, from, timings(io));
+        let ours = self.registry.origin_digests();
+        for s in &digest.origins.0 {
+            let theirs = OriginDigest {
+                count: s.count,
+                hash: s.hash,
+            };
+            let whole = match ours.get(&s.origin) {
+                None => true,
+                Some(o) => *o != theirs && o.count.max(theirs.count) <= PUSH_WHOLE_MAX,
+            };
+            if whole && !theirs.is_empty() {
+                self.resync.expect(from, &s.origin, ALL_BUCKETS);
+            }
+        }
+    }
+
     /// For each origin in the digest's range whose summary differs from ours: push it whole if
     /// the sender lacks it or both sides hold few of its entries, else (first leg only, so one
     /// side starts it) compare buckets. On a first leg, answer with our own digest.
@@ -142,6 +207,7 @@ impl Catalog {
         from: SocketAddr,
         digest: RegistryDigest,
     ) {
+        self.expect_whole_pushes(io, now, from, &digest);
         let in_range = |o: &NodeName| {
             digest.from.as_ref().is_none_or(|f| o >= f) && digest.to.as_ref().is_none_or(|t| o < t)
         };
@@ -226,6 +292,9 @@ impl Catalog {
     ) {
         let ours = self.registry.bucket_digests(&buckets.origin);
         let mut differing: BucketMask = 0;
+        // The sender applies the same rule to the same two summaries: it pushes its buckets
+        // that differ and hold something.
+        let mut theirs_differing: BucketMask = 0;
         for (b, ours) in ours.iter().enumerate().take(BUCKETS) {
             let theirs = buckets
                 .buckets
@@ -238,6 +307,13 @@ impl Catalog {
             if theirs != *ours && !ours.is_empty() {
                 differing |= 1 << b;
             }
+            if theirs != *ours && !theirs.is_empty() {
+                theirs_differing |= 1 << b;
+            }
+        }
+        self.resync.exchanged(now, from, timings(io));
+        if theirs_differing != 0 {
+            self.resync.expect(from, &buckets.origin, theirs_differing);
         }
         let answers = differing != 0 || buckets.reply_wanted;
         if !answers || !io.may_answer(now, MessageKind::RegistryBuckets) {
@@ -372,5 +448,13 @@ impl Catalog {
         if self.owed_syncs.len() < OWED_SYNCS_MAX {
             self.owed_syncs.insert(owner);
         }
+    }
+}
+
+/// The timings the re-sync pace reads, as configured now.
+fn timings(io: &Io) -> Timings {
+    Timings {
+        probe_interval: io.config.probe_interval,
+        sync_interval: io.config.sync_interval,
     }
 }

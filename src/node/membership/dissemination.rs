@@ -302,6 +302,37 @@ impl Membership {
         }
     }
 
+    /// An early registry comparison, after an exchange that brought news
+    /// ([`crate::node::catalog`]'s `resync`): the registry's hash only, to a live member other
+    /// than those just compared with (any, if there is no other). The membership digest stays
+    /// on its regular `sync_interval`: see `resync`'s module doc for why.
+    pub(crate) fn on_registry_resync(&mut self, io: &mut Io, catalog: &mut Catalog, now: Instant) {
+        if !catalog.resync_due(io, now) {
+            return;
+        }
+        let recent = catalog.recent_sync_partners(io, now);
+        let members = &self.members;
+        let is_recent = |id: &_| {
+            members
+                .by_id(*id)
+                .is_some_and(|m| recent.contains(&m.addr()))
+        };
+        let mut picked = sample(members.live(), 1, &mut io.rng, is_recent);
+        if picked.is_empty() {
+            picked = sample(members.live(), 1, &mut io.rng, |_| false);
+        }
+        let Some(addr) = picked
+            .pop()
+            .and_then(|p| members.by_id(p))
+            .map(|m| m.addr())
+        else {
+            return;
+        };
+        io.stats.registry_resyncs += 1;
+        let registry = catalog.registry_sync_message();
+        self.send(io, addr, &[registry], true);
+    }
+
     pub(crate) fn send_sync_probe(&mut self, io: &mut Io, catalog: &mut Catalog, to: SocketAddr) {
         let probe = SyncProbe {
             members_digest: self.full_digest(),

@@ -195,5 +195,10 @@ impl Membership {
                 io.timers.pull_in(&timer, now + wait);
             }
         }
+        // The registry's early re-sync is one-shot, armed one probe interval ahead.
+        if io.config.probe_interval < before.probe_interval {
+            io.timers
+                .pull_in(&Timer::RegistryResync, now + io.config.probe_interval);
+        }
     }
 }

@@ -64,6 +64,7 @@ pub mod names {
     pub const GOSSIP_DROPPED: &str = "hera_gossip_dropped_total";
     pub const ENTRIES_PUSHED: &str = "hera_registry_entries_pushed_total";
     pub const REGISTRY_SYNCS: &str = "hera_registry_syncs_total";
+    pub const REGISTRY_RESYNCS: &str = "hera_registry_resyncs_total";
     pub const INSTANCES_EXPIRED: &str = "hera_registry_instances_expired_total";
     pub const CLOCK_REJECTIONS: &str = "hera_registry_clock_rejections_total";
     pub const IMPLAUSIBLE_CLAIMS: &str = "hera_implausible_claims_total";
@@ -239,6 +240,11 @@ pub fn describe() {
         "Registry digests from peers that differed from this node's (each starts a repair)."
     );
     describe_counter!(
+        REGISTRY_RESYNCS,
+        "Early registry comparisons started because the last exchange brought news (beside \
+         the regular one per sync_interval)."
+    );
+    describe_counter!(
         INSTANCES_EXPIRED,
         "Instances this node owned and deregistered when they expired."
     );
@@ -339,6 +345,7 @@ pub struct NodeMetrics {
     entries_pushed: Mirror<Counter>,
     gossip_dropped_instances: Mirror<Counter>,
     registry_syncs: Mirror<Counter>,
+    registry_resyncs: Mirror<Counter>,
     instances_expired: Mirror<Counter>,
     clock_rejections: Mirror<Counter>,
     implausible_claims: Mirror<Counter>,
@@ -391,6 +398,7 @@ impl NodeMetrics {
             entries_pushed: mirror(counter!(ENTRIES_PUSHED)),
             gossip_dropped_instances: mirror(counter!(GOSSIP_DROPPED, "kind" => "instance")),
             registry_syncs: mirror(counter!(REGISTRY_SYNCS)),
+            registry_resyncs: mirror(counter!(REGISTRY_RESYNCS)),
             instances_expired: mirror(counter!(INSTANCES_EXPIRED)),
             clock_rejections: mirror(counter!(CLOCK_REJECTIONS)),
             implausible_claims: mirror(counter!(IMPLAUSIBLE_CLAIMS)),
@@ -467,6 +475,7 @@ impl NodeMetrics {
         self.gossip_dropped_instances
             .absolute(s.gossip_instances_dropped);
         self.registry_syncs.absolute(s.registry_syncs);
+        self.registry_resyncs.absolute(s.registry_resyncs);
         self.instances_expired.absolute(s.instances_expired);
         self.clock_rejections.absolute(s.clock_rejections);
         self.implausible_claims.absolute(s.implausible_claims);
