@@ -66,6 +66,7 @@ async fn run(args: &hera::runtime::cli::RunArgs) -> i32 {
     tracing::debug!(
         mappings = trimmed.mappings,
         bytes = trimmed.bytes,
+        clean_bytes = trimmed.clean_bytes,
         "start-up pages given back"
     );
     match app.run_until(termination()).await {

@@ -158,6 +158,23 @@ fn giving_back_start_up_pages_leaves_the_binary_in_the_page_cache() {
     });
     assert!(trimmed, "no trim logged: {}", node.log_text());
     let after = cached_pages(&fincore, exe);
+    // The trim did drop clean mappings (code, read-only data), and the node runs on after
+    // it: the pages it needs come back from the page cache, unchanged.
+    let log = node.log_text();
+    let clean_bytes: u64 = log
+        .split("clean_bytes=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no clean_bytes in the trim's line: {log}"));
+    assert!(clean_bytes > 0, "the trim dropped no clean mapping: {log}");
+    let registered = node.put(
+        "/v1/agent/service/register",
+        Some(serde_json::json!({"Name": "web", "ID": "web-1", "Port": 80})),
+    );
+    assert_eq!(registered, 200, "{}", node.log_text());
+    let listed = node.get("/v1/agent/services").expect("services answer");
+    assert!(listed.get("web-1").is_some(), "{listed}");
     node.terminate();
     // Page-out of the read-only data evicted what no other process mapped: the next node
     // started from this binary read it from disk again.

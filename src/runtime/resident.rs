@@ -15,6 +15,8 @@
 pub struct Trimmed {
     pub mappings: usize,
     pub bytes: usize,
+    /// Of `bytes`, those of clean mappings: unmapped only, left in the page cache.
+    pub clean_bytes: usize,
 }
 
 /// Advise every mapping of this process's own executable as read at random, and give back
@@ -66,6 +68,9 @@ pub fn trim_startup_pages() -> Trimmed {
         if advised {
             trimmed.mappings = trimmed.mappings.saturating_add(1);
             trimmed.bytes = trimmed.bytes.saturating_add(mapping.len);
+            if mapping.clean {
+                trimmed.clean_bytes = trimmed.clean_bytes.saturating_add(mapping.len);
+            }
         }
     }
     trimmed
@@ -79,20 +84,54 @@ struct Mapping {
     clean: bool,
 }
 
+/// What smaps says of one mapping of ours. A mapping is clean only on positive evidence:
+/// read-only now, no page of it in memory written (`Anonymous: 0`), none written and swapped
+/// out (`Swap: 0`: a written page leaves `Anonymous` when it goes to swap), and never mapped
+/// writable (no `ac` in `VmFlags`: the kernel marks private writable mappings accountable, and
+/// the mark stays after the loader makes relocated data read-only). A smaps without one of
+/// these lines (an emulated `/proc`) leaves the mapping unclean: it is only paged out.
+#[derive(Debug, Default)]
+struct Evidence {
+    read_only: bool,
+    unwritten: Option<bool>,
+    unswapped: Option<bool>,
+    never_writable: Option<bool>,
+}
+
+impl Evidence {
+    fn clean(&self) -> bool {
+        self.read_only
+            && self.unwritten == Some(true)
+            && self.unswapped == Some(true)
+            && self.never_writable == Some(true)
+    }
+}
+
+/// A `kB` field's value is zero.
+fn zero_kb(value: &str) -> bool {
+    value.trim().trim_end_matches("kB").trim() == "0"
+}
+
 /// The mappings of `exe` that `/proc/self/smaps` lists.
 fn own_mappings(smaps: &str, exe: &std::path::Path) -> Vec<Mapping> {
-    let mut found: Vec<Mapping> = Vec::new();
-    // Whether the mapping being read is one of ours, and whether it is clean so far.
-    let mut current: Option<usize> = None;
+    let mut found: Vec<(Mapping, Evidence)> = Vec::new();
+    // Whether the mapping being read is one of ours.
+    let mut ours = false;
     for line in smaps.lines() {
-        if let Some(kb) = line.strip_prefix("Anonymous:") {
-            let written = kb.trim().trim_end_matches("kB").trim() != "0";
-            if let (Some(at), true) = (current, written) {
-                if let Some(mapping) = found.get_mut(at) {
-                    mapping.clean = false;
-                }
+        let field = |name: &str| line.strip_prefix(name);
+        if let Some(evidence) = found.last_mut().filter(|_| ours).map(|(_, e)| e) {
+            if let Some(kb) = field("Anonymous:") {
+                evidence.unwritten = Some(zero_kb(kb));
+                continue;
             }
-            continue;
+            if let Some(kb) = field("Swap:") {
+                evidence.unswapped = Some(zero_kb(kb));
+                continue;
+            }
+            if let Some(flags) = field("VmFlags:") {
+                evidence.never_writable = Some(!flags.split_whitespace().any(|f| f == "ac"));
+                continue;
+            }
         }
         // A mapping's first line: start-end perms offset dev inode path.
         let mut fields = line.split_whitespace();
@@ -108,19 +147,29 @@ fn own_mappings(smaps: &str, exe: &std::path::Path) -> Vec<Mapping> {
         ) else {
             continue;
         };
-        current = None;
         let path = fields.nth(3);
         let len = end.saturating_sub(start);
-        if path.map(std::path::Path::new) == Some(exe) && len > 0 {
-            current = Some(found.len());
-            found.push(Mapping {
+        ours = path.map(std::path::Path::new) == Some(exe) && len > 0;
+        if ours {
+            let mapping = Mapping {
                 start,
                 len,
-                clean: perms == "r-xp" || perms == "r--p",
-            });
+                clean: false,
+            };
+            let evidence = Evidence {
+                read_only: perms == "r-xp" || perms == "r--p",
+                ..Evidence::default()
+            };
+            found.push((mapping, evidence));
         }
     }
     found
+        .into_iter()
+        .map(|(mapping, evidence)| Mapping {
+            clean: evidence.clean(),
+            ..mapping
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -133,17 +182,38 @@ mod tests {
 5581a000-5581b000 r--p 00000000 fd:01 123 /usr/bin/hera
 Rss:                   4 kB
 Anonymous:             0 kB
+Swap:                  0 kB
+VmFlags: rd mr mw me
 5581b000-5591b000 r-xp 00001000 fd:01 123 /usr/bin/hera
 Anonymous:             0 kB
+Swap:                  0 kB
 VmFlags: rd ex mr mw me
 5591b000-5591c000 rw-p 00101000 fd:01 123 /usr/bin/hera
 Anonymous:             4 kB
+Swap:                  0 kB
+VmFlags: rd wr mr mw me ac
 5591c000-5591d000 r-xp 00102000 fd:01 123 /usr/bin/hera
 Anonymous:             4 kB
+Swap:                  0 kB
+VmFlags: rd ex mr mw me
 5591d000-5591e000 r--p 00103000 fd:01 123 /usr/bin/hera
 Anonymous:             4 kB
+Swap:                  0 kB
+VmFlags: rd mr mw me ac
+5591e000-5591f000 r--p 00104000 fd:01 123 /usr/bin/hera
+Anonymous:             0 kB
+Swap:                  4 kB
+VmFlags: rd mr mw me ac
+5591f000-55920000 r--p 00105000 fd:01 123 /usr/bin/hera
+Anonymous:             0 kB
+Swap:                  0 kB
+VmFlags: rd mr mw me ac
+55920000-55921000 r--p 00106000 fd:01 123 /usr/bin/hera
+Rss:                   4 kB
 7f00a000-7f00b000 r-xp 00000000 fd:01 456 /usr/lib/libc.so.6
 Anonymous:             0 kB
+Swap:                  0 kB
+VmFlags: rd ex mr mw me
 7f00c000-7f00d000 rw-p 00000000 00:00 0 
 7ffd0000-7ffd1000 rw-p 00000000 00:00 0 [stack]
 bad line
@@ -161,6 +231,12 @@ bad line
                 m(0x5591_c000, 0x1000, false),
                 // Read-only now, but relocated by the loader: only paged out.
                 m(0x5591_d000, 0x1000, false),
+                // Relocated, its written pages all in swap (Anonymous reads 0): still unclean.
+                m(0x5591_e000, 0x1000, false),
+                // Once writable (accountable), nothing written or swapped now: still unclean.
+                m(0x5591_f000, 0x1000, false),
+                // No evidence at all (an emulated /proc): unclean.
+                m(0x5592_0000, 0x1000, false),
             ]
         );
     }

@@ -474,7 +474,16 @@ impl Catalog {
         self.apply_node_verdict(io, now);
     }
 
-    /// Node checks due at `now`, and TTLs of node checks lapsed: (due, lapsed) ids.
+    /// Disarm the TTL of every node check whose TTL passed while it was already critical
+    /// (see the owned instances' case in `registry_tick_work`).
+    pub(super) fn disarm_spent_node_ttls(&mut self, now: Instant) {
+        for c in &mut self.node_checks {
+            if c.run.ttl_deadline.is_some_and(|d| now >= d) && c.state.status == Health::Critical {
+                c.run.ttl_deadline = None;
+            }
+        }
+    }
+
     /// The earliest deadline of the node's own checks (a run or a TTL). O(node checks).
     pub(super) fn node_checks_next_due(&self) -> Option<Instant> {
         self.node_checks
@@ -484,6 +493,7 @@ impl Catalog {
             .min()
     }
 
+    /// Node checks due at `now`, and TTLs of node checks lapsed: (due, lapsed) ids.
     pub(super) fn node_checks_due(&self, now: Instant) -> (Vec<String>, Vec<String>) {
         let mut due = Vec::new();
         let mut lapsed = Vec::new();
@@ -702,6 +712,37 @@ mod tests {
             Some(Health::Critical),
             "the TTL did not lapse at its deadline"
         );
+    }
+
+    /// A TTL that lapses again on a check already critical leaves the tick asleep: it is
+    /// disarmed until the next report, which arms it again and is met at its deadline.
+    #[test]
+    fn a_critical_ttl_does_not_keep_the_tick_awake() {
+        let start = Instant::from_micros(1_700_000_000_000_000);
+        let mut n = node(start);
+        register(&mut n, start, "db-1", vec![ttl("slow", 2, None)]);
+        // Never reported: it starts critical, and its TTL lapses at 2 s without a change.
+        let lapsed = start + Duration::from_secs(3);
+        run_until(&mut n, lapsed);
+        assert_eq!(status(&n, "db-1", "slow"), Some(Health::Critical));
+        let idle_until = lapsed + Duration::from_secs(5);
+        let mut wakes = 0;
+        while let Some(at) = n.poll_timeout().filter(|at| *at <= idle_until) {
+            n.handle_timeout(at);
+            while n.poll_transmit().is_some() {}
+            while n.poll_event().is_some() {}
+            wakes += 1;
+        }
+        assert!(wakes < 20, "{wakes} wake-ups in 5 s with a critical TTL");
+        assert_eq!(n.io.registry_tick_at, None, "the tick stays armed");
+        report(&mut n, idle_until, "slow", Health::Passing);
+        run_until(
+            &mut n,
+            idle_until + Duration::from_secs(2) - Duration::from_millis(1),
+        );
+        assert_eq!(status(&n, "db-1", "slow"), Some(Health::Passing));
+        run_until(&mut n, idle_until + Duration::from_secs(2));
+        assert_eq!(status(&n, "db-1", "slow"), Some(Health::Critical));
     }
 
     /// A report that moves a deadline earlier than the one the tick sleeps for brings the

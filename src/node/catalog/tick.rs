@@ -30,6 +30,7 @@ impl Catalog {
         let mut expire = Vec::new();
         let mut ttl_lapsed = Vec::new();
         let mut checks = Vec::new();
+        let mut spent: Vec<(InstanceId, String)> = Vec::new();
         // Only the owned instances with a deadline passed are visited (the index of `owned`),
         // and the registry is looked up only for those.
         for (id, owned) in self.owned.due(now) {
@@ -64,16 +65,30 @@ impl Catalog {
             let states = instance.checks();
             for check in &owned.checks {
                 let status = states.iter().find(|s| s.id.0 == check.id).map(|s| s.status);
-                if check.ttl_deadline.is_some_and(|d| now >= d)
-                    && status.is_some_and(|s| s != Health::Critical)
-                {
-                    ttl_lapsed.push(check.id.clone());
+                if check.ttl_deadline.is_some_and(|d| now >= d) {
+                    match status {
+                        Some(Health::Critical) => spent.push((id.clone(), check.id.clone())),
+                        Some(_) => ttl_lapsed.push(check.id.clone()),
+                        None => {}
+                    }
                 }
                 if check.next_check.is_some_and(|d| now >= d) {
                     checks.push((Some(id.clone()), check.id.clone()));
                 }
             }
         }
+        // A TTL that lapses on a check already critical changes nothing, and left armed it
+        // would stay passed, so the tick would wake every `registry_tick` for it until the
+        // next report (`next_tick_at`). Disarmed, the next report or registration arms it
+        // again (`OwnedCheck::refresh`).
+        for (id, check) in spent {
+            self.owned.update(&id, |owned| {
+                for c in owned.checks.iter_mut().filter(|c| c.id == check) {
+                    c.ttl_deadline = None;
+                }
+            });
+        }
+        self.disarm_spent_node_ttls(now);
         let (node_due, node_lapsed) = self.node_checks_due(now);
         ttl_lapsed.extend(node_lapsed);
         checks.extend(node_due.into_iter().map(|c| (None, c)));
