@@ -279,7 +279,7 @@ impl PackedAddr {
 /// read by value (the compiler refuses a reference to a misaligned field); an unaligned
 /// `since` is one plain load on x86-64.
 #[derive(Debug)]
-#[repr(packed)]
+#[repr(Rust, packed)]
 pub struct Member {
     /// In the table's [`NameArena`] ([`Members::name`]).
     name: NameRef,
