@@ -116,6 +116,14 @@ macro_rules! name_type {
                 &self.0
             }
 
+            /// A name this crate checked when it first took it in and has kept as text since
+            /// (`swim::members` keeps node names in an arena): not checked again.
+            #[allow(dead_code)] // the member table keeps node names only
+            pub(crate) fn from_checked(s: &str) -> Self {
+                debug_assert!(check(Self::WHAT, s, Self::MAX_BYTES, Self::ALLOWED).is_ok());
+                $ty(CompactString::from(s))
+            }
+
             /// A name from raw bytes (a datagram's), or `None` where [`Self::new`] would
             /// refuse them. The decoder's fast path: one pass over the bytes, no error built.
             #[inline(always)]

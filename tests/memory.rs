@@ -39,12 +39,15 @@ const N: usize = 10_000;
 /// Measured 114 B when set (312 B before the table was compacted); 122 B before the address
 /// was packed into the slot (96 → 80 B), 106 B after; 98 B with the slot at 72 B (no
 /// live-list back-pointer, the last ack in 4 bytes), 90 B at 64 B (the traits by number),
-/// 83 B with the two indexes in 4-byte cells grown by a quarter (`swim::members::index`).
-/// Where the 83 B go at 10,000: the slot 64.4 (64 B × 10,065 slots), the name index and the
-/// address index ~5 each (4-byte cells, at most 7/8 full; 8.2 each as hashbrown tables),
-/// the live list and the probe order 4 each. The bound leaves 6% headroom: the hashbrown
-/// indexes (90 B) fail it.
-const MEMBER_BYTES_MAX: usize = 88;
+/// 83 B with the two indexes in 4-byte cells grown by a quarter (`swim::members::index`),
+/// 74 B with the names in an arena per table (`swim::members::names`) and the slot packed.
+/// Where the 74 B go at 10,000: the slot 45.3 (45 B × 10,065 slots: a 5-byte reference for
+/// the 24-byte name, no padding), the names ~10.6 (10-byte names here, "node-00001", and the
+/// arena's slack of at most 1/16), the name index and the address index ~5 each (4-byte
+/// cells, at most 7/8 full), the live list and the probe order 4 each. The bound leaves 5%
+/// headroom: the names inline (83 B) and the arena with an unpacked 48-byte slot (77 B)
+/// both fail it.
+const MEMBER_BYTES_MAX: usize = 78;
 
 /// The same with every member's update still queued for gossip, as right after a join (every
 /// node of a bootstrapping cluster is in this state at once, so it sets the simulator's peak).

@@ -737,7 +737,7 @@ impl World {
                 | Event::MemberFailed { name } => self
                     .node(i)
                     .and_then(|n| n.member(name))
-                    .map(|m| format!(" @{}", m.incarnation))
+                    .map(|m| format!(" @{}", { m.incarnation }))
                     .unwrap_or_default(),
                 _ => String::new(),
             };

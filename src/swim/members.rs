@@ -10,8 +10,10 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
 
 mod index;
+mod names;
 
 use index::IdIndex;
+use names::{NameArena, NameRef};
 
 use crate::bounded::BoundedVec;
 use crate::names::{Label, NodeName};
@@ -271,9 +273,16 @@ impl PackedAddr {
 
 /// What this node knows of one other member. Not `Clone`: the table counts the holders of
 /// each shared [`Traits`] to know when to drop it.
+///
+/// Packed (alignment 1): 45 bytes where the fields' alignment would pad it to 48, in every
+/// slot of every table (10^8 of them in a 10,000-node simulation). Every field is `Copy` and
+/// read by value (the compiler refuses a reference to a misaligned field); an unaligned
+/// `since` is one plain load on x86-64.
 #[derive(Debug)]
+#[repr(Rust, packed)]
 pub struct Member {
-    name: NodeName,
+    /// In the table's [`NameArena`] ([`Members::name`]).
+    name: NameRef,
     pub incarnation: Incarnation,
     pub state: State,
     /// Its data centre and tags, in the table's [`TraitsTable`] ([`Members::profile`]).
@@ -285,10 +294,6 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn name(&self) -> &NodeName {
-        &self.name
-    }
-
     /// The address it advertises.
     pub fn addr(&self) -> SocketAddr {
         self.addr.unpack()
@@ -350,9 +355,10 @@ impl StateCounts {
 /// Laid out for 10,000 members per node (issue #4: 10,000 simulated nodes hold 10^8 records
 /// between them): a member is one fixed-size slot in a vector, found by name through a hash
 /// table of 4-byte slot numbers; the live list (and the probe order) hold slot numbers, not
-/// names; data centres and tag sets are shared. About 100 B per member in all, where a
-/// `BTreeMap<NodeName, _>` with a private `Arc<Profile>` per member and names in the side lists
-/// cost 310 B (`tests/memory.rs`).
+/// names; names are kept back to back in one arena; data centres and tag sets are shared.
+/// About 74 B per member in all with 10-byte names, where a `BTreeMap<NodeName, _>` with a
+/// private `Arc<Profile>` per member and names in the side lists cost 310 B
+/// (`tests/memory.rs`).
 #[derive(Debug, Default)]
 pub struct Members {
     /// Members by [`MemberId`]; None: a free slot, listed in `free`.
@@ -366,6 +372,8 @@ pub struct Members {
     /// name at the old address).
     by_addr: IdIndex,
     live: Vec<MemberId>,
+    /// Every member's name, in one string.
+    names: NameArena,
     /// The traits in use (data centre and tags), each kept once for every member that has it.
     traits: TraitsTable,
     counts: StateCounts,
@@ -378,9 +386,15 @@ impl Members {
     }
 
     pub fn id(&self, name: &NodeName) -> Option<MemberId> {
-        let slots = &self.slots;
-        let is_named = |id: MemberId| member_at(slots, id).is_some_and(|m| m.name == *name);
-        self.index.find(name_hash(name), is_named)
+        let (slots, names) = (&self.slots, &self.names);
+        let is_named =
+            |id: MemberId| member_at(slots, id).is_some_and(|m| names.get(m.name) == name.as_str());
+        self.index.find(name_hash(name.as_str()), is_named)
+    }
+
+    /// The name of `member` (one of this table's).
+    pub fn name(&self, member: &Member) -> NodeName {
+        NodeName::from_checked(self.names.get(member.name))
     }
 
     /// A member and its id.
@@ -427,10 +441,11 @@ impl Members {
     /// Every member, ordered by name: push-pull records, reconnect picks and reaping must go
     /// in the same order on every run with the same seed. Sorts on each call (O(n log n));
     /// callers are periodic, not per datagram.
-    pub fn iter(&self) -> impl Iterator<Item = (&NodeName, &Member)> {
+    pub fn iter(&self) -> impl Iterator<Item = (NodeName, &Member)> {
+        let names = &self.names;
         let mut by_name: Vec<&Member> = self.slots.iter().flatten().collect();
-        by_name.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        by_name.into_iter().map(|m| (&m.name, m))
+        by_name.sort_unstable_by(|a, b| names.get(a.name).cmp(names.get(b.name)));
+        by_name.into_iter().map(|m| (self.name(m), m))
     }
 
     /// Alive and suspect members, in no particular order.
@@ -472,7 +487,8 @@ impl Members {
         if let Some(id) = self.id(name) {
             let m = member_at_mut(&mut self.slots, id)?;
             let traits = self.traits.take(profile, Some(m.traits))?;
-            let old = std::mem::replace(&mut m.traits, traits);
+            let old = m.traits;
+            m.traits = traits;
             let new_addr = PackedAddr::pack(profile.addr);
             let old_addr = std::mem::replace(&mut m.addr, new_addr);
             self.traits.release(old);
@@ -484,9 +500,17 @@ impl Members {
             return Some(id);
         }
         let id = self.free_id()?;
+        let Some(name_ref) = self.names.add(name) else {
+            // Cannot happen (the arena's bound is within its offsets'). A freed id goes back
+            // to the free list; one past the end was never a slot.
+            if id.index() < self.slots.len() {
+                self.free.push(id);
+            }
+            return None;
+        };
         let traits = self.traits.take(profile, None)?;
         let member = Member {
-            name: name.clone(),
+            name: name_ref,
             incarnation,
             state,
             traits,
@@ -502,14 +526,15 @@ impl Members {
         self.digest = self
             .digest
             .wrapping_add(digest_part(name, incarnation, state));
-        let hash = name_hash(name);
+        let hash = name_hash(name.as_str());
         if id.index() == self.slots.len() {
             self.slots.push(Some(member));
         } else {
             self.slots[id.index()] = Some(member);
         }
-        let slots = &self.slots;
-        self.index.insert(hash, id, |id| rehash_name(slots, id));
+        let (slots, names) = (&self.slots, &self.names);
+        self.index
+            .insert(hash, id, |id| rehash_name(slots, names, id));
         self.index_addr(id, PackedAddr::pack(profile.addr).unpack());
         Some(id)
     }
@@ -541,10 +566,11 @@ impl Members {
         };
         *self.counts.slot(m.state) -= 1;
         *self.counts.slot(state) += 1;
+        let name = self.names.get(m.name);
         self.digest = self
             .digest
-            .wrapping_sub(digest_part(&m.name, m.incarnation, m.state))
-            .wrapping_add(digest_part(&m.name, incarnation, state));
+            .wrapping_sub(digest_part_of(name, m.incarnation, m.state))
+            .wrapping_add(digest_part_of(name, incarnation, state));
         if m.state != state {
             m.since = now;
         }
@@ -564,20 +590,29 @@ impl Members {
     /// Forget a member entirely (reaping); returns the id it had, now free for reuse.
     pub fn remove(&mut self, name: &NodeName) -> Option<MemberId> {
         let id = self.id(name)?;
-        let slots = &self.slots;
-        self.index
-            .remove(name_hash(name), |i| i == id, |i| rehash_name(slots, i));
+        let (slots, names) = (&self.slots, &self.names);
+        self.index.remove(
+            name_hash(name.as_str()),
+            |i| i == id,
+            |i| rehash_name(slots, names, i),
+        );
         let addr = member_at(&self.slots, id)?.addr();
         self.unindex_addr(id, addr);
         let m = self.slots.get_mut(id.index())?.take()?;
         *self.counts.slot(m.state) -= 1;
-        self.digest = self
-            .digest
-            .wrapping_sub(digest_part(&m.name, m.incarnation, m.state));
+        self.digest = self.digest.wrapping_sub(digest_part_of(
+            self.names.get(m.name),
+            m.incarnation,
+            m.state,
+        ));
         if m.state.is_live() {
             self.remove_live(id);
         }
         self.traits.release(m.traits);
+        if self.names.release(m.name) {
+            let held = self.slots.iter_mut().flatten().map(|m| &mut m.name);
+            self.names.compact(held);
+        }
         self.free.push(id);
         Some(id)
     }
@@ -605,8 +640,8 @@ impl Members {
 }
 
 /// The name index's hash of the member at `id` (0 for a free slot, which is never indexed).
-fn rehash_name(slots: &[Option<Member>], id: MemberId) -> u64 {
-    member_at(slots, id).map_or(0, |m| name_hash(&m.name))
+fn rehash_name(slots: &[Option<Member>], names: &NameArena, id: MemberId) -> u64 {
+    member_at(slots, id).map_or(0, |m| name_hash(names.get(m.name)))
 }
 
 /// The address index's hash of the member at `id` (0 for a free slot, never indexed).
@@ -634,8 +669,8 @@ fn index_hasher() -> &'static RandomState {
 }
 
 /// The name index's hash of a name.
-fn name_hash(name: &NodeName) -> u64 {
-    index_hasher().hash_one(name.as_str())
+fn name_hash(name: &str) -> u64 {
+    index_hasher().hash_one(name)
 }
 
 /// The address index's hash, asked for every datagram received (is its sender a member?): the
@@ -651,8 +686,13 @@ fn addr_hash(addr: SocketAddr) -> u64 {
 
 /// What a member adds to [`Members::digest`]: its hash if live, nothing otherwise.
 pub fn digest_part(name: &NodeName, incarnation: Incarnation, state: State) -> u64 {
+    digest_part_of(name.as_str(), incarnation, state)
+}
+
+/// [`digest_part`] of a name as the table keeps it.
+fn digest_part_of(name: &str, incarnation: Incarnation, state: State) -> u64 {
     if state.is_live() {
-        member_hash(name, incarnation, state)
+        member_hash_of(name, incarnation, state)
     } else {
         0
     }
@@ -660,10 +700,15 @@ pub fn digest_part(name: &NodeName, incarnation: Incarnation, state: State) -> u
 
 /// The stable hash of the member's identity and state: the same on every node and version.
 pub fn member_hash(name: &NodeName, incarnation: Incarnation, state: State) -> u64 {
+    member_hash_of(name.as_str(), incarnation, state)
+}
+
+/// [`member_hash`] of a name as the table keeps it.
+fn member_hash_of(name: &str, incarnation: Incarnation, state: State) -> u64 {
     // Finalised (see `stable_hash`): without it, two members going from (0, failed) to
     // (1, alive) could leave the digest, a sum, unchanged.
     let mut h = StableHash::default();
-    h.eat(name.as_str().as_bytes());
+    h.eat(name.as_bytes());
     h.eat(&incarnation.get().to_le_bytes());
     h.eat(&[state.precedence()]);
     h.finish()
@@ -678,10 +723,11 @@ mod tests {
     /// The table's slot (`tests/memory.rs` weighs the whole record): 96 bytes with the address
     /// as a `SocketAddr` beside the traits pointer, 80 with it packed into the member, 72
     /// without the live-list back-pointer and with the last ack in 4 bytes, 64 with a 4-byte
-    /// traits number for the 8-byte pointer.
+    /// traits number for the 8-byte pointer, 48 with the name in the table's arena (a 5-byte
+    /// reference for a 24-byte `NodeName`), 45 packed (no padding to `since`'s alignment).
     #[test]
-    fn a_member_slot_is_64_bytes() {
-        assert_eq!(std::mem::size_of::<Option<Member>>(), 64);
+    fn a_member_slot_is_45_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Member>>(), 45);
     }
 
     /// Names found offline to share their hash's top 12 bits under fixed keys (where a probe
@@ -698,8 +744,10 @@ mod tests {
             .filter(|name| fixed(name) == 0)
             .take(32)
             .collect();
-        let homes: std::collections::BTreeSet<u64> =
-            crafted.iter().map(|name| name_hash(name) >> 52).collect();
+        let homes: std::collections::BTreeSet<u64> = crafted
+            .iter()
+            .map(|name| name_hash(name.as_str()) >> 52)
+            .collect();
         assert!(homes.len() > 16, "{} homes for 32 names", homes.len());
     }
 
@@ -840,7 +888,7 @@ mod tests {
             let mut live: Vec<NodeName> = m
                 .live()
                 .iter()
-                .map(|id| m.by_id(*id).unwrap().name().clone())
+                .map(|id| m.name(m.by_id(*id).unwrap()))
                 .collect();
             live.sort();
             live
@@ -870,7 +918,7 @@ mod tests {
         let id = m
             .set(&newcomer, Incarnation::new(0), Alive, &profile(), now)
             .unwrap();
-        assert!(id == m.id(&newcomer).unwrap() && m.by_id(id).unwrap().name() == &newcomer);
+        assert!(id == m.id(&newcomer).unwrap() && m.name(m.by_id(id).unwrap()) == newcomer);
         assert_eq!(m.slots.len(), 5, "a freed slot was reused");
     }
 
@@ -905,6 +953,47 @@ mod tests {
         }
     }
 
+    /// Removing members leaves their names' bytes dead in the arena until they are half of it;
+    /// the compaction then moves every other name, and each is still found by name and by
+    /// address, reads back as itself, and counts in the digest as in a table built fresh.
+    #[test]
+    fn names_stay_found_after_the_arena_compacts() {
+        let mut m = Members::default();
+        let long = |i: usize| NodeName::new(&format!("{i:0>64}")).unwrap();
+        let all: Vec<NodeName> = (0..3_000).map(long).collect();
+        for (i, n) in all.iter().enumerate() {
+            let p = profile_in("dc1", i as u16);
+            m.set(n, Incarnation::new(1), Alive, &p, Instant::ZERO);
+        }
+        let full = m.names.len();
+        assert_eq!(full, 3_000 * 64);
+        let mut fresh = Members::default();
+        for (i, n) in all.iter().enumerate() {
+            if i % 3 == 0 {
+                let p = profile_in("dc1", i as u16);
+                fresh.set(n, Incarnation::new(1), Alive, &p, Instant::ZERO);
+            } else {
+                m.remove(n);
+            }
+        }
+        assert!(m.names.len() < full / 2, "compacted: {}", m.names.len());
+        for (i, n) in all.iter().enumerate() {
+            let found = m.find(n);
+            assert_eq!(found.is_some(), i % 3 == 0, "{n}");
+            if let Some((id, member)) = found {
+                assert_eq!(m.name(member), *n);
+                assert_eq!(m.by_id(id).map(|b| m.name(b)), Some(n.clone()));
+                let at = SocketAddr::from(([127, 0, 0, 1], i as u16));
+                assert!(m.any_at(at, State::is_live));
+            }
+        }
+        assert_eq!(m.len(), 1_000);
+        assert_eq!(m.digest(), fresh.digest());
+        let order: Vec<NodeName> = m.iter().map(|(n, _)| n).collect();
+        let expected: Vec<NodeName> = all.iter().step_by(3).cloned().collect();
+        assert_eq!(order, expected);
+    }
+
     #[test]
     fn iteration_goes_by_name_whatever_the_insertion_order() {
         let mut m = Members::default();
@@ -913,7 +1002,7 @@ mod tests {
             m.set(&name, Incarnation::new(0), Alive, &profile(), Instant::ZERO);
         }
         m.remove(&NodeName::new("m5").unwrap());
-        let order: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+        let order: Vec<String> = m.iter().map(|(n, _)| n.to_string()).collect();
         assert_eq!(
             order,
             ["m0", "m1", "m2", "m3", "m4", "m6", "m7", "m8", "m9"]
@@ -936,7 +1025,7 @@ mod tests {
         }
         assert_eq!(m.traits.len(), 1, "one copy of dc1 for three members");
         let (a, b) = (m.get(&names[0]).unwrap(), m.get(&names[1]).unwrap());
-        assert_eq!(a.traits, b.traits);
+        assert_eq!({ a.traits }, { b.traits });
         assert_eq!(m.profile(b), profile_in("dc1", 1));
 
         // A member moving to another dc takes new traits; the old stay while others hold them.
@@ -1017,11 +1106,11 @@ mod tests {
             &profile(),
             Instant::from_micros(2),
         );
-        assert_eq!(m.by_id(id).unwrap().since, Instant::from_micros(1));
+        assert_eq!({ m.by_id(id).unwrap().since }, Instant::from_micros(1));
         m.record_ack(&name, Instant::from_micros(3_500_000));
         m.set_state(id, Incarnation::new(1), Suspect, Instant::from_micros(4));
         let member = m.by_id(id).unwrap();
-        assert_eq!(member.since, Instant::from_micros(4));
+        assert_eq!({ member.since }, Instant::from_micros(4));
         // Kept to the second: the start of the second it came in.
         assert_eq!(member.last_ack(), Some(Instant::from_micros(3_000_000)));
         assert_eq!(AckTime::at(Instant::ZERO).get(), Some(Instant::ZERO));

@@ -358,10 +358,11 @@ impl Membership {
         let Some(member) = self.members.by_id(id) else {
             return;
         };
+        let name = self.members.name(member);
         let update = MemberUpdate {
-            name: member.name().clone(),
+            claim: self.claim_for(&name, member.state),
+            name,
             incarnation: member.incarnation,
-            claim: self.claim_for(member.name(), member.state),
             profile: self.members.profile(member),
         };
         let to = member.addr();

@@ -152,9 +152,9 @@ impl Membership {
         io.stats.push_pulls_sent += 1;
         let mut records = vec![self.own_update()];
         records.extend(self.members.iter().map(|(name, m)| MemberUpdate {
-            name: name.clone(),
+            claim: self.claim_for(&name, m.state),
+            name,
             incarnation: m.incarnation,
-            claim: self.claim_for(name, m.state),
             profile: self.members.profile(m),
         }));
         self.send_records(io, to, reply_wanted, records, budget);

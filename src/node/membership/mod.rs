@@ -119,7 +119,7 @@ impl Membership {
         });
         // `Members::iter` goes by name already.
         out.extend(self.members.iter().map(|(name, m)| MemberView {
-            name: name.clone(),
+            name,
             profile: Arc::new(self.members.profile(m)),
             state: m.state,
             incarnation: m.incarnation,

@@ -35,7 +35,7 @@ impl Membership {
                 members.by_id(id).is_some_and(|m| m.state.is_live())
             })
             .and_then(|id| members.by_id(id))
-            .map(|m| m.name().clone());
+            .map(|m| members.name(m));
         if let Some(target) = target {
             self.start_probe(io, now, target, ProbeKind::Regular);
         }
