@@ -170,6 +170,9 @@ def main():
     f.add_argument("--nodes", type=int, default=64)
     f.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
+    # Gossip ports 37000+i and HTTP ports 38000+i must not meet.
+    if getattr(args, "nodes", 1) > 1000 or getattr(args, "nodes", 1) < 1:
+        ap.error("--nodes must be 1 to 1000")
     # Pinned as the harness is: this process, and so every process it starts.
     os.sched_setaffinity(0, {int(args.cpu)})
     {"start": cmd_start, "join": cmd_join, "floor": cmd_floor}[args.cmd](args)

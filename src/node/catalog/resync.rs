@@ -60,7 +60,8 @@ pub(crate) const EXCHANGE_PEERS_MAX: usize = 16;
 
 /// Origins expected from one partner, at most. One match is enough to tell an exchange is
 /// doing work, so the rest of a larger set (a cluster of thousands after a bulk load) is not
-/// kept: 16 partners × 256 origins × ~40 B is the most this costs, about 160 KiB.
+/// kept: 16 partners × 256 origins × up to ~130 B (a name of up to 64 bytes in a B-tree
+/// node) is the most this costs, about 0.5 MiB.
 pub(crate) const EXPECTED_ORIGINS_MAX: usize = 256;
 
 /// What to do when the re-sync timer fires.

@@ -180,6 +180,11 @@ impl Catalog {
         from: SocketAddr,
         digest: &RegistryDigest,
     ) {
+        // Only a member becomes a partner: spoofed digests from sixteen strangers would push
+        // the real partners out, and their exchanges would stop counting as news.
+        if io.replies.sender() != crate::node::replies::Sender::Member {
+            return;
+        }
         self.resync.exchanged(now, from, timings(io));
         let ours = self.registry.origin_digests();
         for s in &digest.origins.0 {

@@ -269,7 +269,9 @@ pub fn describe() {
 /// and a turn moves a few of the hundred-odd values (a datagram in: its count, its bytes, its
 /// kind); an unchanged one costs a compare here instead of the registry's two atomic updates,
 /// which were 6% of a node's CPU while a cluster of 64 formed (issue 17, perf). Written by the
-/// driver's task alone, so a plain load and store keep `last` right.
+/// driver's task alone, so a plain load and store keep `last` right. It assumes nothing else
+/// stores into these handles, and that the recorder forgets no series left unchanged (no
+/// `idle_timeout`: an unchanged value is not stored again, so it would look idle).
 #[derive(Debug)]
 struct Mirror<H> {
     handle: H,
