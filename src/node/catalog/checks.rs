@@ -626,16 +626,19 @@ mod tests {
         n.handle_command(now, command).unwrap();
     }
 
-    /// Run the node's timers up to `until`.
-    fn run_until(n: &mut Node, until: Instant) {
+    /// Run the node's timers up to `until`; how many times it woke.
+    fn run_until(n: &mut Node, until: Instant) -> usize {
+        let mut wakes = 0;
         for _ in 0..100_000 {
             let Some(at) = n.poll_timeout().filter(|at| *at <= until) else {
-                return;
+                break;
             };
             n.handle_timeout(at);
             while n.poll_transmit().is_some() {}
             while n.poll_event().is_some() {}
+            wakes += 1;
         }
+        wakes
     }
 
     fn status(n: &Node, id: &str, check: &str) -> Option<Health> {
@@ -656,13 +659,7 @@ mod tests {
         let mut n = node(start);
         let tick = n.config().registry_tick;
         let idle_until = start + Duration::from_secs(5);
-        let mut wakes = 0;
-        while let Some(at) = n.poll_timeout().filter(|at| *at <= idle_until) {
-            n.handle_timeout(at);
-            while n.poll_transmit().is_some() {}
-            while n.poll_event().is_some() {}
-            wakes += 1;
-        }
+        let wakes = run_until(&mut n, idle_until);
         assert_eq!(
             n.io.registry_tick_at, None,
             "an idle node keeps its registry tick"
@@ -689,13 +686,7 @@ mod tests {
         register(&mut n, start, "db-1", vec![ttl("slow", 30, None)]);
         report(&mut n, start, "slow", Health::Passing);
         let idle_until = start + Duration::from_secs(5);
-        let mut wakes = 0;
-        while let Some(at) = n.poll_timeout().filter(|at| *at <= idle_until) {
-            n.handle_timeout(at);
-            while n.poll_transmit().is_some() {}
-            while n.poll_event().is_some() {}
-            wakes += 1;
-        }
+        let wakes = run_until(&mut n, idle_until);
         // 5 s of `local` timings: ten probe periods; a registry tick every 100 ms was 50 more.
         assert!(wakes < 20, "{wakes} wake-ups in 5 s, owning one instance");
         assert_eq!(
@@ -726,13 +717,7 @@ mod tests {
         run_until(&mut n, lapsed);
         assert_eq!(status(&n, "db-1", "slow"), Some(Health::Critical));
         let idle_until = lapsed + Duration::from_secs(5);
-        let mut wakes = 0;
-        while let Some(at) = n.poll_timeout().filter(|at| *at <= idle_until) {
-            n.handle_timeout(at);
-            while n.poll_transmit().is_some() {}
-            while n.poll_event().is_some() {}
-            wakes += 1;
-        }
+        let wakes = run_until(&mut n, idle_until);
         assert!(wakes < 20, "{wakes} wake-ups in 5 s with a critical TTL");
         assert_eq!(n.io.registry_tick_at, None, "the tick stays armed");
         report(&mut n, idle_until, "slow", Health::Passing);
