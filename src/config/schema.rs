@@ -534,10 +534,11 @@ pub static FIELDS: [Field<Config>; 26] = [
     field!("leave_propagate", "LeavePropagate", runtime: false,
         duration!(leave_propagate, ms(1), secs(MINUTE)),
         "a leaving node keeps gossiping its departure this long"),
-    // 10 ms: the tick scans owned instances; 1 min: TTLs and liveness expire this late at most.
+    // 10 ms: a tick looks at what is due; 1 min: a failed owner's instances, graves and a
+    // passed deadline are looked at again this late at most.
     field!("registry_tick", "RegistryTick", runtime: false,
         duration!(registry_tick, ms(10), secs(MINUTE)),
-        "how often owned instances' TTLs, liveness and checks are looked at"),
+        "how often the owner's tick looks again while work without a deadline waits (a failed member, graves, a gone owner's instances) or a deadline stays passed; TTLs, liveness and checks are met when they fall"),
     // 1 s: must outlast gossip reaching every node; 7 days: tombstones are gossiped and kept.
     field!("tombstone_grace", "TombstoneGrace", runtime: false,
         duration!(tombstone_grace, secs(1), secs(7 * DAY)),
