@@ -147,7 +147,7 @@ impl Resync {
 
     /// `peer` will push its entries of `origin` in `buckets` (call after
     /// [`Resync::exchanged`] for the same peer; otherwise nothing is noted).
-    pub(crate) fn expect(&mut self, peer: SocketAddr, origin: &NodeName, buckets: BucketMask) {
+    pub(crate) fn expect_push(&mut self, peer: SocketAddr, origin: &NodeName, buckets: BucketMask) {
         let Some(partner) = self.partners.get_mut(&peer) else {
             return;
         };
@@ -264,7 +264,7 @@ mod tests {
     /// `peer` compared summaries with us at `now` and will push all of origin n1.
     fn pushing(r: &mut Resync, now: u64, port: u16, t: Timings) {
         r.exchanged(at(now), peer(port), t);
-        r.expect(peer(port), &origin("n1"), ALL_BUCKETS);
+        r.expect_push(peer(port), &origin("n1"), ALL_BUCKETS);
     }
 
     /// News of n1 in bucket 0 from `port` at `now`.
@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(news(&mut r, 0, 1, t), None, "not a partner");
         r.exchanged(at(0), peer(1), t);
         assert_eq!(news(&mut r, 0, 1, t), None, "a partner, nothing expected");
-        r.expect(peer(1), &origin("n1"), 1 << 5);
+        r.expect_push(peer(1), &origin("n1"), 1 << 5);
         assert_eq!(news(&mut r, 10, 1, t), None, "another bucket");
         assert_eq!(
             r.on_news(at(10), peer(1), &origin("n2"), 5, t),
@@ -418,7 +418,7 @@ mod tests {
         assert_eq!(r.recent_partners(at(30), t).len(), EXCHANGE_PEERS_MAX);
         let last = peer(EXCHANGE_PEERS_MAX as u16 + 3);
         for k in 0..EXPECTED_ORIGINS_MAX + 10 {
-            r.expect(last, &origin(&format!("o{k}")), 1);
+            r.expect_push(last, &origin(&format!("o{k}")), 1);
         }
         assert_eq!(r.partners[&last].expected.len(), EXPECTED_ORIGINS_MAX);
         // Partners quiet past the window are dropped as the next one comes.

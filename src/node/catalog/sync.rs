@@ -197,7 +197,7 @@ impl Catalog {
                 Some(o) => *o != theirs && o.count.max(theirs.count) <= PUSH_WHOLE_MAX,
             };
             if whole && !theirs.is_empty() {
-                self.resync.expect(from, &s.origin, ALL_BUCKETS);
+                self.resync.expect_push(from, &s.origin, ALL_BUCKETS);
             }
         }
     }
@@ -318,7 +318,8 @@ impl Catalog {
         }
         self.resync.exchanged(now, from, timings(io));
         if theirs_differing != 0 {
-            self.resync.expect(from, &buckets.origin, theirs_differing);
+            self.resync
+                .expect_push(from, &buckets.origin, theirs_differing);
         }
         let answers = differing != 0 || buckets.reply_wanted;
         if !answers || !io.may_answer(now, MessageKind::RegistryBuckets) {

@@ -81,6 +81,12 @@ impl NameArena {
     /// references there. O(live bytes), after at least as many bytes were released.
     pub(super) fn compact<'a>(&mut self, held: impl Iterator<Item = &'a mut NameRef>) {
         let live = self.text.len().saturating_sub(self.dead);
+        // Checked before any reference moves: a copy stopped half way would leave some
+        // pointing into the new arena and some into the old. The new one holds only live
+        // names, fewer bytes than the old one's offsets reached, so this does not refuse.
+        if u32::try_from(live).is_err() {
+            return;
+        }
         let mut next = NameArena {
             text: String::with_capacity(live + live / 16),
             dead: 0,
