@@ -135,8 +135,11 @@ class Node:
 def wait_until(what, predicate, timeout, every=0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except ConnectionRefusedError:
+            pass  # not listening yet (a slow start, e.g. under a profiler)
         time.sleep(every)
     raise TimeoutError(f"{what}: not within {timeout} s")
 
