@@ -2,7 +2,7 @@
 # Build the release binary linked statically against glibc: the build to deploy, and the one
 # the performance figures are measured on. Prints the binary's path.
 #
-#   scripts/build-static.sh            -> $CARGO_TARGET_DIR/<host>/release/hera (target/ unset)
+#   scripts/build-static.sh            -> <cargo's target directory>/<host>/release/hera
 #
 # Why static: an idle node's resident memory is mostly pages of its binary and of the shared
 # libraries it maps. Dynamically linked, ~2 MiB of libc, libm and the loader stay resident;
@@ -20,13 +20,15 @@ case "$host" in
     *-linux-gnu) ;;
     *) echo "build-static: static glibc builds need a *-linux-gnu host; this is $host" >&2; exit 2 ;;
 esac
-# Cargo's target directory, as cargo itself reads it; made absolute, because the paths below go
-# to the linker and are printed for the caller.
-target_dir="${CARGO_TARGET_DIR:-target}"
-case "$target_dir" in
-    /*) ;;
-    *) target_dir="$PWD/$target_dir" ;;
-esac
+# Cargo's target directory as cargo itself resolves it (CARGO_TARGET_DIR, then `build.target-dir`
+# in any config file, then target/), absolute: the paths below go to the linker and are printed
+# for the caller.
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+if [[ "$target_dir" != /* ]]; then
+    echo "build-static: cargo metadata named no absolute target directory: '$target_dir'" >&2
+    exit 2
+fi
 release="$target_dir/$host/release"
 bin="$release/hera"
 

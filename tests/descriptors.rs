@@ -147,17 +147,28 @@ fn warm_page_by_page(file: &Path) {
 #[test]
 fn giving_back_start_up_pages_leaves_the_binary_in_the_page_cache() {
     let fincore = support::require("fincore", "util-linux");
-    let exe = Path::new(env!("CARGO_BIN_EXE_hera"));
-    warm_page_by_page(exe);
-    let before = cached_pages(&fincore, exe);
     let root = tempfile::tempdir().unwrap();
+    // A private copy: no other process (this file's other tests run beside this one) maps
+    // it, so only this node's trim can evict its pages, and nothing else can fault them back.
+    // Copied by `cp`, so no descriptor open for writing leaks into a child another test forks
+    // meanwhile (exec would then fail with ETXTBSY).
+    let exe = root.path().join("hera");
+    let copied = Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_hera"))
+        .arg(&exe)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "cp of the binary: {copied}");
+    warm_page_by_page(&exe);
+    let before = cached_pages(&fincore, &exe);
     let mut node = Node::new(root.path(), "cache0", &["--log-level", "hera=debug"]);
+    node.binary = exe.clone();
     node.start(&[]);
     let trimmed = poll(CONVERGE, || {
         node.log_text().contains("start-up pages given back")
     });
     assert!(trimmed, "no trim logged: {}", node.log_text());
-    let after = cached_pages(&fincore, exe);
+    let after = cached_pages(&fincore, &exe);
     // The trim did drop clean mappings (code, read-only data), and the node runs on after
     // it: the pages it needs come back from the page cache, unchanged.
     let log = node.log_text();

@@ -15,6 +15,8 @@ pub const CONVERGE: Duration = Duration::from_secs(30);
 /// ports and data directory).
 pub struct HeraProcess {
     pub name: String,
+    /// The `hera` executable this node runs: the test build's, unless a test set its own.
+    pub binary: PathBuf,
     /// Gossip (UDP) port.
     pub gossip: u16,
     pub http: u16,
@@ -30,6 +32,7 @@ impl HeraProcess {
     pub fn new(root: &Path, name: &str, extra: &[&str]) -> HeraProcess {
         HeraProcess {
             name: name.to_string(),
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_hera")),
             gossip: free_udp_port(),
             http: free_tcp_port(),
             dir: root.join(name),
@@ -49,7 +52,7 @@ impl HeraProcess {
 
     /// Start without waiting (for a process expected to refuse to start).
     pub fn spawn(&self, join: &[u16]) -> Child {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hera"));
+        let mut cmd = Command::new(&self.binary);
         cmd.args(self.run_args(join));
         self.logged(cmd).spawn().expect("hera starts")
     }
@@ -61,7 +64,7 @@ impl HeraProcess {
         cmd.arg("-c")
             .arg(format!("ulimit {ulimit} && exec \"$@\""))
             .arg("sh")
-            .arg(env!("CARGO_BIN_EXE_hera"))
+            .arg(&self.binary)
             .args(self.run_args(join));
         self.logged(cmd).spawn().expect("sh starts")
     }
