@@ -190,39 +190,6 @@ impl Broadcasts {
         }
     }
 
-    /// Feedback (Demers et al. 1987, §1.4 "rumor mongering", the feedback variant): a member
-    /// just told us news about `subject` that we already hold and still queue, so the news is
-    /// spreading without us. Count that as one transmission of ours; at `limit` it leaves the
-    /// queue, as after its last send. True if a queued update was charged.
-    ///
-    /// Why (issue 17, measured in `sim/tests/join_receipts.rs`): without it, every node sent a
-    /// newcomer's alive update in `limit` gossip rounds of `gossip_fanout` copies whatever it
-    /// heard meanwhile, so each member received it ~20 times at 16-64 nodes.
-    pub fn heard_again(&mut self, subject: &Subject, limit: u32) -> bool {
-        let queue = &self.queue;
-        let held = |k: &Key| queue.get(k).is_some_and(|item| item.subject == *subject);
-        let Ok(mut entry) = self.by_subject.find_entry(subject_hash(subject), held) else {
-            return false;
-        };
-        let key = *entry.get();
-        let transmits = key.0 + 1;
-        let Some(item) = self.queue.remove(&key) else {
-            return false;
-        };
-        let is_instance = self.instances.remove(&key);
-        if transmits >= limit {
-            entry.remove();
-        } else {
-            let new_key = (transmits, key.1);
-            *entry.get_mut() = new_key;
-            self.queue.insert(new_key, item);
-            if is_instance {
-                self.instances.insert(new_key);
-            }
-        }
-        true
-    }
-
     /// Put as many queued updates into `datagram` as fit, least-sent first, counting one
     /// transmission for each; updates sent `limit` times are dropped. Returns how many went in.
     pub fn fill(&mut self, datagram: &mut DatagramBuilder, limit: u32) -> Filled {
@@ -327,45 +294,6 @@ mod tests {
             assert_eq!(q.fill(&mut d, 3).total(), 1, "round {round}");
         }
         assert!(q.is_empty());
-    }
-
-    #[test]
-    fn hearing_queued_news_again_spends_its_transmissions() {
-        let mut q = Broadcasts::default();
-        q.push(subject(1), Box::from(vec![1u8; 20]));
-        q.push(subject(2), Box::from(vec![2u8; 20]));
-        // Heard back once: one send of three left for it, while the other still has three.
-        assert!(q.heard_again(&subject(1), 3));
-        let mut d = DatagramBuilder::new(1_400);
-        assert_eq!(q.fill(&mut d, 3).total(), 2);
-        assert_eq!(queued(&q), [subject(2), subject(1)]);
-        // Heard back again: its budget is spent, and it leaves the queue unsent.
-        assert!(q.heard_again(&subject(1), 3));
-        assert_eq!(queued(&q), [subject(2)]);
-        // News not queued (never, or no longer) charges nothing.
-        assert!(!q.heard_again(&subject(1), 3));
-        assert!(!q.heard_again(&subject(3), 3));
-        for _ in 0..2 {
-            let mut d = DatagramBuilder::new(1_400);
-            assert_eq!(q.fill(&mut d, 3).total(), 1);
-        }
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn a_charged_entry_keeps_its_place_among_entries() {
-        let mut q = Broadcasts::with_instances_max(2);
-        q.push(instance(1), Box::from(vec![1u8; 20]));
-        q.push(instance(2), Box::from(vec![2u8; 20]));
-        // The entry charged most is the one to make way, and a spent one leaves the bound.
-        assert!(q.heard_again(&instance(1), 5));
-        assert_eq!(
-            q.push(instance(3), Box::from(vec![3u8; 20])),
-            Some(instance(1))
-        );
-        assert!(q.heard_again(&instance(2), 1));
-        assert_eq!(q.instances_len(), 1);
-        assert_eq!(q.push(instance(4), Box::from(vec![4u8; 20])), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::names::NodeName;
 use crate::node::catalog::Catalog;
 use crate::node::io::Io;
 use crate::node::{CommandError, Event, Lifecycle, Reply};
-use crate::swim::gossip::{retransmit_limit, Subject};
+use crate::swim::gossip::Subject;
 use crate::swim::members::{plausible, supersedes, State};
 use crate::swim::probe::{uniform, ProbeKind};
 use crate::swim::suspicion::{self, Suspicion};
@@ -118,12 +118,6 @@ impl Membership {
             }
         }
         if !supersedes((cur_inc, cur_state), (update.incarnation, incoming)) {
-            if source == Source::Gossip && (cur_inc, cur_state) == (update.incarnation, incoming) {
-                // The same news we hold, from another member: feedback (`Broadcasts::heard_again`).
-                let limit = retransmit_limit(io.config.retransmit_mult, self.cluster_size());
-                io.broadcasts
-                    .heard_again(&Subject::Member(name.clone()), limit);
-            }
             if incoming == State::Alive
                 && !cur_state.is_live()
                 && io.replies.from() == Some(cur_addr)
