@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use hera::config::Config;
@@ -65,7 +65,7 @@ fn one_join(n: usize, config: Config, seed: u64) -> Vec<Receipts> {
 
 fn count(w: &World, since: u64, newcomer: u32) -> Vec<Receipts> {
     let name = w.name(newcomer).clone();
-    let index: HashMap<SocketAddr, u32> = (0..w.len() as u32).map(|i| (w.addr(i), i)).collect();
+    let index: BTreeMap<SocketAddr, u32> = (0..w.len() as u32).map(|i| (w.addr(i), i)).collect();
     let mut per = vec![Receipts::default(); w.len()];
     for sent in w.sent_since(since) {
         let Some(&to) = index.get(&sent.to) else {
@@ -87,14 +87,13 @@ fn count(w: &World, since: u64, newcomer: u32) -> Vec<Receipts> {
                         per[to as usize].gossip += 1;
                     }
                 }
-                Message::PushPull(p) => {
+                Message::PushPull(p)
                     if p.members
                         .0
                         .iter()
-                        .any(|u| u.name == name && u.claim == Claim::Alive)
-                    {
-                        per[to as usize].push_pull += 1;
-                    }
+                        .any(|u| u.name == name && u.claim == Claim::Alive) =>
+                {
+                    per[to as usize].push_pull += 1;
                 }
                 _ => {}
             }
