@@ -7,12 +7,14 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 
 use super::format::*;
 use super::{frame, StoreError};
 use crate::names::NodeName;
 use crate::node::Restored;
+use crate::registry::Entry;
 use crate::wire::{Incarnation, Keyring};
 
 /// Members remembered at most (the file is rewritten when the set changes; joining tries a
@@ -41,50 +43,23 @@ pub struct Saved {
 pub fn load(dir: &Path, me: &NodeName) -> Result<Saved, StoreError> {
     let mut saved = Saved::default();
     let mut found = 0;
-    if let Some(file) = read::<InstancesFile<serde_json::Value>>(dir, INSTANCES_FILE)? {
+    if let Some(file) = read_instances(dir, me)? {
         found += 1;
-        let path = dir.join(INSTANCES_FILE);
-        if file.node != me.as_str() {
-            // The instances name their owner; under another name they would be someone
-            // else's. Refuse rather than drop them silently: the operator renamed the node.
-            return Err(StoreError::Corrupt {
-                file: path,
-                detail: format!(
-                    "written by node {:?}, but this node is {:?} (a data_dir belongs to one \
-                     node name)",
-                    file.node,
-                    me.as_str()
-                ),
-            });
-        }
-        saved.log_generation = file.log.unwrap_or(0);
-        // By id, so the log's records replace or remove them; each with where it was read.
-        let mut records: BTreeMap<String, (String, serde_json::Value)> = BTreeMap::new();
-        let mut bad = Vec::new();
-        for (n, value) in file.instances.into_iter().enumerate() {
-            let origin = format!("record {} of {}", n + 1, path.display());
-            match value.get("id").and_then(serde_json::Value::as_str) {
-                Some(id) => {
-                    records.insert(id.to_string(), (origin, value));
-                }
-                None => bad.push((origin, value)),
-            }
-        }
-        if let Some(generation) = file.log {
+        let InstancesRead {
+            log,
+            mut records,
+            bad,
+        } = file;
+        saved.log_generation = log.unwrap_or(0);
+        if let Some(generation) = log {
             replay_log(dir, me, generation, &mut records)?;
         }
-        for (origin, value) in bad.into_iter().chain(records.into_values()) {
-            let record = serde_json::from_value::<InstanceRecord>(value)
-                .map_err(|e| e.to_string())
-                .and_then(|r| {
-                    let id = r.id.clone();
-                    r.into_entry(me)
-                        .map_err(|e| format!("instance {id:?}: {e}"))
-                });
-            match record {
+        saved.restored.instances.reserve_exact(records.len());
+        for (origin, entry) in bad.into_iter().chain(records.into_values()) {
+            match entry {
                 Ok(entry) => saved.restored.instances.push(entry),
                 Err(why) => {
-                    let why = format!("{origin}: {why}");
+                    let why = format!("{}: {why}", origin.describe(dir));
                     tracing::warn!("skipped a bad saved instance: {why}");
                     saved.skipped.push(why);
                 }
@@ -148,7 +123,7 @@ fn replay_log(
     dir: &Path,
     me: &NodeName,
     generation: u64,
-    records: &mut BTreeMap<String, (String, serde_json::Value)>,
+    records: &mut Records,
 ) -> Result<(), StoreError> {
     let path = dir.join(INSTANCES_LOG_FILE);
     // Streamed record by record: only the records' effect (one per instance id) is kept.
@@ -200,6 +175,7 @@ fn replay_log(
         );
         return Ok(());
     }
+    // Each record typed as it is read: only its payload's tree (at most one frame) at a time.
     while let Some((offset, payload)) = reader.next_record().map_err(failed)? {
         let record: LogRecord<serde_json::Value> = serde_json::from_slice(payload)
             .map_err(|e| corrupt(offset, format!("not a log record: {e}")))?;
@@ -210,8 +186,7 @@ fn replay_log(
                     .and_then(serde_json::Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let origin = format!("record at offset {offset} of {}", path.display());
-                records.insert(id, (origin, value));
+                records.insert(id, (Origin::Log(offset), entry_of(value, me)));
             }
             LogRecord::Del(id) => {
                 records.remove(&id);
@@ -249,17 +224,267 @@ fn read<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>, StoreE
             corrupt(format!("not a valid {name}: {e}"))
         }
     };
-    // The format first, so a file from a newer hera says so rather than "unknown field".
-    let any: serde_json::Value = serde_json::from_slice(&bytes).map_err(syntax)?;
-    let format = any.get("format").and_then(serde_json::Value::as_u64);
-    if format != Some(u64::from(FORMAT)) {
-        return Err(corrupt(match format {
-            Some(n) => format!("format {n} is not one this hera reads (it reads {FORMAT})"),
-            None => "no \"format\" number: not a hera state file".into(),
-        }));
-    }
+    // The format first, so a file from a newer hera says so rather than "unknown field": a
+    // scan that keeps nothing but the format (these files are small; `instances.json` is read
+    // in one pass by `read_instances`).
+    let probe: FormatProbe = serde_json::from_slice(&bytes).map_err(syntax)?;
+    format_problem(probe.format.as_ref()).map_or(Ok(()), |why| Err(corrupt(why)))?;
     let value: T = serde_json::from_slice(&bytes).map_err(syntax)?;
     Ok(Some(value))
+}
+
+/// Only a state file's `"format"`, whatever else it holds.
+#[derive(Deserialize)]
+struct FormatProbe {
+    #[serde(default)]
+    format: Option<serde_json::Value>,
+}
+
+/// What is wrong with a state file's `"format"` (None: it is the one this hera reads).
+fn format_problem(format: Option<&serde_json::Value>) -> Option<String> {
+    match format.and_then(serde_json::Value::as_u64) {
+        Some(n) if n == u64::from(FORMAT) => None,
+        Some(n) => Some(format!(
+            "format {n} is not one this hera reads (it reads {FORMAT})"
+        )),
+        None => Some("no \"format\" number: not a hera state file".into()),
+    }
+}
+
+/// Where a saved instance record was read: named in a warning if it is skipped.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// The n-th (from 1) record of `instances.json`.
+    Snapshot(usize),
+    /// The record at this offset of `instances.log`.
+    Log(u64),
+}
+
+impl Origin {
+    fn describe(self, dir: &Path) -> String {
+        match self {
+            Origin::Snapshot(n) => format!("record {n} of {}", dir.join(INSTANCES_FILE).display()),
+            Origin::Log(offset) => format!(
+                "record at offset {offset} of {}",
+                dir.join(INSTANCES_LOG_FILE).display()
+            ),
+        }
+    }
+}
+
+/// Saved instances by id (the log's records replace or remove them), each already typed, or
+/// why it cannot be restored, with where it was read.
+type Records = BTreeMap<String, (Origin, Result<Entry, String>)>;
+
+/// The entry one saved record stands for, or why it is skipped.
+fn entry_of(value: serde_json::Value, me: &NodeName) -> Result<Entry, String> {
+    serde_json::from_value::<InstanceRecord>(value)
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            let id = r.id.clone();
+            r.into_entry(me)
+                .map_err(|e| format!("instance {id:?}: {e}"))
+        })
+}
+
+/// What `instances.json` held.
+struct InstancesRead {
+    /// The generation of the log that continues it.
+    log: Option<u64>,
+    records: Records,
+    /// Records without a string id (so no log record can replace them): each still tried.
+    bad: Vec<(Origin, Result<Entry, String>)>,
+}
+
+/// `instances.json`, read in one pass straight from the file: each record is typed (and
+/// checked as a registration) as soon as it is read, so the load holds the restored entries and
+/// one record's JSON at a time, never the file's whole text or a tree of it (a
+/// `serde_json::Value` tree of the file took ~15 times its size, issue 17).
+fn read_instances(dir: &Path, me: &NodeName) -> Result<Option<InstancesRead>, StoreError> {
+    use serde::de::Deserializer as _;
+    let path = dir.join(INSTANCES_FILE);
+    let Some(file) = open_bounded(&path, file_max_bytes(INSTANCES_FILE))? else {
+        return Ok(None);
+    };
+    let read_error = |source| StoreError::Read {
+        file: path.clone(),
+        source,
+    };
+    let corrupt = |detail: String| StoreError::Corrupt {
+        file: path.clone(),
+        detail,
+    };
+    let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+    if skip_whitespace(&mut reader).map_err(read_error)? {
+        // hera replaces its files whole (`atomic`), so it never leaves one empty.
+        return Err(corrupt("empty file".into()));
+    }
+    let mut snapshot = InstancesRead {
+        log: None,
+        records: Records::new(),
+        bad: Vec::new(),
+    };
+    let mut problem = None;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let parsed = de
+        .deserialize_map(FileVisitor {
+            me,
+            snapshot: &mut snapshot,
+            problem: &mut problem,
+        })
+        .and_then(|node| de.end().map(|()| node));
+    let node = match parsed {
+        Ok(node) => node,
+        Err(_) if problem.is_some() => return Err(corrupt(problem.unwrap_or_default())),
+        Err(e) if e.is_io() => return Err(read_error(e.into())),
+        Err(e) if e.is_eof() => {
+            return Err(corrupt(format!(
+                "truncated (ends early at line {})",
+                e.line()
+            )))
+        }
+        Err(e) => return Err(corrupt(format!("not a valid {INSTANCES_FILE}: {e}"))),
+    };
+    if node != me.as_str() {
+        // The instances name their owner; under another name they would be someone else's.
+        // Refuse rather than drop them silently: the operator renamed the node.
+        return Err(corrupt(format!(
+            "written by node {node:?}, but this node is {:?} (a data_dir belongs to one node \
+             name)",
+            me.as_str()
+        )));
+    }
+    Ok(Some(snapshot))
+}
+
+/// Consume the whitespace `reader` starts with; true if that is all it holds.
+fn skip_whitespace(reader: &mut impl std::io::BufRead) -> std::io::Result<bool> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(true);
+        }
+        let blank = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let more = blank == buf.len();
+        reader.consume(blank);
+        if !more {
+            return Ok(false);
+        }
+    }
+}
+
+/// The fields of `instances.json` ([`InstancesFile`]).
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Field {
+    Format,
+    Node,
+    Log,
+    Instances,
+}
+
+/// `instances.json`'s object, the same fields and rules as [`InstancesFile`]'s derived reader
+/// (no unknown or repeated field), its records handed to [`RecordsSeed`] one by one. Returns the
+/// writer's node name. A wrong format is left in `problem` (and ends the read at once).
+struct FileVisitor<'a> {
+    me: &'a NodeName,
+    snapshot: &'a mut InstancesRead,
+    problem: &'a mut Option<String>,
+}
+
+impl<'de> Visitor<'de> for FileVisitor<'_> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object with format, node and instances")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+        let (mut format, mut node, mut log, mut instances) = (false, None, false, false);
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Format if format => return Err(A::Error::duplicate_field("format")),
+                Field::Format => {
+                    format = true;
+                    let value: serde_json::Value = map.next_value()?;
+                    if let Some(why) = format_problem(Some(&value)) {
+                        *self.problem = Some(why);
+                        return Err(A::Error::custom("unknown format"));
+                    }
+                }
+                Field::Node if node.is_some() => return Err(A::Error::duplicate_field("node")),
+                Field::Node => node = Some(map.next_value::<String>()?),
+                Field::Log if log => return Err(A::Error::duplicate_field("log")),
+                Field::Log => {
+                    log = true;
+                    self.snapshot.log = map.next_value()?;
+                }
+                Field::Instances if instances => {
+                    return Err(A::Error::duplicate_field("instances"))
+                }
+                Field::Instances => {
+                    instances = true;
+                    map.next_value_seed(RecordsSeed {
+                        me: self.me,
+                        snapshot: &mut *self.snapshot,
+                    })?;
+                }
+            }
+        }
+        if !format {
+            *self.problem = format_problem(None);
+            return Err(A::Error::custom("no format"));
+        }
+        if !instances {
+            return Err(A::Error::missing_field("instances"));
+        }
+        node.ok_or_else(|| A::Error::missing_field("node"))
+    }
+}
+
+/// The `instances` array: each record typed and put by id as it is read.
+struct RecordsSeed<'a> {
+    me: &'a NodeName,
+    snapshot: &'a mut InstancesRead,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of instance records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0;
+        // One record's tree at a time (a record is bounded by the registry's entry limit only
+        // once checked, so a hostile one is bounded by the file's: the same as before), typed
+        // at once; a record of the wrong shape is skipped alone, as a bad value is.
+        while let Some(value) = seq.next_element::<serde_json::Value>()? {
+            n += 1;
+            let origin = Origin::Snapshot(n);
+            let id = value
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            let entry = entry_of(value, self.me);
+            match id {
+                Some(id) => {
+                    self.snapshot.records.insert(id, (origin, entry));
+                }
+                None => self.snapshot.bad.push((origin, entry)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `file` opened for reading at most `max` bytes (what a file growing meanwhile adds past
@@ -454,6 +679,124 @@ mod tests {
             load(dir.path(), &me()),
             Err(StoreError::TooLarge { .. })
         ));
+    }
+
+    /// `instances.json` is read in one pass, not as a tree: each hostile shape is still
+    /// refused with the file and what is wrong, never a panic, and a record of the wrong shape
+    /// is skipped alone.
+    #[test]
+    fn hostile_instances_files_are_refused_saying_what_is_wrong() {
+        let detail = |text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            write(dir.path(), INSTANCES_FILE, text);
+            match load(dir.path(), &me()) {
+                Err(StoreError::Corrupt { file, detail }) => {
+                    assert!(file.ends_with(INSTANCES_FILE));
+                    detail
+                }
+                other => panic!("{text:?}: expected a corrupt file, got {other:?}"),
+            }
+        };
+        let one = record("web-1").to_string();
+        let cases = [
+            ("  \n\t ".to_string(), "empty file"),
+            (
+                format!("{{\"format\": 1, \"node\": \"n1\", \"instances\": [{one}"),
+                "truncated",
+            ),
+            (
+                "{\"format\": 9, \"node\": \"n1\", \"instances\": []}".into(),
+                "format 9 is not",
+            ),
+            (
+                "{\"format\": \"1\", \"node\": \"n1\", \"instances\": []}".into(),
+                "no \"format\"",
+            ),
+            (
+                "{\"node\": \"n1\", \"instances\": []}".into(),
+                "no \"format\"",
+            ),
+            ("[1, 2]".into(), "not a valid instances.json"),
+            (
+                "{\"format\": 1, \"node\": \"n1\"}".into(),
+                "missing field `instances`",
+            ),
+            (
+                "{\"format\": 1, \"instances\": []}".into(),
+                "missing field `node`",
+            ),
+            (
+                "{\"format\": 1, \"node\": \"n1\", \"instances\": [], \"x\": 1}".into(),
+                "unknown field `x`",
+            ),
+            (
+                "{\"format\": 1, \"node\": \"n1\", \"instances\": [], \"instances\": []}".into(),
+                "duplicate field `instances`",
+            ),
+            (
+                "{\"format\": 1, \"format\": 1, \"node\": \"n1\", \"instances\": []}".into(),
+                "duplicate field `format`",
+            ),
+            (
+                "{\"format\": 1, \"node\": \"n1\", \"log\": -1, \"instances\": []}".into(),
+                "not a valid",
+            ),
+            (
+                "{\"format\": 1, \"node\": \"n1\", \"log\": 1e400, \"instances\": []}".into(),
+                "not a valid",
+            ),
+            (
+                "{\"format\": 1, \"node\": \"n1\", \"instances\": 7}".into(),
+                "not a valid",
+            ),
+            (
+                "{\"format\": 1, \"node\": \"n1\", \"instances\": []} {}".into(),
+                "trailing characters",
+            ),
+            (
+                format!(
+                    "{{\"format\": 1, \"node\": \"n1\", \"instances\": [{}]}}",
+                    "[".repeat(100_000)
+                ),
+                "recursion limit",
+            ),
+        ];
+        for (text, says) in cases {
+            let said = detail(&text);
+            assert!(said.contains(says), "{said:?} does not say {says:?}");
+        }
+
+        // Wrong types, a huge number and deep nesting inside one record: that record alone is
+        // skipped, naming it; a repeated id keeps the later record.
+        let mut wrong = record("web-2");
+        wrong["port"] = "eighty".into();
+        let mut huge = record("web-3");
+        huge["port"] = serde_json::json!(u64::MAX);
+        let mut deep = record("web-4");
+        deep["meta"] =
+            serde_json::from_str(&format!("{}{}", "[".repeat(100), "]".repeat(100))).unwrap();
+        let mut later = record("web-1");
+        later["port"] = 81.into();
+        let file = serde_json::json!({
+            "format": 1, "node": "n1", "instances": [record("web-1"), wrong, huge, deep, 5, later]
+        });
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), INSTANCES_FILE, &file.to_string());
+        let saved = load(dir.path(), &me()).unwrap();
+        assert_eq!(saved.restored.instances.len(), 1);
+        let kept = saved.restored.instances[0].instance.as_ref().unwrap();
+        assert_eq!(kept.port, 81, "the later of two records of one id");
+        assert_eq!(saved.skipped.len(), 4, "{:?}", saved.skipped);
+        for n in [2, 3, 4, 5] {
+            assert!(
+                saved
+                    .skipped
+                    .iter()
+                    .any(|s| s.contains(&format!("record {n} of"))),
+                "record {n}: {:?}",
+                saved.skipped
+            );
+        }
     }
 
     #[test]
