@@ -79,6 +79,18 @@ thread_local! {
     static ALLOCATIONS: Cell<isize> = const { Cell::new(0) };
     /// The most `BYTES` has been since `peak_during` last reset it.
     static PEAK: Cell<isize> = const { Cell::new(0) };
+    /// The same live allocations as glibc's malloc counts them in use (`malloc_stats`): each
+    /// a chunk of the size asked plus an 8-byte header, rounded up to 16, at least 32 bytes.
+    static CHUNKS: Cell<isize> = const { Cell::new(0) };
+}
+
+/// The chunk glibc's malloc gives a request of `size` bytes (x86-64).
+fn chunk(size: usize) -> isize {
+    (size + 8).div_ceil(16).max(2) as isize * 16
+}
+
+fn record_chunks(bytes: isize) {
+    let _ = CHUNKS.try_with(|c| c.set(c.get() + bytes));
 }
 
 fn record(bytes: isize, allocations: isize) {
@@ -95,16 +107,19 @@ fn record(bytes: isize, allocations: isize) {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         record(layout.size() as isize, 1);
+        record_chunks(chunk(layout.size()));
         System.alloc(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         record(-(layout.size() as isize), -1);
+        record_chunks(-chunk(layout.size()));
         System.dealloc(ptr, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         record(new_size as isize - layout.size() as isize, 0);
+        record_chunks(chunk(new_size) - chunk(layout.size()));
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -506,6 +521,25 @@ fn script_spec(s: usize, j: usize) -> InstanceSpec {
     spec
 }
 
+/// The entry of [`script_spec`]`(s, j)` as its owner `n{j % 5}` gossips it.
+fn script_entry(s: usize, j: usize, wall_ms: u64) -> Entry {
+    let spec = script_spec(s, j);
+    let id = spec.id.clone().expect("an id");
+    let owner = NodeName::new(&format!("n{}", j % 5)).expect("a valid name");
+    let instance = spec
+        .into_instance(id.clone(), owner.clone(), wall_ms)
+        .expect("a valid registration");
+    Entry {
+        id,
+        version: Hlc {
+            wall_ms,
+            counter: j as u32,
+            node: owner,
+        },
+        instance: Some(Box::new(instance)),
+    }
+}
+
 /// Distinct tag lists and distinct meta maps among the registry's live instances.
 fn distinct_lists(node: &Node) -> (usize, usize) {
     let mut tags = std::collections::HashSet::new();
@@ -560,14 +594,17 @@ fn where_the_heap_of_a_node_holding_a_hundred_thousand_entries_goes() {
     }
     let base = BYTES.with(Cell::get);
     let base_allocs = ALLOCATIONS.with(Cell::get);
+    let base_chunks = CHUNKS.with(Cell::get);
     let report = |step: &str, node: &Node| {
         let bytes = BYTES.with(Cell::get) - base;
         let allocs = ALLOCATIONS.with(Cell::get) - base_allocs;
+        let chunks = CHUNKS.with(Cell::get) - base_chunks;
         let held = node.registry().len().max(1);
         println!(
-            "{step}: {:.1} MB in {allocs} allocations, {:.0} B and {:.2} allocations an entry \
-             ({held} entries, queue {})",
+            "{step}: {:.1} MB in {allocs} allocations ({:.1} MB in glibc's chunks), {:.0} B \
+             and {:.2} allocations an entry ({held} entries, queue {})",
             bytes as f64 / 1e6,
+            chunks as f64 / 1e6,
             bytes as f64 / held as f64,
             allocs as f64 / held as f64,
             node.queue_depth()
@@ -579,28 +616,15 @@ fn where_the_heap_of_a_node_holding_a_hundred_thousand_entries_goes() {
         (0..PEERS).map(|_| DatagramBuilder::new(1_400)).collect();
     for s in 0..SERVICES {
         for j in 0..PER_SERVICE {
-            let spec = script_spec(s, j);
-            if j % 5 == 0 {
+            let k = j % 5;
+            if k == 0 {
+                let spec = script_spec(s, j);
                 node.handle_command(start, hera::node::Command::Register(spec))
                     .expect("a valid registration");
                 node.drain(&mut Discard);
                 continue;
             }
-            let k = j % 5;
-            let (id, owner) = (spec.id.clone().expect("an id"), peer_name(k));
-            let instance = spec
-                .into_instance(id.clone(), owner.clone(), wall_ms)
-                .expect("a valid registration");
-            let entry = Message::Entry(Entry {
-                id,
-                version: Hlc {
-                    wall_ms,
-                    counter: j as u32,
-                    node: owner,
-                },
-                instance: Some(Box::new(instance)),
-            });
-            let encoded = encode_message(&entry);
+            let encoded = encode_message(&Message::Entry(script_entry(s, j, wall_ms)));
             if !datagrams[k - 1].try_push(&encoded) {
                 let full = std::mem::replace(&mut datagrams[k - 1], DatagramBuilder::new(1_400));
                 node.handle_datagram(start, addr(k), &full.finish());
@@ -646,6 +670,23 @@ fn where_the_heap_of_a_node_holding_a_hundred_thousand_entries_goes() {
         "distinct lists held: {tags} tag lists, {meta} meta maps (the script has 1,000 and 300)"
     );
     drop(snapshot);
+    // The registry alone, the same entries applied in the same order (owner `n{j % 5}`).
+    let (registry, alone, alone_allocs) = held(|| {
+        let mut registry = Registry::default();
+        for s in 0..SERVICES {
+            for j in 0..PER_SERVICE {
+                assert!(registry.apply(script_entry(s, j, wall_ms)));
+            }
+        }
+        registry
+    });
+    println!(
+        "the registry alone: {:.1} MB in {alone_allocs} allocations, {:.0} B an entry; the \
+         node's own records of the 20,000 it owns, its indexes and the rest: {:.1} MB",
+        alone as f64 / 1e6,
+        alone as f64 / registry.len() as f64,
+        (settled - alone as isize) as f64 / 1e6
+    );
     assert!(loaded >= settled);
     // Measured 315 B an entry once settled (486 B before the lists were shared beyond the
     // nearest neighbours, 100,000 tag lists and 80,100 meta maps); 10% headroom.
@@ -687,21 +728,7 @@ fn lists_that_take_turns_by_instance_are_shared() {
         let (registry, bytes, allocs) = held(|| {
             let mut registry = Registry::default();
             for &(s, j) in order.iter() {
-                let spec = script_spec(s, j);
-                let id = spec.id.clone().expect("an id");
-                let owner = NodeName::new(&format!("n{}", j % 5)).expect("a valid name");
-                let instance = spec
-                    .into_instance(id.clone(), owner.clone(), 1_700_000_000_000)
-                    .expect("a valid registration");
-                assert!(registry.apply(Entry {
-                    id,
-                    version: Hlc {
-                        wall_ms: 1_700_000_000_000,
-                        counter: j as u32,
-                        node: owner,
-                    },
-                    instance: Some(Box::new(instance)),
-                }));
+                assert!(registry.apply(script_entry(s, j, 1_700_000_000_000)));
             }
             registry
         });
