@@ -541,10 +541,10 @@ fn script_entry(s: usize, j: usize, wall_ms: u64) -> Entry {
 }
 
 /// Distinct tag lists and distinct meta maps among the registry's live instances.
-fn distinct_lists(node: &Node) -> (usize, usize) {
-    let mut tags = std::collections::HashSet::new();
-    let mut meta = std::collections::HashSet::new();
-    for i in node.registry().instances() {
+fn distinct_lists(registry: &Registry) -> (usize, usize) {
+    let mut tags = std::collections::BTreeSet::new();
+    let mut meta = std::collections::BTreeSet::new();
+    for i in registry.instances() {
         tags.insert(std::sync::Arc::as_ptr(&i.tags) as usize);
         meta.insert(std::sync::Arc::as_ptr(&i.meta) as usize);
     }
@@ -665,7 +665,7 @@ fn where_the_heap_of_a_node_holding_a_hundred_thousand_entries_goes() {
         "with the driver's snapshot (registry, owned set, changes)",
         &node,
     );
-    let (tags, meta) = distinct_lists(&node);
+    let (tags, meta) = distinct_lists(node.registry());
     println!(
         "distinct lists held: {tags} tag lists, {meta} meta maps (the script has 1,000 and 300)"
     );
@@ -733,25 +733,17 @@ fn lists_that_take_turns_by_instance_are_shared() {
             registry
         });
         let n = registry.len();
-        let mut tags = std::collections::HashSet::new();
-        let mut meta = std::collections::HashSet::new();
-        for i in registry.instances() {
-            tags.insert(std::sync::Arc::as_ptr(&i.tags) as usize);
-            meta.insert(std::sync::Arc::as_ptr(&i.meta) as usize);
-        }
+        let (tags, meta) = distinct_lists(&registry);
         println!(
-            "script-shaped registry, {name}: {:.1} B/entry ({:.2} allocations/entry); {} tag \
-             lists, {} meta maps for {n} instances",
+            "script-shaped registry, {name}: {:.1} B/entry ({:.2} allocations/entry); {tags} tag \
+             lists, {meta} meta maps for {n} instances",
             bytes as f64 / n as f64,
             allocs as f64 / n as f64,
-            tags.len(),
-            meta.len()
         );
         assert!(
-            tags.len() <= n / 20 && meta.len() <= n / 20,
-            "{name}: {} tag lists and {} meta maps for {n} instances of {SERVICES} services",
-            tags.len(),
-            meta.len()
+            tags <= n / 20 && meta <= n / 20,
+            "{name}: {tags} tag lists and {meta} meta maps for {n} instances of {SERVICES} \
+             services"
         );
     }
 }
