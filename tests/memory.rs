@@ -1,6 +1,7 @@
 //! Memory per member, per registry entry and per grave in the core (issues #4 and #7), measured
 //! with a counting allocator on a node holding 10,000 members and on a registry of 10,000
-//! entries.
+//! entries; where the heap of a node holding 100,000 entries goes, and the peak of a
+//! whole-registry push (issue 17).
 //!
 //! Run it alone to read the figures:
 //!
