@@ -211,6 +211,12 @@ impl Catalog {
         }
         self.resync.exchanged(now, from, timings(io));
         let ours = self.registry.origin_digests();
+        // A node that holds nothing of anyone else's (a late joiner, an empty restart) is
+        // being filled in by this peer. One holding part of others' origins (during a bulk
+        // load, every node) is not: declining comparisons there slowed the spread.
+        let newcomer = ours
+            .iter()
+            .all(|(origin, d)| *origin == self.name || d.is_empty());
         let mut fills_in = false;
         for s in &digest.origins.0 {
             let theirs = OriginDigest {
@@ -224,7 +230,7 @@ impl Catalog {
             };
             if whole && !theirs.is_empty() {
                 self.resync.expect_push(from, &s.origin, ALL_BUCKETS);
-                fills_in |= held.is_none_or(|o| o.is_empty());
+                fills_in |= newcomer;
             }
         }
         if fills_in {
