@@ -71,6 +71,9 @@ pub struct Stats {
     /// Early registry comparisons started because the last exchange brought news
     /// (`node::catalog::resync`), beside the regular one per `sync_interval`.
     pub registry_resyncs: u64,
+    /// Registry hashes that differed from ours and were not answered because another peer's
+    /// push was still arriving (`node::catalog::resync`, `Resync::receiving`).
+    pub registry_syncs_declined: u64,
     pub checks_started: u64,
     pub checks_failed: u64,
     pub instances_expired: u64,

@@ -91,8 +91,9 @@ impl Catalog {
 
     /// The re-sync timer fired: whether to compare registries with a peer now. Re-arms the
     /// timer itself while news is still arriving.
-    pub(crate) fn resync_due(&mut self, io: &mut Io, now: Instant) -> bool {
-        match self.resync.on_timer(now, timings(io)) {
+    /// `can_sync`: the node is active and some member is live (otherwise nothing is spent).
+    pub(crate) fn resync_due(&mut self, io: &mut Io, now: Instant, can_sync: bool) -> bool {
+        match self.resync.on_timer(now, timings(io), can_sync) {
             Fire::Sync => true,
             Fire::Later(at) => {
                 io.timers.schedule(at, Timer::RegistryResync);
@@ -105,6 +106,13 @@ impl Catalog {
     /// Peers to leave out of an early re-sync: those we just compared with.
     pub(crate) fn recent_sync_partners(&self, io: &Io, now: Instant) -> Vec<SocketAddr> {
         self.resync.recent_partners(now, timings(io))
+    }
+
+    /// Is a comparison's push still arriving ([`super::resync::Resync::receiving`])? Then this
+    /// node neither starts nor answers another comparison: the second peer would push the same
+    /// entries again.
+    pub(crate) fn receiving_push(&self, io: &Io, now: Instant) -> bool {
+        self.resync.receiving(now, timings(io))
     }
 
     /// Sent beside the membership sync probe: one hash of the whole registry.
@@ -121,7 +129,18 @@ impl Catalog {
         from: SocketAddr,
         sync: RegistrySync,
     ) {
-        if sync.digest != self.registry.digest() && io.may_answer(now, MessageKind::RegistrySync) {
+        if sync.digest == self.registry.digest() {
+            return;
+        }
+        // Still receiving another peer's push: our hash differs because its entries are on
+        // their way; answering would have this peer push them too. Declined, not deferred: the
+        // peer's next regular or early round asks again, and our own early re-sync waits for
+        // the push to go quiet (`Fire::Later`).
+        if self.receiving_push(io, now) {
+            io.stats.registry_syncs_declined += 1;
+            return;
+        }
+        if io.may_answer(now, MessageKind::RegistrySync) {
             io.stats.registry_syncs += 1;
             self.send_registry_digest(io, from, true);
         }
@@ -173,6 +192,11 @@ impl Catalog {
     /// holds that differs from ours and that we lack or both hold few of. The sender decides
     /// by the same rule ([`Catalog::on_registry_digest`], on its side) from the same two
     /// summaries.
+    ///
+    /// On a first leg (`reply_wanted`) the sender pushes only once it has our answering digest:
+    /// call this only if that was sent (the first range), or, for its further ranges, if the
+    /// sender is a partner already. A refused answer would otherwise leave us waiting for
+    /// pushes that never come, and take the sender's gossip for them.
     fn expect_whole_pushes(
         &mut self,
         io: &Io,
@@ -187,18 +211,30 @@ impl Catalog {
         }
         self.resync.exchanged(now, from, timings(io));
         let ours = self.registry.origin_digests();
+        // A node that holds nothing of anyone else's (a late joiner, an empty restart) is
+        // being filled in by this peer. One holding part of others' origins (during a bulk
+        // load, every node) is not: declining comparisons there slowed the spread.
+        let newcomer = ours
+            .iter()
+            .all(|(origin, d)| *origin == self.name || d.is_empty());
+        let mut fills_in = false;
         for s in &digest.origins.0 {
             let theirs = OriginDigest {
                 count: s.count,
                 hash: s.hash,
             };
-            let whole = match ours.get(&s.origin) {
+            let held = ours.get(&s.origin);
+            let whole = match held {
                 None => true,
                 Some(o) => *o != theirs && o.count.max(theirs.count) <= PUSH_WHOLE_MAX,
             };
             if whole && !theirs.is_empty() {
                 self.resync.expect_push(from, &s.origin, ALL_BUCKETS);
+                fills_in |= newcomer;
             }
+        }
+        if fills_in {
+            self.resync.expect_fill_in(from);
         }
     }
 
@@ -212,7 +248,10 @@ impl Catalog {
         from: SocketAddr,
         digest: RegistryDigest,
     ) {
-        self.expect_whole_pushes(io, now, from, &digest);
+        // A second leg: the sender pushed what we lack when it sent this (under one answer).
+        if !digest.reply_wanted {
+            self.expect_whole_pushes(io, now, from, &digest);
+        }
         let in_range = |o: &NodeName| {
             digest.from.as_ref().is_none_or(|f| o >= f) && digest.to.as_ref().is_none_or(|t| o < t)
         };
@@ -248,7 +287,15 @@ impl Catalog {
         }
         let answers_digest = digest.reply_wanted && digest.from.is_none();
         let answers = !push_whole.is_empty() || !compare_buckets.is_empty() || answers_digest;
-        if !answers || !io.may_answer(now, MessageKind::RegistryDigest) {
+        let answered = answers && io.may_answer(now, MessageKind::RegistryDigest);
+        // A first leg: the sender pushes once it has our digest, so expect its pushes only if
+        // that goes out (a later range: if its first range made the sender a partner).
+        if digest.reply_wanted
+            && ((answers_digest && answered) || (!answers_digest && self.resync.is_partner(from)))
+        {
+            self.expect_whole_pushes(io, now, from, &digest);
+        }
+        if !answered {
             return;
         }
         for origin in push_whole {
@@ -316,13 +363,18 @@ impl Catalog {
                 theirs_differing |= 1 << b;
             }
         }
-        self.resync.exchanged(now, from, timings(io));
-        if theirs_differing != 0 {
-            self.resync
-                .expect_push(from, &buckets.origin, theirs_differing);
-        }
         let answers = differing != 0 || buckets.reply_wanted;
-        if !answers || !io.may_answer(now, MessageKind::RegistryBuckets) {
+        let answered = answers && io.may_answer(now, MessageKind::RegistryBuckets);
+        // On a first leg the sender pushes once it has our buckets: expect that only if they
+        // go out. On a second leg its pushes went with these buckets.
+        if !buckets.reply_wanted || answered {
+            self.resync.exchanged(now, from, timings(io));
+            if theirs_differing != 0 {
+                self.resync
+                    .expect_push(from, &buckets.origin, theirs_differing);
+            }
+        }
+        if !answered {
             return;
         }
         if buckets.reply_wanted {
@@ -465,3 +517,6 @@ fn timings(io: &Io) -> Timings {
         sync_interval: io.config.sync_interval,
     }
 }
+
+#[cfg(test)]
+mod tests;

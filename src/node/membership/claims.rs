@@ -416,6 +416,7 @@ impl Membership {
             self.name_taken_by = Some(update.profile.addr);
             self.lifecycle = Lifecycle::Stopped;
             self.join = None;
+            io.registry_tick_at = None;
             io.emit(Event::NameTaken {
                 holder: update.profile.addr,
             });

@@ -298,7 +298,7 @@ impl Membership {
         };
         if let Some(addr) = self.members.by_id(peer).map(|m| m.addr()) {
             io.stats.sync_rounds += 1;
-            self.send_sync_probe(io, catalog, addr);
+            self.send_sync_probe(io, catalog, now, addr);
         }
     }
 
@@ -307,7 +307,12 @@ impl Membership {
     /// than those just compared with (any, if there is no other). The membership digest stays
     /// on its regular `sync_interval`: see `resync`'s module doc for why.
     pub(crate) fn on_registry_resync(&mut self, io: &mut Io, catalog: &mut Catalog, now: Instant) {
-        if !catalog.resync_due(io, now) {
+        // Only an active node compares (not joining, leaving or stopped), and only with a live
+        // member: with neither, the timer spends nothing of the ceiling.
+        let can_sync = self.lifecycle == crate::node::Lifecycle::Active
+            && self.join.is_none()
+            && !self.members.live().is_empty();
+        if !catalog.resync_due(io, now, can_sync) {
             return;
         }
         let recent = catalog.recent_sync_partners(io, now);
@@ -333,12 +338,23 @@ impl Membership {
         self.send(io, addr, &[registry], true);
     }
 
-    pub(crate) fn send_sync_probe(&mut self, io: &mut Io, catalog: &mut Catalog, to: SocketAddr) {
-        let probe = SyncProbe {
+    /// The membership digest, and the registry's hash unless a comparison's push is still
+    /// arriving (the peer would push the same entries again: `Catalog::receiving_push`).
+    pub(crate) fn send_sync_probe(
+        &mut self,
+        io: &mut Io,
+        catalog: &mut Catalog,
+        now: Instant,
+        to: SocketAddr,
+    ) {
+        let probe = Message::SyncProbe(SyncProbe {
             members_digest: self.full_digest(),
-        };
+        });
+        if catalog.receiving_push(io, now) {
+            return self.send(io, to, &[probe], true);
+        }
         let registry = catalog.registry_sync_message();
-        self.send(io, to, &[Message::SyncProbe(probe), registry], true);
+        self.send(io, to, &[probe, registry], true);
     }
 
     /// A digest that differs from ours starts a push-pull, which brings both sides level.

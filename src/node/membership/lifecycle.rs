@@ -130,7 +130,7 @@ impl Membership {
             .nth(pick)
             .map(|(_, m)| m.addr());
         if let Some(addr) = addr {
-            self.send_sync_probe(io, catalog, addr);
+            self.send_sync_probe(io, catalog, now, addr);
         }
     }
 

@@ -65,6 +65,7 @@ pub mod names {
     pub const ENTRIES_PUSHED: &str = "hera_registry_entries_pushed_total";
     pub const REGISTRY_SYNCS: &str = "hera_registry_syncs_total";
     pub const REGISTRY_RESYNCS: &str = "hera_registry_resyncs_total";
+    pub const REGISTRY_SYNCS_DECLINED: &str = "hera_registry_syncs_declined_total";
     pub const INSTANCES_EXPIRED: &str = "hera_registry_instances_expired_total";
     pub const CLOCK_REJECTIONS: &str = "hera_registry_clock_rejections_total";
     pub const IMPLAUSIBLE_CLAIMS: &str = "hera_implausible_claims_total";
@@ -348,6 +349,7 @@ pub struct NodeMetrics {
     gossip_dropped_instances: Mirror<Counter>,
     registry_syncs: Mirror<Counter>,
     registry_resyncs: Mirror<Counter>,
+    registry_syncs_declined: Mirror<Counter>,
     instances_expired: Mirror<Counter>,
     clock_rejections: Mirror<Counter>,
     implausible_claims: Mirror<Counter>,
@@ -401,6 +403,7 @@ impl NodeMetrics {
             gossip_dropped_instances: mirror(counter!(GOSSIP_DROPPED, "kind" => "instance")),
             registry_syncs: mirror(counter!(REGISTRY_SYNCS)),
             registry_resyncs: mirror(counter!(REGISTRY_RESYNCS)),
+            registry_syncs_declined: mirror(counter!(REGISTRY_SYNCS_DECLINED)),
             instances_expired: mirror(counter!(INSTANCES_EXPIRED)),
             clock_rejections: mirror(counter!(CLOCK_REJECTIONS)),
             implausible_claims: mirror(counter!(IMPLAUSIBLE_CLAIMS)),
@@ -478,6 +481,8 @@ impl NodeMetrics {
             .absolute(s.gossip_instances_dropped);
         self.registry_syncs.absolute(s.registry_syncs);
         self.registry_resyncs.absolute(s.registry_resyncs);
+        self.registry_syncs_declined
+            .absolute(s.registry_syncs_declined);
         self.instances_expired.absolute(s.instances_expired);
         self.clock_rejections.absolute(s.clock_rejections);
         self.implausible_claims.absolute(s.implausible_claims);
