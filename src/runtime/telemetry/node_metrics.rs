@@ -246,6 +246,11 @@ pub fn describe() {
          the regular one per sync_interval)."
     );
     describe_counter!(
+        REGISTRY_SYNCS_DECLINED,
+        "Peers' differing registry hashes left unanswered while another peer was filling this \
+         node in (a late joiner's transfer), so that two peers do not push the same entries."
+    );
+    describe_counter!(
         INSTANCES_EXPIRED,
         "Instances this node owned and deregistered when they expired."
     );
