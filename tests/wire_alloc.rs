@@ -1,12 +1,8 @@
 //! The decoder allocates no more than a datagram's own bytes can justify, whatever its length
 //! prefixes claim.
 //!
-//! A counting global allocator sees every allocation of this test binary; that is why this test
-//! lives in its own integration-test binary rather than in `src/wire/tests.rs`. Counting is per
-//! thread, so the test harness's other threads do not disturb the measurement.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+//! A counting global allocator (`tests/support/peak_alloc.rs`) sees every allocation of this
+//! test binary; that is why this test lives in its own binary rather than in `src/wire/tests.rs`.
 
 use hera::wire::{decode_datagram, DecodeError, MAGIC, VERSION};
 
@@ -14,50 +10,17 @@ use hera::wire::{decode_datagram, DecodeError, MAGIC, VERSION};
 /// of a few small fields needs far less; a capacity reserved from a hostile length would not fit.
 const PEAK_MAX_BYTES: usize = 4 * 1024;
 
-struct Counting;
-
-thread_local! {
-    /// Live bytes and peak live bytes allocated by this thread since `measure` began.
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn record(delta: isize) {
-    // `try_with`: allocations during thread teardown must not touch a destroyed slot.
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + delta;
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; we only count.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        record(layout.size() as isize);
-        System.alloc(layout)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        record(-(layout.size() as isize));
-        System.dealloc(ptr, layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        record(new_size as isize - layout.size() as isize);
-        System.realloc(ptr, layout, new_size)
-    }
-}
+#[path = "support/peak_alloc.rs"]
+mod peak_alloc;
+use peak_alloc::PeakCounting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: PeakCounting = PeakCounting;
 
 /// Peak bytes held by `f` on this thread beyond what was live when it started.
 fn measure<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    LIVE.with(|l| l.set(0));
-    PEAK.with(|p| p.set(0));
-    let out = f();
-    (out, PEAK.with(Cell::get).max(0) as usize)
+    let (out, peak, _) = peak_alloc::peak(f);
+    (out, peak)
 }
 
 fn envelope(body: &[u8]) -> Vec<u8> {
