@@ -51,8 +51,7 @@ pub const STATE_FILE_MAX_BYTES: u64 = 1 << 20;
 /// owned, issue 17), so 256 MiB holds ~500,000 owned instances, 25 times the 20,000 per node
 /// the README measures, and more than a node holds comfortably in memory (~500 B each in the
 /// registry, and ~1.4 times the file while a restart reads it, `tests/restore_memory.rs`). The
-/// writer warns when it writes
-/// a larger one, since a restart would refuse it.
+/// writer warns when it writes a larger one, since a restart would refuse it.
 pub const INSTANCES_FILE_MAX_BYTES: u64 = 256 << 20;
 
 /// The most `instances.log` may hold: the writer compacts it once it outgrows

@@ -333,9 +333,12 @@ fn read_instances(dir: &Path, me: &NodeName) -> Result<Option<InstancesRead>, St
             problem: &mut problem,
         })
         .and_then(|node| de.end().map(|()| node));
+    // A wrong format ends the read with a placeholder error; the problem says what it was.
+    if let Some(why) = problem {
+        return Err(corrupt(why));
+    }
     let node = match parsed {
         Ok(node) => node,
-        Err(_) if problem.is_some() => return Err(corrupt(problem.unwrap_or_default())),
         Err(e) if e.is_io() => return Err(read_error(e.into())),
         Err(e) if e.is_eof() => {
             return Err(corrupt(format!(
