@@ -166,6 +166,22 @@ fn label(s: &str) -> Label {
 /// A node that has heard of `n` members by gossip and, if `settle`, has since gossiped every
 /// one of those updates out (its broadcast queue is empty again): the steady state of a
 /// settled cluster. Without `settle`, each member's update is still queued, as during a join.
+/// Run `node`'s timers from `now` until its gossip queue is empty (every update sent its
+/// retransmit limit), at most `turns` timer turns.
+fn gossip_out(node: &mut Node, mut now: Instant, turns: usize) {
+    for _ in 0..turns {
+        if node.queue_depth() == 0 {
+            return;
+        }
+        let Some(deadline) = node.poll_timeout() else {
+            return;
+        };
+        now = now.max(deadline);
+        node.handle_timeout(now);
+        node.drain(&mut Discard);
+    }
+}
+
 fn node_with_members(n: usize, tags_each: usize, settle: bool) -> Node {
     let mut config = Preset::Lan.config();
     // No probes while we drive the clock: nobody would answer, and suspicions are not the
@@ -178,7 +194,7 @@ fn node_with_members(n: usize, tags_each: usize, settle: bool) -> Node {
         tags: Vec::new(),
     };
     let mut node = Node::new(config, identity, 1, Instant::ZERO);
-    let mut now = Instant::ZERO;
+    let now = Instant::ZERO;
     let roles = ["web", "db", "cache"];
     let mut datagram = DatagramBuilder::new(1_400);
     for i in 1..=n {
@@ -215,17 +231,7 @@ fn node_with_members(n: usize, tags_each: usize, settle: bool) -> Node {
         return node;
     }
     // Let the timers run until every update has been sent its retransmit limit; bounded.
-    for _ in 0..1_000_000 {
-        if node.queue_depth() == 0 {
-            break;
-        }
-        let Some(deadline) = node.poll_timeout() else {
-            break;
-        };
-        now = now.max(deadline);
-        node.handle_timeout(now);
-        node.drain(&mut Discard);
-    }
+    gossip_out(&mut node, now, 1_000_000);
     assert_eq!(node.queue_depth(), 0, "the join burst was not gossiped out");
     assert_eq!(
         node.counts().alive,
@@ -644,18 +650,7 @@ fn where_the_heap_of_a_node_holding_a_hundred_thousand_entries_goes() {
     assert_eq!(node.local_instances().len(), total / 5);
     let loaded = report("loaded (20,000 owned, 80,000 heard)", &node);
     // Gossip the queue out, as an idle node has: bounded, and well within any TTL.
-    let mut now = start;
-    for _ in 0..100_000 {
-        if node.queue_depth() == 0 {
-            break;
-        }
-        let Some(deadline) = node.poll_timeout() else {
-            break;
-        };
-        now = now.max(deadline);
-        node.handle_timeout(now);
-        node.drain(&mut Discard);
-    }
+    gossip_out(&mut node, start, 100_000);
     let settled = report("queue gossiped out", &node);
     let snapshot = (
         node.registry().clone(),
