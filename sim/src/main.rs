@@ -127,8 +127,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "--json" => json = true,
             "-v" | "--verbose" => p.verbose = true,
             "--list" => {
-                for (name, _) in SCENARIOS {
-                    println!("{name}");
+                for s in SCENARIOS {
+                    let loss = if s.takes_loss { " (takes --loss)" } else { "" };
+                    println!("{}{loss}", s.name);
                 }
                 return Ok(None);
             }

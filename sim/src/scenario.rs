@@ -139,30 +139,46 @@ pub fn preset_name(p: Preset) -> &'static str {
 /// A scenario: runs the world, fills the report, says what went wrong.
 pub type ScenarioFn = fn(&mut Ctx) -> Result<(), String>;
 
+/// A scenario by name, and whether it models random loss (`--loss`); a run that asks for loss
+/// from one that does not is refused rather than reported as if the loss had been applied.
+pub struct Scenario {
+    pub name: &'static str,
+    pub run: ScenarioFn,
+    pub takes_loss: bool,
+}
+
+const fn scenario(name: &'static str, run: ScenarioFn, takes_loss: bool) -> Scenario {
+    Scenario {
+        name,
+        run,
+        takes_loss,
+    }
+}
+
 /// Every scenario, by name.
-pub const SCENARIOS: &[(&str, ScenarioFn)] = &[
-    ("join", join),
-    ("crash", crash),
-    ("loss", loss),
-    ("partition", partition),
-    ("asymmetric", asymmetric),
-    ("isolate", isolate),
-    ("pause", pause),
-    ("flaky", flaky),
-    ("churn", churn),
-    ("swarm", swarm),
-    ("registry", registry::registry),
-    ("registry-loss", registry::registry_loss),
-    ("registry-partition", registry::registry_partition),
-    ("registry-delete", registry::registry_delete),
-    ("owner-crash", registry::owner_crash),
-    ("registry-churn", registry_churn::registry_churn),
-    ("settle", settle::settle),
-    ("hostile-clock", hostile::hostile_clock),
-    ("hostile-incarnation", hostile::hostile_incarnation),
-    ("hostile-twin", hostile::hostile_twin),
-    ("hostile-flood", hostile::hostile_flood),
-    ("dc3", dc3::dc3),
+pub const SCENARIOS: &[Scenario] = &[
+    scenario("join", join, false),
+    scenario("crash", crash, false),
+    scenario("loss", loss, true),
+    scenario("partition", partition, false),
+    scenario("asymmetric", asymmetric, false),
+    scenario("isolate", isolate, false),
+    scenario("pause", pause, false),
+    scenario("flaky", flaky, true),
+    scenario("churn", churn, true),
+    scenario("swarm", swarm, true),
+    scenario("registry", registry::registry, true),
+    scenario("registry-loss", registry::registry_loss, true),
+    scenario("registry-partition", registry::registry_partition, true),
+    scenario("registry-delete", registry::registry_delete, true),
+    scenario("owner-crash", registry::owner_crash, true),
+    scenario("registry-churn", registry_churn::registry_churn, false),
+    scenario("settle", settle::settle, false),
+    scenario("hostile-clock", hostile::hostile_clock, false),
+    scenario("hostile-incarnation", hostile::hostile_incarnation, false),
+    scenario("hostile-twin", hostile::hostile_twin, false),
+    scenario("hostile-flood", hostile::hostile_flood, false),
+    scenario("dc3", dc3::dc3, true),
 ];
 
 /// A run in progress: the world, what it is for, and what it measured.
@@ -188,18 +204,31 @@ impl Outcome {
 
 /// Run the named scenario. Unknown names are an error before anything runs.
 pub fn run(params: Params) -> Result<Outcome, String> {
-    let f = SCENARIOS
+    let scenario = SCENARIOS
         .iter()
-        .find(|(name, _)| *name == params.scenario)
-        .map(|(_, f)| *f)
+        .find(|s| s.name == params.scenario)
         .ok_or_else(|| {
-            let names: Vec<_> = SCENARIOS.iter().map(|(n, _)| *n).collect();
+            let names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
             format!(
                 "unknown scenario {:?}; known: {}",
                 params.scenario,
                 names.join(", ")
             )
         })?;
+    if let (Some(loss), false) = (params.loss, scenario.takes_loss) {
+        let lossy: Vec<_> = SCENARIOS
+            .iter()
+            .filter(|s| s.takes_loss)
+            .map(|s| s.name)
+            .collect();
+        return Err(format!(
+            "scenario {:?} does not model random loss, so --loss {loss} would not be applied; \
+             scenarios that take --loss: {}",
+            params.scenario,
+            lossy.join(", ")
+        ));
+    }
+    let f = scenario.run;
     let mut params = params;
     if params.scenario == "swarm" {
         membership::draw_swarm(&mut params);

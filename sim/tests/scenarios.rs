@@ -396,3 +396,24 @@ fn three_data_centres_cut_and_heal() {
     assert!(d.cut.minority.other_side_entries_mean > 0.0);
     assert!(d.timeline.iter().any(|s| s.healed));
 }
+
+/// `--loss` for a scenario that does not model random loss is refused before anything runs,
+/// instead of a report that shows a loss the run never had.
+#[test]
+fn loss_is_refused_where_it_would_not_be_applied() {
+    let mut p = params("crash", 8, 1);
+    p.loss = Some(0.10);
+    let refused = scenario::run(p)
+        .err()
+        .expect("--loss on crash must be refused");
+    assert!(
+        refused.contains("\"crash\" does not model random loss"),
+        "{refused}"
+    );
+    assert!(refused.contains("registry-loss"), "{refused}");
+    for s in scenario::SCENARIOS.iter().filter(|s| !s.takes_loss) {
+        let mut p = params(s.name, 8, 1);
+        p.loss = Some(0.05);
+        assert!(scenario::run(p).is_err(), "{} took --loss", s.name);
+    }
+}
