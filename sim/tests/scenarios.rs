@@ -403,9 +403,9 @@ fn three_data_centres_cut_and_heal() {
 fn loss_is_refused_where_it_would_not_be_applied() {
     let mut p = params("crash", 8, 1);
     p.loss = Some(0.10);
-    let refused = scenario::run(p)
-        .err()
-        .expect("--loss on crash must be refused");
+    let Err(refused) = scenario::run(p) else {
+        panic!("--loss on crash must be refused")
+    };
     assert!(
         refused.contains("\"crash\" does not model random loss"),
         "{refused}"
