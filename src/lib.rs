@@ -41,8 +41,9 @@
 //! Unit tests may reach up (a wire test builds an entry through `registry::InstanceSpec`);
 //! the code under test does not.
 
-// Two reviewed exceptions (`names::from_ascii`, an ASCII-checked name on the decoder's hot
-// path; `runtime::resident`, the binary's start-up pages given back with madvise); anything
+// Three reviewed exceptions (`names::from_ascii`, an ASCII-checked name on the decoder's hot
+// path; `runtime::resident`, the binary's start-up pages given back with madvise;
+// `runtime::driver::unreachable`, the socket's ICMP error queue read with recvmsg); anything
 // else unsafe fails the build.
 #![deny(unsafe_code)]
 // Release builds abort on panic, so a panic reachable from input is a remote kill switch: no

@@ -25,6 +25,12 @@ pub struct Stats {
     pub probes_sent: u64,
     pub probes_failed: u64,
     pub indirect_probes_sent: u64,
+    /// Reports from the network that a datagram found no process at its address (ICMP port
+    /// unreachable), as the shell read them.
+    pub port_unreachable_reports: u64,
+    /// Probes that asked their helpers before the direct ping's timeout because such a report
+    /// named the target's address.
+    pub probes_cut_short: u64,
     pub nacks_sent: u64,
     pub suspicions_raised: u64,
     /// Suspicions of others that ended with the member refuting (it was alive all along).

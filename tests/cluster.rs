@@ -83,6 +83,20 @@ async fn five_nodes_converge_detect_a_crash_a_leave_and_a_restart() {
         );
     }
 
+    // Its closed port answered the probes with ICMP port unreachable, read from each socket's
+    // error queue: probes of n4 asked their helpers without waiting out their timeout.
+    let (reports, cut_short) = nodes.iter().fold((0, 0), |(r, c), node| {
+        let stats = node.handle.snapshot().stats.clone();
+        (
+            r + stats.port_unreachable_reports,
+            c + stats.probes_cut_short,
+        )
+    });
+    assert!(
+        reports > 0 && cut_short > 0,
+        "{reports} port-unreachable reports, {cut_short} probes cut short"
+    );
+
     // Graceful leave: the others mark it left, not failed.
     let leaver = nodes.remove(3);
     let mut events = nodes[0].handle.subscribe();

@@ -119,8 +119,22 @@ struct Scheduled {
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum What {
-    Deliver { from: u32, to: u32, payload: Bytes },
-    Timer { node: u32, life: u32 },
+    Deliver {
+        from: u32,
+        to: u32,
+        payload: Bytes,
+    },
+    Timer {
+        node: u32,
+        life: u32,
+    },
+    /// ICMP port unreachable, back to `node` (in its life `life`) about a datagram it sent to
+    /// `about`, which was down.
+    PortUnreachable {
+        node: u32,
+        life: u32,
+        about: u32,
+    },
 }
 
 /// The simulated cluster: clock, event queue, network, nodes and the monitor watching them.
@@ -150,6 +164,10 @@ pub struct World {
     pub queue_peak: usize,
     /// Every datagram sent and every event, kept only when a test asks ([`World::keep_log`]).
     log: Option<Log>,
+    /// A datagram to a crashed node comes back to its sender as an ICMP port-unreachable
+    /// report one link latency later, as on a host whose process died (off by default: a
+    /// crashed host, or a firewall that drops, sends nothing back).
+    pub port_unreachable: bool,
 }
 
 impl World {
@@ -175,6 +193,7 @@ impl World {
             in_flight_peak_bytes: 0,
             queue_peak: 0,
             log: None,
+            port_unreachable: false,
             rng: ChaCha8Rng::seed_from_u64(0),
         };
         for _ in 0..options.nodes {
@@ -404,6 +423,20 @@ impl World {
         self.schedule(self.now, What::Deliver { from, to, payload });
     }
 
+    /// Node `i` reads an ICMP port-unreachable report about `about`'s address now, whether or
+    /// not `about` is down: a forged report, for tests of what the core makes of one.
+    pub fn forge_port_unreachable(&mut self, i: u32, about: u32) {
+        let life = self.slots[i as usize].life;
+        self.schedule(
+            self.now,
+            What::PortUnreachable {
+                node: i,
+                life,
+                about,
+            },
+        );
+    }
+
     // ---- registry writes ----
 
     /// Node `i` registers (or re-registers) an instance through its API, as a client would; a
@@ -589,6 +622,16 @@ impl World {
                 }
                 if slot.node.is_none() {
                     self.net.stats.to_down_node += 1;
+                    let (crashed, sender_life) = (
+                        slot.status == Status::Crashed,
+                        self.slots[from as usize].life,
+                    );
+                    if self.port_unreachable && crashed {
+                        let at = event.at + self.net.model.latency_us;
+                        let (node, about) = (from, to);
+                        let life = sender_life;
+                        self.schedule(at, What::PortUnreachable { node, life, about });
+                    }
                     return;
                 }
                 if slot.paused_until > event.at {
@@ -611,6 +654,25 @@ impl World {
                 self.cause = Some(from);
                 self.after_input(to);
                 self.cause = None;
+            }
+            What::PortUnreachable {
+                node: i,
+                life,
+                about,
+            } => {
+                let slot = &self.slots[i as usize];
+                if slot.life != life || slot.node.is_none() {
+                    return;
+                }
+                self.net.stats.port_unreachable += 1;
+                self.eat(&event.at.to_le_bytes());
+                self.eat(&about.to_le_bytes());
+                let (now, addr) = (self.local_now(i), self.addr(about));
+                if let Some(node) = self.slots[i as usize].node.as_mut() {
+                    self.inputs += 1;
+                    node.handle_port_unreachable(now, addr);
+                }
+                self.after_input(i);
             }
             What::Timer { node: i, life } => {
                 let slot = &mut self.slots[i as usize];

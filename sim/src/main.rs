@@ -4,7 +4,7 @@
 //! ```text
 //! hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] [--duration SECS]
 //!          [--preset lan|wan|local] [--runs R] [--json] [-v] [--instances K]
-//!          [--suspicion-base MS]
+//!          [--suspicion-base MS] [--port-unreachable]
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -18,9 +18,11 @@ use hera_sim::scenario::{self, Params, SCENARIOS};
 
 const USAGE: &str = "usage: hera-sim --scenario NAME [--nodes N] [--seed S] [--loss P] \
 [--duration SECS] [--preset lan|wan|local] [--runs R] [--json] [-v]
-          [--dc-rtt MS] [--dc-jitter MS] [--instances K] [--suspicion-base MS]
+          [--dc-rtt MS] [--dc-jitter MS] [--instances K] [--suspicion-base MS] [--port-unreachable]
   --suspicion-base MS     the preset's suspicion_base, overridden (the config's range: 10 ms
                           to 10 min)
+  --port-unreachable      a datagram to a crashed node comes back as ICMP port unreachable, as
+                          on a host whose process died (default: nothing comes back)
   --instances K           instances each node registers (registry-churn; default 1000)
   --dc-rtt, --dc-jitter   round trip between data centres (dc3; default 80 ms, ±20 ms)
   --runs R   run seeds S, S+1, ..., S+R-1 and stop at the first failure
@@ -125,6 +127,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 p.preset = Preset::parse(&v).ok_or(format!("unknown preset {v:?}"))?;
             }
             "--json" => json = true,
+            "--port-unreachable" => p.port_unreachable = true,
             "-v" | "--verbose" => p.verbose = true,
             "--list" => {
                 for s in SCENARIOS {

@@ -115,6 +115,8 @@ pub struct NetStats {
     pub to_down_node: u64,
     /// Addressed to no node of the simulation.
     pub unroutable: u64,
+    /// ICMP port-unreachable reports handed to senders (`World::port_unreachable`).
+    pub port_unreachable: u64,
     /// Of `sent`, those between two data centres (lost or not).
     pub cross_dc_sent: u64,
     pub cross_dc_sent_bytes: u64,

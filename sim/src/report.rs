@@ -407,13 +407,17 @@ impl Report {
         let t = &self.traffic;
         let _ = writeln!(
             s,
-            "  traffic {:.2} datagrams and {:.0} bytes per node per s; lost {} cut {} to-down {} dup {}",
+            "  traffic {:.2} datagrams and {:.0} bytes per node per s; lost {} cut {} to-down {} dup {}{}",
             t.datagrams_per_node_s,
             t.bytes_per_node_s,
             t.net.lost,
             t.net.cut,
             t.net.to_down_node,
-            t.net.duplicated
+            t.net.duplicated,
+            match t.net.port_unreachable {
+                0 => String::new(),
+                n => format!(" port-unreachable {n}"),
+            }
         );
         if let Some(d) = &self.dc3 {
             d.render(&mut s);

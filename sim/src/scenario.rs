@@ -76,6 +76,8 @@ pub struct Params {
     pub suspicion_base: Option<Duration>,
     /// Live heap bytes of the process, when the caller counts them (the CLI does).
     pub heap_bytes: Option<fn() -> usize>,
+    /// Datagrams to crashed nodes come back as ICMP port unreachable (`World::port_unreachable`).
+    pub port_unreachable: bool,
 }
 
 impl Params {
@@ -92,6 +94,7 @@ impl Params {
             per_node: None,
             suspicion_base: None,
             heap_bytes: None,
+            port_unreachable: false,
         }
     }
 
@@ -115,6 +118,9 @@ impl Params {
         }
         if let Some(b) = self.suspicion_base {
             s += &format!(" --suspicion-base {}", b.as_secs_f64() * 1e3);
+        }
+        if self.port_unreachable {
+            s += " --port-unreachable";
         }
         let (m, default) = (self.inter_dc, LinkModel::inter_dc());
         if (m.latency_us, m.jitter_us) != (default.latency_us, default.jitter_us) {
@@ -250,7 +256,7 @@ impl Ctx {
 
     pub fn with(params: Params, config: Config, model: LinkModel) -> Ctx {
         let suspicion_base_s = config.suspicion_base.as_secs_f64();
-        let world = World::new(WorldOptions {
+        let mut world = World::new(WorldOptions {
             nodes: params.nodes,
             config,
             model,
@@ -258,6 +264,7 @@ impl Ctx {
             clock_skew: Duration::from_millis(50),
             verbose: params.verbose,
         });
+        world.port_unreachable = params.port_unreachable;
         let report = Report {
             scenario: params.scenario.clone(),
             seed: params.seed,

@@ -195,3 +195,39 @@ fn isolated_node_raises_its_health_score_and_slows_down() {
         "waits grow while nothing answers: {waits:?}"
     );
 }
+
+/// ICMP can be forged. Reports that a live member's port is closed, read by every other
+/// node every half millisecond (a round trip here is 1 ms) for 20 s, make probes of it ask
+/// helpers at once and helpers nack at once; it may be suspected, refutes, and is never
+/// declared failed.
+#[test]
+fn forged_port_unreachable_reports_fail_no_live_member() {
+    let config = Config::lan();
+    let n = 12;
+    let mut w = cluster(n, config, 7);
+    join_all(&mut w);
+    let victim = 3;
+    let start = w.now_us();
+    for _ in 0..40_000 {
+        for i in (0..n as u32).filter(|i| *i != victim) {
+            w.forge_port_unreachable(i, victim);
+        }
+        w.run_for(LATENCY);
+    }
+    let cut: u64 = (0..n as u32)
+        .filter_map(|i| w.node(i))
+        .map(|node| node.stats().probes_cut_short)
+        .sum();
+    assert!(cut > 0, "the forged reports cut no probe short");
+    for i in (0..n as u32).filter(|i| *i != victim) {
+        let state = w
+            .node(i)
+            .and_then(|node| node.member(&node_name(victim)).map(|m| m.state));
+        assert_eq!(state, Some(State::Alive), "n{i} sees the victim {state:?}");
+    }
+    let declared = w
+        .events_since(start)
+        .filter(|(_, _, e)| matches!(e, Event::MemberFailed { .. }))
+        .count();
+    assert_eq!(declared, 0, "a live member was declared failed");
+}

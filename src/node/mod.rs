@@ -155,6 +155,17 @@ impl Node {
         self.keep_registry_ticking(now);
     }
 
+    /// The network reported that a datagram we sent to `addr` found no process listening
+    /// there (ICMP port unreachable, read by the shell from its socket's error queue). Only
+    /// probes and relays waiting on that address act on it (`Membership::on_port_unreachable`).
+    pub fn handle_port_unreachable(&mut self, now: Instant, addr: SocketAddr) {
+        if self.membership.lifecycle == Lifecycle::Stopped {
+            return;
+        }
+        self.io.stats.port_unreachable_reports += 1;
+        self.membership.on_port_unreachable(&mut self.io, now, addr);
+    }
+
     /// The shell read the wall clock as `wall` at `now` (its monotonic time). Registry versions
     /// follow the wall clock, which NTP may step while the process runs; `now` stays
     /// monotonic for timers. The driver calls this every turn; without it the wall clock is

@@ -150,6 +150,9 @@ pub struct Probe {
     /// counts only from one of them, once, so a duplicated or forged nack cannot end a probe
     /// early.
     pub nacks_pending: Vec<SocketAddr>,
+    /// Helpers have been asked (the direct ping's timeout ran out, or the network reported
+    /// the target's port closed): it happens once per probe.
+    pub indirect_asked: bool,
 }
 
 /// An indirect probe we run on behalf of another member.
@@ -157,6 +160,8 @@ pub struct Probe {
 pub struct Relay {
     pub origin: SocketAddr,
     pub origin_seq: crate::wire::Seq,
+    /// Where we pinged the target: a report that its port is closed nacks at once.
+    pub target_addr: SocketAddr,
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ impl Membership {
                 nacks_expected: 0,
                 nacks_received: 0,
                 nacks_pending: Vec::new(),
+                indirect_asked: false,
             },
         );
         io.stats.probes_sent += 1;
@@ -107,9 +108,13 @@ impl Membership {
     }
 
     pub(crate) fn on_probe_timeout(&mut self, io: &mut Io, seq: Seq) {
-        let Some(probe) = self.probes.get(&seq) else {
+        let Some(probe) = self.probes.get_mut(&seq) else {
             return;
         };
+        if probe.indirect_asked {
+            return;
+        }
+        probe.indirect_asked = true;
         let (target, addr) = (probe.target.clone(), probe.addr);
         // The table holds neither us nor strangers: excluding the target is enough.
         let target_id = self.members.id(&target);
@@ -245,6 +250,7 @@ impl Membership {
             Relay {
                 origin: from,
                 origin_seq: req.seq,
+                target_addr: req.target_addr,
             },
         );
         let messages = self.ping_messages(seq, &req.target);
@@ -265,6 +271,36 @@ impl Membership {
                 })],
                 true,
             );
+        }
+    }
+
+    /// The network reported a datagram to `addr` undeliverable because nothing listens on its
+    /// port (ICMP port unreachable: the host is up, the process is not). That is a strong
+    /// hint, not proof (ICMP can be forged, and an address may be reused), so it only skips
+    /// waiting: a probe of that address asks its helpers now instead of after its timeout,
+    /// and a ping we relay for another member is nacked now. The suspicion itself still
+    /// needs the helpers' nacks or the period's end, and a live target still refutes it.
+    pub(crate) fn on_port_unreachable(&mut self, io: &mut Io, now: Instant, addr: SocketAddr) {
+        let probes: Vec<Seq> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.addr == addr && !p.indirect_asked)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in probes {
+            io.timers.cancel(&Timer::ProbeTimeout { seq });
+            io.stats.probes_cut_short += 1;
+            self.on_probe_timeout(io, seq);
+        }
+        let relays: Vec<Seq> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.target_addr == addr)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in relays {
+            io.timers.cancel(&Timer::RelayTimeout { seq });
+            self.on_relay_timeout(io, now, seq);
         }
     }
 

@@ -13,12 +13,15 @@ mod handle;
 mod pacer;
 mod snapshot;
 mod socket;
+mod unreachable;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -41,6 +44,8 @@ const COMMAND_QUEUE_MAX: usize = 1_024;
 const EVENT_QUEUE_MAX: usize = 256;
 /// Datagrams read in one go before the task looks at its other inputs.
 const RECV_BATCH_MAX: usize = 64;
+/// Error-queue entries read per wake-up; more wait for the next turn of the loop.
+const ERRORS_BATCH_MAX: usize = 64;
 /// Time a leaving node waits for its goodbye to finish, beyond the configured propagation time.
 const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// Republish the snapshot at least this often even without a visible change: acks (last
@@ -95,6 +100,27 @@ pub fn spawn(
     })
 }
 
+/// Hand the core what the socket's error queue holds (bounded per call): the addresses that
+/// had no process listening. False if the queue cannot be read, so the caller stops trying
+/// instead of waking for an error it can never clear.
+fn read_errors(socket: &UdpSocket, node: &mut Node, clock: &Clock) -> bool {
+    for _ in 0..ERRORS_BATCH_MAX {
+        let fd = socket.as_raw_fd();
+        match socket.try_io(Interest::ERROR, || unreachable::read_one(fd)) {
+            Ok(unreachable::Report::PortUnreachable(addr)) => {
+                node.handle_port_unreachable(clock.now(), addr);
+            }
+            Ok(unreachable::Report::Other) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the gossip socket's error queue failed; ICMP reports are ignored from now on");
+                return false;
+            }
+        }
+    }
+    true
+}
+
 // The task's whole world, handed over once at spawn; a struct would only rename the list.
 #[allow(clippy::too_many_arguments)]
 async fn run(
@@ -120,6 +146,8 @@ async fn run(
     let mut shutting_down = false;
     let mut leave_deadline: Option<tokio::time::Instant> = None;
     let mut commands_open = true;
+    // Reading the socket's error queue (ICMP reports); off for good if it ever fails.
+    let mut icmp_reports = true;
     // Callers of a query, answered when it is done (the core bounds queries in flight).
     let mut queries: std::collections::BTreeMap<u32, oneshot::Sender<Result<Reply, CommandError>>> =
         std::collections::BTreeMap::new();
@@ -217,7 +245,13 @@ async fn run(
                         }
                     }
                 }
+                // A port-unreachable report also surfaces here once; it is read from the
+                // error queue below.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
                 Err(e) => log.recv_failed(&e, clock.now()),
+            },
+            ready = socket.ready(Interest::ERROR), if icmp_reports => {
+                icmp_reports = ready.is_ok() && read_errors(&socket, &mut node, &clock);
             },
             request = commands.recv(), if commands_open => match request {
                 Some(Request { command, reply }) => {

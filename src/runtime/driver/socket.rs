@@ -24,6 +24,11 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
     // Best effort: the kernel may cap these, which is fine.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    // ICMP port-unreachable reports speed up detecting a crashed process (`unreachable`);
+    // without them probes only wait longer, so a refusal is logged, not fatal.
+    if let Err(e) = super::unreachable::enable(&socket, addr.is_ipv6()) {
+        tracing::warn!(error = %e, "cannot read ICMP errors on the gossip socket");
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     tokio::net::UdpSocket::from_std(socket.into())

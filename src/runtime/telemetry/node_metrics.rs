@@ -35,6 +35,8 @@ pub mod names {
     pub const PROBES_FAILED: &str = "hera_probes_failed_total";
     pub const PROBES_INDIRECT: &str = "hera_probes_indirect_total";
     pub const NACKS: &str = "hera_nacks_sent_total";
+    pub const PORT_UNREACHABLE: &str = "hera_port_unreachable_reports_total";
+    pub const PROBES_CUT_SHORT: &str = "hera_probes_cut_short_total";
     pub const SUSPICIONS_RAISED: &str = "hera_suspicions_raised_total";
     pub const SUSPICIONS_REFUTED: &str = "hera_suspicions_refuted_total";
     pub const SUSPICIONS_CONFIRMED: &str = "hera_suspicions_confirmed_total";
@@ -127,6 +129,16 @@ pub fn describe() {
     describe_counter!(
         NACKS,
         "Nacks sent while relaying indirect probes (Lifeguard)."
+    );
+    describe_counter!(
+        PORT_UNREACHABLE,
+        "ICMP port-unreachable reports read from the gossip socket: a datagram found no \
+         process at its address."
+    );
+    describe_counter!(
+        PROBES_CUT_SHORT,
+        "Probes that asked their helpers before the direct ping's timeout, because the \
+         target's port was reported closed."
     );
     describe_counter!(SUSPICIONS_RAISED, "Members this node started to suspect.");
     describe_counter!(
@@ -334,6 +346,8 @@ pub struct NodeMetrics {
     probes_failed: Mirror<Counter>,
     probes_indirect: Mirror<Counter>,
     nacks: Mirror<Counter>,
+    port_unreachable: Mirror<Counter>,
+    probes_cut_short: Mirror<Counter>,
     suspicions_raised: Mirror<Counter>,
     suspicions_refuted: Mirror<Counter>,
     suspicions_confirmed: Mirror<Counter>,
@@ -386,6 +400,8 @@ impl NodeMetrics {
             probes_failed: mirror(counter!(PROBES_FAILED)),
             probes_indirect: mirror(counter!(PROBES_INDIRECT)),
             nacks: mirror(counter!(NACKS)),
+            port_unreachable: mirror(counter!(PORT_UNREACHABLE)),
+            probes_cut_short: mirror(counter!(PROBES_CUT_SHORT)),
             suspicions_raised: mirror(counter!(SUSPICIONS_RAISED)),
             suspicions_refuted: mirror(counter!(SUSPICIONS_REFUTED)),
             suspicions_confirmed: mirror(counter!(SUSPICIONS_CONFIRMED)),
@@ -455,6 +471,8 @@ impl NodeMetrics {
         self.probes_failed.absolute(s.probes_failed);
         self.probes_indirect.absolute(s.indirect_probes_sent);
         self.nacks.absolute(s.nacks_sent);
+        self.port_unreachable.absolute(s.port_unreachable_reports);
+        self.probes_cut_short.absolute(s.probes_cut_short);
         self.suspicions_raised.absolute(s.suspicions_raised);
         self.suspicions_refuted.absolute(s.suspicions_refuted);
         self.suspicions_confirmed.absolute(s.suspicions_confirmed);
