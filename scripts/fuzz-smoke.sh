@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzz smoke test for CI: run every cargo-fuzz target in fuzz/ (decode_datagram, decode_sealed,
-# node_datagrams, cluster, config_file, http_request, dns_query: whatever `cargo fuzz list` names) for a short while, starting
-# from the committed seeds (http_request serves a real node on 127.0.0.1, loopback only).
+# node_datagrams, cluster, config_file, http_request, dns_query, data_dir: whatever `cargo fuzz
+# list` names) for a short while, starting from the committed seeds (http_request serves a real
+# node on 127.0.0.1, loopback only; data_dir writes its inputs as files under $TMPDIR).
 # Exits non-zero if a target crashes, hangs (a busy loop) or fails to build.
 #
 #   FUZZ_SECONDS=60     time per target

@@ -906,3 +906,209 @@ mod dns {
         assert!(replayed >= 110, "only {replayed} seeds found");
     }
 }
+
+/// The data_dir fuzz target (`fuzz/fuzz_targets/data_dir.rs`): its seeds, each file written by
+/// the store's own encoders (the compaction's `instances.json`, the log's framing) and then
+/// broken as a disk, a crash or a hand can break it; and their replay.
+#[cfg(feature = "runtime")]
+mod data_dir {
+    use super::*;
+    use hera::runtime::store::format::{
+        to_file_bytes, CheckStateRecord, ConfigFile, InstanceRecord, KeyringFile, LogRecord,
+        MemberRecord, MembersFile, NodeChecksFile, ProtocolFile, CHECKS_FILE, CONFIG_FILE, FORMAT,
+        INSTANCES_FILE, INSTANCES_LOG_FILE, KEYRING_FILE, MEMBERS_FILE, PROTOCOL_FILE,
+    };
+    use hera::runtime::store::fuzzing::{
+        check_data_dir, input_of, instances_json, instances_log, log_header, sample_instances,
+        BASE_GENERATION, ME,
+    };
+
+    fn one(name: &str, bytes: &[u8]) -> Vec<u8> {
+        input_of(&[(name, bytes)])
+    }
+
+    /// `bytes` with the first `from` replaced by `to`.
+    fn edit(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+        let text = std::str::from_utf8(bytes).expect("utf-8");
+        assert!(text.contains(from), "{from:?} not in the file");
+        text.replacen(from, to, 1).into_bytes()
+    }
+
+    pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+        let json = instances_json(ME, Some(BASE_GENERATION));
+        let instances = sample_instances();
+        let put = |k: usize| {
+            let (instance, version) = &instances[k];
+            LogRecord::Put(InstanceRecord::of(instance, version))
+        };
+        let header = log_header(BASE_GENERATION);
+        let log = instances_log(&header, &[put(0), LogRecord::Del("i-1".into()), put(2)]);
+        // The offset of the second record (the first after the header): its payload starts 8
+        // bytes in.
+        let header_len = 8 + serde_json::to_vec(&header).expect("json").len();
+        let mut crc_mismatch = log.clone();
+        crc_mismatch[header_len + 8 + 3] ^= 0x20;
+        let mut zeroed_tail = log.clone();
+        let last = zeroed_tail.len() - 1;
+        zeroed_tail[last] ^= 0x01;
+        zeroed_tail.extend_from_slice(&[0; 4096]);
+        let mut huge_length = instances_log(&header, &[put(0)]);
+        huge_length.extend_from_slice(&u32::MAX.to_le_bytes());
+        huge_length.extend_from_slice(&[0xab; 12]);
+        let mut future = log_header(BASE_GENERATION);
+        future.format = FORMAT + 1;
+        let mut header_only = instances_log(&header, &[]);
+        header_only.truncate(header_len);
+        let deep = format!(
+            "{{\"format\": 1, \"node\": \"{ME}\", \"instances\": [{}{}]}}",
+            "[".repeat(4096),
+            "]".repeat(4096)
+        );
+        let deep_record = edit(
+            &json,
+            "\"tags\": [",
+            &format!("\"tags\": {}", "[".repeat(300)),
+        );
+        let keyring = to_file_bytes(&KeyringFile::of(&fuzz_keyring()));
+        let members = to_file_bytes(&MembersFile {
+            format: FORMAT,
+            members: vec![
+                MemberRecord {
+                    name: "n2".into(),
+                    addr: v4(),
+                },
+                MemberRecord {
+                    name: ME.into(),
+                    addr: v6(),
+                },
+            ],
+        });
+        let protocol = to_file_bytes(&ProtocolFile {
+            format: FORMAT,
+            node: ME.into(),
+            incarnation: 7,
+            clock_wall_ms: 1_700_000_000_000,
+            clock_counter: 3,
+        });
+        let mut settings = serde_json::Map::new();
+        settings.insert("ProbeInterval".into(), "2s".into());
+        let config = to_file_bytes(&ConfigFile {
+            format: FORMAT,
+            settings,
+        });
+        let checks = to_file_bytes(&NodeChecksFile {
+            format: FORMAT,
+            checks: instances[2]
+                .0
+                .checks()
+                .iter()
+                .map(CheckStateRecord::of)
+                .collect(),
+        });
+        vec![
+            ("instances", one(INSTANCES_FILE, &json)),
+            (
+                "instances-empty",
+                one(INSTANCES_FILE, &instances_json(ME, None)[..0]),
+            ),
+            (
+                "instances-before-log",
+                one(INSTANCES_FILE, &instances_json(ME, None)),
+            ),
+            (
+                "instances-truncated",
+                one(INSTANCES_FILE, &json[..json.len() / 2]),
+            ),
+            (
+                "instances-wrong-format",
+                one(
+                    INSTANCES_FILE,
+                    &edit(&json, "\"format\": 1", "\"format\": 9"),
+                ),
+            ),
+            (
+                "instances-other-node",
+                one(INSTANCES_FILE, &instances_json("n2", Some(1))),
+            ),
+            (
+                "instances-bad-record",
+                one(
+                    INSTANCES_FILE,
+                    &edit(&json, "\"health\": \"", "\"health\": \"x"),
+                ),
+            ),
+            (
+                "instances-deep-nesting",
+                one(INSTANCES_FILE, deep.as_bytes()),
+            ),
+            ("instances-deep-record", one(INSTANCES_FILE, &deep_record)),
+            ("log", one(INSTANCES_LOG_FILE, &log)),
+            ("log-header-only", one(INSTANCES_LOG_FILE, &header_only)),
+            (
+                "log-torn-tail",
+                one(INSTANCES_LOG_FILE, &log[..log.len() - 5]),
+            ),
+            (
+                "log-torn-header",
+                one(INSTANCES_LOG_FILE, &log[..header_len + 3]),
+            ),
+            ("log-crc-mismatch", one(INSTANCES_LOG_FILE, &crc_mismatch)),
+            ("log-crc-zeroed-tail", one(INSTANCES_LOG_FILE, &zeroed_tail)),
+            ("log-huge-length", one(INSTANCES_LOG_FILE, &huge_length)),
+            (
+                "log-other-generation",
+                one(
+                    INSTANCES_LOG_FILE,
+                    &instances_log(&log_header(7), &[put(0)]),
+                ),
+            ),
+            (
+                "log-wrong-format",
+                one(INSTANCES_LOG_FILE, &instances_log(&future, &[put(0)])),
+            ),
+            ("log-empty", one(INSTANCES_LOG_FILE, &[])),
+            (
+                "both",
+                input_of(&[(INSTANCES_FILE, &json), (INSTANCES_LOG_FILE, &log)]),
+            ),
+            ("keyring", one(KEYRING_FILE, &keyring)),
+            ("members", one(MEMBERS_FILE, &members)),
+            ("protocol", one(PROTOCOL_FILE, &protocol)),
+            ("config", one(CONFIG_FILE, &config)),
+            ("checks", one(CHECKS_FILE, &checks)),
+        ]
+    }
+
+    #[test]
+    fn data_dir_seeds_match_the_writer() {
+        let write = std::env::var_os("HERA_WRITE_SEEDS").is_some();
+        for (seed, bytes) in seeds() {
+            let path = seeds_dir("data_dir").join(format!("{seed}.bin"));
+            if write {
+                fs::create_dir_all(path.parent().unwrap()).expect("create the seed directory");
+                fs::write(&path, &bytes).expect("write a seed");
+                continue;
+            }
+            let on_disk = fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; regenerate with HERA_WRITE_SEEDS=1",
+                    path.display()
+                )
+            });
+            assert_eq!(on_disk, bytes, "{} is stale", path.display());
+        }
+    }
+
+    /// Every seed, the generated ones and the fuzzer's finds kept beside them.
+    #[test]
+    fn every_seed_passes_the_data_dir_check() {
+        let dir = seeds_dir("data_dir");
+        let mut replayed = 0;
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("an entry").path();
+            check_data_dir(&fs::read(&path).expect("a seed"));
+            replayed += 1;
+        }
+        assert!(replayed >= 25, "only {replayed} seeds found");
+    }
+}

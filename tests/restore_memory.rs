@@ -80,7 +80,7 @@ fn a_restart_reads_instances_json_within_a_small_multiple_of_its_size() {
         format: FORMAT,
         node: me().as_str().to_string(),
         log: None,
-        instances: (0..OWNED).map(record_of).collect(),
+        instances: (0..OWNED).map(record_of).collect::<Vec<_>>(),
     });
     std::fs::write(dir.path().join("instances.json"), &file).expect("written");
     let file_bytes = file.len();

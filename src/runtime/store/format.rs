@@ -70,10 +70,11 @@ pub fn file_max_bytes(name: &str) -> u64 {
 }
 
 /// `instances.json`. Records are read one by one, so one bad record is skipped (with a
-/// warning naming it) without losing the others.
+/// warning naming it) without losing the others. `S` is the sequence of records: a `Vec` to
+/// build one whole, or one streamed from an iterator as it is written (the compaction's).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InstancesFile<R> {
+pub struct InstancesFile<S> {
     pub format: u32,
     /// The node that wrote the file: its instances name it as their owner.
     pub node: String,
@@ -82,7 +83,7 @@ pub struct InstancesFile<R> {
     /// between a compaction's two renames) and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<u64>,
-    pub instances: Vec<R>,
+    pub instances: S,
 }
 
 /// The first record of `instances.log`.

@@ -113,10 +113,16 @@ impl InstanceLog {
         self.file = None;
         // A new generation even if this fails half-way: the files never reuse one.
         self.generation = self.generation.wrapping_add(1);
-        let instances = render::instances(snapshot, self.generation);
-        if instances.len() as u64 > super::format::INSTANCES_FILE_MAX_BYTES {
+        // Streamed into the temporary file: the compaction holds one record and the writer's
+        // buffer, not the file (tests/compaction_memory.rs).
+        let generation = self.generation;
+        let snapshot_bytes =
+            atomic::replace_file_streamed(dir, super::format::INSTANCES_FILE, |out| {
+                render::instances(snapshot, generation, out)
+            })?;
+        if snapshot_bytes > super::format::INSTANCES_FILE_MAX_BYTES {
             tracing::error!(
-                bytes = instances.len(),
+                bytes = snapshot_bytes,
                 max = super::format::INSTANCES_FILE_MAX_BYTES,
                 "{} is larger than a restart reads: this node owns more instances than hera is \
                  built for, and will refuse to start with this data_dir (deregister some, or \
@@ -131,11 +137,10 @@ impl InstanceLog {
         };
         let mut log = Vec::new();
         frame::push(&serde_json::to_vec(&header).unwrap_or_default(), &mut log);
-        let written = (instances.len() + log.len()) as u64;
-        let snapshot_bytes = instances.len() as u64;
-        // The snapshot first, durably, then the log: never a new log beside an old snapshot.
-        atomic::replace_files(dir, &[(super::format::INSTANCES_FILE, instances)])?;
         let log_bytes = log.len() as u64;
+        let written = snapshot_bytes.saturating_add(log_bytes);
+        // The snapshot first, durably (above), then the log: never a new log beside an old
+        // snapshot.
         atomic::replace_files(dir, &[(INSTANCES_LOG_FILE, log)])?;
         let path = dir.join(INSTANCES_LOG_FILE);
         let file = OpenOptions::new()

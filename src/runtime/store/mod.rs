@@ -25,6 +25,9 @@ mod atomic;
 mod error;
 pub mod format;
 mod frame;
+// The data_dir fuzz target's and the seed replay's harness: never in a production build.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod hooks;
 mod instances;

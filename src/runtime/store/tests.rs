@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::format::{INSTANCES_FILE, INSTANCES_LOG_FILE};
+use super::format::{
+    to_file_bytes, InstanceRecord, InstancesFile, FORMAT, INSTANCES_FILE, INSTANCES_LOG_FILE,
+};
 use super::*;
 use crate::config::Config;
 use crate::names::{InstanceId, Label, ServiceName};
@@ -294,8 +296,9 @@ fn an_instances_json_of_before_the_log_still_loads() {
     bench.register("b");
     let snapshot = bench.snapshot();
     let expected = held(&snapshot);
-    let mut old: serde_json::Value =
-        serde_json::from_slice(&render::instances(&snapshot, 1)).unwrap();
+    let mut file = Vec::new();
+    render::instances(&snapshot, 1, &mut file).unwrap();
+    let mut old: serde_json::Value = serde_json::from_slice(&file).unwrap();
     old.as_object_mut().unwrap().remove("log");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(INSTANCES_FILE), old.to_string()).unwrap();
@@ -306,6 +309,34 @@ fn an_instances_json_of_before_the_log_still_loads() {
     assert!(dir.path().join(INSTANCES_LOG_FILE).exists());
     drop(store);
     assert_eq!(loaded(dir.path()).unwrap(), expected);
+}
+
+/// The compaction streams `instances.json` record by record: byte for byte what the file was
+/// when it was built whole (`to_file_bytes` of the records gathered), so every hera reads it.
+#[test]
+fn a_streamed_instances_json_is_the_file_built_whole() {
+    let mut bench = Bench::new();
+    for id in ["a", "b", "c"] {
+        bench.register(id);
+    }
+    for snapshot in [bench.snapshot(), Bench::new().snapshot()] {
+        let whole = to_file_bytes(&InstancesFile {
+            format: FORMAT,
+            node: snapshot.name.as_str().to_string(),
+            log: Some(7),
+            instances: (snapshot.local.iter())
+                .filter_map(|id| render::owned(&snapshot, id))
+                .map(|(stored, i)| InstanceRecord::of(i, &stored.version))
+                .collect::<Vec<_>>(),
+        });
+        let mut streamed = Vec::new();
+        let bytes = render::instances(&snapshot, 7, &mut streamed).unwrap();
+        assert_eq!(bytes as usize, streamed.len());
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            String::from_utf8(whole).unwrap()
+        );
+    }
 }
 
 /// Removing instances.json makes a stopped node forget its instances (docs/operations.md):
