@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::node::Transmit;
+use crate::node::{Event, Outputs, Sink, Transmit};
 use crate::time::Instant;
 
 /// Paced datagrams per second: ~2.8 MB/s of full datagrams, a 100,000-instance registry in
@@ -26,6 +26,45 @@ pub const BURST: u32 = 32;
 /// requests well before (at 4 MiB with its own outbox), so only one very large answer reaches
 /// this; what is dropped is sent again by a later exchange.
 pub const BACKLOG_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// Paced datagrams the pacer holds before it takes more of a push the node owes
+/// ([`crate::Node::poll_push`]): twice a burst, so a burst never empties it while a push goes
+/// on (the driver wakes for the pacer only while something waits in it), ~90 KB of full
+/// datagrams where a whole-registry push waited here whole (~12 MB at 100,000 entries).
+pub const PUSH_QUEUED_MAX: usize = 2 * BURST as usize;
+
+/// The driver's [`Sink`] for one drain: the node's outputs, and the room left in the pacer for
+/// datagrams of owed pushes ([`PUSH_QUEUED_MAX`] less what waits already).
+pub struct Room<'a> {
+    out: &'a mut Outputs,
+    room: usize,
+}
+
+impl<'a> Room<'a> {
+    pub fn new(out: &'a mut Outputs, pacer: &Pacer) -> Room<'a> {
+        let queued = pacer.queue.len() + out.transmits.iter().filter(|t| t.paced).count();
+        Room {
+            out,
+            room: PUSH_QUEUED_MAX.saturating_sub(queued),
+        }
+    }
+}
+
+impl Sink for Room<'_> {
+    fn transmit(&mut self, transmit: Transmit) {
+        self.out.transmit(transmit);
+    }
+
+    fn event(&mut self, event: Event) {
+        self.out.event(event);
+    }
+
+    fn takes_push(&mut self) -> bool {
+        let takes = self.room > 0;
+        self.room = self.room.saturating_sub(1);
+        takes
+    }
+}
 
 /// The queue and its token bucket.
 #[derive(Debug)]
