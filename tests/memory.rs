@@ -1,7 +1,7 @@
 //! Memory per member, per registry entry and per grave in the core (issues #4 and #7), measured
 //! with a counting allocator on a node holding 10,000 members and on a registry of 10,000
 //! entries; where the heap of a node holding 100,000 entries goes, and the peak of a
-//! whole-registry push (issue 17).
+//! whole-registry push at 100,000 entries (issue 17).
 //!
 //! Run it alone to read the figures:
 //!
@@ -481,33 +481,46 @@ fn ask_for_every_entry(node: &mut Node, now: Instant) -> Instant {
     now + std::time::Duration::from_millis(10)
 }
 
-/// Serving a whole-registry push holds the encoded datagrams (until the shell takes them), not
-/// also a decoded copy of every entry pushed: heaptrack on a real node at 100,000 entries
-/// (issue 17) found `to_entry` holding 17.9 MB beside 9.4 MB of datagrams while a late joiner
-/// was served, which the allocator then kept as RSS. The bound is the datagrams' bytes and a
-/// quarter (their builders' slack, the outbox's vector).
+/// Entries held by the node whose whole-registry push is measured: issue 17's scale.
+const PUSHED: usize = 100_000;
+
+/// Datagrams' worth of heap (at the default budget) a whole-registry push may hold at its peak,
+/// whatever the registry's size: the one being filled, the one the shell holds, the cursor
+/// and the registry's iterator, with room to spare. The push is made a datagram at a time as
+/// the shell takes them (`Node::poll_push`). Measured when set: ~?? B at 100,000 entries
+/// (~?? MB before, when every datagram was made at once and waited in the outbox; and 17.9 MB
+/// of decoded entries beside 9.4 MB of datagrams before that, heaptrack on a real node).
+const PUSH_PEAK_DATAGRAMS_MAX: usize = 4;
+
+/// Serving a whole-registry push to a late joiner holds a few datagrams, not the push: a
+/// shell that sends each datagram as it takes it (here: drops it) never has the node hold
+/// more. Before, all of them (~12 MB at 100,000 entries) were made at once, waited in the
+/// driver's pacer for seconds, and glibc kept most of it after (docs/scale.md, issue 17).
 #[test]
-fn a_whole_registry_push_holds_its_datagrams_not_a_copy_of_every_entry() {
-    let mut node = node_owning(N);
+fn a_whole_registry_push_holds_a_few_datagrams_whatever_the_registry_size() {
+    let mut node = node_owning(PUSHED);
     let start = Instant::from_micros(1_700_000_000_000_000);
     let due = ask_for_every_entry(&mut node, start);
     let mut tally = Tally::default();
-    let ((), peak) = peak_during(|| node.handle_timeout(due));
-    node.drain(&mut tally);
+    let ((), peak) = peak_during(|| {
+        node.handle_timeout(due);
+        node.drain(&mut tally);
+    });
     assert!(
-        tally.paced_datagrams > N / 20,
+        tally.paced_datagrams > PUSHED / 20,
         "every entry pushed: {} datagrams",
         tally.paced_datagrams
     );
+    let datagram = node.config().packet_bytes_max;
     println!(
-        "whole-registry push of {N} entries: peak {peak} B above the start, {} B in {} paced \
-         datagrams ({:.2}×)",
+        "whole-registry push of {PUSHED} entries: peak {peak} B above the start ({:.2} \
+         datagrams of {datagram} B), {} B in {} paced datagrams",
+        peak as f64 / datagram as f64,
         tally.paced_bytes,
         tally.paced_datagrams,
-        peak as f64 / tally.paced_bytes as f64
     );
     assert!(
-        peak <= tally.paced_bytes + tally.paced_bytes / 4,
+        peak <= PUSH_PEAK_DATAGRAMS_MAX * datagram,
         "{peak} B held at once to push {} B",
         tally.paced_bytes
     );
