@@ -431,6 +431,9 @@ def main():
             "entries_per_second": round(total / join_s),
             "progress": seen[:: max(1, len(seen) // 20)],
             "rss_kib": late.rss_kib()[0], "load": load(),
+            # Every node's RSS once the late joiner holds everything: a node that pushed it
+            # the registry shows what that transient left.
+            "rss_kib_after": {n.name: n.rss_kib()[0] for n in nodes},
         }
         log(f"late join {result['late_join']}")
         report()
