@@ -291,8 +291,9 @@ impl Node {
             return None;
         }
         let members = &self.membership.members;
-        self.catalog
-            .next_push(&mut self.io, |to| members.any_at(to, crate::swim::State::is_live))
+        self.catalog.next_push(&mut self.io, |to| {
+            members.any_at(to, crate::swim::State::is_live)
+        })
     }
 
     /// Peers this node owes a registry push ([`Node::poll_push`]).
