@@ -846,6 +846,7 @@ fn rss_kib() -> usize {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 #[ignore = "a measurement; run alone with --ignored --nocapture"]
+#[allow(clippy::disallowed_methods)] // the test times the call on purpose
 fn what_malloc_trim_gives_back_after_a_push_sized_transient() {
     let (node, _) =
         node_owing_a_late_joiner(PUSHED / 1_000, Instant::from_micros(1_700_000_000_000_000));
