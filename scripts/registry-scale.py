@@ -132,6 +132,24 @@ class Node:
         return int(stat[11]) + int(stat[12])  # utime + stime
 
 
+def trim_probe(node):
+    """What glibc's malloc_trim(0) gives back in a running node: its RSS before and after, and
+    the node's CPU ticks while gdb made the call (a bound on the call's cost, in ticks of
+    1/CLK_TCK s, the attach and detach included). malloc_stats() before and after prints each
+    arena's in-use and system bytes to the node's log. Needs gdb and a binary that links
+    malloc_trim (the static build does)."""
+    rss0 = node.rss_kib()[0]
+    cpu0 = node.cpu_ticks()
+    out = subprocess.run(
+        ["gdb", "-p", str(node.proc.pid), "-batch", "-nx",
+         "-ex", "call (void)malloc_stats()", "-ex", "call (int)malloc_trim(0)",
+         "-ex", "call (void)malloc_stats()"],
+        capture_output=True, text=True, timeout=120)
+    trimmed = [l for l in out.stdout.splitlines() if l.startswith("$")]
+    return {"rss_kib_before": rss0, "rss_kib_after": node.rss_kib()[0],
+            "cpu_ticks": node.cpu_ticks() - cpu0, "returned": trimmed}
+
+
 def wait_until(what, predicate, timeout, every=0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -341,6 +359,9 @@ def main():
     ap.add_argument("--out", default="registry-scale.json")
     ap.add_argument("--label", help="names this run in the plots (scripts/plot-scale.py)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    ap.add_argument("--trim-probe", action="store_true",
+                    help="at the end, call glibc's malloc_trim(0) in every node through gdb "
+                         "and record its RSS before and after (malloc_stats goes to its log)")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
     total = a.services * a.per_service
@@ -410,6 +431,9 @@ def main():
             "entries_per_second": round(total / join_s),
             "progress": seen[:: max(1, len(seen) // 20)],
             "rss_kib": late.rss_kib()[0], "load": load(),
+            # Every node's RSS once the late joiner holds everything: a node that pushed it
+            # the registry shows what that transient left.
+            "rss_kib_after": {n.name: n.rss_kib()[0] for n in nodes},
         }
         log(f"late join {result['late_join']}")
         report()
@@ -450,6 +474,9 @@ def main():
         result["idle_load"] = [l0, load()]
         result["rss_kib_end"] = {n.name: n.rss_kib()[0] for n in nodes}
         log(f"idle CPU % {result['idle_cpu_percent']}")
+        if a.trim_probe:
+            result["trim_probe"] = {n.name: trim_probe(n) for n in nodes}
+            log(f"malloc_trim probe {result['trim_probe']}")
     finally:
         for n in nodes:
             try:

@@ -45,7 +45,8 @@ pub struct Stats {
     /// Registry entries sent by anti-entropy (not counting gossip).
     pub entries_pushed: u64,
     /// Passes over the registry to find the entries anti-entropy pushes: one per peer for every
-    /// origin it asked for within `PUSH_BATCH_DELAY` (`node/catalog/sync.rs`).
+    /// origin it asked for within `PUSH_BATCH_DELAY` (`node/catalog/sync.rs`), made a datagram
+    /// at a time as the shell takes them (`node/catalog/push.rs`); a restart counts again.
     pub push_passes: u64,
     /// Registry entries dropped from the gossip queue before their last retransmission, to keep
     /// it within its bound (`swim::gossip::INSTANCE_UPDATES_MAX`); anti-entropy delivers them

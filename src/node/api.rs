@@ -387,6 +387,13 @@ pub struct Transmit {
 pub trait Sink {
     fn transmit(&mut self, transmit: Transmit);
     fn event(&mut self, event: Event);
+    /// Does the sink take one more datagram of a registry push now
+    /// ([`Node::poll_push`](super::Node::poll_push))? A shell that paces bulk sends answers
+    /// whether its pacer has room (the push is made as it leaves, not held); one that does not
+    /// (the simulator, the tests) takes every one, the default.
+    fn takes_push(&mut self) -> bool {
+        true
+    }
 }
 
 /// The plain [`Sink`]: what `drain` produced, in order, for the caller to act on (the driver,

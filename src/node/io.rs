@@ -177,15 +177,26 @@ impl Io {
     }
 
     fn transmit_as(&mut self, to: SocketAddr, datagram: DatagramBuilder, paced: bool) {
+        let transmit = self.finished(to, datagram, paced);
+        self.outbox_bytes += transmit.payload.len();
+        self.outbox.push_back(transmit);
+    }
+
+    /// One datagram of a bulk transfer, finished and counted, handed to the caller rather
+    /// than queued (a push made on demand, `catalog::push`).
+    pub(crate) fn paced_transmit(&mut self, to: SocketAddr, datagram: DatagramBuilder) -> Transmit {
+        self.finished(to, datagram, true)
+    }
+
+    fn finished(&mut self, to: SocketAddr, datagram: DatagramBuilder, paced: bool) -> Transmit {
         let payload = self.finish_datagram(datagram);
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += payload.len() as u64;
-        self.outbox_bytes += payload.len();
-        self.outbox.push_back(Transmit {
+        Transmit {
             to,
             payload: payload.into(),
             paced,
-        });
+        }
     }
 
     /// May the sender of the datagram being handled get a bulk answer of `kind`?

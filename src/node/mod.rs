@@ -10,7 +10,8 @@
 //! - [`Node::handle_command`]: join, leave, and the operator's other requests.
 //!
 //! After any input the caller drains the outputs, in this order, with [`Node::drain`]:
-//! datagrams to send ([`Node::poll_transmit`]), then events ([`Node::poll_event`]), then asks
+//! datagrams to send ([`Node::poll_transmit`], then those of registry pushes owed to peers,
+//! [`Node::poll_push`], as many as the sink has room for), then events ([`Node::poll_event`]), then asks
 //! for the next deadline ([`Node::poll_timeout`]). The tokio driver, the simulator and the
 //! fuzz targets all go through `drain`, so effects happen in the same order everywhere.
 //! Randomness comes from a ChaCha8 generator seeded at construction: the same seed, inputs
@@ -290,9 +291,35 @@ impl Node {
         self.io.timers.deadlines().filter(move |_| !stopped)
     }
 
-    /// Move every pending output into `sink`: datagrams first, then events.
+    /// The next datagram of a registry push this node owes a peer (anti-entropy: a late
+    /// joiner's whole registry, an origin's buckets that differ), encoded now, or None when
+    /// nothing is owed. Always [`Transmit::paced`]. The node keeps only what each push still
+    /// owes and how far it got (`catalog::push`), so a shell that paces calls this as its pacer
+    /// has room ([`Sink::takes_push`]) and the push never waits whole in memory. A push to a
+    /// peer that is no longer a live member is dropped here.
+    pub fn poll_push(&mut self) -> Option<Transmit> {
+        if self.membership.lifecycle == Lifecycle::Stopped {
+            return None;
+        }
+        let members = &self.membership.members;
+        self.catalog.next_push(&mut self.io, |to| {
+            members.any_at(to, crate::swim::State::is_live)
+        })
+    }
+
+    /// Peers this node owes a registry push ([`Node::poll_push`]).
+    pub fn pushes_owed(&self) -> usize {
+        self.catalog.pushes_owed()
+    }
+
+    /// Move every pending output into `sink`: datagrams first (then the datagrams of owed
+    /// pushes, as many as the sink takes), then events.
     pub fn drain(&mut self, sink: &mut impl Sink) {
         while let Some(t) = self.poll_transmit() {
+            sink.transmit(t);
+        }
+        while sink.takes_push() {
+            let Some(t) = self.poll_push() else { break };
             sink.transmit(t);
         }
         while let Some(e) = self.poll_event() {

@@ -444,7 +444,17 @@ impl Registry {
         &'a self,
         wanted: &'a BTreeMap<NodeName, BucketMask>,
     ) -> impl Iterator<Item = Entry> + 'a {
-        self.all()
+        self.entries_of_after(wanted, None)
+    }
+
+    /// [`Registry::entries_of`] from the first id past `after` on (all of them for None): a
+    /// push owed to a peer resumes here, a datagram at a time, whatever changed since.
+    pub fn entries_of_after<'a>(
+        &'a self,
+        wanted: &'a BTreeMap<NodeName, BucketMask>,
+        after: Option<&'a InstanceId>,
+    ) -> impl Iterator<Item = Entry> + 'a {
+        self.all_after(after)
             .filter(move |(id, s)| {
                 wanted
                     .get(&s.version.node)
@@ -522,8 +532,25 @@ impl Registry {
 
     /// Every entry, live and deleted, by id.
     fn all(&self) -> impl Iterator<Item = (&InstanceId, &Stored)> {
-        let mut live = self.entries.iter().map(|s| (s.id(), &*s.0)).peekable();
-        let mut deleted = self.deleted.iter().map(|(id, s)| (id, &**s)).peekable();
+        self.all_after(None)
+    }
+
+    /// Every entry, live and deleted, by id, from the first id past `after` (all for None).
+    fn all_after<'a>(
+        &'a self,
+        after: Option<&'a InstanceId>,
+    ) -> impl Iterator<Item = (&'a InstanceId, &'a Stored)> + 'a {
+        let from = after.map_or(Unbounded, Excluded);
+        let mut live = self
+            .entries
+            .range::<_, InstanceId>((from, Unbounded))
+            .map(|s| (s.id(), &*s.0))
+            .peekable();
+        let mut deleted = self
+            .deleted
+            .range::<_, InstanceId>((from, Unbounded))
+            .map(|(id, s)| (id, &**s))
+            .peekable();
         // Two id-ordered sequences with no id in common, merged.
         std::iter::from_fn(move || match (live.peek(), deleted.peek()) {
             (Some((a, _)), Some((b, _))) if b < a => deleted.next(),

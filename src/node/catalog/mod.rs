@@ -7,8 +7,8 @@
 //! - the instances this node owns and the commands that write them: [`ops`];
 //! - writing entries and merging what peers gossip: [`merge`];
 //! - the owner's tick (TTLs, checks due, tombstones) and failed owners' instances: [`tick`];
-//! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`], and its pace after
-//!   an exchange that brought news: [`resync`];
+//! - registry anti-entropy (hash, origin digests, bucket digests): [`sync`], its pace after
+//!   an exchange that brought news: [`resync`], and the pushes it owes peers: [`push`];
 //! - the bounds on what it holds (`instances_owned_max`, `registry_entries_max`): [`bounds`].
 
 mod bounds;
@@ -17,6 +17,7 @@ mod journal;
 mod merge;
 mod ops;
 mod owned;
+mod push;
 mod resync;
 mod sync;
 mod tick;
@@ -123,6 +124,9 @@ pub(crate) struct Catalog {
     /// one pass over the registry, when [`crate::timers::Timer::PushDue`] fires (at most
     /// `sync::PUSHES_DUE_MAX`).
     pushes_due: Vec<sync::PushDue>,
+    /// Pushes owed to peers, encoded a datagram at a time as the shell takes them
+    /// ([`push::Pushes`], at most `push::PUSHES_OWED_MAX` peers).
+    pushes: push::Pushes,
     /// Early re-syncs after exchanges that brought news: partners, the ceiling
     /// ([`resync::Resync`]).
     resync: resync::Resync,
@@ -145,6 +149,7 @@ impl Catalog {
             node_checks: Vec::new(),
             grave_replies: Vec::new(),
             pushes_due: Vec::new(),
+            pushes: push::Pushes::default(),
             resync: resync::Resync::default(),
         }
     }

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::push::Owed;
 use super::resync::{Fire, Timings};
 use super::{Catalog, MembershipView};
 use crate::bounded::BoundedVec;
@@ -392,8 +393,7 @@ impl Catalog {
         }
         if self.pushes_due.len() >= PUSHES_DUE_MAX {
             let wanted = BTreeMap::from([(origin, buckets)]);
-            io.stats.push_passes += 1;
-            return send_entries(io, to, self.registry.entries_of(&wanted));
+            return self.owe_push(io, to, wanted);
         }
         if self.pushes_due.is_empty() {
             io.timers.schedule(now + PUSH_BATCH_DELAY, Timer::PushDue);
@@ -405,16 +405,27 @@ impl Catalog {
         });
     }
 
-    /// Send what peers asked for since the first push fell due: one pass over the registry for
-    /// each peer, whatever the number of origins it asked for.
+    /// Owe what peers asked for since the first push fell due: one push for each peer,
+    /// whatever the number of origins it asked for, encoded as the shell takes its datagrams
+    /// ([`super::push`]).
     pub(crate) fn on_push_due(&mut self, io: &mut Io) {
         let mut due = std::mem::take(&mut self.pushes_due);
         due.sort_by_key(|d| d.to);
         for peer in due.chunk_by(|a, b| a.to == b.to) {
             let wanted: BTreeMap<NodeName, BucketMask> =
                 peer.iter().map(|d| (d.origin.clone(), d.buckets)).collect();
-            io.stats.push_passes += 1;
-            send_entries(io, peer[0].to, self.registry.entries_of(&wanted));
+            self.owe_push(io, peer[0].to, wanted);
+        }
+    }
+
+    /// Owe `to` our entries in `wanted`; a push started (or restarted) is one pass over the
+    /// registry, and one refused because too many peers are owed one is counted as a bulk
+    /// answer refused for a full outbox (the peer's next comparison asks again).
+    fn owe_push(&mut self, io: &mut Io, to: SocketAddr, wanted: BTreeMap<NodeName, BucketMask>) {
+        match self.pushes.owe(to, wanted) {
+            Owed::Started => io.stats.push_passes += 1,
+            Owed::Covered => {}
+            Owed::Refused => io.stats.reply_refused(crate::stats::Refusal::Outbox),
         }
     }
 
@@ -470,12 +481,9 @@ impl Catalog {
     }
 }
 
-/// Pack entries into datagrams within the budget, without piggybacking. They may be
-/// thousands (a late joiner, an origin whose every bucket differs after a bulk load), so
-/// they go out paced ([`crate::node::Transmit::paced`]). Each is encoded as it comes from
-/// the iterator and dropped: a whole-registry push holds its datagrams, not also a copy of
-/// every entry (at 100,000 entries that copy was ~18 MB beside ~9 MB of datagrams, issue
-/// 17; `tests/memory.rs`).
+/// Pack entries into datagrams within the budget, without piggybacking, paced
+/// ([`crate::node::Transmit::paced`]). Only for the few grave replies of one datagram; a push
+/// that may be thousands of datagrams is owed and made on demand ([`super::push`]).
 fn send_entries(io: &mut Io, to: SocketAddr, entries: impl IntoIterator<Item = Entry>) {
     let mut datagram = io.new_datagram();
     for entry in entries {

@@ -162,7 +162,8 @@ async fn run(
         if node.poll_timeout().is_some_and(|at| at <= clock.now()) {
             node.handle_timeout(clock.now());
         }
-        node.drain(&mut outbox);
+        // Owed pushes are made only as the pacer has room for them.
+        node.drain(&mut pacer::Room::new(&mut outbox, &paced));
         for t in outbox.transmits.drain(..) {
             if t.paced {
                 if !paced.push(t) {

@@ -186,3 +186,112 @@ fn a_resync_with_no_live_member_spends_nothing() {
     assert_eq!(n0.stats().registry_resyncs, 0);
     assert_eq!(n0.catalog.resync.spent(), 0, "the ceiling was spent");
 }
+
+/// n2's summary of its registry: empty, so n0 owes it every origin it holds, whole.
+fn empty_digest() -> Message {
+    Message::RegistryDigest(RegistryDigest {
+        reply_wanted: false,
+        from: None,
+        to: None,
+        origins: BoundedVec::new(Vec::new()),
+    })
+}
+
+/// n0 holds `count` entries of n1's and owes them all to n2 (the batch delay has passed).
+fn owing_n2(count: u32) -> Node {
+    let mut n0 = joiner();
+    deliver(&mut n0, at(10), 7001, entries(0..count));
+    assert_eq!(n0.registry().len(), count as usize);
+    deliver(&mut n0, at(20), 7002, vec![empty_digest()]);
+    n0.handle_timeout(at(20) + super::PUSH_BATCH_DELAY);
+    while n0.poll_transmit().is_some() {}
+    assert_eq!(n0.pushes_owed(), 1);
+    n0
+}
+
+/// A push is made as it is pulled, one datagram a call, and resumes past the last entry it
+/// sent: entries written meanwhile past that point go out with it; nothing is sent twice.
+#[test]
+fn a_push_is_made_a_datagram_at_a_time_and_sends_what_came_meanwhile() {
+    let mut n0 = owing_n2(200);
+    assert_eq!(
+        n0.stats().entries_pushed,
+        0,
+        "nothing made before it is pulled"
+    );
+    let first = n0.poll_push().expect("a datagram");
+    assert!(first.paced && first.to == addr(7002));
+    let sent = n0.stats().entries_pushed;
+    assert!(
+        sent > 0 && sent < 200,
+        "{sent} entries in the first datagram"
+    );
+    // n1 writes 100 more (ids "i-200".. sort past the first datagram's "i-0", "i-1", "i-10"..).
+    deliver(&mut n0, at(40), 7001, entries(200..300));
+    let mut datagrams = 1;
+    while let Some(t) = n0.poll_push() {
+        assert!(t.paced && t.to == addr(7002));
+        datagrams += 1;
+        assert!(datagrams < 1_000, "bounded");
+    }
+    assert_eq!(n0.stats().entries_pushed, 300);
+    assert_eq!(n0.pushes_owed(), 0, "done");
+    assert!(datagrams > 10, "{datagrams}");
+}
+
+/// A push to a peer that is no longer a live member is dropped at the next pull.
+#[test]
+fn a_push_to_a_departed_peer_is_dropped() {
+    let mut n0 = owing_n2(200);
+    assert!(n0.poll_push().is_some());
+    let left = Message::Member(wire::MemberUpdate {
+        name: name("n2"),
+        incarnation: Incarnation::ZERO,
+        claim: wire::Claim::Left,
+        profile: wire::Profile {
+            addr: addr(7002),
+            dc: Label::new("dc1").unwrap(),
+            tags: BoundedVec::new(Vec::new()),
+        },
+    });
+    deliver(&mut n0, at(40), 7001, vec![left]);
+    let sent = n0.stats().entries_pushed;
+    assert!(n0.poll_push().is_none());
+    assert_eq!(n0.pushes_owed(), 0);
+    assert_eq!(n0.stats().entries_pushed, sent);
+}
+
+/// A second comparison asking for what the push under way covers changes nothing; `drain`
+/// takes a push's datagrams only as far as its sink has room.
+#[test]
+fn a_repeated_request_keeps_the_push_and_drain_respects_the_sinks_room() {
+    struct Room(usize, usize);
+    impl crate::node::Sink for Room {
+        fn transmit(&mut self, t: crate::node::Transmit) {
+            self.1 += usize::from(t.paced);
+        }
+        fn event(&mut self, _: crate::node::Event) {}
+        fn takes_push(&mut self) -> bool {
+            let takes = self.0 > 0;
+            self.0 = self.0.saturating_sub(1);
+            takes
+        }
+    }
+    let mut n0 = owing_n2(200);
+    let mut sink = Room(2, 0);
+    n0.drain(&mut sink);
+    assert_eq!(sink.1, 2, "two datagrams, as the sink had room for");
+    let sent = n0.stats().entries_pushed;
+    deliver(&mut n0, at(200), 7002, vec![empty_digest()]);
+    n0.handle_timeout(at(200) + super::PUSH_BATCH_DELAY);
+    while n0.poll_transmit().is_some() {}
+    let mut rest = Room(usize::MAX, 0);
+    n0.drain(&mut rest);
+    assert_eq!(
+        n0.stats().entries_pushed,
+        200,
+        "the push went on, not from the start"
+    );
+    assert!(sent < 200);
+    assert_eq!(n0.pushes_owed(), 0);
+}
