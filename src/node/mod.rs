@@ -163,8 +163,9 @@ impl Node {
         if self.membership.lifecycle == Lifecycle::Stopped {
             return;
         }
+        self.io.set_seal_clock(now);
         self.io.stats.port_unreachable_reports += 1;
-        self.membership.on_port_unreachable(&mut self.io, now, addr);
+        self.membership.on_port_unreachable(&mut self.io, addr);
     }
 
     /// The shell read the wall clock as `wall` at `now` (its monotonic time). Registry versions

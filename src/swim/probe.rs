@@ -162,6 +162,9 @@ pub struct Relay {
     pub origin_seq: crate::wire::Seq,
     /// Where we pinged the target: a report that its port is closed nacks at once.
     pub target_addr: SocketAddr,
+    /// Nacked already (on such a report); the relay stays until its timeout, so an ack that
+    /// comes after all (a stale or forged report) is still passed on.
+    pub nacked: bool,
 }
 
 #[cfg(test)]

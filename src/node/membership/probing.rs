@@ -251,6 +251,7 @@ impl Membership {
                 origin: from,
                 origin_seq: req.seq,
                 target_addr: req.target_addr,
+                nacked: false,
             },
         );
         let messages = self.ping_messages(seq, &req.target);
@@ -262,25 +263,28 @@ impl Membership {
 
     pub(crate) fn on_relay_timeout(&mut self, io: &mut Io, _now: Instant, seq: Seq) {
         if let Some(relay) = self.relays.remove(&seq) {
-            io.stats.nacks_sent += 1;
-            self.send(
-                io,
-                relay.origin,
-                &[Message::Nack(Nack {
-                    seq: relay.origin_seq,
-                })],
-                true,
-            );
+            if !relay.nacked {
+                self.send_nack(io, &relay);
+            }
         }
+    }
+
+    fn send_nack(&mut self, io: &mut Io, relay: &Relay) {
+        io.stats.nacks_sent += 1;
+        let nack = Message::Nack(Nack {
+            seq: relay.origin_seq,
+        });
+        self.send(io, relay.origin, &[nack], true);
     }
 
     /// The network reported a datagram to `addr` undeliverable because nothing listens on its
     /// port (ICMP port unreachable: the host is up, the process is not). That is a strong
     /// hint, not proof (ICMP can be forged, and an address may be reused), so it only skips
     /// waiting: a probe of that address asks its helpers now instead of after its timeout,
-    /// and a ping we relay for another member is nacked now. The suspicion itself still
+    /// and a ping we relay for another member is nacked now (its ack, should one come, is
+    /// still passed on until the relay's timeout). The suspicion itself still
     /// needs the helpers' nacks or the period's end, and a live target still refutes it.
-    pub(crate) fn on_port_unreachable(&mut self, io: &mut Io, now: Instant, addr: SocketAddr) {
+    pub(crate) fn on_port_unreachable(&mut self, io: &mut Io, addr: SocketAddr) {
         let probes: Vec<Seq> = self
             .probes
             .iter()
@@ -292,15 +296,17 @@ impl Membership {
             io.stats.probes_cut_short += 1;
             self.on_probe_timeout(io, seq);
         }
-        let relays: Vec<Seq> = self
+        let relays: Vec<Relay> = self
             .relays
-            .iter()
-            .filter(|(_, r)| r.target_addr == addr)
-            .map(|(seq, _)| *seq)
+            .values_mut()
+            .filter(|r| r.target_addr == addr && !r.nacked)
+            .map(|r| {
+                r.nacked = true;
+                *r
+            })
             .collect();
-        for seq in relays {
-            io.timers.cancel(&Timer::RelayTimeout { seq });
-            self.on_relay_timeout(io, now, seq);
+        for relay in relays {
+            self.send_nack(io, &relay);
         }
     }
 

@@ -46,6 +46,8 @@ const EVENT_QUEUE_MAX: usize = 256;
 const RECV_BATCH_MAX: usize = 64;
 /// Error-queue entries read per wake-up; more wait for the next turn of the loop.
 const ERRORS_BATCH_MAX: usize = 64;
+/// Sends tried again after failing with an earlier datagram's ICMP error (`send`).
+const SEND_RETRIES_MAX: usize = 2;
 /// Time a leaving node waits for its goodbye to finish, beyond the configured propagation time.
 const LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// Republish the snapshot at least this often even without a visible change: acks (last
@@ -100,6 +102,25 @@ pub fn spawn(
     })
 }
 
+fn is_ipv6(socket: &UdpSocket) -> bool {
+    socket.local_addr().is_ok_and(|a| a.is_ipv6())
+}
+
+/// Send one datagram. With `IP_RECVERR` on, Linux fails the next send on the socket, to any
+/// address, with an earlier datagram's ICMP error; that send is tried again (the failure
+/// cleared the error), a bounded number of times.
+async fn send(socket: &UdpSocket, payload: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+    let mut tries = 0;
+    loop {
+        match socket.send_to(payload, to).await {
+            Err(e) if unreachable::is_earlier_datagrams_error(&e) && tries < SEND_RETRIES_MAX => {
+                tries += 1;
+            }
+            sent => return sent,
+        }
+    }
+}
+
 /// Hand the core what the socket's error queue holds (bounded per call): the addresses that
 /// had no process listening. False if the queue cannot be read, so the caller stops trying
 /// instead of waking for an error it can never clear.
@@ -113,7 +134,10 @@ fn read_errors(socket: &UdpSocket, node: &mut Node, clock: &Clock) -> bool {
             Ok(unreachable::Report::Other) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
             Err(e) => {
-                tracing::warn!(error = %e, "reading the gossip socket's error queue failed; ICMP reports are ignored from now on");
+                // Queued errors take room in the receive buffer: one left unread for good
+                // would end up starving the datagrams, so the kernel stops queuing them.
+                let _ = unreachable::disable(socket, is_ipv6(socket));
+                tracing::warn!(error = %e, "reading the gossip socket's error queue failed; ICMP reports are off from now on");
                 return false;
             }
         }
@@ -171,12 +195,12 @@ async fn run(
                 }
                 continue;
             }
-            if let Err(e) = socket.send_to(&t.payload, t.to).await {
+            if let Err(e) = send(&socket, &t.payload, t.to).await {
                 log.send_failed(t.to, &e, clock.now());
             }
         }
         while let Some(t) = paced.pop_due(clock.now()) {
-            if let Err(e) = socket.send_to(&t.payload, t.to).await {
+            if let Err(e) = send(&socket, &t.payload, t.to).await {
                 log.send_failed(t.to, &e, clock.now());
             }
         }
@@ -252,7 +276,13 @@ async fn run(
                 Err(e) => log.recv_failed(&e, clock.now()),
             },
             ready = socket.ready(Interest::ERROR), if icmp_reports => {
-                icmp_reports = ready.is_ok() && read_errors(&socket, &mut node, &clock);
+                icmp_reports = match ready {
+                    Ok(_) => read_errors(&socket, &mut node, &clock),
+                    Err(_) => {
+                        let _ = unreachable::disable(&socket, is_ipv6(&socket));
+                        false
+                    }
+                };
             },
             request = commands.recv(), if commands_open => match request {
                 Some(Request { command, reply }) => {

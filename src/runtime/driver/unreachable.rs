@@ -28,12 +28,32 @@ pub enum Report {
 
 /// Ask the kernel to queue ICMP errors on `socket`, an IPv6 one if `ipv6`.
 pub fn enable(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+    set(socket, ipv6, 1)
+}
+
+/// Stop queuing ICMP errors on `socket`; the kernel drops those still queued.
+pub fn disable(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+    set(socket, ipv6, 0)
+}
+
+/// Whether a send failed with an earlier datagram's ICMP error rather than its own: with
+/// `IP_RECVERR` on, Linux records the error on the socket as well as in its queue, and the
+/// next send, to whatever address, returns it (once).
+pub fn is_earlier_datagrams_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+fn set(socket: &impl AsRawFd, ipv6: bool, on: libc::c_int) -> io::Result<()> {
     let (level, name) = if ipv6 {
         (libc::SOL_IPV6, libc::IPV6_RECVERR)
     } else {
         (libc::SOL_IP, libc::IP_RECVERR)
     };
-    let on: libc::c_int = 1;
     // SAFETY: a plain setsockopt on a descriptor we own, with a pointer to a live c_int and
     // its exact length.
     #[allow(unsafe_code)]
@@ -193,6 +213,36 @@ mod tests {
     #[test]
     fn a_closed_ipv6_port_is_reported() {
         reports_a_closed_port("[::1]:0");
+    }
+
+    /// The kernel also fails the next send, to any address, with the pending error: that is
+    /// what the driver's `send` retries. Turning reports off drops what is queued.
+    #[test]
+    fn the_next_send_carries_the_error_and_disable_drops_the_queue() {
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let live = UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable(&sender, false).unwrap();
+        let closed = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        sender.send_to(b"ping", closed).unwrap();
+        let mut pollfd = libc::pollfd {
+            fd: sender.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd, count 1.
+        #[allow(unsafe_code)]
+        let ready = unsafe { libc::poll(&mut pollfd, 1, 5_000) };
+        assert_eq!(ready, 1, "no error signalled within 5 s");
+        let to_live = live.local_addr().unwrap();
+        let failed = sender.send_to(b"ack", to_live).unwrap_err();
+        assert!(is_earlier_datagrams_error(&failed), "{failed}");
+        sender.send_to(b"ack", to_live).unwrap();
+        disable(&sender, false).unwrap();
+        let empty = read_one(sender.as_raw_fd()).unwrap_err();
+        assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]
