@@ -610,17 +610,30 @@ fn generated() -> Vec<(PathBuf, Vec<u8>)> {
         ("decode_sealed", sealed_seeds()),
         ("cluster", cluster_seeds()),
     ] {
-        for (seed, bytes) in seeds {
-            out.push((seeds_dir(target).join(format!("{seed}.bin")), bytes));
-        }
+        out.extend(seed_files(target, seeds));
     }
     out
 }
 
+/// Where each of a target's generated seeds is kept.
+fn seed_files(target: &str, seeds: Vec<(&str, Vec<u8>)>) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = seeds_dir(target);
+    seeds
+        .into_iter()
+        .map(|(seed, bytes)| (dir.join(format!("{seed}.bin")), bytes))
+        .collect()
+}
+
 #[test]
 fn seeds_match_the_encoder() {
+    seeds_match(generated());
+}
+
+/// Each seed file holds what the writer makes now; with `HERA_WRITE_SEEDS` set, they are
+/// written instead.
+fn seeds_match(files: Vec<(PathBuf, Vec<u8>)>) {
     let write = std::env::var_os("HERA_WRITE_SEEDS").is_some();
-    for (path, bytes) in generated() {
+    for (path, bytes) in files {
         if write {
             fs::create_dir_all(path.parent().expect("seed files live in a directory"))
                 .expect("create the seed directory");
@@ -870,22 +883,7 @@ mod dns {
 
     #[test]
     fn dns_seeds_match_the_encoder() {
-        let write = std::env::var_os("HERA_WRITE_SEEDS").is_some();
-        for (seed, bytes) in seeds() {
-            let path = seeds_dir("dns_query").join(format!("{seed}.bin"));
-            if write {
-                fs::create_dir_all(path.parent().unwrap()).expect("create the seed directory");
-                fs::write(&path, &bytes).expect("write a seed");
-                continue;
-            }
-            let on_disk = fs::read(&path).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e}; regenerate with HERA_WRITE_SEEDS=1",
-                    path.display()
-                )
-            });
-            assert_eq!(on_disk, bytes, "{} is stale", path.display());
-        }
+        seeds_match(seed_files("dns_query", seeds()));
     }
 
     #[test]
@@ -1081,22 +1079,7 @@ mod data_dir {
 
     #[test]
     fn data_dir_seeds_match_the_writer() {
-        let write = std::env::var_os("HERA_WRITE_SEEDS").is_some();
-        for (seed, bytes) in seeds() {
-            let path = seeds_dir("data_dir").join(format!("{seed}.bin"));
-            if write {
-                fs::create_dir_all(path.parent().unwrap()).expect("create the seed directory");
-                fs::write(&path, &bytes).expect("write a seed");
-                continue;
-            }
-            let on_disk = fs::read(&path).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e}; regenerate with HERA_WRITE_SEEDS=1",
-                    path.display()
-                )
-            });
-            assert_eq!(on_disk, bytes, "{} is stale", path.display());
-        }
+        seeds_match(seed_files("data_dir", seeds()));
     }
 
     /// Every seed, the generated ones and the fuzzer's finds kept beside them.

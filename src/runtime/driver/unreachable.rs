@@ -174,20 +174,12 @@ mod tests {
     use super::*;
     use std::net::UdpSocket;
 
-    /// A datagram to a loopback port nobody listens on comes back as a report naming it; the
-    /// queue is then empty.
-    fn reports_a_closed_port(local: &str) {
-        let Ok(sender) = UdpSocket::bind(local) else {
-            return; // no such loopback (IPv6 off): nothing to test here
-        };
-        enable(&sender, sender.local_addr().unwrap().is_ipv6()).unwrap();
-        // A port that was bound a moment ago and is closed now.
-        let closed = {
-            let gone = UdpSocket::bind(local).unwrap();
-            gone.local_addr().unwrap()
-        };
+    /// Turn reports on for `sender`, send a datagram to a port on `local` that was bound a
+    /// moment ago and is closed now, and wait (at most 5 s) until the socket signals the error.
+    fn ping_a_closed_port(sender: &UdpSocket, local: &str) -> SocketAddr {
+        enable(sender, sender.local_addr().unwrap().is_ipv6()).unwrap();
+        let closed = UdpSocket::bind(local).unwrap().local_addr().unwrap();
         sender.send_to(b"ping", closed).unwrap();
-        // The report arrives asynchronously; wait for the socket to signal it, bounded.
         let mut pollfd = libc::pollfd {
             fd: sender.as_raw_fd(),
             events: 0,
@@ -197,6 +189,14 @@ mod tests {
         #[allow(unsafe_code)]
         let ready = unsafe { libc::poll(&mut pollfd, 1, 5_000) };
         assert_eq!(ready, 1, "no error signalled within 5 s");
+        closed
+    }
+
+    /// A datagram to a loopback port nobody listens on comes back as a report naming it; the
+    /// queue is then empty.
+    fn reports_a_closed_port(local: &str) {
+        let sender = UdpSocket::bind(local).unwrap();
+        let closed = ping_a_closed_port(&sender, local);
         assert_eq!(
             read_one(sender.as_raw_fd()).unwrap(),
             Report::PortUnreachable(closed)
@@ -221,21 +221,7 @@ mod tests {
     fn the_next_send_carries_the_error_and_disable_drops_the_queue() {
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         let live = UdpSocket::bind("127.0.0.1:0").unwrap();
-        enable(&sender, false).unwrap();
-        let closed = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        sender.send_to(b"ping", closed).unwrap();
-        let mut pollfd = libc::pollfd {
-            fd: sender.as_raw_fd(),
-            events: 0,
-            revents: 0,
-        };
-        // SAFETY: one live pollfd, count 1.
-        #[allow(unsafe_code)]
-        let ready = unsafe { libc::poll(&mut pollfd, 1, 5_000) };
-        assert_eq!(ready, 1, "no error signalled within 5 s");
+        ping_a_closed_port(&sender, "127.0.0.1:0");
         let to_live = live.local_addr().unwrap();
         let failed = sender.send_to(b"ack", to_live).unwrap_err();
         assert!(is_earlier_datagrams_error(&failed), "{failed}");
